@@ -1,0 +1,230 @@
+"""FourM checkpoints: the release layout, the Hub layout, and Hub ids — safetensors only.
+
+Layouts read and written:
+- *release*: one `.safetensors` file whose metadata is the flat config, each value a Python
+  literal string (`"['rgb@224', 'caption']"`, `"True"`) — what the official 4M files are;
+- *Hub*: a directory with `config.json` + `model.safetensors` (what `save_pretrained` writes);
+- a Hub repo id (`EPFL-VILAB/4M-7_B_CC12M`), downloaded through huggingface_hub into a directory
+  of the Hub layout.
+
+The state-dict keys are the official ones. Loading is tolerant where the official files vary
+(one or both names of a shared `mod_emb`, tied or untied decoder tables, recomputable sincos
+tables of either length, zero LayerNorm-bias buffers) and strict everywhere else: a missing,
+unexpected or mis-shaped weight is an error naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file as _st_save_file
+
+from .config import FourMConfig
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded as asked; the message says why and what to do."""
+
+
+# -- reading ----------------------------------------------------------------------------------
+def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file, with a readable error for corrupt files."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, RuntimeError) as err:
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file ({err}); it may be truncated or corrupt — "
+            "download or save it again"
+        ) from None
+    return tensors, metadata
+
+
+def resolve_checkpoint(source: str | os.PathLike, *, revision: str | None = None,
+                       cache_dir: str | os.PathLike | None = None) -> tuple[Path, dict[str, Any] | None]:
+    """Find the weights file (and Hub-layout config) for a file, a directory or a Hub repo id."""
+    path = Path(source)
+    if path.is_file():
+        return path, None
+    if path.is_dir():
+        weights = path / WEIGHTS_NAME
+        if not weights.is_file():
+            candidates = sorted(path.glob("*.safetensors"))
+            if len(candidates) != 1:
+                raise FileNotFoundError(
+                    f"{path} has no {WEIGHTS_NAME}" + (f" (found {[c.name for c in candidates]})" if candidates else "")
+                    + "; point at the .safetensors file itself"
+                )
+            weights = candidates[0]
+        config_file = path / CONFIG_NAME
+        return weights, (_read_config_json(config_file) if config_file.is_file() else None)
+    source = str(source)
+    if not _HUB_ID.match(source) or source.endswith(".safetensors"):
+        raise FileNotFoundError(f"{source!r} is neither an existing file or directory nor a Hub repo id (owner/name)")
+    return resolve_checkpoint(_download(source, revision, cache_dir))
+
+
+def _download(repo_id: str, revision: str | None, cache_dir: str | os.PathLike | None) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, cache_dir=cache_dir,
+                                      allow_patterns=[CONFIG_NAME, "*.safetensors"]))
+    except LocalEntryNotFoundError:
+        raise FileNotFoundError(
+            f"cannot fetch {repo_id!r} from the Hugging Face Hub and it is not in the local cache; "
+            "check the network (or HF_HUB_OFFLINE) or pass a local path"
+        ) from None
+    except HfHubHTTPError as err:
+        raise FileNotFoundError(f"the Hub refused {repo_id!r}: {err}") from None
+
+
+def _read_config_json(path: Path) -> dict[str, Any]:
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path} is not valid JSON ({err})") from None
+    # The Hub mixin of some huggingface_hub versions nests the constructor argument.
+    if set(config) == {"config"} and isinstance(config["config"], dict):
+        config = config["config"]
+    return config
+
+
+def load_config(source: str | os.PathLike, **kwargs: Any) -> FourMConfig:
+    """The FourM config of a checkpoint, without reading its weights."""
+    weights, config = resolve_checkpoint(source, **kwargs)
+    if config is not None:
+        return FourMConfig.from_dict(config)
+    with safe_open(str(weights), framework="pt") as f:
+        metadata = f.metadata() or {}
+    if "domains_in" not in metadata:
+        raise CheckpointError(f"{weights} carries no FourM config in its metadata and has no {CONFIG_NAME} beside it")
+    return FourMConfig.from_metadata(metadata)
+
+
+# -- mapping official state dicts onto a model ---------------------------------------------------
+def _decoder_ties(state: Mapping[str, torch.Tensor], config: FourMConfig) -> bool:
+    """Whether every sequence decoder's input table equals its output head (then they are tied)."""
+    for name in config.domains_out:
+        a = state.get(f"decoder_embeddings.{name}.token_emb.weight")
+        b = state.get(f"decoder_embeddings.{name}.to_logits.weight")
+        if a is not None and b is not None and a.shape == b.shape and not torch.equal(a, b):
+            return False
+    return True
+
+
+def load_state_dict_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], *, strict: bool = True) -> None:
+    """Copy official-layout weights into a FourM, with errors that name the offending keys."""
+    own = model.state_dict()
+    buffers = {name for name, _ in model.named_buffers()}
+    unexpected, mismatched = [], []
+    for key, value in state.items():
+        if key not in own:
+            # The official image-target decoders carry an unused input table.
+            if re.match(r"decoder_embeddings\.[^.]+\.token_emb\.weight$", key):
+                continue
+            unexpected.append(key)
+            continue
+        target = own[key]
+        if key in buffers and key.endswith("pos_emb"):
+            # Fixed sincos tables are recomputed; the file's copy must agree where it overlaps.
+            n = min(value.shape[1], target.shape[1])
+            if value.shape[0] != 1 or value.shape[2] != target.shape[2] or not torch.allclose(
+                    value[:, :n].float(), target[:, :n].float(), atol=1e-4):
+                mismatched.append(f"{key}: positional table differs from the sincos table this model builds")
+            continue
+        if tuple(value.shape) != tuple(target.shape):
+            mismatched.append(f"{key}: checkpoint {tuple(value.shape)} vs model {tuple(target.shape)}")
+            continue
+        with torch.no_grad():
+            target.copy_(value)
+    aliases = _aliases(model)
+    missing = []
+    for key in own:
+        if key in state or key in buffers and (key.endswith("pos_emb") or key.endswith(".bias")):
+            continue
+        if any(alias in state for alias in aliases.get(key, ())):
+            continue
+        missing.append(key)
+    problems = []
+    if mismatched:
+        problems.append("shape or value mismatches: " + "; ".join(mismatched[:8]))
+    if missing and strict:
+        problems.append(f"{len(missing)} weights missing from the checkpoint, e.g. {missing[:5]}")
+    if unexpected and strict:
+        problems.append(f"{len(unexpected)} unexpected weights, e.g. {unexpected[:5]}")
+    if problems:
+        raise CheckpointError(
+            "checkpoint does not match the model: " + " | ".join(problems)
+            + ". Was it saved from a model with another config (modalities, sizes)? "
+            "Load it with its own config, or pass strict=False to load the matching part only."
+        )
+
+
+def _aliases(model: torch.nn.Module) -> dict[str, tuple[str, ...]]:
+    """State-dict names that hold the same tensor (shared mod_emb, tied decoder tables)."""
+    by_ptr: dict[int, list[str]] = {}
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        by_ptr.setdefault(tensor.data_ptr(), []).append(name)
+    return {n: tuple(o for o in names if o != n) for names in by_ptr.values() for n in names if len(names) > 1}
+
+
+# -- writing -------------------------------------------------------------------------------------
+def official_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict in the official layout, each shared tensor written under all its names."""
+    state = dict(model.state_dict())
+    for name, module in model.decoder_embeddings.items():
+        key = f"decoder_embeddings.{name}.token_emb.weight"
+        if key not in state:
+            state[key] = state[f"decoder_embeddings.{name}.to_logits.weight"]
+    seen: set[int] = set()
+    out = {}
+    for key in sorted(state):
+        t = state[key].detach()
+        ptr = t.data_ptr()
+        out[key] = t.clone().contiguous() if ptr in seen else t.contiguous()
+        seen.add(ptr)
+    return out
+
+
+def atomic_save_file(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str] | None,
+                     *, overwrite: bool = False) -> Path:
+    """Write a safetensors file atomically (temp file + rename); never clobber unless asked."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        _st_save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def atomic_write_text(text: str, path: Path, *, overwrite: bool = False) -> None:
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)

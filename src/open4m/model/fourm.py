@@ -1,0 +1,379 @@
+"""The FourM encoder-decoder.
+
+`FourM.forward` takes the official batch format (see `open4m.batch`) and returns the official
+outputs, so code written for the released models ports unchanged. Internally the work is split
+into pieces the sampler reuses: token selection (`select_encoder_tokens`,
+`select_decoder_tokens`), `encode` (encoder + context projection), `decode` and the heads.
+
+Deliberate differences from the reference implementation (each keeps loaded checkpoints
+computing the same function):
+- attention is fused SDPA with additive masks; no softmax is materialised;
+- image-target decoders have no input token table (it was dead weight);
+- `loss_type="mod"` averages over modalities that have targets (the reference counted empty
+  modalities as zeros in the mean) and `loss_type="token"` is the true mean over target tokens
+  (the reference weighted by tokens x vocabulary size);
+- decoder modality order is the dict order unless shuffling is asked for, from a generator.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import modalities
+from ..batch import validate_mod_dict
+from ..modalities import Kind, Modality
+from . import checkpoint
+from .config import FourMConfig
+from .embeddings import (
+    ImageTokenDecoderEmbedding,
+    build_decoder_embedding,
+    build_encoder_embedding,
+)
+from .layers import DecoderBlock, EncoderBlock, LayerNorm, _BlockOptions, additive_mask
+
+
+@dataclass
+class EncoderTokens:
+    """The encoder's selected tokens: content `x`, positional+modality `emb`, padding and modality ids."""
+
+    x: torch.Tensor  # (B, N, D)
+    emb: torch.Tensor  # (B, N, D)
+    blocked: torch.Tensor  # (B, N) bool, True = padding
+    mod_ids: torch.Tensor  # (B, N) long, -1 = padding / register
+
+
+@dataclass
+class DecoderTokens:
+    """The decoder's selected query tokens, their targets and the self-attention mask."""
+
+    x: torch.Tensor  # (B, M, D)
+    emb: torch.Tensor  # (B, M, D)
+    blocked: torch.Tensor  # (B, M) bool
+    target_ids: torch.Tensor  # (B, M) long, 0 at padding
+    attn_blocked: torch.Tensor  # (B, M, M) bool, True = query may not attend to key
+    mod_ids: torch.Tensor  # (B, M) long, -1 = padding
+
+
+@dataclass
+class Context:
+    """Encoder output as the decoder sees it, plus the cross-attention mask."""
+
+    context: torch.Tensor  # (B, N, D) = proj(encoder output) + encoder emb
+    mask: torch.Tensor | None  # additive (B, 1, 1, N) or None when nothing is padded
+
+
+def _gather(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    if t.dim() == 2:
+        return torch.gather(t, 1, idx)
+    return torch.gather(t, 1, idx[..., None].expand(-1, -1, t.shape[-1]))
+
+
+def _keep_order(blocked: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices of the first `n` slots after moving non-blocked positions first, order kept."""
+    return torch.sort(blocked.to(torch.uint8), dim=1, stable=True).indices[:, :n]
+
+
+class FourM(nn.Module):
+    """Any-to-any masked multimodal encoder-decoder (4M)."""
+
+    def __init__(self, config: FourMConfig | Mapping[str, Any] | None = None, *, tie_decoder_embeddings: bool = True,
+                 **overrides: Any) -> None:
+        super().__init__()
+        if config is None:
+            config = FourMConfig(**overrides)
+        elif isinstance(config, Mapping):
+            config = FourMConfig.from_dict({**config, **overrides})
+        elif overrides:
+            config = FourMConfig.from_dict({**config.to_dict(), **overrides})
+        self.config = config
+        dim = config.dim
+        self.modality_info: dict[str, Modality] = modalities.get_many(
+            sorted(set(config.domains_in) | set(config.domains_out)))
+
+        self.encoder_embeddings = nn.ModuleDict({
+            m: build_encoder_embedding(self.modality_info[m], dim, config.image_size, config.patch_size)
+            for m in config.domains_in if self.modality_info[m].encoder
+        })
+        self.decoder_embeddings = nn.ModuleDict({
+            m: build_decoder_embedding(self.modality_info[m], dim, config.image_size, config.patch_size,
+                                       tie=tie_decoder_embeddings)
+            for m in config.domains_out if self.modality_info[m].decoder
+        })
+        if not self.encoder_embeddings:
+            raise ValueError(f"none of domains_in={config.domains_in} can be a model input")
+
+        opts = _BlockOptions(dim, config.num_heads, config.mlp_hidden_dim, config.act_layer, config.gated_mlp,
+                             config.qkv_bias, config.proj_bias, config.mlp_bias, config.norm_bias, config.qk_norm)
+        enc_rates, dec_rates = self._drop_path_rates(config)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
+        if config.num_register_tokens > 0:
+            self.register_tokens = nn.Parameter(torch.zeros(1, config.num_register_tokens, dim))
+        self.encoder = nn.ModuleList(EncoderBlock(opts, r) for r in enc_rates)
+        self.encoder_norm = opts.norm()
+        self.decoder_proj_context = nn.Linear(dim, dim, bias=True)
+        self.decoder = nn.ModuleList(DecoderBlock(opts, r) for r in dec_rates)
+        self.decoder_norm = opts.norm()
+        self._init_weights()
+        if config.share_modality_embeddings:
+            for name, dec in self.decoder_embeddings.items():
+                if name in self.encoder_embeddings:
+                    dec.mod_emb = self.encoder_embeddings[name].mod_emb
+        self.set_activation_checkpointing(config.use_act_checkpoint)
+
+    # -- construction ------------------------------------------------------------------------
+    @staticmethod
+    def _drop_path_rates(config: FourMConfig) -> tuple[list[float], list[float]]:
+        ne, nd = config.encoder_depth, config.decoder_depth
+        if config.shared_drop_path:
+            ramp = torch.linspace(0, config.drop_path_rate_encoder, ne + nd).tolist()
+            return ramp[:ne], ramp[ne:]
+        return (torch.linspace(0, config.drop_path_rate_encoder, ne).tolist(),
+                torch.linspace(0, config.drop_path_rate_decoder, nd).tolist())
+
+    def _init_weights(self) -> None:
+        """MAE-style init: xavier linears (q/k/v counted as separate matrices), N(0, 0.02) embeddings."""
+        for name, module in self.named_modules():
+            if isinstance(module, nn.Linear):
+                out_f, in_f = module.weight.shape
+                parts = 3 if name.endswith("qkv") else 2 if name.endswith("kv") else 1
+                bound = math.sqrt(6.0 / (out_f // parts + in_f))
+                nn.init.uniform_(module.weight, -bound, bound)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, (nn.LayerNorm, LayerNorm)):
+                nn.init.ones_(module.weight)
+                if isinstance(module.bias, nn.Parameter):
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, std=0.02)
+        for name, param in self.named_parameters():
+            if name == "mask_token" or name == "register_tokens" or name.endswith(("mod_emb", "pos_emb")):
+                nn.init.normal_(param, std=0.02)
+
+    def set_activation_checkpointing(self, enabled: bool) -> None:
+        """Recompute block activations in backward (less memory, ~30% more compute)."""
+        for block in (*self.encoder, *self.decoder):
+            block.act_checkpoint = enabled
+
+    @property
+    def input_modalities(self) -> list[str]:
+        return list(self.encoder_embeddings)
+
+    @property
+    def output_modalities(self) -> list[str]:
+        return list(self.decoder_embeddings)
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameters AdamW should not decay: norms, biases, embeddings, positional/modality/mask tokens."""
+        skip = set()
+        for name, param in self.named_parameters():
+            leaf = name.rsplit(".", 1)[-1]
+            if (param.dim() < 2 or leaf in ("mod_emb", "pos_emb", "mask_token", "register_tokens")
+                    or ".token_emb." in name or name.endswith("token_emb.weight")):
+                skip.add(name)
+        return skip
+
+    # -- token selection -----------------------------------------------------------------------
+    def _check_batch(self, mod_dict: Mapping[str, Mapping[str, torch.Tensor]], validate: bool) -> None:
+        unknown = [m for m in mod_dict if m not in self.encoder_embeddings and m not in self.decoder_embeddings]
+        if unknown:
+            raise ValueError(
+                f"this model has no embedding for modality {unknown}; its inputs are {self.input_modalities} "
+                f"and its outputs {self.output_modalities}. Drop those entries or use a model trained on them."
+            )
+        if validate:
+            validate_mod_dict(mod_dict)
+
+    def select_encoder_tokens(self, mod_dict: Mapping[str, Mapping[str, torch.Tensor]],
+                              num_encoder_tokens: int | None = None) -> EncoderTokens:
+        """Embed every input modality, keep the visible tokens (in order), pad to a fixed count.
+
+        `num_encoder_tokens=None` keeps as many as the batch row with the most visible tokens.
+        """
+        xs, embs, blocked, ids = [], [], [], []
+        for name, d in mod_dict.items():
+            emb_module = self.encoder_embeddings[name] if name in self.encoder_embeddings else None
+            if emb_module is None:
+                continue
+            x, emb = emb_module(d)
+            xs.append(x)
+            embs.append(emb)
+            blocked.append(d["input_mask"])
+            ids.append(torch.full_like(d["input_mask"], self.modality_info[name].id, dtype=torch.long))
+        if not xs:
+            raise ValueError(f"the batch has none of this model's input modalities {self.input_modalities}")
+        x, emb, mask, mod_ids = (torch.cat(t, dim=1) for t in (xs, embs, blocked, ids))
+        if num_encoder_tokens is None:
+            num_encoder_tokens = max(int((~mask).sum(dim=1).max()), 1)
+        keep = _keep_order(mask, num_encoder_tokens)
+        x, emb, mask, mod_ids = (_gather(t, keep) for t in (x, emb, mask, mod_ids))
+        if self.config.num_register_tokens > 0:
+            b, r = x.shape[0], self.config.num_register_tokens
+            x = torch.cat([self.register_tokens.expand(b, -1, -1), x], dim=1)
+            emb = torch.cat([emb.new_zeros(b, r, emb.shape[-1]), emb], dim=1)
+            mask = torch.cat([mask.new_zeros(b, r), mask], dim=1)
+            mod_ids = torch.cat([mod_ids.new_full((b, r), -1), mod_ids], dim=1)
+        keep_f = (~mask)[..., None].to(x.dtype)
+        return EncoderTokens(x * keep_f, emb * keep_f, mask, mod_ids.masked_fill(mask, -1))
+
+    def select_decoder_tokens(self, mod_dict: Mapping[str, Mapping[str, torch.Tensor]], num_decoder_tokens: int,
+                              order: list[str] | None = None) -> DecoderTokens:
+        """Build decoder queries for every target position and keep `num_decoder_tokens` of them.
+
+        Sequences are teacher-forced with a one-step shift: query i sees token i and predicts i+1,
+        so only positions where both are targets count.
+        """
+        xs, embs, blocked, targets, attn, ids = [], [], [], [], [], []
+        names = order if order is not None else [m for m in mod_dict if m in self.decoder_embeddings]
+        for name in names:
+            d, module = mod_dict[name], self.decoder_embeddings[name]
+            x, emb, tgt = module.embed(d)
+            tm, dam = d["target_mask"], d["decoder_attention_mask"]
+            if isinstance(module, ImageTokenDecoderEmbedding):
+                xs.append(self.mask_token.expand_as(emb))
+                embs.append(emb)
+                blocked.append(tm)
+                targets.append(tgt)
+                attn.append(dam)
+            else:
+                xs.append(x[:, :-1])
+                embs.append(emb[:, :-1])
+                blocked.append(tm[:, 1:] | tm[:, :-1])
+                targets.append(tgt[:, 1:])
+                attn.append(dam[:, :-1])
+            ids.append(torch.full_like(blocked[-1], self.modality_info[name].id, dtype=torch.long))
+        if not xs:
+            raise ValueError(f"the batch has none of this model's output modalities {self.output_modalities}")
+        x, emb, mask, tgt, dam, mod_ids = (torch.cat(t, dim=1) for t in (xs, embs, blocked, targets, attn, ids))
+        keep = _keep_order(mask, num_decoder_tokens)
+        x, emb, mask, tgt, dam, mod_ids = (_gather(t, keep) for t in (x, emb, mask, tgt, dam, mod_ids))
+        attn_blocked = self._decoder_attention(dam, mod_ids)
+        keep_f = (~mask)[..., None].to(x.dtype)
+        return DecoderTokens(x * keep_f, emb * keep_f, mask, tgt.masked_fill(mask, 0), attn_blocked,
+                             mod_ids.masked_fill(mask, -1))
+
+    def _decoder_attention(self, compressed: torch.Tensor, mod_ids: torch.Tensor) -> torch.Tensor:
+        """Expand the compressed mask: query i may see keys [0, cumsum_i), within its own modality."""
+        b, m = compressed.shape
+        keys = torch.arange(m, device=compressed.device)
+        if self.config.decoder_causal_mask:
+            blocked = (keys[None, :] > keys[:, None]).expand(b, m, m)
+        else:
+            blocked = keys[None, None, :] >= compressed.cumsum(dim=1)[:, :, None]
+        if self.config.decoder_sep_mask:
+            blocked = blocked | (mod_ids[:, :, None] != mod_ids[:, None, :])
+        return blocked
+
+    # -- the network -----------------------------------------------------------------------------
+    def encode(self, tokens: EncoderTokens) -> Context:
+        """Run the encoder and project its output into the decoder's cross-attention context."""
+        mask = None
+        if bool(tokens.blocked.any()):
+            mask = additive_mask(tokens.blocked[:, None, None, :], tokens.x.dtype)
+        x = tokens.x + tokens.emb
+        for block in self.encoder:
+            x = block(x, mask)
+        x = self.encoder_norm(x)
+        return Context(self.decoder_proj_context(x) + tokens.emb, mask)
+
+    def decode(self, queries: torch.Tensor, context: Context, attn_blocked: torch.Tensor | None) -> torch.Tensor:
+        """Run the decoder blocks over query embeddings; returns normed hidden states (B, M, D)."""
+        sa_mask = None if attn_blocked is None else additive_mask(attn_blocked[:, None], queries.dtype)
+        xa_mask = None if context.mask is None else context.mask.to(queries.dtype)
+        y = queries
+        for block in self.decoder:
+            y = block(y, context.context, sa_mask, xa_mask)
+        return self.decoder_norm(y)
+
+    def logits(self, modality: str, hidden: torch.Tensor) -> torch.Tensor:
+        """Output head of one modality."""
+        return self.decoder_embeddings[modality].to_logits(hidden)
+
+    def forward(self, mod_dict: Mapping[str, Mapping[str, torch.Tensor]], num_encoder_tokens: int,
+                num_decoder_tokens: int, loss_type: str = "mod", return_logits: bool = False, *,
+                shuffle_decoder_modalities: bool = False, generator: torch.Generator | None = None,
+                validate: bool = True):
+        """The official forward: `(loss, {modality: loss})`, or `{modality: logits (B, M, V)}`.
+
+        `shuffle_decoder_modalities` randomises the order of target modalities in the decoder (the
+        official training behaviour; it only matters when `decoder_sep_mask` is off).
+        """
+        if loss_type not in ("mod", "modality", "token"):
+            raise ValueError(f"loss_type must be 'mod' or 'token', got {loss_type!r}")
+        self._check_batch(mod_dict, validate)
+        order = [m for m in mod_dict if m in self.decoder_embeddings]
+        if shuffle_decoder_modalities:
+            order = [order[i] for i in torch.randperm(len(order), generator=generator).tolist()]
+        enc = self.select_encoder_tokens(mod_dict, num_encoder_tokens)
+        dec = self.select_decoder_tokens(mod_dict, num_decoder_tokens, order)
+        context = self.encode(enc)
+        hidden = self.decode(dec.x + dec.emb, context, dec.attn_blocked)
+        if return_logits:
+            return {m: self.logits(m, hidden) for m in order}
+        return self._loss(hidden, dec, order, loss_type)
+
+    def _loss(self, hidden: torch.Tensor, dec: DecoderTokens, order: list[str],
+              loss_type: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        per_mod: dict[str, torch.Tensor] = {}
+        sums, counts, present = [], [], []
+        for name in order:
+            sel = dec.mod_ids == self.modality_info[name].id
+            logits = self.logits(name, hidden[sel])
+            if logits.shape[0] == 0:
+                # Keep the head in the graph (zero gradient) so data-parallel ranks stay in step.
+                per_mod[name] = logits.sum() * 0.0
+                continue
+            ce_sum = F.cross_entropy(logits.float(), dec.target_ids[sel], reduction="sum")
+            per_mod[name] = ce_sum / logits.shape[0]
+            present.append(per_mod[name])
+            sums.append(ce_sum)
+            counts.append(logits.shape[0])
+        if not sums:
+            total = hidden.sum() * 0.0
+        elif loss_type == "token":
+            total = torch.stack(sums).sum() / sum(counts)
+        else:
+            total = torch.stack(present).mean()
+        return total, per_mod
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, source: str | os.PathLike, *, strict: bool = True, map_location: str | torch.device = "cpu",
+                        dtype: torch.dtype | None = None, revision: str | None = None,
+                        cache_dir: str | os.PathLike | None = None) -> "FourM":
+        """Load a release-layout `.safetensors` file, a Hub-layout directory, or a Hub repo id."""
+        weights, config_dict = checkpoint.resolve_checkpoint(source, revision=revision, cache_dir=cache_dir)
+        state, metadata = checkpoint.read_safetensors(weights)
+        if config_dict is not None:
+            config = FourMConfig.from_dict(config_dict)
+        elif "domains_in" in metadata:
+            config = FourMConfig.from_metadata(metadata)
+        else:
+            raise checkpoint.CheckpointError(
+                f"{weights} has no FourM config (neither safetensors metadata nor {checkpoint.CONFIG_NAME} beside it)"
+            )
+        model = cls(config, tie_decoder_embeddings=checkpoint._decoder_ties(state, config))
+        checkpoint.load_state_dict_into(model, state, strict=strict)
+        model.to(device=map_location, dtype=dtype)
+        return model.eval()
+
+    def save_file(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write the release layout: one safetensors file, the config in its metadata."""
+        return checkpoint.atomic_save_file(checkpoint.official_state_dict(self), path, self.config.to_metadata(),
+                                           overwrite=overwrite)
+
+    def save_pretrained(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write the Hub layout: `config.json` + `model.safetensors` (which also carries the config)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.save_file(directory / checkpoint.WEIGHTS_NAME, overwrite=overwrite)
+        checkpoint.atomic_write_text(self.config.to_json(), directory / checkpoint.CONFIG_NAME, overwrite=overwrite)
+        return directory
