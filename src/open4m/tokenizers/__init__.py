@@ -1,0 +1,1 @@
+"""Tokenizers: every 4M modality to discrete tokens and back."""

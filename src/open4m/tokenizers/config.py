@@ -1,0 +1,194 @@
+"""Tokenizer configs: one dataclass per tokenizer class, readable from the official metadata.
+
+Field names are the official constructor arguments (``enc_type``, ``n_channels``, ``quant_type`` ...)
+so a released checkpoint's safetensors metadata becomes a config without renaming. Official
+metadata stores every value as a Python-literal string (``"True"``, ``"None"``, ``"64"``); values are
+converted by each field's declared type, so a string field never turns into a bool by accident.
+Keys the official code accepts but that change nothing at inference (``sync_codebook``,
+``ckpt_path`` ...) are dropped; any other unknown key is an error that names the valid ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import yaml
+
+__all__ = ["VQVAEConfig", "DiVAEConfig", "config_from_dict", "config_to_dict", "config_to_metadata", "parse_official_value"]
+
+# Official keys that only matter for training bookkeeping or distributed runs.
+_IGNORED_KEYS = frozenset({
+    "sync_codebook", "ckpt_path", "ignore_keys", "freeze_enc", "code_replacement_policy", "norm_latents",
+    "config", "cls_free_guidance_dropout", "masked_cfg", "masked_cfg_low", "masked_cfg_high",
+    "dec_transformer_dropout", "conditioning", "clip_sample", "thresholding", "input_size_enc",
+})
+
+
+@dataclass
+class VQVAEConfig:
+    """A VQ-VAE: encoder (ViT or bottleneck MLP) -> 1x1 proj -> quantizer -> 1x1 proj -> decoder."""
+
+    image_size: int = 224
+    n_channels: int = 3
+    n_labels: int | None = None  # semantic segmentation: class ids are embedded to n_channels
+    enc_type: str = "vit_b_enc"  # vit_{t,s,b,l}_enc, 'vit' + enc_dim/depth/heads, or BottleneckMLP/B_n-Wi_w
+    dec_type: str = "vit_b_dec"
+    patch_proj: bool = True  # False for feature maps: 1x1 "patches"
+    post_mlp: bool = False  # tanh MLP after the encoder (and before the decoder's output projection)
+    patch_size: int = 16
+    quant_type: str = "lucid"  # 'lucid' (cosine EMA VQ) or 'memcodes'
+    codebook_size: int = 16384
+    num_codebooks: int = 1
+    latent_dim: int = 32
+    norm_codes: bool = True
+    ema_decay: float = 0.99
+    threshold_ema_dead_code: float = 0.25
+    commitment_weight: float = 1.0
+    kmeans_init: bool = False
+    out_conv: bool = False
+    undo_std: bool = False  # input arrives ImageNet-normalised; map it back to [-1, 1] first
+    image_size_enc: int | None = None
+    image_size_dec: int | None = None
+    patch_size_dec: int | None = None
+    enc_dim: int | None = None  # explicit ViT sizes (override the preset's)
+    enc_depth: int | None = None
+    enc_heads: int | None = None
+    dec_dim: int | None = None
+    dec_depth: int | None = None
+    dec_heads: int | None = None
+    modality: str | None = None  # the registry name this tokenizer serves, if known
+    preprocess: dict[str, Any] = field(default_factory=dict)  # see open4m.tokenizers.preprocess
+    tokenizer_class: str = "vqvae"
+
+    def __post_init__(self) -> None:
+        if self.quant_type not in ("lucid", "memcodes"):
+            raise ValueError(f"quant_type must be 'lucid' or 'memcodes', got {self.quant_type!r}")
+        if self.quant_type == "lucid" and not self.norm_codes:
+            raise ValueError("only cosine-similarity codebooks (norm_codes=True) are supported, as in every 4M release")
+        for name in ("image_size", "n_channels", "patch_size", "codebook_size", "num_codebooks", "latent_dim"):
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f"config field {name} must be positive, got {getattr(self, name)}")
+
+    @property
+    def out_channels(self) -> int:
+        return self.n_labels or self.n_channels
+
+    @property
+    def is_mlp(self) -> bool:
+        return self.enc_type.startswith("BottleneckMLP")
+
+    def grid(self, image_size: int | None = None) -> tuple[int, int]:
+        """Token grid at ``image_size`` (default: the training size)."""
+        if self.is_mlp:
+            return (1, 1)
+        size = image_size or self.image_size
+        n = size // self.patch_size if self.patch_proj else size
+        return (n, n)
+
+
+@dataclass
+class DiVAEConfig(VQVAEConfig):
+    """A VQ-VAE whose decoder is a diffusion model conditioned on the quantized latents."""
+
+    dec_type: str = "unet"
+    dec_channels: int = 64  # base width of our compact UNet
+    dec_channel_mult: tuple[int, ...] = (1, 2, 2)
+    dec_patch_size: int = 4  # pixels are patchified before the UNet, like the official patched UNet
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "squaredcos_cap_v2"
+    prediction_type: str = "v_prediction"  # or 'sample' (x0)
+    zero_terminal_snr: bool = True
+    scheduler: str = "ddim"  # 'ddpm' or 'ddim' at decode time
+    tokenizer_class: str = "divae"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.prediction_type not in ("v_prediction", "sample", "epsilon"):
+            raise ValueError(f"prediction_type must be 'v_prediction', 'sample' or 'epsilon', got {self.prediction_type!r}")
+        if self.scheduler not in ("ddpm", "ddim"):
+            raise ValueError(f"scheduler must be 'ddpm' or 'ddim', got {self.scheduler!r}")
+
+
+_CLASSES: dict[str, type[VQVAEConfig]] = {"vqvae": VQVAEConfig, "divae": DiVAEConfig}
+
+
+def parse_official_value(raw: Any) -> Any:
+    """The official metadata convention: YAML-parse the string after mapping ``None`` to ``null``."""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return yaml.safe_load(raw.replace("None", "null"))
+    except yaml.YAMLError:
+        return raw
+
+
+def _coerce(name: str, tp: Any, value: Any) -> Any:
+    """Convert one raw value to the field's declared type, or say which field is wrong."""
+    origin = typing.get_origin(tp)
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if origin in (typing.Union, types.UnionType):
+        if value is None or value == "None":
+            return None
+        return _coerce(name, args[0], value)
+    if tp is str:
+        return str(value)
+    parsed = parse_official_value(value) if isinstance(value, str) else value
+    try:
+        if tp is bool:
+            if not isinstance(parsed, bool):
+                raise TypeError
+            return parsed
+        if tp in (int, float):
+            return tp(parsed)
+        if origin is tuple:
+            return tuple(int(v) for v in parsed)
+        if origin is dict or tp is dict:
+            if isinstance(parsed, str):
+                parsed = json.loads(parsed)
+            return dict(parsed)
+    except (TypeError, ValueError, json.JSONDecodeError):
+        raise ValueError(f"config field {name!r}: cannot read {value!r} as {getattr(tp, '__name__', tp)}") from None
+    return parsed
+
+
+def _infer_class(raw: Mapping[str, Any]) -> str:
+    if "tokenizer_class" in raw:
+        return str(raw["tokenizer_class"])
+    official_divae = "beta_schedule" in raw or str(raw.get("dec_type", "")).startswith(("unet", "uvit"))
+    return "divae" if official_divae else "vqvae"
+
+
+def config_from_dict(raw: Mapping[str, Any]) -> VQVAEConfig:
+    """Official metadata or our own config dict -> the matching config dataclass."""
+    kind = _infer_class(raw)
+    if kind not in _CLASSES:
+        raise ValueError(f"unknown tokenizer_class {kind!r}; known: {sorted(_CLASSES)}")
+    cls = _CLASSES[kind]
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names - _IGNORED_KEYS)
+    if unknown:
+        raise ValueError(f"unknown {kind} config keys {unknown}; valid keys: {sorted(names)}")
+    kwargs = {k: _coerce(k, hints[k], v) for k, v in raw.items() if k in names}
+    if kind == "divae" and "dec_type" in raw and not str(raw["dec_type"]).startswith("unet"):
+        raise ValueError(f"DiVAE decoder {raw['dec_type']!r} is not supported; open4m's DiVAE uses dec_type='unet'")
+    return cls(**kwargs)
+
+
+def config_to_metadata(config: VQVAEConfig) -> dict[str, str]:
+    """Config -> safetensors metadata in the official convention (every value a literal string)."""
+    out: dict[str, str] = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        out[f.name] = json.dumps(value) if isinstance(value, (dict, list, tuple)) else str(value)
+    return out
+
+
+def config_to_dict(config: VQVAEConfig) -> dict[str, Any]:
+    """Config -> JSON-ready dict (the Hub layout's config.json)."""
+    return dataclasses.asdict(config)
