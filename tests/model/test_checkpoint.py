@@ -1,0 +1,141 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from open4m.model import CheckpointError, FourM, FourMConfig, load_config
+from open4m.model import checkpoint
+
+from fourm_batches import random_batch
+
+MODS = ["rgb@224", "tok_depth@224", "caption"]
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return FourM(FourMConfig(domains_in=MODS, domains_out=MODS[1:], dim=32, encoder_depth=1, decoder_depth=1,
+                             num_heads=2)).eval()
+
+
+def _loss(m):
+    with torch.no_grad():
+        return m(random_batch(MODS), 48, 32)[0].item()
+
+
+def test_release_file_metadata_is_python_literals(model, tmp_path):
+    path = model.save_file(tmp_path / "m.safetensors")
+    from safetensors import safe_open
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    assert meta["domains_in"] == "['rgb@224', 'tok_depth@224', 'caption']" and meta["gated_mlp"] == "False"
+    assert load_config(path) == model.config
+
+
+def test_never_overwrites_without_asking(model, tmp_path):
+    path = model.save_file(tmp_path / "m.safetensors")
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        model.save_file(path)
+    assert path.read_bytes() == before
+    model.save_file(path, overwrite=True)
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic write leaves no temp files
+
+
+def test_hub_layout_and_nested_config(model, tmp_path):
+    d = model.save_pretrained(tmp_path / "hub")
+    assert (d / "config.json").is_file() and (d / "model.safetensors").is_file()
+    cfg = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({"config": cfg}))  # older hub mixin layout
+    assert _loss(FourM.from_pretrained(d)) == pytest.approx(_loss(model), abs=1e-6)
+
+
+def test_hub_repo_id_goes_through_snapshot_download(model, tmp_path, monkeypatch):
+    d = model.save_pretrained(tmp_path / "snapshot")
+    calls = {}
+
+    def fake_snapshot_download(repo_id, revision=None, cache_dir=None, allow_patterns=None):
+        calls.update(repo_id=repo_id, revision=revision, allow_patterns=allow_patterns)
+        return str(d)
+
+    import huggingface_hub
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    loaded = FourM.from_pretrained("EPFL-VILAB/4M-7_B_CC12M", revision="main")
+    assert calls["repo_id"] == "EPFL-VILAB/4M-7_B_CC12M" and "*.safetensors" in calls["allow_patterns"]
+    assert _loss(loaded) == pytest.approx(_loss(model), abs=1e-6)
+
+
+def test_offline_hub_id_is_explained(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="Hugging Face Hub|Hub refused"):
+        checkpoint._download("EPFL-VILAB/not-cached", None, tmp_path)
+
+
+def test_missing_path_is_explained():
+    with pytest.raises(FileNotFoundError, match="neither an existing file"):
+        FourM.from_pretrained("no/such/file.safetensors")
+
+
+def test_corrupt_file(model, tmp_path):
+    path = model.save_file(tmp_path / "m.safetensors")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        FourM.from_pretrained(path)
+
+
+def test_missing_unexpected_and_mismatched_keys(model, tmp_path):
+    path = model.save_file(tmp_path / "m.safetensors")
+    from safetensors import safe_open
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    state = load_file(str(path))
+
+    missing = {k: v for k, v in state.items() if k != "encoder.0.attn.qkv.weight"}
+    save_file(missing, str(tmp_path / "missing.safetensors"), metadata=meta)
+    with pytest.raises(CheckpointError, match="encoder.0.attn.qkv.weight"):
+        FourM.from_pretrained(tmp_path / "missing.safetensors")
+    partial = FourM.from_pretrained(tmp_path / "missing.safetensors", strict=False)
+    assert partial.encoder[0].attn.qkv.weight.shape == (96, 32)
+
+    extra = dict(state, **{"encoder.9.attn.qkv.weight": torch.zeros(1)})
+    save_file(extra, str(tmp_path / "extra.safetensors"), metadata=meta)
+    with pytest.raises(CheckpointError, match="unexpected weights.*encoder.9"):
+        FourM.from_pretrained(tmp_path / "extra.safetensors")
+
+    wrong = dict(state, **{"mask_token": torch.zeros(1, 1, 16)})
+    save_file(wrong, str(tmp_path / "wrong.safetensors"), metadata=meta)
+    with pytest.raises(CheckpointError, match=r"mask_token: checkpoint \(1, 1, 16\) vs model \(1, 1, 32\)"):
+        FourM.from_pretrained(tmp_path / "wrong.safetensors")
+
+
+def test_unknown_modality_in_config(model, tmp_path):
+    path = model.save_file(tmp_path / "m.safetensors")
+    from safetensors import safe_open
+    with safe_open(str(path), "pt") as f:
+        meta = dict(f.metadata())
+    meta["domains_out"] = "['tok_depht@224']"
+    save_file(load_file(str(path)), str(tmp_path / "bad.safetensors"), metadata=meta)
+    with pytest.raises(KeyError, match="unknown modality 'tok_depht@224'.*tok_depth@224"):
+        FourM.from_pretrained(tmp_path / "bad.safetensors")
+
+
+def test_deduplicated_shared_tensors_load(model, tmp_path):
+    """Writers that keep one name per shared tensor (safetensors.save_model) still load."""
+    state = checkpoint.official_state_dict(model)
+    del state["encoder_embeddings.caption.mod_emb"]  # keep only the decoder's name of the shared tensor
+    save_file(state, str(tmp_path / "dedup.safetensors"), metadata=model.config.to_metadata())
+    assert _loss(FourM.from_pretrained(tmp_path / "dedup.safetensors")) == pytest.approx(_loss(model), abs=1e-6)
+
+
+def test_untied_decoder_tables_stay_untied(model, tmp_path):
+    state = checkpoint.official_state_dict(model)
+    state["decoder_embeddings.caption.token_emb.weight"] = state["decoder_embeddings.caption.token_emb.weight"] + 1
+    save_file(state, str(tmp_path / "untied.safetensors"), metadata=model.config.to_metadata())
+    loaded = FourM.from_pretrained(tmp_path / "untied.safetensors")
+    dec = loaded.decoder_embeddings["caption"]
+    assert dec.token_emb.weight is not dec.to_logits.weight
+    torch.testing.assert_close(dec.token_emb.weight, state["decoder_embeddings.caption.token_emb.weight"])
