@@ -1,1 +1,49 @@
-"""Tokenizers: every 4M modality to discrete tokens and back."""
+"""Tokenizers: every 4M modality to discrete tokens and back.
+
+Every tokenizer has ``encode(x) -> LongTensor``, ``decode(tokens)``, ``from_pretrained`` and
+``save_pretrained``; :func:`load_tokenizer` picks the right class from what a checkpoint holds.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Union
+
+from .config import DiVAEConfig, VQVAEConfig
+from .text import TextTokenizer
+from .vq import CosineVQ, Memcodes
+from .vqvae import VQVAE, VQTokenizer
+
+__all__ = ["load_tokenizer", "VQVAE", "VQTokenizer", "VQVAEConfig", "DiVAEConfig", "TextTokenizer",
+           "CosineVQ", "Memcodes", "Tokenizer"]
+
+Tokenizer = Union[VQTokenizer, TextTokenizer]
+
+
+def _is_text(path: Path) -> bool:
+    return path.suffix == ".json" and path.name != "config.json" or (path.is_dir() and (path / "tokenizer.json").exists())
+
+
+def load_tokenizer(name_or_path: str | os.PathLike) -> Tokenizer:
+    """A tokenizer JSON, a ``.safetensors`` file, a Hub-layout directory or a Hub id -> the tokenizer.
+
+    The class comes from the checkpoint's config (``tokenizer_class``, or the official keys:
+    a diffusion ``beta_schedule`` means DiVAE), so callers never need to know it.
+    """
+    from .checkpoint import read_checkpoint, resolve_checkpoint
+    from .config import config_from_dict
+
+    path = resolve_checkpoint(name_or_path)
+    if _is_text(path):
+        return TextTokenizer.from_pretrained(path)
+    state, raw = read_checkpoint(path)
+    config = config_from_dict(raw)
+    if isinstance(config, DiVAEConfig):
+        from .divae import DiVAE
+
+        model: VQTokenizer = DiVAE(config)
+    else:
+        model = VQVAE(config)
+    model.load_official_state_dict(state, source=str(name_or_path))
+    return model.eval()
