@@ -1,0 +1,324 @@
+"""Generation schedules: the flat list of decoding steps a chained any-to-any generation runs.
+
+A schedule says, for every target modality in order, how it is decoded (MaskGIT, random-order
+ROAR, or autoregressive), how many tokens each step commits, at which temperature, with which
+top-k / top-p, how strongly classifier-free guidance pushes, and on which conditions. It is plain
+data, validated once here, so the sampler can trust it and users get errors that say why.
+
+The token and temperature schedules reproduce the official ones number for number (cosine
+rounding, `linspace` truncation, the `onex` curve indexed by step), which is what lets generation
+match the official sampler at equal seeds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from .. import modalities
+from ..modalities import Kind, Modality
+
+SCHEMES = ("maskgit", "roar", "autoregressive")
+TOKEN_SCHEDULES = ("cosine", "linear")
+CFG_SCHEDULES = ("constant",)
+
+
+# ------------------------------------------------------------------------------------------
+# Token and temperature schedules
+# ------------------------------------------------------------------------------------------
+def token_schedule(kind: str, steps: int, tokens: int) -> list[int]:
+    """Tokens committed per step; they sum to `tokens`.
+
+    `cosine`: step i commits round(tokens * (s_i - s_i+1)) with s_i = (1 + cos(pi i / steps)) / 2,
+    the last step takes the remainder (few tokens first and last, many in the middle).
+    `linear`: the differences of `linspace(0, tokens, steps + 1)` truncated to ints, largest first.
+    """
+    if steps < 1:
+        raise ValueError(f"steps={steps}: a schedule needs at least one step")
+    if not 1 <= steps <= tokens:
+        raise ValueError(f"{steps} steps for {tokens} tokens: every step must commit at least one token; use steps <= {tokens}")
+    if kind == "cosine":
+        s = [0.5 * (1 + math.cos(math.pi * i / steps)) for i in range(steps)]
+        counts = [round(tokens * (a - b)) for a, b in zip(s[:-1], s[1:])]
+        counts.append(tokens - sum(counts))
+    elif kind == "linear":
+        edges = np.linspace(0, tokens, steps + 1).astype(int)
+        counts = sorted(np.diff(edges).tolist(), reverse=True)
+    else:
+        raise ValueError(f"unknown token schedule {kind!r}; choose one of {TOKEN_SCHEDULES}")
+    if min(counts) < 1:
+        raise ValueError(f"the {kind} schedule of {tokens} tokens in {steps} steps leaves a step empty ({counts}); use fewer steps")
+    return counts
+
+
+_ONEX = re.compile(r"onex:([^:]+):([^:]+)")
+
+
+def temperature_schedule(kind: str, temperature: float, counts: Sequence[int]) -> list[float]:
+    """One temperature per step of a token schedule `counts`.
+
+    `constant`; `linear`: the start temperature times the fraction of tokens still masked before
+    each step; `onex:{min_t}:{power}`: min_t + (T - min_t) * (1 - done_i) * y_i with y the
+    normalised x^-power curve on linspace(1, 100, total tokens), indexed by *step* (as the
+    official code does). Results are clipped at 1e-9 like the official ones.
+    """
+    total = sum(counts)
+    done = np.cumsum(counts) / total
+    if kind == "constant":
+        temps = np.full(len(counts), float(temperature))
+    elif kind == "linear":
+        temps = np.concatenate(([temperature], temperature * (1 - done[:-1])))
+    elif (m := _ONEX.fullmatch(kind)) is not None:
+        try:
+            min_t, power = float(m.group(1)), float(m.group(2))
+        except ValueError:
+            raise ValueError(f"temperature schedule {kind!r}: write onex:{{min_t}}:{{power}} with numbers, e.g. onex:0.5:0.5") from None
+        y = np.linspace(1, 100, total) ** -power
+        y = (y - y.min()) / (y.max() - y.min()) if y.max() > y.min() else np.ones_like(y)
+        temps = min_t + (temperature - min_t) * (1 - done) * y[: len(counts)]
+    else:
+        raise ValueError(f"unknown temperature schedule {kind!r}; use constant, linear or onex:{{min_t}}:{{power}}")
+    return np.clip(temps, 1e-9, None).tolist()
+
+
+# ------------------------------------------------------------------------------------------
+# Data classes
+# ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScheduleStep:
+    """One decoding step of one target modality.
+
+    For `autoregressive` targets a single step stands for the whole sequence: `num_tokens` is
+    then the most tokens to generate (decoding stops earlier at the end token).
+    `cfg_scale` is one float, or one weight per condition for multi-condition guidance;
+    a scale of 1 (or no conditions) means no guidance.
+    """
+
+    target: str
+    scheme: str
+    num_tokens: int
+    temperature: float
+    top_k: int | float = 0
+    top_p: float = 0.0
+    cfg_scale: float | tuple[float, ...] = 1.0
+    cfg_conditions: tuple[str, ...] = ()
+
+    @property
+    def guided(self) -> bool:
+        if not self.cfg_conditions:
+            return False
+        scales = self.cfg_scale if isinstance(self.cfg_scale, tuple) else (self.cfg_scale,)
+        return any(s != 1.0 for s in scales) or len(scales) > 1
+
+
+@dataclass(frozen=True)
+class GenerationSchedule:
+    """The conditions given and the steps that produce every target, in order."""
+
+    conditions: tuple[str, ...]
+    steps: tuple[ScheduleStep, ...]
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s.target for s in self.steps))
+
+    def steps_for(self, target: str) -> tuple[ScheduleStep, ...]:
+        if target not in self.targets:
+            raise KeyError(f"{target!r} is not a target of this schedule (targets: {', '.join(self.targets)})")
+        return tuple(s for s in self.steps if s.target == target)
+
+    def __iter__(self) -> Iterator[ScheduleStep]:
+        return iter(self.steps)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __str__(self) -> str:
+        lines = [f"conditions: {', '.join(self.conditions) or '(none)'}"]
+        for t in self.targets:
+            steps = self.steps_for(t)
+            first, temps = steps[0], [s.temperature for s in steps]
+            lines.append(
+                f"{t}: {first.scheme}, {len(steps)} step(s), tokens {[s.num_tokens for s in steps]}, "
+                f"temperature {temps[0]:.3g}->{temps[-1]:.3g}, top_k {first.top_k}, top_p {first.top_p}, "
+                f"cfg {first.cfg_scale} on [{', '.join(first.cfg_conditions)}]"
+            )
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------
+# The builder
+# ------------------------------------------------------------------------------------------
+_SEPARATOR = re.compile(r"(?<=[\d.])-")  # "3.0-0.5" -> two values; "-1.0" stays a negative number
+
+
+def _per_target(value, n: int, name: str, cast) -> list:
+    """Broadcast a scalar, split a hyphen string (`"3.0-0.5"`), or check a per-target list."""
+    if isinstance(value, str) and cast is not str:
+        value = _SEPARATOR.split(value)
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(f"{name}: {len(value)} values for {n} targets; give one value or one per target")
+        return [None if v is None else cast(v) for v in value]
+    return [None if value is None else cast(value)] * n
+
+
+def _resolve(name: str, image_size: int, *, target: bool) -> Modality:
+    """Accept the registry name, or the short forms users type (`depth`, `rgb`)."""
+    aliases = [f"tok_{name}@{image_size}", f"tok_{name}"]
+    candidates = [name] + (aliases if target else [f"{name}@{image_size}", *aliases])
+    known = modalities.all_modalities()
+    for c in candidates:
+        mod = known.get(c)
+        if mod is not None and (mod.decoder if target else mod.encoder):
+            return mod
+    mod = modalities.get(name)  # unknown names raise with suggestions
+    role = "generated" if target else "given as a condition"
+    raise ValueError(f"modality {name!r} ({mod.kind.value}) cannot be {role}; "
+                     + ("generate its tok_ form instead" if target else "tokenize it into its tok_ form"))
+
+
+def _parse_spec(spec: str, image_size: int) -> tuple[list[Modality], list[Modality]]:
+    parts = [p.strip() for p in spec.split("->")]
+    if len(parts) < 2 or not all(parts[1:]):
+        raise ValueError(f"schedule spec {spec!r}: write 'conditions->target1->target2', e.g. 'caption->tok_clip@224->tok_rgb@224'")
+    conds = [_resolve(n.strip(), image_size, target=False) for n in parts[0].split(",") if n.strip()]
+    targets = [_resolve(n.strip(), image_size, target=True) for p in parts[1:] for n in p.split(",") if n.strip()]
+    names = [m.name for m in conds + targets]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"schedule spec {spec!r}: {dupes} appear more than once; a modality is either given or generated, once")
+    return conds, targets
+
+
+def build_schedule(
+    spec: str,
+    *,
+    schemes: str | Sequence[str | None] | None = None,
+    tokens: int | str | Sequence[int | None] | None = None,
+    steps: int | str | Sequence[int | None] | None = None,
+    token_schedules: str | Sequence[str | None] | None = None,
+    temps: float | str | Sequence[float] = 1.0,
+    temp_schedules: str | Sequence[str] = "constant",
+    top_k: int | float | str | Sequence[int | float] = 0,
+    top_p: float | str | Sequence[float] = 0.0,
+    cfg: float | str | Sequence[float | tuple[float, ...]] = 1.0,
+    cfg_schedules: str | Sequence[str] = "constant",
+    cfg_grow_conditioning: bool = False,
+    image_size: int = 224,
+    model_modalities: Sequence[str] | None = None,
+) -> GenerationSchedule:
+    """Turn `"cond1,cond2->target1->target2"` plus per-target options into a validated schedule.
+
+    Every option is one value for all targets, a list with one value per target, or a hyphen
+    string (`temps="3.0-0.5"`). Defaults: image-like targets MaskGIT with 8 cosine steps over all
+    their tokens; sequences autoregressive up to their `max_tokens`; ROAR always uses the linear
+    token schedule. Steps, token schedules and temperature schedules do not apply to
+    autoregressive targets (one step, one temperature). With `cfg_grow_conditioning`, every
+    finished target joins the guidance conditions of the later ones. `model_modalities`, when
+    given, is checked so a schedule never asks a model for a modality it does not know.
+    """
+    conds, targets = _parse_spec(spec, image_size)
+    n = len(targets)
+    if model_modalities is not None:
+        unknown = [m.name for m in conds + targets if m.name not in model_modalities]
+        if unknown:
+            raise ValueError(f"the model does not know {unknown}; it has {sorted(model_modalities)}")
+    opt_schemes = _per_target(schemes, n, "schemes", str)
+    opt_tokens = _per_target(tokens, n, "tokens", int)
+    opt_steps = _per_target(steps, n, "steps", int)
+    opt_tok_sched = _per_target(token_schedules, n, "token_schedules", str)
+    opt_temps = _per_target(temps, n, "temps", float)
+    opt_temp_sched = _per_target(temp_schedules, n, "temp_schedules", str)
+    opt_top_k = _per_target(top_k, n, "top_k", _top_k_value)
+    opt_top_p = _per_target(top_p, n, "top_p", float)
+    opt_cfg = _per_target(cfg, n, "cfg", _cfg_value)
+    opt_cfg_sched = _per_target(cfg_schedules, n, "cfg_schedules", str)
+
+    cfg_conditions = [m.name for m in conds]
+    out: list[ScheduleStep] = []
+    for i, mod in enumerate(targets):
+        where = f"target {mod.name!r}"
+        scheme = opt_schemes[i] or ("maskgit" if mod.is_image_like else "autoregressive")
+        if scheme not in SCHEMES:
+            raise ValueError(f"{where}: unknown decoding scheme {scheme!r}; choose one of {SCHEMES}")
+        if mod.is_image_like and scheme == "autoregressive":
+            raise ValueError(f"{where}: an image-like modality is decoded with 'maskgit' or 'roar', not 'autoregressive'")
+        if not mod.is_image_like and scheme != "autoregressive":
+            raise ValueError(f"{where}: {scheme!r} decodes token grids; a {mod.kind.value} modality is decoded 'autoregressive'")
+        limit = mod.num_tokens(image_size)
+        n_tokens = opt_tokens[i] if opt_tokens[i] is not None else limit
+        if not 1 <= n_tokens <= limit:
+            raise ValueError(f"{where}: tokens={n_tokens}, but it has at most {limit} tokens; use 1..{limit}")
+        temperature, top_k_i, top_p_i, scale = opt_temps[i], opt_top_k[i], opt_top_p[i], opt_cfg[i]
+        if temperature < 0:
+            raise ValueError(f"{where}: temperature {temperature} < 0; use 0 for greedy decoding")
+        if not 0.0 <= top_p_i <= 1.0:
+            raise ValueError(f"{where}: top_p={top_p_i} must lie in [0, 1] (0 disables nucleus filtering)")
+        if opt_cfg_sched[i] not in CFG_SCHEDULES:
+            raise ValueError(f"{where}: guidance schedule {opt_cfg_sched[i]!r} is not supported; use {CFG_SCHEDULES}")
+        if isinstance(scale, tuple):
+            if cfg_grow_conditioning:
+                raise ValueError(f"{where}: per-condition guidance weights cannot be combined with cfg_grow_conditioning "
+                                 "(the condition set changes between targets); give one scale")
+            if len(scale) != len(cfg_conditions):
+                raise ValueError(f"{where}: {len(scale)} guidance weights for {len(cfg_conditions)} conditions "
+                                 f"{cfg_conditions}; give one weight per condition")
+        common = dict(target=mod.name, scheme=scheme, top_k=top_k_i, top_p=top_p_i, cfg_scale=scale,
+                      cfg_conditions=tuple(cfg_conditions))
+        if scheme == "autoregressive":
+            out.append(ScheduleStep(num_tokens=n_tokens, temperature=temperature, **common))
+        else:
+            kind = opt_tok_sched[i] or ("linear" if scheme == "roar" else "cosine")
+            n_steps = opt_steps[i] if opt_steps[i] is not None else _default_steps(kind, n_tokens)
+            if scheme == "roar" and kind != "linear":
+                raise ValueError(f"{where}: ROAR commits the same number of random tokens each step; use token_schedules='linear'")
+            if n_steps > n_tokens:
+                raise ValueError(f"{where}: {n_steps} steps for {n_tokens} tokens; use at most {n_tokens} steps")
+            counts = token_schedule(kind, n_steps, n_tokens)
+            step_temps = temperature_schedule(opt_temp_sched[i], temperature, counts)
+            out.extend(ScheduleStep(num_tokens=c, temperature=t, **common) for c, t in zip(counts, step_temps))
+        if cfg_grow_conditioning:
+            cfg_conditions.append(mod.name)
+    return GenerationSchedule(tuple(m.name for m in conds), tuple(out))
+
+
+def _default_steps(kind: str, tokens: int, most: int = 8) -> int:
+    """Up to 8 steps: the most that leave no step of the token schedule empty (small grids need fewer)."""
+    for n in range(min(most, tokens), 1, -1):
+        try:
+            token_schedule(kind, n, tokens)
+            return n
+        except ValueError:
+            continue
+    return 1
+
+
+def _top_k_value(v) -> int | float:
+    """An int count, or a float fraction of the vocabulary (official convention)."""
+    value = float(v)
+    if value < 0:
+        raise ValueError(f"top_k={v} must be >= 0 (0 disables it)")
+    if isinstance(v, int) or (isinstance(v, str) and value.is_integer() and "." not in v):
+        return int(value)
+    if value > 1:
+        raise ValueError(f"top_k={v}: a float is a fraction of the vocabulary in (0, 1]; give an int for a count")
+    return value
+
+
+def _cfg_value(v) -> float | tuple[float, ...]:
+    if isinstance(v, (list, tuple)):
+        if not v:
+            raise ValueError("cfg: an empty list of guidance weights; give one weight per condition")
+        return tuple(float(x) for x in v)
+    return float(v)
+
+
+__all__ = [
+    "SCHEMES", "TOKEN_SCHEDULES", "CFG_SCHEDULES", "ScheduleStep", "GenerationSchedule", "build_schedule",
+    "token_schedule", "temperature_schedule",
+]
