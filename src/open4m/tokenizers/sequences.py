@@ -1,0 +1,423 @@
+"""Sequence codecs: structured annotations <-> text over the 4M vocabulary <-> token ids.
+
+4M writes boxes, palettes, metadata, poses and SAM instances as short texts made of value tokens
+(``v0=..v3=``, 1000 each) and a few words, then runs them through the shared WordPiece tokenizer.
+Each codec here has ``to_text``/``from_text`` (the official string formats, see
+``/work/shared/spec/sequences.md``) and ``encode(data, tokenizer)``/``decode(ids, tokenizer)``.
+Parsing back is exact up to the quantization the format implies: ``encode(decode(encode(x)))``
+always equals ``encode(x)``.
+
+Where the official transforms randomise (metadata field order, pose group order) the codecs take an
+optional ``random.Random``; without one the order is canonical, so outputs are reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any, Generic, Sequence, TypeVar
+
+import torch
+
+from .text import TextTokenizer
+
+__all__ = [
+    "Box", "BoxCodec", "PaletteCodec", "MetadataCodec", "METADATA_FIELDS", "HumanPose", "HumanPoseCodec",
+    "SamInstance", "SamQuery", "SamInstanceCodec", "CaptionCodec", "CODECS",
+]
+
+_VALUE = re.compile(r"^v([0-3])=(\d{1,3})$")
+T = TypeVar("T")
+
+
+def _v(kind: int, value: int) -> str:
+    if not 0 <= value <= 999:
+        raise ValueError(f"value token v{kind}={value} is out of range 0..999 (quantize first)")
+    return f"v{kind}={value}"
+
+
+def _parse_value(word: str, kind: int | None = None, where: str = "") -> tuple[int, int]:
+    match = _VALUE.match(word)
+    if not match or (kind is not None and int(match.group(1)) != kind):
+        want = f"v{kind}=<n>" if kind is not None else "a value token"
+        raise ValueError(f"{where}: expected {want}, got {word!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _at(words: Sequence[str], i: int) -> str:
+    """The i-th word, or a marker that makes the parse error say the sequence ended early."""
+    return words[i] if i < len(words) else "<end of sequence>"
+
+
+def _code_words(codes: Sequence[int]) -> list[str]:
+    """VQ code ids 0..1023 as value tokens: ``v0=id`` below 512, ``v1=id-512`` above (official split)."""
+    out = []
+    for c in codes:
+        c = int(c)
+        if not 0 <= c < 1024:
+            raise ValueError(f"VQ code {c} must lie in [0, 1024)")
+        out.append(_v(0, c) if c < 512 else _v(1, c - 512))
+    return out
+
+
+def _parse_codes(words: Sequence[str], where: str) -> list[int]:
+    codes = []
+    for w in words:
+        kind, value = _parse_value(w, where=where)
+        if kind not in (0, 1) or value >= 512:
+            raise ValueError(f"{where}: {w!r} is not a VQ code token (v0=0..511 or v1=0..511)")
+        codes.append(value + 512 * kind)
+    return codes
+
+
+def _quantize(x: float, bins: int = 1000) -> int:
+    if not 0.0 <= x <= 1.0:
+        raise ValueError(f"normalised coordinate {x} must lie in [0, 1]")
+    return round(x * (bins - 1))
+
+
+class _TextCodec(Generic[T]):
+    """encode/decode through a :class:`TextTokenizer`, on top of to_text/from_text."""
+
+    def to_text(self, data: T, rng: random.Random | None = None) -> str:
+        raise NotImplementedError
+
+    def from_text(self, text: str) -> T:
+        raise NotImplementedError
+
+    def encode(self, data: T, tokenizer: TextTokenizer, rng: random.Random | None = None) -> torch.Tensor:
+        return tokenizer.encode(self.to_text(data, rng))
+
+    def decode(self, ids: torch.Tensor | Sequence[int], tokenizer: TextTokenizer) -> T:
+        return self.from_text(tokenizer.decode(ids))
+
+
+# -- det ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Box:
+    """A detection: corners normalised to [0, 1] (x right, y down) and a class name."""
+
+    xmin: float
+    ymin: float
+    xmax: float
+    ymax: float
+    class_name: str
+    score: float = 1.0
+
+
+@dataclass(frozen=True)
+class BoxCodec(_TextCodec[list[Box]]):
+    """``v0=xmin v1=ymin v2=xmax v3=ymax <class>`` per box, closest-to-origin first, 1000 bins."""
+
+    score_threshold: float = 0.6
+
+    def to_text(self, boxes: Sequence[Box], rng: random.Random | None = None) -> str:
+        rows = []
+        for b in boxes:
+            if b.score < self.score_threshold:
+                continue
+            if not b.class_name.strip():
+                raise ValueError("det: every box needs a class name")
+            q = [_quantize(c) for c in (b.xmin, b.ymin, b.xmax, b.ymax)]
+            rows.append((q, b.class_name.strip().lower()))
+        rows.sort(key=lambda r: (r[0][0] ** 2 + r[0][1] ** 2, r[0], r[1]))
+        return " ".join(" ".join(_v(k, v) for k, v in enumerate(q)) + " " + name for q, name in rows)
+
+    def from_text(self, text: str) -> list[Box]:
+        words, boxes, i = text.split(), [], 0
+        while i < len(words):
+            q = [_parse_value(_at(words, i + k), k, "det")[1] for k in range(4)]
+            i += 4
+            name = []
+            while i < len(words) and not _VALUE.match(words[i]):
+                name.append(words[i])
+                i += 1
+            if not name:
+                raise ValueError(f"det: box {len(boxes)} has no class name")
+            boxes.append(Box(*(v / 999 for v in q), class_name=" ".join(name)))
+        return boxes
+
+
+# -- color palette -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PaletteCodec(_TextCodec[list[tuple[int, int, int]]]):
+    """``v1=<k>`` then ``v0=r v0=g v0=b`` per colour, channels as 0..255 integers, 1 to 7 colours."""
+
+    max_colors: int = 7
+
+    def to_text(self, colors: Sequence[Sequence[int]], rng: random.Random | None = None) -> str:
+        if not 1 <= len(colors) <= self.max_colors:
+            raise ValueError(f"color_palette: need 1 to {self.max_colors} colours, got {len(colors)}")
+        words = [_v(1, len(colors))]
+        for c in colors:
+            if len(c) != 3 or any(not 0 <= int(v) <= 255 for v in c):
+                raise ValueError(f"color_palette: colours are (r, g, b) in 0..255, got {tuple(c)}")
+            words += [_v(0, round(v)) for v in c]
+        return " ".join(words)
+
+    def from_text(self, text: str) -> list[tuple[int, int, int]]:
+        words = text.split()
+        if not words:
+            raise ValueError("color_palette: empty sequence")
+        _, k = _parse_value(words[0], 1, "color_palette")
+        values = [_parse_value(w, 0, "color_palette")[1] for w in words[1:]]
+        if len(values) != 3 * k:
+            raise ValueError(f"color_palette: header says {k} colours but {len(values)} values follow")
+        return [tuple(values[i:i + 3]) for i in range(0, len(values), 3)]  # type: ignore[misc]
+
+
+# -- metadata ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    kind: str  # 'pixels' (// 32), 'int', 'float' (50 bins in [lo, hi]), 'split' (thresholds)
+    lo: float = 0.0
+    hi: float = 0.0
+    splits: tuple[float, ...] = ()
+    centers: tuple[float, ...] = ()
+
+
+METADATA_FIELDS: tuple[_Field, ...] = (
+    _Field("original_width", "pixels"), _Field("original_height", "pixels"),
+    _Field("caption_n_chars", "int"), _Field("caption_n_words", "int"), _Field("caption_n_sentences", "int"),
+    _Field("n_humans", "int"), _Field("n_sam_instances", "int"), _Field("n_coco_instances", "int"),
+    _Field("coco_instance_diversity", "int"),
+    _Field("colorfulness", "float", 0, 150), _Field("brightness", "float", 0, 255), _Field("contrast", "float", 0, 127),
+    _Field("saturation", "float", 0, 255), _Field("entropy", "float", 0, 10), _Field("walkability", "float", 0, 1),
+    _Field("objectness", "float", 0, 1), _Field("semantic_diversity", "int"),
+    _Field("geometric_complexity", "float", 0, 0.75), _Field("occlusion_score", "float", 0, 0.25),
+    _Field("watermark_score", "split", splits=(0.5,), centers=(0.25, 0.75)),
+    _Field("aesthetic_score", "split", splits=(4.5, 5.5), centers=(4.0, 5.0, 6.0)),
+)
+_FIELD_INDEX = {f.name: i for i, f in enumerate(METADATA_FIELDS)}
+
+
+@dataclass(frozen=True)
+class MetadataCodec(_TextCodec[dict[str, float]]):
+    """One ``v1=<field index> v0=<value>`` pair per field; floats in ``bins`` bins over a fixed range.
+
+    Decoding returns each bin's centre (the official plotting code divides by ``bins`` instead of
+    ``bins - 1``, which shifts every value; here re-encoding a decoded value gives the same bin).
+    """
+
+    bins: int = 50
+
+    def _quantize(self, f: _Field, x: float) -> int:
+        if not math.isfinite(x):
+            raise ValueError(f"metadata {f.name}: value {x} is not finite")
+        if f.kind == "pixels":
+            return min(max(int(x) // 32, 0), 999)
+        if f.kind == "int":
+            return min(max(int(x), 0), 999)
+        if f.kind == "split":
+            return sum(x >= s for s in f.splits)
+        clipped = min(max(x, f.lo), f.hi)
+        return int((clipped - f.lo) / (f.hi - f.lo) * (self.bins - 1))
+
+    def _dequantize(self, f: _Field, q: int) -> float:
+        if f.kind == "pixels":
+            return float(q * 32 + 16)
+        if f.kind == "int":
+            return float(q)
+        if f.kind == "split":
+            if q >= len(f.centers):
+                raise ValueError(f"metadata {f.name}: bin {q} does not exist")
+            return f.centers[q]
+        if q >= self.bins:
+            raise ValueError(f"metadata {f.name}: bin {q} exceeds {self.bins - 1}")
+        return min(f.lo + (q + 0.5) / (self.bins - 1) * (f.hi - f.lo), f.hi)
+
+    def to_text(self, meta: dict[str, float], rng: random.Random | None = None) -> str:
+        unknown = sorted(set(meta) - set(_FIELD_INDEX))
+        if unknown:
+            raise ValueError(f"metadata: unknown fields {unknown}; known: {[f.name for f in METADATA_FIELDS]}")
+        names = sorted(meta, key=_FIELD_INDEX.__getitem__)
+        if rng is not None:
+            rng.shuffle(names)
+        pairs = []
+        for name in names:
+            f = METADATA_FIELDS[_FIELD_INDEX[name]]
+            pairs.append(f"{_v(1, _FIELD_INDEX[name])} {_v(0, self._quantize(f, float(meta[name])))}")
+        return " ".join(pairs)
+
+    def from_text(self, text: str) -> dict[str, float]:
+        words = text.split()
+        if len(words) % 2:
+            raise ValueError("metadata: expected pairs of 'v1=<field> v0=<value>' tokens")
+        out = {}
+        for i in range(0, len(words), 2):
+            _, idx = _parse_value(words[i], 1, "metadata field")
+            _, q = _parse_value(words[i + 1], 0, "metadata value")
+            if idx >= len(METADATA_FIELDS):
+                raise ValueError(f"metadata: field index {idx} does not exist (0..{len(METADATA_FIELDS) - 1})")
+            f = METADATA_FIELDS[idx]
+            out[f.name] = self._dequantize(f, q)
+        return out
+
+
+# -- human poses ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HumanPose:
+    """One person: box (normalised corners), 8 pose-tokenizer codes, 3x3 global rotation, camera, 10 betas."""
+
+    box: tuple[float, float, float, float]
+    pose_codes: tuple[int, ...]
+    global_orient: tuple[float, ...]  # 9 values in [-1, 1]
+    camera: tuple[float, ...]  # 3 values, clipped to [-1, 19]
+    betas: tuple[float, ...]  # 10 values, clipped to [-3, 3]
+
+
+# keyword -> (attribute, count, scale, offset, low, high): v0 = round(scale * clip(x, low, high) + offset)
+_POSE_GROUPS = {
+    "global": ("global_orient", 9, 499.5, 499.5, -1.0, 1.0),
+    "camera": ("camera", 3, 49.95, 49.95, -1.0, 19.0),
+    "shape": ("betas", 10, 166.5, 499.5, -3.0, 3.0),
+}
+_POSE_ORDER = ("pose", "global", "camera", "shape")
+
+
+@dataclass(frozen=True)
+class HumanPoseCodec(_TextCodec[list[HumanPose]]):
+    """``human v0..v3`` then the groups ``pose`` (8 codes), ``global`` (9), ``camera`` (3), ``shape`` (10)
+    in random order (with ``rng``) or canonical order; ``none`` when nobody is there."""
+
+    num_pose_codes: int = 8
+
+    def to_text(self, humans: Sequence[HumanPose], rng: random.Random | None = None) -> str:
+        if not humans:
+            return "none"
+        parts = []
+        for h in humans:
+            words = ["human"] + [_v(k, _quantize(c)) for k, c in enumerate(h.box)]
+            order = list(_POSE_ORDER)
+            if rng is not None:
+                rng.shuffle(order)
+            for group in order:
+                words.append(group)
+                if group == "pose":
+                    if len(h.pose_codes) != self.num_pose_codes:
+                        raise ValueError(f"human_poses: need {self.num_pose_codes} pose codes, got {len(h.pose_codes)}")
+                    words += _code_words(h.pose_codes)
+                    continue
+                attr, count, scale, offset, lo, hi = _POSE_GROUPS[group]
+                values = getattr(h, attr)
+                if len(values) != count:
+                    raise ValueError(f"human_poses: {attr} needs {count} values, got {len(values)}")
+                words += [_v(0, round(scale * min(max(float(x), lo), hi) + offset)) for x in values]
+            parts.append(" ".join(words))
+        return " ".join(parts)
+
+    def from_text(self, text: str) -> list[HumanPose]:
+        words = text.split()
+        if words == ["none"]:
+            return []
+        humans, i = [], 0
+        while i < len(words):
+            if words[i] != "human":
+                raise ValueError(f"human_poses: expected 'human', got {words[i]!r}")
+            box = tuple(_parse_value(_at(words, i + 1 + k), k, "human box")[1] / 999 for k in range(4))
+            i += 5
+            fields: dict[str, Any] = {}
+            for _ in range(len(_POSE_ORDER)):
+                group = _at(words, i)
+                if group not in _POSE_ORDER or group in fields:
+                    raise ValueError(f"human_poses: expected one of {_POSE_ORDER} (each once), got {group!r}")
+                if group == "pose":
+                    codes = _parse_codes(words[i + 1:i + 1 + self.num_pose_codes], "human pose codes")
+                    if len(codes) != self.num_pose_codes:
+                        raise ValueError(f"human_poses: need {self.num_pose_codes} pose codes, got {len(codes)}")
+                    fields[group] = tuple(codes)
+                    i += 1 + self.num_pose_codes
+                    continue
+                attr, count, scale, offset, _, _ = _POSE_GROUPS[group]
+                vals = [_parse_value(w, 0, f"human {group}")[1] for w in words[i + 1:i + 1 + count]]
+                if len(vals) != count:
+                    raise ValueError(f"human_poses: {group} needs {count} values, got {len(vals)}")
+                fields[group] = tuple((v - offset) / scale for v in vals)
+                i += 1 + count
+            humans.append(HumanPose(box, fields["pose"], fields["global"], fields["camera"], fields["shape"]))
+        return humans
+
+
+# -- SAM instances -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SamInstance:
+    """An instance: pixel box (xmin, ymin, xmax, ymax) in the 224 crop and its mask-tokenizer codes."""
+
+    box: tuple[int, int, int, int]
+    codes: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SamQuery:
+    """A query point (x, y) in pixels and the instances whose polygon contains it."""
+
+    point: tuple[int, int]
+    instances: tuple[SamInstance, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class SamInstanceCodec(_TextCodec[list[SamQuery]]):
+    """``point v0=<y> v1=<x>`` then ``polygon v0..v3 <codes>`` per containing instance (or ``none``);
+    coordinates are raw pixels, not 1000 bins."""
+
+    num_codes: int = 16
+
+    def to_text(self, queries: Sequence[SamQuery], rng: random.Random | None = None) -> str:
+        words: list[str] = []
+        for q in queries:
+            x, y = q.point
+            words += ["point", _v(0, int(y)), _v(1, int(x))]
+            if not q.instances:
+                words.append("none")
+            for inst in q.instances:
+                if len(inst.codes) != self.num_codes:
+                    raise ValueError(f"sam_instance: need {self.num_codes} codes per instance, got {len(inst.codes)}")
+                words += ["polygon"] + [_v(k, int(c)) for k, c in enumerate(inst.box)] + _code_words(inst.codes)
+        return " ".join(words)
+
+    def from_text(self, text: str) -> list[SamQuery]:
+        words, out, i = text.split(), [], 0
+        while i < len(words):
+            if words[i] != "point":
+                raise ValueError(f"sam_instance: expected 'point', got {words[i]!r}")
+            y = _parse_value(_at(words, i + 1), 0, "sam point")[1]
+            x = _parse_value(_at(words, i + 2), 1, "sam point")[1]
+            i += 3
+            instances = []
+            if i < len(words) and words[i] == "none":
+                i += 1
+            while i < len(words) and words[i] == "polygon":
+                box = tuple(_parse_value(_at(words, i + 1 + k), k, "sam box")[1] for k in range(4))
+                codes = _parse_codes(words[i + 5:i + 5 + self.num_codes], "sam codes")
+                if len(codes) != self.num_codes:
+                    raise ValueError(f"sam_instance: need {self.num_codes} codes, got {len(codes)}")
+                instances.append(SamInstance(box, tuple(codes)))  # type: ignore[arg-type]
+                i += 5 + self.num_codes
+            out.append(SamQuery((x, y), tuple(instances)))
+        return out
+
+
+# -- captions ------------------------------------------------------------------------------------
+class CaptionCodec(_TextCodec[str]):
+    """Captions are the text itself; the tokenizer's normaliser lower-cases it."""
+
+    def to_text(self, caption: str, rng: random.Random | None = None) -> str:
+        if not isinstance(caption, str):
+            raise ValueError(f"caption must be a string, got {type(caption).__name__}")
+        return caption
+
+    def from_text(self, text: str) -> str:
+        return text
+
+
+CODECS: dict[str, _TextCodec] = {
+    "caption": CaptionCodec(),
+    "det": BoxCodec(),
+    "color_palette": PaletteCodec(),
+    "metadata": MetadataCodec(),
+    "human_poses": HumanPoseCodec(),
+    "sam_instance": SamInstanceCodec(),
+}
