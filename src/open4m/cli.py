@@ -13,6 +13,7 @@ from typing import Sequence
 
 _COMMAND_MODULES = (
     "open4m.commands.info",
+    "open4m.commands.synth",
 )
 
 

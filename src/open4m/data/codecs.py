@@ -1,0 +1,114 @@
+"""Bytes <-> arrays for every modality's on-disk form, shared by the folder and shard formats.
+
+Decoding depends on the file extension and, for PNGs, on what the modality *means*: the same
+16-bit PNG is metric depth, an 8-bit one a class map, an RGB one either a photo or packed normals.
+Both formats store exactly these bytes, which is what makes conversion between them lossless.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DEPTH_PNG_SCALE = 1000.0  # 16-bit depth PNGs hold millimetres: 0..65.535 m at 1 mm resolution
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
+EXTS = IMAGE_EXTS + (".npy", ".json", ".txt")
+
+# What an image file of a modality holds (keyed by the name without '@resolution').
+_IMAGE_ROLE = {
+    "rgb": "rgb", "depth": "depth", "normal": "normal",
+    "semseg": "classmap", "semseg_coco": "classmap", "instance": "classmap",
+    "canny_edge": "classmap", "sam_edge": "classmap", "mask_valid": "classmap",
+}
+
+
+def image_role(modality: str) -> str | None:
+    """'rgb' | 'depth' | 'normal' | 'classmap' for image modalities, None if unknown."""
+    return _IMAGE_ROLE.get(modality.split("@", 1)[0])
+
+
+def decode(data: bytes, ext: str, modality: str) -> Any:
+    """Decode one file's bytes. Raises ValueError for unreadable data (callers count and skip it)."""
+    ext = ext.lower() if ext.startswith(".") else "." + ext.lower()
+    try:
+        if ext == ".json":
+            return json.loads(data.decode("utf-8"))
+        if ext == ".txt":
+            return data.decode("utf-8").strip()
+        if ext == ".npy":
+            return np.load(io.BytesIO(data), allow_pickle=False)
+        if ext in IMAGE_EXTS:
+            return _decode_image(data, modality)
+    except (OSError, ValueError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"cannot decode {modality} {ext} data: {err}") from err
+    raise ValueError(f"unsupported file type {ext!r} for modality {modality!r}; supported: {', '.join(EXTS)}")
+
+
+def _decode_image(data: bytes, modality: str) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        role = image_role(modality)
+        if role == "rgb":
+            return np.asarray(im.convert("RGB"))
+        if role == "normal":
+            return np.asarray(im.convert("RGB"), np.float32) / 127.5 - 1.0
+        if role == "depth":
+            arr = np.asarray(im)
+            if arr.dtype != np.uint16 and im.mode not in ("I;16", "I"):
+                raise ValueError(f"depth PNGs must be 16-bit (millimetres), got mode {im.mode}")
+            return arr.astype(np.float32) / DEPTH_PNG_SCALE
+        if role == "classmap":
+            return np.asarray(im if im.mode in ("L", "P") else im.convert("L"))
+        return np.asarray(im)
+
+
+def encode(value: Any, ext: str, modality: str) -> bytes:
+    """Encode a value the way :func:`decode` reads it back."""
+    ext = ext.lower() if ext.startswith(".") else "." + ext.lower()
+    if ext == ".json":
+        return json.dumps(value, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    if ext == ".txt":
+        return str(value).encode("utf-8")
+    if ext == ".npy":
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(value), allow_pickle=False)
+        return buf.getvalue()
+    if ext in IMAGE_EXTS:
+        return _encode_image(np.asarray(value), ext, modality)
+    raise ValueError(f"unsupported file type {ext!r} for modality {modality!r}; supported: {', '.join(EXTS)}")
+
+
+def _encode_image(arr: np.ndarray, ext: str, modality: str) -> bytes:
+    from PIL import Image
+
+    role = image_role(modality)
+    if role == "depth":
+        if ext != ".png":
+            raise ValueError(f"depth must be stored as 16-bit .png or .npy, not {ext}")
+        mm = np.clip(np.round(arr * DEPTH_PNG_SCALE), 0, 65535).astype(np.uint16)
+        im = Image.fromarray(mm)
+    elif role == "normal":
+        im = Image.fromarray(np.clip(np.round((arr + 1.0) * 127.5), 0, 255).astype(np.uint8))
+    else:
+        if arr.dtype != np.uint8:
+            raise ValueError(f"{modality}: images are written from uint8 arrays, got {arr.dtype}")
+        im = Image.fromarray(arr)
+    buf = io.BytesIO()
+    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}[ext]
+    im.save(buf, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    return buf.getvalue()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temporary file and rename, so an interrupted run never leaves a torn file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

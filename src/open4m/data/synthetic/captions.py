@@ -1,0 +1,123 @@
+"""Captions written from the scene graph, and the parser that reads them back.
+
+Templates vary the wording but every object is named by its unique phrase
+(size colour material shape), so a caption parses back into the object multiset and the
+relations it states: generated captions can be scored against the scene they came from.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from .scene import COLORS, MATERIALS, SHAPES, SIZES, Scene
+
+NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+RELATIONS = ("left_of", "right_of", "in_front_of", "behind")
+RELATION_MARGIN = 0.3  # metres in the camera frame; closer pairs are not described (ambiguous)
+
+_COUNT_TEMPLATES = (
+    "There {be} {n} {objects} in the room.",
+    "The scene contains {n} {objects}.",
+    "{N} {objects} {rest} on the floor.",
+    "A room with {n} {objects}.",
+)
+_LIST_TEMPLATES = ("{Them}: {items}.", "I can see {items}.", "On the floor: {items}.")
+_RELATION_TEMPLATES = {
+    "left_of": ("The {a} is left of the {b}.", "The {a} is to the left of the {b}."),
+    "right_of": ("The {a} is right of the {b}.", "To the right of the {b} is the {a}."),
+    "in_front_of": ("The {a} is in front of the {b}.", "In front of the {b} stands the {a}."),
+    "behind": ("The {a} is behind the {b}.", "Behind the {b} there is the {a}."),
+}
+_PHRASE = (f"(?:{'|'.join(SIZES)}) (?:{'|'.join(COLORS)}) (?:{'|'.join(MATERIALS)}) (?:{'|'.join(SHAPES)})")
+_PHRASE_RE = re.compile(rf"\b({_PHRASE})\b")
+_COUNT_RE = re.compile(rf"\b({'|'.join(NUMBER_WORDS)}) objects?\b", re.IGNORECASE)
+
+
+def _relation_regex(template: str) -> re.Pattern:
+    pattern = re.escape(template).replace(r"\{a\}", f"(?P<a>{_PHRASE})").replace(r"\{b\}", f"(?P<b>{_PHRASE})")
+    return re.compile(pattern)
+
+
+_RELATION_RES = [(rel, _relation_regex(t)) for rel, ts in _RELATION_TEMPLATES.items() for t in ts]
+
+
+def relations(scene: Scene, visible: list[int]) -> list[tuple[int, str, int]]:
+    """All (i, relation, j) facts between visible objects, judged in the camera frame."""
+    centres = scene.camera.to_camera(np.stack([o.centre for o in scene.objects])) if scene.objects else None
+    facts = []
+    for i in visible:
+        for j in visible:
+            if i == j:
+                continue
+            dx, dz = centres[i, 0] - centres[j, 0], centres[i, 2] - centres[j, 2]
+            if dx < -RELATION_MARGIN:
+                facts.append((i, "left_of", j))
+            if dx > RELATION_MARGIN:
+                facts.append((i, "right_of", j))
+            if dz < -RELATION_MARGIN:
+                facts.append((i, "in_front_of", j))
+            if dz > RELATION_MARGIN:
+                facts.append((i, "behind", j))
+    return facts
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def caption(scene: Scene, visible: list[int], max_relations: int = 3) -> str:
+    """A caption of the visible objects: a count, the list of objects, up to `max_relations` relations.
+
+    Wording is drawn from a generator seeded by the scene seed, so it is deterministic too.
+    """
+    rng = np.random.default_rng([scene.seed, 7])
+    n = len(visible)
+    if n == 0:
+        return "The room is empty."
+    word = NUMBER_WORDS[n]
+    count = _COUNT_TEMPLATES[rng.integers(len(_COUNT_TEMPLATES))].format(
+        be="is" if n == 1 else "are", n=word, N=word.capitalize(), objects="object" if n == 1 else "objects",
+        rest="rests" if n == 1 else "rest")
+    order = [visible[k] for k in rng.permutation(n)]
+    items = [f"a {scene.objects[i].phrase}" for i in order]
+    listing = _LIST_TEMPLATES[rng.integers(len(_LIST_TEMPLATES))].format(
+        Them="It is" if n == 1 else "They are", items=_join(items))
+    sentences = [count, listing]
+    facts = relations(scene, visible)
+    if facts:
+        for k in rng.permutation(len(facts))[:max_relations]:
+            i, rel, j = facts[k]
+            options = _RELATION_TEMPLATES[rel]
+            sentences.append(options[rng.integers(len(options))].format(
+                a=scene.objects[i].phrase, b=scene.objects[j].phrase))
+    return " ".join(sentences)
+
+
+def _parse_phrase(phrase: str) -> dict[str, str]:
+    size, color, material, shape = phrase.split()
+    return {"size": size, "color": color, "material": material, "shape": shape}
+
+
+def parse_caption(text: str) -> dict:
+    """Read a caption back into {num_objects, objects, relations} (the inverse of :func:`caption`).
+
+    Objects are the distinct phrases in order of first mention; relations are the sentences that
+    match a relation template. Raises ValueError when the text states no object count.
+    """
+    m = _COUNT_RE.search(text)
+    if m is None and text.strip() != "The room is empty.":
+        raise ValueError(f"caption states no object count (expected e.g. 'three objects'): {text[:80]!r}")
+    num = 0 if m is None else NUMBER_WORDS.index(m.group(1).lower())
+    seen: dict[str, None] = {}
+    for phrase in _PHRASE_RE.findall(text):
+        seen.setdefault(phrase)
+    rels = []
+    for sentence in re.split(r"(?<=\.)\s+", text):
+        for rel, regex in _RELATION_RES:
+            hit = regex.fullmatch(sentence.strip())
+            if hit:
+                rels.append({"subject": _parse_phrase(hit["a"]), "relation": rel, "object": _parse_phrase(hit["b"])})
+                break
+    return {"num_objects": num, "objects": [_parse_phrase(p) for p in seen], "relations": rels}
