@@ -329,3 +329,35 @@ def test_alpha_strings_and_errors():
         masker({"caption": [300], "tok_rgb@224": torch.zeros(10, dtype=torch.long)}, 0)
     with pytest.raises(TypeError, match="Generator"):
         masker.sample_budgets(0.5)
+
+
+ALPHA = st.sampled_from([0.0, 0.01, 0.5, 1.0, 10.0, 1000.0])
+SMALL_MODS = ("rgb@224", "tok_rgb@224", "tok_depth@224", "caption", "det")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    in_alphas=st.lists(ALPHA, min_size=len(SMALL_MODS), max_size=len(SMALL_MODS)),
+    tgt_alphas=st.lists(ALPHA, min_size=len(SMALL_MODS), max_size=len(SMALL_MODS)),
+    n_in=st.integers(0, 400),
+    n_tgt=st.integers(0, 400),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_any_mixture_keeps_budgets_caps_and_exclusivity(in_alphas, tgt_alphas, n_in, n_tgt, seed):
+    mixture = AlphaMixture.single(SMALL_MODS, in_alphas, tgt_alphas)
+    masker = DirichletMasking(mixture, n_in, n_tgt)
+    _, ins, tgts = masker.sample_budgets(seed)
+    assert sum(ins.values()) <= n_in and sum(tgts.values()) <= n_tgt
+    for name, alpha in zip(SMALL_MODS, in_alphas):
+        assert alpha > 0 or ins[name] == 0
+    for name, alpha in zip(SMALL_MODS, tgt_alphas):
+        assert alpha > 0 or tgts[name] == 0
+    assert tgts["rgb@224"] == 0
+    for name in ("rgb@224", "tok_rgb@224", "tok_depth@224"):
+        assert ins[name] + tgts[name] <= 196
+    caps_bind = any(ins[m] == 196 for m in SMALL_MODS[:3]) or ins["caption"] == 256 or ins["det"] == 256
+    if sum(in_alphas) > 0 and not caps_bind:
+        assert sum(ins.values()) == n_in
+    out = masker(sample_for(SMALL_MODS), seed)
+    for name, entry in out.items():
+        check_entry_invariants(name, entry, ins[name], tgts[name])

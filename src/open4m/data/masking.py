@@ -384,29 +384,31 @@ def _image_positions(mod: Modality, value: torch.Tensor, image_size: int) -> int
 
 
 def _image_entry(tensor: torch.Tensor, n: int, inputs: np.ndarray, targets: np.ndarray) -> ModalityBatch:
-    input_mask = torch.ones(n, dtype=torch.bool)
-    input_mask[torch.from_numpy(inputs)] = False
-    target_mask = torch.ones(n, dtype=torch.bool)
-    target_mask[torch.from_numpy(targets)] = False
-    decoder_attention_mask = torch.zeros(n, dtype=torch.int32)
+    # Masks are built in numpy and wrapped once: per-sample tensors are tiny and torch's
+    # per-op overhead would dominate.
+    input_mask = np.ones(n, dtype=bool)
+    input_mask[inputs] = False
+    target_mask = np.ones(n, dtype=bool)
+    target_mask[targets] = False
+    decoder_attention_mask = np.zeros(n, dtype=np.int32)
     if len(targets):
-        decoder_attention_mask[int(targets.min())] = len(targets)
-    return {"tensor": tensor, "input_mask": input_mask, "target_mask": target_mask,
-            "decoder_attention_mask": decoder_attention_mask}
+        decoder_attention_mask[targets.min()] = len(targets)
+    return {"tensor": tensor, "input_mask": torch.from_numpy(input_mask), "target_mask": torch.from_numpy(target_mask),
+            "decoder_attention_mask": torch.from_numpy(decoder_attention_mask)}
 
 
 def _sequence_entry(inp: list[int], tgt: list[int], max_tokens: int, special: SpecialTokens) -> ModalityBatch:
     length = 2 * (max_tokens + 1)  # the longest input plus the longest target
-    tensor = torch.full((length,), special.pad, dtype=torch.long)
     end = len(inp) + len(tgt)
-    tensor[:end] = torch.tensor(inp + tgt, dtype=torch.long)
-    input_mask = torch.ones(length, dtype=torch.bool)
+    tensor = np.full(length, special.pad, dtype=np.int64)
+    tensor[:end] = inp + tgt
+    input_mask = np.ones(length, dtype=bool)
     input_mask[:len(inp)] = False
-    target_mask = torch.ones(length, dtype=torch.bool)
+    target_mask = np.ones(length, dtype=bool)
     target_mask[len(inp):end] = False
-    decoder_attention_mask = (~target_mask).to(torch.int32)
-    return {"tensor": tensor, "input_mask": input_mask, "target_mask": target_mask,
-            "decoder_attention_mask": decoder_attention_mask}
+    return {"tensor": torch.from_numpy(tensor), "input_mask": torch.from_numpy(input_mask),
+            "target_mask": torch.from_numpy(target_mask),
+            "decoder_attention_mask": torch.from_numpy((~target_mask).astype(np.int32))}
 
 
 def _embedding_entry(emb: torch.Tensor, inp: list[int], max_tokens: int, special: SpecialTokens) -> ModalityBatch:
