@@ -411,7 +411,7 @@ def _sequence_entry(inp: list[int], tgt: list[int], max_tokens: int, special: Sp
             "decoder_attention_mask": torch.from_numpy((~target_mask).astype(np.int32))}
 
 
-def _embedding_entry(emb: torch.Tensor, inp: list[int], max_tokens: int, special: SpecialTokens) -> ModalityBatch:
+def _embedding_entry(emb: torch.Tensor, inp: list[int], max_tokens: int) -> ModalityBatch:
     """Sequence embeddings reuse span masking on row indices; sentinel rows become zero vectors."""
     tensor = torch.zeros(max_tokens, emb.shape[1], dtype=torch.float32)
     rows = torch.tensor([i for i in inp if i >= 0], dtype=torch.long)
@@ -580,7 +580,7 @@ class DirichletMasking:
             else:
                 emb, units = _embedding_units(value, name, plan.n)
                 inp, _ = _span_mask(units, in_budget[name], None, component.keep_scheme(name), rng, self.special)
-                out[name] = _embedding_entry(emb, _embedding_input(inp), plan.n, self.special)
+                out[name] = _embedding_entry(emb, _embedding_input(inp), plan.n)
         return out
 
 
@@ -630,7 +630,7 @@ class TransferMasking:
                     _sequence_entry([], tgt, mod.max_tokens, self.special)
             else:
                 emb, units = _embedding_units(value, name, mod.max_tokens)
-                out[name] = _embedding_entry(emb, list(range(len(units))), mod.max_tokens, self.special)
+                out[name] = _embedding_entry(emb, list(range(len(units))), mod.max_tokens)
         return out
 
 

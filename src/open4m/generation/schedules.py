@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .. import modalities
-from ..modalities import Kind, Modality
+from ..modalities import Modality
 
 SCHEMES = ("maskgit", "roar", "autoregressive")
 TOKEN_SCHEDULES = ("cosine", "linear")
