@@ -14,6 +14,7 @@ from typing import Sequence
 _COMMAND_MODULES = (
     "open4m.commands.info",
     "open4m.commands.synth",
+    "open4m.commands.train_tokenizer",
 )
 
 

@@ -1,0 +1,125 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from open4m.cli import main
+from open4m.tokenizers import load_tokenizer
+from open4m.tokenizers.training import TrainConfig, build_tokenizer, train_tokenizer
+
+TINY = dict(image_size=32, n_channels=3, enc_type="vit", enc_dim=64, enc_depth=1, enc_heads=2, dec_type="vit",
+            dec_dim=64, dec_depth=1, dec_heads=2, patch_size=8, codebook_size=64, latent_dim=8)
+
+
+def blobs(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
+    """Coloured discs on black: simple images a tiny tokenizer can learn in a few seconds."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    c = torch.rand(n, 2, generator=g) * 1.4 - 0.7
+    r = torch.rand(n, generator=g) * 0.4 + 0.2
+    col = torch.rand(n, 3, generator=g) * 2 - 1
+    disc = (((xx - c[:, 0, None, None]) ** 2 + (yy - c[:, 1, None, None]) ** 2) < r[:, None, None] ** 2).float()
+    return col[:, :, None, None] * disc[:, None]
+
+
+class Tensors(Dataset):
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x = x
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.x[i]
+
+
+def recon_mse(tok, x: torch.Tensor, **kw) -> float:
+    with torch.no_grad():
+        return F.mse_loss(tok.decode(tok.encode(x), **kw), x).item()
+
+
+def test_vqvae_training_reduces_reconstruction_error(tmp_path):
+    torch.manual_seed(0)
+    cfg = TrainConfig(steps=120, batch_size=16, lr=3e-3, warmup_steps=5, log_every=20, sample_every=60,
+                      save_every=60, ema_decay=0.9)
+    history = train_tokenizer(build_tokenizer("vqvae", TINY), Tensors(blobs(256)), cfg, tmp_path, progress=False)
+    held_out = blobs(64, seed=7)
+    fresh = build_tokenizer("vqvae", TINY).eval()
+    trained = load_tokenizer(tmp_path / "tokenizer")
+    assert recon_mse(trained, held_out) < 0.3 * recon_mse(fresh, held_out)
+    assert 0 < history["codebook_usage"][-1] <= 1 and history["codebook_perplexity"][-1] > 1
+    assert (tmp_path / "samples" / "step_0000120.png").exists()
+    logged = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert {"psnr", "codebook_usage", "lr"} <= set(logged[-1])
+
+
+def test_resume_continues_from_the_saved_step(tmp_path):
+    cfg = TrainConfig(steps=4, batch_size=4, warmup_steps=1, log_every=1, sample_every=0, save_every=2)
+    train_tokenizer(build_tokenizer("vqvae", TINY), Tensors(blobs(16)), cfg, tmp_path, progress=False)
+    cfg.steps = 6
+    history = train_tokenizer(build_tokenizer("vqvae", TINY), Tensors(blobs(16)), cfg, tmp_path, progress=False)
+    assert history["step"] == [4, 5]
+
+
+def test_segmentation_and_vector_losses_and_metrics(tmp_path):
+    seg = dict(TINY, n_channels=8, n_labels=5)
+    maps = torch.randint(0, 5, (8, 32, 32))
+    h = train_tokenizer(build_tokenizer("vqvae", seg), Tensors(maps),
+                        TrainConfig(steps=2, batch_size=4, log_every=1, sample_every=1, save_every=0), tmp_path / "s",
+                        progress=False)
+    assert "miou" in h and (tmp_path / "s" / "samples" / "step_0000002.png").exists()
+    mlp = dict(image_size=1, patch_size=1, n_channels=16, enc_type="BottleneckMLP/B_1-Wi_32",
+               dec_type="BottleneckMLP/B_1-Wi_32", quant_type="memcodes", num_codebooks=4, codebook_size=16, latent_dim=16)
+    h = train_tokenizer(build_tokenizer("mlp", mlp), Tensors(torch.randn(8, 16, 1, 1)),
+                        TrainConfig(steps=2, batch_size=4, log_every=1, sample_every=1, save_every=0), tmp_path / "m",
+                        progress=False)
+    assert "cosine" in h
+
+
+def test_cli_trains_a_depth_tokenizer_from_a_folder(tmp_path):
+    data = tmp_path / "depth" / "scene_a"
+    data.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        np.save(data / f"{i}.npy", rng.uniform(0.5, 10.0, (40, 40)).astype(np.float32))
+    out = tmp_path / "run"
+    code = main(["train-tokenizer", "--kind", "vqvae", "--modality", "depth", "--data", str(tmp_path / "depth"),
+                 "--out", str(out), "--steps", "2", "--batch-size", "3", "--image-size", "32",
+                 "--set", "model.enc_type=vit_t_enc", "--set", "model.dec_type=vit_t_dec", "--set", "model.patch_size=8",
+                 "--set", "model.codebook_size=32", "--set", "train.sample_every=2"])
+    assert code == 0
+    tok = load_tokenizer(out / "tokenizer")
+    assert tok.config.n_channels == 1 and tok.preprocessor.input == "depth"
+    assert tok.encode(rng.uniform(1, 5, (32, 32))).shape == (1, 4, 4)
+    assert list((out / "samples").glob("*.png"))
+
+
+def test_cli_trains_a_text_tokenizer(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("a dog on the beach\na cat on a sofa\n" * 20)
+    assert main(["train-tokenizer", "--kind", "text", "--data", str(corpus), "--out", str(tmp_path / "tok"),
+                 "--vocab-size", "4350"]) == 0
+    assert load_tokenizer(tmp_path / "tok").token_to_id("v0=0") == 204
+
+
+def test_cli_reports_bad_settings(tmp_path, capsys):
+    (tmp_path / "x.npy").write_bytes(b"")
+    code = main(["train-tokenizer", "--kind", "vqvae", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
+                 "--set", "model.codebok_size=3"])
+    assert code == 2 and "codebok_size" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_divae_training_reduces_reconstruction_error(tmp_path):
+    torch.manual_seed(0)
+    cfg_model = {k: v for k, v in TINY.items() if not k.startswith("dec_")}
+    cfg_model.update(dec_type="unet", dec_channels=16, dec_channel_mult=(1, 2))
+    train_tokenizer(build_tokenizer("divae", cfg_model), Tensors(blobs(256)),
+                    TrainConfig(steps=300, batch_size=16, lr=3e-3, warmup_steps=5, ema_decay=0.9, sample_every=0,
+                                save_every=0), tmp_path, progress=False)
+    held_out = blobs(32, seed=7)
+    fresh = build_tokenizer("divae", cfg_model).eval()
+    assert recon_mse(load_tokenizer(tmp_path / "tokenizer"), held_out, steps=10) < 0.9 * recon_mse(fresh, held_out, steps=10)
