@@ -1,0 +1,1 @@
+"""Training: optimizers and schedules, loops for FourM and tokenizers, distributed helpers."""

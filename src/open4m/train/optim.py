@@ -1,0 +1,48 @@
+"""AdamW with decoupled weight decay, minus the parameters that should never decay.
+
+Norms, biases, embedding tables and the positional/modality/mask tokens are excluded from weight
+decay (the model lists them in `no_weight_decay()`). The fused kernel is used where the running
+torch has it for the parameters' device — on CPU too since torch 2.4 — because at small model
+widths the optimizer update over the large embedding tables dominates a training step.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Iterable
+
+import torch
+from torch import nn
+
+
+def parameter_groups(model: nn.Module, weight_decay: float, skip: Iterable[str] | None = None) -> list[dict]:
+    """Two AdamW groups: decayed matrices and everything in the model's no-decay set."""
+    if skip is None:
+        skip = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
+    skip = set(skip)
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if name in skip or param.dim() < 2 else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def fused_available(device: torch.device | str) -> bool:
+    """Whether torch.optim.AdamW(fused=True) supports parameters on this device type."""
+    if "fused" not in inspect.signature(torch.optim.AdamW).parameters:
+        return False
+    device = torch.device(device)
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 4)
+
+
+def build_adamw(model: nn.Module, lr: float, weight_decay: float = 0.05, betas: tuple[float, float] = (0.9, 0.95),
+                eps: float = 1e-8, fused: bool | None = None) -> torch.optim.AdamW:
+    """AdamW over `parameter_groups(model)`; `fused=None` picks the fused kernel when available."""
+    device = next(model.parameters()).device
+    if fused is None:
+        fused = fused_available(device)
+    return torch.optim.AdamW(parameter_groups(model, weight_decay), lr=lr, betas=betas, eps=eps,
+                             fused=True if fused else None)
