@@ -125,3 +125,12 @@ def test_bad_tokens_and_inputs_are_rejected(reference):
         model.encode(torch.full((1, 64, 64), 134))
     with pytest.raises(ValueError, match="square grid"):
         model.decode(torch.zeros(1, 15, dtype=torch.long))
+
+
+def test_feature_map_tokenizer_uses_one_token_per_feature_vector():
+    torch.manual_seed(0)
+    model = VQVAE(tiny_config(n_channels=16, patch_proj=False)).eval()
+    assert model.preprocessor.input == "features" and model.config.grid() == (4, 4)
+    tokens = model.encode(torch.randn(2, 16, 4, 4))
+    assert tokens.shape == (2, 4, 4)
+    assert model.decode(tokens).shape == (2, 16, 4, 4)

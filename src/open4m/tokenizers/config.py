@@ -86,8 +86,7 @@ class VQVAEConfig:
         """Token grid at ``image_size`` (default: the training size)."""
         if self.is_mlp:
             return (1, 1)
-        size = image_size or self.image_size
-        n = size // self.patch_size if self.patch_proj else size
+        n = (image_size or self.image_size) // self.patch_size  # feature maps arrive already at this grid
         return (n, n)
 
 

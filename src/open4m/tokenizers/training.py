@@ -95,8 +95,11 @@ class FolderDataset(Dataset):
         if not self.files:
             raise ValueError(f"no image or .npy files under {self.root}")
         self.pre = copy.copy(model.preprocessor)
-        if self.pre.input in ("image", "class_map", "depth", "features"):
-            self.pre.size = image_size or model.config.image_size
+        size = image_size or model.config.image_size
+        if self.pre.input in ("image", "class_map", "depth"):
+            self.pre.size = size
+        elif self.pre.input == "features":  # one feature vector per token: the map is the token grid
+            self.pre.size = size // model.config.patch_size
 
     def __len__(self) -> int:
         return len(self.files)
