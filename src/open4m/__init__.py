@@ -1,13 +1,40 @@
 """open4m: an open, fast framework for massively multimodal masked modeling (4M).
 
-The public API is small: the modality registry, the `FourM` model and its config, and the
-loaders. Everything else lives in submodules and may change.
+The public API is small: the modality registry, the `FourM` model and its config, the loaders,
+the sampler and its schedules. Everything else lives in submodules and may change. Tokenizer and
+generation entry points are imported on first use so `import open4m` stays light.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from . import modalities
 from .modalities import FOURM_7, FOURM_21, Kind, Modality, register
-from .model import FourMConfig, preset
+from .model import FourM, FourMConfig, preset
 
 __version__ = "0.1.0"
 
-__all__ = ["modalities", "Modality", "Kind", "register", "FOURM_7", "FOURM_21", "FourMConfig", "preset", "__version__"]
+
+def load_model(source: str, **kwargs: Any) -> FourM:
+    """A FourM from a release `.safetensors` file, a Hub-layout directory or a Hub repo id."""
+    return FourM.from_pretrained(source, **kwargs)
+
+
+_LAZY = {
+    "load_tokenizer": "open4m.tokenizers",
+    "Sampler": "open4m.generation",
+    "GenerationSchedule": "open4m.generation",
+    "build_schedule": "open4m.generation",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'open4m' has no attribute {name!r}")
+
+
+__all__ = ["modalities", "Modality", "Kind", "register", "FOURM_7", "FOURM_21", "FourM", "FourMConfig", "preset",
+           "load_model", "load_tokenizer", "Sampler", "GenerationSchedule", "build_schedule", "__version__"]
