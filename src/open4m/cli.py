@@ -15,6 +15,7 @@ _COMMAND_MODULES = (
     "open4m.commands.info",
     "open4m.commands.synth",
     "open4m.commands.train_tokenizer",
+    "open4m.commands.tokenize",
 )
 
 
