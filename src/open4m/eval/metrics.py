@@ -1,0 +1,225 @@
+"""Task metrics for any-to-any predictions: dense geometry, segmentation, boxes, palettes, reconstruction.
+
+Each metric is an accumulator: `update()` per sample (or batch), `compute()` at the end, so a whole
+evaluation set is scored exactly (segmentation IoU from one confusion matrix, box AP from every
+detection of every image) rather than as a mean of per-image scores. Inputs may be numpy arrays or
+torch tensors; everything is computed in float64 numpy.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+
+def _np(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _check_same_shape(pred: np.ndarray, gt: np.ndarray, what: str) -> None:
+    if pred.shape != gt.shape:
+        raise ValueError(f"{what}: prediction shape {pred.shape} differs from ground truth {gt.shape}; resize first")
+
+
+@dataclass
+class DepthMetrics:
+    """abs-rel, RMSE and threshold accuracies (delta < 1.25^k) over valid (gt > 0) pixels.
+
+    `align="median"` rescales each prediction by median(gt)/median(pred) first — the standard
+    protocol for predictions known only up to scale (e.g. from standardised depth tokens).
+    """
+
+    align: str | None = None
+    _abs_rel: float = 0.0
+    _sq: float = 0.0
+    _deltas: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    _n: int = 0
+
+    def update(self, pred: Any, gt: Any, valid: Any | None = None) -> None:
+        pred, gt = _np(pred), _np(gt)
+        _check_same_shape(pred, gt, "depth")
+        mask = gt > 0 if valid is None else (_np(valid) > 0) & (gt > 0)
+        p, g = pred[mask], gt[mask]
+        if p.size == 0:
+            return
+        if self.align == "median":
+            p = p * (np.median(g) / max(np.median(p), 1e-8))
+        elif self.align is not None:
+            raise ValueError(f"align must be None or 'median', got {self.align!r}")
+        p = np.maximum(p, 1e-6)
+        self._abs_rel += float(np.sum(np.abs(p - g) / g))
+        self._sq += float(np.sum((p - g) ** 2))
+        ratio = np.maximum(p / g, g / p)
+        self._deltas += [(ratio < 1.25 ** k).sum() for k in (1, 2, 3)]
+        self._n += p.size
+
+    def compute(self) -> dict[str, float]:
+        if self._n == 0:
+            raise ValueError("no valid depth pixels were scored")
+        d = self._deltas / self._n
+        return {"abs_rel": self._abs_rel / self._n, "rmse": float(np.sqrt(self._sq / self._n)),
+                "delta1": float(d[0]), "delta2": float(d[1]), "delta3": float(d[2])}
+
+
+@dataclass
+class NormalMetrics:
+    """Angular error between unit normals (H, W, 3): mean, median and % within 11.25 / 22.5 / 30 degrees."""
+
+    _errors: list = field(default_factory=list)
+
+    def update(self, pred: Any, gt: Any, valid: Any | None = None) -> None:
+        pred, gt = _np(pred), _np(gt)
+        _check_same_shape(pred, gt, "normals")
+        if pred.shape[-1] != 3:
+            raise ValueError(f"normals must be (..., 3), got {pred.shape}")
+        pn = pred / np.maximum(np.linalg.norm(pred, axis=-1, keepdims=True), 1e-8)
+        gn = gt / np.maximum(np.linalg.norm(gt, axis=-1, keepdims=True), 1e-8)
+        err = np.degrees(np.arccos(np.clip((pn * gn).sum(-1), -1.0, 1.0)))
+        mask = np.linalg.norm(gt, axis=-1) > 0.5
+        if valid is not None:
+            mask &= _np(valid) > 0
+        self._errors.append(err[mask].astype(np.float32))
+
+    def compute(self) -> dict[str, float]:
+        err = np.concatenate(self._errors) if self._errors else np.zeros(0)
+        if err.size == 0:
+            raise ValueError("no valid normal pixels were scored")
+        return {"mean_deg": float(err.mean()), "median_deg": float(np.median(err)),
+                "within_11.25": float((err < 11.25).mean()), "within_22.5": float((err < 22.5).mean()),
+                "within_30": float((err < 30).mean())}
+
+
+@dataclass
+class SegmentationMetrics:
+    """mIoU and pixel accuracy from one confusion matrix over the whole set.
+
+    mIoU averages over classes that occur in the ground truth or the predictions; `ignore_index`
+    pixels are skipped.
+    """
+
+    num_classes: int
+    ignore_index: int | None = None
+    _conf: np.ndarray | None = None
+
+    def update(self, pred: Any, gt: Any) -> None:
+        pred, gt = _np(pred).astype(np.int64), _np(gt).astype(np.int64)
+        _check_same_shape(pred, gt, "segmentation")
+        mask = np.ones_like(gt, dtype=bool) if self.ignore_index is None else gt != self.ignore_index
+        p, g = pred[mask], gt[mask]
+        if ((p < 0) | (p >= self.num_classes) | (g < 0) | (g >= self.num_classes)).any():
+            raise ValueError(f"class ids must lie in [0, {self.num_classes})")
+        conf = np.bincount(g * self.num_classes + p, minlength=self.num_classes ** 2)
+        conf = conf.reshape(self.num_classes, self.num_classes)
+        self._conf = conf if self._conf is None else self._conf + conf
+
+    def compute(self) -> dict[str, Any]:
+        if self._conf is None or self._conf.sum() == 0:
+            raise ValueError("no segmentation pixels were scored")
+        conf = self._conf.astype(np.float64)
+        tp = np.diag(conf)
+        union = conf.sum(0) + conf.sum(1) - tp
+        present = union > 0
+        iou = np.where(present, tp / np.maximum(union, 1), np.nan)
+        return {"miou": float(np.nanmean(iou)), "pixel_acc": float(tp.sum() / conf.sum()),
+                "iou_per_class": [None if np.isnan(v) else float(v) for v in iou]}
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of (N, 4) and (M, 4) xyxy boxes."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=-1)
+    area = lambda x: np.prod(np.clip(x[:, 2:] - x[:, :2], 0, None), axis=-1)  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-12)
+
+
+@dataclass
+class BoxAP:
+    """COCO-style mean average precision (101-point interpolation) at IoU 0.5 and 0.5:0.95.
+
+    Predictions are (box xyxy, class name, score); ground truths (box, class name). Classes
+    without ground truth in the whole set are left out of the mean, as in COCO.
+    """
+
+    thresholds: tuple[float, ...] = tuple(np.round(np.arange(0.5, 0.96, 0.05), 2))
+    _dets: dict = field(default_factory=dict)  # class -> list of (score, image, box)
+    _gts: dict = field(default_factory=dict)  # class -> {image: boxes}
+    _images: int = 0
+
+    def update(self, preds: Iterable[tuple[Sequence[float], str, float]],
+               gts: Iterable[tuple[Sequence[float], str]]) -> None:
+        img = self._images
+        self._images += 1
+        for box, cls, score in preds:
+            self._dets.setdefault(cls, []).append((float(score), img, np.asarray(box, np.float64)))
+        for box, cls in gts:
+            self._gts.setdefault(cls, {}).setdefault(img, []).append(np.asarray(box, np.float64))
+
+    def _ap(self, cls: str, thr: float) -> float:
+        gts = {img: np.stack(b) for img, b in self._gts[cls].items()}
+        used = {img: np.zeros(len(b), bool) for img, b in gts.items()}
+        n_gt = sum(len(b) for b in gts.values())
+        dets = sorted(self._dets.get(cls, []), key=lambda d: -d[0])
+        tp = np.zeros(len(dets))
+        for k, (_, img, box) in enumerate(dets):
+            if img not in gts:
+                continue
+            ious = box_iou(box[None], gts[img])[0]
+            ious[used[img]] = -1
+            j = int(np.argmax(ious))
+            if ious[j] >= thr:
+                used[img][j] = True
+                tp[k] = 1
+        if not len(dets):
+            return 0.0
+        ctp = np.cumsum(tp)
+        recall = ctp / n_gt
+        precision = ctp / np.arange(1, len(dets) + 1)
+        precision = np.maximum.accumulate(precision[::-1])[::-1]  # monotone envelope
+        points = np.linspace(0, 1, 101)
+        idx = np.searchsorted(recall, points, side="left")
+        return float(np.mean([precision[i] if i < len(precision) else 0.0 for i in idx]))
+
+    def compute(self) -> dict[str, float]:
+        classes = sorted(self._gts)
+        if not classes:
+            raise ValueError("no ground-truth boxes were given")
+        table = np.array([[self._ap(c, t) for t in self.thresholds] for c in classes])
+        i50 = int(np.argmin(np.abs(np.asarray(self.thresholds) - 0.5)))
+        return {"map_50": float(table[:, i50].mean()), "map_50_95": float(table.mean()),
+                "ap_50_per_class": dict(zip(classes, table[:, i50].round(4).tolist()))}
+
+
+def palette_distance(pred: Sequence[Sequence[float]], gt: Sequence[Sequence[float]]) -> float:
+    """Mean RGB distance (0..255 scale) under the best one-to-one matching of colors.
+
+    Unequal lengths: the shorter list is matched into the longer one, and each unmatched color
+    costs the distance to its nearest counterpart, so missing or extra colors are penalised.
+    """
+    p, g = np.asarray(pred, np.float64).reshape(-1, 3), np.asarray(gt, np.float64).reshape(-1, 3)
+    if len(p) == 0 or len(g) == 0:
+        raise ValueError("palette_distance needs at least one color on each side")
+    if len(p) > 8 or len(g) > 8:
+        raise ValueError("palettes hold at most 8 colors here (4M uses up to 7)")
+    small, large = (p, g) if len(p) <= len(g) else (g, p)
+    cost = np.linalg.norm(small[:, None] - large[None], axis=-1)
+    best = min(itertools.permutations(range(len(large)), len(small)),
+               key=lambda perm: cost[np.arange(len(small)), list(perm)].sum())
+    matched = cost[np.arange(len(small)), list(best)]
+    unmatched = [cost[:, j].min() for j in range(len(large)) if j not in best]
+    return float(np.concatenate([matched, unmatched]).mean())
+
+
+def reconstruction_metrics(pred: Any, gt: Any, data_range: float = 2.0) -> dict[str, float]:
+    """MSE, L1 and PSNR of a reconstruction (default range 2: tensors in [-1, 1])."""
+    pred, gt = _np(pred), _np(gt)
+    _check_same_shape(pred, gt, "reconstruction")
+    mse = float(np.mean((pred - gt) ** 2))
+    return {"mse": mse, "l1": float(np.mean(np.abs(pred - gt))),
+            "psnr": float(10 * np.log10(data_range ** 2 / max(mse, 1e-12)))}
