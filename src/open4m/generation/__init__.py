@@ -1,12 +1,11 @@
-"""Any-to-any generation: schedules, sampling primitives (and, beside them, the sampler).
+"""Any-to-any generation: schedules, sampling primitives, placeholders and the sampler."""
 
-Only light modules are imported here, so `import open4m.generation` never builds a model.
-"""
-
+from .placeholders import blank, empty_target, from_token_lists, full_input
+from .sampler import Sampler
 from .sampling import filter_logits, sample_tokens
 from .schedules import GenerationSchedule, ScheduleStep, build_schedule, temperature_schedule, token_schedule
 
 __all__ = [
     "GenerationSchedule", "ScheduleStep", "build_schedule", "token_schedule", "temperature_schedule",
-    "filter_logits", "sample_tokens",
+    "filter_logits", "sample_tokens", "Sampler", "full_input", "empty_target", "blank", "from_token_lists",
 ]
