@@ -23,3 +23,22 @@ def test_load_tokenizer_text(tmp_path):
 def test_load_tokenizer_missing(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_tokenizer(tmp_path / "missing")
+
+
+def test_official_divae_checkpoints_load_encoder_only(reference, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(reference / "vqvae_rgb_tiny.safetensors"), "pt") as f:
+        meta = dict(f.metadata())
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    meta.update(dec_type="unet_patched", beta_schedule="linear", prediction_type="sample")
+    state["decoder.input_blocks.0.0.weight"] = torch.zeros(4, 3, 3, 3)  # an official decoder tensor we do not model
+    save_file(state, str(tmp_path / "divae.safetensors"), metadata=meta)
+    with pytest.raises(ValueError, match="encoder_only=True"):
+        load_tokenizer(tmp_path / "divae.safetensors")
+    tok = load_tokenizer(tmp_path / "divae.safetensors", encoder_only=True)
+    golden = load_file(str(reference / "vqvae_rgb_tiny_golden.safetensors"))
+    assert torch.equal(tok.encode(golden["input"]), golden["tokens"])
+    with pytest.raises(ValueError, match="encoder-only"):
+        tok.decode(golden["tokens"])

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from ..tokenizers import VQTokenizer, load_tokenizer
     from ..tokenizers.pretokenize import pretokenize_folder
 
-    tokenizer = load_tokenizer(args.tokenizer)
+    tokenizer = load_tokenizer(args.tokenizer, encoder_only=True)  # decoders are not needed to tokenize
     if not isinstance(tokenizer, VQTokenizer):
         raise ValueError(f"{args.tokenizer} is a text tokenizer; `open4m tokenize` runs image/vector tokenizers")
     if args.n_crops < 1:

@@ -25,7 +25,7 @@ __all__ = ["VQVAEConfig", "DiVAEConfig", "config_from_dict", "config_to_dict", "
 _IGNORED_KEYS = frozenset({
     "sync_codebook", "ckpt_path", "ignore_keys", "freeze_enc", "code_replacement_policy", "norm_latents",
     "config", "cls_free_guidance_dropout", "masked_cfg", "masked_cfg_low", "masked_cfg_high",
-    "dec_transformer_dropout", "conditioning", "clip_sample", "thresholding", "input_size_enc",
+    "dec_transformer_dropout", "conditioning", "clip_sample", "thresholding",
 })
 
 
@@ -174,8 +174,6 @@ def config_from_dict(raw: Mapping[str, Any]) -> VQVAEConfig:
     if unknown:
         raise ValueError(f"unknown {kind} config keys {unknown}; valid keys: {sorted(names)}")
     kwargs = {k: _coerce(k, hints[k], v) for k, v in raw.items() if k in names}
-    if kind == "divae" and "dec_type" in raw and not str(raw["dec_type"]).startswith("unet"):
-        raise ValueError(f"DiVAE decoder {raw['dec_type']!r} is not supported; open4m's DiVAE uses dec_type='unet'")
     return cls(**kwargs)
 
 

@@ -139,6 +139,9 @@ class DiVAE(VQTokenizer):
     def __init__(self, config: DiVAEConfig) -> None:
         if config.n_labels or config.is_mlp:
             raise ValueError("DiVAE decodes images; use a VQVAE for class maps and vectors")
+        if config.dec_type != "unet":
+            raise ValueError(f"DiVAE decoder {config.dec_type!r} (an official architecture) is not implemented in open4m; "
+                             "load the checkpoint with encoder_only=True to tokenize with it")
         super().__init__(config)
         self.decoder = CondUNet(config.n_channels, config.latent_dim, config.dec_channels,
                                 tuple(config.dec_channel_mult), config.dec_patch_size)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -56,7 +56,6 @@ class TrainConfig:
     num_workers: int = 0
     device: str = "cpu"
     bf16: bool = True  # used only where the device supports it
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.loss is not None and self.loss not in _LOSSES:

@@ -29,12 +29,17 @@ from .vq import CosineVQ, Memcodes, QuantizerOutput
 
 __all__ = ["VQTokenizer", "VQVAE"]
 
+_DECODER_KEYS = ("decoder.", "post_quant_proj.")
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class VQTokenizer(nn.Module):
-    """Encoder + quantizer, and the interface shared by every VQ tokenizer."""
+    """Encoder + quantizer, and the interface shared by every VQ tokenizer.
+
+    On its own it is an encoder-only tokenizer (``from_pretrained(..., encoder_only=True)``): enough to
+    pre-tokenize data with any official checkpoint, including DiVAEs whose decoders open4m lacks.
+    """
 
     config_class: ClassVar[type[VQVAEConfig]] = VQVAEConfig
 
@@ -122,7 +127,7 @@ class VQTokenizer(nn.Module):
         return grid[:, 0] if heads == 1 else grid
 
     def decode_latent(self, latent: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        raise NotImplementedError(f"{type(self).__name__} has no decoder")
+        raise ValueError("this tokenizer was loaded encoder-only and cannot decode; load it without encoder_only=True")
 
     @torch.no_grad()
     def decode(self, tokens: torch.Tensor, **kwargs: Any) -> torch.Tensor:
@@ -149,10 +154,18 @@ class VQTokenizer(nn.Module):
         return cls(config)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> "VQTokenizer":
-        """Load from a ``.safetensors`` file (config in metadata), a Hub-layout directory, or a Hub id."""
+    def from_pretrained(cls, name_or_path: str | os.PathLike, *, encoder_only: bool = False,
+                        map_location: str | torch.device = "cpu") -> "VQTokenizer":
+        """Load from a ``.safetensors`` file (config in metadata), a Hub-layout directory, or a Hub id.
+
+        ``encoder_only`` keeps the encoder and quantizer and drops the decoder weights.
+        """
         state, raw = read_checkpoint(name_or_path)
-        model = cls.from_config_dict(raw)
+        if encoder_only or cls is VQTokenizer:
+            model: VQTokenizer = VQTokenizer(config_from_dict(raw))
+            state = {k: v for k, v in state.items() if not k.startswith(_DECODER_KEYS)}
+        else:
+            model = cls.from_config_dict(raw)
         model.load_official_state_dict(state, source=str(name_or_path))
         return model.to(map_location).eval()
 
