@@ -47,25 +47,28 @@ def make_batches(n: int, batch_size: int, seed: int = 0):
     return [collate([masker(sample(), rng) for _ in range(batch_size)]) for _ in range(n)]
 
 
-def run_one(size: str, steps: int, warmup: int, batch_size: int, fused: bool, threads: int) -> dict:
+def run_one(size: str, steps: int, warmup: int, batch_size: int, fused: bool, threads: int, sparse: bool) -> dict:
     import torch
 
     torch.set_num_threads(threads)
     from open4m.model import FourM, FourMConfig, preset
     from open4m.modalities import FOURM_7
-    from open4m.train.optim import build_adamw
+    from open4m.train.optim import SparseGradientDensifier, build_adamw
 
     cfg = preset("base-swiglu_nobias", domains_in=list(FOURM_7), domains_out=[m for m in FOURM_7 if m != "rgb@224"],
                  **SIZES[size])
     torch.manual_seed(0)
     model = FourM(cfg).train()
     opt = build_adamw(model, lr=1e-4, fused=fused)
+    model.set_sparse_embedding_gradients(sparse)
+    densify = SparseGradientDensifier()
     batches = make_batches(warmup + steps, batch_size)
     times = []
     for i, batch in enumerate(batches):
         t0 = time.perf_counter()
         loss, _ = model(batch, 128, 128, validate=False)
         loss.backward()
+        densify(model)
         opt.step()
         opt.zero_grad(set_to_none=True)
         if i >= warmup:
@@ -74,7 +77,7 @@ def run_one(size: str, steps: int, warmup: int, batch_size: int, fused: bool, th
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     params = sum(p.numel() for p in model.parameters())
     return dict(size=size, ms=ms, samples_s=batch_size / (ms / 1000), peak_mb=peak_mb, params_m=params / 1e6,
-                fused=fused, threads=threads, batch=batch_size, torch=torch.__version__)
+                fused=fused, sparse=sparse, threads=threads, batch=batch_size, torch=torch.__version__)
 
 
 def main() -> None:
@@ -85,19 +88,24 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-fused", action="store_true", help="plain (for-loop) AdamW instead of the fused kernel")
+    p.add_argument("--dense-embedding-grads", action="store_true",
+                   help="dense (vocab x dim) embedding gradients, as the reference implementation has")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        print(json.dumps(run_one(args.child, args.steps, args.warmup, args.batch_size, not args.no_fused, args.threads)))
+        print(json.dumps(run_one(args.child, args.steps, args.warmup, args.batch_size, not args.no_fused, args.threads,
+                                 not args.dense_embedding_grads)))
         return
     rows = []
     for size in args.sizes:
         cmd = [sys.executable, __file__, "--child", size, "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--batch-size", str(args.batch_size), "--threads", str(args.threads)] + (["--no-fused"] if args.no_fused else [])
+               "--batch-size", str(args.batch_size), "--threads", str(args.threads)] + (["--no-fused"] if args.no_fused else []) \
+            + (["--dense-embedding-grads"] if args.dense_embedding_grads else [])
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(f"FourM train step: 4M-7 modalities, SwiGLU no-bias, batch {args.batch_size}, 128 in / 128 out tokens, "
-          f"fp32 CPU, {args.threads} threads, AdamW {'plain' if args.no_fused else 'fused'}, torch {rows[0]['torch']}")
+          f"fp32 CPU, {args.threads} threads, AdamW {'plain' if args.no_fused else 'fused'}, "
+          f"{'dense' if args.dense_embedding_grads else 'sparse'} embedding gradients, torch {rows[0]['torch']}")
     header = f"{'size':<6}{'params':>9}{'ms/step':>10}{'samples/s':>11}{'peak MB':>9}{'official ms':>13}{'speed-up':>10}"
     print(header)
     print("-" * len(header))

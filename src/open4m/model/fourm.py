@@ -163,6 +163,20 @@ class FourM(nn.Module):
         for block in (*self.encoder, *self.decoder):
             block.act_checkpoint = enabled
 
+    def set_sparse_embedding_gradients(self, enabled: bool) -> None:
+        """Let token tables receive row-sparse gradients instead of dense (vocab x dim) ones.
+
+        A training step touches a few hundred rows of each 30k-row table, yet a dense embedding
+        gradient allocates and zero-fills the whole table every step. With this on, tied decoder
+        tables accumulate their rows into the output head's dense gradient in place, and the
+        encoder tables' sparse gradients are scattered into persistent buffers before the
+        optimizer step (`open4m.train.optim.densify_sparse_gradients`). Same gradients, less memory
+        traffic; single-process training only (DDP buckets need dense gradients).
+        """
+        for module in self.modules():
+            if isinstance(module, nn.Embedding):
+                module.sparse = enabled
+
     @property
     def input_modalities(self) -> list[str]:
         return list(self.encoder_embeddings)

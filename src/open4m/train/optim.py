@@ -46,3 +46,28 @@ def build_adamw(model: nn.Module, lr: float, weight_decay: float = 0.05, betas: 
         fused = fused_available(device)
     return torch.optim.AdamW(parameter_groups(model, weight_decay), lr=lr, betas=betas, eps=eps,
                              fused=True if fused else None)
+
+
+class SparseGradientDensifier:
+    """Scatters row-sparse gradients into persistent dense buffers before the optimizer step.
+
+    Fused AdamW and gradient clipping need dense gradients; allocating a fresh zeroed
+    (vocab x dim) tensor per table per step costs page faults, while re-zeroing a warm buffer
+    costs a memset. The buffers live as long as this object (one per trained model).
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[int, torch.Tensor] = {}
+
+    def __call__(self, model: nn.Module) -> None:
+        for param in model.parameters():
+            grad = param.grad
+            if grad is None or not grad.is_sparse:
+                continue
+            buf = self._buffers.get(id(param))
+            if buf is None or buf.shape != param.shape:
+                buf = self._buffers[id(param)] = torch.zeros_like(param)
+            else:
+                buf.zero_()
+            buf.index_add_(0, grad._indices()[0], grad._values())
+            param.grad = buf
