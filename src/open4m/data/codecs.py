@@ -56,7 +56,7 @@ def _decode_image(data: bytes, modality: str) -> np.ndarray:
         im.load()
         role = image_role(modality)
         if role == "rgb":
-            return np.asarray(im.convert("RGB"))
+            return np.array(im.convert("RGB"))
         if role == "normal":
             return np.asarray(im.convert("RGB"), np.float32) / 127.5 - 1.0
         if role == "depth":
@@ -65,8 +65,8 @@ def _decode_image(data: bytes, modality: str) -> np.ndarray:
                 raise ValueError(f"depth PNGs must be 16-bit (millimetres), got mode {im.mode}")
             return arr.astype(np.float32) / DEPTH_PNG_SCALE
         if role == "classmap":
-            return np.asarray(im if im.mode in ("L", "P") else im.convert("L"))
-        return np.asarray(im)
+            return np.array(im if im.mode in ("L", "P") else im.convert("L"))
+        return np.array(im)
 
 
 def encode(value: Any, ext: str, modality: str) -> bytes:
