@@ -1,0 +1,79 @@
+"""The tokenizer of every official 4M-21 modality: kind and architecture, by modality name.
+
+These mirror the released tokenizers (reference-anatomy §6.1): which class, encoder, codebook and
+token layout each modality uses. ``official_config(name)`` gives the config to train one from
+scratch at the official size; ``size="tiny"`` shrinks the networks (not the data layout) for tests
+and quick CPU runs. The released RGB/depth/normal/edge tokenizers are DiVAEs whose decoders are
+official networks open4m does not reimplement; here those modalities get open4m's DiVAE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["TokenizerSpec", "OFFICIAL_TOKENIZERS", "official_config"]
+
+
+@dataclass(frozen=True)
+class TokenizerSpec:
+    kind: str  # 'vqvae' | 'divae' | 'mlp'
+    tokens: str  # the token modality it produces
+    config: dict[str, Any]
+
+
+_VIT_B = {"enc_type": "vit_b_enc", "dec_type": "vit_b_dec"}
+_GLOBAL = {"image_size": 1, "patch_size": 1, "enc_type": "BottleneckMLP/B_6-Wi_1024",
+           "dec_type": "BottleneckMLP/B_6-Wi_1024", "quant_type": "memcodes", "num_codebooks": 16,
+           "codebook_size": 8192, "latent_dim": 1024}
+
+
+def _divae(channels: int, codebook: int, post_mlp: bool = False) -> dict[str, Any]:
+    return {"image_size": 224, "n_channels": channels, "enc_type": "vit_b_enc", "patch_size": 16,
+            "codebook_size": codebook, "latent_dim": 32, "post_mlp": post_mlp}
+
+
+OFFICIAL_TOKENIZERS: dict[str, TokenizerSpec] = {
+    "rgb": TokenizerSpec("divae", "tok_rgb", _divae(3, 16384, post_mlp=True)),
+    "depth": TokenizerSpec("divae", "tok_depth", _divae(1, 8192)),
+    "normal": TokenizerSpec("divae", "tok_normal", _divae(3, 8192)),
+    "canny_edge": TokenizerSpec("divae", "tok_canny_edge", _divae(1, 8192)),
+    "sam_edge": TokenizerSpec("divae", "tok_sam_edge", _divae(1, 8192)),
+    "semseg_coco": TokenizerSpec("vqvae", "tok_semseg", dict(_VIT_B, image_size=224, n_channels=64, n_labels=134,
+                                                            patch_size=16, codebook_size=4096, post_mlp=True)),
+    "CLIP-B16": TokenizerSpec("vqvae", "tok_clip", dict(_VIT_B, image_size=224, n_channels=512, patch_size=16,
+                                                        patch_proj=False, codebook_size=8192, post_mlp=True)),
+    "DINOv2-B14": TokenizerSpec("vqvae", "tok_dinov2", dict(_VIT_B, image_size=224, n_channels=768, patch_size=14,
+                                                            patch_proj=False, codebook_size=8192, post_mlp=True)),
+    "ImageBind-H14": TokenizerSpec("vqvae", "tok_imagebind", dict(_VIT_B, image_size=224, n_channels=1280, patch_size=14,
+                                                                  patch_proj=False, codebook_size=8192, post_mlp=True)),
+    "DINOv2-B14-global": TokenizerSpec("mlp", "tok_dinov2_global", dict(_GLOBAL, n_channels=768)),
+    "ImageBind-H14-global": TokenizerSpec("mlp", "tok_imagebind_global", dict(_GLOBAL, n_channels=1280)),
+    "sam_mask": TokenizerSpec("vqvae", "sam_instance", dict(_VIT_B, image_size=64, n_channels=1, patch_size=16,
+                                                            codebook_size=1024, latent_dim=1024, out_conv=True,
+                                                            preprocess={"input": "image", "mean": [0.5], "std": [0.5],
+                                                                        "interpolation": "bilinear"})),
+    "human_poses": TokenizerSpec("mlp", "human_poses", dict(_GLOBAL, n_channels=207, num_codebooks=8, codebook_size=1024,
+                                                            enc_type="BottleneckMLP/B_6-Wi_1024")),
+}
+
+_TINY = {"vit_b_enc": "vit_t_enc", "vit_b_dec": "vit_t_dec", "BottleneckMLP/B_6-Wi_1024": "BottleneckMLP/B_1-Wi_64"}
+
+
+def official_config(name: str, size: str = "official") -> tuple[str, dict[str, Any]]:
+    """-> (kind, config fields) of modality ``name``'s tokenizer; ``size='tiny'`` for a small network."""
+    if name not in OFFICIAL_TOKENIZERS:
+        raise ValueError(f"no official tokenizer for {name!r}; known: {sorted(OFFICIAL_TOKENIZERS)}")
+    if size not in ("official", "tiny"):
+        raise ValueError(f"size must be 'official' or 'tiny', got {size!r}")
+    spec = OFFICIAL_TOKENIZERS[name]
+    cfg = dict(spec.config, modality=name)
+    if size == "tiny":
+        cfg = {k: _TINY.get(v, v) if isinstance(v, str) else v for k, v in cfg.items()}
+        if spec.kind == "mlp":
+            cfg["latent_dim"] = 4 * cfg["num_codebooks"]
+        if spec.kind == "divae":
+            cfg.update(dec_channels=16, dec_channel_mult=(1, 2))
+        if cfg.get("latent_dim", 32) > 64:
+            cfg["latent_dim"] = 32
+    return spec.kind, cfg
