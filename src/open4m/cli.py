@@ -14,6 +14,8 @@ from typing import Sequence
 _COMMAND_MODULES = (
     "open4m.commands.info",
     "open4m.commands.synth",
+    "open4m.commands.label",
+    "open4m.commands.convert",
     "open4m.commands.train_tokenizer",
     "open4m.commands.tokenize",
 )

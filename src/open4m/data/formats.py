@@ -32,10 +32,12 @@ class CorruptFileWarning(UserWarning):
     """A file that could not be decoded and was skipped."""
 
 
-def _scan_modality(folder: Path) -> dict[str, Path]:
-    """Relative key (no extension) -> file, for one modality folder."""
+def scan_modality(folder: Path, recursive: bool = True) -> dict[str, Path]:
+    """Relative key (no extension) -> file, for one modality folder (top level only if not `recursive`)."""
     files: dict[str, Path] = {}
-    for dirpath, _, names in os.walk(folder):
+    for dirpath, subdirs, names in os.walk(folder):
+        if not recursive:
+            subdirs.clear()
         for name in names:
             stem, ext = os.path.splitext(name)
             if ext.lower() not in EXTS or name.startswith("."):
@@ -74,7 +76,7 @@ class FolderDataset(torch.utils.data.Dataset):
         unknown = set(self.required) - set(self.modalities)
         if unknown:
             raise ValueError(f"required modalities {sorted(unknown)} are not among {self.modalities}")
-        self.files = {m: _scan_modality(self.root / m) for m in self.modalities}
+        self.files = {m: scan_modality(self.root / m) for m in self.modalities}
         all_keys = sorted(set().union(*(f.keys() for f in self.files.values())))
         self.keys = [k for k in all_keys if all(k in self.files[m] for m in self.required)]
         self.excluded = len(all_keys) - len(self.keys)

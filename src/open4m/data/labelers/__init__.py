@@ -4,6 +4,7 @@ Import-light: the classes are cheap, OpenCV / transformers load inside `__call__
 """
 
 from .base import Labeler
+from .run import label_folder
 from .edges import CannyEdges, InstanceEdges
 from .metadata import ImageMetadata
 from .palette import ColorPalette
@@ -12,4 +13,4 @@ LABELERS: dict[str, type[Labeler]] = {
     "canny_edge": CannyEdges, "sam_edge": InstanceEdges, "color_palette": ColorPalette, "metadata": ImageMetadata,
 }
 
-__all__ = ["LABELERS", "CannyEdges", "ColorPalette", "ImageMetadata", "InstanceEdges", "Labeler"]
+__all__ = ["LABELERS", "label_folder", "CannyEdges", "ColorPalette", "ImageMetadata", "InstanceEdges", "Labeler"]

@@ -1,0 +1,32 @@
+"""`open4m convert`: folder layout <-> per-modality webdataset shards, byte for byte."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("convert", help="convert an aligned dataset between the folder layout and shards")
+    p.add_argument("--src", required=True, help="a folder dataset, or a shard root (holding index.json)")
+    p.add_argument("--dst", required=True, help="output root")
+    p.add_argument("--to", choices=["auto", "shards", "folder"], default="auto",
+                   help="target form (default: the other one than --src)")
+    p.add_argument("--shard-size", type=int, default=1000, help="samples per shard (default 1000)")
+    p.add_argument("--modalities", nargs="+", help="only these modalities (default all)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data.formats import folder_to_shards, is_shard_root, shards_to_folder
+
+    src_is_shards = is_shard_root(args.src)
+    to = args.to if args.to != "auto" else ("folder" if src_is_shards else "shards")
+    if (to == "shards") == src_is_shards:
+        raise ValueError(f"{args.src} is already in {'shard' if src_is_shards else 'folder'} form; choose --to accordingly")
+    if to == "shards":
+        index = folder_to_shards(args.src, args.dst, args.shard_size, args.modalities)
+        print(f"wrote {index['num_samples']} samples as {index['num_shards']} shards per modality to {args.dst}")
+    else:
+        n = shards_to_folder(args.src, args.dst, args.modalities)
+        print(f"wrote {n} samples in the folder layout to {args.dst}")
+    return 0
