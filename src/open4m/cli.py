@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "open4m.commands.label",
     "open4m.commands.convert",
     "open4m.commands.train_tokenizer",
+    "open4m.commands.train",
     "open4m.commands.tokenize",
 )
 

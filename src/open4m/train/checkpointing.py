@@ -1,0 +1,184 @@
+"""Training checkpoints: atomic, pickle-free, exactly resumable, pruned to the last K.
+
+A checkpoint is a folder `checkpoints/step-00001000/` holding
+- `model.safetensors`: the weights in the release layout (loads with `FourM.from_pretrained`),
+- `optimizer.safetensors`: AdamW moments by parameter name, hyper-parameters as JSON metadata,
+- `ema.safetensors` (when an EMA is kept), `rng-rank{r}.safetensors`: each rank's torch RNG,
+- `state.json`: step, tokens seen, data position, loss scaler, the recipe.
+It is written under a temporary name and renamed into place, so a run killed at any moment
+leaves either the complete folder or none (leftovers are swept by the next save).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, safe_open, save_file
+from torch import nn
+from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
+                                                     get_optimizer_state_dict, set_model_state_dict,
+                                                     set_optimizer_state_dict)
+
+from ..model import FourM
+from ..model.checkpoint import load_state_dict_into, read_safetensors
+from .distributed import DistInfo, barrier, is_sharded, unwrap
+from .ema import EMA
+
+_STEP_DIR = re.compile(r"^step-(\d{8})$")
+_FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+def checkpoints(run_dir: str | Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if _STEP_DIR.match(p.name) and (p / "state.json").is_file())
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    found = checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+# ------------------------------------------------------------------------------------------
+# Model weights
+# ------------------------------------------------------------------------------------------
+def _cpu_model(model: nn.Module) -> FourM:
+    """A FourM holding the full weights on rank 0: the model itself, or gathered FSDP shards."""
+    inner = unwrap(model)
+    if not is_sharded(inner):
+        return inner
+    full = get_model_state_dict(inner, options=_FULL)  # a collective: every rank calls it
+    cpu = FourM(inner.config)
+    cpu.load_state_dict(full)
+    return cpu
+
+
+def export_model(model: nn.Module, path: str | Path, info: DistInfo, ema: EMA | None = None) -> Path | None:
+    """Write the release layout (rank 0); with `ema`, the averaged weights instead."""
+    cpu = _cpu_model(model)
+    if not info.is_main:
+        return None
+    if ema is not None:
+        averaged = FourM(cpu.config)
+        ema.copy_to(averaged)
+        cpu = averaged
+    return cpu.save_file(path, overwrite=True)
+
+
+def _load_model(model: nn.Module, path: Path) -> None:
+    state, _ = read_safetensors(path)
+    inner = unwrap(model)
+    if not is_sharded(inner):
+        load_state_dict_into(inner, state, strict=True)
+        return
+    cpu = FourM(inner.config)
+    load_state_dict_into(cpu, state, strict=True)
+    set_model_state_dict(inner, cpu.state_dict(), options=StateDictOptions(full_state_dict=True))
+
+
+# ------------------------------------------------------------------------------------------
+# Optimizer state
+# ------------------------------------------------------------------------------------------
+def _optimizer_tensors(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    sd = get_optimizer_state_dict(unwrap(model), optimizer, options=_FULL)
+    tensors, scalars = {}, {}
+    for name, entries in sd["state"].items():
+        for key, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{name}/{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{name}/{key}"] = value
+    return tensors, {"param_groups": json.dumps(sd["param_groups"]), "scalars": json.dumps(scalars)}
+
+
+def _load_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer, path: Path) -> None:
+    tensors = load_file(str(path))
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    state: dict[str, dict[str, Any]] = {}
+    for key, value in (*tensors.items(), *json.loads(meta["scalars"]).items()):
+        name, _, entry = key.rpartition("/")
+        state.setdefault(name, {})[entry] = value
+    sd = {"state": state, "param_groups": json.loads(meta["param_groups"])}
+    set_optimizer_state_dict(unwrap(model), optimizer, sd, options=StateDictOptions(full_state_dict=True))
+
+
+# ------------------------------------------------------------------------------------------
+# RNG
+# ------------------------------------------------------------------------------------------
+def _rng_tensors(device: torch.device) -> dict[str, torch.Tensor]:
+    out = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        out["cuda"] = torch.cuda.get_rng_state(device)
+    return out
+
+
+def _restore_rng(path: Path, device: torch.device) -> None:
+    if not path.is_file():
+        warnings.warn(f"{path.name} is missing (the run had fewer ranks); this rank's dropout RNG starts fresh",
+                      stacklevel=3)
+        return
+    rng = load_file(str(path))
+    torch.set_rng_state(rng["torch"])
+    if device.type == "cuda" and "cuda" in rng:
+        torch.cuda.set_rng_state(rng["cuda"], device)
+
+
+# ------------------------------------------------------------------------------------------
+# Save / load
+# ------------------------------------------------------------------------------------------
+def save_checkpoint(run_dir: str | Path, step: int, *, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    ema: EMA | None, state: dict[str, Any], info: DistInfo, keep_last: int) -> Path:
+    """Write checkpoint `step` atomically (every rank calls this), then keep the newest `keep_last`."""
+    root = Path(run_dir) / "checkpoints"
+    final = root / f"step-{step:08d}"
+    tmp = root / f".tmp-step-{step:08d}"
+    if final.exists():
+        return final
+    if info.is_main:
+        root.mkdir(parents=True, exist_ok=True)
+        for stale in root.glob(".tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp.mkdir()
+    barrier(info)
+    save_file(_rng_tensors(info.device), str(tmp / f"rng-rank{info.rank}.safetensors"))
+    opt_tensors, opt_meta = _optimizer_tensors(model, optimizer)
+    cpu = _cpu_model(model)
+    if info.is_main:
+        cpu.save_file(tmp / "model.safetensors")
+        save_file(opt_tensors, str(tmp / "optimizer.safetensors"), metadata=opt_meta)
+        if ema is not None:
+            save_file({k: v.contiguous() for k, v in ema.state_dict().items()}, str(tmp / "ema.safetensors"),
+                      metadata={"decay": str(ema.decay)})
+        (tmp / "state.json").write_text(json.dumps({**state, "step": step, "world": info.world}, indent=1))
+    barrier(info)
+    if info.is_main:
+        os.replace(tmp, final)
+        for old in checkpoints(run_dir)[:-keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+    barrier(info)
+    return final
+
+
+def load_checkpoint(path: str | Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, ema: EMA | None,
+                    info: DistInfo) -> dict[str, Any]:
+    """Restore weights, optimizer, EMA and this rank's RNG; return the saved state (step, tokens, ...)."""
+    path = Path(path)
+    state = json.loads((path / "state.json").read_text())
+    _load_model(model, path / "model.safetensors")
+    _load_optimizer(model, optimizer, path / "optimizer.safetensors")
+    if ema is not None:
+        if not (path / "ema.safetensors").is_file():
+            raise ValueError(f"{path} has no EMA but train.ema_decay is set; resume without EMA or start a new run")
+        ema.load_state_dict(load_file(str(path / "ema.safetensors")))
+    _restore_rng(path / f"rng-rank{info.rank}.safetensors", info.device)
+    return state

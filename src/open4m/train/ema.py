@@ -1,0 +1,45 @@
+"""Exponential moving average of the weights, kept in float32 beside the trained model."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class EMA:
+    """`shadow = decay * shadow + (1 - decay) * weights` after every optimizer step.
+
+    The shadow holds every floating-point entry of the model's state dict (buffers included, so
+    the averaged model is complete); integer buffers are copied as they are.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
+        self.decay = decay
+        self.shadow = {k: v.detach().float().clone() if v.is_floating_point() else v.detach().clone()
+                       for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for k, v in model.state_dict().items():
+            s = self.shadow[k]
+            if s.is_floating_point():
+                s.lerp_(v.detach().float(), 1.0 - self.decay)
+            else:
+                s.copy_(v)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.shadow
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        missing = set(self.shadow) - set(state)
+        if missing:
+            raise ValueError(f"EMA state lacks {len(missing)} entries, e.g. {sorted(missing)[:3]}; was it saved for another model?")
+        for k, v in self.shadow.items():
+            v.copy_(state[k])
+
+    @torch.no_grad()
+    def copy_to(self, model: nn.Module) -> None:
+        """Load the averaged weights into `model` (e.g. a copy used for export or evaluation)."""
+        model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in self.shadow.items()})

@@ -1,0 +1,265 @@
+"""The FourM pre-training / fine-tuning loop: one function, `train(config)`.
+
+Each optimizer step: `accum_steps` micro-batches per rank (autocast forward, scaled backward,
+DDP gradient sync on the last), gradient clipping, the scheduled learning rate, AdamW, the EMA.
+Everything a step depends on — weights, optimizer moments, EMA, step/token counters, the data
+position and the RNG — is in the checkpoint, so a killed run resumes bit for bit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+from .. import modalities
+from ..model import FourM, preset
+from ..model.checkpoint import load_state_dict_into, read_safetensors, resolve_checkpoint
+from . import checkpointing, distributed
+from .config import ModelSection, TrainConfig, save_config
+from .data import batch_loader, build_masker, build_source
+from .ema import EMA
+from .monitor import Monitor, read_metrics, summary_table
+from .optim import build_adamw
+from .schedule import lr_at, peak_lr
+
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class TrainResult:
+    """What a finished run leaves behind."""
+
+    run_dir: Path
+    model_path: Path | None
+    steps: int
+    tokens: int
+    metrics: list[dict[str, Any]]
+    summary: str
+
+
+# ------------------------------------------------------------------------------------------
+# Model
+# ------------------------------------------------------------------------------------------
+def build_model(section: ModelSection, data_modalities: list[str], image_size: int,
+                input_only: list[str] = (), target_only: list[str] = ()) -> tuple[FourM, str]:
+    """The FourM of a recipe, with `init_from` weights and frozen prefixes applied; plus a report line."""
+    if "domains_in" in section.arch or "domains_out" in section.arch:
+        raise ValueError("set model.domains_in / model.domains_out, not inside model.arch")
+    mods = modalities.get_many(data_modalities)
+    domains_in = section.domains_in or [m for m in data_modalities if mods[m].encoder and m not in target_only]
+    domains_out = section.domains_out or [m for m in data_modalities if mods[m].decoder and m not in input_only]
+    arch = {"image_size": image_size, **section.arch}
+    cfg = preset(section.preset, domains_in=domains_in, domains_out=domains_out, **arch)
+    model = FourM(cfg)
+    report = f"FourM {section.preset} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters)"
+    if section.init_from:
+        weights, _ = resolve_checkpoint(section.init_from)
+        state, _ = read_safetensors(weights)
+        load_state_dict_into(model, state, strict=False)
+        fresh = [k for k in model.state_dict() if k not in state and not k.endswith("pos_emb")]
+        new_mods = sorted({k.split(".")[1] for k in fresh if k.startswith(("encoder_embeddings.", "decoder_embeddings."))})
+        report += f"; started from {section.init_from}" + (f", new embeddings for {new_mods}" if new_mods else "")
+    if section.freeze:
+        names = [n for n, _ in model.named_parameters()]
+        for prefix in section.freeze:
+            hit = [n for n in names if n == prefix or n.startswith(prefix + ".")]
+            if not hit:
+                raise ValueError(f"model.freeze entry {prefix!r} matches no parameter; use prefixes like encoder, "
+                                 f"decoder, encoder_embeddings.rgb@224")
+            for p in (p for n, p in model.named_parameters() if n in hit):
+                p.requires_grad_(False)
+        frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+        report += f"; {frozen / 1e6:.1f} M frozen"
+    model.set_activation_checkpointing(section.activation_checkpointing)
+    return model, report
+
+
+# ------------------------------------------------------------------------------------------
+# Steps
+# ------------------------------------------------------------------------------------------
+def _to_device(batch: dict, device: torch.device) -> dict:
+    return {m: {k: v.to(device, non_blocking=True) for k, v in d.items()} for m, d in batch.items()}
+
+
+def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=_DTYPES[precision])
+
+
+class _Stepper:
+    """Forward/backward/update of one optimizer step; returns mean loss per modality."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
+                 info: distributed.DistInfo, ema: EMA | None) -> None:
+        self.model, self.optimizer, self.cfg, self.info, self.ema = model, optimizer, cfg, info, ema
+        self.scaler = torch.amp.GradScaler(info.device.type, enabled=cfg.train.precision == "fp16")
+        self.params = [p for p in model.parameters() if p.requires_grad]
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        d = self.cfg.data
+        with _autocast(self.info.device, self.cfg.train.precision):
+            return self.model(_to_device(batch, self.info.device), d.input_tokens, d.target_tokens,
+                              loss_type=self.cfg.train.loss_type, validate=False)
+
+    def step(self, batches: Iterator[dict], lr: float) -> tuple[dict[str, float], float]:
+        accum = self.cfg.data.accum_steps
+        sums: dict[str, torch.Tensor] = {}
+        for micro in range(accum):
+            sync = micro == accum - 1 or not hasattr(self.model, "no_sync")
+            with contextlib.nullcontext() if sync else self.model.no_sync():
+                loss, per_mod = self.forward(next(batches))
+                self.scaler.scale(loss / accum).backward()
+            for name, value in (("all", loss), *per_mod.items()):
+                sums[name] = sums.get(name, 0.0) + value.detach().float() / accum
+        self.scaler.unscale_(self.optimizer)
+        clip = self.cfg.optim.clip_grad
+        norm = torch.nn.utils.clip_grad_norm_(self.params, clip if clip is not None else math.inf)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(distributed.unwrap(self.model))
+        names = list(sums)
+        means = distributed.mean_across_ranks(torch.stack([sums[n] for n in names]), self.info).tolist()
+        norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+        return dict(zip(names, means)), float(norm)
+
+    @torch.no_grad()
+    def evaluate(self, batches: Iterator[dict], count: int) -> dict[str, float]:
+        self.model.eval()
+        sums: dict[str, torch.Tensor] = {}
+        for _ in range(count):
+            loss, per_mod = self.forward(next(batches))
+            for name, value in (("all", loss), *per_mod.items()):
+                sums[name] = sums.get(name, 0.0) + value.float() / count
+        self.model.train()
+        names = list(sums)
+        return dict(zip(names, distributed.mean_across_ranks(torch.stack([sums[n] for n in names]), self.info).tolist()))
+
+
+def _scalars(prefix: str, losses: dict[str, float]) -> dict[str, float]:
+    return {(f"{prefix}/loss" if k == "all" else f"{prefix}/loss/{k}"): v for k, v in losses.items()}
+
+
+# ------------------------------------------------------------------------------------------
+# The loop
+# ------------------------------------------------------------------------------------------
+def train(cfg: TrainConfig) -> TrainResult:
+    """Run (or resume) the recipe `cfg`; under torchrun every rank calls this."""
+    info = distributed.init_distributed(cfg.train.device)
+    try:
+        return _train(cfg, info)
+    finally:
+        distributed.shutdown(info)
+
+
+def _train(cfg: TrainConfig, info: distributed.DistInfo) -> TrainResult:
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    if cfg.train.ema_decay is not None and cfg.train.distributed == "fsdp" and info.enabled:
+        raise ValueError("train.ema_decay is not supported with train.distributed=fsdp; use ddp or drop the EMA")
+    run_dir = Path(cfg.train.out_dir)
+    d, t = cfg.data, cfg.train
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+
+    torch.manual_seed(t.seed)
+    model, report = build_model(cfg.model, d.modalities, d.image_size, d.input_only, d.target_only)
+    model.to(info.device).train()
+    global_batch = d.batch_size * d.accum_steps * info.world
+    peak = peak_lr(cfg.optim.blr, global_batch, cfg.optim.lr)
+    optimizer = build_adamw(model, peak, cfg.optim.weight_decay, tuple(cfg.optim.betas), cfg.optim.eps, cfg.optim.fused)
+    ema = EMA(model, t.ema_decay) if t.ema_decay is not None else None
+    wrapped = distributed.wrap(model, t.distributed, info)
+    if cfg.model.compile:
+        wrapped = torch.compile(wrapped)
+    stepper = _Stepper(wrapped, optimizer, cfg, info, ema)
+
+    step = tokens = 0
+    latest = checkpointing.latest_checkpoint(run_dir) if t.resume else None
+    if latest is not None:
+        state = checkpointing.load_checkpoint(latest, model=wrapped, optimizer=optimizer, ema=ema, info=info)
+        if state["global_batch"] != global_batch:
+            raise ValueError(f"{latest} was trained with a global batch of {state['global_batch']}, now {global_batch}; "
+                             f"keep batch_size x accum_steps x ranks equal to resume, or set train.resume=false")
+        step, tokens = state["step"], state["tokens"]
+        if state.get("scaler"):
+            stepper.scaler.load_state_dict(state["scaler"])
+        report += f"; resumed from {latest.name}"
+
+    tokens_per_step = global_batch * (d.input_tokens + d.target_tokens)
+    total = t.tokens if t.tokens is not None else t.steps
+    total_steps = math.ceil(t.tokens / tokens_per_step) if t.tokens is not None else t.steps
+    masker = build_masker(d.mixture, d.modalities, alpha=d.alpha, input_tokens=d.input_tokens,
+                          target_tokens=d.target_tokens, image_size=d.image_size, input_only=d.input_only,
+                          target_only=d.target_only)
+    source = build_source(d.source, d.modalities, num_samples=d.num_samples, seed=t.seed, image_size=d.image_size,
+                          folders=d.folders)
+    val_name = d.val_source or ("synthetic" if d.source == "synthetic" else None)
+    val_source = None if val_name is None else build_source(
+        val_name, d.modalities, num_samples=d.num_val_samples, seed=t.seed + 1_000_003, image_size=d.image_size,
+        folders=d.folders)
+    batches = batch_loader(source, masker, d.batch_size, t.seed, start=step * d.accum_steps,
+                           stop=total_steps * d.accum_steps, rank=info.rank, world=info.world,
+                           accum=d.accum_steps, num_workers=d.num_workers)
+    monitor = Monitor(run_dir, total_steps=total_steps, start_step=step, enabled=info.is_main,
+                      progress=cfg.log.progress, tensorboard=cfg.log.tensorboard, wandb=cfg.log.wandb,
+                      wandb_project=cfg.log.wandb_project, run_name=cfg.log.run_name, config=cfg.to_dict())
+    if info.is_main:
+        print(f"{report}; {info.world} rank(s), global batch {global_batch}, peak lr {peak:.3g}, "
+              f"{total_steps} steps, {tokens_per_step:,} tokens/step -> {run_dir}")
+
+    def validate() -> None:
+        if val_source is None or t.eval_batches < 1:
+            return
+        val_batches = batch_loader(val_source, masker, d.batch_size, t.seed, rank=info.rank, world=info.world,
+                                   shuffle=False, stop=t.eval_batches)
+        monitor.log(step, tokens, _scalars("val", stepper.evaluate(val_batches, t.eval_batches)))
+
+    def save() -> None:
+        checkpointing.save_checkpoint(run_dir, step, model=wrapped, optimizer=optimizer, ema=ema, info=info,
+                                      keep_last=t.keep_last,
+                                      state={"tokens": tokens, "global_batch": global_batch,
+                                             "samples_seen": step * global_batch,
+                                             "scaler": stepper.scaler.state_dict()})
+
+    try:
+        while step < total_steps:
+            progress = tokens if t.tokens is not None else step
+            lr = lr_at(progress, total, peak, cfg.optim.warmup, cfg.optim.min_lr)
+            losses, grad_norm = stepper.step(batches, lr)
+            step += 1
+            tokens += tokens_per_step
+            if not all(math.isfinite(v) for v in losses.values()):
+                raise FloatingPointError(f"step {step}: non-finite loss {losses}; lower optim.blr or use bf16/fp32")
+            if step % cfg.log.every == 0 or step == total_steps or step == 1:
+                monitor.log(step, tokens, {**_scalars("train", losses), "train/lr": lr, "train/grad_norm": grad_norm})
+            monitor.advance()
+            if t.eval_every and step % t.eval_every == 0 and step < total_steps:
+                validate()
+            if step % t.save_every == 0 and step < total_steps:
+                save()
+        validate()
+        save()
+        distributed.check_in_sync(wrapped, info)
+        model_path = checkpointing.export_model(wrapped, run_dir / "model.safetensors", info)
+        if ema is not None:
+            checkpointing.export_model(wrapped, run_dir / "model_ema.safetensors", info, ema=ema)
+    finally:
+        monitor.close()
+    records = read_metrics(run_dir) if info.is_main else []
+    summary = summary_table(records) if info.is_main else ""
+    if info.is_main:
+        print(summary)
+        print(f"model: {model_path}")
+    return TrainResult(run_dir, model_path, step, tokens, records, summary)

@@ -1,0 +1,116 @@
+"""Where training numbers go: metrics.jsonl, TensorBoard, W&B, the progress bar, a final table.
+
+Only rank 0 reports. `metrics.jsonl` is the durable record (one JSON object per logged step);
+after a resume the entries past the restored step are dropped, so the file always describes one
+consistent run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+
+from .tbevents import EventWriter
+
+METRICS = "metrics.jsonl"
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class Monitor:
+    def __init__(self, run_dir: Path, *, total_steps: int, start_step: int, enabled: bool, progress: bool,
+                 tensorboard: bool, wandb: bool, wandb_project: str, run_name: str | None, config: Mapping[str, Any]) -> None:
+        self.enabled = enabled
+        self.run_dir = run_dir
+        self.bar = self.tb = self.wandb = None
+        self._tokens_at, self._time_at = None, None
+        if not enabled:
+            return
+        kept = [m for m in read_metrics(run_dir) if m["step"] <= start_step]
+        (run_dir / METRICS).write_text("".join(json.dumps(m) + "\n" for m in kept))
+        self._file = open(run_dir / METRICS, "a")
+        if tensorboard:
+            self.tb = EventWriter(run_dir / "tb")
+        if wandb:
+            try:
+                import wandb as wandb_module
+            except ImportError:
+                warnings.warn("log.wandb is on but the wandb package is not installed; pip install wandb", stacklevel=2)
+            else:
+                self.wandb = wandb_module.init(project=wandb_project, name=run_name or run_dir.name,
+                                               config=dict(config), resume="allow", dir=str(run_dir))
+        if progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True)
+
+    def log(self, step: int, tokens: int, scalars: Mapping[str, float]) -> None:
+        """Record scalars of `step`; train/loss and throughput also go to the progress bar."""
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        rate = None
+        if self._time_at is not None and now > self._time_at:
+            rate = (tokens - self._tokens_at) / (now - self._time_at)
+        self._tokens_at, self._time_at = tokens, now
+        record = {"step": step, "tokens": tokens, **{k: float(v) for k, v in scalars.items()}}
+        if rate is not None and "train/loss" in scalars:
+            record["train/tokens_per_s"] = rate
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        if self.tb is not None:
+            self.tb.add_scalars({k: v for k, v in record.items() if k != "step"}, step)
+        if self.wandb is not None:
+            self.wandb.log({k: v for k, v in record.items() if k != "step"}, step=step)
+        if self.bar is not None and "train/loss" in record:
+            post = {"loss": f"{record['train/loss']:.3f}"}
+            if rate is not None:
+                post["tok/s"] = f"{rate:,.0f}"
+            self.bar.set_postfix(post, refresh=False)
+
+    def advance(self, steps: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(steps)
+
+    def close(self) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.close()
+        if self.tb is not None:
+            self.tb.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+        self._file.close()
+
+
+def summary_table(records: list[dict[str, Any]]) -> str:
+    """Per modality: first and last training loss, last validation loss."""
+    train = [r for r in records if "train/loss" in r]
+    val = [r for r in records if "val/loss" in r]
+    if not train:
+        return "no training steps were logged"
+    names = sorted({k.split("/", 2)[2] for r in records for k in r if k.startswith(("train/loss/", "val/loss/"))})
+    rows = [("modality", "train first", "train last", "val last")]
+    for name in ["all", *names]:
+        key = "loss" if name == "all" else f"loss/{name}"
+        first = train[0].get(f"train/{key}")
+        last = train[-1].get(f"train/{key}")
+        v = val[-1].get(f"val/{key}") if val else None
+        rows.append((name, *(f"{x:.4f}" if x is not None else "-" for x in (first, last, v))))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    speeds = [r["train/tokens_per_s"] for r in train if "train/tokens_per_s" in r]
+    tail = f"\nsteps {train[-1]['step']}, tokens {train[-1]['tokens']:,}"
+    if speeds:
+        tail += f", median {sorted(speeds)[len(speeds) // 2]:,.0f} tokens/s"
+    return "\n".join(lines) + tail

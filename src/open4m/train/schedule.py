@@ -1,0 +1,28 @@
+"""Learning-rate schedule: linear warmup, then cosine decay to `min_lr`, in steps or tokens.
+
+The schedule is a pure function of progress (steps or tokens seen), so resuming needs no
+scheduler object: the restored counters give back the exact learning rate.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def peak_lr(blr: float, global_batch: int, lr: float | None = None) -> float:
+    """The official linear scaling rule: `blr` is the rate for a batch of 256 samples."""
+    if lr is not None:
+        return lr
+    return blr * global_batch / 256
+
+
+def lr_at(progress: float, total: float, peak: float, warmup: float = 0.0, min_lr: float = 0.0) -> float:
+    """Learning rate after `progress` units of `total` (both steps or both tokens)."""
+    if total <= 0:
+        raise ValueError(f"schedule length must be positive, got {total}")
+    if not 0 <= warmup < total:
+        raise ValueError(f"warmup={warmup} must be >= 0 and shorter than the run ({total})")
+    if progress < warmup:
+        return peak * progress / warmup
+    t = min(1.0, (progress - warmup) / (total - warmup))
+    return min_lr + (peak - min_lr) * 0.5 * (1.0 + math.cos(math.pi * t))
