@@ -123,3 +123,15 @@ def test_divae_training_reduces_reconstruction_error(tmp_path):
     held_out = blobs(32, seed=7)
     fresh = build_tokenizer("divae", cfg_model).eval()
     assert recon_mse(load_tokenizer(tmp_path / "tokenizer"), held_out, steps=10) < 0.9 * recon_mse(fresh, held_out, steps=10)
+
+
+def test_cli_modality_preset_sets_kind_and_architecture(tmp_path):
+    data = tmp_path / "vectors"
+    data.mkdir()
+    for i in range(4):
+        np.save(data / f"{i}.npy", np.random.default_rng(i).standard_normal(768).astype(np.float32))
+    out = tmp_path / "run"
+    assert main(["train-tokenizer", "--modality", "DINOv2-B14-global", "--size", "tiny", "--data", str(data),
+                 "--out", str(out), "--steps", "1", "--batch-size", "2"]) == 0
+    tok = load_tokenizer(out / "tokenizer")
+    assert tok.config.quant_type == "memcodes" and tok.num_tokens() == 16

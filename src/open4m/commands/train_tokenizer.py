@@ -21,7 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, required=True,
                    help="folder of one modality's files (images, 16-bit depth PNGs, .npy), or text files for --kind text")
     p.add_argument("--out", type=Path, required=True, help="output folder (checkpoint, samples/, tokenizer/)")
-    p.add_argument("--modality", help="registry name (e.g. depth, rgb, semseg_coco): fills n_channels/n_labels")
+    p.add_argument("--modality", help="registry name (e.g. depth, rgb, semseg_coco): starts from that modality's "
+                   "official tokenizer architecture (see open4m.tokenizers.presets), or fills n_channels/n_labels")
+    p.add_argument("--size", choices=["official", "tiny"], default="official",
+                   help="network size of the --modality preset (tiny: a quick CPU run)")
     p.add_argument("--steps", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
@@ -57,6 +60,14 @@ def _load_recipe(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     recipe = _load_recipe(args)
     kind = args.kind or recipe.get("kind")
+    if args.modality and kind != "text":
+        from ..tokenizers.presets import OFFICIAL_TOKENIZERS, official_config
+
+        if args.modality in OFFICIAL_TOKENIZERS:
+            preset_kind, preset = official_config(args.modality, args.size)
+            kind = kind or preset_kind
+            if kind == preset_kind:
+                recipe["model"] = {**preset, **recipe["model"]}
     if kind not in KINDS:
         raise ValueError(f"choose a tokenizer kind with --kind ({', '.join(KINDS)}) or `kind:` in the recipe")
     if kind == "text":
