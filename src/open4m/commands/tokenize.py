@@ -1,6 +1,6 @@
-"""`open4m tokenize`: pre-tokenize one modality of an aligned folder dataset with a tokenizer.
+"""`open4m tokenize`: pre-tokenize one modality of an aligned dataset (folders or shards) with a tokenizer.
 
-Writes ``ROOT/tok_<modality>/<key>.npy`` (int16/int32, one row per crop) and shares the crops of
+Writes ``ROOT/tok_<modality>/<key>.npy`` (or shards; int16/int32, one row per crop) and shares the crops of
 each sample with every other modality through ``ROOT/crop_settings/``; reruns skip finished files.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("tokenize", help="pre-tokenize a modality of a folder dataset (root/<modality>/<key>.<ext>)")
+    p = sub.add_parser("tokenize", help="pre-tokenize a modality of an aligned dataset (folders root/<modality>/<key>.<ext> or shards)")
     p.add_argument("--data", type=Path, required=True, help="dataset root holding one folder per modality")
     p.add_argument("--modality", required=True, help="the folder to tokenize, e.g. rgb, depth, semseg_coco")
     p.add_argument("--tokenizer", required=True, help="tokenizer .safetensors file, directory or Hub id")
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..tokenizers import VQTokenizer, load_tokenizer
-    from ..tokenizers.pretokenize import pretokenize_folder
+    from ..tokenizers.pretokenize import pretokenize
 
     tokenizer = load_tokenizer(args.tokenizer, encoder_only=True)  # decoders are not needed to tokenize
     if not isinstance(tokenizer, VQTokenizer):
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--n-crops must be at least 1")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer.to(device)
-    report = pretokenize_folder(args.data, args.modality, tokenizer, out_name=args.out_name, n_crops=args.n_crops,
+    report = pretokenize(args.data, args.modality, tokenizer, out_name=args.out_name, n_crops=args.n_crops,
                                 batch_size=args.batch_size, image_size=args.image_size, seed=args.seed)
     print(f"wrote {report.written} token files to {report.out_dir} ({report.skipped} already there)")
     return 0

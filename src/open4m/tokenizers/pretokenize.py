@@ -1,8 +1,10 @@
-"""Pre-tokenization: run a tokenizer over an aligned folder dataset once, store the tokens beside it.
+"""Pre-tokenization: run a tokenizer over an aligned dataset once and store the tokens beside it.
 
-Layout (the folder layout of :mod:`open4m.data.formats`): ``root/<modality>/<key>.<ext>`` in,
-``root/tok_<modality>/<key>.npy`` out, an integer array ``(n_crops, n_tokens)``. Crops are chosen
-once per sample and stored in ``root/crop_settings/<key>.npy`` as rows ``(top, left, h, w, flip)``;
+Layouts (those of :mod:`open4m.data.formats`): folders ``root/<modality>/<key>.<ext>`` in,
+``root/tok_<modality>/<key>.npy`` out, an integer array ``(n_crops, n_tokens)``; or shards
+``root/<modality>/shard-NNNNN.tar`` in, ``root/tok_<modality>/shard-NNNNN.tar`` out (same keys, the
+token modality added to ``index.json``). Crops are chosen once per sample and stored in
+``root/crop_settings/`` (``<key>.npy`` files or shards) as rows ``(top, left, h, w, flip)``;
 every modality tokenized later reuses them, so all ``tok_*`` of a sample describe the same crops
 (row 0 is always the unflipped centre square). Existing outputs are skipped, so an interrupted run
 resumes where it stopped.
@@ -13,16 +15,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import json
 import math
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 from .vqvae import VQTokenizer
 
-__all__ = ["PretokenizeReport", "sample_crops", "pretokenize_folder"]
+__all__ = ["PretokenizeReport", "sample_crops", "pretokenize"]
 
 CROP_DIR = "crop_settings"
 
@@ -77,78 +82,171 @@ def _key_rng(key: str, seed: int) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def pretokenize_folder(root: str | Path, modality: str, tokenizer: VQTokenizer, *, out_name: str | None = None,
-                       n_crops: int = 1, batch_size: int = 16, image_size: int | None = None, seed: int = 0,
-                       progress: bool = True) -> PretokenizeReport:
-    """Tokenize every ``root/<modality>`` file (see the module docstring for the layout)."""
+class _BatchEncoder:
+    """Turns decoded samples into crops, batches them across samples, and hands each sample's tokens
+    to ``sink(key, tokens)``; ``crops_for(key, h, w)`` supplies the shared crop rows."""
+
+    def __init__(self, tokenizer: VQTokenizer, modality: str, n_crops: int, batch_size: int,
+                 image_size: int | None) -> None:
+        pre = tokenizer.preprocessor
+        self.croppable = pre.input in ("image", "class_map", "depth")
+        if not self.croppable and n_crops != 1:
+            raise ValueError(f"{pre.input} inputs are not images: they cannot be cropped, use n_crops=1")
+        size = image_size or tokenizer.config.image_size
+        self.pre = dataclasses.replace(pre, size=size if self.croppable else None)
+        self.tokenizer, self.modality, self.n_crops, self.batch_size = tokenizer, modality, n_crops, batch_size
+        self.dtype = np.int16 if tokenizer.vocab_size <= np.iinfo(np.int16).max + 1 else np.int32
+        self.pending: list[tuple[str, torch.Tensor]] = []
+
+    def add(self, key: str, value: np.ndarray, crops_for: Callable[[str, int, int], np.ndarray],
+            sink: Callable[[str, np.ndarray], None]) -> None:
+        base = self.modality.split("@")[0]
+        value = _as_natural(np.asarray(value), base, self.pre.input)
+        if self.croppable:
+            rows = crops_for(key, value.shape[0], value.shape[1])[: self.n_crops]
+            x = torch.cat([self.pre.to_model(_crop(value, row, base == "normal")) for row in rows])
+        else:
+            x = self.pre.to_model(value)
+        self.pending.append((key, x))
+        if sum(t.shape[0] for _, t in self.pending) >= self.batch_size:
+            self.flush(sink)
+
+    def flush(self, sink: Callable[[str, np.ndarray], None]) -> None:
+        if not self.pending:
+            return
+        batch = torch.cat([x for _, x in self.pending])
+        with torch.inference_mode():
+            tokens = self.tokenizer.encode(batch).reshape(batch.shape[0], -1).cpu().numpy().astype(self.dtype)
+        start = 0
+        for key, x in self.pending:
+            sink(key, tokens[start:start + x.shape[0]])
+            start += x.shape[0]
+        self.pending.clear()
+
+
+def pretokenize(root: str | Path, modality: str, tokenizer: VQTokenizer, *, out_name: str | None = None,
+                n_crops: int = 1, batch_size: int = 16, image_size: int | None = None, seed: int = 0,
+                progress: bool = True) -> PretokenizeReport:
+    """Tokenize ``root/<modality>`` of a folder dataset or of webdataset shards (``root/index.json``)."""
+    from ..data.formats import is_shard_root
+
+    out_name = out_name or f"tok_{modality.split('@')[0]}"
+    encoder = _BatchEncoder(tokenizer, modality, n_crops, batch_size, image_size)
+    run = _pretokenize_shards if is_shard_root(root) else _pretokenize_folder
+    return run(Path(root), modality, out_name, encoder, n_crops, seed, progress)
+
+
+def _pretokenize_folder(root: Path, modality: str, out_name: str, encoder: _BatchEncoder, n_crops: int, seed: int,
+                        progress: bool) -> PretokenizeReport:
     from tqdm.auto import tqdm
 
     from ..data.codecs import write_atomic
     from ..data.formats import FolderDataset
 
-    root = Path(root)
     data = FolderDataset(root, modalities=[modality])
-    out_dir = root / (out_name or f"tok_{modality.split('@')[0]}")
-    pre = tokenizer.preprocessor
-    croppable = pre.input in ("image", "class_map", "depth")
-    if not croppable and n_crops != 1:
-        raise ValueError(f"{pre.input} inputs are not images: they cannot be cropped, use n_crops=1")
-    size = image_size or tokenizer.config.image_size
-    resize = dataclasses.replace(pre, size=size if croppable else None)
-    dtype = np.int16 if tokenizer.vocab_size <= np.iinfo(np.int16).max + 1 else np.int32
-    pending: list[tuple[str, torch.Tensor]] = []
-    written = skipped = 0
+    out_dir = root / out_name
+    report = PretokenizeReport(0, 0, out_dir)
 
-    def flush() -> None:
-        nonlocal written
-        if not pending:
-            return
-        batch = torch.cat([x for _, x in pending])
-        with torch.inference_mode():
-            tokens = tokenizer.encode(batch).reshape(batch.shape[0], -1).cpu().numpy()
-        start = 0
-        for key, x in pending:
-            rows = tokens[start:start + x.shape[0]]
-            start += x.shape[0]
-            buf = _npy_bytes(rows.astype(dtype))
-            write_atomic(out_dir / f"{key}.npy", buf)
-            written += 1
-        pending.clear()
+    def sink(key: str, tokens: np.ndarray) -> None:
+        write_atomic(out_dir / f"{key}.npy", _npy_bytes(tokens))
+        report.written += 1
+
+    def crops_for(key: str, h: int, w: int) -> np.ndarray:
+        path = root / CROP_DIR / f"{key}.npy"
+        if path.exists():
+            return _check_crops(np.load(path, allow_pickle=False), n_crops, str(path))
+        crops = sample_crops(h, w, n_crops, _key_rng(key, seed))
+        write_atomic(path, _npy_bytes(crops))
+        return crops
 
     for key in tqdm(data.keys, desc=f"tokenize {modality}", disable=not progress):
         if (out_dir / f"{key}.npy").exists():
-            skipped += 1
+            report.skipped += 1
             continue
         sample = data.load(key)
-        if sample is None or modality not in sample:
+        if sample is not None and modality in sample:
+            encoder.add(key, sample[modality], crops_for, sink)
+    encoder.flush(sink)
+    return report
+
+
+def _pretokenize_shards(root: Path, modality: str, out_name: str, encoder: _BatchEncoder, n_crops: int, seed: int,
+                        progress: bool) -> PretokenizeReport:
+    """Shard i of ``tok_<modality>`` (and of ``crop_settings``) holds the tokens of shard i's samples under the
+    same keys, so the token modality streams and merges like any other; index.json lists it afterwards."""
+    from tqdm.auto import tqdm
+
+    from ..data.codecs import decode, write_atomic
+    from ..data.formats import INDEX_FILE, shard_name
+
+    index = json.loads((root / INDEX_FILE).read_text())
+    if modality not in index.get("modalities", []):
+        raise ValueError(f"{root}: the shards hold no {modality!r} (modalities: {index.get('modalities')})")
+    out_dir = root / out_name
+    report = PretokenizeReport(0, 0, out_dir)
+    for shard in tqdm(range(int(index["num_shards"])), desc=f"tokenize {modality} shards", disable=not progress):
+        target = out_dir / shard_name(shard)
+        if target.exists():
+            report.skipped += 1
             continue
-        value = _as_natural(np.asarray(sample[modality]), modality, pre.input)
-        if croppable:
-            crops = _crop_settings(root, key, value.shape[0], value.shape[1], n_crops, seed)
-            views = [_crop(value, row, modality.split("@")[0] == "normal") for row in crops]
-            x = torch.cat([resize.to_model(v) for v in views])
-        else:
-            x = resize.to_model(value)
-        pending.append((key, x))
-        if sum(t.shape[0] for _, t in pending) >= batch_size:
-            flush()
-    flush()
-    return PretokenizeReport(written, skipped, out_dir)
+        crop_path = root / CROP_DIR / shard_name(shard)
+        stored = {k: _check_crops(np.load(io.BytesIO(v), allow_pickle=False), n_crops, f"{crop_path}:{k}")
+                  for k, v in _read_tar(crop_path).items()}
+        grew = False
+        tokens: dict[str, bytes] = {}
+
+        def crops_for(key: str, h: int, w: int) -> np.ndarray:
+            nonlocal grew
+            if key not in stored:
+                stored[key] = sample_crops(h, w, n_crops, _key_rng(key, seed))
+                grew = True
+            return stored[key]
+
+        def sink(key: str, rows: np.ndarray) -> None:
+            tokens[key] = _npy_bytes(rows)
+
+        for key, (data, ext) in _read_tar(root / modality / shard_name(shard), with_ext=True).items():
+            encoder.add(key, decode(data, ext, modality), crops_for, sink)
+        encoder.flush(sink)
+        if grew:
+            write_atomic(crop_path, _tar_bytes({k: _npy_bytes(v) for k, v in stored.items()}))
+        write_atomic(target, _tar_bytes(tokens))
+        report.written += 1
+    if out_name not in index["modalities"]:
+        index["modalities"].append(out_name)
+        write_atomic(root / INDEX_FILE, json.dumps(index, indent=1).encode())
+    return report
 
 
-def _crop_settings(root: Path, key: str, height: int, width: int, n_crops: int, seed: int) -> np.ndarray:
-    """The sample's stored crops (shared by all modalities), created on first use."""
-    from ..data.codecs import write_atomic
+def _check_crops(crops: np.ndarray, n_crops: int, where: str) -> np.ndarray:
+    if crops.ndim != 2 or crops.shape[1] != 5 or len(crops) < n_crops:
+        raise ValueError(f"{where} holds {crops.shape} crop settings; need ({n_crops}, 5) — delete it to redo crops")
+    return crops[:n_crops]
 
-    path = root / CROP_DIR / f"{key}.npy"
-    if path.exists():
-        crops = np.load(path, allow_pickle=False)
-        if crops.ndim != 2 or crops.shape[1] != 5 or len(crops) < n_crops:
-            raise ValueError(f"{path} holds {crops.shape} crop settings; need ({n_crops}, 5) — delete it to redo crops")
-        return crops[:n_crops]
-    crops = sample_crops(height, width, n_crops, _key_rng(key, seed))
-    write_atomic(path, _npy_bytes(crops))
-    return crops
+
+def _read_tar(path: Path, with_ext: bool = False) -> dict:
+    """key -> bytes (or (bytes, '.ext')) of a tar shard, in key order; {} when the file does not exist."""
+    if not path.exists():
+        return {}
+    out = {}
+    with tarfile.open(path) as tar:
+        for member in tar.getmembers():
+            if member.isfile():
+                key, _, ext = member.name.partition(".")
+                data = tar.extractfile(member).read()
+                out[key] = (data, "." + ext) if with_ext else data
+    return dict(sorted(out.items()))
+
+
+def _tar_bytes(files: dict[str, bytes]) -> bytes:
+    """Sorted ``<key>.npy`` members, the webdataset convention."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for key in sorted(files):
+            info = tarfile.TarInfo(f"{key}.npy")
+            info.size = len(files[key])
+            tar.addfile(info, io.BytesIO(files[key]))
+    return buf.getvalue()
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:
