@@ -53,8 +53,9 @@ class VQTokenizer(nn.Module):
         if c.n_labels:
             self.cls_emb = nn.Embedding(c.n_labels, c.n_channels)
         if c.is_mlp:
-            self.encoder: nn.Module = BottleneckMLP(parse_mlp_name(c.enc_type), c.n_channels, parse_mlp_name(c.enc_type).width)
-            enc_dim = self.encoder.dim_out
+            mlp = parse_mlp_name(c.enc_type)
+            self.encoder: nn.Module = BottleneckMLP(mlp, c.n_channels, mlp.width)
+            enc_dim = mlp.width
         else:
             size = resolve_vit_size(c.enc_type, c.enc_dim, c.enc_depth, c.enc_heads)
             self.encoder = ViTEncoder(c.n_channels, size, c.patch_size, c.image_size_enc or c.image_size,
