@@ -1,0 +1,107 @@
+"""Contact sheets: every modality of one aligned sample as a tile of one PNG grid.
+
+Looking at all modalities side by side is the fastest check that they align and decode right.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .codecs import image_role, write_atomic
+
+
+def _palette(n: int) -> np.ndarray:
+    """n distinct, stable colours (golden-angle hues); index 0 is black (background / none)."""
+    import cv2
+
+    hues = ((np.arange(n) * 0.618034) % 1.0 * 179).astype(np.uint8)
+    hsv = np.stack([hues, np.full(n, 200, np.uint8), np.full(n, 230, np.uint8)], -1)[None]
+    colours = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]
+    colours[0] = 0
+    return colours
+
+
+def _text_tile(text: str, size: int) -> np.ndarray:
+    from PIL import Image, ImageDraw
+
+    im = Image.new("RGB", (size, size), (250, 250, 250))
+    chars = max(8, size // 6)
+    lines = [ln for para in text.splitlines() for ln in textwrap.wrap(para, chars) or [""]]
+    ImageDraw.Draw(im).multiline_text((3, 3), "\n".join(lines[: size // 11]), fill=(20, 20, 20), spacing=1)
+    return np.asarray(im)
+
+
+def modality_tile(name: str, value: Any, size: int, rgb: np.ndarray | None = None) -> np.ndarray | None:
+    """A size x size RGB picture of one modality's value; None for values with no picture."""
+    import cv2
+
+    role = image_role(name)
+    if isinstance(value, np.ndarray) and value.ndim >= 2 and role is not None:
+        if role == "rgb":
+            img = value
+        elif role == "depth":
+            valid = value > 0
+            lo, hi = (np.percentile(value[valid], [2, 98]) if valid.any() else (0, 1))
+            norm = np.clip((value - lo) / max(hi - lo, 1e-6), 0, 1)
+            img = cv2.applyColorMap((255 - norm * 255).astype(np.uint8), cv2.COLORMAP_TURBO)[..., ::-1] * valid[..., None]
+        elif role == "normal":
+            img = (np.clip((value + 1) * 127.5, 0, 255)).astype(np.uint8)
+        elif name.split("@")[0] in ("canny_edge", "sam_edge"):
+            img = np.repeat(value[..., None], 3, -1)
+        else:
+            img = _palette(256)[value.astype(np.int64) % 256]
+        return cv2.resize(np.ascontiguousarray(img, np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
+    if name == "det" and rgb is not None:
+        img = cv2.resize(np.ascontiguousarray(rgb), (size, size), interpolation=cv2.INTER_LINEAR)
+        for k, inst in enumerate(value.get("instances", []), start=1):
+            x0, y0, x1, y1 = (int(round(c * size)) for c in inst["boxes"])
+            colour = tuple(int(c) for c in _palette(16)[k % 15 + 1])
+            cv2.rectangle(img, (x0, y0), (max(x1 - 1, x0), max(y1 - 1, y0)), colour, 1)
+            cv2.putText(img, inst["class_name"], (x0, max(y0 - 2, 8)), cv2.FONT_HERSHEY_PLAIN, 0.7, colour, 1)
+        return img
+    if name == "color_palette":
+        colours = value[0][max(value[0], key=int)] if isinstance(value, list) else value
+        img = np.zeros((size, size, 3), np.uint8)
+        bands = np.array_split(np.arange(size), max(len(colours), 1))
+        for band, colour in zip(bands, colours):
+            img[band] = colour
+        return img
+    if isinstance(value, str):
+        return _text_tile(value, size)
+    if name == "metadata" and isinstance(value, dict):
+        return _text_tile("\n".join(f"{k}: {v:.3g}" if isinstance(v, float) else f"{k}: {v}" for k, v in value.items()), size)
+    return None
+
+
+def contact_sheet(sample: Mapping[str, Any], tile: int = 192, columns: int = 4) -> np.ndarray:
+    """All picturable modalities of `sample` as one titled grid (uint8 RGB)."""
+    import cv2
+
+    rgb = sample.get("rgb")
+    tiles = []
+    for name in sorted(k for k in sample if not k.startswith("__")):
+        pic = modality_tile(name, sample[name], tile, rgb)
+        if pic is None:
+            continue
+        framed = np.full((tile + 16, tile, 3), 255, np.uint8)
+        framed[16:] = pic
+        cv2.putText(framed, name, (2, 12), cv2.FONT_HERSHEY_PLAIN, 0.9, (0, 0, 0), 1)
+        tiles.append(framed)
+    if not tiles:
+        raise ValueError(f"nothing to draw: no modality of {sorted(sample)} has a picture")
+    rows = [tiles[i:i + columns] for i in range(0, len(tiles), columns)]
+    blank = np.full_like(tiles[0], 255)
+    return np.concatenate([np.concatenate(r + [blank] * (columns - len(r)), 1) for r in rows], 0)
+
+
+def save_contact_sheet(sample: Mapping[str, Any], path: str | Path, tile: int = 192) -> Path:
+    """Write :func:`contact_sheet` as a PNG."""
+    from .codecs import encode
+
+    path = Path(path)
+    write_atomic(path, encode(contact_sheet(sample, tile), ".png", "rgb"))
+    return path
