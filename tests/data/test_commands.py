@@ -46,3 +46,13 @@ def test_label_plain_jpegs_and_resume(tmp_path, capsys):
     assert "canny_edge: 0 labeled, 3 already present" in out and "metadata: 1 labeled, 2 already present" in out
     assert main(["label", "--data", str(tmp_path), "-m", "sam_edge"]) == 2
     assert "needs the 'instance' modality" in capsys.readouterr().err
+
+
+def test_label_normals_from_ground_truth_depth(tmp_path):
+    assert main(["synth", "--out", str(tmp_path), "--n", "1", "--size", "48"]) == 0
+    (tmp_path / "normal").rename(tmp_path / "normal_gt")
+    assert main(["label", "--data", str(tmp_path), "-m", "normal", "--fov", "50"]) == 0
+    s = FolderDataset(tmp_path, modalities=["normal", "semseg"])[0]
+    gt = codecs.decode(next((tmp_path / "normal_gt").iterdir()).read_bytes(), ".png", "normal")
+    floor = s["semseg"] == 1
+    assert np.median((s["normal"] * gt).sum(-1)[floor]) > 0.95  # --fov differs a little from the scene's

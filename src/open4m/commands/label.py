@@ -13,9 +13,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="dataset root (DIR/<modality>/...) or a folder of images")
     p.add_argument("--modality", "-m", nargs="+", required=True, metavar="M",
                    help=f"labels to add, in order: built-in {', '.join(_BUILTIN)}; "
-                        f"with --model: {', '.join(_NETWORK)}")
+                        f"with --model: {', '.join(_NETWORK)}; normal without --model: from the depth modality")
     p.add_argument("--model", help="local path of a transformers model for network labelers")
     p.add_argument("--name", help="output modality name for a network labeler (default: the --modality)")
+    p.add_argument("--fov", type=float, default=60.0,
+                   help="horizontal field of view (degrees) for normals from depth (default 60)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--overwrite", action="store_true", help="relabel samples that already have the label")
     p.set_defaults(handler=run)
@@ -26,12 +28,19 @@ def _make(modality: str, args: argparse.Namespace):
 
     if modality in labelers.LABELERS:
         return labelers.LABELERS[modality]()
+    if modality == "normal" and not args.model:  # geometry from an existing depth modality
+        from ..data.labelers.network import NormalLabeler
+
+        return NormalLabeler(fov_deg=args.fov)
     if modality in _NETWORK:
         if not args.model:
             raise ValueError(f"--modality {modality} runs a network: pass --model PATH (a local transformers model)")
         from ..data.labelers.network import from_pretrained
 
-        return from_pretrained(modality, args.model, name=args.name)
+        labeler = from_pretrained(modality, args.model, name=args.name)
+        if modality == "normal":
+            labeler.fov_deg = args.fov
+        return labeler
     raise ValueError(f"unknown label modality {modality!r}; choose from {', '.join(_BUILTIN + _NETWORK)}")
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..codecs import IMAGE_EXTS, decode, encode, write_atomic
-from ..formats import scan_modality
 from .base import Labeler
 
 
@@ -18,6 +17,8 @@ def _input_files(root: Path, labeler: Labeler) -> dict[str, dict]:
     A folder of plain images (no ``rgb/`` sub-folder, images at the top level) serves as the rgb
     modality, so `open4m label` works directly on a directory of JPEGs.
     """
+    from ..formats import scan_modality  # imports torch; labelers alone stay light
+
     files = {}
     for m in labeler.requires + labeler.optional:
         if (root / m).is_dir():
