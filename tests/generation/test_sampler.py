@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
-from open4m.generation import Sampler, build_schedule
+from open4m.generation import GenerationSchedule, Sampler, ScheduleStep, blank, build_schedule
 from open4m.generation.sampler import _cat_encoder_tokens
-from open4m.model import FourM, FourMConfig, preset
+from open4m.model import FourM, preset
 
 MODS = ["rgb@224", "tok_depth@224", "tok_normal@224", "caption"]
 
@@ -40,6 +42,7 @@ def test_official_chained_generation_parity(reference_dir):
     golden = load_file(str(reference_dir / "fm7_tiny_generation_golden.safetensors"))
     schedule = build_schedule("rgb@224->tok_depth@224->tok_normal@224->caption", steps=[1, 1, None],
                               tokens=[196, 196, 32], temps=0.0)
+    assert all(s.temperature == 0.0 for s in schedule)  # constant 0 is greedy, not clipped to 1e-9
     out = Sampler(model).generate({"rgb@224": golden["input.rgb@224"]}, schedule)
     for name in ("tok_depth@224", "tok_normal@224", "caption"):
         expected = golden[f"output.{name}.tensor"]
@@ -90,18 +93,22 @@ def guided_logits_two_passes(model: FourM, mod_dict: dict, target: str, uncond: 
     return out[0], out[1]
 
 
-def test_batched_guidance_equals_two_separate_passes(model, rgb):
+@pytest.mark.parametrize("guided", ["rgb@224", "caption"])
+def test_batched_guidance_equals_two_separate_passes(model, rgb, guided):
+    """Guiding on RGB leaves a near-empty unconditional pass (encoded alone, contexts padded);
+    guiding on the caption keeps passes of similar length (encoded as one padded batch)."""
     scale = 3.0
-    schedule = build_schedule("rgb@224->tok_depth@224", steps=1, temps=0.0, cfg=scale)
+    conds = {"rgb@224": rgb, "caption": torch.tensor([[101, 2023, 2003, 3]] * 2)}
+    step = ScheduleStep("tok_depth@224", "maskgit", 196, 0.0, cfg_scale=scale, cfg_conditions=(guided,))
+    schedule = GenerationSchedule(tuple(conds), (step,))
     sampler = Sampler(model)
-    mod_dict = sampler.prepare({"rgb@224": rgb}, schedule)
-    uncond = {**mod_dict, "rgb@224": {**mod_dict["rgb@224"], "input_mask": torch.ones_like(mod_dict["rgb@224"]["input_mask"])}}
-    # The unconditional pass has no visible token at all: give it the official single padded slot.
+    mod_dict = sampler.prepare(conds, schedule)
+    uncond = {**mod_dict, guided: blank(guided, mod_dict[guided])}
     cond, unc = guided_logits_two_passes(model, mod_dict, "tok_depth@224", uncond)
     expected = (unc + (cond - unc) * scale).argmax(-1)
-    out = sampler.generate({"rgb@224": rgb}, schedule)
+    out = sampler.generate(conds, schedule)
     assert torch.equal(out["tok_depth@224"]["tensor"], expected)
-    unguided = sampler.generate({"rgb@224": rgb}, build_schedule("rgb@224->tok_depth@224", steps=1, temps=0.0))
+    unguided = sampler.generate(conds, GenerationSchedule(tuple(conds), (replace(step, cfg_scale=1.0),)))
     assert not torch.equal(unguided["tok_depth@224"]["tensor"], expected)
 
 
@@ -235,8 +242,6 @@ def test_errors(model, rgb):
 
 
 def _unconditional():
-    from open4m.generation.schedules import GenerationSchedule, ScheduleStep
-
     return GenerationSchedule((), (ScheduleStep("tok_depth@224", "maskgit", 196, 1.0),))
 
 

@@ -6,9 +6,10 @@ later target (chained generation). It computes the same thing as the official sa
 token at temperature 0), but does much less work:
 
 - classifier-free guidance runs the conditional and unconditional passes (and, for
-  multi-condition guidance, one pass per condition) as ONE forward, stacked along the batch; the
-  decoder queries are shared, so ROAR picks the same positions in every pass (the official code
-  drew them separately when unseeded and mixed logits of different positions);
+  multi-condition guidance, one pass per condition) as ONE decoder forward, stacked along the
+  batch (the encoder too, unless padding the passes to one length would waste more than it
+  saves); the decoder queries are shared, so ROAR picks the same positions in every pass (the
+  official code drew them separately when unseeded and mixed logits of different positions);
 - autoregressive decoding runs the encoder once per target, projects the cross-attention keys and
   values once, and feeds one token per step through a self-attention KV cache instead of
   re-decoding the whole prefix;
@@ -29,11 +30,13 @@ from .. import modalities
 from ..batch import ModalityBatch, ModDict
 from ..data.masking import SpecialTokens, merge_spans
 from ..model.fourm import Context, EncoderTokens, FourM
+from ..model.layers import additive_mask
 from .placeholders import blank, empty_target, from_token_lists, full_input
 from .sampling import sample_tokens
 from .schedules import GenerationSchedule, ScheduleStep
 
 Condition = torch.Tensor | Mapping[str, torch.Tensor]
+PADDING_SLACK = 1.25  # encode guidance passes as one batch while padding adds at most 25% tokens
 
 
 def _cat_encoder_tokens(parts: list[EncoderTokens]) -> EncoderTokens:
@@ -52,6 +55,23 @@ def _cat_encoder_tokens(parts: list[EncoderTokens]) -> EncoderTokens:
         blocked=torch.cat([pad(p.blocked, True) for p in parts]),
         mod_ids=torch.cat([pad(p.mod_ids, -1) for p in parts]),
     )
+
+
+def _cat_contexts(parts: list[Context]) -> Context:
+    """Stack contexts along the batch; padded keys get a blocked cross-attention mask."""
+    n = max(p.context.shape[1] for p in parts)
+    dtype = parts[0].context.dtype
+    contexts, masks = [], []
+    for p in parts:
+        b, m, d = p.context.shape
+        contexts.append(torch.cat([p.context, p.context.new_zeros(b, n - m, d)], dim=1))
+        blocked = torch.zeros(b, n, dtype=torch.bool, device=p.context.device)
+        blocked[:, m:] = True
+        mask = additive_mask(blocked[:, None, None, :], dtype)
+        if p.mask is not None:
+            mask[..., :m] = p.mask
+        masks.append(mask)
+    return Context(torch.cat(contexts), torch.cat(masks))
 
 
 def _guide(logits: torch.Tensor, weights: tuple[float, ...]) -> torch.Tensor:
@@ -170,8 +190,20 @@ class Sampler:
         return [mod_dict, uncond], (step.cfg_scale,)
 
     def _encode(self, passes: list[ModDict]) -> Context:
+        """One context for all passes, stacked along the batch.
+
+        Passes of similar length run through the encoder as one batch. An unconditional pass
+        is often far shorter (RGB -> X guidance hides all 196 RGB tokens), and padding it to the
+        conditional length would double the encoder's work, so such passes are encoded alone and
+        only their contexts are padded: the decoder still runs once over all passes.
+        """
         tokens = [self.model.select_encoder_tokens(d) for d in passes]
-        return self.model.encode(tokens[0] if len(tokens) == 1 else _cat_encoder_tokens(tokens))
+        if len(tokens) == 1:
+            return self.model.encode(tokens[0])
+        lengths = [t.x.shape[1] for t in tokens]
+        if max(lengths) * len(lengths) <= PADDING_SLACK * sum(lengths):
+            return self.model.encode(_cat_encoder_tokens(tokens))
+        return _cat_contexts([self.model.encode(t) for t in tokens])
 
     def _sample(self, logits: torch.Tensor, weights: tuple[float, ...] | None, step: ScheduleStep,
                 generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:

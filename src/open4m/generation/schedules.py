@@ -64,13 +64,14 @@ def temperature_schedule(kind: str, temperature: float, counts: Sequence[int]) -
     `constant`; `linear`: the start temperature times the fraction of tokens still masked before
     each step; `onex:{min_t}:{power}`: min_t + (T - min_t) * (1 - done_i) * y_i with y the
     normalised x^-power curve on linspace(1, 100, total tokens), indexed by *step* (as the
-    official code does). Results are clipped at 1e-9 like the official ones.
+    official code does). `linear` and `onex` are clipped at 1e-9 like the official ones; a
+    constant 0 stays 0, which is greedy decoding.
     """
     total = sum(counts)
     done = np.cumsum(counts) / total
     if kind == "constant":
-        temps = np.full(len(counts), float(temperature))
-    elif kind == "linear":
+        return [float(temperature)] * len(counts)
+    if kind == "linear":
         temps = np.concatenate(([temperature], temperature * (1 - done[:-1])))
     elif (m := _ONEX.fullmatch(kind)) is not None:
         try:
