@@ -94,6 +94,9 @@ def test_normalisation(sample):
 
 def test_clean_caption_and_errors(sample):
     assert clean_caption("  a  red\tcube\n on the floor ") == "a red cube on the floor"
+    assert clean_caption([{"caption": "first  one"}, {"caption": "second"}]) == "first one"
+    with pytest.raises(ValueError, match="no 'caption' field"):
+        clean_caption({"text": "x"})
     with pytest.raises(ValueError, match="does not fit"):
         augment(sample, Crop(40, 40, 40, 40), 16)
     with pytest.raises(ValueError, match="no image-like"):

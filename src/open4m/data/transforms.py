@@ -115,9 +115,21 @@ def crop_boxes(det: Mapping[str, Any], crop: Crop, orig_h: int, orig_w: int) -> 
     return {**det, "instances": out}
 
 
-def clean_caption(text: str) -> str:
-    """Collapse whitespace and strip; captions from the wild carry tabs, newlines and doubled spaces."""
-    return re.sub(r"\s+", " ", str(text)).strip()
+def clean_caption(caption: Any) -> str:
+    """The caption text with whitespace collapsed (captions from the wild carry tabs and newlines).
+
+    JSON captions may hold a list (one per pre-tokenized crop: the first, the centre crop's, is
+    used) or a dict with a ``caption`` field, as in the official datasets.
+    """
+    if isinstance(caption, list):
+        if not caption:
+            raise ValueError("empty caption list")
+        caption = caption[0]
+    if isinstance(caption, dict):
+        if "caption" not in caption:
+            raise ValueError(f"caption dict has no 'caption' field: keys {sorted(caption)}")
+        caption = caption["caption"]
+    return re.sub(r"\s+", " ", str(caption)).strip()
 
 
 def augment(sample: Mapping[str, Any], crop: Crop, size: int) -> dict[str, Any]:
