@@ -22,6 +22,12 @@ def micro_recipe(out_dir, **sections) -> dict:
 
 
 @pytest.fixture
+def recipe():
+    """The micro recipe as a dict (for tests that write YAML and run the CLI)."""
+    return micro_recipe
+
+
+@pytest.fixture
 def micro(tmp_path):
     """A TrainConfig factory: micro(**{"train": {...}}) with out_dir under tmp_path."""
     def make(sub: str = "run", **sections):

@@ -240,8 +240,9 @@ class StreamBatches(torch.utils.data.IterableDataset):
         self.rank, self.world, self.start = rank, world, start
 
     def __iter__(self) -> Iterator[dict]:
-        stride = 1 if getattr(self.source, "splits_by_rank", False) else self.world
-        offset = 0 if stride == 1 else self.rank
+        own_split = getattr(self.source, "splits_by_rank", False)
+        stride, offset = (1, 0) if own_split else (self.world, self.rank)
+        stream_id = self.rank if own_split else 0  # masks are seeded by (seed, stream, position)
         buf, k, count = [], 0, 0
         for i, sample in enumerate(self.source):
             if i % stride != offset:
@@ -251,7 +252,7 @@ class StreamBatches(torch.utils.data.IterableDataset):
                 if count % self.batch_size == 0:
                     k += 1
                 continue
-            buf.append(self.masker(sample, np.random.default_rng([self.seed, 0, count - 1])))
+            buf.append(self.masker(sample, np.random.default_rng([self.seed, stream_id, i])))
             if len(buf) == self.batch_size:
                 yield collate(buf)
                 buf, k = [], k + 1

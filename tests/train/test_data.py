@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+import torch
+
+from open4m.train.data import (MaskedBatches, StreamBatches, SyntheticTokens, TokenFolder, batch_loader, build_masker,
+                               build_source)
+
+MODS = ["rgb@224", "tok_rgb@224", "tok_semseg@224", "caption", "det"]
+
+
+def _equal(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[m][k], b[m][k]) for m in a for k in a[m])
+
+
+@pytest.fixture(scope="module")
+def masker():
+    return build_masker("symmetric", MODS, input_tokens=24, target_tokens=24)
+
+
+def test_synthetic_samples_are_deterministic_and_valid():
+    src = SyntheticTokens(MODS, 10, seed=3)
+    a, b = src[4], SyntheticTokens(MODS, 10, seed=3)[4]
+    assert torch.equal(a["tok_rgb@224"], b["tok_rgb@224"]) and a["caption"] == b["caption"]
+    assert a["tok_rgb@224"].shape == (196,) and a["tok_rgb@224"].max() < 16384
+    assert a["rgb@224"].shape == (3, 224, 224)
+    assert all(len(chunk) == 5 for chunk in a["det"])
+    with pytest.raises(ValueError, match="tok_"):
+        SyntheticTokens(["depth"], 4)
+
+
+def test_batches_do_not_depend_on_workers(masker):
+    src = SyntheticTokens(MODS, 12)
+    plain = batch_loader(src, masker, 4, seed=1, stop=4)
+    workers = batch_loader(src, masker, 4, seed=1, start=2, stop=4, num_workers=2)
+    batches = list(plain)
+    assert len(batches) == 4
+    for a, b in zip(batches[2:], workers):
+        assert _equal(a, b)
+    assert not _equal(batches[0], batches[1])
+
+
+def test_two_ranks_see_what_accumulation_sees(masker):
+    src = SyntheticTokens(MODS, 40)
+    accum = MaskedBatches(src, masker, 3, seed=0, accum=2)
+    ranks = [MaskedBatches(src, masker, 3, seed=0, rank=r, world=2) for r in range(2)]
+    for step in range(3):
+        assert _equal(accum[2 * step], ranks[0][step])
+        assert _equal(accum[2 * step + 1], ranks[1][step])
+    seen = [g for k in range(6) for g in accum.positions(k)]
+    assert seen == list(range(18))
+
+
+def test_epochs_reshuffle(masker):
+    src = SyntheticTokens(MODS, 6)
+    batches = MaskedBatches(src, masker, 6, seed=0)
+    order = [batches._index(e, p) for e in range(2) for p in range(6)]
+    assert sorted(order[:6]) == sorted(order[6:]) == list(range(6))
+    assert order[:6] != order[6:]
+
+
+def test_token_folder_source(tmp_path, masker):
+    src = SyntheticTokens(["tok_rgb@224", "caption"], 5)
+    for i in range(5):
+        (tmp_path / "tok_rgb").mkdir(exist_ok=True)
+        (tmp_path / "caption").mkdir(exist_ok=True)
+        np.save(tmp_path / "tok_rgb" / f"{i:03d}.npy", src[i]["tok_rgb@224"].numpy().reshape(14, 14))
+        np.save(tmp_path / "caption" / f"{i:03d}.npy", np.array(src[i]["caption"]))
+    folder = build_source(str(tmp_path), ["tok_rgb@224", "caption"])
+    assert isinstance(folder, TokenFolder) and len(folder) == 5
+    assert np.array_equal(np.asarray(folder[2]["tok_rgb@224"]).reshape(-1), src[2]["tok_rgb@224"].numpy())
+    m = build_masker("symmetric", ["tok_rgb@224", "caption"], input_tokens=8, target_tokens=8)
+    batch = next(batch_loader(folder, m, 2, seed=0))
+    assert batch["tok_rgb@224"]["tensor"][0].numel() == 196 and len(batch["caption"]["tensor"]) == 2
+    with pytest.raises(FileNotFoundError, match="synthetic"):
+        build_source(str(tmp_path / "nope"), ["caption"])
+
+
+def test_stream_resume_replays_to_the_same_batches(masker):
+    samples = [SyntheticTokens(MODS, 12)[i] for i in range(12)]
+    full = list(StreamBatches(samples, masker, 3, seed=0))
+    later = list(StreamBatches(samples, masker, 3, seed=0, start=2))
+    assert len(full) == 4 and len(later) == 2
+    assert all(_equal(a, b) for a, b in zip(full[2:], later))
+    rank1 = list(StreamBatches(samples, masker, 3, seed=0, rank=1, world=2))
+    assert len(rank1) == 2
+    rows = [s["tok_rgb@224"] for s in samples[1:6:2]]
+    assert torch.equal(rank1[0]["tok_rgb@224"]["tensor"], torch.stack(rows))
+
+
+def test_official_mixture_needs_its_modalities():
+    with pytest.raises(ValueError, match="lacks"):
+        build_masker("4m-7", ["tok_rgb@224"])
+    with pytest.raises(ValueError, match="unknown mixture"):
+        build_masker("4m-8", ["tok_rgb@224"])
