@@ -68,16 +68,11 @@ def _intersect_local(obj: SceneObject, o: np.ndarray, d: np.ndarray) -> tuple[np
 def _bound_candidates(obj: SceneObject, o: np.ndarray, d: np.ndarray) -> np.ndarray:
     """Indices of rays that pass through the object's bounding sphere ahead of their origin.
 
-    Either `o` (primary rays) or `d` (shadow rays towards a directional light) is one shared
-    vector (3,); the other is per ray (M, 3). Sharing one of them makes this a single mat-vec.
+    All primary rays share the camera origin `o`, which makes this a single mat-vec.
     """
     oc = o - obj.centre
-    if oc.ndim == 1:
-        b = d @ oc
-        c = float(oc @ oc) - obj.bounding_radius**2
-    else:
-        b = oc @ d
-        c = np.einsum("ij,ij->i", oc, oc) - obj.bounding_radius**2
+    b = d @ oc
+    c = float(oc @ oc) - obj.bounding_radius**2
     disc = b * b - c
     ok = (disc > 0) & ((b < 0) | (c < 0))  # the far intersection lies ahead of the origin
     return np.nonzero(ok)[0]
@@ -110,11 +105,21 @@ def _room(o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def _shadowed(scene: Scene, points: np.ndarray, light: np.ndarray) -> np.ndarray:
-    """Whether each point sees the light: one shadow ray against every object and wall."""
+    """Whether each point sees the light: one shadow ray against every object and wall.
+
+    All shadow rays share the light direction, so the bounding-sphere cull is a 2D disc test in
+    the plane orthogonal to the light (points projected once for all objects).
+    """
     blocked = np.isfinite(_room(points, np.broadcast_to(light, points.shape))[0])
+    e1 = np.cross(light, [0, 0, 1] if abs(light[2]) < 0.9 else [1, 0, 0]).astype(np.float32)
+    e1 /= np.linalg.norm(e1)
+    frame = np.stack([e1, np.cross(light, e1), light], 1).astype(np.float32)
+    proj = points @ frame  # (M, 3): two in-plane coordinates, then distance along the light
     for obj in scene.objects:
-        idx = _bound_candidates(obj, points, light)
-        idx = idx[~blocked[idx]]
+        c = obj.centre @ frame
+        r = obj.bounding_radius
+        du, dv = proj[:, 0] - c[0], proj[:, 1] - c[1]
+        idx = np.nonzero((du * du + dv * dv < r * r) & (proj[:, 2] < c[2] + r) & ~blocked)[0]
         if idx.size:
             t, _ = _intersect_local(obj, points[idx], np.broadcast_to(light, (idx.size, 3)))
             blocked[idx[np.isfinite(t)]] = True
@@ -167,20 +172,19 @@ def render(scene: Scene, size: int | tuple[int, int]) -> Rendering:
     checker = (np.floor(points[floor, 0]) + np.floor(points[floor, 2])) % 2
     base[floor] = np.asarray(scene.floor_color, np.float32) / 255 * (0.92 + 0.08 * checker)[:, None]
     base[semseg == WALL] = np.asarray(scene.wall_color, np.float32) / 255
-    kd = np.ones(len(d), np.float32)
-    ks = np.zeros(len(d), np.float32)
-    shine = np.ones(len(d), np.float32)
-    for k, obj in enumerate(scene.objects, start=1):
-        m = instance == k
-        base[m] = np.asarray(COLORS[obj.color], np.float32) / 255
-        kd[m], ks[m], shine[m] = _MATERIAL[obj.material]
-
     ndl = np.clip(normal @ light, 0, None) * lit
-    half = light - d
-    half /= np.linalg.norm(half, axis=1, keepdims=True)
-    spec = ks * np.clip((normal * half).sum(1), 0, None) ** shine * lit
-    shade = base * (_AMBIENT + (1 - _AMBIENT) * kd * ndl)[:, None] + spec[:, None]
-    rgb = np.where(hit[:, None], shade, base)
+    gain = _AMBIENT + (1 - _AMBIENT) * ndl
+    rgb = base * np.where(hit, gain, 1.0)[:, None]
+    for k, obj in enumerate(scene.objects, start=1):  # objects: their colour, material and highlight
+        m = np.nonzero(instance == k)[0]
+        if m.size == 0:
+            continue
+        kd, ks, shine = _MATERIAL[obj.material]
+        half = light - d[m]
+        half /= np.linalg.norm(half, axis=1, keepdims=True)
+        spec = ks * np.clip(np.einsum("ij,ij->i", normal[m], half), 0, None) ** shine * lit[m]
+        colour = np.asarray(COLORS[obj.color], np.float32) / 255
+        rgb[m] = colour * (_AMBIENT + (1 - _AMBIENT) * kd * ndl[m])[:, None] + spec[:, None]
     rgb8 = (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
 
     depth = np.where(hit, t * cos_axis, 0).astype(np.float32)

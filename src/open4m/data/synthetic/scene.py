@@ -160,7 +160,8 @@ def sample_scene(seed: int, num_objects: int | None = None) -> Scene:
         target=(float(rng.uniform(-0.4, 0.4)), float(rng.uniform(0.2, 0.7)), float(rng.uniform(0.0, 0.8))),
         fov_deg=float(rng.uniform(46, 54)),
     )
-    light = np.array([rng.uniform(-0.7, 0.7), rng.uniform(1.0, 1.6), rng.uniform(-0.9, -0.2)])
+    # From one side and above, so cast shadows fall sideways where the camera sees them.
+    light = np.array([rng.choice([-1, 1]) * rng.uniform(0.4, 0.9), rng.uniform(0.9, 1.4), rng.uniform(-0.6, 0.2)])
     light /= np.linalg.norm(light)
     floor = tuple(int(c) for c in rng.integers(150, 215, 3))
     wall_base = rng.integers(170, 235)
