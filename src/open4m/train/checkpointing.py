@@ -51,12 +51,14 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 # ------------------------------------------------------------------------------------------
 # Model weights
 # ------------------------------------------------------------------------------------------
-def _cpu_model(model: nn.Module) -> FourM:
-    """A FourM holding the full weights on rank 0: the model itself, or gathered FSDP shards."""
+def _cpu_model(model: nn.Module, info: DistInfo) -> FourM | None:
+    """On rank 0, a FourM holding the full weights: the model itself, or gathered FSDP shards."""
     inner = unwrap(model)
     if not is_sharded(inner):
-        return inner
+        return inner if info.is_main else None
     full = get_model_state_dict(inner, options=_FULL)  # a collective: every rank calls it
+    if not info.is_main:
+        return None
     cpu = FourM(inner.config)
     cpu.load_state_dict(full)
     return cpu
@@ -64,8 +66,8 @@ def _cpu_model(model: nn.Module) -> FourM:
 
 def export_model(model: nn.Module, path: str | Path, info: DistInfo, ema: EMA | None = None) -> Path | None:
     """Write the release layout (rank 0); with `ema`, the averaged weights instead."""
-    cpu = _cpu_model(model)
-    if not info.is_main:
+    cpu = _cpu_model(model, info)
+    if cpu is None:
         return None
     if ema is not None:
         averaged = FourM(cpu.config)
@@ -89,8 +91,10 @@ def _load_model(model: nn.Module, path: Path) -> None:
 # Optimizer state
 # ------------------------------------------------------------------------------------------
 def _optimizer_tensors(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    sd = get_optimizer_state_dict(unwrap(model), optimizer, options=_FULL)
+    sd = get_optimizer_state_dict(unwrap(model), optimizer, options=_FULL)  # empty on ranks > 0
     tensors, scalars = {}, {}
+    if not sd:
+        return tensors, {}
     for name, entries in sd["state"].items():
         for key, value in entries.items():
             if isinstance(value, torch.Tensor):
@@ -152,8 +156,8 @@ def save_checkpoint(run_dir: str | Path, step: int, *, model: nn.Module, optimiz
     barrier(info)
     save_file(_rng_tensors(info.device), str(tmp / f"rng-rank{info.rank}.safetensors"))
     opt_tensors, opt_meta = _optimizer_tensors(model, optimizer)
-    cpu = _cpu_model(model)
-    if info.is_main:
+    cpu = _cpu_model(model, info)
+    if cpu is not None:
         cpu.save_file(tmp / "model.safetensors")
         save_file(opt_tensors, str(tmp / "optimizer.safetensors"), metadata=opt_meta)
         if ema is not None:

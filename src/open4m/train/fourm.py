@@ -110,14 +110,13 @@ class _Stepper:
 
     def step(self, batches: Iterator[dict], lr: float) -> tuple[dict[str, float], float]:
         accum = self.cfg.data.accum_steps
-        sums: dict[str, torch.Tensor] = {}
+        tally = _Tally()
         for micro in range(accum):
             sync = micro == accum - 1 or not hasattr(self.model, "no_sync")
             with contextlib.nullcontext() if sync else self.model.no_sync():
                 loss, per_mod = self.forward(next(batches))
                 self.scaler.scale(loss / accum).backward()
-            for name, value in (("all", loss), *per_mod.items()):
-                sums[name] = sums.get(name, 0.0) + value.detach().float() / accum
+            tally.add(loss, per_mod)
         self.scaler.unscale_(self.optimizer)
         clip = self.cfg.optim.clip_grad
         norm = torch.nn.utils.clip_grad_norm_(self.params, clip if clip is not None else math.inf)
@@ -128,22 +127,43 @@ class _Stepper:
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
             self.ema.update(distributed.unwrap(self.model))
-        names = list(sums)
-        means = distributed.mean_across_ranks(torch.stack([sums[n] for n in names]), self.info).tolist()
         norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
-        return dict(zip(names, means)), float(norm)
+        return tally.means(self.info), float(norm)
 
     @torch.no_grad()
     def evaluate(self, batches: Iterator[dict], count: int) -> dict[str, float]:
         self.model.eval()
-        sums: dict[str, torch.Tensor] = {}
+        tally = _Tally()
         for _ in range(count):
-            loss, per_mod = self.forward(next(batches))
-            for name, value in (("all", loss), *per_mod.items()):
-                sums[name] = sums.get(name, 0.0) + value.float() / count
+            tally.add(*self.forward(next(batches)))
         self.model.train()
-        names = list(sums)
-        return dict(zip(names, distributed.mean_across_ranks(torch.stack([sums[n] for n in names]), self.info).tolist()))
+        return tally.means(self.info)
+
+
+class _Tally:
+    """Loss means over micro-batches and ranks; a modality counts only where it had targets.
+
+    The model reports exactly 0 for a modality without predicted tokens (no targets, or a
+    sequence target of one token, which has no next token to predict); averaging those zeros in
+    would drag its logged loss down. A real cross-entropy is never exactly 0 in practice.
+    """
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, torch.Tensor] = {}
+
+    def add(self, loss: torch.Tensor, per_mod: dict[str, torch.Tensor]) -> None:
+        for name, value in (("all", loss), *per_mod.items()):
+            present = name == "all" or bool(value.detach() != 0)
+            self.sums[name] = self.sums.get(name, 0.0) + value.detach().float() * present
+            self.counts[name] = self.counts.get(name, 0.0) + float(present)
+
+    def means(self, info: distributed.DistInfo) -> dict[str, float]:
+        names = list(self.sums)
+        stacked = torch.stack([torch.stack([self.sums[n] for n in names]),
+                               torch.tensor([self.counts[n] for n in names], device=self.sums["all"].device)])
+        total = distributed.mean_across_ranks(stacked, info)
+        return {n: (s / c).item() for n, s, c in zip(names, total[0], total[1]) if c > 0}
 
 
 def _scalars(prefix: str, losses: dict[str, float]) -> dict[str, float]:
