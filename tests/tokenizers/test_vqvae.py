@@ -134,3 +134,9 @@ def test_feature_map_tokenizer_uses_one_token_per_feature_vector():
     tokens = model.encode(torch.randn(2, 16, 4, 4))
     assert tokens.shape == (2, 4, 4)
     assert model.decode(tokens).shape == (2, 16, 4, 4)
+
+
+def test_integer_image_tensors_are_not_silently_misread():
+    model = VQVAE(tiny_config()).eval()
+    with pytest.raises(ValueError, match="normalised floats"):
+        model.encode(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))

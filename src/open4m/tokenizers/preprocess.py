@@ -87,6 +87,11 @@ class Preprocessor:
     # -- natural -> model ---------------------------------------------------------------------
     def to_model(self, x: Any) -> torch.Tensor:
         if isinstance(x, torch.Tensor):
+            if self.input != "class_map" and not x.is_floating_point():
+                raise ValueError(
+                    f"got an integer {x.dtype} tensor for a {self.input} tokenizer: tensors must already be normalised "
+                    "floats (model form); pass uint8 data as a NumPy array or PIL image to have it converted"
+                )
             return x
         arr = _as_array(x)
         if self.input == "image":
