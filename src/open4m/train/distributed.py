@@ -63,7 +63,9 @@ def wrap(model: nn.Module, strategy: str, info: DistInfo) -> nn.Module:
 
         for block in (*model.encoder, *model.decoder):
             fully_shard(block)
-        return fully_shard(model)
+        # Resharding the root after forward too keeps the registered parameters sharded after a
+        # no-grad (validation) forward, which the optimizer and checkpoints rely on.
+        return fully_shard(model, reshard_after_forward=True)
     from torch.nn.parallel import DistributedDataParallel
 
     return DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None)

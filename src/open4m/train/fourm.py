@@ -75,7 +75,7 @@ def build_model(section: ModelSection, data_modalities: list[str], image_size: i
             for p in (p for n, p in model.named_parameters() if n in hit):
                 p.requires_grad_(False)
         frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
-        report += f"; {frozen / 1e6:.1f} M frozen"
+        report += f"; {frozen / 1e6:.2f} M frozen"
     model.set_activation_checkpointing(section.activation_checkpointing)
     return model, report
 
@@ -198,9 +198,9 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo) -> TrainResult:
     model.to(info.device).train()
     global_batch = d.batch_size * d.accum_steps * info.world
     peak = peak_lr(cfg.optim.blr, global_batch, cfg.optim.lr)
-    optimizer = build_adamw(model, peak, cfg.optim.weight_decay, tuple(cfg.optim.betas), cfg.optim.eps, cfg.optim.fused)
     ema = EMA(model, t.ema_decay) if t.ema_decay is not None else None
-    wrapped = distributed.wrap(model, t.distributed, info)
+    wrapped = distributed.wrap(model, t.distributed, info)  # before the optimizer: FSDP2 swaps in sharded parameters
+    optimizer = build_adamw(model, peak, cfg.optim.weight_decay, tuple(cfg.optim.betas), cfg.optim.eps, cfg.optim.fused)
     if cfg.model.compile:
         wrapped = torch.compile(wrapped)
     stepper = _Stepper(wrapped, optimizer, cfg, info, ema)

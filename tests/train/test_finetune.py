@@ -1,0 +1,34 @@
+"""Transfer: start from a trained checkpoint, add a modality, keep the trunk frozen."""
+
+import pytest
+import torch
+
+from open4m.model import FourM
+from open4m.train.config import ModelSection
+from open4m.train.fourm import build_model, train
+
+
+def test_init_from_with_new_modality_and_frozen_encoder(micro, tmp_path):
+    base = train(micro("base", data={"modalities": ["tok_rgb@224", "caption"]}, optim={"warmup": 0}, train={"steps": 2, "save_every": 2}))
+    pretrained = FourM.from_pretrained(base.model_path).state_dict()
+
+    cfg = micro("ft", data={"modalities": ["tok_rgb@224", "tok_depth@224", "caption"]},
+                model={"init_from": str(base.model_path), "freeze": ["encoder", "encoder_norm"]},
+                train={"steps": 3, "save_every": 3})
+    start, report = build_model(cfg.model, cfg.data.modalities, 224)
+    assert "new embeddings for ['tok_depth@224']" in report and "frozen" in report
+    for key in ("encoder.0.attn.qkv.weight", "decoder_embeddings.tok_rgb@224.to_logits.weight"):
+        assert torch.equal(start.state_dict()[key], pretrained[key])
+
+    tuned = FourM.from_pretrained(train(cfg).model_path)
+    state = tuned.state_dict()
+    assert "tok_depth@224" in tuned.output_modalities
+    assert torch.equal(state["encoder.0.attn.qkv.weight"], pretrained["encoder.0.attn.qkv.weight"])  # frozen
+    decoder = [k for k in state if k.startswith("decoder.0.") and k.endswith("weight")]
+    assert decoder and all(not torch.equal(state[k], pretrained[k]) for k in decoder)  # trained
+
+
+def test_bad_freeze_prefix_is_named():
+    with pytest.raises(ValueError, match="encodr"):
+        build_model(ModelSection(arch={"dim": 32, "encoder_depth": 1, "decoder_depth": 1, "num_heads": 2},
+                                 freeze=["encodr"]), ["tok_rgb@224"], 224)
