@@ -13,6 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="index of the first scene within the split (default 0)")
     p.add_argument("--split", choices=["train", "val", "test"], default="train",
                    help="seed range to draw from; splits never share scenes (default train)")
+    p.add_argument("--workers", type=int, default=1, help="render in this many processes (default 1)")
     p.add_argument("--rgb-format", choices=["png", "jpg"], default="png", help="rgb file type (default png)")
     p.set_defaults(handler=run)
 
@@ -21,6 +22,6 @@ def run(args: argparse.Namespace) -> int:
     from ..data.synthetic import write_dataset
 
     names = write_dataset(args.out, args.n, size=args.size, split=args.split, start=args.seed,
-                          rgb_ext="." + args.rgb_format)
+                          rgb_ext="." + args.rgb_format, workers=args.workers)
     print(f"wrote {len(names)} {args.split} scenes at {args.size}px to {args.out}")
     return 0

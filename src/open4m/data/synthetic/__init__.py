@@ -99,27 +99,41 @@ def generate_sample(seed: int, size: int | tuple[int, int] = 128, labels: bool =
     return sample
 
 
+def _write_scene(job: tuple[str, str, int, int | tuple[int, int], str]) -> str:
+    """Render and write one scene (a top-level function so worker processes can run it)."""
+    from ..codecs import encode, write_atomic
+
+    root, split, index, size, rgb_ext = job
+    seed = seed_for(split, index)
+    name = sample_name(seed)
+    exts = dict(FILE_EXT, rgb=rgb_ext)
+    for modality, value in generate_sample(seed, size).items():
+        write_atomic(Path(root) / modality / f"{name}{exts[modality]}", encode(value, exts[modality], modality))
+    return name
+
+
 def write_dataset(
     out: str | Path, n: int, size: int = 128, split: str = "train", start: int = 0,
-    rgb_ext: str = ".png", progress: bool = True,
+    rgb_ext: str = ".png", workers: int = 1, progress: bool = True,
 ) -> list[str]:
-    """Write scenes `start .. start+n-1` of `split` as `out/<modality>/<name><ext>`; returns the names."""
-    from tqdm import tqdm
+    """Write scenes `start .. start+n-1` of `split` as `out/<modality>/<name><ext>`; returns the names.
 
-    from ..codecs import encode, write_atomic
+    `workers` > 1 renders in that many processes; the output is identical either way.
+    """
+    from multiprocessing import get_context
+
+    from tqdm import tqdm
 
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     if rgb_ext not in (".png", ".jpg"):
         raise ValueError(f"rgb_ext must be '.png' or '.jpg', got {rgb_ext!r}")
-    root = Path(out)
-    exts = dict(FILE_EXT, rgb=rgb_ext)
-    names = []
-    for index in tqdm(range(start, start + n), desc=f"synth {split}", disable=not progress, unit="scene"):
-        seed = seed_for(split, index)
-        sample = generate_sample(seed, size)
-        name = sample_name(seed)
-        for modality, value in sample.items():
-            write_atomic(root / modality / f"{name}{exts[modality]}", encode(value, exts[modality], modality))
-        names.append(name)
-    return names
+    seed_for(split, start + n - 1)  # fail before rendering if the range leaves the split
+    jobs = [(str(out), split, index, size, rgb_ext) for index in range(start, start + n)]
+    bar = dict(total=n, desc=f"synth {split}", disable=not progress, unit="scene")
+    if workers == 1:
+        return [_write_scene(job) for job in tqdm(jobs, **bar)]
+    with get_context("spawn").Pool(workers) as pool:
+        return list(tqdm(pool.imap(_write_scene, jobs, chunksize=8), **bar))
