@@ -152,3 +152,12 @@ def test_corrupt_bytes_in_shards_are_skipped(tmp_path, world):
         out = list(ds)
     assert len(out) == 6 and ds.corrupt["rgb"] == 1
     assert any(issubclass(w.category, CorruptFileWarning) for w in caught)
+
+
+def test_shards_stream_through_pipe_urls(tmp_path, world):
+    index = folder_to_shards(world, tmp_path / "s", samples_per_shard=3, progress=False)
+    with pytest.raises(ValueError, match="pass num_shards"):
+        ShardDataset(f"pipe:cat {tmp_path / 's'}", ["rgb"])
+    ds = ShardDataset(f"pipe:cat {tmp_path / 's'}", ["rgb", "caption"], num_shards=index["num_shards"])
+    got = {s["__key__"]: s["caption"] for s in ds}
+    assert got == {s["__key__"]: s["caption"] for s in FolderDataset(world, modalities=["caption"])}

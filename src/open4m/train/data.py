@@ -136,7 +136,17 @@ class TokenFolder(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         raw = self.inner[index]
-        return {name: raw[folder] for name, folder in self.folders.items()}
+        return {name: self._first_crop(name, raw[folder]) for name, folder in self.folders.items()}
+
+    @staticmethod
+    def _first_crop(name: str, value: Any) -> Any:
+        """`open4m tokenize` stores one row per crop; row 0 is the centre crop."""
+        mod = modalities.get(name)
+        if mod.kind is Kind.IMAGE_TOKENS and isinstance(value, np.ndarray):
+            n = mod.num_tokens()
+            if value.size > n and value.size % n == 0:
+                return value.reshape(-1, n)[0]
+        return value
 
 
 def build_source(source: str, modality_names: Sequence[str], *, num_samples: int = 1024, seed: int = 0,
