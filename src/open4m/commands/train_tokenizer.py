@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 KINDS = ("vqvae", "divae", "mlp", "text")
+ALIASES = {"mlp-vq": "mlp"}  # the name the issue tracker and the 4M papers use for the bottleneck-MLP VQ
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-tokenizer", help="train a tokenizer (vqvae, divae, mlp or text) on a folder of data")
-    p.add_argument("--kind", choices=KINDS, help="tokenizer kind (or `kind:` in the YAML recipe)")
+    p.add_argument("--kind", choices=KINDS + tuple(ALIASES), help="tokenizer kind (or `kind:` in the YAML recipe)")
     p.add_argument("--config", type=Path, help="YAML recipe with `model:` and `train:` sections")
     p.add_argument("--data", type=Path, required=True,
                    help="folder of one modality's files (images, 16-bit depth PNGs, .npy), or text files for --kind text")
@@ -60,6 +61,7 @@ def _load_recipe(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     recipe = _load_recipe(args)
     kind = args.kind or recipe.get("kind")
+    kind = ALIASES.get(kind, kind)
     if args.modality and kind != "text":
         from ..tokenizers.presets import OFFICIAL_TOKENIZERS, official_config
 
