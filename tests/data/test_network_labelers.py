@@ -86,3 +86,34 @@ def test_normals_from_depth_recover_the_rendered_normals():
     inner[2:-2, 2:-2] = (s["semseg"][2:-2, 2:-2] == 1) & (s["semseg"][:-4, 2:-2] == 1) & (s["semseg"][4:, 2:-2] == 1)
     cos = (n * s["normal"]).sum(-1)[inner]
     assert inner.sum() > 500 and np.median(cos) > 0.999
+
+
+def _tiny_captioner(path):
+    from tokenizers import Tokenizer, models as tok_models, pre_tokenizers
+
+    words = ["[PAD]", "[BOS]", "[EOS]", "[UNK]", "a", "red", "cube", "on", "the", "floor"]
+    tok = Tokenizer(tok_models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    transformers.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", bos_token="[BOS]",
+                                         eos_token="[EOS]", unk_token="[UNK]").save_pretrained(path)
+    enc = transformers.ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                                 image_size=32, patch_size=8)
+    dec = transformers.GPT2Config(vocab_size=len(words), n_embd=32, n_layer=1, n_head=2, n_positions=64,
+                                  bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    cfg = transformers.VisionEncoderDecoderConfig.from_encoder_decoder_configs(enc, dec)
+    cfg.decoder_start_token_id, cfg.pad_token_id, cfg.eos_token_id = 1, 0, 2
+    model = transformers.VisionEncoderDecoderModel(config=cfg)
+    model.generation_config.suppress_tokens = [0, 1, 3]  # an untrained decoder: make it emit real words
+    model.generation_config.min_new_tokens = 3
+    model.save_pretrained(path)
+
+
+def test_caption_adapter_writes_text_and_resumes(tmp_path, data):
+    torch.manual_seed(0)
+    _tiny_captioner(tmp_path / "cap")
+    cap = from_pretrained("caption", tmp_path / "cap")
+    assert label_folder(data, cap, batch_size=2, progress=False)["labeled"] == 3
+    texts = [codecs.decode((data / "caption" / f"s{i}.txt").read_bytes(), ".txt", "caption") for i in range(3)]
+    words = {"a", "red", "cube", "on", "the", "floor"}
+    assert all(t and set(t.split()) <= words for t in texts), texts
+    assert label_folder(data, cap, progress=False)["skipped"] == 3

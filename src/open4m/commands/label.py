@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 _BUILTIN = ("canny_edge", "sam_edge", "color_palette", "metadata")
-_NETWORK = ("depth", "normal", "semseg", "feature_map", "embedding")
+_NETWORK = ("depth", "normal", "semseg", "feature_map", "embedding", "caption")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

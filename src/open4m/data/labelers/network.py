@@ -21,6 +21,15 @@ from ..transforms import IMAGENET_MEAN, IMAGENET_STD
 from .base import Labeler
 
 
+def _config_image_size(config: Any) -> int | None:
+    """The input resolution a model was built for, also inside encoder / vision sub-configs."""
+    for cfg in (config, getattr(config, "encoder", None), getattr(config, "vision_config", None)):
+        size = getattr(cfg, "image_size", None)
+        if size:
+            return size
+    return None
+
+
 class NetworkLabeler(Labeler):
     """Batches rgb images through `model` and turns each output into one label."""
 
@@ -29,7 +38,7 @@ class NetworkLabeler(Labeler):
     def __init__(self, model: torch.nn.Module, name: str | None = None, input_size: int | None = None,
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
                  device: str | torch.device = "cpu") -> None:
-        size = input_size or getattr(model.config, "image_size", None) or 224
+        size = input_size or _config_image_size(model.config) or 224
         if isinstance(size, (list, tuple)):
             size = size[0]
         self.model, self.input_size, self.device = model.eval().to(device), int(size), torch.device(device)
@@ -54,7 +63,11 @@ class NetworkLabeler(Labeler):
         for s in samples:
             self.check(s)
         with torch.inference_mode():
-            return self.postprocess(self.model(pixel_values=self.pixels(samples)), samples)
+            return self.postprocess(self.forward(self.pixels(samples)), samples)
+
+    def forward(self, pixel_values: torch.Tensor) -> Any:
+        """The model's output for a batch; generative labelers override this."""
+        return self.model(pixel_values=pixel_values)
 
     @abstractmethod
     def postprocess(self, output: Any, samples: Sequence[Mapping[str, Any]]) -> list[Any]:
@@ -127,6 +140,26 @@ class GlobalEmbeddingLabeler(NetworkLabeler):
         return [e.float().cpu().numpy() for e in emb]
 
 
+class CaptionLabeler(NetworkLabeler):
+    """Captions from a local image-to-text model (greedy decoding), as .txt.
+
+    `tokenizer` turns generated ids back into text; special tokens are dropped and whitespace
+    collapsed.
+    """
+
+    name, ext = "caption", ".txt"
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, max_new_tokens: int = 40, **kw: Any) -> None:
+        super().__init__(model, **kw)
+        self.tokenizer, self.max_new_tokens = tokenizer, max_new_tokens
+
+    def forward(self, pixel_values: torch.Tensor) -> Any:
+        return self.model.generate(pixel_values=pixel_values, max_new_tokens=self.max_new_tokens, do_sample=False)
+
+    def postprocess(self, output: Any, samples: Sequence[Mapping[str, Any]]) -> list[str]:
+        return [" ".join(t.split()) for t in self.tokenizer.batch_decode(output, skip_special_tokens=True)]
+
+
 def normals_from_depth(depth: np.ndarray, fov_deg: float) -> np.ndarray:
     """Camera-frame unit normals (x right, y down, z forward) of a pinhole depth map.
 
@@ -178,11 +211,12 @@ _LOADERS = {
     "feature_map": ("AutoModel", FeatureMapLabeler),
     "embedding": ("AutoModel", GlobalEmbeddingLabeler),
     "normal": ("AutoModelForDepthEstimation", DepthLabeler),
+    "caption": ("AutoModelForImageTextToText", CaptionLabeler),
 }
 
 
 def from_pretrained(kind: str, path: str | Path, name: str | None = None, device: str = "cpu") -> Labeler:
-    """A network labeler of `kind` (depth, normal, semseg, feature_map, embedding) from a local model folder."""
+    """A network labeler of `kind` (depth, normal, semseg, feature_map, embedding, caption) from a local model folder."""
     if kind not in _LOADERS:
         raise ValueError(f"unknown network labeler {kind!r}; choose from {sorted(_LOADERS)}")
     path = Path(path)
@@ -199,5 +233,7 @@ def from_pretrained(kind: str, path: str | Path, name: str | None = None, device
     if pre.is_file():
         cfg = json.loads(pre.read_text())
         stats = {k: cfg[f"image_{k}"] for k in ("mean", "std") if f"image_{k}" in cfg}
+    if kind == "caption":
+        stats["tokenizer"] = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     labeler = cls(model, name=None if kind == "normal" else name, device=device, **stats)
     return NormalLabeler(depth=labeler) if kind == "normal" else labeler
