@@ -161,3 +161,11 @@ def test_shards_stream_through_pipe_urls(tmp_path, world):
     ds = ShardDataset(f"pipe:cat {tmp_path / 's'}", ["rgb", "caption"], num_shards=index["num_shards"])
     got = {s["__key__"]: s["caption"] for s in ds}
     assert got == {s["__key__"]: s["caption"] for s in FolderDataset(world, modalities=["caption"])}
+
+
+def test_text_corpus_deals_lines_to_workers(tmp_path):
+    import torch
+
+    (tmp_path / "c.txt").write_text("\n".join(f"line {i}" for i in range(10)))
+    loader = torch.utils.data.DataLoader(TextCorpus(tmp_path), batch_size=None, num_workers=2)
+    assert sorted(s["caption"] for s in loader) == sorted(f"line {i}" for i in range(10))

@@ -16,11 +16,21 @@ import numpy as np
 import torch
 
 
+def stream_slot() -> tuple[int, int]:
+    """(this stream's index, number of parallel streams) over distributed ranks x DataLoader workers."""
+    rank, world = 0, 1
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    info = torch.utils.data.get_worker_info()
+    wid, nw = (info.id, info.num_workers) if info else (0, 1)
+    return rank * nw + wid, world * nw
+
+
 class TextCorpus(torch.utils.data.IterableDataset):
     """Captions from `.txt` files (one text per non-empty line) or `.jsonl` files (a `text` field).
 
     Samples are ``{"__key__": "<file>:<line>", modality: text}``: a sample with only a caption, as
-    the text-only part of a mixture.
+    the text-only part of a mixture. Lines are dealt round-robin to ranks and workers.
     """
 
     def __init__(self, paths: str | Path | Sequence[str | Path], modality: str = "caption", field: str = "text") -> None:
@@ -35,8 +45,7 @@ class TextCorpus(torch.utils.data.IterableDataset):
         self.files, self.modality, self.field = files, modality, field
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        info = torch.utils.data.get_worker_info()
-        wid, nw = (info.id, info.num_workers) if info else (0, 1)
+        slot, slots = stream_slot()
         n = 0
         for f in self.files:
             with f.open(encoding="utf-8") as fh:
@@ -45,7 +54,7 @@ class TextCorpus(torch.utils.data.IterableDataset):
                     if not line:
                         continue
                     n += 1
-                    if (n - 1) % nw != wid:
+                    if (n - 1) % slots != slot:
                         continue
                     if f.suffix == ".jsonl":
                         try:
@@ -59,7 +68,8 @@ class Mixture(torch.utils.data.IterableDataset):
     """An endless stream drawing each sample from one of `sources` with probability ∝ `weights`.
 
     Each sample gets ``"__source__"`` (the source's index) so losses can be tracked per source.
-    Map-style sources are iterated in a seeded random order.
+    Map-style sources are iterated in a seeded random order; the generator is seeded per rank and
+    worker, so parallel streams differ.
     """
 
     def __init__(self, sources: Sequence[Iterable[dict[str, Any]]], weights: Sequence[float], seed: int = 0) -> None:
@@ -86,8 +96,7 @@ class Mixture(torch.utils.data.IterableDataset):
                 raise ValueError(f"mixture source {k} yielded no samples")
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        info = torch.utils.data.get_worker_info()
-        rng = np.random.default_rng([self.seed, info.id if info else 0])
+        rng = np.random.default_rng([self.seed, stream_slot()[0]])
         streams = [self._iterate(k, rng) for k in range(len(self.sources))]
         while True:
             k = int(rng.choice(len(streams), p=self.probs))
