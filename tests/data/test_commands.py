@@ -56,3 +56,9 @@ def test_label_normals_from_ground_truth_depth(tmp_path):
     gt = codecs.decode(next((tmp_path / "normal_gt").iterdir()).read_bytes(), ".png", "normal")
     floor = s["semseg"] == 1
     assert np.median((s["normal"] * gt).sum(-1)[floor]) > 0.95  # --fov differs a little from the scene's
+
+
+def test_synth_jpeg_rgb(tmp_path):
+    assert main(["synth", "--out", str(tmp_path), "--n", "1", "--size", "32", "--rgb-format", "jpg"]) == 0
+    s = FolderDataset(tmp_path, modalities=["rgb"])[0]
+    assert next((tmp_path / "rgb").iterdir()).suffix == ".jpg" and s["rgb"].shape == (32, 32, 3)
