@@ -160,7 +160,8 @@ _SEPARATOR = re.compile(r"(?<=[\d.])-")  # "3.0-0.5" -> two values; "-1.0" stays
 def _per_target(value, n: int, name: str, cast) -> list:
     """Broadcast a scalar, split a hyphen string (`"3.0-0.5"`), or check a per-target list."""
     if isinstance(value, str) and cast is not str:
-        value = _SEPARATOR.split(value)
+        parts = _SEPARATOR.split(value)
+        value = parts if len(parts) > 1 else parts[0]  # "1.0" is one value for every target
     if isinstance(value, (list, tuple)):
         if len(value) != n:
             raise ValueError(f"{name}: {len(value)} values for {n} targets; give one value or one per target")

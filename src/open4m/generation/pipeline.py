@@ -1,0 +1,324 @@
+"""End to end: raw inputs -> tokens -> a generation schedule -> tokens -> decoded outputs.
+
+`Pipeline` owns a model, the tokenizers of the modalities it touches and a schedule spec. It
+accepts natural inputs (an image file or PIL image for `rgb@224`, a caption string, typed
+builders such as `Boxes`, `ColorPalette`, `Metadata`, or raw images for `tok_*` modalities when
+their tokenizer is given), tokenizes them, runs the `Sampler`, and decodes every generated
+modality with its tokenizer (images as PIL, sequences as text and, where a codec exists, parsed
+back into boxes / colours / metadata). `open4m.generation.pipeline("rgb->depth,caption",
+model=..., tokenizers=...)(image)` is the one-line form.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..modalities import Kind
+from ..model.fourm import FourM
+from ..tokenizers.sequences import Box, BoxCodec, MetadataCodec, PaletteCodec
+from .sampler import Sampler
+from .schedules import GenerationSchedule, build_schedule
+
+
+# ------------------------------------------------------------------------------------------
+# Typed builders for structured conditions
+# ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Boxes:
+    """Detections as a `det` condition: `Boxes([(xmin, ymin, xmax, ymax, "dog"), ...])`, corners in [0, 1]."""
+
+    boxes: Sequence[Box | tuple]
+    modality = "det"
+
+    def to_text(self) -> str:
+        return BoxCodec().to_text([b if isinstance(b, Box) else Box(*b) for b in self.boxes])
+
+
+@dataclass(frozen=True)
+class ColorPalette:
+    """A `color_palette` condition: 1 to 7 (r, g, b) colours in 0..255."""
+
+    colors: Sequence[Sequence[int]]
+    modality = "color_palette"
+
+    def to_text(self) -> str:
+        return PaletteCodec().to_text(self.colors)
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """A `metadata` condition: `Metadata(brightness=120, n_humans=2)` (the field names of 4M's metadata)."""
+
+    fields: dict[str, float] = field(default_factory=dict)
+    modality = "metadata"
+
+    def __init__(self, **fields: float) -> None:
+        object.__setattr__(self, "fields", dict(fields))
+
+    def to_text(self) -> str:
+        return MetadataCodec().to_text(self.fields)
+
+
+STRUCTURED = (Boxes, ColorPalette, Metadata)
+_PARSERS = {"det": BoxCodec(), "color_palette": PaletteCodec(), "metadata": MetadataCodec()}
+
+
+# ------------------------------------------------------------------------------------------
+# Outputs
+# ------------------------------------------------------------------------------------------
+@dataclass
+class GenerationOutput:
+    """What a pipeline call returns: token dict, decoded images, texts and parsed structures."""
+
+    tokens: dict[str, dict[str, torch.Tensor]]
+    inputs: dict[str, list] = field(default_factory=dict)  # input images as shown (resized)
+    images: dict[str, list] = field(default_factory=dict)
+    texts: dict[str, list[str]] = field(default_factory=dict)
+    parsed: dict[str, list[Any]] = field(default_factory=dict)
+
+    def save(self, out_dir: str | os.PathLike) -> list[Path]:
+        """One PNG per image output and sample, a side-by-side grid, and `texts.json`."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written: list[Path] = []
+        panels = {**self.inputs, **self.images}
+        for name, images in self.images.items():
+            for i, img in enumerate(images):
+                path = out / f"{_safe(name)}_{i}.png"
+                img.save(path)
+                written.append(path)
+        if panels:
+            grid = image_grid([list(col) for col in panels.values()])
+            written.append(out / "grid.png")
+            grid.save(written[-1])
+        if self.texts:
+            written.append(out / "texts.json")
+            structured = {n: [_jsonable(p) for p in v] for n, v in self.parsed.items()}
+            tmp = written[-1].with_suffix(".json.tmp")
+            tmp.write_text(json.dumps({"texts": self.texts, "parsed": structured}, indent=2))
+            os.replace(tmp, written[-1])
+        return written
+
+
+def _safe(name: str) -> str:
+    return name.replace("@", "_")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Box):
+        return {"xmin": value.xmin, "ymin": value.ymin, "xmax": value.xmax, "ymax": value.ymax, "class": value.class_name}
+    if isinstance(value, Exception):
+        return f"unparsable: {value}"
+    return value
+
+
+def image_grid(columns: list[list], size: int = 224):
+    """Columns of PIL images (one column per modality, one row per sample) -> one PIL image."""
+    from PIL import Image
+
+    rows = max(len(c) for c in columns)
+    grid = Image.new("RGB", (size * len(columns), size * rows), "white")
+    for x, col in enumerate(columns):
+        for y, img in enumerate(col):
+            grid.paste(img.convert("RGB").resize((size, size)), (x * size, y * size))
+    return grid
+
+
+def palette_swatch(colors: Sequence[Sequence[int]], size: int = 224):
+    """A palette as vertical colour bars (how palette outputs are shown)."""
+    from PIL import Image
+
+    img = Image.new("RGB", (size, size), "white")
+    width = max(1, math.ceil(size / max(1, len(colors))))
+    for i, c in enumerate(colors):
+        img.paste(tuple(int(v) for v in c), (i * width, 0, min(size, (i + 1) * width), size))
+    return img
+
+
+def draw_boxes(image, boxes: Sequence[Box]):
+    """The image with each box outlined and labelled (boxes in [0, 1] coordinates)."""
+    from PIL import ImageDraw
+
+    img = image.convert("RGB").copy()
+    draw = ImageDraw.Draw(img)
+    w, h = img.size
+    for b in boxes:
+        xy = (b.xmin * w, b.ymin * h, b.xmax * w, b.ymax * h)
+        draw.rectangle(xy, outline=(255, 0, 0), width=2)
+        draw.text((xy[0] + 2, xy[1] + 1), b.class_name, fill=(255, 0, 0))
+    return img
+
+
+# ------------------------------------------------------------------------------------------
+# The pipeline
+# ------------------------------------------------------------------------------------------
+def _tokenizer_keys(name: str) -> list[str]:
+    """Names a tokenizer may be registered under for a modality: exact, without @res, without tok_."""
+    base = name.split("@", 1)[0]
+    keys = [name, base, base.removeprefix("tok_")]
+    return list(dict.fromkeys(keys))
+
+
+class Pipeline:
+    """Raw inputs in, decoded outputs out, for one model and one schedule spec (see module docstring)."""
+
+    def __init__(self, spec: str, model: FourM, tokenizers: Mapping[str, Any] | None = None, **schedule_options: Any) -> None:
+        self.model = model
+        self.sampler = Sampler(model)
+        self.tokenizers = dict(tokenizers or {})
+        self.image_size = model.config.image_size
+        self.schedule: GenerationSchedule = build_schedule(
+            spec, image_size=self.image_size, model_modalities=[*model.input_modalities, *model.output_modalities],
+            **schedule_options)
+        for name in (*self.schedule.conditions, *self.schedule.targets):
+            self._check_tokenizer(name)
+
+    # -- tokenizers -------------------------------------------------------------------------------
+    def tokenizer(self, name: str, *, required: bool = True):
+        mod = self.model.modality_info[name]
+        keys = ["text", "caption"] if mod.kind is Kind.SEQUENCE else _tokenizer_keys(name)
+        for key in keys:
+            if key in self.tokenizers:
+                return self.tokenizers[key]
+        if required:
+            raise ValueError(f"no tokenizer for {name!r}: pass tokenizers={{{keys[0]!r}: ...}} "
+                             f"(any of {keys} works as the key)")
+        return None
+
+    def _check_tokenizer(self, name: str) -> None:
+        mod = self.model.modality_info[name]
+        tok = self.tokenizer(name, required=False)
+        if tok is None or mod.kind not in (Kind.IMAGE_TOKENS, Kind.SEQUENCE):
+            return
+        if tok.vocab_size != mod.vocab_size:
+            raise ValueError(f"the tokenizer given for {name!r} has {tok.vocab_size} tokens but the model's {name} "
+                             f"vocabulary has {mod.vocab_size}; use the tokenizer the model was trained with")
+
+    # -- inputs -------------------------------------------------------------------------------
+    def _rgb(self, value: Any) -> tuple[torch.Tensor, Any]:
+        """An image file, PIL image or uint8 array -> ImageNet-normalised (1, 3, S, S) and the shown image."""
+        from PIL import Image
+
+        if isinstance(value, torch.Tensor):
+            t = value if value.dim() == 4 else value[None]
+            return t.float(), None
+        if isinstance(value, (str, os.PathLike)):
+            value = Image.open(value)
+        img = Image.fromarray(value) if isinstance(value, np.ndarray) else value
+        img = img.convert("RGB")
+        size = self.image_size
+        if img.size != (size, size):
+            warnings.warn(f"rgb input of {img.size[0]}x{img.size[1]} resized to {size}x{size} (the model's input size)",
+                          stacklevel=4)
+            img = img.resize((size, size), Image.BICUBIC)
+        arr = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+        mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
+        return ((arr - mean) / std)[None], img
+
+    def tokenize(self, inputs: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, list]]:
+        """Natural inputs -> condition tensors for the sampler (and the input images to show)."""
+        conditions, shown = {}, {}
+        unknown = [n for n in inputs if n not in self.schedule.conditions]
+        if unknown:
+            raise ValueError(f"inputs {unknown} are not conditions of {self.schedule.conditions}; "
+                             "name them in the spec ('rgb,caption->...')")
+        missing = [n for n in self.schedule.conditions if n not in inputs]
+        if missing:
+            raise ValueError(f"the spec conditions on {missing} but no value was given for them")
+        for name, value in inputs.items():
+            mod = self.model.modality_info[name]
+            if mod.kind is Kind.PIXELS:
+                conditions[name], img = self._rgb(value)
+                if img is not None:
+                    shown[name] = [img]
+            elif mod.kind is Kind.SEQUENCE:
+                conditions[name] = self._sequence(name, value)
+            elif isinstance(value, torch.Tensor) and not value.is_floating_point():
+                conditions[name] = value if value.dim() >= 2 else value[None]
+            else:
+                tokens = self.tokenizer(name).encode(value)
+                conditions[name] = tokens.reshape(tokens.shape[0], -1)
+        return conditions, shown
+
+    def _sequence(self, name: str, value: Any) -> torch.Tensor:
+        if isinstance(value, STRUCTURED):
+            if value.modality != name:
+                raise ValueError(f"a {type(value).__name__} is a {value.modality!r} condition, not {name!r}")
+            value = value.to_text()
+        if isinstance(value, str):
+            ids = self.tokenizer(name).encode(value, add_eos=True)
+        else:
+            ids = torch.as_tensor(value, dtype=torch.long)
+        return ids if ids.dim() == 2 else ids[None]
+
+    # -- outputs --------------------------------------------------------------------------------
+    def detokenize(self, tokens: Mapping[str, Mapping[str, torch.Tensor]], shown: Mapping[str, list]) -> GenerationOutput:
+        out = GenerationOutput(tokens={k: dict(v) for k, v in tokens.items()}, inputs=dict(shown))
+        for name in self.schedule.targets:
+            entry, mod = tokens[name], self.model.modality_info[name]
+            tok = self.tokenizer(name, required=False)
+            if mod.kind is Kind.IMAGE_TOKENS:
+                if tok is not None and hasattr(tok, "decode") and hasattr(tok, "to_pil"):
+                    out.images[name] = tok.to_pil(tok.decode(entry["tensor"]))
+                continue
+            if tok is None:
+                continue
+            rows = [t[~m].tolist() for t, m in zip(entry["tensor"], entry["input_mask"])]
+            texts = [tok.decode(r) for r in rows]
+            out.texts[name] = texts
+            parser = _PARSERS.get(name)
+            if parser is not None:
+                out.parsed[name] = [_parse(parser, t) for t in texts]
+                if name == "color_palette":
+                    out.images[name] = [palette_swatch(p) for p in out.parsed[name] if not isinstance(p, Exception)]
+                if name == "det" and "rgb@224" in shown:
+                    out.images[name] = [draw_boxes(shown["rgb@224"][0], p) for p in out.parsed[name]
+                                        if not isinstance(p, Exception)]
+        return out
+
+    # -- the call -------------------------------------------------------------------------------
+    def __call__(self, inputs: Any = None, *, generator: torch.Generator | None = None, seed: int | None = None,
+                 progress: bool = False, **named: Any) -> GenerationOutput:
+        """`pipe(image)` when the spec has one condition, else `pipe({"rgb@224": img, "caption": "..."})`."""
+        if not isinstance(inputs, Mapping):
+            if inputs is None:
+                inputs = {}
+            elif len(self.schedule.conditions) == 1:
+                inputs = {self.schedule.conditions[0]: inputs}
+            else:
+                raise ValueError(f"the spec has conditions {self.schedule.conditions}: pass a dict of them")
+        inputs = {**inputs, **named}
+        if generator is None and seed is not None:
+            generator = torch.Generator(device=self.model.mask_token.device).manual_seed(seed)
+        conditions, shown = self.tokenize(inputs)
+        tokens = self.sampler.generate(conditions, self.schedule, generator=generator, progress=progress,
+                                       batch_size=None if conditions else 1)
+        return self.detokenize(tokens, shown)
+
+
+def _parse(parser, text: str):
+    try:
+        return parser.from_text(text)
+    except ValueError as err:  # generated text need not be well formed; keep the reason
+        return err
+
+
+def pipeline(spec: str, *, model: FourM, tokenizers: Mapping[str, Any] | None = None, **schedule_options: Any) -> Pipeline:
+    """The one-line API: `pipeline("rgb->depth,caption", model=m, tokenizers=t)(image)`."""
+    return Pipeline(spec, model, tokenizers, **schedule_options)
+
+
+__all__ = ["Boxes", "ColorPalette", "Metadata", "GenerationOutput", "Pipeline", "pipeline", "image_grid",
+           "palette_swatch", "draw_boxes"]

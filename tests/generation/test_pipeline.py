@@ -1,0 +1,119 @@
+"""End-to-end pipeline and `open4m generate`, with small random-init models and tokenizers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from open4m import modalities
+from open4m.cli import main as cli_main
+from open4m.generation.pipeline import Boxes, ColorPalette, Metadata, pipeline
+from open4m.modalities import Kind, Modality
+from open4m.model import FourM, preset
+from open4m.tokenizers import TextTokenizer
+from open4m.tokenizers.config import VQVAEConfig
+from open4m.tokenizers.vqvae import VQVAE
+
+CORPUS = ["a dog on a beach", "a red car in the street", "two cats on a sofa"] * 5
+
+
+@pytest.fixture(scope="module")
+def text_tokenizer() -> TextTokenizer:
+    return TextTokenizer.train(CORPUS, vocab_size=4400)
+
+
+@pytest.fixture(scope="module")
+def setup(text_tokenizer):
+    """A model over rgb, tok_depth and a small-vocabulary caption-like modality, plus tokenizers."""
+    name = "gen_test_caption"
+    modalities.register(Modality(name, Kind.SEQUENCE, vocab_size=text_tokenizer.vocab_size, max_tokens=16,
+                                 encoder=True, decoder=True), overwrite=True)
+    torch.manual_seed(0)
+    mods = ["rgb@224", "tok_depth@224", name]
+    model = FourM(preset("tiny-swiglu_nobias", domains_in=mods, domains_out=mods[1:], dim=32, encoder_depth=1,
+                         decoder_depth=1, num_heads=2)).eval()
+    depth = VQVAE(VQVAEConfig(image_size=224, n_channels=1, enc_type="vit_t_enc", dec_type="vit_t_dec", patch_size=16,
+                              codebook_size=8192, latent_dim=8)).eval()
+    yield model, {"depth": depth, "text": text_tokenizer}, name
+    modalities.unregister(name)
+
+
+def photo(size=100) -> Image.Image:
+    rng = np.random.default_rng(0)
+    return Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8))
+
+
+def test_one_line_pipeline_decodes_every_output(setup, tmp_path):
+    model, toks, cap = setup
+    pipe = pipeline(f"rgb->depth->{cap}", model=model, tokenizers=toks, steps=[2, None], tokens=[None, 8])
+    with pytest.warns(UserWarning, match="resized to 224x224"):
+        out = pipe(photo(), seed=0)
+    assert out.images["tok_depth@224"][0].size == (224, 224)
+    assert isinstance(out.texts[cap][0], str)
+    written = {p.name for p in out.save(tmp_path)}
+    assert {"tok_depth_224_0.png", "grid.png", "texts.json"} <= written
+    assert Image.open(tmp_path / "grid.png").size == (2 * 224, 224)  # input + depth
+    assert json.loads((tmp_path / "texts.json").read_text())["texts"][cap] == out.texts[cap]
+    again = pipe(photo(), seed=0)
+    assert torch.equal(again.tokens["tok_depth@224"]["tensor"], out.tokens["tok_depth@224"]["tensor"])
+
+
+def test_text_and_tokenized_image_conditions(setup):
+    model, toks, cap = setup
+    pipe = pipeline(f"tok_depth@224->{cap}", model=model, tokenizers=toks, tokens=6, temps=0.0)
+    depth = np.random.default_rng(0).random((224, 224)).astype(np.float32)
+    out = pipe(depth)
+    assert out.tokens["tok_depth@224"]["tensor"].shape == (1, 196)
+    assert out.tokens[cap]["tensor"].shape[1] <= 5
+    text_pipe = pipeline(f"{cap}->depth", model=model, tokenizers=toks, steps=1, temps=0.0)
+    assert text_pipe("a dog on a beach").images["tok_depth@224"][0].size == (224, 224)
+
+
+def test_structured_builders_write_official_strings():
+    assert Boxes([(0.1, 0.2, 0.5, 0.6, "dog")]).to_text() == "v0=100 v1=200 v2=500 v3=599 dog"
+    assert ColorPalette([(255, 0, 10)]).to_text() == "v1=1 v0=255 v0=0 v0=10"
+    assert Metadata(brightness=255.0, n_humans=2).to_text() == "v1=5 v0=2 v1=10 v0=49"
+    with pytest.raises(ValueError, match="unknown fields"):
+        Metadata(n_instances=3).to_text()
+
+
+def test_pipeline_errors(setup):
+    model, toks, cap = setup
+    small = VQVAE(VQVAEConfig(image_size=224, n_channels=1, enc_type="vit_t_enc", dec_type="vit_t_dec",
+                              patch_size=16, codebook_size=64, latent_dim=8))
+    with pytest.raises(ValueError, match="has 64 tokens but the model's tok_depth@224 vocabulary has 8192"):
+        pipeline("rgb->depth", model=model, tokenizers={"depth": small})
+    with pytest.raises(ValueError, match="does not know"):
+        pipeline("rgb->normal", model=model)
+    pipe = pipeline(f"{cap}->depth", model=model, tokenizers=toks, steps=1)
+    with pytest.raises(ValueError, match="is a 'det' condition"):
+        pipe(Boxes([(0, 0, 1, 1, "dog")]))
+    with pytest.raises(ValueError, match="no tokenizer for 'tok_depth@224'"):
+        pipeline(f"tok_depth@224->{cap}", model=model,
+                 tokenizers={"text": toks["text"]})(np.zeros((224, 224), np.float32))
+
+
+def test_cli_generate(setup, tmp_path, capsys):
+    model, toks, cap = setup
+    model.save_file(tmp_path / "model.safetensors")
+    tok_dir = tmp_path / "toks"
+    toks["depth"].save_pretrained(tok_dir / "tok_depth")
+    toks["text"].save_pretrained(tok_dir / "text.json")
+    photo(300).save(tmp_path / "photo.png")
+    out_dir = tmp_path / "out"
+    rc = cli_main(["generate", "--model", str(tmp_path / "model.safetensors"), "--tokenizers", str(tok_dir),
+                   "--input", f"rgb={tmp_path / 'photo.png'}", "--target", f"depth,{cap}", "--steps", "2-1",
+                   "--out", str(out_dir)])
+    assert rc == 0
+    assert {"grid.png", "tok_depth_224_0.png", "texts.json", "tokens.safetensors"} <= {p.name for p in out_dir.iterdir()}
+    assert f"{cap}[0]:" in capsys.readouterr().out
+    rc = cli_main(["generate", "--model", str(tmp_path / "model.safetensors"), "--input", "rgb=nowhere.jpg",
+                   "--target", "depth", "--out", str(out_dir)])
+    assert rc == 2 and "no such file" in capsys.readouterr().err
+    rc = cli_main(["generate", "--model", str(tmp_path / "model.safetensors"), "--input",
+                   f"rgb={tmp_path / 'photo.png'}", "--target", "semseg", "--out", str(out_dir)])
+    assert rc == 2 and "does not know" in capsys.readouterr().err
