@@ -193,11 +193,26 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo) -> TrainResult:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
 
+    global_batch = d.batch_size * d.accum_steps * info.world
+    peak = peak_lr(cfg.optim.blr, global_batch, cfg.optim.lr)
+    tokens_per_step = global_batch * (d.input_tokens + d.target_tokens)
+    total = t.tokens if t.tokens is not None else t.steps
+    total_steps = math.ceil(t.tokens / tokens_per_step) if t.tokens is not None else t.steps
+    lr_at(0, total, peak, cfg.optim.warmup, cfg.optim.min_lr)  # a bad schedule fails before any work
+
+    masker = build_masker(d.mixture, d.modalities, alpha=d.alpha, input_tokens=d.input_tokens,
+                          target_tokens=d.target_tokens, image_size=d.image_size, input_only=d.input_only,
+                          target_only=d.target_only)
+    source = build_source(d.source, d.modalities, num_samples=d.num_samples, seed=t.seed, image_size=d.image_size,
+                          folders=d.folders)
+    val_name = d.val_source or ("synthetic" if d.source == "synthetic" else None)
+    val_source = None if val_name is None else build_source(
+        val_name, d.modalities, num_samples=d.num_val_samples, seed=t.seed + 1_000_003, image_size=d.image_size,
+        folders=d.folders)
+
     torch.manual_seed(t.seed)
     model, report = build_model(cfg.model, d.modalities, d.image_size, d.input_only, d.target_only)
     model.to(info.device).train()
-    global_batch = d.batch_size * d.accum_steps * info.world
-    peak = peak_lr(cfg.optim.blr, global_batch, cfg.optim.lr)
     ema = EMA(model, t.ema_decay) if t.ema_decay is not None else None
     wrapped = distributed.wrap(model, t.distributed, info)  # before the optimizer: FSDP2 swaps in sharded parameters
     optimizer = build_adamw(model, peak, cfg.optim.weight_decay, tuple(cfg.optim.betas), cfg.optim.eps, cfg.optim.fused)
@@ -217,18 +232,6 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo) -> TrainResult:
             stepper.scaler.load_state_dict(state["scaler"])
         report += f"; resumed from {latest.name}"
 
-    tokens_per_step = global_batch * (d.input_tokens + d.target_tokens)
-    total = t.tokens if t.tokens is not None else t.steps
-    total_steps = math.ceil(t.tokens / tokens_per_step) if t.tokens is not None else t.steps
-    masker = build_masker(d.mixture, d.modalities, alpha=d.alpha, input_tokens=d.input_tokens,
-                          target_tokens=d.target_tokens, image_size=d.image_size, input_only=d.input_only,
-                          target_only=d.target_only)
-    source = build_source(d.source, d.modalities, num_samples=d.num_samples, seed=t.seed, image_size=d.image_size,
-                          folders=d.folders)
-    val_name = d.val_source or ("synthetic" if d.source == "synthetic" else None)
-    val_source = None if val_name is None else build_source(
-        val_name, d.modalities, num_samples=d.num_val_samples, seed=t.seed + 1_000_003, image_size=d.image_size,
-        folders=d.folders)
     batches = batch_loader(source, masker, d.batch_size, t.seed, start=step * d.accum_steps,
                            stop=total_steps * d.accum_steps, rank=info.rank, world=info.world,
                            accum=d.accum_steps, num_workers=d.num_workers)

@@ -1,0 +1,42 @@
+"""The loop in one process: token budgets, bf16 autocast, activation checkpointing, logs, errors."""
+
+import math
+
+import pytest
+
+from open4m.model import FourM
+from open4m.train.fourm import train
+from open4m.train.schedule import lr_at
+from open4m.train.tbevents import read_records
+
+
+def test_token_budget_bf16_checkpointing_and_logs(micro):
+    cfg = micro(model={"activation_checkpointing": True},
+                train={"steps": 1, "tokens": 640, "precision": "bf16", "eval_every": 0, "save_every": 100},
+                optim={"lr": 1e-3, "warmup": 128, "min_lr": 0.0})
+    result = train(cfg)
+    tokens_per_step = 4 * (16 + 16)
+    assert result.steps == math.ceil(640 / tokens_per_step) == 5 and result.tokens == 5 * tokens_per_step
+    train_rows = [r for r in result.metrics if "train/loss" in r]
+    assert [r["step"] for r in train_rows] == [1, 2, 3, 4, 5]
+    for r in train_rows:  # lr of a step is scheduled on the tokens seen before it
+        assert r["train/lr"] == pytest.approx(lr_at(r["tokens"] - tokens_per_step, 640, 1e-3, 128, 0.0))
+        assert all(math.isfinite(v) for k, v in r.items() if k.startswith("train/loss"))
+    assert any("val/loss/tok_rgb@224" in r for r in result.metrics)
+    assert "tok_depth@224" in result.summary and "val last" in result.summary
+    events = list((result.run_dir / "tb").glob("events.out.tfevents.*"))
+    assert len(events) == 1 and sum(b"train/loss" in rec for rec in read_records(events[0])) == 5
+    assert FourM.from_pretrained(result.model_path).config.dim == 32
+
+
+def test_bad_setups_fail_before_training(micro):
+    with pytest.raises(ValueError, match="warmup"):
+        train(micro(train={"steps": 3}, optim={"warmup": 5}))
+    with pytest.raises(ValueError, match="lacks"):
+        train(micro(data={"mixture": "4m-7"}))
+
+
+def test_resume_with_another_global_batch_is_refused(micro):
+    train(micro("a", optim={"warmup": 0}, train={"steps": 2, "save_every": 2, "eval_every": 0}))
+    with pytest.raises(ValueError, match="global batch"):
+        train(micro("a", data={"batch_size": 2}, train={"steps": 4, "save_every": 2, "eval_every": 0}))
