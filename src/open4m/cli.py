@@ -16,10 +16,13 @@ _COMMAND_MODULES = (
     "open4m.commands.synth",
     "open4m.commands.label",
     "open4m.commands.convert",
+    "open4m.commands.show",
     "open4m.commands.train_tokenizer",
     "open4m.commands.train",
     "open4m.commands.tokenize",
     "open4m.commands.generate",
+    "open4m.commands.index",
+    "open4m.commands.retrieve",
 )
 
 
