@@ -84,6 +84,7 @@ class GenerationOutput:
     inputs: dict[str, list] = field(default_factory=dict)  # input images as shown (resized)
     images: dict[str, list] = field(default_factory=dict)
     texts: dict[str, list[str]] = field(default_factory=dict)
+    vectors: dict[str, torch.Tensor] = field(default_factory=dict)  # decoded global embeddings (B, D)
     parsed: dict[str, list[Any]] = field(default_factory=dict)
 
     def save(self, out_dir: str | os.PathLike) -> list[Path]:
@@ -270,8 +271,13 @@ class Pipeline:
             entry, mod = tokens[name], self.model.modality_info[name]
             tok = self.tokenizer(name, required=False)
             if mod.kind is Kind.IMAGE_TOKENS:
-                if tok is not None and hasattr(tok, "decode") and hasattr(tok, "to_pil"):
-                    out.images[name] = tok.to_pil(tok.decode(entry["tensor"]))
+                if tok is None:
+                    continue
+                decoded = tok.decode(entry["tensor"])
+                if tok.preprocessor.input == "vector":
+                    out.vectors[name] = torch.from_numpy(tok.to_numpy(decoded))
+                else:
+                    out.images[name] = tok.to_pil(decoded)
                 continue
             if tok is None:
                 continue

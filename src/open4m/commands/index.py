@@ -1,0 +1,76 @@
+"""`open4m index`: embed a folder of images with predicted global embeddings, for `open4m retrieve`.
+
+    open4m index --model fm21.safetensors --tokenizers toks/ --images gallery/ --out gallery.index
+
+Each image is given as `--modality` (default rgb), the model predicts `--target` (default
+tok_dinov2_global; ROAR, 1 step, temperature 0.1, top-p 0.8 as in the 4M-21 demos) and its
+tokenizer decodes the vector. The index stores L2-normalised vectors and the file names.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def add_embedding_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by `index` and `retrieve` (both must embed the same way)."""
+    p.add_argument("--model", required=True, help="a FourM .safetensors file, Hub-layout folder or Hub id")
+    p.add_argument("--tokenizers", type=Path, required=True, help="folder holding the tokenizers")
+    p.add_argument("--target", default="tok_dinov2_global", help="global-embedding modality to predict")
+    p.add_argument("--temps", default="0.1")
+    p.add_argument("--top-p", default="0.8")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("index", help="build a retrieval index from a folder of images",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_embedding_options(p)
+    p.add_argument("--images", type=Path, required=True, help="folder of gallery images")
+    p.add_argument("--modality", default="rgb", help="what the images are given as (default rgb)")
+    p.add_argument("--out", type=Path, required=True, help="index file to write (safetensors)")
+    p.set_defaults(handler=run)
+
+
+def embedding_pipeline(args: argparse.Namespace, conditions: list[str]):
+    from ..generation.pipeline import Pipeline
+    from ..generation.schedules import _resolve
+    from ..model import FourM
+    from .generate import load_tokenizers
+
+    model = FourM.from_pretrained(args.model)
+    size = model.config.image_size
+    conds = [_resolve(c, size, target=False).name for c in conditions]
+    target = _resolve(args.target, size, target=True).name
+    seq = [c for c in conds if model.modality_info.get(c) is not None and model.modality_info[c].is_sequence]
+    tokenizers = load_tokenizers(args.tokenizers, [*conds, target], seq)
+    spec = ",".join(conds) + "->" + target
+    return Pipeline(spec, model, tokenizers, schemes="roar", steps=1, temps=args.temps, top_p=args.top_p), conds
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image
+    from tqdm.auto import tqdm
+
+    from ..generation.retrieval import GalleryIndex, predict_embeddings
+    from ..modalities import Kind
+
+    if not args.images.is_dir():
+        raise FileNotFoundError(f"--images {args.images} is not a folder")
+    files = sorted(p for p in args.images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"{args.images} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    pipe, (cond,) = embedding_pipeline(args, [args.modality])
+    vectors = []
+    for path in tqdm(files, desc="indexing", unit="image"):
+        image = Image.open(path)
+        value = image if pipe.model.modality_info[cond].kind is Kind.PIXELS else np.asarray(image)
+        vectors.append(predict_embeddings(pipe, {cond: value}, seed=args.seed))
+    index = GalleryIndex.build(vectors, [p.name for p in files])
+    index.save(args.out)
+    print(f"indexed {len(files)} images ({index.vectors.shape[1]}-d) into {args.out}")
+    return 0

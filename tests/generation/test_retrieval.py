@@ -1,0 +1,80 @@
+"""Retrieval: gallery index (exact cosine search, save/load), predicted embeddings, `open4m index/retrieve`."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from open4m.cli import main as cli_main
+from open4m.generation.pipeline import pipeline
+from open4m.generation.retrieval import GalleryIndex, predict_embeddings
+from open4m.model import FourM, preset
+from open4m.tokenizers.config import VQVAEConfig
+from open4m.tokenizers.vqvae import VQVAE
+
+GLOBAL = "tok_dinov2_global"
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    model = FourM(preset("tiny-swiglu_nobias", domains_in=["rgb@224", GLOBAL], domains_out=[GLOBAL], dim=32,
+                         encoder_depth=1, decoder_depth=1, num_heads=2)).eval()
+    tok = VQVAE(VQVAEConfig(image_size=1, n_channels=768, enc_type="BottleneckMLP/B_2-Wi_128",
+                            dec_type="BottleneckMLP/B_2-Wi_128", patch_size=1, quant_type="memcodes",
+                            codebook_size=8192, num_codebooks=16, latent_dim=32)).eval()
+    return model, tok
+
+
+def test_exact_cosine_search_and_round_trip(tmp_path):
+    index = GalleryIndex.build(torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]]), ["x", "y", "xy"])
+    hits = index.search(torch.tensor([3.0, 0.1]), k=2)[0]
+    assert [k for k, _ in hits] == ["x", "xy"] and hits[0][1] == pytest.approx(3 / np.hypot(3, 0.1))
+    loaded = GalleryIndex.load(index.save(tmp_path / "g.index"))
+    assert loaded.keys == index.keys
+    torch.testing.assert_close(loaded.vectors, index.vectors)
+    with pytest.raises(ValueError, match="3-d but the index holds 2-d"):
+        index.search(torch.zeros(1, 3))
+    if importlib.util.find_spec("faiss") is None:
+        with pytest.raises(ValueError, match="pip install faiss-cpu"):
+            index.search(torch.tensor([1.0, 0.0]), use_faiss=True)
+    else:
+        assert index.search(torch.tensor([3.0, 0.1]), k=2, use_faiss=True)[0][0][0] == "x"
+
+
+def test_predicted_embeddings_are_vectors_and_reproduce(setup):
+    model, tok = setup
+    pipe = pipeline(f"rgb->{GLOBAL}", model=model, tokenizers={GLOBAL: tok}, schemes="roar", steps=1, temps=0.1)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (224, 224, 3), dtype=np.uint8))
+    a, b = predict_embeddings(pipe, image, seed=3), predict_embeddings(pipe, image, seed=3)
+    assert a.shape == (1, 768) and torch.equal(a, b)
+    with pytest.raises(ValueError, match="did not decode to vectors"):
+        predict_embeddings(pipeline(f"rgb->{GLOBAL}", model=model, steps=1), image)
+
+
+def test_cli_index_and_retrieve(setup, tmp_path, capsys):
+    model, tok = setup
+    model.save_file(tmp_path / "model.safetensors")
+    tok.save_pretrained(tmp_path / "toks" / GLOBAL)
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (224, 224, 3), dtype=np.uint8)).save(gallery / f"img{i}.png")
+    common = ["--model", str(tmp_path / "model.safetensors"), "--tokenizers", str(tmp_path / "toks")]
+    assert cli_main(["index", *common, "--images", str(gallery), "--out", str(tmp_path / "g.index")]) == 0
+    assert "indexed 3 images (768-d)" in capsys.readouterr().out
+    rc = cli_main(["retrieve", *common, "--index", str(tmp_path / "g.index"), "--input", f"rgb={gallery / 'img1.png'}",
+                   "--k", "3", "--json"])
+    assert rc == 0
+    results = json.loads(capsys.readouterr().out)
+    assert len(results) == 3
+    same = [r for r in results if r["key"] == "img1.png"][0]
+    assert same["score"] == pytest.approx(1.0, abs=1e-5)  # same image, same seed: the same embedding
+    assert cli_main(["retrieve", *common, "--index", str(tmp_path / "missing.index"), "--input", "rgb=x.png"]) == 2
+    assert "no such file" in capsys.readouterr().err
