@@ -23,8 +23,6 @@ _COMMAND_MODULES = (
     "open4m.commands.generate",
     "open4m.commands.index",
     "open4m.commands.retrieve",
-    "open4m.commands.index",
-    "open4m.commands.retrieve",
 )
 
 
