@@ -79,7 +79,8 @@ def official_autoregressive(sampler, mod_dict, step) -> torch.Tensor:
         k = out.shape[1]
         causal = torch.ones(k, k, dtype=torch.bool).triu(1).expand(out.shape[0], k, k)
         hidden = model.decode(module.token_emb(out) + emb[:, :k], context, causal)
-        out = torch.cat([out, model.logits(name, hidden[:, -1]).argmax(-1, keepdim=True)], dim=1)
+        logits = model.logits(name, hidden)  # the official code projects every position, then keeps the last
+        out = torch.cat([out, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
         if bool((out == stop).any(dim=1).all()):
             break
     return out
