@@ -117,3 +117,20 @@ def test_cli_generate(setup, tmp_path, capsys):
     rc = cli_main(["generate", "--model", str(tmp_path / "model.safetensors"), "--input",
                    f"rgb={tmp_path / 'photo.png'}", "--target", "semseg", "--out", str(out_dir)])
     assert rc == 2 and "does not know" in capsys.readouterr().err
+
+
+def test_super_resolution_chains_224_outputs_to_448(setup):
+    model, toks, cap = setup
+    torch.manual_seed(1)
+    mods = ["rgb@224", "tok_depth@224", "tok_depth@448"]
+    sr = FourM(preset("tiny-swiglu_nobias", domains_in=mods, domains_out=mods[1:], dim=32, encoder_depth=1,
+                      decoder_depth=1, num_heads=2)).eval()
+    pipe = pipeline("rgb->depth", model=model, tokenizers={"text": toks["text"]}, steps=1, sr_model=sr,
+                    sr_options=dict(steps=2))
+    assert pipe.sr_schedule.conditions == ("rgb@224", "tok_depth@224")
+    assert pipe.sr_schedule.targets == ("tok_depth@448",) and len(pipe.sr_schedule) == 2
+    out = pipe(torch.randn(1, 3, 224, 224), seed=0)
+    assert out.tokens["tok_depth@448"]["tensor"].shape == (1, 784)
+    assert not out.tokens["tok_depth@448"]["input_mask"].any()
+    with pytest.raises(ValueError, match="predicts none of the @448 versions"):
+        pipeline(f"rgb->{cap}", model=model, sr_model=sr)

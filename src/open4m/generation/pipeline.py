@@ -5,7 +5,8 @@ accepts natural inputs (an image file or PIL image for `rgb@224`, a caption stri
 builders such as `Boxes`, `ColorPalette`, `Metadata`, or raw images for `tok_*` modalities when
 their tokenizer is given), tokenizes them, runs the `Sampler`, and decodes every generated
 modality with its tokenizer (images as PIL, sequences as text and, where a codec exists, parsed
-back into boxes / colours / metadata). `open4m.generation.pipeline("rgb->depth,caption",
+back into boxes / colours / metadata). Given a super-resolution model, every `tok_*@224` result is
+then chained into its `@448` version. `open4m.generation.pipeline("rgb->depth,caption",
 model=..., tokenizers=...)(image)` is the one-line form.
 """
 
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from .. import modalities
 from ..modalities import Kind
 from ..model.fourm import FourM
 from ..tokenizers.sequences import Box, BoxCodec, MetadataCodec, PaletteCodec
@@ -70,6 +72,10 @@ class Metadata:
 
 
 STRUCTURED = (Boxes, ColorPalette, Metadata)
+# Super-resolution as in the 4M demo: MaskGIT, 8 cosine steps, temperature 1, guidance 2.5, top-p 0.9,
+# targets in the order clip, depth, normal, semseg, rgb.
+SR_DEFAULTS: dict[str, Any] = dict(schemes="maskgit", steps=8, token_schedules="cosine", temps=1.0, cfg=2.5, top_p=0.9)
+SR_ORDER = ("tok_clip", "tok_depth", "tok_normal", "tok_semseg", "tok_rgb")
 _PARSERS = {"det": BoxCodec(), "color_palette": PaletteCodec(), "metadata": MetadataCodec()}
 
 
@@ -175,7 +181,9 @@ def _tokenizer_keys(name: str) -> list[str]:
 class Pipeline:
     """Raw inputs in, decoded outputs out, for one model and one schedule spec (see module docstring)."""
 
-    def __init__(self, spec: str, model: FourM, tokenizers: Mapping[str, Any] | None = None, **schedule_options: Any) -> None:
+    def __init__(self, spec: str, model: FourM, tokenizers: Mapping[str, Any] | None = None, *,
+                 sr_model: FourM | None = None, sr_options: Mapping[str, Any] | None = None,
+                 **schedule_options: Any) -> None:
         self.model = model
         self.sampler = Sampler(model)
         self.tokenizers = dict(tokenizers or {})
@@ -183,12 +191,29 @@ class Pipeline:
         self.schedule: GenerationSchedule = build_schedule(
             spec, image_size=self.image_size, model_modalities=[*model.input_modalities, *model.output_modalities],
             **schedule_options)
-        for name in (*self.schedule.conditions, *self.schedule.targets):
+        self.sr_model = sr_model
+        self.sr_schedule = self._sr_schedule(dict(SR_DEFAULTS, **(sr_options or {}))) if sr_model is not None else None
+        targets = self.schedule.targets + (self.sr_schedule.targets if self.sr_schedule else ())
+        for name in (*self.schedule.conditions, *targets):
             self._check_tokenizer(name)
+
+    def _sr_schedule(self, options: dict[str, Any]) -> GenerationSchedule:
+        """Every generated or given `X@224` token grid whose `X@448` the SR model predicts, in the demo's order."""
+        sr = self.sr_model
+        base = [*self.schedule.conditions, *self.schedule.targets]
+        conds = [n for n in base if n in sr.input_modalities]
+        targets = [n.replace("@224", "@448") for n in base if n.endswith("@224") and n.startswith("tok_")]
+        targets = [t for t in targets if t in sr.output_modalities]
+        if not targets:
+            raise ValueError(f"the super-resolution model predicts none of the @448 versions of {base}; "
+                             f"it outputs {sr.output_modalities}")
+        targets.sort(key=lambda t: next((i for i, k in enumerate(SR_ORDER) if k in t), len(SR_ORDER)))
+        return build_schedule(",".join(conds) + "->" + "->".join(targets), image_size=sr.config.image_size,
+                              model_modalities=[*sr.input_modalities, *sr.output_modalities], **options)
 
     # -- tokenizers -------------------------------------------------------------------------------
     def tokenizer(self, name: str, *, required: bool = True):
-        mod = self.model.modality_info[name]
+        mod = modalities.get(name)
         keys = ["text", "caption"] if mod.kind is Kind.SEQUENCE else _tokenizer_keys(name)
         for key in keys:
             if key in self.tokenizers:
@@ -199,7 +224,7 @@ class Pipeline:
         return None
 
     def _check_tokenizer(self, name: str) -> None:
-        mod = self.model.modality_info[name]
+        mod = modalities.get(name)
         tok = self.tokenizer(name, required=False)
         if tok is None or mod.kind not in (Kind.IMAGE_TOKENS, Kind.SEQUENCE):
             return
@@ -265,10 +290,11 @@ class Pipeline:
         return ids if ids.dim() == 2 else ids[None]
 
     # -- outputs --------------------------------------------------------------------------------
-    def detokenize(self, tokens: Mapping[str, Mapping[str, torch.Tensor]], shown: Mapping[str, list]) -> GenerationOutput:
+    def detokenize(self, tokens: Mapping[str, Mapping[str, torch.Tensor]], shown: Mapping[str, list],
+                   targets: Sequence[str]) -> GenerationOutput:
         out = GenerationOutput(tokens={k: dict(v) for k, v in tokens.items()}, inputs=dict(shown))
-        for name in self.schedule.targets:
-            entry, mod = tokens[name], self.model.modality_info[name]
+        for name in targets:
+            entry, mod = tokens[name], modalities.get(name)
             tok = self.tokenizer(name, required=False)
             if mod.kind is Kind.IMAGE_TOKENS:
                 if tok is None:
@@ -311,7 +337,13 @@ class Pipeline:
         conditions, shown = self.tokenize(inputs)
         tokens = self.sampler.generate(conditions, self.schedule, generator=generator, progress=progress,
                                        batch_size=None if conditions else 1)
-        return self.detokenize(tokens, shown)
+        targets = list(self.schedule.targets)
+        if self.sr_schedule is not None:
+            sr_inputs = {n: tokens[n] for n in self.sr_schedule.conditions}
+            high = Sampler(self.sr_model).generate(sr_inputs, self.sr_schedule, generator=generator, progress=progress)
+            tokens = {**tokens, **{t: high[t] for t in self.sr_schedule.targets}}
+            targets += self.sr_schedule.targets
+        return self.detokenize(tokens, shown, targets)
 
 
 def _parse(parser, text: str):
@@ -321,9 +353,12 @@ def _parse(parser, text: str):
         return err
 
 
-def pipeline(spec: str, *, model: FourM, tokenizers: Mapping[str, Any] | None = None, **schedule_options: Any) -> Pipeline:
-    """The one-line API: `pipeline("rgb->depth,caption", model=m, tokenizers=t)(image)`."""
-    return Pipeline(spec, model, tokenizers, **schedule_options)
+def pipeline(spec: str, *, model: FourM, tokenizers: Mapping[str, Any] | None = None, **options: Any) -> Pipeline:
+    """The one-line API: `pipeline("rgb->depth,caption", model=m, tokenizers=t)(image)`.
+
+    Pass `sr_model=` (a 4M-7-SR-style model) to super-resolve every `tok_*@224` output to `@448`.
+    """
+    return Pipeline(spec, model, tokenizers, **options)
 
 
 __all__ = ["Boxes", "ColorPalette", "Metadata", "GenerationOutput", "Pipeline", "pipeline", "image_grid",
