@@ -1,0 +1,11 @@
+"""The demo world model: 4M end to end on the procedural world, trained and run on a laptop CPU.
+
+`open4m demo --train` runs :func:`recipe.run_recipe` (world -> tokenizers -> FourM -> bundle);
+`open4m demo` loads the shipped bundle (:class:`bundle.WorldModel`) and runs :func:`run.run_demo`.
+"""
+
+from .bundle import MissingModelError, WorldModel, save_bundle
+from .world import IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldSpec, register_modalities
+
+__all__ = ["IMAGE_MODALITIES", "SEQUENCE_MODALITIES", "MissingModelError", "WorldModel", "WorldSpec",
+           "register_modalities", "save_bundle"]

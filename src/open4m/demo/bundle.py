@@ -1,0 +1,168 @@
+"""A world-model bundle: one FourM, its tokenizers and its modality registry entries, in one folder.
+
+Layout (what `open4m/assets/world64/` ships and `open4m demo --train` writes):
+`world.json` (modality spec and training info), `fourm.safetensors`, `tok_<modality>.safetensors`
+per image modality, `text_tokenizer.json`. Weights are stored in float16 to keep the wheel small
+and loaded back as float32. :class:`WorldModel` runs the any-to-any tasks on world arrays.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from . import world
+from .world import IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldSpec
+
+SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "world64"
+_FILES = ("world.json", "fourm.safetensors", "text_tokenizer.json")
+
+
+class MissingModelError(FileNotFoundError):
+    """No bundle where one was expected; the message says how to make one."""
+
+
+def save_bundle(out: str | Path, spec: WorldSpec, model: Any, tokenizers: Mapping[str, Any], text_tok: Any,
+                info: Mapping[str, Any]) -> Path:
+    """Write a bundle (weights as float16); returns its folder."""
+    import copy
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _half_except_pos_emb(copy.deepcopy(model)).save_file(out / "fourm.safetensors", overwrite=True)
+    for base, tok in tokenizers.items():
+        copy.deepcopy(tok).half().save_pretrained(out / f"tok_{base}.safetensors")
+    text_tok.save_pretrained(out / "text_tokenizer.json")
+    tmp = out / "world.json.tmp"
+    tmp.write_text(json.dumps({"spec": spec.to_dict(), **info}, indent=2))
+    os.replace(tmp, out / "world.json")
+    return out
+
+
+def _half_except_pos_emb(model: torch.nn.Module) -> torch.nn.Module:
+    """float16 weights, but float32 sincos tables: loading checks those against freshly built ones."""
+    tables = {n: b.clone() for n, b in model.named_buffers() if n.endswith("pos_emb")}
+    model.half()
+    for name, table in tables.items():
+        owner, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(owner), attr, table)
+    return model
+
+
+def bundle_missing(path: str | Path) -> list[str]:
+    """The files a bundle folder lacks (empty when it is complete)."""
+    path = Path(path)
+    need = list(_FILES) + [f"tok_{b}.safetensors" for b in IMAGE_MODALITIES]
+    return [f for f in need if not (path / f).is_file()]
+
+
+class WorldModel:
+    """The FourM of a bundle plus its tokenizers: world arrays in, world arrays/texts out."""
+
+    def __init__(self, spec: WorldSpec, fourm: Any, tokenizers: Mapping[str, Any], text_tok: Any,
+                 info: Mapping[str, Any]) -> None:
+        from ..generation import Sampler
+
+        self.spec, self.fourm, self.tokenizers, self.text, self.info = spec, fourm, dict(tokenizers), text_tok, dict(info)
+        self.sampler = Sampler(fourm)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "WorldModel":
+        """Load a bundle folder (default: the model shipped inside the package)."""
+        from ..model import FourM
+        from ..tokenizers import TextTokenizer, VQVAE
+
+        path = Path(path) if path else SHIPPED
+        missing = bundle_missing(path)
+        if missing:
+            where = "no world model is shipped in this installation" if path == SHIPPED else f"{path} is not a world-model bundle"
+            raise MissingModelError(f"{where} (missing {', '.join(missing)}). Train one from scratch with "
+                                    f"`open4m demo --train --out DIR` (about an hour on 2 CPU cores), then run "
+                                    f"`open4m demo --model DIR/model`.")
+        meta = json.loads((path / "world.json").read_text())
+        spec = WorldSpec.from_dict(meta["spec"])
+        world.register_modalities(spec)
+        fourm = FourM.from_pretrained(path / "fourm.safetensors").float().eval()
+        toks = {b: VQVAE.from_pretrained(path / f"tok_{b}.safetensors").float().eval() for b in IMAGE_MODALITIES}
+        return cls(spec, fourm, toks, TextTokenizer.from_pretrained(path / "text_tokenizer.json"), meta)
+
+    # -- encoding and decoding ----------------------------------------------------------------------
+    def rgb_pixels(self, rgb: np.ndarray) -> torch.Tensor:
+        """(B, H, W, 3) uint8 -> the model's pixel input."""
+        return torch.stack([world.to_model_form("rgb", a) for a in rgb])
+
+    @torch.no_grad()
+    def tokenize_image(self, base: str, arrays: np.ndarray) -> torch.Tensor:
+        x = torch.stack([world.to_model_form(base, a) for a in arrays])
+        return self.tokenizers[base].encode(x).reshape(len(arrays), -1)
+
+    @torch.no_grad()
+    def detokenize_image(self, base: str, tokens: torch.Tensor) -> np.ndarray:
+        n = self.spec.image_size // self.spec.patch_size
+        return world.from_model_form(base, self.tokenizers[base].decode(tokens.reshape(-1, n, n)))
+
+    def tokenize_text(self, key: str, texts: Sequence[str]) -> torch.Tensor:
+        """Texts -> right-padded ids ending in [EOS] (a full sequence condition)."""
+        limit = world.SEQUENCE_MAX_TOKENS[key] - 2
+        rows = [self.text.encode(t)[:limit].tolist() + [self.text.token_to_id("[EOS]")] for t in texts]
+        width = max(len(r) for r in rows)
+        out = torch.full((len(rows), width), self.text.token_to_id("[PAD]"), dtype=torch.long)
+        for i, r in enumerate(rows):
+            out[i, :len(r)] = torch.tensor(r)
+        return out
+
+    def _texts(self, entry: Mapping[str, torch.Tensor]) -> list[str]:
+        texts = []
+        for row, hidden in zip(entry["tensor"], entry["input_mask"]):
+            texts.append(self.text.decode(row[~hidden].tolist()).strip())
+        return texts
+
+    # -- generation ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, conditions: Mapping[str, torch.Tensor], target: str, *, steps: int = 4,
+                 temperature: float = 0.0, seed: int = 0) -> Mapping[str, torch.Tensor]:
+        """One target modality from full conditions (`{modality: tensor}`); returns its token-dict entry.
+
+        Temperature 0 (greedy) is the default: for prediction tasks the most likely tokens score best.
+        """
+        from ..generation import build_schedule
+
+        mod_is_image = target in self.spec.token_modalities
+        schedule = build_schedule(f"{','.join(conditions)}->{target}", steps=steps if mod_is_image else None,
+                                  temps=temperature, image_size=self.spec.image_size,
+                                  model_modalities=self.fourm.input_modalities + self.fourm.output_modalities)
+        gen = torch.Generator().manual_seed(seed)
+        return self.sampler.generate(conditions, schedule, generator=gen)[target]
+
+    def predict_image(self, base: str, conditions: Mapping[str, torch.Tensor], **kw: Any) -> np.ndarray:
+        """An image modality (`depth`, `rgb`, ...) as world arrays."""
+        entry = self.generate(conditions, self.spec.tok(base), **kw)
+        return self.detokenize_image(base, entry["tensor"])
+
+    def predict_text(self, key: str, conditions: Mapping[str, torch.Tensor], **kw: Any) -> list[str]:
+        """A sequence modality (`caption`, `det`, ...) as texts."""
+        return self._texts(self.generate(conditions, SEQUENCE_MODALITIES[key], **kw))
+
+    def from_rgb(self, rgb: np.ndarray) -> dict[str, Any]:
+        """Every other modality predicted from RGB alone (each target on its own, not chained)."""
+        cond = {self.spec.rgb_pixels: self.rgb_pixels(rgb)}
+        out: dict[str, Any] = {b: self.predict_image(b, cond) for b in IMAGE_MODALITIES if b != "rgb"}
+        out.update({k: self.predict_text(k, cond) for k in SEQUENCE_MODALITIES})
+        return out
+
+    def rgb_from(self, captions: Sequence[str] | None = None, depth: np.ndarray | None = None, *,
+                 steps: int = 8, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
+        """RGB generated from a caption and/or a depth map."""
+        cond: dict[str, torch.Tensor] = {}
+        if captions is not None:
+            cond[SEQUENCE_MODALITIES["caption"]] = self.tokenize_text("caption", captions)
+        if depth is not None:
+            cond[self.spec.tok("depth")] = self.tokenize_image("depth", depth)
+        if not cond:
+            raise ValueError("rgb_from needs captions, depth or both")
+        return self.predict_image("rgb", cond, steps=steps, temperature=temperature, seed=seed)

@@ -1,0 +1,229 @@
+"""`open4m demo --train`: the whole world-model recipe from scratch, driven by one YAML file.
+
+world (rendered scenes) -> text tokenizer + one VQ-VAE per image modality -> pre-tokenized folder
+-> FourM trained by `open4m.train` with the 4M masking -> a bundle (`open4m.demo.bundle`).
+Every stage writes into `out/` and is skipped when its output already exists, so an interrupted
+run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import yaml
+
+from . import world
+from .world import IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldSpec
+
+DEFAULT_RECIPE = Path(__file__).resolve().parents[3] / "configs" / "demo" / "world64.yaml"
+_SECTIONS = ("world", "tokenizers", "text", "fourm")
+
+
+def load_recipe(path: str | Path | None = None) -> dict[str, Any]:
+    """Read and check a recipe (default: the shipped model's `configs/demo/world64.yaml`)."""
+    path = Path(path) if path else DEFAULT_RECIPE
+    if not path.is_file():
+        raise FileNotFoundError(f"demo recipe {path} not found; pass --config PATH to a recipe like configs/demo/world64.yaml")
+    with open(path) as f:
+        recipe = yaml.safe_load(f)
+    if not isinstance(recipe, dict):
+        raise ValueError(f"{path}: a recipe is a mapping with sections {_SECTIONS}")
+    unknown = sorted(set(recipe) - set(_SECTIONS))
+    missing = sorted(set(_SECTIONS) - set(recipe))
+    if unknown or missing:
+        raise ValueError(f"{path}: unknown sections {unknown}, missing sections {missing}; expected {_SECTIONS}")
+    return recipe
+
+
+# -- stage 1: the world ------------------------------------------------------------------------------
+@dataclass
+class WorldData:
+    """Rendered scenes in memory: stacked image arrays and per-sample sequence texts."""
+
+    names: list[str]
+    images: dict[str, np.ndarray]  # base -> (N, H, W[, C])
+    texts: dict[str, list[str]]  # world key -> N strings
+
+
+def _render(job: tuple[int, int]) -> dict[str, Any]:
+    from ..data.synthetic import generate_sample, sample_name
+
+    seed, size = job
+    s = generate_sample(seed, size)
+    return {"name": sample_name(seed), **{b: s[b] for b in IMAGE_MODALITIES},
+            **{k: world.sequence_text(k, s) for k in SEQUENCE_MODALITIES}}
+
+
+def render_world(split: str, n: int, size: int, workers: int = 1, start: int = 0, progress: bool = True) -> WorldData:
+    """Render scenes `start .. start+n-1` of a split (the same seeds give the same scenes everywhere)."""
+    from multiprocessing import get_context
+
+    from tqdm import tqdm
+
+    from ..data.synthetic import seed_for
+
+    jobs = [(seed_for(split, i), size) for i in range(start, start + n)]
+    bar = dict(total=n, desc=f"render {split} scenes", unit="scene", disable=not progress)
+    if workers > 1:
+        with get_context("spawn").Pool(workers) as pool:
+            rows = list(tqdm(pool.imap(_render, jobs, chunksize=16), **bar))
+    else:
+        rows = [_render(j) for j in tqdm(jobs, **bar)]
+    return WorldData([r["name"] for r in rows], {b: np.stack([r[b] for r in rows]) for b in IMAGE_MODALITIES},
+                     {k: [r[k] for r in rows] for k in SEQUENCE_MODALITIES})
+
+
+# -- stage 2: tokenizers ---------------------------------------------------------------------------
+class _Samples(torch.utils.data.Dataset):
+    """Model-form samples of one image modality (what the tokenizer trainer batches)."""
+
+    def __init__(self, base: str, arrays: np.ndarray) -> None:
+        self.base, self.arrays = base, arrays
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return world.to_model_form(self.base, self.arrays[i])
+
+
+def tokenizer_config(base: str, size: int, patch: int, section: Mapping[str, Any]) -> dict[str, Any]:
+    """VQ-VAE config fields of one image modality's tokenizer."""
+    from ..data.synthetic import SEMSEG_CLASSES
+
+    arch = dict(section["arch"])
+    cfg = dict(image_size=size, patch_size=patch, codebook_size=int(section["codebook_size"][base]),
+               latent_dim=int(section["latent_dim"]), enc_type="vit", dec_type="vit", modality=base,
+               enc_dim=arch["dim"], enc_depth=arch["depth"], enc_heads=arch["heads"],
+               dec_dim=arch["dim"], dec_depth=arch["depth"], dec_heads=arch["heads"])
+    if base == "semseg":
+        cfg.update(n_channels=16, n_labels=len(SEMSEG_CLASSES), preprocess={"input": "class_map", "interpolation": "nearest"})
+    elif base == "rgb":
+        cfg.update(n_channels=3, preprocess={"input": "image", "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear"})
+    else:
+        cfg.update(n_channels=3 if base == "normal" else 1, preprocess={"input": "features", "interpolation": "bilinear"})
+    return cfg
+
+
+def train_image_tokenizer(base: str, data: WorldData, section: Mapping[str, Any], size: int, patch: int,
+                          out: Path, progress: bool = True) -> Path:
+    """Train (or reuse) the VQ-VAE of one image modality; returns its `.safetensors` file."""
+    from ..tokenizers.training import TrainConfig, build_tokenizer, train_tokenizer
+
+    final = out / f"tok_{base}.safetensors"
+    if final.exists():
+        return final
+    model = build_tokenizer("vqvae", tokenizer_config(base, size, patch, section))
+    t = section["train"]
+    cfg = TrainConfig(steps=int(t["steps"]), batch_size=int(t["batch_size"]), lr=float(t["lr"]),
+                      warmup_steps=int(t["warmup"]), ema_decay=float(t["ema_decay"]), log_every=50,
+                      sample_every=int(t["steps"]), save_every=int(t["steps"]), seed=0,
+                      loss="smooth_l1" if base in ("depth", "normal") else None)
+    train_tokenizer(model, _Samples(base, data.images[base]), cfg, out / "runs" / base, progress=progress)
+    trained = type(model).from_pretrained(out / "runs" / base / "tokenizer")
+    trained.save_pretrained(final)
+    return final
+
+
+@torch.no_grad()
+def encode_images(tokenizer: Any, base: str, arrays: np.ndarray, batch: int = 128) -> np.ndarray:
+    """World arrays -> (N, tokens) int64 token ids."""
+    out = []
+    for i in range(0, len(arrays), batch):
+        x = torch.stack([world.to_model_form(base, a) for a in arrays[i:i + batch]])
+        out.append(tokenizer.encode(x).reshape(len(x), -1).numpy())
+    return np.concatenate(out).astype(np.int64)
+
+
+def text_vocab(texts: Mapping[str, list[str]], extra_words: int) -> Any:
+    from ..tokenizers import TextTokenizer
+    from ..tokenizers.text import special_token_layout
+
+    corpus = [t for k in SEQUENCE_MODALITIES for t in texts[k]]
+    return TextTokenizer.train(corpus, vocab_size=len(special_token_layout()) + extra_words)
+
+
+# -- stage 3: pre-tokenized folder and FourM --------------------------------------------------------------
+def write_token_folder(root: Path, spec: WorldSpec, data: WorldData, tokens: Mapping[str, np.ndarray],
+                       text_tok: Any) -> None:
+    """`root/<modality>/<name>.npy` for every model modality: the layout `open4m train` reads."""
+    from tqdm import tqdm
+
+    dirs = {m: root / m for m in spec.all_modalities}
+    for d in dirs.values():
+        d.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(tqdm(data.names, desc="write tokens", unit="scene")):
+        np.save(dirs[spec.rgb_pixels] / f"{name}.npy", world.to_model_form("rgb", data.images["rgb"][i]).numpy())
+        for base in IMAGE_MODALITIES:
+            np.save(dirs[spec.tok(base)] / f"{name}.npy", tokens[base][i])
+        for key, mod in SEQUENCE_MODALITIES.items():
+            ids = text_tok.encode(data.texts[key][i]).numpy().astype(np.int64)
+            limit = world.SEQUENCE_MAX_TOKENS[key] - 2  # room for [EOS] and a sentinel
+            np.save(dirs[mod] / f"{name}.npy", ids[:limit])
+
+
+def train_fourm(section: Mapping[str, Any], spec: WorldSpec, token_root: Path, run_dir: Path) -> Path:
+    """Train the FourM with `open4m.train` on the pre-tokenized folder; returns the exported weights."""
+    from ..train.config import from_dict
+    from ..train.fourm import train
+
+    recipe = json.loads(json.dumps(dict(section)))  # a deep copy we can fill in
+    data = recipe.setdefault("data", {})
+    data.update(source=str(token_root), modalities=spec.all_modalities, image_size=spec.image_size,
+                input_only=[spec.rgb_pixels])
+    recipe.setdefault("model", {}).setdefault("arch", {})["patch_size"] = spec.patch_size
+    recipe.setdefault("train", {})["out_dir"] = str(run_dir)
+    result = train(from_dict(recipe))
+    ema = run_dir / "model_ema.safetensors"
+    return ema if ema.exists() else Path(result.model_path)
+
+
+def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int = 2, progress: bool = True) -> Path:
+    """The whole recipe; returns the bundle directory `out/model` (what `open4m demo --model` loads)."""
+    from ..model import FourM
+    from ..tokenizers import VQVAE
+    from .bundle import save_bundle
+
+    recipe = load_recipe(recipe_path)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(int(recipe["fourm"].get("train", {}).get("threads") or torch.get_num_threads()))
+    w = recipe["world"]
+    size, patch = int(w["image_size"]), int(w["patch_size"])
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    data = render_world("train", int(w["train_scenes"]), size, workers=workers, progress=progress)
+    timings["render_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    text_tok = text_vocab(data.texts, int(recipe["text"]["extra_words"]))
+    tok_dir = out / "tokenizers"
+    tokenizers = {b: VQVAE.from_pretrained(train_image_tokenizer(b, data, recipe["tokenizers"], size, patch, tok_dir,
+                                                                 progress))
+                  for b in IMAGE_MODALITIES}
+    timings["tokenizers_s"] = time.perf_counter() - t0
+
+    spec = WorldSpec(size, patch, {b: t.config.codebook_size for b, t in tokenizers.items()}, text_tok.vocab_size)
+    world.register_modalities(spec)
+    token_root = out / "tokens"
+    if not (token_root / "done").exists():
+        tokens = {b: encode_images(tokenizers[b], b, data.images[b]) for b in IMAGE_MODALITIES}
+        write_token_folder(token_root, spec, data, tokens, text_tok)
+        (token_root / "done").touch()
+
+    t0 = time.perf_counter()
+    weights = train_fourm(recipe["fourm"], spec, token_root, out / "fourm")
+    timings["fourm_s"] = time.perf_counter() - t0
+    model = FourM.from_pretrained(weights)
+    info = {"recipe": load_recipe_text(recipe_path), "train_scenes": len(data.names), "timings": timings}
+    return save_bundle(out / "model", spec, model, tokenizers, text_tok, info)
+
+
+def load_recipe_text(path: str | Path | None) -> str:
+    return Path(path or DEFAULT_RECIPE).read_text()

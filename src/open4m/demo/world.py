@@ -1,0 +1,163 @@
+"""The world model's modalities: names, registry entries and conversions to and from model form.
+
+The demo model works at a small resolution (a 2-core CPU trains it in under an hour), so its
+image-token modalities get their own registry entries (`tok_depth@64`, ...) with their own token
+grid and vocabulary, and its sequence modalities (`world_caption`, ...) get a vocabulary sized
+to the demo's text tokenizer instead of the official 30k WordPiece one: the embedding tables are
+what would otherwise dominate the shipped weights.
+
+Depth is tokenized in metres through a fixed affine map (not the official per-image
+standardisation), so the model predicts metric depth that abs-rel/RMSE can score directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from .. import modalities
+from ..modalities import Kind, Modality
+
+# Image modalities of the procedural world that get a VQ tokenizer, in display order.
+IMAGE_MODALITIES: tuple[str, ...] = ("rgb", "depth", "normal", "semseg", "canny_edge")
+# Sequence modalities: world key -> model modality base name.
+SEQUENCE_MODALITIES: dict[str, str] = {
+    "caption": "world_caption", "det": "world_det", "color_palette": "world_palette", "metadata": "world_metadata",
+}
+# Longest token sequence (with [EOS] and a sentinel) of each sequence modality.
+SEQUENCE_MAX_TOKENS: dict[str, int] = {"caption": 176, "det": 96, "color_palette": 23, "metadata": 48}
+PALETTE_SIZE = 4  # the palette the model predicts: the world's 4-colour k-means palette
+DEPTH_CENTER, DEPTH_SCALE = 6.0, 3.0  # metres -> model form (d - center) / scale; 0 means "no surface"
+# Metadata fields the model predicts (the rest are constants of the world or caption statistics).
+METADATA_KEYS: tuple[str, ...] = ("colorfulness", "brightness", "contrast", "saturation", "entropy",
+                                  "n_coco_instances", "coco_instance_diversity", "walkability", "objectness",
+                                  "semantic_diversity", "occlusion_score")
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """Resolution and vocabularies: everything that fixes the model's modality registry entries."""
+
+    image_size: int
+    patch_size: int
+    codebook_sizes: Mapping[str, int]
+    text_vocab_size: int
+
+    @property
+    def rgb_pixels(self) -> str:
+        return f"rgb@{self.image_size}"
+
+    def tok(self, base: str) -> str:
+        """Token modality name of an image modality (`depth` -> `tok_depth@64`)."""
+        return f"tok_{base}@{self.image_size}"
+
+    @property
+    def token_modalities(self) -> list[str]:
+        return [self.tok(m) for m in IMAGE_MODALITIES]
+
+    @property
+    def sequence_modalities(self) -> list[str]:
+        return list(SEQUENCE_MODALITIES.values())
+
+    @property
+    def all_modalities(self) -> list[str]:
+        return [self.rgb_pixels, *self.token_modalities, *self.sequence_modalities]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"image_size": self.image_size, "patch_size": self.patch_size,
+                "codebook_sizes": dict(self.codebook_sizes), "text_vocab_size": self.text_vocab_size}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "WorldSpec":
+        return cls(int(d["image_size"]), int(d["patch_size"]), dict(d["codebook_sizes"]), int(d["text_vocab_size"]))
+
+
+def register_modalities(spec: WorldSpec) -> list[str]:
+    """Add the world model's modalities to the registry (idempotent); returns their names."""
+    s, p = spec.image_size, spec.patch_size
+    entries = [Modality(spec.rgb_pixels, Kind.PIXELS, image_size=s, patch_size=p, num_channels=3, encoder=True,
+                        path="rgb", description=f"RGB pixels at {s}px (demo world model)")]
+    for base in IMAGE_MODALITIES:
+        entries.append(Modality(spec.tok(base), Kind.IMAGE_TOKENS, vocab_size=int(spec.codebook_sizes[base]),
+                                image_size=s, patch_size=p, encoder=True, decoder=True, path=f"tok_{base}",
+                                tokenizer=base, description=f"{base} VQ tokens at {s}px (demo world model)"))
+    for key, name in SEQUENCE_MODALITIES.items():
+        entries.append(Modality(name, Kind.SEQUENCE, vocab_size=spec.text_vocab_size,
+                                max_tokens=SEQUENCE_MAX_TOKENS[key], encoder=True, decoder=True, path=name,
+                                tokenizer="text", description=f"{key} as text (demo world model)"))
+    for m in entries:
+        modalities.register(m)
+    return [m.name for m in entries]
+
+
+# -- image modalities: world arrays <-> tokenizer model form -------------------------------------
+def to_model_form(base: str, value: np.ndarray) -> torch.Tensor:
+    """One world array (H, W[, C]) -> the tokenizer's input for one sample (C, H, W) float or (H, W) long."""
+    if base == "semseg":
+        return torch.from_numpy(value.astype(np.int64))
+    if base == "rgb":
+        t = torch.from_numpy(value).permute(2, 0, 1).float() / 127.5 - 1.0
+    elif base == "depth":
+        d = value.astype(np.float32)
+        t = torch.from_numpy(np.where(d > 0, (d - DEPTH_CENTER) / DEPTH_SCALE, -DEPTH_CENTER / DEPTH_SCALE))[None]
+    elif base == "normal":
+        t = torch.from_numpy(value.astype(np.float32)).permute(2, 0, 1)
+    elif base == "canny_edge":
+        t = torch.from_numpy(value.astype(np.float32))[None] / 127.5 - 1.0
+    else:
+        raise ValueError(f"{base!r} is not an image modality of the world; choose one of {IMAGE_MODALITIES}")
+    return t.float().contiguous()
+
+
+def from_model_form(base: str, decoded: torch.Tensor) -> np.ndarray:
+    """A tokenizer's decoded batch -> world arrays: uint8 RGB/edges, metres, unit normals, class ids."""
+    y = decoded.detach().float().cpu()
+    if base == "semseg":
+        return y.argmax(1).numpy().astype(np.uint8)
+    if base == "rgb":
+        return ((y.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    if base == "depth":
+        return np.clip(y[:, 0].numpy() * DEPTH_SCALE + DEPTH_CENTER, 0.05, None)
+    if base == "normal":
+        n = y.permute(0, 2, 3, 1).numpy()
+        return n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-6)
+    if base == "canny_edge":
+        return np.where(y[:, 0].numpy() > 0, 255, 0).astype(np.uint8)
+    raise ValueError(f"{base!r} is not an image modality of the world; choose one of {IMAGE_MODALITIES}")
+
+
+# -- sequence modalities: world annotations <-> text ---------------------------------------------
+def palette_of(sample: Mapping[str, Any]) -> list[list[int]]:
+    """The world sample's PALETTE_SIZE-colour palette."""
+    return [list(c) for c in sample["color_palette"][0][str(PALETTE_SIZE)]]
+
+
+def sequence_text(key: str, sample: Mapping[str, Any]) -> str:
+    """The text the model reads/writes for one sequence modality of a world sample."""
+    from ..tokenizers.sequences import CODECS, Box
+
+    if key == "caption":
+        return sample["caption"]
+    if key == "det":
+        boxes = [Box(*inst["boxes"], class_name=inst["class_name"]) for inst in sample["det"]["instances"]]
+        return CODECS["det"].to_text(boxes)
+    if key == "color_palette":
+        return CODECS["color_palette"].to_text(palette_of(sample))
+    if key == "metadata":
+        return CODECS["metadata"].to_text({k: float(sample["metadata"][k]) for k in METADATA_KEYS})
+    raise ValueError(f"{key!r} is not a sequence modality of the world; choose one of {list(SEQUENCE_MODALITIES)}")
+
+
+def parse_text(key: str, text: str) -> Any:
+    """Generated text -> structured value (boxes, palette, metadata dict, or the caption itself).
+
+    Malformed generations raise ValueError; callers score them as misses.
+    """
+    from ..tokenizers.sequences import CODECS
+
+    if key == "caption":
+        return text
+    return CODECS[key].from_text(text)
