@@ -51,3 +51,23 @@ def test_ddp_two_cpu_ranks_match_one_process(recipe, tmp_path):
 @pytest.mark.slow
 def test_fsdp_two_cpu_ranks_match_one_process(recipe, tmp_path):
     _compare(recipe, tmp_path, "fsdp")
+
+
+@pytest.mark.slow
+def test_fsdp_resume_continues_the_run(recipe, tmp_path):
+    """A constant LR makes a 4-step run resumed to 6 steps equal a straight 6-step run."""
+    flat = {"lr": 2e-3, "min_lr": 2e-3, "warmup": 0}
+    single = from_dict(recipe(tmp_path / "single", data={"batch_size": 2, "accum_steps": 2}, optim=flat,
+                              train={"steps": 6, "save_every": 2, "eval_every": 0}))
+    train(single)
+    for steps in (4, 6):
+        path = tmp_path / f"fsdp{steps}.yaml"
+        path.write_text(yaml.safe_dump(recipe(tmp_path / "fsdp", data={"batch_size": 2}, optim=flat,
+                                              train={"steps": steps, "save_every": 2, "eval_every": 0,
+                                                     "distributed": "fsdp"})))
+        out = _torchrun(path)
+    assert "resumed from step-00000004" in out.stdout
+    a, b = _losses(tmp_path / "single"), _losses(tmp_path / "fsdp")
+    assert sorted(b) == list(range(1, 7))
+    for step in a:
+        assert b[step] == pytest.approx(a[step], rel=1e-4, abs=1e-5), step
