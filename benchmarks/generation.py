@@ -9,7 +9,7 @@ the official figures from issue 6 are printed beside for the order of magnitude.
 process's peak resident set during the case (reset before each case).
 
     python benchmarks/generation.py                    # tiny + base, 2 threads
-    python benchmarks/generation.py --sizes tiny --repeats 3
+    python benchmarks/generation.py --sizes tiny --repeats 3 --cases ar
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def measure(ours, official, repeats: int) -> tuple[dict, object, object]:
     return {**out, **best}, a, b
 
 
-def run_size(size: str, repeats: int, cfg_scale: float) -> list[dict]:
+def run_size(size: str, repeats: int, cfg_scale: float, cases: set[str]) -> list[dict]:
     from open4m.generation import Sampler, build_schedule
     from open4m.modalities import FOURM_7
     from open4m.model import FourM, preset
@@ -122,7 +122,7 @@ def run_size(size: str, repeats: int, cfg_scale: float) -> list[dict]:
     model = FourM(cfg).eval()
     sampler = Sampler(model)
     rows = []
-    for batch in (1, 4):
+    for batch in (1, 4) if "maskgit" in cases else ():
         rgb = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(0))
         for steps in (1, 8):
             for guided in (False, True):
@@ -140,6 +140,8 @@ def run_size(size: str, repeats: int, cfg_scale: float) -> list[dict]:
                         return mod_dict["tok_depth@224"]["tensor"]
 
                 rows.append(case(size, f"maskgit-{steps}", batch, guided, ours, official, repeats))
+    if "ar" not in cases:
+        return rows
     rgb = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     schedule = build_schedule("rgb@224->caption", tokens=33, temps=0.0)
 
@@ -185,6 +187,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per case (best is reported)")
     parser.add_argument("--cfg", type=float, default=2.0, help="guidance scale of the +cfg cases")
+    parser.add_argument("--cases", default="maskgit,ar", help="which cases: maskgit, ar or both")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, fp32 CPU, random-init 4M-7 SwiGLU no-bias models; "
@@ -192,7 +195,7 @@ def main() -> None:
     print("official-alg = the official sampler's algorithm on the same model, same run; issue fig. = issue 6 table")
     print(HEADER)
     for size in args.sizes.split(","):
-        run_size(size.strip(), args.repeats, args.cfg)
+        run_size(size.strip(), args.repeats, args.cfg, set(args.cases.split(",")))
 
 
 if __name__ == "__main__":
