@@ -1,0 +1,127 @@
+"""Aligned samples → token dicts for training, tokenized on the fly or read pre-tokenized.
+
+Two sources feed the masked batch loader of :mod:`open4m.train.data` (which adds the masking,
+DataLoader workers and (seed, epoch, index) seeding):
+
+- pre-tokenized folders or shards (`open4m tokenize` output): :func:`open4m.train.data.build_source`;
+- raw aligned data tokenized per sample: :class:`TokenizingDataset` below — one aligned crop and
+  flip for every image-like modality (so all token grids describe the same view), then each
+  modality through its tokenizer (VQ tokenizers for image-like data, the WordPiece tokenizer and
+  the sequence codecs for captions, boxes, palettes and metadata), plus the raw RGB pixels the
+  model takes directly.
+
+Tokenizing on the fly costs a tokenizer forward pass per sample and modality; it is the way to
+train with fresh augmentations each epoch, pre-tokenizing is the way to train fast.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import torch
+
+from .. import modalities
+from ..modalities import Kind
+from .transforms import AlignedTransform, to_tensors
+
+
+def codec_input(name: str, value: Any, rng: random.Random) -> Any:
+    """The on-disk (official JSON) form of a sequence modality → what its codec encodes.
+
+    det: `{"instances": [{"boxes", "class_name", "score"}]}` → boxes; color_palette:
+    `[{"1": [[r, g, b]], ..., "7": [...]}]` → one of the stored palettes, its size drawn uniformly
+    as the official transform does; metadata: a dict of fields; caption: the text itself.
+    """
+    from ..tokenizers.sequences import Box
+
+    if name == "caption":
+        if not isinstance(value, str):
+            raise ValueError(f"caption: expected text, got {type(value).__name__}")
+        return value
+    if name == "det":
+        instances = value["instances"] if isinstance(value, Mapping) else value
+        return [Box(*inst["boxes"], class_name=inst["class_name"], score=float(inst.get("score", 1.0)))
+                for inst in instances]
+    if name == "color_palette":
+        palettes = value[0] if isinstance(value, list) and value and isinstance(value[0], Mapping) else value
+        if isinstance(palettes, Mapping):
+            return [tuple(int(v) for v in c) for c in palettes[rng.choice(sorted(palettes, key=int))]]
+        return [tuple(int(v) for v in c) for c in palettes]
+    if name == "metadata":
+        if not isinstance(value, Mapping):
+            raise ValueError(f"metadata: expected a dict of fields, got {type(value).__name__}")
+        return dict(value)
+    return value
+
+
+class TokenizingDataset(torch.utils.data.Dataset):
+    """Wraps an aligned dataset (e.g. :class:`open4m.data.formats.FolderDataset`) into token samples.
+
+    `image_tokenizers` maps a model modality (`tok_depth@224`) to `(raw modality, tokenizer)`;
+    `sequences` maps a sequence modality (`caption`, `det`, `color_palette`, `metadata`) to the raw
+    modality holding it; `pixels` names the raw modality given to the model as `rgb@<size>`.
+    Randomness (crop, flip, the palette size and the metadata order of the codecs) comes from
+    `(seed, epoch, index)`, so an item is a pure function of its index and `set_epoch`.
+    """
+
+    def __init__(self, dataset: Any, *, image_size: int, image_tokenizers: Mapping[str, tuple[str, Any]] | None = None,
+                 sequences: Mapping[str, str] | None = None, text_tokenizer: Any = None,
+                 pixels: str | None = "rgb", train: bool = True, seed: int = 0) -> None:
+        self.dataset, self.image_size, self.seed, self.epoch = dataset, image_size, seed, 0
+        self.image_tokenizers = dict(image_tokenizers or {})
+        self.sequences = dict(sequences or {})
+        self.text_tokenizer, self.pixels = text_tokenizer, pixels
+        self.transform = AlignedTransform(image_size, train=train, target=None)
+        for name in self.image_tokenizers:
+            if modalities.get(name).kind is not Kind.IMAGE_TOKENS:
+                raise ValueError(f"{name!r} is not an image-token modality; image_tokenizers maps tok_* modalities")
+        if self.sequences:
+            from ..tokenizers.sequences import CODECS
+
+            unknown = [m for m in self.sequences if m not in CODECS]
+            if unknown:
+                raise ValueError(f"no sequence codec for {unknown}; codecs exist for {sorted(CODECS)}")
+            if text_tokenizer is None:
+                raise ValueError("sequence modalities need text_tokenizer= (an open4m TextTokenizer)")
+            self.codecs = {m: CODECS[m] for m in self.sequences}
+        if not (self.image_tokenizers or self.sequences or pixels):
+            raise ValueError("nothing to produce: give image_tokenizers, sequences or pixels")
+
+    def set_epoch(self, epoch: int) -> None:
+        """A new epoch draws new crops (the masking is reseeded by its own loader)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    @property
+    def modality_names(self) -> list[str]:
+        pixels = [f"rgb@{self.image_size}"] if self.pixels else []
+        return pixels + list(self.image_tokenizers) + list(self.sequences)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        raw = self.dataset[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        view = self.transform(raw, rng)
+        out: dict[str, Any] = {}
+        if self.pixels:
+            if self.pixels not in view:
+                raise ValueError(f"sample {index} has no {self.pixels!r} modality for the pixel input")
+            out[f"rgb@{self.image_size}"] = to_tensors({self.pixels: view[self.pixels]}, "fourm")[self.pixels]
+        with torch.no_grad():
+            for name, (source, tokenizer) in self.image_tokenizers.items():
+                if source not in view:
+                    raise ValueError(f"sample {index} has no {source!r} modality to tokenize into {name!r}")
+                out[name] = tokenizer.encode(view[source][None]).reshape(-1)
+        codec_rng = random.Random(int(rng.integers(2**63)))
+        for name, source in self.sequences.items():
+            if source not in view:
+                raise ValueError(f"sample {index} has no {source!r} modality for {name!r}")
+            value = codec_input(name, view[source], codec_rng)
+            out[name] = self.codecs[name].encode(value, self.text_tokenizer, codec_rng)
+        return out
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (self[i] for i in range(len(self)))
