@@ -21,7 +21,7 @@ def lr_at(progress: float, total: float, peak: float, warmup: float = 0.0, min_l
     if total <= 0:
         raise ValueError(f"schedule length must be positive, got {total}")
     if not 0 <= warmup < total:
-        raise ValueError(f"warmup={warmup} must be >= 0 and shorter than the run ({total})")
+        raise ValueError(f"warmup={warmup} must be >= 0 and shorter than the run ({total}); lower optim.warmup")
     if progress < warmup:
         return peak * progress / warmup
     t = min(1.0, (progress - warmup) / (total - warmup))
