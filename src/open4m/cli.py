@@ -20,6 +20,8 @@ _COMMAND_MODULES = (
     "open4m.commands.train_tokenizer",
     "open4m.commands.train",
     "open4m.commands.tokenize",
+    "open4m.commands.demo",
+    "open4m.commands.eval",
     "open4m.commands.generate",
     "open4m.commands.index",
     "open4m.commands.retrieve",

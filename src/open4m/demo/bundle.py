@@ -133,6 +133,8 @@ class WorldModel:
         from ..generation import build_schedule
 
         mod_is_image = target in self.spec.token_modalities
+        grid_tokens = (self.spec.image_size // self.spec.patch_size) ** 2
+        steps = max(1, min(steps, grid_tokens // 4))  # small grids: a cosine schedule would leave steps empty
         schedule = build_schedule(f"{','.join(conditions)}->{target}", steps=steps if mod_is_image else None,
                                   temps=temperature, image_size=self.spec.image_size,
                                   model_modalities=self.fourm.input_modalities + self.fourm.output_modalities)

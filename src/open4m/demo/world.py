@@ -37,6 +37,9 @@ METADATA_KEYS: tuple[str, ...] = ("colorfulness", "brightness", "contrast", "sat
                                   "semantic_diversity", "occlusion_score")
 
 
+_TAG = " (demo world model)"
+
+
 @dataclass(frozen=True)
 class WorldSpec:
     """Resolution and vocabularies: everything that fixes the model's modality registry entries."""
@@ -79,17 +82,24 @@ def register_modalities(spec: WorldSpec) -> list[str]:
     """Add the world model's modalities to the registry (idempotent); returns their names."""
     s, p = spec.image_size, spec.patch_size
     entries = [Modality(spec.rgb_pixels, Kind.PIXELS, image_size=s, patch_size=p, num_channels=3, encoder=True,
-                        path="rgb", description=f"RGB pixels at {s}px (demo world model)")]
+                        path="rgb", description=f"RGB pixels at {s}px" + _TAG)]
     for base in IMAGE_MODALITIES:
         entries.append(Modality(spec.tok(base), Kind.IMAGE_TOKENS, vocab_size=int(spec.codebook_sizes[base]),
                                 image_size=s, patch_size=p, encoder=True, decoder=True, path=f"tok_{base}",
-                                tokenizer=base, description=f"{base} VQ tokens at {s}px (demo world model)"))
+                                tokenizer=base, description=f"{base} VQ tokens at {s}px" + _TAG))
     for key, name in SEQUENCE_MODALITIES.items():
         entries.append(Modality(name, Kind.SEQUENCE, vocab_size=spec.text_vocab_size,
                                 max_tokens=SEQUENCE_MAX_TOKENS[key], encoder=True, decoder=True, path=name,
-                                tokenizer="text", description=f"{key} as text (demo world model)"))
+                                tokenizer="text", description=f"{key} as text" + _TAG))
     for m in entries:
-        modalities.register(m)
+        try:
+            existing = modalities.get(m.name)
+        except KeyError:
+            existing = None
+        # another demo bundle (other vocabulary) may have registered the name in this process: replace it;
+        # a user's or an official entry under the same name is never replaced
+        ours = existing is not None and existing.description.endswith(_TAG)
+        modalities.register(m, overwrite=ours)
     return [m.name for m in entries]
 
 

@@ -1,0 +1,43 @@
+"""`open4m demo`: the shipped world model on fresh scenes; `open4m demo --train`: its recipe from scratch."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "demo", help="any-to-any predictions of the shipped world model on fresh scenes (or --train it from scratch)",
+        description="Without arguments: render fresh held-out scenes, run RGB -> depth/normals/segmentation/edges/"
+                    "boxes/caption/palette/metadata, caption -> RGB and depth+caption -> RGB with the shipped model, "
+                    "and write open4m-demo/ (grid.png, one PNG per task, metrics.json). With --train: run the whole "
+                    "recipe (world -> tokenizers -> FourM) and write a model bundle to OUT/model.")
+    p.add_argument("--train", action="store_true", help="train the world model from scratch instead of running it")
+    p.add_argument("--config", default=None, help="recipe for --train (default: configs/demo/world64.yaml)")
+    p.add_argument("--model", default=None, help="a bundle folder (default: the model shipped in the package)")
+    p.add_argument("--out", default=None, help="output folder (default: open4m-demo, or open4m-world for --train)")
+    p.add_argument("--scenes", type=int, default=6, help="test scenes to render (default 6)")
+    p.add_argument("--start", type=int, default=0, help="index of the first test scene (default 0)")
+    p.add_argument("--tasks", default="all", help="comma-separated tasks of `open4m eval` (default all)")
+    p.add_argument("--workers", type=int, default=2, help="--train: processes rendering the world (default 2)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.train:
+        from ..demo.recipe import run_recipe
+
+        bundle = run_recipe(args.config, args.out or "open4m-world", workers=args.workers, progress=not args.no_progress)
+        print(f"world model written to {bundle}; run it with `open4m demo --model {bundle}`")
+        return 0
+    if args.scenes < 1:
+        raise ValueError(f"--scenes must be >= 1, got {args.scenes}")
+    from ..demo.run import run_demo
+    from ..eval.runner import parse_tasks
+
+    result, out = run_demo(args.model, args.out or "open4m-demo", scenes=args.scenes, start=args.start,
+                           tasks=parse_tasks(args.tasks), progress=not args.no_progress)
+    print(result.table())
+    print(f"\nwrote {out}/grid.png, one PNG per task and {out}/metrics.json")
+    return 0

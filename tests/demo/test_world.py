@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from open4m import modalities
+from open4m.data.synthetic import generate_sample
+from open4m.demo import world
+from open4m.demo.world import IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldSpec
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return generate_sample(3, 32)
+
+
+@pytest.mark.parametrize("base", IMAGE_MODALITIES)
+def test_model_form_round_trip(sample, base):
+    x = world.to_model_form(base, sample[base])
+    if base == "semseg":
+        decoded = np.eye(9, dtype=np.float32)[x.numpy()].transpose(2, 0, 1)[None]  # one-hot "logits"
+    else:
+        decoded = x[None].numpy()
+    import torch
+
+    back = world.from_model_form(base, torch.from_numpy(decoded))[0]
+    if base == "depth":
+        valid = sample["depth"] > 0
+        np.testing.assert_allclose(back[valid], sample["depth"][valid], rtol=1e-5)
+    elif base == "normal":
+        valid = np.linalg.norm(sample["normal"], axis=-1) > 0.5
+        np.testing.assert_allclose(back[valid], sample["normal"][valid], atol=1e-3)
+    else:
+        np.testing.assert_array_equal(back, sample[base])
+
+
+def test_unknown_modality_is_a_clear_error(sample):
+    with pytest.raises(ValueError, match="not an image modality"):
+        world.to_model_form("albedo", sample["rgb"])
+    with pytest.raises(ValueError, match="not a sequence modality"):
+        world.sequence_text("poses", sample)
+
+
+@pytest.mark.parametrize("key", ["det", "color_palette", "metadata"])
+def test_sequence_text_parses_back(sample, key):
+    value = world.parse_text(key, world.sequence_text(key, sample))
+    if key == "det":
+        truth = sample["det"]["instances"]
+        assert sorted(b.class_name for b in value) == sorted(i["class_name"] for i in truth)
+    elif key == "color_palette":
+        assert [list(c) for c in value] == world.palette_of(sample)
+    else:
+        assert set(value) == set(world.METADATA_KEYS)
+        assert abs(value["brightness"] - sample["metadata"]["brightness"]) < 255 / 49
+
+
+def test_register_is_idempotent_and_uses_the_demo_grid():
+    spec = WorldSpec(32, 8, {b: 16 for b in IMAGE_MODALITIES}, 4400)
+    names = world.register_modalities(spec)
+    assert world.register_modalities(spec) == names
+    assert modalities.get(spec.tok("depth")).grid_size() == (4, 4)
+    assert modalities.get(SEQUENCE_MODALITIES["caption"]).vocab_size == 4400
+    assert WorldSpec.from_dict(spec.to_dict()) == spec
