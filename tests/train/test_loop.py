@@ -3,6 +3,7 @@
 import math
 
 import pytest
+import torch
 
 from open4m.model import FourM
 from open4m.train.fourm import train
@@ -26,7 +27,16 @@ def test_token_budget_bf16_checkpointing_and_logs(micro):
     assert "tok_depth@224" in result.summary and "val last" in result.summary
     events = list((result.run_dir / "tb").glob("events.out.tfevents.*"))
     assert len(events) == 1 and sum(b"train/loss" in rec for rec in read_records(events[0])) == 5
-    assert FourM.from_pretrained(result.model_path).config.dim == 32
+    model = FourM.from_pretrained(result.model_path)
+    assert model.config.dim == 32
+
+    from open4m.generation.sampler import Sampler
+    from open4m.generation.schedules import build_schedule
+
+    schedule = build_schedule("tok_rgb@224->tok_depth@224", steps=2, temps=0.0)
+    out = Sampler(model).generate({"tok_rgb@224": torch.zeros(2, 196, dtype=torch.long)}, schedule)
+    depth = out["tok_depth@224"]["tensor"]
+    assert depth.reshape(2, -1).shape == (2, 196) and int(depth.max()) < 8192
 
 
 def test_bad_setups_fail_before_training(micro):
