@@ -23,15 +23,27 @@ from .world import IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldSpec
 
 DEFAULT_RECIPE = Path(__file__).resolve().parents[3] / "configs" / "demo" / "world64.yaml"
 _SECTIONS = ("world", "tokenizers", "text", "fourm")
+# Reconstruction losses of the continuous maps (the trainer's default for feature maps is a cosine loss,
+# which is meaningless for 1-channel maps); RGB keeps MSE and class maps cross-entropy.
+_TOKENIZER_LOSS = {"depth": "smooth_l1", "normal": "smooth_l1", "canny_edge": "mse"}
 
 
 def load_recipe(path: str | Path | None = None) -> dict[str, Any]:
     """Read and check a recipe (default: the shipped model's `configs/demo/world64.yaml`)."""
+    if path is None and not DEFAULT_RECIPE.is_file():  # an installed wheel: the shipped bundle keeps its recipe
+        from .bundle import SHIPPED
+
+        shipped = SHIPPED / "world.json"
+        if shipped.is_file():
+            return _checked(yaml.safe_load(json.loads(shipped.read_text())["recipe"]), shipped)
     path = Path(path) if path else DEFAULT_RECIPE
     if not path.is_file():
         raise FileNotFoundError(f"demo recipe {path} not found; pass --config PATH to a recipe like configs/demo/world64.yaml")
     with open(path) as f:
-        recipe = yaml.safe_load(f)
+        return _checked(yaml.safe_load(f), path)
+
+
+def _checked(recipe: Any, path: Path) -> dict[str, Any]:
     if not isinstance(recipe, dict):
         raise ValueError(f"{path}: a recipe is a mapping with sections {_SECTIONS}")
     unknown = sorted(set(recipe) - set(_SECTIONS))
@@ -124,7 +136,7 @@ def train_image_tokenizer(base: str, data: WorldData, section: Mapping[str, Any]
     cfg = TrainConfig(steps=int(t["steps"]), batch_size=int(t["batch_size"]), lr=float(t["lr"]),
                       warmup_steps=int(t["warmup"]), ema_decay=float(t["ema_decay"]), log_every=50,
                       sample_every=int(t["steps"]), save_every=int(t["steps"]), seed=0,
-                      loss="smooth_l1" if base in ("depth", "normal") else None)
+                      loss=_TOKENIZER_LOSS.get(base))
     train_tokenizer(model, _Samples(base, data.images[base]), cfg, out / "runs" / base, progress=progress)
     trained = type(model).from_pretrained(out / "runs" / base / "tokenizer")
     trained.save_pretrained(final)
@@ -168,14 +180,18 @@ def write_token_folder(root: Path, spec: WorldSpec, data: WorldData, tokens: Map
             np.save(dirs[mod] / f"{name}.npy", ids[:limit])
 
 
-def train_fourm(section: Mapping[str, Any], spec: WorldSpec, token_root: Path, run_dir: Path) -> Path:
-    """Train the FourM with `open4m.train` on the pre-tokenized folder; returns the exported weights."""
+def train_fourm(section: Mapping[str, Any], spec: WorldSpec, token_root: Path, run_dir: Path,
+                modality_names: list[str] | None = None) -> Path:
+    """Train the FourM with `open4m.train` on the pre-tokenized folder; returns the exported weights.
+
+    `modality_names` (default: all of the world's) restricts the model, e.g. to a single-task specialist.
+    """
     from ..train.config import from_dict
     from ..train.fourm import train
 
     recipe = json.loads(json.dumps(dict(section)))  # a deep copy we can fill in
     data = recipe.setdefault("data", {})
-    data.update(source=str(token_root), modalities=spec.all_modalities, image_size=spec.image_size,
+    data.update(source=str(token_root), modalities=modality_names or spec.all_modalities, image_size=spec.image_size,
                 input_only=[spec.rgb_pixels])
     recipe.setdefault("model", {}).setdefault("arch", {})["patch_size"] = spec.patch_size
     recipe.setdefault("train", {})["out_dir"] = str(run_dir)
@@ -226,4 +242,4 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
 
 
 def load_recipe_text(path: str | Path | None) -> str:
-    return Path(path or DEFAULT_RECIPE).read_text()
+    return yaml.safe_dump(load_recipe(path), sort_keys=False)

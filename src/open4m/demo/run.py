@@ -71,7 +71,7 @@ def task_columns(samples: Sequence[Mapping[str, Any]], result: EvalResult) -> di
             cols[task] = [inp, (f"{task} truth", [_tile(name, s[name]) for s in samples]),
                           (f"{task} pred", [_tile(name, v) for v in p[task]])]
     if "det" in p:
-        cols["det"] = [(f"boxes truth", [_tile("det", s["det"], s["rgb"]) for s in samples]),
+        cols["det"] = [("boxes truth", [_tile("det", s["det"], s["rgb"]) for s in samples]),
                        ("boxes pred", [_tile("det", _boxes_value(t), r) for t, r in zip(p["det"], rgb)])]
     if "caption" in p:
         cols["caption"] = [inp, ("caption truth", [_tile("caption", s["caption"]) for s in samples]),
