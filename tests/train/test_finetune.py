@@ -32,3 +32,29 @@ def test_bad_freeze_prefix_is_named():
     with pytest.raises(ValueError, match="encodr"):
         build_model(ModelSection(arch={"dim": 32, "encoder_depth": 1, "decoder_depth": 1, "num_heads": 2},
                                  freeze=["encodr"]), ["tok_rgb@224"], 224)
+
+
+def test_lora_trains_adapters_only_and_exports_merged(micro):
+    base = train(micro("base", optim={"warmup": 0}, train={"steps": 2, "save_every": 2}))
+    pretrained = FourM.from_pretrained(base.model_path).state_dict()
+    lora = {"init_from": str(base.model_path), "lora_rank": 2, "freeze": ["encoder_embeddings", "decoder_embeddings"]}
+    cfg = micro("lora", model=lora, optim={"warmup": 0}, train={"steps": 2, "save_every": 1, "eval_every": 0})
+    adapted, report = build_model(cfg.model, cfg.data.modalities, 224)
+    assert "LoRA rank 2 on 13 layers" in report  # encoder block: 5 linears; decoder block: 8 (with cross-attention)
+    trainable = {n for n, p in adapted.named_parameters() if p.requires_grad}
+    assert trainable and all(n.endswith(("lora_a", "lora_b")) or "norm" in n or n.endswith(("bias", "mask_token",
+                             "decoder_proj_context.weight")) for n in trainable), sorted(trainable)[:8]
+    train(cfg)
+    resumed = train(micro("lora", model=lora, optim={"warmup": 0}, train={"steps": 3, "save_every": 1, "eval_every": 0}))
+    assert resumed.steps == 3
+    state = FourM.from_pretrained(resumed.model_path).state_dict()  # merged: a plain release-layout FourM
+    qkv = "encoder.0.attn.qkv.weight"
+    delta = state[qkv] - pretrained[qkv]
+    assert 0 < torch.linalg.matrix_rank(delta).item() <= 2  # the update is low-rank
+    emb = "encoder_embeddings.tok_rgb@224.token_emb.weight"
+    assert torch.equal(state[emb], pretrained[emb])  # frozen
+
+
+def test_lora_with_ema_is_refused(micro):
+    with pytest.raises(ValueError, match="lora_rank"):
+        micro(model={"lora_rank": 2}, train={"ema_decay": 0.9})

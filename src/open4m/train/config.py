@@ -36,6 +36,10 @@ class ModelSection:
     init_from: str | None = _f(None, "Checkpoint (file, Hub dir or id) whose overlapping weights start the run; "
                                      "modalities it lacks get fresh embeddings (fine-tuning / transfer).")
     freeze: list = _f([], "Parameter-name prefixes kept frozen, e.g. [encoder, encoder_norm] for a frozen trunk.")
+    lora_rank: int | None = _f(None, "LoRA fine-tuning: rank of the low-rank updates of the blocks' linear layers "
+                                     "(their weights freeze; merged into the exported model).")
+    lora_alpha: float | None = _f(None, "LoRA scale numerator (update x alpha / rank); null: alpha = rank.")
+    lora_targets: list = _f(["qkv", "q", "kv", "proj", "fc1", "fc2", "fc3"], "Linear layer names LoRA adapts.")
     activation_checkpointing: bool = _f(False, "Recompute block activations in backward: less memory, ~30% slower.")
     compile: bool = _f(False, "torch.compile the model (pays off on GPUs for long runs).")
 
@@ -123,6 +127,8 @@ class TrainConfig:
             (self.train.steps >= 1, "train.steps must be >= 1"),
             (self.train.keep_last >= 1, "train.keep_last must be >= 1 (the newest checkpoint is what resume needs)"),
             (self.train.ema_decay is None or 0 < self.train.ema_decay < 1, "train.ema_decay must be in (0, 1) or null"),
+            (self.train.ema_decay is None or self.model.lora_rank is None,
+             "train.ema_decay with model.lora_rank is not supported; drop one of them"),
             (len(self.optim.betas) == 2, "optim.betas needs two values, e.g. [0.9, 0.95]"),
             (bool(self.data.modalities), "data.modalities is empty: list the modalities to train on"),
         ]

@@ -24,6 +24,7 @@ from . import checkpointing, distributed
 from .config import ModelSection, TrainConfig, save_config
 from .data import batch_loader, build_masker, build_source
 from .ema import EMA
+from .lora import add_lora, is_lora_parameter, merge_lora
 from .monitor import Monitor, read_metrics, summary_table
 from .optim import build_adamw
 from .schedule import lr_at, peak_lr
@@ -65,8 +66,11 @@ def build_model(section: ModelSection, data_modalities: list[str], image_size: i
         fresh = [k for k in model.state_dict() if k not in state and not k.endswith("pos_emb")]
         new_mods = sorted({k.split(".")[1] for k in fresh if k.startswith(("encoder_embeddings.", "decoder_embeddings."))})
         report += f"; started from {section.init_from}" + (f", new embeddings for {new_mods}" if new_mods else "")
+    if section.lora_rank is not None:
+        adapted = add_lora(model, section.lora_rank, section.lora_alpha, section.lora_targets)
+        report += f"; LoRA rank {section.lora_rank} on {adapted} layers"
     if section.freeze:
-        names = [n for n, _ in model.named_parameters()]
+        names = [n for n, _ in model.named_parameters() if not is_lora_parameter(n)]
         for prefix in section.freeze:
             hit = [n for n in names if n == prefix or n.startswith(prefix + ".")]
             if not hit:
@@ -185,8 +189,9 @@ def train(cfg: TrainConfig) -> TrainResult:
 def _train(cfg: TrainConfig, info: distributed.DistInfo) -> TrainResult:
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    if cfg.train.ema_decay is not None and cfg.train.distributed == "fsdp" and info.enabled:
-        raise ValueError("train.ema_decay is not supported with train.distributed=fsdp; use ddp or drop the EMA")
+    if (cfg.train.ema_decay is not None or cfg.model.lora_rank is not None) and cfg.train.distributed == "fsdp" \
+            and info.enabled:
+        raise ValueError("train.ema_decay and model.lora_rank are not supported with train.distributed=fsdp; use ddp")
     run_dir = Path(cfg.train.out_dir)
     d, t = cfg.data, cfg.train
     if info.is_main:
@@ -275,6 +280,7 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo) -> TrainResult:
         validate()
         save()
         distributed.check_in_sync(wrapped, info)
+        merge_lora(model)  # the export is a plain FourM; the checkpoints above keep the adapters
         model_path = checkpointing.export_model(wrapped, run_dir / "model.safetensors", info)
         if ema is not None:
             checkpointing.export_model(wrapped, run_dir / "model_ema.safetensors", info, ema=ema)
