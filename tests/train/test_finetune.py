@@ -58,3 +58,18 @@ def test_lora_trains_adapters_only_and_exports_merged(micro):
 def test_lora_with_ema_is_refused(micro):
     with pytest.raises(ValueError, match="lora_rank"):
         micro(model={"lora_rank": 2}, train={"ema_decay": 0.9})
+
+
+def test_continue_an_official_checkpoint_with_a_new_modality(micro, reference_dir):
+    official = reference_dir / "fm7_tiny.safetensors"
+    mods = ["rgb@224", "tok_rgb@224", "tok_depth@224", "tok_canny_edge@224", "caption"]
+    cfg = micro("official", data={"modalities": mods},
+                model={"preset": None, "arch": {}, "init_from": str(official)}, optim={"warmup": 0},
+                train={"steps": 2, "save_every": 2})
+    model, report = build_model(cfg.model, mods, 224)
+    assert "new embeddings for ['tok_canny_edge@224']" in report
+    assert model.config.dim == 32 and model.config.gated_mlp and not model.config.qkv_bias  # the checkpoint's
+    ref = FourM.from_pretrained(official).state_dict()
+    assert torch.equal(model.state_dict()["encoder.1.mlp.fc2.weight"], ref["encoder.1.mlp.fc2.weight"])
+    result = train(cfg)
+    assert "tok_canny_edge@224" in FourM.from_pretrained(result.model_path).output_modalities

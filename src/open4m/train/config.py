@@ -29,7 +29,8 @@ def _f(default: Any, doc: str) -> Any:
 
 @dataclass
 class ModelSection:
-    preset: str = _f("tiny-swiglu_nobias", "FourM preset name (`open4m info` lists them), e.g. base-swiglu_nobias.")
+    preset: str | None = _f("tiny-swiglu_nobias", "FourM preset name (`open4m info` lists them), e.g. "
+                                                  "base-swiglu_nobias; null: the architecture of `init_from`.")
     arch: dict = _f({}, "FourMConfig fields overriding the preset (dim, encoder_depth, ...).")
     domains_in: list | None = _f(None, "Encoder modalities; default: every data modality the encoder can take.")
     domains_out: list | None = _f(None, "Decoder modalities; default: every data modality the decoder can predict.")

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .. import modalities
-from ..model import FourM, preset
+from ..model import FourM, FourMConfig, load_config, preset
 from ..model.checkpoint import load_state_dict_into, read_safetensors, resolve_checkpoint
 from . import checkpointing, distributed
 from .config import ModelSection, TrainConfig, save_config
@@ -55,10 +55,15 @@ def build_model(section: ModelSection, data_modalities: list[str], image_size: i
     mods = modalities.get_many(data_modalities)
     domains_in = section.domains_in or [m for m in data_modalities if mods[m].encoder and m not in target_only]
     domains_out = section.domains_out or [m for m in data_modalities if mods[m].decoder and m not in input_only]
-    arch = {"image_size": image_size, **section.arch}
-    cfg = preset(section.preset, domains_in=domains_in, domains_out=domains_out, **arch)
+    arch = {"image_size": image_size, **section.arch, "domains_in": domains_in, "domains_out": domains_out}
+    if section.preset is not None:
+        cfg, name = preset(section.preset, **arch), section.preset
+    elif section.init_from:
+        cfg, name = FourMConfig.from_dict({**load_config(section.init_from).to_dict(), **arch}), "from init_from"
+    else:
+        raise ValueError("model.preset is null: give a preset name or model.init_from to take the architecture from")
     model = FourM(cfg)
-    report = f"FourM {section.preset} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters)"
+    report = f"FourM {name} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters)"
     if section.init_from:
         weights, _ = resolve_checkpoint(section.init_from)
         state, _ = read_safetensors(weights)
