@@ -56,6 +56,14 @@ def test_shipped_recipes_load():
     root = Path(__file__).resolve().parents[2] / "configs"
     recipes = [p for p in root.glob("*.yaml")]
     assert recipes, "configs/*.yaml missing"
+    from open4m.model import preset
+    from open4m.train.data import build_masker
+
     for path in recipes:
         cfg = load_config(path)
-        from_dict(cfg.to_dict())
+        assert from_dict(cfg.to_dict()) == cfg
+        d = cfg.data
+        build_masker(d.mixture, d.modalities, alpha=d.alpha, input_tokens=d.input_tokens,
+                     target_tokens=d.target_tokens, input_only=d.input_only, target_only=d.target_only)
+        preset(cfg.model.preset, domains_in=d.modalities, domains_out=[m for m in d.modalities if m != "rgb@224"],
+               **cfg.model.arch)
