@@ -67,3 +67,12 @@ def test_shipped_recipes_load():
                      target_tokens=d.target_tokens, input_only=d.input_only, target_only=d.target_only)
         preset(cfg.model.preset, domains_in=d.modalities, domains_out=[m for m in d.modalities if m != "rgb@224"],
                **cfg.model.arch)
+
+
+def test_cli_lists_keys_and_reports_bad_keys(capsys):
+    from open4m.cli import main
+
+    assert main(["train", "--keys"]) == 0
+    assert "optim:" in capsys.readouterr().out
+    assert main(["train", "optim.bl=1"]) == 2
+    assert "did you mean 'optim.blr'" in capsys.readouterr().err
