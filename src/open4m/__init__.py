@@ -27,6 +27,7 @@ _LAZY = {
     "Sampler": "open4m.generation",
     "GenerationSchedule": "open4m.generation",
     "build_schedule": "open4m.generation",
+    "pipeline": "open4m.generation.pipeline",
 }
 
 
@@ -37,4 +38,4 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["modalities", "Modality", "Kind", "register", "FOURM_7", "FOURM_21", "FourM", "FourMConfig", "preset",
-           "load_model", "load_tokenizer", "Sampler", "GenerationSchedule", "build_schedule", "__version__"]
+           "load_model", "load_tokenizer", "Sampler", "GenerationSchedule", "build_schedule", "pipeline", "__version__"]
