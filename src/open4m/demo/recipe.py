@@ -2,8 +2,8 @@
 
 world (rendered scenes) -> text tokenizer + one VQ-VAE per image modality -> pre-tokenized folder
 -> FourM trained by `open4m.train` with the 4M masking -> a bundle (`open4m.demo.bundle`).
-Every stage writes into `out/` and is skipped when its output already exists, so an interrupted
-run continues where it stopped.
+Everything goes into `out/`; a rerun re-renders the (deterministic) world but reuses finished
+tokenizers, the token folder and the newest FourM checkpoint, so an interrupted run continues.
 """
 
 from __future__ import annotations

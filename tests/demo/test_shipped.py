@@ -1,0 +1,43 @@
+"""The model shipped inside the package: present, small, documented, loadable, and as good as its card says."""
+
+import json
+
+import pytest
+
+from open4m.demo.bundle import SHIPPED, bundle_missing
+
+pytestmark = pytest.mark.skipif(bool(bundle_missing(SHIPPED)), reason="no world model shipped in src/open4m/assets")
+
+
+def test_shipped_weights_fit_the_size_budget():
+    total = sum(p.stat().st_size for p in SHIPPED.rglob("*") if p.is_file())
+    assert total <= 25 * 2**20, f"assets hold {total / 2**20:.1f} MB, over the 25 MB budget"
+    assert (SHIPPED / "MODEL_CARD.md").is_file()
+
+
+def test_shipped_model_loads_and_predicts_depth():
+    import numpy as np
+
+    from open4m.data.synthetic import generate_sample, seed_for
+    from open4m.demo import WorldModel
+
+    model = WorldModel.load()
+    scene = generate_sample(seed_for("test", 0), model.spec.image_size)
+    depth = model.predict_image("depth", {model.spec.rgb_pixels: model.rgb_pixels(scene["rgb"][None])})
+    valid = scene["depth"] > 0
+    assert np.mean(np.abs(depth[0][valid] - scene["depth"][valid]) / scene["depth"][valid]) < 0.5
+
+
+@pytest.mark.slow
+def test_shipped_model_reproduces_its_card_metrics():
+    from open4m.data.synthetic import generate_sample, seed_for
+    from open4m.demo import WorldModel
+    from open4m.eval.runner import HEADLINE, evaluate
+
+    card = json.loads((SHIPPED / "world.json").read_text())["eval"]
+    model = WorldModel.load()
+    samples = [generate_sample(seed_for("val", i), model.spec.image_size) for i in range(card["scenes"])]
+    result = evaluate(model, samples, ["depth", "normal", "semseg"], batch_size=16, progress=False)
+    for task, res in result.metrics.items():
+        key, _ = HEADLINE[task]
+        assert res["model"][key] == pytest.approx(card["metrics"][task]["model"][key], rel=1e-3)
