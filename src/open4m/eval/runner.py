@@ -188,35 +188,32 @@ def _parsed(key: str, text: str) -> Any:
         return None
 
 
+def _versus(make: Any, preds: Sequence[Any], truths: Sequence[Any], baseline: Any) -> dict[str, dict]:
+    """Score the predictions and one constant baseline prediction with fresh accumulators."""
+    model, base = make(), make()
+    for pred, truth in zip(preds, truths):
+        model.update(pred, truth)
+        base.update(baseline, truth)
+    return {"model": model.compute(), "baseline": base.compute()}
+
+
 def _score(task: str, preds: list[Any], samples: Sequence[Mapping[str, Any]], num_classes: int) -> dict[str, dict]:
     from ..demo import world
 
     if task == "depth":
         gt = np.stack([s["depth"] for s in samples])
         mean_map = np.full(gt.shape[1:], float(gt[gt > 0].mean()))
-        m, b = DepthMetrics(), DepthMetrics()
-        for p, g in zip(preds, gt):
-            m.update(p, g)
-            b.update(mean_map, g)
-        return {"model": m.compute(), "baseline": b.compute()}
+        return _versus(DepthMetrics, preds, gt, mean_map)
     if task == "normal":
         gt = np.stack([s["normal"] for s in samples]).astype(np.float64)
         valid = np.linalg.norm(gt, axis=-1) > 0.5
         mean = gt[valid].mean(0)
         const = np.broadcast_to(mean / max(np.linalg.norm(mean), 1e-8), gt.shape[1:])
-        m, b = NormalMetrics(), NormalMetrics()
-        for p, g in zip(preds, gt):
-            m.update(p, g)
-            b.update(const, g)
-        return {"model": m.compute(), "baseline": b.compute()}
+        return _versus(NormalMetrics, preds, gt, const)
     if task == "semseg":
         gt = np.stack([s["semseg"] for s in samples]).astype(np.int64)
         majority = np.bincount(gt.ravel(), minlength=num_classes).argmax()
-        m, b = SegmentationMetrics(num_classes), SegmentationMetrics(num_classes)
-        for p, g in zip(preds, gt):
-            m.update(p, g)
-            b.update(np.full_like(g, majority), g)
-        return {"model": m.compute(), "baseline": b.compute()}
+        return _versus(lambda: SegmentationMetrics(num_classes), preds, gt, np.full(gt.shape[1:], majority))
     if task == "edges":
         gt = np.stack([s["canny_edge"] for s in samples])
         return {"model": edge_f1(np.stack(preds), gt), "baseline": edge_f1(np.zeros_like(gt), gt)}
