@@ -270,8 +270,12 @@ class StreamBatches(torch.utils.data.IterableDataset):
 
 def batch_loader(source: Any, masker: DirichletMasking, batch_size: int, seed: int, *, start: int = 0, stop: int | None = None,
                  rank: int = 0, world: int = 1, accum: int = 1, shuffle: bool = True,
-                 num_workers: int = 0) -> Iterator[dict]:
-    """This rank's micro-batches `start, start+1, ...` (up to `stop`) as an iterator."""
+                 num_workers: int = 0, pin_memory: bool = False) -> Iterator[dict]:
+    """This rank's micro-batches `start, start+1, ...` (up to `stop`) as an iterator.
+
+    `pin_memory=True` page-locks each batch in the loader so host-to-GPU copies can overlap compute
+    (`tensor.to("cuda", non_blocking=True)`); it is ignored where no accelerator is present.
+    """
     if hasattr(source, "__len__") and hasattr(source, "__getitem__") and not isinstance(source, torch.utils.data.IterableDataset):
         ds = MaskedBatches(source, masker, batch_size, seed, rank=rank, world=world, accum=accum, shuffle=shuffle)
         sampler = range(start, stop if stop is not None else 2**62)
@@ -279,5 +283,6 @@ def batch_loader(source: Any, masker: DirichletMasking, batch_size: int, seed: i
         ds, sampler = StreamBatches(source, masker, batch_size, seed, rank=rank, world=world, start=start), None
         num_workers = min(num_workers, 1)  # one worker keeps the stream's order
     loader = torch.utils.data.DataLoader(ds, batch_size=None, sampler=sampler, num_workers=num_workers,
-                                         persistent_workers=False)
+                                         persistent_workers=False,
+                                         pin_memory=pin_memory and torch.cuda.is_available())
     return iter(loader)

@@ -244,7 +244,7 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo) -> TrainResult:
 
     batches = batch_loader(source, masker, d.batch_size, t.seed, start=step * d.accum_steps,
                            stop=total_steps * d.accum_steps, rank=info.rank, world=info.world,
-                           accum=d.accum_steps, num_workers=d.num_workers)
+                           accum=d.accum_steps, num_workers=d.num_workers, pin_memory=info.device.type == "cuda")
     monitor = Monitor(run_dir, total_steps=total_steps, start_step=step, enabled=info.is_main,
                       progress=cfg.log.progress, tensorboard=cfg.log.tensorboard, wandb=cfg.log.wandb,
                       wandb_project=cfg.log.wandb_project, run_name=cfg.log.run_name, config=cfg.to_dict())
