@@ -24,8 +24,10 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("world")
     write_dataset(root, n=6, size=64, progress=False)
     mods = [Modality("rgb@64", Kind.PIXELS, image_size=64, patch_size=16, num_channels=3, encoder=True),
-            Modality("tok_depth@64", Kind.IMAGE_TOKENS, vocab_size=256, image_size=64, patch_size=16,
+            Modality("tok_loaderdepth@64", Kind.IMAGE_TOKENS, vocab_size=256, image_size=64, patch_size=16,
                      encoder=True, decoder=True)]
+    # rgb@64 may already be registered (the demo registers its own): reuse it, remove only ours.
+    mods = [m for m in mods if m.name not in modalities.all_modalities()]
     for m in mods:
         modalities.register(m)
     _, cfg = official_config("depth", "tiny")
@@ -40,11 +42,11 @@ def world(tmp_path_factory):
 
 def test_items_are_deterministic_token_samples(world):
     ds, tok, text = world
-    t = TokenizingDataset(ds, image_size=64, image_tokenizers={"tok_depth@64": ("depth", tok)}, sequences=SEQS,
+    t = TokenizingDataset(ds, image_size=64, image_tokenizers={"tok_loaderdepth@64": ("depth", tok)}, sequences=SEQS,
                           text_tokenizer=text, seed=3)
     a, b = t[2], t[2]
-    assert set(a) == {"rgb@64", "tok_depth@64", *SEQS}
-    assert a["rgb@64"].shape == (3, 64, 64) and a["tok_depth@64"].shape == (16,)
+    assert set(a) == {"rgb@64", "tok_loaderdepth@64", *SEQS}
+    assert a["rgb@64"].shape == (3, 64, 64) and a["tok_loaderdepth@64"].shape == (16,)
     for k in a:
         assert torch.equal(a[k], b[k])
     boxes = text.decode(a["det"])
@@ -55,7 +57,7 @@ def test_items_are_deterministic_token_samples(world):
 
 def test_masked_batches_train_a_fourm(world):
     ds, tok, text = world
-    t = TokenizingDataset(ds, image_size=64, image_tokenizers={"tok_depth@64": ("depth", tok)},
+    t = TokenizingDataset(ds, image_size=64, image_tokenizers={"tok_loaderdepth@64": ("depth", tok)},
                           sequences={"caption": "caption", "det": "det"}, text_tokenizer=text)
     names = t.modality_names
     masker = DirichletMasking(AlphaMixture.single(names, 1.0), 24, 24, image_size=64)

@@ -27,12 +27,13 @@ from ..modalities import Kind
 from .transforms import AlignedTransform, to_tensors
 
 
-def codec_input(name: str, value: Any, rng: random.Random) -> Any:
+def codec_input(name: str, value: Any, rng: random.Random | None) -> Any:
     """The on-disk (official JSON) form of a sequence modality → what its codec encodes.
 
     det: `{"instances": [{"boxes", "class_name", "score"}]}` → boxes; color_palette:
     `[{"1": [[r, g, b]], ..., "7": [...]}]` → one of the stored palettes, its size drawn uniformly
-    as the official transform does; metadata: a dict of fields; caption: the text itself.
+    as the official transform does (from `rng`; the largest one without it); metadata: a dict of
+    fields; caption: the text itself.
     """
     from ..tokenizers.sequences import Box
 
@@ -47,7 +48,8 @@ def codec_input(name: str, value: Any, rng: random.Random) -> Any:
     if name == "color_palette":
         palettes = value[0] if isinstance(value, list) and value and isinstance(value[0], Mapping) else value
         if isinstance(palettes, Mapping):
-            return [tuple(int(v) for v in c) for c in palettes[rng.choice(sorted(palettes, key=int))]]
+            sizes = sorted(palettes, key=int)
+            return [tuple(int(v) for v in c) for c in palettes[rng.choice(sizes) if rng else sizes[-1]]]
         return [tuple(int(v) for v in c) for c in palettes]
     if name == "metadata":
         if not isinstance(value, Mapping):

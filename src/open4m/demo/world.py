@@ -147,13 +147,13 @@ def palette_of(sample: Mapping[str, Any]) -> list[list[int]]:
 
 def sequence_text(key: str, sample: Mapping[str, Any]) -> str:
     """The text the model reads/writes for one sequence modality of a world sample."""
-    from ..tokenizers.sequences import CODECS, Box
+    from ..data.loader import codec_input
+    from ..tokenizers.sequences import CODECS
 
     if key == "caption":
         return sample["caption"]
     if key == "det":
-        boxes = [Box(*inst["boxes"], class_name=inst["class_name"]) for inst in sample["det"]["instances"]]
-        return CODECS["det"].to_text(boxes)
+        return CODECS["det"].to_text(codec_input("det", sample["det"], None))
     if key == "color_palette":
         return CODECS["color_palette"].to_text(palette_of(sample))
     if key == "metadata":
