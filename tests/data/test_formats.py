@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from open4m.atomic import write_atomic
 from open4m.data import codecs
 from open4m.data.formats import (CorruptFileWarning, FolderDataset, ShardDataset, folder_to_shards,
                                  shards_to_folder)
@@ -64,7 +65,7 @@ def test_missing_modality_is_reported_not_filled(tmp_path):
         for m in mods:
             ext = ".png" if m == "rgb" else ".txt"
             value = np.zeros((4, 4, 3), np.uint8) if m == "rgb" else "hello"
-            codecs.write_atomic(tmp_path / m / f"{key}{ext}", codecs.encode(value, ext, m))
+            write_atomic(tmp_path / m / f"{key}{ext}", codecs.encode(value, ext, m))
     ds = FolderDataset(tmp_path)
     assert ds.keys == ["a/x", "a/y", "b/z"] and ds.missing == {"rgb": 1, "caption": 1}
     assert "caption" not in ds[1] and "rgb" not in ds[2]

@@ -23,7 +23,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 
-from .codecs import EXTS, decode, write_atomic
+from ..atomic import write_atomic
+from .codecs import EXTS, decode
 
 INDEX_FILE = "index.json"
 

@@ -11,7 +11,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .codecs import image_role, write_atomic
+from ..atomic import write_atomic
+from .codecs import image_role
 
 
 def _palette(n: int) -> np.ndarray:

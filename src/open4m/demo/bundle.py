@@ -9,7 +9,6 @@ and loaded back as float32. :class:`WorldModel` runs the any-to-any tasks on wor
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -18,6 +17,7 @@ import torch
 
 from . import world
 from .world import IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldSpec
+from ..atomic import write_text_atomic
 
 SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "world64"
 _FILES = ("world.json", "fourm.safetensors", "text_tokenizer.json")
@@ -38,9 +38,7 @@ def save_bundle(out: str | Path, spec: WorldSpec, model: Any, tokenizers: Mappin
     for base, tok in tokenizers.items():
         copy.deepcopy(tok).half().save_pretrained(out / f"tok_{base}.safetensors")
     text_tok.save_pretrained(out / "text_tokenizer.json")
-    tmp = out / "world.json.tmp"
-    tmp.write_text(json.dumps({"spec": spec.to_dict(), **info}, indent=2))
-    os.replace(tmp, out / "world.json")
+    write_text_atomic(out / "world.json", json.dumps({"spec": spec.to_dict(), **info}, indent=2))
     return out
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from .captions import SceneCaptionMetrics
 from .metrics import BoxAP, DepthMetrics, NormalMetrics, SegmentationMetrics, palette_distance, reconstruction_metrics
+from ..atomic import write_text_atomic
 
 TASKS: tuple[str, ...] = ("depth", "normal", "semseg", "edges", "det", "caption", "palette", "metadata",
                           "recon", "caption2rgb", "depthcaption2rgb")
@@ -296,11 +297,4 @@ def _score(task: str, preds: list[Any], samples: Sequence[Mapping[str, Any]], nu
 
 def write_json(result: EvalResult, path: str | Path, extra: Mapping[str, Any] | None = None) -> Path:
     """metrics.json, atomically."""
-    import os
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps({**result.to_json(), **(extra or {})}, indent=2))
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps({**result.to_json(), **(extra or {})}, indent=2))

@@ -25,6 +25,7 @@ import torch
 
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .. import modalities
+from ..atomic import write_text_atomic
 from ..modalities import Kind
 from ..model.fourm import FourM
 from ..tokenizers.sequences import Box, BoxCodec, MetadataCodec, PaletteCodec
@@ -111,9 +112,7 @@ class GenerationOutput:
         if self.texts:
             written.append(out / "texts.json")
             structured = {n: [_jsonable(p) for p in v] for n, v in self.parsed.items()}
-            tmp = written[-1].with_suffix(".json.tmp")
-            tmp.write_text(json.dumps({"texts": self.texts, "parsed": structured}, indent=2))
-            os.replace(tmp, written[-1])
+            write_text_atomic(written[-1], json.dumps({"texts": self.texts, "parsed": structured}, indent=2))
         return written
 
 

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .pipeline import Pipeline
+from ..atomic import atomic_write
 
 
 def predict_embeddings(pipe: Pipeline, inputs: Mapping[str, Any] | Any, *, seed: int = 0) -> torch.Tensor:
@@ -67,11 +68,8 @@ class GalleryIndex:
     def save(self, path: str | os.PathLike) -> Path:
         from safetensors.torch import save_file
 
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        save_file({"vectors": self.vectors.contiguous()}, str(tmp), metadata={"keys": json.dumps(self.keys)})
-        os.replace(tmp, path)
-        return path
+        return atomic_write(path, lambda tmp: save_file({"vectors": self.vectors.contiguous()}, str(tmp),
+                                                          metadata={"keys": json.dumps(self.keys)}))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "GalleryIndex":

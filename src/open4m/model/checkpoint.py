@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -26,6 +25,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file as _st_save_file
 
+from ..atomic import atomic_write
 from .config import FourMConfig
 
 WEIGHTS_NAME = "model.safetensors"
@@ -205,26 +205,5 @@ def official_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def atomic_save_file(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str] | None,
                      *, overwrite: bool = False) -> Path:
-    """Write a safetensors file atomically (temp file + rename); never clobber unless asked."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        _st_save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def atomic_write_text(text: str, path: Path, *, overwrite: bool = False) -> None:
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    """Write a safetensors file atomically; never clobber unless asked."""
+    return atomic_write(path, lambda tmp: _st_save_file(tensors, str(tmp), metadata=metadata), overwrite=overwrite)

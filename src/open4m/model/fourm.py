@@ -28,8 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import modalities
+from ..atomic import write_text_atomic
 from ..batch import validate_mod_dict
-from ..modalities import Kind, Modality
+from ..modalities import Modality
 from . import checkpoint
 from .config import FourMConfig
 from .embeddings import (
@@ -389,5 +390,5 @@ class FourM(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.save_file(directory / checkpoint.WEIGHTS_NAME, overwrite=overwrite)
-        checkpoint.atomic_write_text(self.config.to_json(), directory / checkpoint.CONFIG_NAME, overwrite=overwrite)
+        write_text_atomic(directory / checkpoint.CONFIG_NAME, self.config.to_json(), overwrite=overwrite)
         return directory

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+
+from ..atomic import atomic_write, write_text_atomic
 
 __all__ = ["resolve_checkpoint", "read_checkpoint", "write_safetensors", "write_json", "CONFIG_NAME", "WEIGHTS_NAME"]
 
@@ -93,26 +94,12 @@ def _metadata_config(metadata: dict[str, str], path: Path) -> dict[str, Any]:
     return metadata
 
 
-def _atomic_write(target: Path, write) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
 
 def write_safetensors(target: Path, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     """Atomic safetensors write; tensors are made contiguous and un-shared first."""
     tensors = {k: v.detach().contiguous().clone() for k, v in state.items()}
-    _atomic_write(Path(target), lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    atomic_write(Path(target), lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
 def write_json(target: Path, payload: Any) -> None:
-    def write(tmp: str) -> None:
-        Path(tmp).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-
-    _atomic_write(Path(target), write)
+    write_text_atomic(target, json.dumps(payload, indent=2, sort_keys=True) + "\n")

@@ -140,7 +140,7 @@ def _pretokenize_folder(root: Path, modality: str, out_name: str, encoder: _Batc
                         progress: bool) -> PretokenizeReport:
     from tqdm.auto import tqdm
 
-    from ..data.codecs import write_atomic
+    from ..atomic import write_atomic
     from ..data.formats import FolderDataset
 
     data = FolderDataset(root, modalities=[modality])
@@ -176,7 +176,8 @@ def _pretokenize_shards(root: Path, modality: str, out_name: str, encoder: _Batc
     same keys, so the token modality streams and merges like any other; index.json lists it afterwards."""
     from tqdm.auto import tqdm
 
-    from ..data.codecs import decode, write_atomic
+    from ..atomic import write_atomic
+    from ..data.codecs import decode
     from ..data.formats import INDEX_FILE, shard_name
 
     index = json.loads((root / INDEX_FILE).read_text())

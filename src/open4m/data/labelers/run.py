@@ -7,7 +7,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..codecs import IMAGE_EXTS, decode, encode, write_atomic
+from ...atomic import write_atomic
+from ..codecs import IMAGE_EXTS, decode, encode
 from .base import Labeler
 
 

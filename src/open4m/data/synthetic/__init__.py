@@ -101,7 +101,8 @@ def generate_sample(seed: int, size: int | tuple[int, int] = 128, labels: bool =
 
 def _write_scene(job: tuple[str, str, int, int | tuple[int, int], str]) -> str:
     """Render and write one scene (a top-level function so worker processes can run it)."""
-    from ..codecs import encode, write_atomic
+    from ...atomic import write_atomic
+    from ..codecs import encode
 
     root, split, index, size, rgb_ext = job
     seed = seed_for(split, index)
