@@ -47,7 +47,7 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], 
         with safe_open(str(path), framework="pt") as f:
             metadata = dict(f.metadata() or {})
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, RuntimeError) as err:
+    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
         raise CheckpointError(
             f"{path} is not a readable safetensors file ({err}); it may be truncated or corrupt — "
             "download or save it again"

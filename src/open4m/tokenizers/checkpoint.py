@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..atomic import atomic_write, write_text_atomic
+from ..model.checkpoint import read_safetensors
 
 __all__ = ["resolve_checkpoint", "read_checkpoint", "write_safetensors", "write_json", "CONFIG_NAME", "WEIGHTS_NAME"]
 
@@ -51,15 +51,6 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
     raise FileNotFoundError(f"no tokenizer checkpoint at {name!r}: give a .safetensors file, a directory or a Hub id")
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(f"{path} is not a readable safetensors file ({err}); re-download or re-save it") from None
-    return tensors, metadata
-
 
 def read_checkpoint(name_or_path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """-> (state dict, raw config dict). The config comes from config.json when present, else metadata."""
@@ -71,7 +62,7 @@ def read_checkpoint(name_or_path: str | os.PathLike) -> tuple[dict[str, torch.Te
             if len(found) != 1:
                 raise FileNotFoundError(f"{path} holds no {WEIGHTS_NAME} (safetensors files there: {found})")
             weights = path / found[0]
-        state, metadata = _read_safetensors(weights)
+        state, metadata = read_safetensors(weights)
         config_file = path / CONFIG_NAME
         if config_file.exists():
             try:
@@ -83,7 +74,7 @@ def read_checkpoint(name_or_path: str | os.PathLike) -> tuple[dict[str, torch.Te
                 raise ValueError(f"{config_file} must hold a JSON object of tokenizer settings")
             return state, config
         return state, _metadata_config(metadata, weights)
-    state, metadata = _read_safetensors(path)
+    state, metadata = read_safetensors(path)
     return state, _metadata_config(metadata, path)
 
 
