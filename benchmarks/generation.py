@@ -3,10 +3,16 @@
 Random-init 4M-7 SwiGLU no-bias models (tiny: 256 wide, 4+4 layers; base: 768, 12+12), fp32 CPU.
 Every case runs twice in the same process: with `open4m.generation.Sampler`, and with a faithful
 re-implementation of the official algorithm on the same model (guidance as two serial passes,
-autoregressive decoding re-running the decoder over the whole prefix for every token). Both give
-identical tokens at temperature 0 (checked here), so the ratio measured in one run is the speed-up;
-the official figures from issue 6 are printed beside for the order of magnitude. Peak memory is the
-process's peak resident set during the case (reset before each case).
+autoregressive decoding re-running the decoder over the whole prefix for every token, and
+`torch.nn.Linear` everywhere, as the official code has). Both give identical tokens at
+temperature 0 (checked here), so the ratio measured in one run is the speed-up; the official
+figures from issue 6 are printed beside for the order of magnitude. Peak memory is the process's
+peak resident set during the case (reset before each case).
+
+The autoregressive case is also run without speculative guesses (`draft_tokens=0`) and, on top of
+that, with `torch.nn.Linear` instead of open4m's few-row `Linear`, so each gain shows on its own.
+Random-init models repeat tokens far more than trained ones, which flatters the guesses: see
+docs/generation.md for their effect on a trained model.
 
     python benchmarks/generation.py                    # tiny + base, 2 threads
     python benchmarks/generation.py --sizes tiny --repeats 3 --cases ar
@@ -15,6 +21,7 @@ process's peak resident set during the case (reset before each case).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import time
@@ -46,6 +53,21 @@ def reset_peak_rss() -> None:
 # ------------------------------------------------------------------------------------------
 # The official algorithm, on our model's public pieces (no batching of guidance, no KV cache)
 # ------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def plain_linear(model):
+    """Run `model` with torch.nn.Linear layers (x @ Wᵀ for every row count), as the official code does."""
+    from open4m.model.layers import Linear
+
+    swapped = [m for m in model.modules() if type(m) is Linear]
+    for m in swapped:
+        m.__class__ = torch.nn.Linear
+    try:
+        yield
+    finally:
+        for m in swapped:
+            m.__class__ = Linear
+
+
 def official_parallel_step(sampler, mod_dict, step) -> None:
     from open4m.generation.placeholders import blank
 
@@ -133,7 +155,7 @@ def run_size(size: str, repeats: int, cfg_scale: float, cases: set[str]) -> list
                     return sampler.generate({"rgb@224": rgb}, schedule)["tok_depth@224"]["tensor"]
 
                 def official():
-                    with torch.no_grad():
+                    with torch.no_grad(), plain_linear(model):
                         mod_dict = sampler.prepare({"rgb@224": rgb}, schedule)
                         for step in schedule:
                             official_parallel_step(sampler, mod_dict, step)
@@ -145,24 +167,33 @@ def run_size(size: str, repeats: int, cfg_scale: float, cases: set[str]) -> list
     rgb = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     schedule = build_schedule("rgb@224->caption", tokens=33, temps=0.0)
 
-    def ours_ar():
-        out = sampler.generate({"rgb@224": rgb}, schedule)["caption"]
+    def ours_ar(which=sampler):
+        out = which.generate({"rgb@224": rgb}, schedule)["caption"]
         return out["tensor"][0][~out["input_mask"][0]]
 
+    def no_drafts():
+        return ours_ar(Sampler(model, draft_tokens=0))
+
+    def no_drafts_nn_linear():
+        with plain_linear(model):
+            return no_drafts()
+
     def official_ar():
-        with torch.no_grad():
+        with torch.no_grad(), plain_linear(model):
             out = official_autoregressive(sampler, sampler.prepare({"rgb@224": rgb}, schedule), schedule.steps[0])
         tokens = out[0, 1:].tolist()
         return torch.tensor(tokens[:tokens.index(6)] if 6 in tokens else tokens)
 
     rows.append(case(size, "ar-32", 1, False, ours_ar, official_ar, repeats))
+    rows.append(case(size, "ar-32", 1, False, no_drafts, official_ar, repeats, variant=" no-draft"))
+    rows.append(case(size, "ar-32", 1, False, no_drafts_nn_linear, official_ar, repeats, variant=" no-draft,nn.Lin"))
     return rows
 
 
-def case(size, name, batch, guided, ours, official, repeats) -> dict:
+def case(size, name, batch, guided, ours, official, repeats, variant="") -> dict:
     times, a, b = measure(ours, official, repeats)
     per = batch if name.startswith("maskgit") else 1
-    row = dict(size=size, case=name + (" +cfg" if guided else ""), batch=batch, ours=times["ours"] / per,
+    row = dict(size=size, case=name + (" +cfg" if guided else "") + variant, batch=batch, ours=times["ours"] / per,
                ref=times["ref"] / per, mem=times["mem"], mem_ref=times["mem_ref"], same=bool(torch.equal(a, b)),
                official=OFFICIAL_MS.get((size, name, batch)) if not guided else None,
                tokens=int(a.numel()) if name.startswith("ar") else None)
@@ -170,14 +201,14 @@ def case(size, name, batch, guided, ours, official, repeats) -> dict:
     return row
 
 
-HEADER = (f"{'size':5} {'case':15} {'batch':>5} {'ours ms/img':>12} {'official-alg':>13} {'speed-up':>9} "
+HEADER = (f"{'size':5} {'case':22} {'batch':>5} {'ours ms/img':>12} {'official-alg':>13} {'speed-up':>9} "
           f"{'issue fig.':>10} {'peak MB':>8} {'ref MB':>7} {'same':>5}")
 
 
 def fmt(r: dict) -> str:
     off = f"{r['official']:.0f}" if r["official"] else "-"
     extra = f"  ({r['tokens']} tokens)" if r["tokens"] is not None else ""
-    return (f"{r['size']:5} {r['case']:15} {r['batch']:>5} {r['ours']:>12.1f} {r['ref']:>13.1f} "
+    return (f"{r['size']:5} {r['case']:22} {r['batch']:>5} {r['ours']:>12.1f} {r['ref']:>13.1f} "
             f"{r['ref'] / r['ours']:>8.2f}x {off:>10} {r['mem']:>8.0f} {r['mem_ref']:>7.0f} {str(r['same']):>5}{extra}")
 
 

@@ -11,8 +11,9 @@ token at temperature 0), but does much less work:
   saves); the decoder queries are shared, so ROAR picks the same positions in every pass (the
   official code drew them separately when unseeded and mixed logits of different positions);
 - autoregressive decoding runs the encoder once per target, projects the cross-attention keys and
-  values once, and feeds one token per step through a self-attention KV cache instead of
-  re-decoding the whole prefix;
+  values once, and feeds new tokens through a self-attention KV cache instead of re-decoding the
+  whole prefix; each pass also verifies up to `draft_tokens` guessed next tokens (exact
+  speculative decoding, see `speculative.py`), so one pass can yield several tokens;
 - no deep copies of token dicts; unconditional passes share the untouched entries.
 
 Also fixed: generated sequences are cut at their end token, and their target masks are "no
@@ -30,10 +31,11 @@ from .. import modalities
 from ..batch import ModalityBatch, ModDict
 from ..data.masking import SpecialTokens, merge_spans
 from ..model.fourm import Context, EncoderTokens, FourM
-from ..model.layers import additive_mask
+from ..model.layers import additive_mask, rewind_cache
 from .placeholders import blank, empty_target, from_token_lists, full_input
 from .sampling import sample_tokens
 from .schedules import GenerationSchedule, ScheduleStep
+from .speculative import DraftLength, causal_block_mask, drafts_tensor, lookup_draft, verify
 
 Condition = torch.Tensor | Mapping[str, torch.Tensor]
 PADDING_SLACK = 1.25  # encode guidance passes as one batch while padding adds at most 25% tokens
@@ -103,10 +105,15 @@ def _remaining(entry: Mapping[str, torch.Tensor], name: str) -> tuple[torch.Tens
 class Sampler:
     """Runs generation schedules on a FourM model (see the module docstring)."""
 
-    def __init__(self, model: FourM, special: SpecialTokens = SpecialTokens()) -> None:
+    def __init__(self, model: FourM, special: SpecialTokens = SpecialTokens(), *, draft_tokens: int = 8) -> None:
+        """`draft_tokens`: most guessed tokens one autoregressive decoder pass verifies
+        (speculative decoding, `open4m.generation.speculative`); 0 decodes one token per pass."""
+        if isinstance(draft_tokens, bool) or not isinstance(draft_tokens, int) or draft_tokens < 0:
+            raise ValueError(f"draft_tokens={draft_tokens!r}: give a count >= 0 (0 turns speculative decoding off)")
         self.model = model
         self.special = special
         self.image_size = model.config.image_size
+        self.draft_tokens = draft_tokens
 
     # -- setting up -----------------------------------------------------------------------------
     def prepare(self, conditions: Mapping[str, Condition], schedule: GenerationSchedule,
@@ -243,7 +250,7 @@ class Sampler:
 
     # -- sequence targets ---------------------------------------------------------------------------
     def _autoregressive(self, mod_dict: ModDict, step: ScheduleStep, generator: torch.Generator | None) -> None:
-        """Decode a sequence token by token with a KV cache, then splice it into the entry.
+        """Decode a sequence with a KV cache (and verified guesses), then splice it into the entry.
 
         The target span starts with its first token (`[S_1]`) and ends at its last one (`[S_2]`,
         or `[EOS]` for text targets): generation stops once every row produced that end token, or
@@ -265,20 +272,50 @@ class Sampler:
         xa_mask = None if context.mask is None else context.mask.to(pos_emb.dtype)
         kv = [block.context_kv(context.context) for block in model.decoder]
         caches: list[dict] = [{"capacity": length} for _ in model.decoder]
+        histories = [[t] for t in start[:, 0].tolist()]
+        sources = self._draft_sources(mod_dict, name)
 
-        tokens, token = [start], start
+        tokens, token, fed, guess = [start], start, 0, DraftLength(self.draft_tokens)
         done = (start == stop).squeeze(1)
-        for k in range(length):
-            if bool(done.all()):
-                break
-            y = (module.token_emb(token) + pos_emb[:, k:k + 1]).repeat(len(passes), 1, 1)
+        while fed < length and not bool(done.all()):
+            room = min(guess.next(), length - fed - 1)
+            drafts = [lookup_draft(h, src, room) for h, src in zip(histories, sources)]
+            if any(drafts):
+                draft = drafts_tensor(drafts, histories, token.device)
+                feed = torch.cat([token, draft], dim=1)
+                sa_mask = causal_block_mask(fed, feed.shape[1], pos_emb.dtype, pos_emb.device)
+            else:
+                draft, feed, sa_mask = token[:, :0], token, None
+            y = (module.token_emb(feed) + pos_emb[:, fed:fed + feed.shape[1]]).repeat(len(passes), 1, 1)
             for block, block_kv, cache in zip(model.decoder, kv, caches):
-                y = block(y, None, None, xa_mask, kv=block_kv, cache=cache)
-            logits = model.logits(name, model.decoder_norm(y)[:, -1])
-            token = self._sample(logits, weights, step, generator)[0][:, None]
-            tokens.append(token)
-            done = done | (token == stop).squeeze(1)
+                y = block(y, None, sa_mask, xa_mask, kv=block_kv, cache=cache)
+            logits = model.logits(name, model.decoder_norm(y))
+            if weights is not None:
+                logits = _guide(logits, weights)
+            new = verify(logits, draft, done, step.temperature, step.top_k, step.top_p, generator)
+            kept = new.shape[1] - 1
+            fed += kept + 1
+            for cache in caches:  # forget the keys/values of rejected guesses
+                rewind_cache(cache, fed)
+            guess.update(draft.shape[1], kept)
+            tokens.append(new)
+            for h, row in zip(histories, new.tolist()):
+                h.extend(row)
+            token = new[:, -1:]
+            done = done | (new == stop).any(dim=1)
         mod_dict[name] = self._merge(entry, torch.cat(tokens, dim=1), stop)
+
+    def _draft_sources(self, mod_dict: ModDict, target: str) -> list[list[list[int]]]:
+        """Per row, the visible tokens of every sequence in the dict that shares the target's vocabulary."""
+        vocab = self.model.modality_info[target].vocab_size
+        rows: list[list[list[int]]] = [[] for _ in range(mod_dict[target]["tensor"].shape[0])]
+        for name, entry in mod_dict.items():
+            mod = self.model.modality_info[name]
+            if mod.kind is not modalities.Kind.SEQUENCE or mod.vocab_size != vocab:
+                continue
+            for row, ids, hidden in zip(rows, entry["tensor"].tolist(), entry["input_mask"].tolist()):
+                row.append([t for t, h in zip(ids, hidden) if not h])
+        return rows
 
     def _merge(self, entry: ModalityBatch, generated: torch.Tensor, stop: torch.Tensor) -> ModalityBatch:
         """Put each row's generated span where its sentinel sits in the input; cut at the end token."""

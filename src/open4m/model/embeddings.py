@@ -16,6 +16,7 @@ from einops import rearrange
 from torch import nn
 
 from ..modalities import Kind, Modality
+from .layers import Linear
 
 SINCOS_TABLE_LENGTH = 512  # rows of the 1D sincos table, as in the released checkpoints
 
@@ -152,7 +153,7 @@ class ImageTokenDecoderEmbedding(_ModalityEmbedding):
     def __init__(self, modality: Modality, dim: int, image_size: int, patch_size: int) -> None:
         grid = (image_size // patch_size, image_size // patch_size)
         super().__init__(modality, dim, grid[0] * grid[1], grid if modality.sincos_pos_emb else None)
-        self.to_logits = nn.Linear(dim, modality.vocab_size, bias=False)
+        self.to_logits = Linear(dim, modality.vocab_size, bias=False)
 
     def embed(self, d: dict) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
         """(x, emb, ids): x is None (the model substitutes mask tokens)."""
@@ -167,7 +168,7 @@ class SequenceDecoderEmbedding(_ModalityEmbedding):
         super().__init__(modality, dim, modality.positions, None)
         self.max_length = modality.positions
         self.token_emb = nn.Embedding(modality.vocab_size, dim, padding_idx=0)
-        self.to_logits = nn.Linear(dim, modality.vocab_size, bias=False)
+        self.to_logits = Linear(dim, modality.vocab_size, bias=False)
         if tie:
             self.to_logits.weight = self.token_emb.weight
 
