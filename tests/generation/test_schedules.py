@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from open4m.generation import GenerationSchedule, ScheduleStep, build_schedule, temperature_schedule, token_schedule
+from open4m.generation import (GenerationSchedule, ScheduleStep, build_schedule, guidance_schedule, temperature_schedule,
+                               token_schedule)
 
 
 def test_official_token_schedules():
@@ -94,6 +95,26 @@ def test_per_target_options_and_guidance_weights():
     assert unconditional.conditions == () and not unconditional.steps[0].guided
 
 
+def test_guidance_schedules_fade_or_rise_over_the_steps():
+    counts = [30, 85, 127, 150, 150, 127, 85, 30]
+    assert guidance_schedule("constant", 3.0, counts) == [3.0] * 8
+    linear = guidance_schedule("linear", 3.0, counts)
+    cosine = guidance_schedule("cosine", 3.0, counts)
+    rising = guidance_schedule("rising", 3.0, counts)
+    for fading in (linear, cosine):
+        assert fading[0] == 3.0 and all(a > b > 1.0 for a, b in zip(fading, fading[1:]))
+    assert linear[4] == pytest.approx(2.0)  # half the tokens are still masked before step 5
+    assert cosine[4] == pytest.approx(2.0) and cosine[1] > linear[1] and cosine[-1] < linear[-1]
+    assert rising[-1] == pytest.approx(3.0) and rising[0] == pytest.approx(1 + 2 * 30 / 784)
+    assert guidance_schedule("linear", 3.0, [196]) == [3.0]  # one step: the scale itself
+    assert guidance_schedule("constant", (2.0, -0.5), [98, 98]) == [(2.0, -0.5)] * 2
+
+    steps = build_schedule("rgb->depth->caption", cfg=2.5, cfg_schedules="cosine", steps=[4, None])
+    scales = [s.cfg_scale for s in steps]
+    assert scales[0] == 2.5 and scales[3] < scales[0] and scales[-1] == 2.5  # the caption: one step
+    assert "cfg 2.5->" in str(steps)
+
+
 @pytest.mark.parametrize(
     "spec,options,message",
     [
@@ -108,7 +129,8 @@ def test_per_target_options_and_guidance_weights():
         ("rgb->depth", {"top_p": 1.5}, "top_p"),
         ("rgb->depth", {"top_k": 2.5}, "fraction"),
         ("rgb->depth", {"top_k": -3}, "top_k"),
-        ("rgb->depth", {"cfg_schedules": "cosine"}, "not supported"),
+        ("rgb->depth", {"cfg_schedules": "exponential"}, "unknown guidance schedule"),
+        ("rgb,caption->depth", {"cfg": [(2.0, 0.5)], "cfg_schedules": "linear"}, "only take the 'constant'"),
         ("rgb->depth", {"cfg": [(1.0, 2.0)]}, "one weight per condition"),
         ("rgb->depth->normal", {"cfg": [(1.0,), (2.0,)], "cfg_grow_conditioning": True}, "cfg_grow_conditioning"),
         ("rgb->depth->normal", {"temps": "1.0-2.0-3.0"}, "3 values for 2 targets"),

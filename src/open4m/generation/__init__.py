@@ -3,9 +3,10 @@
 from .placeholders import blank, empty_target, from_token_lists, full_input
 from .sampler import Sampler
 from .sampling import filter_logits, sample_tokens
-from .schedules import GenerationSchedule, ScheduleStep, build_schedule, temperature_schedule, token_schedule
+from .schedules import (GenerationSchedule, ScheduleStep, build_schedule, guidance_schedule, temperature_schedule,
+                        token_schedule)
 
 __all__ = [
-    "GenerationSchedule", "ScheduleStep", "build_schedule", "token_schedule", "temperature_schedule",
+    "GenerationSchedule", "ScheduleStep", "build_schedule", "token_schedule", "temperature_schedule", "guidance_schedule",
     "filter_logits", "sample_tokens", "Sampler", "full_input", "empty_target", "blank", "from_token_lists",
 ]

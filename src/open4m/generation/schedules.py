@@ -24,7 +24,7 @@ from ..modalities import Modality
 
 SCHEMES = ("maskgit", "roar", "autoregressive")
 TOKEN_SCHEDULES = ("cosine", "linear")
-CFG_SCHEDULES = ("constant",)
+CFG_SCHEDULES = ("constant", "linear", "cosine", "rising")
 
 
 # ------------------------------------------------------------------------------------------
@@ -86,6 +86,37 @@ def temperature_schedule(kind: str, temperature: float, counts: Sequence[int]) -
     return np.clip(temps, 1e-9, None).tolist()
 
 
+def guidance_schedule(kind: str, scale: float | tuple[float, ...], counts: Sequence[int]) -> list:
+    """One classifier-free guidance scale per step of a token schedule `counts`.
+
+    Why schedules: guidance matters most while the first tokens fix the layout, and strong
+    guidance to the end can over-saturate details, so `linear` and `cosine` fade it towards 1 (no
+    guidance) as tokens get decoded; `rising` does the opposite, as MUSE's linearly increasing
+    guidance. With r_i the fraction of tokens still masked before step i and d_i the fraction
+    decoded after it: `constant` s; `linear` 1 + (s - 1) r_i; `cosine` 1 + (s - 1)(1 - cos(pi r_i)) / 2;
+    `rising` 1 + (s - 1) d_i. All give s for a one-step target (autoregressive ones included).
+    Per-condition weights have no neutral value to fade towards, so they only take `constant`.
+    The official code has only `constant`.
+    """
+    if kind not in CFG_SCHEDULES:
+        raise ValueError(f"unknown guidance schedule {kind!r}; choose one of {CFG_SCHEDULES}")
+    if kind == "constant":
+        return [scale] * len(counts)
+    if isinstance(scale, tuple):
+        raise ValueError(f"guidance schedule {kind!r} needs one guidance scale; per-condition weights {scale} "
+                         "only take the 'constant' schedule")
+    total = sum(counts)
+    decoded_after = np.cumsum(counts) / total
+    masked_before = 1 - np.concatenate(([0.0], decoded_after[:-1]))
+    if kind == "linear":
+        factor = masked_before
+    elif kind == "cosine":
+        factor = (1 - np.cos(np.pi * masked_before)) / 2
+    else:
+        factor = decoded_after
+    return (1 + (scale - 1) * factor).tolist()
+
+
 # ------------------------------------------------------------------------------------------
 # Data classes
 # ------------------------------------------------------------------------------------------
@@ -142,11 +173,12 @@ class GenerationSchedule:
         lines = [f"conditions: {', '.join(self.conditions) or '(none)'}"]
         for t in self.targets:
             steps = self.steps_for(t)
-            first, temps = steps[0], [s.temperature for s in steps]
+            first, last, temps = steps[0], steps[-1], [s.temperature for s in steps]
+            cfg = first.cfg_scale if first.cfg_scale == last.cfg_scale else f"{first.cfg_scale:.3g}->{last.cfg_scale:.3g}"
             lines.append(
                 f"{t}: {first.scheme}, {len(steps)} step(s), tokens {[s.num_tokens for s in steps]}, "
                 f"temperature {temps[0]:.3g}->{temps[-1]:.3g}, top_k {first.top_k}, top_p {first.top_p}, "
-                f"cfg {first.cfg_scale} on [{', '.join(first.cfg_conditions)}]"
+                f"cfg {cfg} on [{', '.join(first.cfg_conditions)}]"
             )
         return "\n".join(lines)
 
@@ -219,8 +251,10 @@ def build_schedule(
     Every option is one value for all targets, a list with one value per target, or a hyphen
     string (`temps="3.0-0.5"`). Defaults: image-like targets MaskGIT with 8 cosine steps over all
     their tokens; sequences autoregressive up to their `max_tokens`; ROAR always uses the linear
-    token schedule. Steps, token schedules and temperature schedules do not apply to
-    autoregressive targets (one step, one temperature). With `cfg_grow_conditioning`, every
+    token schedule. Steps, token, temperature and guidance schedules do not apply to
+    autoregressive targets (one step, one temperature, one guidance scale). Guidance schedules
+    (`constant`, `linear`, `cosine`, `rising`; see `guidance_schedule`) set the scale per step of
+    image-like targets. With `cfg_grow_conditioning`, every
     finished target joins the guidance conditions of the later ones. `model_modalities`, when
     given, is checked so a schedule never asks a model for a modality it does not know.
     """
@@ -262,7 +296,10 @@ def build_schedule(
         if not 0.0 <= top_p_i <= 1.0:
             raise ValueError(f"{where}: top_p={top_p_i} must lie in [0, 1] (0 disables nucleus filtering)")
         if opt_cfg_sched[i] not in CFG_SCHEDULES:
-            raise ValueError(f"{where}: guidance schedule {opt_cfg_sched[i]!r} is not supported; use {CFG_SCHEDULES}")
+            raise ValueError(f"{where}: unknown guidance schedule {opt_cfg_sched[i]!r}; choose one of {CFG_SCHEDULES}")
+        if isinstance(scale, tuple) and opt_cfg_sched[i] != "constant":
+            raise ValueError(f"{where}: guidance schedule {opt_cfg_sched[i]!r} needs one guidance scale; "
+                             f"per-condition weights {scale} only take the 'constant' schedule")
         if isinstance(scale, tuple):
             if cfg_grow_conditioning:
                 raise ValueError(f"{where}: per-condition guidance weights cannot be combined with cfg_grow_conditioning "
@@ -270,10 +307,9 @@ def build_schedule(
             if len(scale) != len(cfg_conditions):
                 raise ValueError(f"{where}: {len(scale)} guidance weights for {len(cfg_conditions)} conditions "
                                  f"{cfg_conditions}; give one weight per condition")
-        common = dict(target=mod.name, scheme=scheme, top_k=top_k_i, top_p=top_p_i, cfg_scale=scale,
-                      cfg_conditions=tuple(cfg_conditions))
+        common = dict(target=mod.name, scheme=scheme, top_k=top_k_i, top_p=top_p_i, cfg_conditions=tuple(cfg_conditions))
         if scheme == "autoregressive":
-            out.append(ScheduleStep(num_tokens=n_tokens, temperature=temperature, **common))
+            out.append(ScheduleStep(num_tokens=n_tokens, temperature=temperature, cfg_scale=scale, **common))
         else:
             kind = opt_tok_sched[i] or ("linear" if scheme == "roar" else "cosine")
             n_steps = opt_steps[i] if opt_steps[i] is not None else _default_steps(kind, n_tokens)
@@ -283,7 +319,9 @@ def build_schedule(
                 raise ValueError(f"{where}: {n_steps} steps for {n_tokens} tokens; use at most {n_tokens} steps")
             counts = token_schedule(kind, n_steps, n_tokens)
             step_temps = temperature_schedule(opt_temp_sched[i], temperature, counts)
-            out.extend(ScheduleStep(num_tokens=c, temperature=t, **common) for c, t in zip(counts, step_temps))
+            step_scales = guidance_schedule(opt_cfg_sched[i], scale, counts)
+            out.extend(ScheduleStep(num_tokens=c, temperature=t, cfg_scale=g, **common)
+                       for c, t, g in zip(counts, step_temps, step_scales))
         if cfg_grow_conditioning:
             cfg_conditions.append(mod.name)
     return GenerationSchedule(tuple(m.name for m in conds), tuple(out))
@@ -322,5 +360,5 @@ def _cfg_value(v) -> float | tuple[float, ...]:
 
 __all__ = [
     "SCHEMES", "TOKEN_SCHEDULES", "CFG_SCHEDULES", "ScheduleStep", "GenerationSchedule", "build_schedule",
-    "token_schedule", "temperature_schedule",
+    "token_schedule", "temperature_schedule", "guidance_schedule",
 ]
