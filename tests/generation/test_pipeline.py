@@ -107,10 +107,16 @@ def test_cli_generate(setup, tmp_path, capsys):
     out_dir = tmp_path / "out"
     rc = cli_main(["generate", "--model", str(tmp_path / "model.safetensors"), "--tokenizers", str(tok_dir),
                    "--input", f"rgb={tmp_path / 'photo.png'}", "--target", f"depth,{cap}", "--steps", "2-1",
-                   "--out", str(out_dir)])
+                   "--tokens", "196-12", "--token-schedules", "linear", "--cfg", "2.0", "--cfg-schedules", "linear",
+                   "--cfg-grow-conditioning", "--draft-tokens", "4", "--out", str(out_dir)])
     assert rc == 0
     assert {"grid.png", "tok_depth_224_0.png", "texts.json", "tokens.safetensors"} <= {p.name for p in out_dir.iterdir()}
-    assert f"{cap}[0]:" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"{cap}[0]:" in printed and "tokens [98, 98]" in printed and "cfg 2->1.5 on [rgb@224]" in printed
+    assert f"cfg 2.0 on [rgb@224, tok_depth@224]" in printed  # the depth joined the caption's guidance
+    rc = cli_main(["generate", "--model", str(tmp_path / "model.safetensors"), "--input", f"rgb={tmp_path / 'photo.png'}",
+                   "--target", cap, "--draft-tokens", "-1", "--out", str(out_dir)])
+    assert rc == 2 and "draft_tokens=-1" in capsys.readouterr().err
     rc = cli_main(["generate", "--model", str(tmp_path / "model.safetensors"), "--input", "rgb=nowhere.jpg",
                    "--target", "depth", "--out", str(out_dir)])
     assert rc == 2 and "no such file" in capsys.readouterr().err

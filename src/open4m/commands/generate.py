@@ -5,7 +5,8 @@
 
 Targets are generated in the order given, each conditioned on the inputs and on every target
 before it. Tokenizers are looked up in the `--tokenizers` folder by modality name (`tok_depth@224`,
-`tok_depth` or `depth`, as a folder, `.safetensors` or `.json`; `text`/`tokenizer.json`/`text_tokenizer.json` for sequences).
+`tok_depth` or `depth`, as a folder, `.safetensors` or `.json`; `text`/`tokenizer.json`/`text_tokenizer.json` for sequences;
+`sam_mask` for the SAM instance masks, drawn with `--dense`).
 """
 
 from __future__ import annotations
@@ -23,13 +24,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a condition: rgb=photo.jpg, caption='a dog', tok_depth=depth.png (repeatable)")
     p.add_argument("--target", required=True, help="comma-separated targets, generated in this order")
     p.add_argument("--schemes", help="per-target decoding scheme(s): maskgit, roar, autoregressive")
+    p.add_argument("--tokens", help="tokens to generate per target (default: all; sequences: the most)")
     p.add_argument("--steps", help="decoding steps (one value or one per target, hyphen-separated)")
+    p.add_argument("--token-schedules", help="cosine or linear: how many tokens each MaskGIT step commits")
     p.add_argument("--temps", default="1.0", help="temperature(s), e.g. 1.0 or 3.0-0.5 (default 1.0)")
     p.add_argument("--temp-schedules", default="constant", help="constant, linear or onex:MIN:POWER")
     p.add_argument("--cfg", default="1.0", help="classifier-free guidance scale(s) (1 = none)")
+    p.add_argument("--cfg-schedules", default="constant",
+                   help="guidance scale over the steps: constant, linear or cosine (fade to 1), rising")
+    p.add_argument("--cfg-grow-conditioning", action="store_true",
+                   help="each finished target joins the guidance conditions of the later ones")
     p.add_argument("--top-k", default="0", help="top-k filtering (0 = off)")
     p.add_argument("--top-p", default="0.0", help="nucleus filtering (0 = off)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--draft-tokens", type=int, default=8, metavar="N",
+                   help="most guessed tokens one autoregressive pass verifies (speculative decoding; exact at "
+                        "temperature 0; 0 = off; default 8)")
+    p.add_argument("--dense", type=int, default=1, metavar="N",
+                   help="sam_instance targets: N prompted passes per image, merged into one instance map "
+                        "(drawn when the tokenizer folder has a sam_mask tokenizer; the 4M-21 demo uses 32)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.set_defaults(handler=run)
 
@@ -46,7 +59,7 @@ def _parse_inputs(items: list[str]) -> dict[str, str]:
 
 def load_tokenizers(folder: Path | None, names: list[str], sequence_names: list[str]) -> dict:
     """Tokenizers found in `folder` for the given modalities (missing ones are simply absent)."""
-    from ..generation.pipeline import _tokenizer_keys
+    from ..generation.pipeline import SAM_MASK_KEYS, _tokenizer_keys
     from ..tokenizers import load_tokenizer
 
     if folder is None:
@@ -57,6 +70,8 @@ def load_tokenizers(folder: Path | None, names: list[str], sequence_names: list[
     wanted = [(key, n) for n in names for key in _tokenizer_keys(n)]
     if sequence_names:
         wanted += [("text", "text"), ("tokenizer", "text"), ("text_tokenizer", "text")]  # the last: world bundles
+    if "sam_instance" in names:
+        wanted += [(key, "sam_mask") for key in SAM_MASK_KEYS]
     for key, name in wanted:
         if name in found:
             continue
@@ -106,10 +121,12 @@ def run(args: argparse.Namespace) -> int:
     seq = [n for n in names if model.modality_info.get(n) is not None and model.modality_info[n].kind is Kind.SEQUENCE]
     tokenizers = load_tokenizers(args.tokenizers, names, seq)
     spec = ",".join(inputs) + "->" + "->".join(targets)
-    options = {k: v for k, v in dict(schemes=args.schemes, steps=args.steps, temps=args.temps,
-                                     temp_schedules=args.temp_schedules, cfg=args.cfg, top_k=args.top_k,
-                                     top_p=args.top_p).items() if v is not None}
-    pipe = Pipeline(spec, model, tokenizers, **options)
+    options = {k: v for k, v in dict(schemes=args.schemes, tokens=args.tokens, steps=args.steps,
+                                     token_schedules=args.token_schedules, temps=args.temps,
+                                     temp_schedules=args.temp_schedules, cfg=args.cfg, cfg_schedules=args.cfg_schedules,
+                                     top_k=args.top_k, top_p=args.top_p).items() if v is not None}
+    options["cfg_grow_conditioning"] = args.cfg_grow_conditioning
+    pipe = Pipeline(spec, model, tokenizers, draft_tokens=args.draft_tokens, dense=args.dense, **options)
     print(pipe.schedule)
     values = {n: _value(n, v, model) for n, v in inputs.items()}
     out = pipe(values, seed=args.seed, progress=True)

@@ -28,7 +28,8 @@ from .. import modalities
 from ..atomic import write_text_atomic
 from ..modalities import Kind
 from ..model.fourm import FourM
-from ..tokenizers.sequences import Box, BoxCodec, MetadataCodec, PaletteCodec
+from ..tokenizers.sequences import Box, BoxCodec, MetadataCodec, PaletteCodec, SamInstance
+from .dense import colorize_instances, generate_dense, merge_sam_instances, sam_instance_map
 from .sampler import Sampler
 from .schedules import GenerationSchedule, build_schedule
 
@@ -78,6 +79,8 @@ STRUCTURED = (Boxes, ColorPalette, Metadata)
 SR_DEFAULTS: dict[str, Any] = dict(schemes="maskgit", steps=8, token_schedules="cosine", temps=1.0, cfg=2.5, top_p=0.9)
 SR_ORDER = ("tok_clip", "tok_depth", "tok_normal", "tok_semseg", "tok_rgb")
 _PARSERS = {"det": BoxCodec(), "color_palette": PaletteCodec(), "metadata": MetadataCodec()}
+SAM = "sam_instance"
+SAM_MASK_KEYS = ("sam_mask", "tok_sam_mask", "sam_instance_mask")  # where the SAM mask tokenizer may be given
 
 
 # ------------------------------------------------------------------------------------------
@@ -125,6 +128,8 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, Box):
         return {"xmin": value.xmin, "ymin": value.ymin, "xmax": value.xmax, "ymax": value.ymax, "class": value.class_name}
+    if isinstance(value, SamInstance):
+        return {"box": list(value.box), "codes": list(value.codes)}
     if isinstance(value, Exception):
         return f"unparsable: {value}"
     return value
@@ -182,9 +187,12 @@ class Pipeline:
 
     def __init__(self, spec: str, model: FourM, tokenizers: Mapping[str, Any] | None = None, *,
                  sr_model: FourM | None = None, sr_options: Mapping[str, Any] | None = None,
-                 **schedule_options: Any) -> None:
+                 draft_tokens: int = 8, dense: int = 1, **schedule_options: Any) -> None:
+        if isinstance(dense, bool) or not isinstance(dense, int) or dense < 1:
+            raise ValueError(f"dense={dense!r}: give the number of prompted passes per image (1 = one pass)")
         self.model = model
-        self.sampler = Sampler(model)
+        self.dense = dense
+        self.sampler = Sampler(model, draft_tokens=draft_tokens)
         self.tokenizers = dict(tokenizers or {})
         self.image_size = model.config.image_size
         self.schedule: GenerationSchedule = build_schedule(
@@ -337,12 +345,38 @@ class Pipeline:
         tokens = self.sampler.generate(conditions, self.schedule, generator=generator, progress=progress,
                                        batch_size=None if conditions else 1)
         targets = list(self.schedule.targets)
+        extra_passes = self._dense_sam(tokens, generator) if self.dense > 1 and SAM in targets else None
         if self.sr_schedule is not None:
             sr_inputs = {n: tokens[n] for n in self.sr_schedule.conditions}
             high = Sampler(self.sr_model).generate(sr_inputs, self.sr_schedule, generator=generator, progress=progress)
             tokens = {**tokens, **{t: high[t] for t in self.sr_schedule.targets}}
             targets += self.sr_schedule.targets
-        return self.detokenize(tokens, shown, targets)
+        out = self.detokenize(tokens, shown, targets)
+        if SAM in out.texts:
+            self._sam_outputs(out, extra_passes)
+        return out
+
+    # -- SAM instances ------------------------------------------------------------------------------
+    def _dense_sam(self, tokens: Mapping[str, Any], generator: torch.Generator | None) -> list[list[str]]:
+        """`dense - 1` more prompted `sam_instance` passes per image, on what its first pass saw."""
+        steps = self.schedule.steps_for(SAM)
+        before = [*self.schedule.conditions, *self.schedule.targets[:self.schedule.targets.index(SAM)]]
+        text = self.tokenizer(SAM)
+        passes = []
+        for i in range(tokens[SAM]["tensor"].shape[0]):
+            conditions = {n: {k: v[i:i + 1] for k, v in tokens[n].items()} for n in before}
+            rows = generate_dense(self.sampler, conditions, steps[0], repeats=self.dense - 1, generator=generator)
+            passes.append([text.decode(r) for r in rows])
+        return passes
+
+    def _sam_outputs(self, out: GenerationOutput, extra_passes: list[list[str]] | None) -> None:
+        """Merged instances per image (every dense pass), and their painted map given a mask tokenizer."""
+        per_image = [[t, *(extra_passes[i] if extra_passes else [])] for i, t in enumerate(out.texts[SAM])]
+        mask_tok = next((self.tokenizers[k] for k in SAM_MASK_KEYS if k in self.tokenizers), None)
+        out.parsed[SAM] = [merge_sam_instances(texts) for texts in per_image]
+        if mask_tok is not None:
+            out.images[SAM] = [colorize_instances(sam_instance_map(texts, mask_tok, self.image_size))
+                               for texts in per_image]
 
 
 def _parse(parser, text: str):
@@ -355,7 +389,10 @@ def _parse(parser, text: str):
 def pipeline(spec: str, *, model: FourM, tokenizers: Mapping[str, Any] | None = None, **options: Any) -> Pipeline:
     """The one-line API: `pipeline("rgb->depth,caption", model=m, tokenizers=t)(image)`.
 
-    Pass `sr_model=` (a 4M-7-SR-style model) to super-resolve every `tok_*@224` output to `@448`.
+    Pass `sr_model=` (a 4M-7-SR-style model) to super-resolve every `tok_*@224` output to `@448`,
+    `draft_tokens=0` to decode sequences one token per pass (no speculative guesses), and
+    `dense=32` to generate `sam_instance` with 32 prompted passes per image, merged (painted into
+    one instance map when a `sam_mask` tokenizer is given).
     """
     return Pipeline(spec, model, tokenizers, **options)
 
