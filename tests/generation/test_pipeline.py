@@ -140,3 +140,35 @@ def test_super_resolution_chains_224_outputs_to_448(setup):
     assert not out.tokens["tok_depth@448"]["input_mask"].any()
     with pytest.raises(ValueError, match="predicts none of the @448 versions"):
         pipeline(f"rgb->{cap}", model=model, sr_model=sr)
+
+
+def test_dense_sam_instances_run_every_pass_and_paint_a_map(monkeypatch):
+    """`dense=3`: the schedule's pass plus two more per image, merged; a mask tokenizer paints the map."""
+    from open4m.generation import pipeline as pipeline_module
+
+    words = [f"w{i:05d}x" for i in range(40000)]
+    text = TextTokenizer.train([" ".join(words[i:i + 50]) for i in range(0, 40000, 50)], vocab_size=30000)
+    torch.manual_seed(0)
+    mods = ["rgb@224", "sam_instance"]
+    model = FourM(preset("tiny-swiglu_nobias", domains_in=mods, domains_out=mods[1:], dim=32, encoder_depth=1,
+                         decoder_depth=1, num_heads=2)).eval()
+    masks = VQVAE(VQVAEConfig(image_size=64, n_channels=1, enc_type="vit_t_enc", dec_type="vit_t_dec", patch_size=16,
+                              codebook_size=1024, latent_dim=8)).eval()
+    calls = []
+    original = pipeline_module.generate_dense
+
+    def counting(sampler, conditions, step, *, repeats, generator=None):
+        calls.append((sorted(conditions), repeats))
+        return original(sampler, conditions, step, repeats=repeats, generator=generator)
+
+    monkeypatch.setattr(pipeline_module, "generate_dense", counting)
+    pipe = pipeline("rgb->sam_instance", model=model, tokenizers={"text": text, "sam_mask": masks}, tokens=12,
+                    temps=0.7, dense=3)
+    out = pipe(torch.randn(2, 3, 224, 224), seed=0)
+    assert calls == [(["rgb@224"], 2), (["rgb@224"], 2)]  # per image: two passes beyond the schedule's
+    assert len(out.parsed["sam_instance"]) == 2 and all(isinstance(p, list) for p in out.parsed["sam_instance"])
+    assert [img.size for img in out.images["sam_instance"]] == [(224, 224)] * 2
+    without_masks = pipeline("rgb->sam_instance", model=model, tokenizers={"text": text}, tokens=12, temps=0.7)
+    assert "sam_instance" not in without_masks(torch.randn(1, 3, 224, 224), seed=0).images
+    with pytest.raises(ValueError, match="dense=0"):
+        pipeline("rgb->sam_instance", model=model, tokenizers={"text": text}, dense=0)
