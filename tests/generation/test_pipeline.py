@@ -113,7 +113,7 @@ def test_cli_generate(setup, tmp_path, capsys):
     assert {"grid.png", "tok_depth_224_0.png", "texts.json", "tokens.safetensors"} <= {p.name for p in out_dir.iterdir()}
     printed = capsys.readouterr().out
     assert f"{cap}[0]:" in printed and "tokens [98, 98]" in printed and "cfg 2->1.5 on [rgb@224]" in printed
-    assert f"cfg 2.0 on [rgb@224, tok_depth@224]" in printed  # the depth joined the caption's guidance
+    assert "cfg 2.0 on [rgb@224, tok_depth@224]" in printed  # the depth joined the caption's guidance
     rc = cli_main(["generate", "--model", str(tmp_path / "model.safetensors"), "--input", f"rgb={tmp_path / 'photo.png'}",
                    "--target", cap, "--draft-tokens", "-1", "--out", str(out_dir)])
     assert rc == 2 and "draft_tokens=-1" in capsys.readouterr().err
