@@ -149,9 +149,9 @@ def test_dense_sam_instances_run_every_pass_and_paint_a_map(monkeypatch):
     words = [f"w{i:05d}x" for i in range(40000)]
     text = TextTokenizer.train([" ".join(words[i:i + 50]) for i in range(0, 40000, 50)], vocab_size=30000)
     torch.manual_seed(0)
-    mods = ["rgb@224", "sam_instance"]
-    model = FourM(preset("tiny-swiglu_nobias", domains_in=mods, domains_out=mods[1:], dim=32, encoder_depth=1,
-                         decoder_depth=1, num_heads=2)).eval()
+    model = FourM(preset("tiny-swiglu_nobias", domains_in=["rgb@224", "sam_instance"],
+                         domains_out=["sam_instance", "tok_depth@224"], dim=32, encoder_depth=1, decoder_depth=1,
+                         num_heads=2)).eval()
     masks = VQVAE(VQVAEConfig(image_size=64, n_channels=1, enc_type="vit_t_enc", dec_type="vit_t_dec", patch_size=16,
                               codebook_size=1024, latent_dim=8)).eval()
     calls = []
@@ -172,3 +172,7 @@ def test_dense_sam_instances_run_every_pass_and_paint_a_map(monkeypatch):
     assert "sam_instance" not in without_masks(torch.randn(1, 3, 224, 224), seed=0).images
     with pytest.raises(ValueError, match="dense=0"):
         pipeline("rgb->sam_instance", model=model, tokenizers={"text": text}, dense=0)
+    with pytest.raises(ValueError, match="no tokenizer for 'sam_instance'"):
+        pipeline("rgb->sam_instance", model=model, dense=4)
+    with pytest.raises(ValueError, match="repeats the prompted passes"):
+        pipeline("rgb->depth", model=model, dense=4)

@@ -203,6 +203,11 @@ class Pipeline:
         targets = self.schedule.targets + (self.sr_schedule.targets if self.sr_schedule else ())
         for name in (*self.schedule.conditions, *targets):
             self._check_tokenizer(name)
+        if dense > 1:
+            if SAM not in self.schedule.targets:
+                raise ValueError(f"dense={dense} repeats the prompted passes of a {SAM!r} target; the spec "
+                                 f"generates {list(self.schedule.targets)}")
+            self.tokenizer(SAM)  # the passes are merged as text: fail now, not after generating
 
     def _sr_schedule(self, options: dict[str, Any]) -> GenerationSchedule:
         """Every generated or given `X@224` token grid whose `X@448` the SR model predicts, in the demo's order."""

@@ -26,6 +26,7 @@ from typing import Sequence
 
 import torch
 
+from ..model.layers import additive_mask
 from .sampling import GREEDY_TEMPERATURE, filter_logits
 
 MAX_NGRAM = 3
@@ -104,7 +105,7 @@ def causal_block_mask(cached: int, new: int, dtype: torch.dtype, device: torch.d
     """Additive (1, 1, new, cached + new) mask: new token i sees the cache and new tokens 0..i."""
     keys = torch.arange(cached + new, device=device)
     blocked = keys[None, :] > (cached + torch.arange(new, device=device))[:, None]
-    return torch.zeros(blocked.shape, dtype=dtype, device=device).masked_fill_(blocked, torch.finfo(dtype).min)[None, None]
+    return additive_mask(blocked, dtype)[None, None]
 
 
 def verify(logits: torch.Tensor, drafts: torch.Tensor, finished: torch.Tensor, temperature: float,
