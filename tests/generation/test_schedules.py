@@ -74,6 +74,7 @@ def test_defaults_and_short_names():
     assert s.conditions == ("rgb@224",)
     assert s.targets == ("tok_depth@224", "tok_normal@224", "caption")
     assert build_schedule("caption->rgb@224").targets == ("tok_rgb@224",)  # pixels are generated as tokens
+    assert build_schedule("rgb->tok_depth").targets == ("tok_depth@224",)  # the model's resolution by default
     depth = s.steps_for("tok_depth@224")
     assert [st.scheme for st in depth] == ["maskgit"] * 8 and sum(st.num_tokens for st in depth) == 196
     (cap,) = s.steps_for("caption")

@@ -203,8 +203,7 @@ def _per_target(value, n: int, name: str, cast) -> list:
 
 def _resolve(name: str, image_size: int, *, target: bool) -> Modality:
     """Accept the registry name, or the short forms users type (`depth`, `rgb`)."""
-    aliases = [f"tok_{name}@{image_size}", f"tok_{name}"]
-    candidates = [name] + (aliases if target else [f"{name}@{image_size}", *aliases])
+    candidates = [name, f"{name}@{image_size}", f"tok_{name}@{image_size}", f"tok_{name}"]
     known = modalities.all_modalities()
     for c in candidates:
         mod = known.get(c)
