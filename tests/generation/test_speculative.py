@@ -87,6 +87,19 @@ def test_sampled_verification_draws_from_the_model_distribution(top_p):
     assert torch.allclose(observed, expected, atol=0.01), (observed, expected)
 
 
+def test_sampled_verification_after_kept_guesses_draws_the_next_token_from_the_model():
+    torch.manual_seed(1)
+    n, vocab = 40000, 5
+    sure = torch.tensor([0.0, 60.0, 0.0, 0.0, 0.0])  # the guess (token 1) has probability 1
+    after = torch.randn(vocab)
+    logits = torch.stack([sure, after])[None].expand(n, 2, vocab).contiguous()
+    out = verify(logits, torch.ones(n, 1, dtype=torch.long), torch.zeros(n, dtype=torch.bool), 1.0,
+                 generator=torch.Generator().manual_seed(0))
+    assert out.shape == (n, 2) and (out[:, 0] == 1).all()
+    observed = torch.bincount(out[:, 1], minlength=vocab).float() / n
+    assert torch.allclose(observed, after.softmax(-1), atol=0.01), (observed, after.softmax(-1))
+
+
 def test_sampled_verification_of_a_sure_guess_keeps_it():
     logits = torch.tensor([[[0.0, 50.0, 0.0], [0.0, 0.0, 50.0]]])
     out = verify(logits, torch.tensor([[1]]), torch.tensor([False]), 1.0, generator=torch.Generator().manual_seed(0))
