@@ -294,11 +294,6 @@ def build_schedule(
             raise ValueError(f"{where}: temperature {temperature} < 0; use 0 for greedy decoding")
         if not 0.0 <= top_p_i <= 1.0:
             raise ValueError(f"{where}: top_p={top_p_i} must lie in [0, 1] (0 disables nucleus filtering)")
-        if opt_cfg_sched[i] not in CFG_SCHEDULES:
-            raise ValueError(f"{where}: unknown guidance schedule {opt_cfg_sched[i]!r}; choose one of {CFG_SCHEDULES}")
-        if isinstance(scale, tuple) and opt_cfg_sched[i] != "constant":
-            raise ValueError(f"{where}: guidance schedule {opt_cfg_sched[i]!r} needs one guidance scale; "
-                             f"per-condition weights {scale} only take the 'constant' schedule")
         if isinstance(scale, tuple):
             if cfg_grow_conditioning:
                 raise ValueError(f"{where}: per-condition guidance weights cannot be combined with cfg_grow_conditioning "
@@ -308,7 +303,7 @@ def build_schedule(
                                  f"{cfg_conditions}; give one weight per condition")
         common = dict(target=mod.name, scheme=scheme, top_k=top_k_i, top_p=top_p_i, cfg_conditions=tuple(cfg_conditions))
         if scheme == "autoregressive":
-            out.append(ScheduleStep(num_tokens=n_tokens, temperature=temperature, cfg_scale=scale, **common))
+            counts, step_temps = [n_tokens], [temperature]
         else:
             kind = opt_tok_sched[i] or ("linear" if scheme == "roar" else "cosine")
             n_steps = opt_steps[i] if opt_steps[i] is not None else _default_steps(kind, n_tokens)
@@ -318,9 +313,12 @@ def build_schedule(
                 raise ValueError(f"{where}: {n_steps} steps for {n_tokens} tokens; use at most {n_tokens} steps")
             counts = token_schedule(kind, n_steps, n_tokens)
             step_temps = temperature_schedule(opt_temp_sched[i], temperature, counts)
+        try:
             step_scales = guidance_schedule(opt_cfg_sched[i], scale, counts)
-            out.extend(ScheduleStep(num_tokens=c, temperature=t, cfg_scale=g, **common)
-                       for c, t, g in zip(counts, step_temps, step_scales))
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+        out.extend(ScheduleStep(num_tokens=c, temperature=t, cfg_scale=g, **common)
+                   for c, t, g in zip(counts, step_temps, step_scales))
         if cfg_grow_conditioning:
             cfg_conditions.append(mod.name)
     return GenerationSchedule(tuple(m.name for m in conds), tuple(out))
