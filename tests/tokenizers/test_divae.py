@@ -3,7 +3,7 @@ import torch
 
 from open4m.tokenizers import load_tokenizer
 from open4m.tokenizers.config import DiVAEConfig
-from open4m.tokenizers.divae import DiVAE, make_scheduler
+from open4m.tokenizers.divae import DiVAE
 
 
 def tiny(**kw) -> DiVAE:
@@ -34,10 +34,10 @@ def test_training_loss_backpropagates_to_encoder_and_decoder(prediction):
 
 
 def test_schedule_has_zero_terminal_snr():
-    sched = make_scheduler(tiny().config)
+    sched = tiny().scheduler()
     assert sched.alphas_cumprod[-1].item() == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match="epsilon"):
-        make_scheduler(tiny(prediction_type="epsilon").config)
+        tiny(prediction_type="epsilon").scheduler()
 
 
 def test_save_and_load_picks_divae(tmp_path):

@@ -25,7 +25,7 @@ def test_load_tokenizer_missing(tmp_path):
         load_tokenizer(tmp_path / "missing")
 
 
-def test_official_divae_checkpoints_load_encoder_only(reference, tmp_path):
+def test_a_divae_whose_decoder_does_not_match_still_tokenizes_encoder_only(reference, tmp_path):
     from safetensors import safe_open
     from safetensors.torch import save_file
 
@@ -33,7 +33,7 @@ def test_official_divae_checkpoints_load_encoder_only(reference, tmp_path):
         meta = dict(f.metadata())
         state = {k: f.get_tensor(k) for k in f.keys()}
     meta.update(dec_type="unet_patched", beta_schedule="linear", prediction_type="sample")
-    state["decoder.input_blocks.0.0.weight"] = torch.zeros(4, 3, 3, 3)  # an official decoder tensor we do not model
+    state["decoder.input_blocks.0.0.weight"] = torch.zeros(4, 3, 3, 3)  # a decoder that is not the preset's
     save_file(state, str(tmp_path / "divae.safetensors"), metadata=meta)
     with pytest.raises(ValueError, match="encoder_only=True"):
         load_tokenizer(tmp_path / "divae.safetensors")

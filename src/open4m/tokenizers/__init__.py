@@ -43,6 +43,5 @@ def load_tokenizer(name_or_path: str | os.PathLike, *, encoder_only: bool = Fals
         return VQTokenizer.from_pretrained(path, encoder_only=True)
     state, raw = read_checkpoint(path)
     config = config_from_dict(raw)
-    model: VQTokenizer = DiVAE(config) if isinstance(config, DiVAEConfig) else VQVAE(config)
-    model.load_official_state_dict(state, source=str(name_or_path))
-    return model.eval()
+    cls = DiVAE if isinstance(config, DiVAEConfig) else VQVAE
+    return cls.from_state(config, state, source=str(name_or_path)).eval()

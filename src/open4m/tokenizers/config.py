@@ -19,14 +19,20 @@ from typing import Any, Mapping
 
 import yaml
 
-__all__ = ["VQVAEConfig", "DiVAEConfig", "config_from_dict", "config_to_dict", "config_to_metadata", "parse_official_value"]
+__all__ = ["VQVAEConfig", "DiVAEConfig", "OFFICIAL_DIVAE_DEFAULTS", "config_from_dict", "config_to_dict", "config_to_metadata", "parse_official_value"]
 
 # Official keys that only matter for training bookkeeping or distributed runs.
 _IGNORED_KEYS = frozenset({
     "sync_codebook", "ckpt_path", "ignore_keys", "freeze_enc", "code_replacement_policy", "norm_latents",
     "config", "cls_free_guidance_dropout", "masked_cfg", "masked_cfg_low", "masked_cfg_high",
-    "dec_transformer_dropout", "conditioning", "clip_sample", "thresholding",
+    "dec_transformer_dropout", "conditioning",
 })
+
+# What the official DiVAE constructor assumes for keys its released metadata may leave out.
+OFFICIAL_DIVAE_DEFAULTS: dict[str, Any] = {
+    "dec_type": "unet_patched", "num_train_timesteps": 1000, "scheduler": "ddpm", "beta_schedule": "squaredcos_cap_v2",
+    "prediction_type": "v_prediction", "clip_sample": False, "thresholding": True, "zero_terminal_snr": True,
+}
 
 
 @dataclass
@@ -92,17 +98,28 @@ class VQVAEConfig:
 
 @dataclass
 class DiVAEConfig(VQVAEConfig):
-    """A VQ-VAE whose decoder is a diffusion model conditioned on the quantized latents."""
+    """A VQ-VAE whose decoder is a diffusion model conditioned on the quantized latents.
+
+    Decoder families (``dec_type``): ``unet`` is open4m's compact UNet; ``unet_patched`` (and any
+    other ``unet_*`` name) the official patched ADM UNet of the released tokenizers. The official
+    decoder's sizes come from the explicit ``dec_*`` fields, else from the preset name, else from
+    the checkpoint's tensor shapes (see :mod:`open4m.tokenizers.unet`).
+    """
 
     dec_type: str = "unet"
-    dec_channels: int = 64  # base width of our compact UNet
-    dec_channel_mult: tuple[int, ...] = (1, 2, 2)
-    dec_patch_size: int = 4  # pixels are patchified before the UNet, like the official patched UNet
+    dec_channels: int | None = None  # base width (compact UNet default 64; official: model_channels)
+    dec_channel_mult: tuple[int, ...] | None = None  # width multiplier per level (compact default (1, 2, 2))
+    dec_patch_size: int | None = None  # pixels patchified P x P before the UNet (default 4)
+    dec_num_res_blocks: int | None = None  # official UNet: res blocks per level
+    dec_attention_resolutions: tuple[int, ...] | None = None  # official UNet: downsampling factors with attention
+    dec_num_heads: int | None = None  # official UNet: attention heads (not inferable from shapes; releases use 1)
     num_train_timesteps: int = 1000
-    beta_schedule: str = "squaredcos_cap_v2"
-    prediction_type: str = "v_prediction"  # or 'sample' (x0)
+    beta_schedule: str = "squaredcos_cap_v2"  # linear, scaled_linear, squaredcos_cap_v2, shifted_cosine:<s>
+    prediction_type: str = "v_prediction"  # or 'sample' (x0) or 'epsilon'
     zero_terminal_snr: bool = True
-    scheduler: str = "ddim"  # 'ddpm' or 'ddim' at decode time
+    thresholding: bool = False  # dynamic thresholding of the x0 estimate at each step (ratio 0.995, max 1)
+    clip_sample: bool = False  # clamp the x0 estimate to [-1, 1] at each step (thresholding wins when both)
+    scheduler: str = "ddim"  # the default sampler at decode time: 'ddpm' or 'ddim'
     tokenizer_class: str = "divae"
 
     def __post_init__(self) -> None:
@@ -111,6 +128,10 @@ class DiVAEConfig(VQVAEConfig):
             raise ValueError(f"prediction_type must be 'v_prediction', 'sample' or 'epsilon', got {self.prediction_type!r}")
         if self.scheduler not in ("ddpm", "ddim"):
             raise ValueError(f"scheduler must be 'ddpm' or 'ddim', got {self.scheduler!r}")
+        for name in ("dec_channels", "dec_patch_size", "dec_num_res_blocks", "dec_num_heads", "num_train_timesteps"):
+            value = getattr(self, name)
+            if value is not None and int(value) <= 0:
+                raise ValueError(f"config field {name} must be positive, got {value}")
 
 
 _CLASSES: dict[str, type[VQVAEConfig]] = {"vqvae": VQVAEConfig, "divae": DiVAEConfig}
@@ -174,6 +195,8 @@ def config_from_dict(raw: Mapping[str, Any]) -> VQVAEConfig:
     if unknown:
         raise ValueError(f"unknown {kind} config keys {unknown}; valid keys: {sorted(names)}")
     kwargs = {k: _coerce(k, hints[k], v) for k, v in raw.items() if k in names}
+    if cls is DiVAEConfig and "tokenizer_class" not in raw:  # an official file: its constructor's defaults
+        kwargs = {**OFFICIAL_DIVAE_DEFAULTS, **kwargs}
     return cls(**kwargs)
 
 

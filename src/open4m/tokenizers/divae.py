@@ -2,52 +2,82 @@
 
 Why diffusion: a deterministic decoder averages over everything the tokens leave undetermined
 and blurs; a denoiser samples one plausible image instead. The encoder and quantizer are the
-VQ-VAE's (same config fields and state-dict keys); the decoder is a compact UNet of our own that
-sees the noisy image patchified (P x P pixels per position, like the official patched UNet) with
-the nearest-upsampled latent concatenated to it. Noise schedules and samplers come from
-``diffusers`` (cosine schedule rescaled to zero terminal SNR, DDPM or DDIM with trailing spacing),
-so only the network is ours. Decoding is deterministic given a seed.
+VQ-VAE's (same config fields and state-dict keys). Two decoder families share the interface
+``decoder(noisy, t, latent)``, both seeing the noisy image patchified with the nearest-upsampled
+latent concatenated:
 
-The official DiVAE decoders (ADM-style UNet, UViT) are different networks: their encoders and
-quantizers load here, their decoders do not.
+* ``unet_patched`` (and any ``unet_*`` name): the official patched ADM UNet of the released
+  tokenizers (:mod:`open4m.tokenizers.unet`), sized by explicit fields, preset name or checkpoint;
+* ``unet``: open4m's compact UNet (:class:`CondUNet`), what the shipped world tokenizers use.
+
+Noise schedules and samplers are ``diffusers``' (see :mod:`open4m.tokenizers.diffusion` for where
+the official forks differ and what we do there). Decoding is deterministic given a seed.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any
+from dataclasses import replace
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import DiVAEConfig
+from .diffusion import denoise, make_scheduler
+from .unet import PatchedUNet, UNetSize, infer_unet_size, timestep_embedding, unet_preset, with_overrides
 from .vq import QuantizerOutput
 from .vqvae import VQTokenizer
 
-__all__ = ["DiVAE", "CondUNet", "make_scheduler"]
+__all__ = ["DiVAE", "CondUNet", "decoder_family", "official_unet_size"]
+
+_COMPACT = "unet"
 
 
-def make_scheduler(config: DiVAEConfig, kind: str | None = None):
-    """The diffusers scheduler the config describes (``kind`` overrides ``config.scheduler``)."""
-    from diffusers import DDIMScheduler, DDPMScheduler
+def decoder_family(config: DiVAEConfig, state: Mapping[str, torch.Tensor] | None = None) -> str:
+    """'compact' or 'patched_unet', from ``dec_type`` (or, for a name we do not know, the checkpoint's keys)."""
+    name = config.dec_type
+    if name == _COMPACT:
+        return "compact"
+    if name.startswith("unet_"):
+        return "patched_unet"
+    if name.startswith("uvit"):
+        raise ValueError(f"dec_type {name!r}: the official UViT diffusion decoders were never released as "
+                         "checkpoints and open4m does not implement them; see docs/pretrained.md")
+    if state is not None:
+        if "decoder.input_blocks.0.0.weight" in state:
+            return "patched_unet"
+        if "decoder.conv_in.weight" in state:
+            return "compact"
+    raise ValueError(f"unknown DiVAE dec_type {name!r}: use 'unet' (open4m's compact UNet) or 'unet_patched' "
+                     "(the official patched UNet; any 'unet_*' name with explicit dec_* sizes)")
 
-    kind = kind or config.scheduler
-    if kind not in ("ddpm", "ddim"):
-        raise ValueError(f"scheduler must be 'ddpm' or 'ddim', got {kind!r}")
-    if config.zero_terminal_snr and config.prediction_type == "epsilon":
-        raise ValueError("epsilon prediction is undefined at zero terminal SNR; use v_prediction or sample")
-    cls = DDPMScheduler if kind == "ddpm" else DDIMScheduler
-    return cls(num_train_timesteps=config.num_train_timesteps, beta_schedule=config.beta_schedule,
-               prediction_type=config.prediction_type, rescale_betas_zero_snr=config.zero_terminal_snr,
-               timestep_spacing="trailing", clip_sample=False)
+
+def official_unet_size(config: DiVAEConfig, state: Mapping[str, torch.Tensor] | None = None) -> UNetSize:
+    """The patched UNet's size: explicit ``dec_*`` fields over the preset name over the checkpoint's shapes."""
+    c = config
+    explicit = dict(model_channels=c.dec_channels, num_res_blocks=c.dec_num_res_blocks,
+                    channel_mult=None if c.dec_channel_mult is None else tuple(c.dec_channel_mult),
+                    attention_resolutions=None if c.dec_attention_resolutions is None else tuple(c.dec_attention_resolutions),
+                    patch_size=c.dec_patch_size, num_heads=c.dec_num_heads)
+    base = unet_preset(c.dec_type)
+    if base is None and state is not None:
+        base = infer_unet_size(state, c.n_channels, c.latent_dim, num_heads=c.dec_num_heads or 1)
+    if base is None:
+        required = {"model_channels": "dec_channels", "num_res_blocks": "dec_num_res_blocks",
+                    "channel_mult": "dec_channel_mult", "attention_resolutions": "dec_attention_resolutions"}
+        missing = [field for key, field in required.items() if explicit[key] is None]
+        if missing:
+            raise ValueError(f"dec_type {c.dec_type!r} is not a known preset ({', '.join(_presets())}) and there is no "
+                             f"checkpoint to read its size from: set {', '.join(missing)}")
+        return UNetSize(**{k: v for k, v in explicit.items() if v is not None})
+    return with_overrides(base, **explicit)
 
 
-def _timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    args = t.float()[:, None] * freqs[None]
-    return torch.cat([args.cos(), args.sin()], dim=1)
+def _presets() -> list[str]:
+    from .unet import UNET_PRESETS
+
+    return sorted(UNET_PRESETS)
 
 
 def _norm(ch: int) -> nn.GroupNorm:
@@ -115,7 +145,7 @@ class CondUNet(nn.Module):
         p = self.patch
         h = F.pixel_unshuffle(x, p)
         h = torch.cat([h, F.interpolate(cond.to(h.dtype), size=h.shape[-2:], mode="nearest")], dim=1)
-        temb = self.time_mlp(_timestep_embedding(t.expand(b) if t.ndim == 0 else t, self.conv_in.out_channels))
+        temb = self.time_mlp(timestep_embedding(t.expand(b) if t.ndim == 0 else t, self.conv_in.out_channels))
         h = self.conv_in(h)
         skips = []
         for block, down in zip(self.down, self.downsample):
@@ -139,13 +169,35 @@ class DiVAE(VQTokenizer):
     def __init__(self, config: DiVAEConfig) -> None:
         if config.n_labels or config.is_mlp:
             raise ValueError("DiVAE decodes images; use a VQVAE for class maps and vectors")
-        if config.dec_type != "unet":
-            raise ValueError(f"DiVAE decoder {config.dec_type!r} (an official architecture) is not implemented in open4m; "
-                             "load the checkpoint with encoder_only=True to tokenize with it")
+        family = decoder_family(config)
         super().__init__(config)
-        self.decoder = CondUNet(config.n_channels, config.latent_dim, config.dec_channels,
-                                tuple(config.dec_channel_mult), config.dec_patch_size)
-        self.noise_scheduler = make_scheduler(config, "ddpm")
+        c = config
+        if family == "compact":
+            self.decoder: nn.Module = CondUNet(c.n_channels, c.latent_dim, c.dec_channels or 64,
+                                               tuple(c.dec_channel_mult or (1, 2, 2)), c.dec_patch_size or 4)
+        else:
+            self.decoder = PatchedUNet(c.n_channels, c.latent_dim, official_unet_size(c))
+        self.noise_scheduler = self.scheduler("ddpm")
+
+    @classmethod
+    def complete_config(cls, config: DiVAEConfig, state: Mapping[str, torch.Tensor]) -> DiVAEConfig:
+        """``config`` with the decoder sizes a checkpoint implies written in (for names we have no preset of)."""
+        if decoder_family(config, state) == "compact":
+            return config if config.dec_type == _COMPACT else replace(config, dec_type=_COMPACT)
+        if unet_preset(config.dec_type) is not None:
+            return config
+        size = official_unet_size(config, state)
+        return replace(config, dec_channels=size.model_channels, dec_num_res_blocks=size.num_res_blocks,
+                       dec_channel_mult=size.channel_mult, dec_attention_resolutions=size.attention_resolutions,
+                       dec_patch_size=size.patch_size, dec_num_heads=size.num_heads)
+
+    def scheduler(self, kind: str | None = None, spacing: str = "trailing"):
+        """The diffusers scheduler of this tokenizer's noise schedule (``kind``: 'ddpm' or 'ddim', default the config's)."""
+        c = self.config
+        return make_scheduler(kind=kind or c.scheduler, num_train_timesteps=c.num_train_timesteps,
+                              beta_schedule=c.beta_schedule, prediction_type=c.prediction_type,
+                              zero_terminal_snr=c.zero_terminal_snr, thresholding=c.thresholding,
+                              clip_sample=c.clip_sample, spacing=spacing)
 
     def training_loss(self, x: Any, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, QuantizerOutput]:
         """Denoising loss at a random timestep (target: v, x0 or noise per ``prediction_type``).
@@ -170,23 +222,23 @@ class DiVAE(VQTokenizer):
 
     @torch.no_grad()
     def decode_latent(self, latent: torch.Tensor, *, steps: int = 25, seed: int | None = 0,
-                      scheduler: str | None = None, image_size: int | None = None, progress: bool = False) -> torch.Tensor:
-        """Sample an image for each latent with ``steps`` denoising steps; same seed, same image."""
-        if steps < 1 or steps > self.config.num_train_timesteps:
-            raise ValueError(f"steps must lie in [1, {self.config.num_train_timesteps}], got {steps}")
-        sched = make_scheduler(self.config, scheduler)
-        sched.set_timesteps(steps)
-        b, _, h, w = latent.shape
-        side = image_size or h * self.config.patch_size
-        width = image_size or w * self.config.patch_size
-        gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        x = torch.randn((b, self.config.n_channels, side, width), generator=gen).to(latent.device, latent.dtype)
-        timesteps = sched.timesteps
-        if progress:
-            from tqdm.auto import tqdm
+                      generator: torch.Generator | None = None, scheduler: str | None = None,
+                      spacing: str = "trailing", image_size: int | tuple[int, int] | None = None,
+                      progress: bool = False) -> torch.Tensor:
+        """Sample an image for each latent with ``steps`` denoising steps; same seed, same image.
 
-            timesteps = tqdm(timesteps, desc="DiVAE decode")
-        for t in timesteps:
-            out = self.decoder(x, t.to(latent.device), latent)
-            x = sched.step(out, t, x, generator=gen).prev_sample
-        return x
+        ``scheduler`` is 'ddim' (deterministic, the fast path) or 'ddpm' (default: the config's);
+        ``spacing`` places the steps ('trailing', 'leading' as the official DDPM, 'linspace');
+        ``generator`` (a CPU ``torch.Generator``) replaces ``seed``. The output size defaults to the
+        token grid times the encoder's patch size.
+        """
+        b, _, h, w = latent.shape
+        if image_size is None:
+            size = (h * self.config.patch_size, w * self.config.patch_size)
+        else:
+            size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        if generator is None and seed is not None:
+            generator = torch.Generator().manual_seed(seed)
+        sched = self.scheduler(scheduler, spacing)
+        return denoise(self.decoder, latent, sched, steps, (b, self.config.n_channels, *size),
+                       generator=generator, progress=progress)

@@ -148,13 +148,6 @@ class VQTokenizer(nn.Module):
 
     # -- persistence ----------------------------------------------------------------------------
     @classmethod
-    def from_config_dict(cls, raw: dict[str, Any]) -> "VQTokenizer":
-        config = config_from_dict(raw)
-        if not isinstance(config, cls.config_class):
-            raise ValueError(f"this checkpoint is a {config.tokenizer_class!r} tokenizer; load it with load_tokenizer()")
-        return cls(config)
-
-    @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, *, encoder_only: bool = False,
                         map_location: str | torch.device = "cpu") -> "VQTokenizer":
         """Load from a ``.safetensors`` file (config in metadata), a Hub-layout directory, or a Hub id.
@@ -165,10 +158,24 @@ class VQTokenizer(nn.Module):
         if encoder_only or cls is VQTokenizer:
             model: VQTokenizer = VQTokenizer(config_from_dict(raw))
             state = {k: v for k, v in state.items() if not k.startswith(_DECODER_KEYS)}
+            model.load_official_state_dict(state, source=str(name_or_path))
         else:
-            model = cls.from_config_dict(raw)
-        model.load_official_state_dict(state, source=str(name_or_path))
+            model = cls.from_state(config_from_dict(raw), state, source=str(name_or_path))
         return model.to(map_location).eval()
+
+    @classmethod
+    def complete_config(cls, config: VQVAEConfig, state: dict[str, torch.Tensor]) -> VQVAEConfig:
+        """``config`` with whatever the checkpoint's shapes imply and the config leaves open filled in."""
+        return config
+
+    @classmethod
+    def from_state(cls, config: VQVAEConfig, state: dict[str, torch.Tensor], source: str = "checkpoint") -> "VQTokenizer":
+        """Build from a config and load a state dict into it (strict, with readable errors)."""
+        if not isinstance(config, cls.config_class):
+            raise ValueError(f"{source} is a {config.tokenizer_class!r} tokenizer; load it with open4m.load_tokenizer()")
+        model = cls(cls.complete_config(config, state))
+        model.load_official_state_dict(state, source=source)
+        return model
 
     def load_official_state_dict(self, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
         """Strict load with errors that say which keys or shapes disagree with the config."""
@@ -176,10 +183,12 @@ class VQTokenizer(nn.Module):
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
         if missing or unexpected:
+            only_decoder = all(k.startswith(_DECODER_KEYS) for k in (*missing, *unexpected))
             raise ValueError(
                 f"{source} does not match this {type(self).__name__} config: missing keys {missing[:8]}"
                 f"{' ...' if len(missing) > 8 else ''}, unexpected keys {unexpected[:8]}"
-                f"{' ...' if len(unexpected) > 8 else ''}. Is the config (enc_type, post_mlp, n_labels ...) right?"
+                f"{' ...' if len(unexpected) > 8 else ''}. Is the config (enc_type, dec_type, post_mlp, n_labels ...) "
+                "right?" + (" Its encoder matches: load it with encoder_only=True to tokenize only." if only_decoder else "")
             )
         wrong = [f"{k}: checkpoint {tuple(v.shape)} vs config {tuple(own[k].shape)}"
                  for k, v in state.items() if v.shape != own[k].shape]
