@@ -52,29 +52,27 @@ def test_hub_layout_and_nested_config(model, tmp_path):
     assert _loss(FourM.from_pretrained(d)) == pytest.approx(_loss(model), abs=1e-6)
 
 
-def test_hub_repo_id_goes_through_snapshot_download(model, tmp_path, monkeypatch):
-    d = model.save_pretrained(tmp_path / "snapshot")
-    calls = {}
+def test_hub_ids_and_released_names_load_from_an_offline_cache(model, tmp_path):
+    from hub_cache import add_repo
 
-    def fake_snapshot_download(repo_id, revision=None, cache_dir=None, allow_patterns=None):
-        calls.update(repo_id=repo_id, revision=revision, allow_patterns=allow_patterns)
-        return str(d)
-
-    import huggingface_hub
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
-    loaded = FourM.from_pretrained("EPFL-VILAB/4M-7_B_CC12M", revision="main")
-    assert calls["repo_id"] == "EPFL-VILAB/4M-7_B_CC12M" and "*.safetensors" in calls["allow_patterns"]
-    assert _loss(loaded) == pytest.approx(_loss(model), abs=1e-6)
+    saved = model.save_pretrained(tmp_path / "saved")
+    add_repo(tmp_path / "cache", "EPFL-VILAB/4M-7_B_CC12M",
+             {"model.safetensors": saved / "model.safetensors", "config.json": saved / "config.json"})
+    for name in ("EPFL-VILAB/4M-7_B_CC12M", "4M-7_B_CC12M"):  # Hub id, or the released short name
+        loaded = FourM.from_pretrained(name, cache_dir=tmp_path / "cache", local_files_only=True)
+        assert _loss(loaded) == pytest.approx(_loss(model), abs=1e-6)
+        assert loaded.origin.repo_id == "EPFL-VILAB/4M-7_B_CC12M"
 
 
-def test_offline_hub_id_is_explained(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="Hugging Face Hub|Hub refused"):
-        checkpoint.local_path("EPFL-VILAB/not-cached", cache_dir=tmp_path)
+def test_offline_hub_id_is_explained(tmp_path):
     from open4m import load_tokenizer
-    with pytest.raises(FileNotFoundError, match="Hugging Face Hub|Hub refused"):  # tokenizers share the resolver
-        load_tokenizer("EPFL-VILAB/not-cached-tokenizer")
+
+    with pytest.raises(FileNotFoundError, match="not in the local Hugging Face cache.*huggingface-cli download"):
+        FourM.from_pretrained("EPFL-VILAB/not-cached", cache_dir=tmp_path, local_files_only=True)
+    with pytest.raises(FileNotFoundError, match="4M-21_B"):  # a typo of a released name: did you mean
+        FourM.from_pretrained("4M-21-B")
+    with pytest.raises(FileNotFoundError, match="EPFL-VILAB/not-cached-tokenizer: model.safetensors"):
+        load_tokenizer("EPFL-VILAB/not-cached-tokenizer", cache_dir=tmp_path, local_files_only=True)
 
 
 def test_missing_path_is_explained():

@@ -27,11 +27,11 @@ from safetensors.torch import save_file as _st_save_file
 
 from .. import modalities
 from ..atomic import atomic_write
+from ..hub import HubOptions, Origin, locate
 from .config import FourMConfig
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
 
 class CheckpointError(ValueError):
@@ -58,25 +58,14 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], 
 
 def resolve_checkpoint(source: str | os.PathLike, *, revision: str | None = None,
                        cache_dir: str | os.PathLike | None = None) -> tuple[Path, dict[str, Any] | None]:
-    """Find the weights file (and Hub-layout config) for a file, a directory or a Hub repo id."""
-    return weights_and_config(local_path(source, revision=revision, cache_dir=cache_dir))
+    """Find the weights file (and Hub-layout config) for a file, a directory, a released name or a Hub repo id."""
+    path, _ = locate_model(source, HubOptions(revision=revision, cache_dir=cache_dir))
+    return weights_and_config(path)
 
 
-def local_path(source: str | os.PathLike, *, what: str = "FourM", revision: str | None = None,
-               cache_dir: str | os.PathLike | None = None,
-               allow_patterns: tuple[str, ...] = (CONFIG_NAME, "*.safetensors")) -> Path:
-    """An existing file or directory as is; a Hub repo id (owner/name) downloaded into the local cache.
-
-    The one place where models and tokenizers alike turn what a user typed into local files.
-    """
-    path = Path(source).expanduser()
-    if path.exists():
-        return path
-    name = str(source)
-    if not _HUB_ID.match(name) or name.endswith(".safetensors"):
-        raise FileNotFoundError(f"no {what} checkpoint at {name!r}: it is neither an existing file or directory nor "
-                                "a Hub repo id (owner/name)")
-    return _download(name, revision, cache_dir, list(allow_patterns))
+def locate_model(source: str | os.PathLike, options: HubOptions | None = None) -> tuple[Path, Origin]:
+    """A FourM's local file or folder and its origin (for files fetched later, such as its tokenizers)."""
+    return locate(source, what="FourM", files=(WEIGHTS_NAME,), optional=(CONFIG_NAME,), options=options)
 
 
 def weights_and_config(path: Path) -> tuple[Path, dict[str, Any] | None]:
@@ -94,22 +83,6 @@ def weights_and_config(path: Path) -> tuple[Path, dict[str, Any] | None]:
         weights = candidates[0]
     config_file = path / CONFIG_NAME
     return weights, (_read_config_json(config_file) if config_file.is_file() else None)
-
-
-def _download(repo_id: str, revision: str | None, cache_dir: str | os.PathLike | None,
-              allow_patterns: list[str]) -> Path:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    try:
-        return Path(snapshot_download(repo_id, revision=revision, cache_dir=cache_dir, allow_patterns=allow_patterns))
-    except LocalEntryNotFoundError:
-        raise FileNotFoundError(
-            f"cannot fetch {repo_id!r} from the Hugging Face Hub and it is not in the local cache; "
-            "check the network (or HF_HUB_OFFLINE) or pass a local path"
-        ) from None
-    except HfHubHTTPError as err:
-        raise FileNotFoundError(f"the Hub refused {repo_id!r}: {err}") from None
 
 
 def _read_config_json(path: Path) -> dict[str, Any]:

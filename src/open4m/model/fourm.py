@@ -30,6 +30,7 @@ from torch import nn
 from .. import modalities
 from ..atomic import write_text_atomic
 from ..batch import validate_mod_dict
+from ..hub import HubOptions, Origin
 from ..modalities import Modality
 from . import checkpoint
 from .config import FourMConfig
@@ -119,6 +120,7 @@ class FourM(nn.Module):
         elif overrides:
             config = FourMConfig.from_dict({**config.to_dict(), **overrides})
         self.config = config
+        self.origin: Origin | None = None  # where from_pretrained found it (its tokenizers are looked up there)
         dim = config.dim
         self.modality_info: dict[str, Modality] = modalities.get_many(
             sorted(set(config.domains_in) | set(config.domains_out)))
@@ -367,14 +369,23 @@ class FourM(nn.Module):
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike, *, strict: bool = True, map_location: str | torch.device = "cpu",
                         dtype: torch.dtype | None = None, revision: str | None = None,
-                        cache_dir: str | os.PathLike | None = None) -> "FourM":
-        """Load a release-layout `.safetensors` file, a Hub-layout directory, or a Hub repo id."""
-        weights, config_dict = checkpoint.resolve_checkpoint(source, revision=revision, cache_dir=cache_dir)
+                        cache_dir: str | os.PathLike | None = None, token: str | bool | None = None,
+                        local_files_only: bool = False) -> "FourM":
+        """Load a released name (``4M-21_B``), a Hub repo id, a release-layout `.safetensors` file or a Hub-layout folder.
+
+        Hub files go through ``huggingface_hub`` (its cache, ``HF_HUB_OFFLINE``, ``revision``,
+        ``token``, ``local_files_only``). ``model.origin`` remembers where the model came from, so
+        the tokenizers its folder lists are found (and fetched) on first use.
+        """
+        options = HubOptions(revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only)
+        path, origin = checkpoint.locate_model(source, options)
+        weights, config_dict = checkpoint.weights_and_config(path)
         state, metadata = checkpoint.read_safetensors(weights)
         config = checkpoint.config_of(weights, config_dict, metadata)
         model = cls(config, tie_decoder_embeddings=checkpoint._decoder_ties(state, config))
         checkpoint.load_state_dict_into(model, state, strict=strict)
         model.to(device=map_location, dtype=dtype)
+        model.origin = origin
         return model.eval()
 
     def save_file(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:

@@ -26,22 +26,33 @@ def _is_text(path: Path) -> bool:
     return path.suffix == ".json" and path.name != "config.json" or (path.is_dir() and (path / "tokenizer.json").exists())
 
 
-def load_tokenizer(name_or_path: str | os.PathLike, *, encoder_only: bool = False) -> Tokenizer:
-    """A tokenizer JSON, a ``.safetensors`` file, a Hub-layout directory or a Hub id -> the tokenizer.
+def load_tokenizer(name_or_path: str | os.PathLike, *, encoder_only: bool = False, revision: str | None = None,
+                   cache_dir: str | os.PathLike | None = None, token: str | bool | None = None,
+                   local_files_only: bool = False) -> Tokenizer:
+    """A released name (``text``, ``4M_tokenizers_depth_8k_224-448``), a Hub id, a tokenizer JSON, a
+    ``.safetensors`` file or a Hub-layout directory -> the tokenizer.
 
     The class comes from the checkpoint's config (``tokenizer_class``, or the official keys:
     a diffusion ``beta_schedule`` means DiVAE), so callers never need to know it. ``encoder_only``
-    loads just encoder + quantizer (enough to tokenize; works for official DiVAE checkpoints too).
+    loads just encoder + quantizer (enough to tokenize). Hub files go through ``huggingface_hub``
+    (``revision``, ``cache_dir``, ``token``, ``local_files_only`` and ``HF_HUB_OFFLINE`` as there).
+    Released tokenizers get the input convention the registry records for them (``preprocess``).
     """
+    from dataclasses import replace
+
+    from ..hub import HubOptions
+    from ..pretrained import find
     from .checkpoint import read_checkpoint, resolve_checkpoint
     from .config import config_from_dict
 
-    path = resolve_checkpoint(name_or_path)
+    options = HubOptions(revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only)
+    path = resolve_checkpoint(name_or_path, options)
     if _is_text(path):
         return TextTokenizer.from_pretrained(path)
-    if encoder_only:
-        return VQTokenizer.from_pretrained(path, encoder_only=True)
     state, raw = read_checkpoint(path)
     config = config_from_dict(raw)
-    cls = DiVAE if isinstance(config, DiVAEConfig) else VQVAE
+    entry = find(str(name_or_path))
+    if entry is not None and entry.preprocess and not config.preprocess:
+        config = replace(config, preprocess=dict(entry.preprocess))
+    cls = VQTokenizer if encoder_only else DiVAE if isinstance(config, DiVAEConfig) else VQVAE
     return cls.from_state(config, state, source=str(name_or_path)).eval()

@@ -19,22 +19,39 @@ import torch
 from safetensors.torch import save_file
 
 from ..atomic import atomic_write, write_text_atomic
-from ..model.checkpoint import local_path, read_safetensors, weights_and_config
+from ..hub import HubOptions, hub_file, is_hub_id, locate, url_file
+from ..model.checkpoint import read_safetensors, weights_and_config
+from ..pretrained import find
 
 __all__ = ["resolve_checkpoint", "read_checkpoint", "write_safetensors", "write_json", "CONFIG_NAME", "WEIGHTS_NAME"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+TEXT_NAME = "tokenizer.json"
 
 
-def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
-    """A file, a directory, or a Hub id -> a local file or directory holding the checkpoint."""
-    return local_path(name_or_path, what="tokenizer", allow_patterns=("*.json", "*.safetensors"))
+def resolve_checkpoint(name_or_path: str | os.PathLike, options: HubOptions | None = None) -> Path:
+    """A file, a directory, a released name (``text``, ``4M_tokenizers_rgb_16k_224-448``) or a Hub id
+    -> a local file or directory holding the tokenizer."""
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        return path
+    entry = find(str(name_or_path))
+    if entry is not None and entry.url:
+        return url_file(entry.url, entry.filename, entry.sha256, options, what=f"tokenizer {entry.name!r}")
+    if entry is None and is_hub_id(str(name_or_path)):  # a community repo: VQ weights or a text tokenizer
+        weights = hub_file(str(name_or_path), WEIGHTS_NAME, options, what="tokenizer", required=False)
+        if weights is None:
+            return hub_file(str(name_or_path), TEXT_NAME, options, what="tokenizer")
+        hub_file(str(name_or_path), CONFIG_NAME, options, what="tokenizer", required=False)
+        return weights.parent
+    folder, _ = locate(name_or_path, what="tokenizer", files=(WEIGHTS_NAME,), optional=(CONFIG_NAME,), options=options)
+    return folder
 
 
-def read_checkpoint(name_or_path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read_checkpoint(name_or_path: str | os.PathLike, options: HubOptions | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """-> (state dict, raw config dict). The config comes from config.json when present, else metadata."""
-    weights, config = weights_and_config(resolve_checkpoint(name_or_path))
+    weights, config = weights_and_config(resolve_checkpoint(name_or_path, options))
     state, metadata = read_safetensors(weights)
     return state, (config if config is not None else _metadata_config(metadata, weights))
 

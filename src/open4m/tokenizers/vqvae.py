@@ -155,13 +155,8 @@ class VQTokenizer(nn.Module):
         ``encoder_only`` keeps the encoder and quantizer and drops the decoder weights.
         """
         state, raw = read_checkpoint(name_or_path)
-        if encoder_only or cls is VQTokenizer:
-            model: VQTokenizer = VQTokenizer(config_from_dict(raw))
-            state = {k: v for k, v in state.items() if not k.startswith(_DECODER_KEYS)}
-            model.load_official_state_dict(state, source=str(name_or_path))
-        else:
-            model = cls.from_state(config_from_dict(raw), state, source=str(name_or_path))
-        return model.to(map_location).eval()
+        builder = VQTokenizer if encoder_only else cls
+        return builder.from_state(config_from_dict(raw), state, source=str(name_or_path)).to(map_location).eval()
 
     @classmethod
     def complete_config(cls, config: VQVAEConfig, state: dict[str, torch.Tensor]) -> VQVAEConfig:
@@ -170,9 +165,14 @@ class VQTokenizer(nn.Module):
 
     @classmethod
     def from_state(cls, config: VQVAEConfig, state: dict[str, torch.Tensor], source: str = "checkpoint") -> "VQTokenizer":
-        """Build from a config and load a state dict into it (strict, with readable errors)."""
+        """Build from a config and load a state dict into it (strict, with readable errors).
+
+        Called on :class:`VQTokenizer` itself it builds the encoder-only tokenizer and ignores decoder weights.
+        """
         if not isinstance(config, cls.config_class):
             raise ValueError(f"{source} is a {config.tokenizer_class!r} tokenizer; load it with open4m.load_tokenizer()")
+        if cls is VQTokenizer:  # encoder-only: the decoder's weights are not needed
+            state = {k: v for k, v in state.items() if not k.startswith(_DECODER_KEYS)}
         model = cls(cls.complete_config(config, state))
         model.load_official_state_dict(state, source=source)
         return model
