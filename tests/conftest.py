@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# Tests never reach the network: Hub lookups answer from local caches the tests build, and a file
+# that is not cached fails at once instead of after huggingface_hub's retries.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

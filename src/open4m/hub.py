@@ -18,8 +18,9 @@ import re
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-__all__ = ["HubOptions", "HubFileMissing", "Origin", "is_hub_id", "hub_file", "url_file", "offline", "locate"]
+__all__ = ["HubOptions", "HubFileMissing", "Origin", "is_hub_id", "hub_file", "url_file", "offline", "locate", "push_folder"]
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
@@ -187,3 +188,23 @@ def locate(source: str | os.PathLike, *, what: str, files: tuple[str, ...], opti
     for name in optional:
         hub_file(repo_id, name, opts, what=what, required=False)
     return first.parent, Origin(first.parent, repo_id, opts)
+
+
+def push_folder(repo_id: str, save: Callable[[Path], object], *, private: bool | None = None,
+                token: str | bool | None = None, commit_message: str = "Upload with open4m",
+                branch: str | None = None, create_pr: bool = False) -> str:
+    """``save(tmpdir)`` then upload that folder to ``repo_id`` (created if needed); returns the commit URL.
+
+    The same arguments as ``huggingface_hub``'s ``push_to_hub``; nothing is written outside a temporary folder.
+    """
+    import tempfile
+
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    with tempfile.TemporaryDirectory(prefix="open4m-push-") as tmp:
+        save(Path(tmp))
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        info = api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message=commit_message, revision=branch,
+                                 create_pr=create_pr)
+    return str(getattr(info, "commit_url", info))

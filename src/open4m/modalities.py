@@ -297,7 +297,7 @@ _OFFICIAL = [
     _sequence("metadata", 40, "image metadata as value-token pairs"),
     _sequence("human_poses", 275, "3D human poses (HMR2 boxes, pose codes, shape)", embedding_max_length=263),
     _sequence("color_palette", 23, "color palette, up to 7 colors"),
-    _raw("sam_mask", 1, max_tokens=64),
+    _raw("sam_mask", 1, max_tokens=64, tokenizer=_HUB + "sam-instance_1k_64"),
     _sequence("sam_instance", 290, "SAM instances (box + mask codes per prompt point)"),
     _image_tokens("tok_canny_edge@224", 8192, 224, 16, _HUB + "edge_8k_224-512", path="tok_canny_edge"),
     _raw("canny_edge", 1),

@@ -92,7 +92,8 @@ def test_pipeline_errors(setup):
     pipe = pipeline(f"{cap}->depth", model=model, tokenizers=toks, steps=1)
     with pytest.raises(ValueError, match="is a 'det' condition"):
         pipe(Boxes([(0, 0, 1, 1, "dog")]))
-    with pytest.raises(ValueError, match="no tokenizer for 'tok_depth@224'"):
+    # Without an override the registry's released depth tokenizer is used; offline and uncached, that is one clear line.
+    with pytest.raises(FileNotFoundError, match="4M_tokenizers_depth_8k_224-448: model.safetensors is not in the local"):
         pipeline(f"tok_depth@224->{cap}", model=model,
                  tokenizers={"text": toks["text"]})(np.zeros((224, 224), np.float32))
 
@@ -131,7 +132,8 @@ def test_super_resolution_chains_224_outputs_to_448(setup):
     mods = ["rgb@224", "tok_depth@224", "tok_depth@448"]
     sr = FourM(preset("tiny-swiglu_nobias", domains_in=mods, domains_out=mods[1:], dim=32, encoder_depth=1,
                       decoder_depth=1, num_heads=2)).eval()
-    pipe = pipeline("rgb->depth", model=model, tokenizers={"text": toks["text"]}, steps=1, sr_model=sr,
+    # depth=None: tokens only (no tokenizer is looked up for depth, here or in the registry)
+    pipe = pipeline("rgb->depth", model=model, tokenizers={"text": toks["text"], "depth": None}, steps=1, sr_model=sr,
                     sr_options=dict(steps=2))
     assert pipe.sr_schedule.conditions == ("rgb@224", "tok_depth@224")
     assert pipe.sr_schedule.targets == ("tok_depth@448",) and len(pipe.sr_schedule) == 2
@@ -168,11 +170,12 @@ def test_dense_sam_instances_run_every_pass_and_paint_a_map(monkeypatch):
     assert calls == [(["rgb@224"], 2), (["rgb@224"], 2)]  # per image: two passes beyond the schedule's
     assert len(out.parsed["sam_instance"]) == 2 and all(isinstance(p, list) for p in out.parsed["sam_instance"])
     assert [img.size for img in out.images["sam_instance"]] == [(224, 224)] * 2
-    without_masks = pipeline("rgb->sam_instance", model=model, tokenizers={"text": text}, tokens=12, temps=0.7)
+    without_masks = pipeline("rgb->sam_instance", model=model, tokenizers={"text": text, "sam_mask": None}, tokens=12,
+                             temps=0.7)
     assert "sam_instance" not in without_masks(torch.randn(1, 3, 224, 224), seed=0).images
     with pytest.raises(ValueError, match="dense=0"):
         pipeline("rgb->sam_instance", model=model, tokenizers={"text": text}, dense=0)
-    with pytest.raises(ValueError, match="no tokenizer for 'sam_instance'"):
-        pipeline("rgb->sam_instance", model=model, dense=4)
+    with pytest.raises(FileNotFoundError, match="text_tokenizer_4m_wordpiece_30k.json is not in the local cache"):
+        pipeline("rgb->sam_instance", model=model, dense=4)  # the registry's text tokenizer, not downloadable here
     with pytest.raises(ValueError, match="repeats the prompted passes"):
         pipeline("rgb->depth", model=model, dense=4)

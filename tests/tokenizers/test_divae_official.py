@@ -95,10 +95,8 @@ def test_an_unknown_name_without_checkpoint_names_the_missing_fields():
         DiVAE(cfg)
 
 
-def test_uvit_and_unknown_families_are_clear_errors():
+def test_an_unknown_family_is_a_clear_error():
     base = dict(image_size=32, enc_type="vit_t_enc", patch_size=8, codebook_size=64, latent_dim=8)
-    with pytest.raises(ValueError, match="UViT.*never released"):
-        DiVAE(DiVAEConfig(dec_type="uvit_b_p4_f16", **base))
     with pytest.raises(ValueError, match="unknown DiVAE dec_type"):
         DiVAE(DiVAEConfig(dec_type="vit_b_dec", **base))
 

@@ -1,12 +1,17 @@
 """`open4m generate`: any-to-any generation from files and text, written to PNGs and JSON.
 
-    open4m generate --model fm.safetensors --tokenizers toks/ --input rgb=photo.jpg \
-        --target depth,normal,caption --steps 8 --out out/
+    open4m generate --model EPFL-VILAB/4M-21_B --input rgb=photo.jpg --target depth,normal,semseg,caption
 
+`--model` is a released name (`open4m info --pretrained`), a Hub id, or a local file or folder.
 Targets are generated in the order given, each conditioned on the inputs and on every target
-before it. Tokenizers are looked up in the `--tokenizers` folder by modality name (`tok_depth@224`,
-`tok_depth` or `depth`, as a folder, `.safetensors` or `.json`; `text`/`tokenizer.json`/`text_tokenizer.json` for sequences;
-`sam_mask` for the SAM instance masks, drawn with `--dense`).
+before it. Each modality's tokenizer is found on first use: the model's own folder (models saved
+by open4m list theirs), else the released tokenizer the registry names, fetched through the
+Hugging Face cache (`HF_HUB_OFFLINE=1` works once it is there). `--tokenizers` overrides: a folder
+of tokenizers named by modality (`tok_depth@224`, `tok_depth` or `depth`, as a folder,
+`.safetensors` or `.json`; `text`/`tokenizer.json`/`text_tokenizer.json` for sequences;
+`sam_mask` for the SAM instance masks, drawn with `--dense`), or `NAME=PATH_OR_ID` for one modality
+(`NAME=none` keeps that modality's tokens undecoded).
+Decoding options left unset follow the official demo for official modalities (`--preset auto`).
 """
 
 from __future__ import annotations
@@ -18,31 +23,42 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="generate modalities from others with a FourM model",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="a FourM .safetensors file, Hub-layout folder or Hub id")
-    p.add_argument("--tokenizers", type=Path, help="folder holding the tokenizers (see above)")
+    p.add_argument("--model", required=True, help="a released name, a Hub id, or a FourM .safetensors file / folder")
+    add_tokenizer_option(p)
     p.add_argument("--input", action="append", default=[], metavar="NAME=VALUE",
                    help="a condition: rgb=photo.jpg, caption='a dog', tok_depth=depth.png (repeatable)")
     p.add_argument("--target", required=True, help="comma-separated targets, generated in this order")
+    p.add_argument("--preset", choices=["auto", "demo", "open4m"], default="auto",
+                   help="defaults for the options below: the official demo's per-modality settings (demo), open4m's "
+                        "(MaskGIT 8 cosine steps, temperature 1, no guidance), or demo for official modalities (auto)")
     p.add_argument("--schemes", help="per-target decoding scheme(s): maskgit, roar, autoregressive")
     p.add_argument("--tokens", help="tokens to generate per target (default: all; sequences: the most)")
     p.add_argument("--steps", help="decoding steps (one value or one per target, hyphen-separated)")
     p.add_argument("--token-schedules", help="cosine or linear: how many tokens each MaskGIT step commits")
-    p.add_argument("--temps", default="1.0", help="temperature(s), e.g. 1.0 or 3.0-0.5 (default 1.0)")
-    p.add_argument("--temp-schedules", default="constant", help="constant, linear or onex:MIN:POWER")
-    p.add_argument("--cfg", default="1.0", help="classifier-free guidance scale(s) (1 = none)")
-    p.add_argument("--cfg-schedules", default="constant",
-                   help="guidance scale over the steps: constant, linear or cosine (fade to 1), rising")
-    p.add_argument("--cfg-grow-conditioning", action="store_true",
-                   help="each finished target joins the guidance conditions of the later ones")
-    p.add_argument("--top-k", default="0", help="top-k filtering (0 = off)")
-    p.add_argument("--top-p", default="0.0", help="nucleus filtering (0 = off)")
+    p.add_argument("--temps", help="temperature(s), e.g. 1.0 or 3.0-0.5")
+    p.add_argument("--temp-schedules", help="constant, linear or onex:MIN:POWER")
+    p.add_argument("--cfg", help="classifier-free guidance: one scale (1 = none) or weights per condition, "
+                                 "e.g. caption=3,rgb=1")
+    p.add_argument("--cfg-schedules", help="guidance scale over the steps: constant, linear or cosine (fade to 1), rising")
+    p.add_argument("--cfg-grow-conditioning", action=argparse.BooleanOptionalAction, default=None,
+                   help="each finished target joins the guidance conditions of the later ones (demo preset: on)")
+    p.add_argument("--top-k", help="top-k filtering (0 = off)")
+    p.add_argument("--top-p", help="nucleus filtering (0 = off; demo preset: 0.8)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--draft-tokens", type=int, default=8, metavar="N",
                    help="most guessed tokens one autoregressive pass verifies (speculative decoding; exact at "
                         "temperature 0; 0 = off; default 8)")
     p.add_argument("--dense", type=int, default=1, metavar="N",
                    help="sam_instance targets: N prompted passes per image, merged into one instance map "
-                        "(drawn when the tokenizer folder has a sam_mask tokenizer; the 4M-21 demo uses 32)")
+                        "(drawn with the sam_mask tokenizer; the 4M-21 demo uses 32)")
+    p.add_argument("--sr", metavar="MODEL", help="a super-resolution model (e.g. 4M-7-SR_L_CC12M): every tok_*@224 "
+                                                "output is then refined to @448")
+    p.add_argument("--decode-steps", type=int, metavar="N",
+                   help="denoising steps of the diffusion tokenizers (RGB, depth, normals, edges; default 25)")
+    p.add_argument("--decode-scheduler", choices=["ddim", "ddpm"],
+                   help="sampler of the diffusion tokenizers (default: each tokenizer's own; ddim is the fast path)")
+    p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="the model's weights and compute")
+    p.add_argument("--revision", help="Hub revision (branch, tag or commit) of --model")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.set_defaults(handler=run)
 
@@ -57,29 +73,29 @@ def _parse_inputs(items: list[str]) -> dict[str, str]:
     return out
 
 
-def load_tokenizers(folder: Path | None, names: list[str], sequence_names: list[str]) -> dict:
-    """Tokenizers found in `folder` for the given modalities (missing ones are simply absent)."""
-    from ..generation.pipeline import SAM_MASK_KEYS, _tokenizer_keys
-    from ..tokenizers import load_tokenizer
+def add_tokenizer_option(p: argparse.ArgumentParser) -> None:
+    """`--tokenizers`, shared by every verb that decodes with a model's tokenizers."""
+    p.add_argument("--tokenizers", action="append", default=[], metavar="DIR|NAME=PATH",
+                   help="override tokenizers: a folder of them, or NAME=PATH_OR_ID for one modality (NAME=none: "
+                        "keep its tokens); repeatable. Default: the model's own, else the released ones")
 
-    if folder is None:
-        return {}
-    if not folder.is_dir():
-        raise FileNotFoundError(f"--tokenizers {folder} is not a folder")
-    found = {}
-    wanted = [(key, n) for n in names for key in _tokenizer_keys(n)]
-    if sequence_names:
-        wanted += [("text", "text"), ("tokenizer", "text"), ("text_tokenizer", "text")]  # the last: world bundles
-    if "sam_instance" in names:
-        wanted += [(key, "sam_mask") for key in SAM_MASK_KEYS]
-    for key, name in wanted:
-        if name in found:
-            continue
-        for candidate in (folder / key, folder / f"{key}.safetensors", folder / f"{key}.json"):
-            if candidate.exists():
-                found[name] = load_tokenizer(candidate)
-                break
-    return found
+
+def tokenizer_overrides(items: list[str]) -> tuple[Path | None, dict[str, str | None]]:
+    """--tokenizers values -> (a folder or None, {modality: path or id})."""
+    folder, named = None, {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if sep:
+            if not name.strip() or not value.strip():
+                raise ValueError(f"--tokenizers {item!r}: write NAME=PATH_OR_ID (e.g. depth=my_depth_tokenizer/)")
+            named[name.strip()] = None if value.strip().lower() == "none" else value.strip()
+        elif folder is not None:
+            raise ValueError("--tokenizers names two folders; give one folder, plus NAME=PATH for single modalities")
+        else:
+            folder = Path(item)
+            if not folder.is_dir():
+                raise FileNotFoundError(f"--tokenizers {item}: no such folder (for one modality write NAME=PATH)")
+    return folder, named
 
 
 def _value(name: str, raw: str, model):
@@ -107,36 +123,36 @@ def run(args: argparse.Namespace) -> int:
 
     from ..generation.pipeline import Pipeline
     from ..generation.schedules import _resolve
-    from ..modalities import Kind
     from ..model import FourM
 
-    model = FourM.from_pretrained(args.model)
+    model = FourM.from_pretrained(args.model, revision=args.revision, dtype=None)
     size = model.config.image_size
     raw_inputs = _parse_inputs(args.input)
     inputs = {_resolve(n, size, target=False).name: v for n, v in raw_inputs.items()}
     targets = [_resolve(t.strip(), size, target=True).name for t in args.target.split(",") if t.strip()]
     if not targets:
         raise ValueError("--target is empty; name at least one modality to generate")
-    names = [*inputs, *targets]
-    seq = [n for n in names if model.modality_info.get(n) is not None and model.modality_info[n].kind is Kind.SEQUENCE]
-    tokenizers = load_tokenizers(args.tokenizers, names, seq)
+    folder, named = tokenizer_overrides(args.tokenizers)
     spec = ",".join(inputs) + "->" + "->".join(targets)
     options = {k: v for k, v in dict(schemes=args.schemes, tokens=args.tokens, steps=args.steps,
                                      token_schedules=args.token_schedules, temps=args.temps,
                                      temp_schedules=args.temp_schedules, cfg=args.cfg, cfg_schedules=args.cfg_schedules,
-                                     top_k=args.top_k, top_p=args.top_p).items() if v is not None}
-    options["cfg_grow_conditioning"] = args.cfg_grow_conditioning
-    pipe = Pipeline(spec, model, tokenizers, draft_tokens=args.draft_tokens, dense=args.dense, **options)
+                                     top_k=args.top_k, top_p=args.top_p, cfg_grow_conditioning=args.cfg_grow_conditioning,
+                                     decode_steps=args.decode_steps, decode_scheduler=args.decode_scheduler,
+                                     sr_model=args.sr).items() if v is not None}
+    pipe = Pipeline(spec, model, named, tokenizer_folder=folder, preset=args.preset, draft_tokens=args.draft_tokens,
+                    dense=args.dense, dtype=args.dtype, **options)
     print(pipe.schedule)
     values = {n: _value(n, v, model) for n, v in inputs.items()}
     out = pipe(values, seed=args.seed, progress=True)
     written = out.save(args.out)
-    tokens = {f"{n}.tensor": e["tensor"].contiguous() for n, e in out.tokens.items() if n in targets}
+    all_targets = [*targets, *(pipe.sr_schedule.targets if pipe.sr_schedule else ())]
+    tokens = {f"{n}.tensor": e["tensor"].contiguous() for n, e in out.tokens.items() if n in all_targets}
     tmp = args.out / "tokens.safetensors.tmp"
     save_file(tokens, str(tmp), metadata={"spec": spec, "seed": str(args.seed)})
     tmp.replace(args.out / "tokens.safetensors")
     written.append(args.out / "tokens.safetensors")
-    undecoded = [t for t in targets if t not in out.images and t not in out.texts]
+    undecoded = [t for t in all_targets if t not in out.images and t not in out.texts and t not in out.vectors]
     for name, texts in out.texts.items():
         for i, text in enumerate(texts):
             print(f"{name}[{i}]: {text}")

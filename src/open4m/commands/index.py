@@ -1,10 +1,11 @@
 """`open4m index`: embed a folder of images with predicted global embeddings, for `open4m retrieve`.
 
-    open4m index --model fm21.safetensors --tokenizers toks/ --images gallery/ --out gallery.index
+    open4m index --model EPFL-VILAB/4M-21_B --images gallery/ --out gallery.index
 
 Each image is given as `--modality` (default rgb), the model predicts `--target` (default
 tok_dinov2_global; ROAR, 1 step, temperature 0.1, top-p 0.8 as in the 4M-21 demos) and its
-tokenizer decodes the vector. The index stores L2-normalised vectors and the file names.
+tokenizer decodes the vector (found as `open4m generate` finds it; `--tokenizers` overrides). The
+index stores L2-normalised vectors and the file names.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .generate import add_tokenizer_option
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 def add_embedding_options(p: argparse.ArgumentParser) -> None:
     """Options shared by `index` and `retrieve` (both must embed the same way)."""
-    p.add_argument("--model", required=True, help="a FourM .safetensors file, Hub-layout folder or Hub id")
-    p.add_argument("--tokenizers", type=Path, required=True, help="folder holding the tokenizers")
+    p.add_argument("--model", required=True, help="a released name, a Hub id, or a FourM .safetensors file / folder")
+    add_tokenizer_option(p)
     p.add_argument("--target", default="tok_dinov2_global", help="global-embedding modality to predict")
     p.add_argument("--temps", default="0.1")
     p.add_argument("--top-p", default="0.8")
@@ -39,16 +42,16 @@ def embedding_pipeline(args: argparse.Namespace, conditions: list[str]):
     from ..generation.pipeline import Pipeline
     from ..generation.schedules import _resolve
     from ..model import FourM
-    from .generate import load_tokenizers
+    from .generate import tokenizer_overrides
 
     model = FourM.from_pretrained(args.model)
     size = model.config.image_size
     conds = [_resolve(c, size, target=False).name for c in conditions]
     target = _resolve(args.target, size, target=True).name
-    seq = [c for c in conds if model.modality_info.get(c) is not None and model.modality_info[c].is_sequence]
-    tokenizers = load_tokenizers(args.tokenizers, [*conds, target], seq)
+    folder, named = tokenizer_overrides(args.tokenizers)
     spec = ",".join(conds) + "->" + target
-    return Pipeline(spec, model, tokenizers, schemes="roar", steps=1, temps=args.temps, top_p=args.top_p), conds
+    return Pipeline(spec, model, named, tokenizer_folder=folder, schemes="roar", steps=1, temps=args.temps,
+                    top_p=args.top_p), conds
 
 
 def run(args: argparse.Namespace) -> int:

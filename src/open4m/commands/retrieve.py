@@ -1,6 +1,6 @@
 """`open4m retrieve`: rank an `open4m index` gallery for a query made of any input modalities.
 
-    open4m retrieve --index gallery.index --model fm21.safetensors --tokenizers toks/ \
+    open4m retrieve --index gallery.index --model EPFL-VILAB/4M-21_B \
         --input caption="a dog on a beach" --k 5
 
 The query's global embedding is predicted exactly as the gallery's was (same target, sampling and

@@ -15,8 +15,8 @@ from ..atomic import write_atomic
 from .codecs import image_role
 
 
-def _palette(n: int) -> np.ndarray:
-    """n distinct, stable colours (golden-angle hues); index 0 is black (background / none)."""
+def class_colors(n: int) -> np.ndarray:
+    """``n`` distinct, stable colours (golden-angle hues); index 0 is black (background / none)."""
     import cv2
 
     hues = ((np.arange(n) * 0.618034) % 1.0 * 179).astype(np.uint8)
@@ -24,6 +24,32 @@ def _palette(n: int) -> np.ndarray:
     colours = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]
     colours[0] = 0
     return colours
+
+
+def depth_colors(depth: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """Depth (any scale, larger = farther) as turbo colours (near = warm), stretched between the 2nd and
+    98th percentiles of the ``valid`` pixels; invalid pixels black."""
+    import cv2
+
+    valid = np.ones(depth.shape, bool) if valid is None else valid
+    lo, hi = np.percentile(depth[valid], [2, 98]) if valid.any() else (0.0, 1.0)
+    norm = np.clip((depth - lo) / max(hi - lo, 1e-6), 0, 1)
+    img = cv2.applyColorMap((255 - norm * 255).astype(np.uint8), cv2.COLORMAP_TURBO)[..., ::-1]
+    return (img * valid[..., None]).astype(np.uint8)
+
+
+def pca_rgb(features: np.ndarray) -> np.ndarray:
+    """A (C, H, W) feature map as (H, W, 3) uint8: its first three principal components, each stretched."""
+    c, h, w = features.shape
+    flat = features.reshape(c, -1).T.astype(np.float64)
+    flat -= flat.mean(0, keepdims=True)
+    _, _, vt = np.linalg.svd(flat, full_matrices=False)
+    comps = flat @ vt[:3].T
+    if comps.shape[1] < 3:
+        comps = np.pad(comps, ((0, 0), (0, 3 - comps.shape[1])))
+    lo, hi = np.percentile(comps, [1, 99], axis=0)
+    rgb = np.clip((comps - lo) / np.maximum(hi - lo, 1e-8), 0, 1)
+    return (rgb.reshape(h, w, 3) * 255).round().astype(np.uint8)
 
 
 def _text_tile(text: str, size: int) -> np.ndarray:
@@ -45,22 +71,19 @@ def modality_tile(name: str, value: Any, size: int, rgb: np.ndarray | None = Non
         if role == "rgb":
             img = value
         elif role == "depth":
-            valid = value > 0
-            lo, hi = (np.percentile(value[valid], [2, 98]) if valid.any() else (0, 1))
-            norm = np.clip((value - lo) / max(hi - lo, 1e-6), 0, 1)
-            img = cv2.applyColorMap((255 - norm * 255).astype(np.uint8), cv2.COLORMAP_TURBO)[..., ::-1] * valid[..., None]
+            img = depth_colors(value, value > 0)
         elif role == "normal":
             img = (np.clip((value + 1) * 127.5, 0, 255)).astype(np.uint8)
         elif name.split("@")[0] in ("canny_edge", "sam_edge"):
             img = np.repeat(value[..., None], 3, -1)
         else:
-            img = _palette(256)[value.astype(np.int64) % 256]
+            img = class_colors(256)[value.astype(np.int64) % 256]
         return cv2.resize(np.ascontiguousarray(img, np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
     if name == "det" and rgb is not None:
         img = cv2.resize(np.ascontiguousarray(rgb), (size, size), interpolation=cv2.INTER_LINEAR)
         for k, inst in enumerate(value.get("instances", []), start=1):
             x0, y0, x1, y1 = (int(round(c * size)) for c in inst["boxes"])
-            colour = tuple(int(c) for c in _palette(16)[k % 15 + 1])
+            colour = tuple(int(c) for c in class_colors(16)[k % 15 + 1])
             cv2.rectangle(img, (x0, y0), (max(x1 - 1, x0), max(y1 - 1, y0)), colour, 1)
             cv2.putText(img, inst["class_name"], (x0, max(y0 - 2, 8)), cv2.FONT_HERSHEY_PLAIN, 0.7, colour, 1)
         return img

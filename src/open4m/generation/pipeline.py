@@ -1,13 +1,15 @@
 """End to end: raw inputs -> tokens -> a generation schedule -> tokens -> decoded outputs.
 
-`Pipeline` owns a model, the tokenizers of the modalities it touches and a schedule spec. It
-accepts natural inputs (an image file or PIL image for `rgb@224`, a caption string, typed
+`Pipeline` owns a model, the tokenizers of the modalities it touches (resolved on first use by
+:class:`open4m.tokenizers.resolver.TokenizerSet`: overrides, the model's own folder, the registry)
+and a schedule spec. It accepts natural inputs (an image file or PIL image for `rgb@224`, a caption string, typed
 builders such as `Boxes`, `ColorPalette`, `Metadata`, or raw images for `tok_*` modalities when
 their tokenizer is given), tokenizes them, runs the `Sampler`, and decodes every generated
-modality with its tokenizer (images as PIL, sequences as text and, where a codec exists, parsed
-back into boxes / colours / metadata). Given a super-resolution model, every `tok_*@224` result is
-then chained into its `@448` version. `open4m.generation.pipeline("rgb->depth,caption",
-model=..., tokenizers=...)(image)` is the one-line form.
+modality with its tokenizer (images as PIL, rendered for the eye: class maps coloured, depth through
+a colour map, feature maps by PCA; sequences as text and, where a codec exists, parsed back into
+boxes / colours / metadata). Given a super-resolution model, every `tok_*@224` result is
+then chained into its `@448` version. `open4m.pipeline("rgb->depth,caption",
+model="EPFL-VILAB/4M-21_B")(image)` is the one-line form.
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ import torch
 
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .. import modalities
-from ..atomic import write_text_atomic
+from ..atomic import atomic_write, write_text_atomic
 from ..modalities import Kind
 from ..model.fourm import FourM
 from ..tokenizers.sequences import Box, BoxCodec, MetadataCodec, PaletteCodec, SamInstance
+from ..tokenizers.divae import DiVAE
+from ..tokenizers.resolver import TokenizerSet
 from .dense import colorize_instances, generate_dense, merge_sam_instances, sam_instance_map
+from .render import render
 from .sampler import Sampler
 from .schedules import GenerationSchedule, build_schedule
 
@@ -80,7 +85,6 @@ SR_DEFAULTS: dict[str, Any] = dict(schemes="maskgit", steps=8, token_schedules="
 SR_ORDER = ("tok_clip", "tok_depth", "tok_normal", "tok_semseg", "tok_rgb")
 _PARSERS = {"det": BoxCodec(), "color_palette": PaletteCodec(), "metadata": MetadataCodec()}
 SAM = "sam_instance"
-SAM_MASK_KEYS = ("sam_mask", "tok_sam_mask", "sam_instance_mask")  # where the SAM mask tokenizer may be given
 
 
 # ------------------------------------------------------------------------------------------
@@ -98,7 +102,8 @@ class GenerationOutput:
     parsed: dict[str, list[Any]] = field(default_factory=dict)
 
     def save(self, out_dir: str | os.PathLike) -> list[Path]:
-        """One PNG per image output and sample, a side-by-side grid, and `texts.json`."""
+        """One PNG per image output and sample, a side-by-side grid, `texts.json`, and `vectors.safetensors`
+        for decoded global embeddings."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         written: list[Path] = []
@@ -116,6 +121,12 @@ class GenerationOutput:
             written.append(out / "texts.json")
             structured = {n: [_jsonable(p) for p in v] for n, v in self.parsed.items()}
             write_text_atomic(written[-1], json.dumps({"texts": self.texts, "parsed": structured}, indent=2))
+        if self.vectors:
+            from safetensors.torch import save_file
+
+            written.append(out / "vectors.safetensors")
+            tensors = {n: v.contiguous() for n, v in self.vectors.items()}
+            atomic_write(written[-1], lambda tmp: save_file(tensors, str(tmp)), overwrite=True)
         return written
 
 
@@ -175,34 +186,33 @@ def draw_boxes(image, boxes: Sequence[Box]):
 # ------------------------------------------------------------------------------------------
 # The pipeline
 # ------------------------------------------------------------------------------------------
-def _tokenizer_keys(name: str) -> list[str]:
-    """Names a tokenizer may be registered under for a modality: exact, without @res, without tok_."""
-    base = name.split("@", 1)[0]
-    keys = [name, base, base.removeprefix("tok_")]
-    return list(dict.fromkeys(keys))
-
-
 class Pipeline:
     """Raw inputs in, decoded outputs out, for one model and one schedule spec (see module docstring)."""
 
-    def __init__(self, spec: str, model: FourM, tokenizers: Mapping[str, Any] | None = None, *,
-                 sr_model: FourM | None = None, sr_options: Mapping[str, Any] | None = None,
-                 draft_tokens: int = 8, dense: int = 1, **schedule_options: Any) -> None:
+    def __init__(self, spec: str, model: FourM | str | os.PathLike, tokenizers: Mapping[str, Any] | None = None, *,
+                 tokenizer_folder: str | os.PathLike | None = None, sr_model: FourM | str | os.PathLike | None = None,
+                 sr_options: Mapping[str, Any] | None = None, draft_tokens: int = 8, dense: int = 1,
+                 preset: str = "auto", decode_steps: int | None = None, decode_scheduler: str | None = None,
+                 dtype: torch.dtype | str | None = None, **schedule_options: Any) -> None:
         if isinstance(dense, bool) or not isinstance(dense, int) or dense < 1:
             raise ValueError(f"dense={dense!r}: give the number of prompted passes per image (1 = one pass)")
-        self.model = model
+        self.dtype = parse_dtype(dtype)
+        self.model = _as_model(model, self.dtype)
         self.dense = dense
-        self.sampler = Sampler(model, draft_tokens=draft_tokens)
-        self.tokenizers = dict(tokenizers or {})
-        self.image_size = model.config.image_size
+        self.decode_options = {k: v for k, v in dict(steps=decode_steps, scheduler=decode_scheduler).items()
+                               if v is not None}
+        self.sampler = Sampler(self.model, draft_tokens=draft_tokens)
+        self.image_size = self.model.config.image_size
         self.schedule: GenerationSchedule = build_schedule(
-            spec, image_size=self.image_size, model_modalities=[*model.input_modalities, *model.output_modalities],
-            **schedule_options)
-        self.sr_model = sr_model
-        self.sr_schedule = self._sr_schedule(dict(SR_DEFAULTS, **(sr_options or {}))) if sr_model is not None else None
-        targets = self.schedule.targets + (self.sr_schedule.targets if self.sr_schedule else ())
-        for name in (*self.schedule.conditions, *targets):
-            self._check_tokenizer(name)
+            spec, image_size=self.image_size, preset=preset,
+            model_modalities=[*self.model.input_modalities, *self.model.output_modalities], **schedule_options)
+        self.sr_model = _as_model(sr_model, self.dtype) if sr_model is not None else None
+        self.sr_schedule = self._sr_schedule(dict(SR_DEFAULTS, **(sr_options or {}))) if self.sr_model is not None else None
+        vocab = {name: mod.vocab_size for m in (self.model, self.sr_model) if m is not None
+                 for name, mod in m.modality_info.items() if mod.vocab_size}
+        self.tokenizers = TokenizerSet(tokenizers, folder=tokenizer_folder, origin=self.model.origin, vocab=vocab)
+        sr_targets = self.sr_schedule.targets if self.sr_schedule else ()
+        self.tokenizers.check_given([*self.schedule.conditions, *self.schedule.targets, *sr_targets])
         if dense > 1:
             if SAM not in self.schedule.targets:
                 raise ValueError(f"dense={dense} repeats the prompted passes of a {SAM!r} target; the spec "
@@ -225,24 +235,13 @@ class Pipeline:
 
     # -- tokenizers -------------------------------------------------------------------------------
     def tokenizer(self, name: str, *, required: bool = True):
-        mod = modalities.get(name)
-        keys = ["text", "caption"] if mod.kind is Kind.SEQUENCE else _tokenizer_keys(name)
-        for key in keys:
-            if key in self.tokenizers:
-                return self.tokenizers[key]
-        if required:
-            raise ValueError(f"no tokenizer for {name!r}: pass tokenizers={{{keys[0]!r}: ...}} "
-                             f"(any of {keys} works as the key)")
-        return None
-
-    def _check_tokenizer(self, name: str) -> None:
-        mod = modalities.get(name)
-        tok = self.tokenizer(name, required=False)
-        if tok is None or mod.kind not in (Kind.IMAGE_TOKENS, Kind.SEQUENCE):
-            return
-        if tok.vocab_size != mod.vocab_size:
-            raise ValueError(f"the tokenizer given for {name!r} has {tok.vocab_size} tokens but the model's {name} "
-                             f"vocabulary has {mod.vocab_size}; use the tokenizer the model was trained with")
+        """The tokenizer of modality ``name`` (resolved and loaded on first use; see TokenizerSet)."""
+        tok = self.tokenizers.get(name, required=required)
+        if isinstance(tok, torch.nn.Module):
+            device = self.model.mask_token.device
+            if next(tok.parameters(), torch.empty(0, device=device)).device != device:
+                tok.to(device)
+        return tok
 
     # -- inputs -------------------------------------------------------------------------------
     def _rgb(self, value: Any) -> tuple[torch.Tensor, Any]:
@@ -303,7 +302,8 @@ class Pipeline:
 
     # -- outputs --------------------------------------------------------------------------------
     def detokenize(self, tokens: Mapping[str, Mapping[str, torch.Tensor]], shown: Mapping[str, list],
-                   targets: Sequence[str]) -> GenerationOutput:
+                   targets: Sequence[str], *, seed: int | None = 0, progress: bool = False) -> GenerationOutput:
+        """Decode every target with its tokenizer (diffusion decoders with ``decode_steps`` and ``seed``)."""
         out = GenerationOutput(tokens={k: dict(v) for k, v in tokens.items()}, inputs=dict(shown))
         for name in targets:
             entry, mod = tokens[name], modalities.get(name)
@@ -311,11 +311,12 @@ class Pipeline:
             if mod.kind is Kind.IMAGE_TOKENS:
                 if tok is None:
                     continue
-                decoded = tok.decode(entry["tensor"])
+                options = dict(self.decode_options, seed=seed, progress=progress) if isinstance(tok, DiVAE) else {}
+                decoded = tok.decode(entry["tensor"], **options)
                 if tok.preprocessor.input == "vector":
                     out.vectors[name] = torch.from_numpy(tok.to_numpy(decoded))
                 else:
-                    out.images[name] = tok.to_pil(decoded)
+                    out.images[name] = render(tok, decoded)
                 continue
             if tok is None:
                 continue
@@ -346,6 +347,9 @@ class Pipeline:
         inputs = {**inputs, **named}
         if generator is None and seed is not None:
             generator = torch.Generator(device=self.model.mask_token.device).manual_seed(seed)
+        targets = list(self.schedule.targets) + list(self.sr_schedule.targets if self.sr_schedule else ())
+        for name in targets:  # resolve (and fetch) the decoders now: a missing file fails before generating
+            self.tokenizer(name, required=False)
         conditions, shown = self.tokenize(inputs)
         tokens = self.sampler.generate(conditions, self.schedule, generator=generator, progress=progress,
                                        batch_size=None if conditions else 1)
@@ -356,7 +360,7 @@ class Pipeline:
             high = Sampler(self.sr_model).generate(sr_inputs, self.sr_schedule, generator=generator, progress=progress)
             tokens = {**tokens, **{t: high[t] for t in self.sr_schedule.targets}}
             targets += self.sr_schedule.targets
-        out = self.detokenize(tokens, shown, targets)
+        out = self.detokenize(tokens, shown, targets, seed=seed, progress=progress)
         if SAM in out.texts:
             self._sam_outputs(out, extra_passes)
         return out
@@ -377,7 +381,7 @@ class Pipeline:
     def _sam_outputs(self, out: GenerationOutput, extra_passes: list[list[str]] | None) -> None:
         """Merged instances per image (every dense pass), and their painted map given a mask tokenizer."""
         per_image = [[t, *(extra_passes[i] if extra_passes else [])] for i, t in enumerate(out.texts[SAM])]
-        mask_tok = next((self.tokenizers[k] for k in SAM_MASK_KEYS if k in self.tokenizers), None)
+        mask_tok = self.tokenizer("sam_mask", required=False)
         out.parsed[SAM] = [merge_sam_instances(texts) for texts in per_image]
         if mask_tok is not None:
             out.images[SAM] = [colorize_instances(sam_instance_map(texts, mask_tok, self.image_size))
@@ -391,16 +395,44 @@ def _parse(parser, text: str):
         return err
 
 
-def pipeline(spec: str, *, model: FourM, tokenizers: Mapping[str, Any] | None = None, **options: Any) -> Pipeline:
-    """The one-line API: `pipeline("rgb->depth,caption", model=m, tokenizers=t)(image)`.
+def pipeline(spec: str, *, model: FourM | str | os.PathLike, tokenizers: Mapping[str, Any] | None = None,
+             **options: Any) -> Pipeline:
+    """The one-line API: `pipeline("rgb->depth,caption", model="EPFL-VILAB/4M-21_B")(image)`.
 
+    `model` is a FourM, a released name, a Hub id or a local file or folder; each modality's
+    tokenizer is found on first use (the model's own folder, else the released one the registry
+    names), so `tokenizers` is only needed to override one (`{"depth": "my_depth_tok/"}`).
+    Unset decoding options follow the official demo for official modalities (`preset="auto"`).
     Pass `sr_model=` (a 4M-7-SR-style model) to super-resolve every `tok_*@224` output to `@448`,
-    `draft_tokens=0` to decode sequences one token per pass (no speculative guesses), and
-    `dense=32` to generate `sam_instance` with 32 prompted passes per image, merged (painted into
-    one instance map when a `sam_mask` tokenizer is given).
+    `decode_steps=`/`decode_scheduler=` for the diffusion decoders, `dtype="bf16"` to run the model
+    in bfloat16, `draft_tokens=0` to decode sequences one token per pass (no speculative guesses),
+    and `dense=32` to generate `sam_instance` with 32 prompted passes per image, merged (painted into
+    one instance map when a `sam_mask` tokenizer is available).
     """
     return Pipeline(spec, model, tokenizers, **options)
 
 
+_DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+           "fp16": torch.float16, "float16": torch.float16}
+
+
+def parse_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    """'bf16' / 'fp16' / 'fp32' (or a torch dtype) -> the torch dtype; None stays None."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if str(dtype).lower() not in _DTYPES:
+        raise ValueError(f"dtype {dtype!r}: use bf16, fp16 or fp32")
+    return _DTYPES[str(dtype).lower()]
+
+
+def _as_model(model: FourM | str | os.PathLike, dtype: torch.dtype | None) -> FourM:
+    """A FourM as given, or loaded from a released name, Hub id or path; cast to ``dtype`` when one is asked for."""
+    if isinstance(model, (str, os.PathLike)):
+        return FourM.from_pretrained(model, dtype=dtype)
+    if not isinstance(model, FourM):
+        raise TypeError(f"model must be a FourM or a name, Hub id or path, got {type(model).__name__}")
+    return model.to(dtype) if dtype is not None else model
+
+
 __all__ = ["Boxes", "ColorPalette", "Metadata", "GenerationOutput", "Pipeline", "pipeline", "image_grid",
-           "palette_swatch", "draw_boxes"]
+           "palette_swatch", "draw_boxes", "parse_dtype"]

@@ -15,12 +15,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from .. import modalities
 from ..modalities import Modality
+from .presets import DEMO_TOP_P, demo_settings
 
 SCHEMES = ("maskgit", "roar", "autoregressive")
 TOKEN_SCHEDULES = ("cosine", "linear")
@@ -235,44 +236,67 @@ def build_schedule(
     tokens: int | str | Sequence[int | None] | None = None,
     steps: int | str | Sequence[int | None] | None = None,
     token_schedules: str | Sequence[str | None] | None = None,
-    temps: float | str | Sequence[float] = 1.0,
-    temp_schedules: str | Sequence[str] = "constant",
-    top_k: int | float | str | Sequence[int | float] = 0,
-    top_p: float | str | Sequence[float] = 0.0,
-    cfg: float | str | Sequence[float | tuple[float, ...]] = 1.0,
-    cfg_schedules: str | Sequence[str] = "constant",
-    cfg_grow_conditioning: bool = False,
+    temps: float | str | Sequence[float | None] | None = None,
+    temp_schedules: str | Sequence[str | None] | None = None,
+    top_k: int | float | str | Sequence[int | float | None] | None = None,
+    top_p: float | str | Sequence[float | None] | None = None,
+    cfg: float | str | Mapping[str, float] | Sequence[float | tuple[float, ...] | None] | None = None,
+    cfg_schedules: str | Sequence[str | None] | None = None,
+    cfg_grow_conditioning: bool | None = None,
     image_size: int = 224,
     model_modalities: Sequence[str] | None = None,
+    preset: str = "open4m",
 ) -> GenerationSchedule:
     """Turn `"cond1,cond2->target1->target2"` plus per-target options into a validated schedule.
 
-    Every option is one value for all targets, a list with one value per target, or a hyphen
-    string (`temps="3.0-0.5"`). Defaults: image-like targets MaskGIT with 8 cosine steps over all
-    their tokens; sequences autoregressive up to their `max_tokens`; ROAR always uses the linear
-    token schedule. Steps, token, temperature and guidance schedules do not apply to
-    autoregressive targets (one step, one temperature, one guidance scale). Guidance schedules
-    (`constant`, `linear`, `cosine`, `rising`; see `guidance_schedule`) set the scale per step of
-    image-like targets. With `cfg_grow_conditioning`, every
-    finished target joins the guidance conditions of the later ones. `model_modalities`, when
-    given, is checked so a schedule never asks a model for a modality it does not know.
+    Every option is one value for all targets, a list with one value per target (None = the
+    default for that target), or a hyphen string (`temps="3.0-0.5"`). What is not given comes from
+    the `preset`: `open4m` (image-like targets MaskGIT with 8 cosine steps over all their tokens,
+    sequences autoregressive up to their `max_tokens`, temperature 1, no filtering, no guidance),
+    `demo` (the official demo sampler's per-modality settings, see `open4m.generation.presets`,
+    with `open4m` for modalities it does not know) or `auto` (`demo` when every modality is an
+    official one). ROAR always uses the linear token schedule. Steps, token, temperature and
+    guidance schedules do not apply to autoregressive targets (one step, one temperature, one
+    guidance scale). Guidance schedules (`constant`, `linear`, `cosine`, `rising`; see
+    `guidance_schedule`) set the scale per step of image-like targets. `cfg` may weight each
+    condition (`{"caption": 3, "rgb": 1}` or `"caption=3,rgb=1"`, unnamed conditions 1): the
+    guided logits are then uncond + sum_i w_i (cond_i - uncond). With `cfg_grow_conditioning`,
+    every finished target joins the guidance conditions of the later ones. `model_modalities`,
+    when given, is checked so a schedule never asks a model for a modality it does not know.
     """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown schedule preset {preset!r}; choose one of {PRESETS}")
     conds, targets = _parse_spec(spec, image_size)
     n = len(targets)
     if model_modalities is not None:
         unknown = [m.name for m in conds + targets if m.name not in model_modalities]
         if unknown:
             raise ValueError(f"the model does not know {unknown}; it has {sorted(model_modalities)}")
-    opt_schemes = _per_target(schemes, n, "schemes", str)
+    if preset == "auto":
+        preset = "demo" if all(modalities.is_builtin(m.name) for m in conds + targets) else "open4m"
+    cond_names = [m.name for m in conds]
+    defaults = [(demo_settings(cond_names, m.name) if preset == "demo" else None) for m in targets]
+    for d in defaults:
+        if d is not None:
+            d.setdefault("top_p", DEMO_TOP_P)
+    if cfg_grow_conditioning is None:
+        weighted = isinstance(cfg, Mapping) or (isinstance(cfg, str) and "=" in cfg)
+        cfg_grow_conditioning = preset == "demo" and not weighted and any(d is not None for d in defaults)
+
+    def option(value, name: str, cast) -> list:
+        given = _per_target(value, n, name, cast)
+        return [g if g is not None else _default(defaults[i], name, cast) for i, g in enumerate(given)]
+
+    opt_schemes = option(schemes, "schemes", str)
     opt_tokens = _per_target(tokens, n, "tokens", int)
-    opt_steps = _per_target(steps, n, "steps", int)
-    opt_tok_sched = _per_target(token_schedules, n, "token_schedules", str)
-    opt_temps = _per_target(temps, n, "temps", float)
-    opt_temp_sched = _per_target(temp_schedules, n, "temp_schedules", str)
-    opt_top_k = _per_target(top_k, n, "top_k", _top_k_value)
-    opt_top_p = _per_target(top_p, n, "top_p", float)
-    opt_cfg = _per_target(cfg, n, "cfg", _cfg_value)
-    opt_cfg_sched = _per_target(cfg_schedules, n, "cfg_schedules", str)
+    opt_steps = option(steps, "steps", int)
+    opt_tok_sched = option(token_schedules, "token_schedules", str)
+    opt_temps = option(temps, "temps", float)
+    opt_temp_sched = option(temp_schedules, "temp_schedules", str)
+    opt_top_k = option(top_k, "top_k", _top_k_value)
+    opt_top_p = option(top_p, "top_p", float)
+    opt_cfg = option(cfg, "cfg", _cfg_value)
+    opt_cfg_sched = option(cfg_schedules, "cfg_schedules", str)
 
     cfg_conditions = [m.name for m in conds]
     out: list[ScheduleStep] = []
@@ -294,6 +318,8 @@ def build_schedule(
             raise ValueError(f"{where}: temperature {temperature} < 0; use 0 for greedy decoding")
         if not 0.0 <= top_p_i <= 1.0:
             raise ValueError(f"{where}: top_p={top_p_i} must lie in [0, 1] (0 disables nucleus filtering)")
+        if isinstance(scale, dict):
+            scale = _condition_weights(scale, cfg_conditions, image_size, where)
         if isinstance(scale, tuple):
             if cfg_grow_conditioning:
                 raise ValueError(f"{where}: per-condition guidance weights cannot be combined with cfg_grow_conditioning "
@@ -324,6 +350,30 @@ def build_schedule(
     return GenerationSchedule(tuple(m.name for m in conds), tuple(out))
 
 
+PRESETS = ("open4m", "demo", "auto")
+# What the open4m preset uses for options a caller leaves out (None means: computed per target).
+_OPEN4M_DEFAULTS: dict[str, Any] = dict(temps=1.0, temp_schedules="constant", top_k=0, top_p=0.0, cfg=1.0,
+                                        cfg_schedules="constant")
+
+
+def _default(settings: dict[str, Any] | None, name: str, cast) -> Any:
+    value = settings.get(name) if settings is not None else None
+    if value is None:
+        value = _OPEN4M_DEFAULTS.get(name)
+    return None if value is None else cast(value)
+
+
+def _condition_weights(weights: dict[str, float], conditions: list[str], image_size: int, where: str) -> tuple[float, ...]:
+    """Per-condition guidance weights by name -> one weight per guidance condition, in order (unnamed: 1)."""
+    resolved = {}
+    for key, w in weights.items():
+        name = key if key in conditions else _resolve(key, image_size, target=False).name
+        if name not in conditions:
+            raise ValueError(f"{where}: cfg names {key!r}, which is not a condition; the conditions are {conditions}")
+        resolved[name] = w
+    return tuple(float(resolved.get(c, 1.0)) for c in conditions)
+
+
 def _default_steps(kind: str, tokens: int, most: int = 8) -> int:
     """Up to 8 steps: the most that leave no step of the token schedule empty (small grids need fewer)."""
     for n in range(min(most, tokens), 1, -1):
@@ -347,7 +397,17 @@ def _top_k_value(v) -> int | float:
     return value
 
 
-def _cfg_value(v) -> float | tuple[float, ...]:
+def _cfg_value(v) -> float | tuple[float, ...] | dict[str, float]:
+    if isinstance(v, Mapping):
+        return {str(k): float(w) for k, w in v.items()}
+    if isinstance(v, str) and "=" in v:
+        pairs = [p.partition("=") for p in v.split(",") if p.strip()]
+        if any(not sep or not k.strip() for k, sep, _ in pairs):
+            raise ValueError(f"cfg {v!r}: write one scale (2.0) or weights per condition (caption=3,rgb=1)")
+        try:
+            return {k.strip(): float(w) for k, _, w in pairs}
+        except ValueError:
+            raise ValueError(f"cfg {v!r}: each weight must be a number (caption=3,rgb=1)") from None
     if isinstance(v, (list, tuple)):
         if not v:
             raise ValueError("cfg: an empty list of guidance weights; give one weight per condition")
@@ -356,6 +416,6 @@ def _cfg_value(v) -> float | tuple[float, ...]:
 
 
 __all__ = [
-    "SCHEMES", "TOKEN_SCHEDULES", "CFG_SCHEDULES", "ScheduleStep", "GenerationSchedule", "build_schedule",
+    "SCHEMES", "TOKEN_SCHEDULES", "CFG_SCHEDULES", "PRESETS", "ScheduleStep", "GenerationSchedule", "build_schedule",
     "token_schedule", "temperature_schedule", "guidance_schedule",
 ]

@@ -101,7 +101,7 @@ class PixelEncoderEmbedding(_ModalityEmbedding):
             )
         p = self.patch_size
         patches = rearrange(img, "b c (nh ph) (nw pw) -> b (nh nw) (ph pw c)", ph=p, pw=p)
-        return self.proj(patches), self.grid_emb(b)
+        return self.proj(patches.to(self.proj.weight.dtype)), self.grid_emb(b)  # pixels arrive fp32 for any model dtype
 
 
 class ImageTokenEncoderEmbedding(_ModalityEmbedding):

@@ -393,10 +393,43 @@ class FourM(nn.Module):
         return checkpoint.atomic_save_file(checkpoint.official_state_dict(self), path, checkpoint.metadata_of(self.config),
                                            overwrite=overwrite)
 
-    def save_pretrained(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Write the Hub layout: `config.json` + `model.safetensors` (which also carries the config)."""
+    def save_pretrained(self, directory: str | os.PathLike, *, tokenizers: Mapping[str, Any] | None = None,
+                        card: Mapping[str, Any] | None = None, overwrite: bool = False) -> Path:
+        """Write the Hub layout: `config.json` + `model.safetensors` (which also carries the config), a
+        generated model card (`README.md`) and, given ``tokenizers``, the model's own tokenizers.
+
+        ``tokenizers`` maps modality names to tokenizer objects (saved under `tokenizers/`, once
+        each however many modalities share one) or to released names / Hub ids (kept as references);
+        `tokenizers.json` records the map, so `open4m.pipeline(..., model=folder_or_repo)` needs no
+        tokenizer arguments. ``card`` adds to the card: description, data, metrics, license, tags.
+        """
+        from ..card import fourm_card
+        from ..tokenizers.resolver import MANIFEST_NAME, write_manifest
+
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.save_file(directory / checkpoint.WEIGHTS_NAME, overwrite=overwrite)
         write_text_atomic(directory / checkpoint.CONFIG_NAME, self.config.to_json(), overwrite=overwrite)
+        table = write_manifest(directory, tokenizers) if tokenizers else {}
+        if not tokenizers and (directory / MANIFEST_NAME).exists():
+            (directory / MANIFEST_NAME).unlink()  # a stale manifest would point at another model's tokenizers
+        rows = []
+        for name, mod in self.modality_info.items():
+            tokens = mod.num_tokens(self.config.image_size) if mod.is_image_like else mod.max_tokens
+            role = ("in" if name in self.config.domains_in else "") + ("/out" if name in self.config.domains_out else "")
+            rows.append([name, mod.kind.value, mod.vocab_size or "-", tokens or "-", role.strip("/")])
+        text = fourm_card(directory.name, self.config.to_dict(), rows, table, card)
+        write_text_atomic(directory / "README.md", text, overwrite=True)
         return directory
+
+    def push_to_hub(self, repo_id: str, *, tokenizers: Mapping[str, Any] | None = None,
+                    card: Mapping[str, Any] | None = None, private: bool | None = None, token: str | bool | None = None,
+                    commit_message: str = "Upload FourM with open4m", branch: str | None = None,
+                    create_pr: bool = False) -> str:
+        """`save_pretrained` into a temporary folder and upload it to the Hub repo ``repo_id``; returns the commit URL."""
+        from ..hub import push_folder
+
+        info = {"repo_id": repo_id, **(card or {})}
+        return push_folder(repo_id, lambda d: self.save_pretrained(d, tokenizers=tokenizers, card=info),
+                           private=private, token=token, commit_message=commit_message, branch=branch,
+                           create_pr=create_pr)

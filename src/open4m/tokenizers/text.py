@@ -168,6 +168,15 @@ class TextTokenizer:
         write_json(target, json.loads(self.backend.to_str()))
         return target
 
+    def push_to_hub(self, repo_id: str, *, private: bool | None = None, token: str | bool | None = None,
+                    commit_message: str = "Upload text tokenizer with open4m", branch: str | None = None,
+                    create_pr: bool = False) -> str:
+        """Upload ``tokenizer.json`` to the Hub repo ``repo_id`` (created if needed); returns the commit URL."""
+        from ..hub import push_folder
+
+        return push_folder(repo_id, self.save_pretrained, private=private, token=token, commit_message=commit_message,
+                           branch=branch, create_pr=create_pr)
+
     @classmethod
     def train(cls, corpus: Iterable[str] | str | os.PathLike | Sequence[str | os.PathLike], vocab_size: int = 30000, *,
               min_frequency: int = 0, class_names: Sequence[str] = COCO_CLASSES, show_progress: bool = False) -> "TextTokenizer":

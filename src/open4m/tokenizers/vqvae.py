@@ -14,12 +14,13 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..atomic import write_text_atomic
 from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, read_checkpoint, write_json, write_safetensors
 from .config import VQVAEConfig, config_from_dict, config_to_dict, config_to_metadata
 from .mlp_vq import BottleneckMLP, parse_mlp_name
@@ -197,9 +198,12 @@ class VQTokenizer(nn.Module):
             raise ValueError(f"{source}: tensor shapes disagree with the config{hint}: " + "; ".join(wrong[:6]))
         self.load_state_dict(state, strict=True)
 
-    def save_pretrained(self, path: str | os.PathLike) -> Path:
-        """Save as a directory (``model.safetensors`` + ``config.json``) or, for a ``.safetensors`` path,
-        as one self-describing file. The safetensors metadata always carries the config."""
+    def save_pretrained(self, path: str | os.PathLike, *, card: Mapping[str, Any] | None = None) -> Path:
+        """Save as a directory (``model.safetensors`` + ``config.json`` + a generated ``README.md`` card) or,
+        for a ``.safetensors`` path, as one self-describing file. The safetensors metadata always carries
+        the config."""
+        from ..card import tokenizer_card
+
         path = Path(path)
         state = self.state_dict()
         metadata = config_to_metadata(self.config)
@@ -207,8 +211,20 @@ class VQTokenizer(nn.Module):
             write_safetensors(path, state, metadata)
             return path
         write_safetensors(path / WEIGHTS_NAME, state, metadata)
-        write_json(path / CONFIG_NAME, config_to_dict(self.config))
+        config = config_to_dict(self.config)
+        write_json(path / CONFIG_NAME, config)
+        write_text_atomic(path / "README.md", tokenizer_card(path.name, config, card))
         return path
+
+    def push_to_hub(self, repo_id: str, *, card: Mapping[str, Any] | None = None, private: bool | None = None,
+                    token: str | bool | None = None, commit_message: str = "Upload tokenizer with open4m",
+                    branch: str | None = None, create_pr: bool = False) -> str:
+        """`save_pretrained` into a temporary folder and upload it to the Hub repo ``repo_id``; returns the commit URL."""
+        from ..hub import push_folder
+
+        info = {"repo_id": repo_id, **(card or {})}
+        return push_folder(repo_id, lambda d: self.save_pretrained(d, card=info), private=private, token=token,
+                           commit_message=commit_message, branch=branch, create_pr=create_pr)
 
 
 class VQVAE(VQTokenizer):

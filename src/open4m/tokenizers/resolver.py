@@ -1,0 +1,199 @@
+"""The one tokenizer resolver: which tokenizer serves a modality, found and loaded on first use.
+
+For a modality name (``tok_depth@224``, ``caption``, ``sam_mask`` ...) the first of these wins:
+
+1. an override the caller gave (a tokenizer object, a path or an id; None for "none: keep the
+   tokens"), keyed by the modality name or a short form (``tok_depth``, ``depth``; ``text`` for
+   every sequence modality);
+2. a folder of tokenizers (``--tokenizers DIR``): files named like those keys;
+3. the model's own folder (local or on the Hub): its ``tokenizers.json`` manifest, which
+   ``FourM.save_pretrained(..., tokenizers=...)`` writes, maps modalities to files in the folder or
+   to released ids;
+4. the registry: :attr:`open4m.modalities.Modality.tokenizer` names the released tokenizer (a Hub id,
+   or ``text`` for the WordPiece vocabulary), fetched through ``huggingface_hub``.
+
+Nothing is loaded until asked for (4M-21 has about fifteen tokenizers), each source is loaded once
+even when several modalities share it (Canny and SAM edges; every sequence), and a tokenizer whose
+vocabulary differs from the model's is refused with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from .. import modalities
+from ..atomic import write_text_atomic
+from ..hub import HubOptions, Origin
+from ..modalities import Kind
+
+__all__ = ["TokenizerSet", "tokenizer_keys", "write_manifest", "read_manifest", "MANIFEST_NAME"]
+
+MANIFEST_NAME = "tokenizers.json"
+MANIFEST_FORMAT = 1
+_TEXT_KEYS = ("text", "caption")
+_TEXT_FILES = ("text.json", "tokenizer.json", "text_tokenizer.json")
+_SAM_MASK_KEYS = ("sam_mask", "tok_sam_mask", "sam_instance_mask")
+
+
+def tokenizer_keys(name: str) -> list[str]:
+    """Names a tokenizer may be given under for a modality, most specific first."""
+    if name in _SAM_MASK_KEYS:
+        return list(dict.fromkeys([name, *_SAM_MASK_KEYS]))
+    mod = modalities.all_modalities().get(name)
+    if mod is not None and mod.kind in (Kind.SEQUENCE, Kind.SEQUENCE_EMBEDDING):
+        return list(dict.fromkeys([name, *_TEXT_KEYS]))
+    base = name.split("@", 1)[0]
+    return list(dict.fromkeys([name, base, base.removeprefix("tok_")]))
+
+
+def read_manifest(origin: Origin) -> dict[str, str]:
+    """A model folder's modality -> tokenizer source map (empty when it has none)."""
+    path = origin.file(MANIFEST_NAME, what="model")
+    if path is None:
+        return {}
+    try:
+        payload = json.loads(Path(path).read_text())
+        table = payload["tokenizers"]
+        if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+            raise TypeError
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise ValueError(f"{path} is not a tokenizer manifest ({{'tokenizers': {{modality: file or id}}}}); "
+                         "save the model again with save_pretrained(..., tokenizers=...)") from None
+    return dict(table)
+
+
+def write_manifest(folder: str | os.PathLike, tokenizers: Mapping[str, Any]) -> dict[str, str]:
+    """Save each tokenizer object under ``folder/tokenizers/`` (once, however many modalities share it),
+    keep string sources (released ids, Hub ids) as references, and write the manifest. Returns it."""
+    folder = Path(folder)
+    table: dict[str, str] = {}
+    saved: dict[int, str] = {}
+    for name, tok in sorted(tokenizers.items()):
+        if isinstance(tok, (str, os.PathLike)):
+            table[name] = str(tok)
+            continue
+        if id(tok) not in saved:
+            is_text = not hasattr(tok, "config")
+            stem = "text" if is_text else name.split("@", 1)[0]
+            rel = f"tokenizers/{stem}.json" if is_text else f"tokenizers/{stem}.safetensors"
+            (folder / "tokenizers").mkdir(parents=True, exist_ok=True)
+            tok.save_pretrained(folder / rel)
+            saved[id(tok)] = rel
+        table[name] = saved[id(tok)]
+    write_text_atomic(folder / MANIFEST_NAME, json.dumps({"format": MANIFEST_FORMAT, "tokenizers": table}, indent=2)
+                      + "\n", overwrite=True)
+    return table
+
+
+class TokenizerSet:
+    """The tokenizers of one model's modalities, resolved lazily (see the module docstring for the order).
+
+    ``vocab`` maps modality names to the vocabulary size the model expects, to refuse mismatches.
+    """
+
+    def __init__(self, overrides: Mapping[str, Any] | None = None, *, folder: str | os.PathLike | None = None,
+                 origin: Origin | None = None, options: HubOptions | None = None, registry: bool = True,
+                 vocab: Mapping[str, int] | None = None) -> None:
+        self.overrides = dict(overrides or {})
+        self.folder = Path(folder) if folder is not None else None
+        if self.folder is not None and not self.folder.is_dir():
+            raise FileNotFoundError(f"tokenizer folder {self.folder} does not exist")
+        self.origin = origin
+        self.options = options or (origin.options if origin else HubOptions())
+        self.registry = registry
+        self.vocab = dict(vocab or {})
+        self._manifest: dict[str, str] | None = None
+        self._loaded: dict[str, Any] = {}  # source -> tokenizer (shared sources load once)
+        self._chosen: dict[str, Any] = {}  # modality -> tokenizer
+
+    # -- where a modality's tokenizer comes from ------------------------------------------------------
+    def source(self, name: str) -> Any:
+        """The object, path or id that serves ``name`` (None when nothing does); loads nothing."""
+        keys = tokenizer_keys(name)
+        for key in keys:
+            if key in self.overrides:
+                return self.overrides[key]
+        if self.folder is not None:
+            found = self._in_folder(name, keys)
+            if found is not None:
+                return found
+        if self.origin is not None:
+            manifest = self._read_manifest()
+            for key in keys:
+                if key in manifest:
+                    return self._manifest_source(manifest[key])
+        if self.registry:
+            mod = modalities.all_modalities().get(name)
+            if mod is not None and mod.tokenizer:
+                return mod.tokenizer
+        return None
+
+    def _in_folder(self, name: str, keys: list[str]) -> Path | None:
+        assert self.folder is not None
+        names = [f for k in keys for f in (k, f"{k}.safetensors", f"{k}.json")]
+        if keys[-1] in _TEXT_KEYS:
+            names += list(_TEXT_FILES)
+        return next((self.folder / f for f in names if (self.folder / f).exists()), None)
+
+    def _read_manifest(self) -> dict[str, str]:
+        if self._manifest is None:
+            self._manifest = read_manifest(self.origin) if self.origin is not None else {}
+        return self._manifest
+
+    def _manifest_source(self, value: str) -> Any:
+        """A manifest entry: a file inside the model's folder (fetched on demand) or an id to resolve."""
+        if value.startswith("tokenizers/") or value.endswith((".safetensors", ".json")):
+            assert self.origin is not None
+            return self.origin.file(value, what=f"tokenizer of {self.origin}", required=True)
+        return value
+
+    # -- loading -------------------------------------------------------------------------------------
+    def get(self, name: str, *, required: bool = True) -> Any:
+        """The tokenizer of modality ``name`` (loaded now if needed), or None when ``required=False`` and none exists."""
+        if name in self._chosen:
+            return self._chosen[name]
+        src = self.source(name)
+        if src is None:
+            if not required:
+                return None
+            keys = tokenizer_keys(name)
+            raise ValueError(f"no tokenizer for {name!r}: the model's folder lists none and the registry names none; "
+                             f"pass tokenizers={{{keys[0]!r}: PATH_OR_ID}} (or --tokenizers {keys[0]}=PATH)")
+        tok = self._load(src)
+        self._check_vocab(name, tok, src)
+        self._chosen[name] = tok
+        return tok
+
+    def _load(self, src: Any) -> Any:
+        if not isinstance(src, (str, os.PathLike)):
+            return src
+        key = str(src)
+        if key not in self._loaded:
+            from . import load_tokenizer
+
+            o = self.options
+            self._loaded[key] = load_tokenizer(src, revision=o.revision, cache_dir=o.cache_dir, token=o.token,
+                                               local_files_only=o.local_files_only)
+        return self._loaded[key]
+
+    def _check_vocab(self, name: str, tok: Any, src: Any) -> None:
+        expected = self.vocab.get(name)
+        size = getattr(tok, "vocab_size", None)
+        if expected is not None and size is not None and size != expected:
+            where = src if isinstance(src, (str, os.PathLike)) else "the tokenizer given"
+            raise ValueError(f"{where} has {size} tokens but the model's {name} vocabulary has {expected}; "
+                             "use the tokenizer the model was trained with")
+
+    def check_given(self, names: list[str]) -> None:
+        """Check now the tokenizers among ``names`` that were given as objects (costs no loading)."""
+        for name in names:
+            src = self.source(name)
+            if src is not None and not isinstance(src, (str, os.PathLike)):
+                self.get(name)
+
+    def loaded(self) -> dict[str, Any]:
+        """Modality -> tokenizer, for those loaded so far."""
+        return dict(self._chosen)
