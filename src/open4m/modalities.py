@@ -73,6 +73,8 @@ class Modality:
     pretokenized: bool = False
     tokenizer: str | None = None
     description: str = ""
+    pixel_mean: tuple[float, ...] | None = None  # pixels: per-channel normalisation (None: ImageNet's, as officially)
+    pixel_std: tuple[float, ...] | None = None
     id: int = field(default=-1)
 
     def __post_init__(self) -> None:
@@ -80,6 +82,10 @@ class Modality:
             raise ValueError(f"modality name {self.name!r} must be non-empty without spaces")
         object.__setattr__(self, "kind", Kind(self.kind))
         object.__setattr__(self, "shares_vocab_with", tuple(self.shares_vocab_with))
+        for name in ("pixel_mean", "pixel_std"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(float(v) for v in value))
         if self.id == -1:
             object.__setattr__(self, "id", modality_id(self.name))
         if self.kind in (Kind.IMAGE_TOKENS, Kind.SEQUENCE) and (self.encoder or self.decoder):
@@ -221,8 +227,10 @@ def register_specs(specs: Iterable[Mapping], *, source: str = "checkpoint") -> l
     """
     names = []
     for spec in specs:
+        existing = _REGISTRY.get(spec.get("name"))
+        if existing is not None:  # fields a checkpoint predates take the registered value
+            spec = {**{f: getattr(existing, f) for f in _ADDED_FIELDS if f not in spec}, **spec}
         mod = from_spec(spec)
-        existing = _REGISTRY.get(mod.name)
         if existing is not None and existing != mod:
             diff = [f"{f.name}: registered {getattr(existing, f.name)!r}, {source} {getattr(mod, f.name)!r}"
                     for f in dataclasses.fields(Modality) if getattr(existing, f.name) != getattr(mod, f.name)]
@@ -232,6 +240,10 @@ def register_specs(specs: Iterable[Mapping], *, source: str = "checkpoint") -> l
         register(mod)
         names.append(mod.name)
     return names
+
+
+# Fields added after checkpoints started describing their modalities (older files lack them).
+_ADDED_FIELDS = ("pixel_mean", "pixel_std")
 
 
 def specs_json(names: Iterable[str]) -> str | None:

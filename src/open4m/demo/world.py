@@ -82,7 +82,8 @@ def register_modalities(spec: WorldSpec) -> list[str]:
     """Add the world model's modalities to the registry (idempotent); returns their names."""
     s, p = spec.image_size, spec.patch_size
     entries = [Modality(spec.rgb_pixels, Kind.PIXELS, image_size=s, patch_size=p, num_channels=3, encoder=True,
-                        path="rgb", description=f"RGB pixels at {s}px" + _TAG)]
+                        path="rgb", description=f"RGB pixels at {s}px" + _TAG, pixel_mean=(0.5,) * 3,
+                        pixel_std=(0.5,) * 3)]  # to_model_form("rgb") maps pixels to [-1, 1]
     for base in IMAGE_MODALITIES:
         entries.append(Modality(spec.tok(base), Kind.IMAGE_TOKENS, vocab_size=int(spec.codebook_sizes[base]),
                                 image_size=s, patch_size=p, encoder=True, decoder=True, path=f"tok_{base}",

@@ -28,7 +28,7 @@ import torch
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .. import modalities
 from ..atomic import atomic_write, write_text_atomic
-from ..modalities import Kind
+from ..modalities import Kind, Modality
 from ..model.fourm import FourM
 from ..tokenizers.sequences import Box, BoxCodec, MetadataCodec, PaletteCodec, SamInstance
 from ..tokenizers.divae import DiVAE
@@ -244,8 +244,12 @@ class Pipeline:
         return tok
 
     # -- inputs -------------------------------------------------------------------------------
-    def _rgb(self, value: Any) -> tuple[torch.Tensor, Any]:
-        """An image file, PIL image or uint8 array -> ImageNet-normalised (1, 3, S, S) and the shown image."""
+    def _rgb(self, mod: Modality, value: Any) -> tuple[torch.Tensor, Any]:
+        """An image file, PIL image or uint8 array -> normalised pixels (1, 3, S, S) and the shown image.
+
+        The normalisation is the modality's (ImageNet statistics unless it says otherwise), so a
+        model trained on pixels in another range gets them as it saw them in training.
+        """
         from PIL import Image
 
         if isinstance(value, torch.Tensor):
@@ -255,13 +259,14 @@ class Pipeline:
             value = Image.open(value)
         img = Image.fromarray(value) if isinstance(value, np.ndarray) else value
         img = img.convert("RGB")
-        size = self.image_size
+        size = mod.image_size or self.image_size
         if img.size != (size, size):
             warnings.warn(f"rgb input of {img.size[0]}x{img.size[1]} resized to {size}x{size} (the model's input size)",
                           stacklevel=4)
             img = img.resize((size, size), Image.BICUBIC)
         arr = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
-        mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
+        mean = torch.tensor(mod.pixel_mean or IMAGENET_MEAN)[:, None, None]
+        std = torch.tensor(mod.pixel_std or IMAGENET_STD)[:, None, None]
         return ((arr - mean) / std)[None], img
 
     def tokenize(self, inputs: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, list]]:
@@ -277,7 +282,7 @@ class Pipeline:
         for name, value in inputs.items():
             mod = self.model.modality_info[name]
             if mod.kind is Kind.PIXELS:
-                conditions[name], img = self._rgb(value)
+                conditions[name], img = self._rgb(mod, value)
                 if img is not None:
                     shown[name] = [img]
             elif mod.kind is Kind.SEQUENCE:
