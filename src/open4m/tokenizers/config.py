@@ -25,13 +25,13 @@ __all__ = ["VQVAEConfig", "DiVAEConfig", "OFFICIAL_DIVAE_DEFAULTS", "config_from
 _IGNORED_KEYS = frozenset({
     "sync_codebook", "ckpt_path", "ignore_keys", "freeze_enc", "code_replacement_policy", "norm_latents",
     "config", "cls_free_guidance_dropout", "masked_cfg", "masked_cfg_low", "masked_cfg_high",
-    "dec_transformer_dropout", "conditioning",
 })
 
 # What the official DiVAE constructor assumes for keys its released metadata may leave out.
 OFFICIAL_DIVAE_DEFAULTS: dict[str, Any] = {
     "dec_type": "unet_patched", "num_train_timesteps": 1000, "scheduler": "ddpm", "beta_schedule": "squaredcos_cap_v2",
     "prediction_type": "v_prediction", "clip_sample": False, "thresholding": True, "zero_terminal_snr": True,
+    "conditioning": "concat", "dec_transformer_dropout": 0.2,
 }
 
 
@@ -103,7 +103,8 @@ class DiVAEConfig(VQVAEConfig):
     Decoder families (``dec_type``): ``unet`` is open4m's compact UNet; ``unet_patched`` (and any
     other ``unet_*`` name) the official patched ADM UNet of the released tokenizers. The official
     decoder's sizes come from the explicit ``dec_*`` fields, else from the preset name, else from
-    the checkpoint's tensor shapes (see :mod:`open4m.tokenizers.unet`).
+    the checkpoint's tensor shapes (see :mod:`open4m.tokenizers.unet`). ``uvit_*`` names are the
+    official UViT decoders, sized by preset name and ``dec_*`` fields (see :mod:`open4m.tokenizers.uvit`).
     """
 
     dec_type: str = "unet"
@@ -120,6 +121,8 @@ class DiVAEConfig(VQVAEConfig):
     thresholding: bool = False  # dynamic thresholding of the x0 estimate at each step (ratio 0.995, max 1)
     clip_sample: bool = False  # clamp the x0 estimate to [-1, 1] at each step (thresholding wins when both)
     scheduler: str = "ddim"  # the default sampler at decode time: 'ddpm' or 'ddim'
+    conditioning: str = "concat"  # UViT decoders: the latent added to the transformer tokens, or 'xattn'
+    dec_transformer_dropout: float = 0.0  # UViT decoders: transformer dropout in training (official recipe 0.2)
     tokenizer_class: str = "divae"
 
     def __post_init__(self) -> None:
@@ -128,6 +131,10 @@ class DiVAEConfig(VQVAEConfig):
             raise ValueError(f"prediction_type must be 'v_prediction', 'sample' or 'epsilon', got {self.prediction_type!r}")
         if self.scheduler not in ("ddpm", "ddim"):
             raise ValueError(f"scheduler must be 'ddpm' or 'ddim', got {self.scheduler!r}")
+        if self.conditioning not in ("concat", "xattn"):
+            raise ValueError(f"conditioning must be 'concat' or 'xattn', got {self.conditioning!r}")
+        if not 0.0 <= self.dec_transformer_dropout < 1.0:
+            raise ValueError(f"dec_transformer_dropout must lie in [0, 1), got {self.dec_transformer_dropout}")
         for name in ("dec_channels", "dec_patch_size", "dec_num_res_blocks", "dec_num_heads", "num_train_timesteps"):
             value = getattr(self, name)
             if value is not None and int(value) <= 0:

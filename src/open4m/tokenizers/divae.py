@@ -2,12 +2,14 @@
 
 Why diffusion: a deterministic decoder averages over everything the tokens leave undetermined
 and blurs; a denoiser samples one plausible image instead. The encoder and quantizer are the
-VQ-VAE's (same config fields and state-dict keys). Two decoder families share the interface
-``decoder(noisy, t, latent)``, both seeing the noisy image patchified with the nearest-upsampled
-latent concatenated:
+VQ-VAE's (same config fields and state-dict keys). Three decoder families share the interface
+``decoder(noisy, t, latent)``, all seeing the noisy image patchified:
 
 * ``unet_patched`` (and any ``unet_*`` name): the official patched ADM UNet of the released
   tokenizers (:mod:`open4m.tokenizers.unet`), sized by explicit fields, preset name or checkpoint;
+* ``uvit_*``: the official UViT (:mod:`open4m.tokenizers.uvit`), a conv UNet around a transformer
+  that takes the latent on its token grid (``conditioning``: added, or by cross-attention); no
+  checkpoint of it was released;
 * ``unet``: open4m's compact UNet (:class:`CondUNet`), what the shipped world tokenizers use.
 
 Noise schedules and samplers are ``diffusers``' (see :mod:`open4m.tokenizers.diffusion` for where
@@ -26,6 +28,7 @@ from torch import nn
 from .config import DiVAEConfig
 from .diffusion import denoise, make_scheduler
 from .unet import PatchedUNet, UNetSize, infer_unet_size, timestep_embedding, unet_preset, with_overrides
+from .uvit import UViT, resolve_uvit_size
 from .vq import QuantizerOutput
 from .vqvae import VQTokenizer
 
@@ -35,22 +38,24 @@ _COMPACT = "unet"
 
 
 def decoder_family(config: DiVAEConfig, state: Mapping[str, torch.Tensor] | None = None) -> str:
-    """'compact' or 'patched_unet', from ``dec_type`` (or, for a name we do not know, the checkpoint's keys)."""
+    """'compact', 'patched_unet' or 'uvit', from ``dec_type`` (or, for a name we do not know, the checkpoint's keys)."""
     name = config.dec_type
     if name == _COMPACT:
         return "compact"
     if name.startswith("unet_"):
         return "patched_unet"
-    if name.startswith("uvit"):
-        raise ValueError(f"dec_type {name!r}: the official UViT diffusion decoders were never released as "
-                         "checkpoints and open4m does not implement them; see docs/pretrained.md")
+    if name.startswith("uvit_"):
+        return "uvit"
     if state is not None:
         if "decoder.input_blocks.0.0.weight" in state:
             return "patched_unet"
+        if "decoder.mid_block.mid_proj_in.weight" in state:
+            return "uvit"
         if "decoder.conv_in.weight" in state:
             return "compact"
-    raise ValueError(f"unknown DiVAE dec_type {name!r}: use 'unet' (open4m's compact UNet) or 'unet_patched' "
-                     "(the official patched UNet; any 'unet_*' name with explicit dec_* sizes)")
+    raise ValueError(f"unknown DiVAE dec_type {name!r}: use 'unet' (open4m's compact UNet), 'unet_patched' "
+                     "(the official patched UNet; any 'unet_*' name with explicit dec_* sizes) or a 'uvit_*' "
+                     "preset (the official UViT, e.g. 'uvit_b_p4_f16')")
 
 
 def official_unet_size(config: DiVAEConfig, state: Mapping[str, torch.Tensor] | None = None) -> UNetSize:
@@ -175,6 +180,11 @@ class DiVAE(VQTokenizer):
         if family == "compact":
             self.decoder: nn.Module = CondUNet(c.n_channels, c.latent_dim, c.dec_channels or 64,
                                                tuple(c.dec_channel_mult or (1, 2, 2)), c.dec_patch_size or 4)
+        elif family == "uvit":
+            size = resolve_uvit_size(c.dec_type, channels=c.dec_channels, channel_mult=c.dec_channel_mult,
+                                     patch_size=c.dec_patch_size, layers_per_block=c.dec_num_res_blocks,
+                                     dim=c.dec_dim, depth=c.dec_depth, heads=c.dec_heads)
+            self.decoder = UViT(c.n_channels, c.latent_dim, size, c.conditioning, c.dec_transformer_dropout)
         else:
             self.decoder = PatchedUNet(c.n_channels, c.latent_dim, official_unet_size(c))
         self.noise_scheduler = self.scheduler("ddpm")
@@ -182,9 +192,10 @@ class DiVAE(VQTokenizer):
     @classmethod
     def complete_config(cls, config: DiVAEConfig, state: Mapping[str, torch.Tensor]) -> DiVAEConfig:
         """``config`` with the decoder sizes a checkpoint implies written in (for names we have no preset of)."""
-        if decoder_family(config, state) == "compact":
+        family = decoder_family(config, state)
+        if family == "compact":
             return config if config.dec_type == _COMPACT else replace(config, dec_type=_COMPACT)
-        if unet_preset(config.dec_type) is not None:
+        if family == "uvit" or unet_preset(config.dec_type) is not None:
             return config
         size = official_unet_size(config, state)
         return replace(config, dec_channels=size.model_channels, dec_num_res_blocks=size.num_res_blocks,
