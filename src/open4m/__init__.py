@@ -18,12 +18,13 @@ __version__ = "0.1.0"
 
 
 def load_model(source: str, **kwargs: Any) -> FourM:
-    """A FourM from a release `.safetensors` file, a Hub-layout directory or a Hub repo id."""
+    """A FourM from a released name (`4M-21_B`), a Hub repo id, a release `.safetensors` file or a Hub-layout folder."""
     return FourM.from_pretrained(source, **kwargs)
 
 
 _LAZY = {
     "load_tokenizer": "open4m.tokenizers",
+    "list_pretrained": "open4m.pretrained",
     "Sampler": "open4m.generation",
     "GenerationSchedule": "open4m.generation",
     "build_schedule": "open4m.generation",
@@ -38,4 +39,4 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["modalities", "Modality", "Kind", "register", "FOURM_7", "FOURM_21", "FourM", "FourMConfig", "FourMEncoder",
-           "preset", "load_model", "load_tokenizer", "Sampler", "GenerationSchedule", "build_schedule", "pipeline", "__version__"]
+           "preset", "load_model", "load_tokenizer", "list_pretrained", "Sampler", "GenerationSchedule", "build_schedule", "pipeline", "__version__"]

@@ -102,12 +102,16 @@ def _cached_snapshot_exists(repo_id: str, opts: HubOptions) -> bool:
 
 
 def url_file(url: str, filename: str, sha256: str, options: HubOptions | None = None, *, what: str = "file") -> Path:
-    """A pinned file from a URL, cached under the Hub cache root as ``open4m/<filename>`` and checked by SHA-256."""
+    """A pinned file from a URL, cached under the Hub cache root as ``open4m/<filename>``.
+
+    A download is checked against ``sha256`` before it enters the cache; a file already in the cache
+    is used as it is (as the Hub cache does), so a copy placed there by hand works offline.
+    """
     from huggingface_hub import constants
 
     root = Path((options and options.cache_dir) or constants.HF_HUB_CACHE) / "open4m"
     path = root / filename
-    if path.is_file() and _sha256(path) == sha256:
+    if path.is_file():  # checked when it was downloaded; like the Hub cache, trusted afterwards
         return path
     if offline(options):
         raise HubFileMissing(f"{what} {filename} is not in the local cache ({path}) and downloads are off "

@@ -201,7 +201,9 @@ def to_spec(modality: Modality) -> dict:
     """A JSON-able description of a modality (what self-describing checkpoints store)."""
     spec = dataclasses.asdict(modality)
     spec["kind"] = modality.kind.value
-    spec["shares_vocab_with"] = list(modality.shares_vocab_with)
+    for name in ("shares_vocab_with", "pixel_mean", "pixel_std"):  # JSON has lists, not tuples
+        if spec[name] is not None:
+            spec[name] = list(spec[name])
     return spec
 
 

@@ -102,7 +102,7 @@ PRETRAINED: tuple[Pretrained, ...] = (
     _tokenizer("edge_8k_224-512", ("tok_canny_edge@224", "tok_sam_edge@224"), "edge DiVAE (Canny and SAM edges)",
                "1-channel edge map in [-1, 1] (0 = no edge -> -1)", _IMAGE),
     _tokenizer("semseg_4k_224-448", ("tok_semseg@224", "tok_semseg@448"), "COCO semantic segmentation VQ-VAE",
-               "COCO-panoptic class ids (0..133), nearest-resized"),
+               "COCO-panoptic class ids + 1 (0 = no class / ignore, 1..133 = the classes), nearest-resized"),
     _tokenizer("CLIP-B16_8k_224-448", ("tok_clip@224", "tok_clip@448"), "CLIP-B/16 feature-map VQ-VAE",
                "CLIP ViT-B/16 patch features after ln_post @ proj (512-d per 16 px patch)"),
     _tokenizer("DINOv2-B14_8k_224-448", ("tok_dinov2@224",), "DINOv2-B/14 feature-map VQ-VAE",

@@ -1,4 +1,4 @@
-"""`open4m info`: the modality registry and the model presets, as tables."""
+"""`open4m info`: the modality registry and the model presets, as tables; `--pretrained`: every released model."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="list the registered modalities and the model presets")
+    p = sub.add_parser("info", help="list the registered modalities and the model presets (--pretrained: the "
+                                    "released 4M models and tokenizers)")
     p.add_argument("--preset", choices=["all", "4M-7", "4M-21", "4M-7-SR"], default="all",
                    help="only the modalities of one official modality set")
+    p.add_argument("--pretrained", action="store_true",
+                   help="list every released 4M model and tokenizer (names usable as --model / tokenizer ids)")
     p.set_defaults(handler=run)
 
 
@@ -19,10 +22,30 @@ def format_table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
+def print_pretrained() -> None:
+    from ..pretrained import list_pretrained
+
+    models = [p for p in list_pretrained() if p.is_model]
+    rows = [[p.name, p.kind, p.params, p.data, f"{len(p.modalities)}", p.repo_id] for p in models]
+    print(f"Released 4M models ({len(rows)}):")
+    print(format_table(rows, ["name", "kind", "params", "data", "modalities", "Hub id"]))
+    print()
+    toks = [p for p in list_pretrained() if not p.is_model]
+    rows = [[p.name, ", ".join(p.modalities), p.expects] for p in toks]
+    print(f"Released tokenizers ({len(rows)}), resolved automatically from a model's modalities:")
+    print(format_table(rows, ["name", "serves", "expects"]))
+    print()
+    print("Files are fetched on first use into the Hugging Face cache (HF_HUB_CACHE); HF_HUB_OFFLINE=1 works once "
+          "they are there. See docs/pretrained.md.")
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import modalities
     from ..model.config import PRESETS
 
+    if args.pretrained:
+        print_pretrained()
+        return 0
     names = list(modalities.all_modalities()) if args.preset == "all" else list(modalities.PRESETS[args.preset])
     rows = []
     for name in names:

@@ -331,11 +331,14 @@ class Pipeline:
             parser = _PARSERS.get(name)
             if parser is not None:
                 out.parsed[name] = [_parse(parser, t) for t in texts]
+                pictures = []
                 if name == "color_palette":
-                    out.images[name] = [palette_swatch(p) for p in out.parsed[name] if not isinstance(p, Exception)]
+                    pictures = [palette_swatch(p) for p in out.parsed[name] if not isinstance(p, Exception)]
                 if name == "det" and "rgb@224" in shown:
-                    out.images[name] = [draw_boxes(shown["rgb@224"][0], p) for p in out.parsed[name]
-                                        if not isinstance(p, Exception)]
+                    pictures = [draw_boxes(shown["rgb@224"][0], p) for p in out.parsed[name]
+                                if not isinstance(p, Exception)]
+                if pictures:  # generated text need not parse; then there is nothing to draw
+                    out.images[name] = pictures
         return out
 
     # -- the call -------------------------------------------------------------------------------
