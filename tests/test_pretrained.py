@@ -58,3 +58,11 @@ def test_names_that_are_neither_paths_nor_ids():
     assert is_hub_id("EPFL-VILAB/4M-21_B") and not is_hub_id("model.safetensors") and not is_hub_id("a/b.safetensors")
     with pytest.raises(FileNotFoundError, match="did you mean 4M-21_L"):
         locate("4M-21-L", what="FourM", files=("model.safetensors",))
+
+
+def test_the_docs_table_lists_every_released_artifact():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "pretrained.md").read_text()
+    missing = [p.name for p in list_pretrained() if f"| {p.name} |" not in doc]
+    assert not missing, f"docs/pretrained.md lacks {missing}"
