@@ -66,3 +66,11 @@ def test_the_docs_table_lists_every_released_artifact():
     doc = (Path(__file__).resolve().parents[1] / "docs" / "pretrained.md").read_text()
     missing = [p.name for p in list_pretrained() if f"| {p.name} |" not in doc]
     assert not missing, f"docs/pretrained.md lacks {missing}"
+
+
+def test_info_lists_the_released_models(capsys):
+    from open4m.cli import main
+
+    assert main(["info", "--pretrained"]) == 0
+    out = capsys.readouterr().out
+    assert "EPFL-VILAB/4M-21_XL" in out and "4M_tokenizers_sam-instance_1k_64" in out and "HF_HUB_OFFLINE" in out

@@ -49,6 +49,24 @@ def test_generate_from_a_hub_id_writes_every_target(cache, photo, tmp_path):
     assert "roar, 1 step(s)" in run.stdout and "top_p 0.8" in run.stdout  # the official demo's settings
 
 
+def test_super_resolution_model_by_name(cache, photo, tmp_path):
+    from hub_cache import add_repo
+    from open4m.model import preset
+
+    torch.manual_seed(0)
+    mods = ["rgb@224", "tok_depth@224", "tok_depth@448"]
+    sr = FourM(preset("tiny-swiglu_nobias", domains_in=mods, domains_out=mods[1:], dim=32, encoder_depth=1,
+                      decoder_depth=1, num_heads=2))
+    saved = sr.save_pretrained(tmp_path / "sr")
+    add_repo(cache, "EPFL-VILAB/4M-7-SR_L_CC12M", {"model.safetensors": saved / "model.safetensors",
+                                                  "config.json": saved / "config.json"})
+    run = _cli(cache, "generate", "--model", "4M-7_B_CC12M", "--sr", "4M-7-SR_L_CC12M", "--input", f"rgb={photo}",
+               "--target", "depth", "--steps", "1", "--decode-steps", "1", "--decode-scheduler", "ddim", "--out", "out",
+               cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert Image.open(tmp_path / "out" / "tok_depth_448_0.png").size == (448, 448)
+
+
 def test_a_missing_file_offline_is_one_clear_line(cache, photo, tmp_path):
     run = _cli(cache, "generate", "--model", "4M-21_B", "--input", f"rgb={photo}", "--target", "depth",
                "--out", "out", cwd=tmp_path)
