@@ -12,7 +12,15 @@ pytestmark = pytest.mark.skipif(bool(bundle_missing(SHIPPED)), reason="no world 
 def test_shipped_weights_fit_the_size_budget():
     total = sum(p.stat().st_size for p in SHIPPED.rglob("*") if p.is_file())
     assert total <= 25 * 2**20, f"assets hold {total / 2**20:.1f} MB, over the 25 MB budget"
-    assert (SHIPPED / "MODEL_CARD.md").is_file()
+
+
+
+def test_shipped_card_carries_the_description_metrics_and_notes():
+    card = (SHIPPED / "README.md").read_text()
+    metrics = json.loads((SHIPPED / "world.json").read_text())["eval"]["metrics"]
+    assert "It is a toy" in card and "3000 scenes of the `train` split" in card
+    assert f"| depth | abs_rel | {metrics['depth']['model']['abs_rel']:.4g} (baseline" in card
+    assert "FourM training loss" in card and "What the metrics mean" in card
 
 
 def test_shipped_model_loads_and_predicts_depth():

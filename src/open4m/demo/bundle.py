@@ -1,13 +1,20 @@
 """A world-model bundle: one FourM, its tokenizers and its modality registry entries, in one folder.
 
-Layout (what `open4m/assets/world64/` ships and `open4m demo --train` writes):
-`world.json` (modality spec and training info), `fourm.safetensors`, `tok_<modality>.safetensors`
-per image modality, `text_tokenizer.json`. Weights are stored in float16 to keep the wheel small
-and loaded back as float32. :class:`WorldModel` runs the any-to-any tasks on world arrays.
+The folder is the layout of every open4m model (`FourM.save_pretrained`): `config.json`,
+`model.safetensors` (its metadata describes the world's modalities, pixel normalisation included),
+the generated model card `README.md`, `tokenizers.json` + `tokenizers/` (one VQ-VAE per image
+modality, one text tokenizer for every sequence modality), plus `world.json` (the world spec,
+recipe, timings and evaluation that :class:`WorldModel` and the card read). So
+`open4m.pipeline("rgb->depth", model=FOLDER)` and `open4m generate --model FOLDER` run a bundle
+with no tokenizer arguments and no world code. Weights are stored in float16 to keep the wheel
+small and loaded back as float32. Bundles of the earlier layout (`fourm.safetensors`,
+`tok_<modality>.safetensors`, `text_tokenizer.json`) still load; `WorldModel.load(old).save(new)`
+converts one. :class:`WorldModel` runs the any-to-any tasks on world arrays.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -20,7 +27,9 @@ from .world import IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldSpec
 from ..atomic import write_text_atomic
 
 SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "world64"
-_FILES = ("world.json", "fourm.safetensors", "text_tokenizer.json")
+_FILES = ("world.json", "model.safetensors", "tokenizers.json")
+_LEGACY_FILES = ("world.json", "fourm.safetensors", "text_tokenizer.json",
+                 *(f"tok_{b}.safetensors" for b in IMAGE_MODALITIES))
 
 
 class MissingModelError(FileNotFoundError):
@@ -29,16 +38,20 @@ class MissingModelError(FileNotFoundError):
 
 def save_bundle(out: str | Path, spec: WorldSpec, model: Any, tokenizers: Mapping[str, Any], text_tok: Any,
                 info: Mapping[str, Any]) -> Path:
-    """Write a bundle (weights as float16); returns its folder."""
-    import copy
+    """Write a bundle in the standard model layout (weights as float16); returns its folder.
+
+    ``tokenizers`` maps image modalities (``depth``) to their VQ-VAEs; ``info`` is what `world.json`
+    records besides the spec (recipe, timings, eval, notes), from which the model card is written.
+    """
+    from .model_card import card_info
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _half_except_pos_emb(copy.deepcopy(model)).save_file(out / "fourm.safetensors", overwrite=True)
-    for base, tok in tokenizers.items():
-        copy.deepcopy(tok).half().save_pretrained(out / f"tok_{base}.safetensors")
-    text_tok.save_pretrained(out / "text_tokenizer.json")
-    write_text_atomic(out / "world.json", json.dumps({"spec": spec.to_dict(), **info}, indent=2))
+    named: dict[str, Any] = {spec.tok(b): copy.deepcopy(tok).half() for b, tok in tokenizers.items()}
+    named.update({name: text_tok for name in spec.sequence_modalities})  # one object: saved once
+    card = card_info(spec, model, tokenizers, text_tok, info)
+    _half_except_pos_emb(copy.deepcopy(model)).save_pretrained(out, tokenizers=named, card=card, overwrite=True)
+    write_text_atomic(out / "world.json", json.dumps({"spec": spec.to_dict(), **info}, indent=2) + "\n",
+                      overwrite=True)
     return out
 
 
@@ -52,17 +65,34 @@ def _half_except_pos_emb(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+def _is_legacy(path: Path) -> bool:
+    """A bundle written before the standard layout (its FourM in `fourm.safetensors`)."""
+    return not (path / "model.safetensors").is_file() and (path / "fourm.safetensors").is_file()
+
+
 def bundle_missing(path: str | Path) -> list[str]:
-    """The files a bundle folder lacks (empty when it is complete)."""
+    """The files a bundle folder lacks (empty when it is complete), in whichever layout it has."""
     path = Path(path)
-    need = list(_FILES) + [f"tok_{b}.safetensors" for b in IMAGE_MODALITIES]
-    return [f for f in need if not (path / f).is_file()]
+    if _is_legacy(path):
+        return [f for f in _LEGACY_FILES if not (path / f).is_file()]
+    missing = [f for f in _FILES if not (path / f).is_file()]
+    return missing or _unlisted_tokenizers(path)
+
+
+def _unlisted_tokenizers(path: Path) -> list[str]:
+    """The world modalities `tokenizers.json` names no file for, and the listed files that are absent."""
+    from ..hub import Origin
+    from ..tokenizers.resolver import read_manifest
+
+    spec = WorldSpec.from_dict(json.loads((path / "world.json").read_text())["spec"])
+    table = read_manifest(Origin(path))
+    names = [*spec.token_modalities, *spec.sequence_modalities]
+    return ([f"tokenizers.json entry for {n}" for n in names if n not in table]
+            + sorted({table[n] for n in names if n in table and not (path / table[n]).is_file()}))
 
 
 def load_tokenizers(path: str | Path | None = None) -> tuple[WorldSpec, dict[str, Any], Any, dict[str, Any]]:
     """A bundle's spec (its modalities registered), image tokenizers, text tokenizer and info: all but the FourM."""
-    from ..tokenizers import TextTokenizer, VQVAE
-
     path = Path(path) if path else SHIPPED
     missing = bundle_missing(path)
     if missing:
@@ -73,8 +103,27 @@ def load_tokenizers(path: str | Path | None = None) -> tuple[WorldSpec, dict[str
     meta = json.loads((path / "world.json").read_text())
     spec = WorldSpec.from_dict(meta["spec"])
     world.register_modalities(spec)
-    toks = {b: VQVAE.from_pretrained(path / f"tok_{b}.safetensors").float().eval() for b in IMAGE_MODALITIES}
-    return spec, toks, TextTokenizer.from_pretrained(path / "text_tokenizer.json"), meta
+    toks, text_tok = _legacy_tokenizers(path) if _is_legacy(path) else _listed_tokenizers(path, spec)
+    return spec, {b: t.float().eval() for b, t in toks.items()}, text_tok, meta
+
+
+def _listed_tokenizers(path: Path, spec: WorldSpec) -> tuple[dict[str, Any], Any]:
+    """The tokenizers `tokenizers.json` lists, through the resolver every open4m model uses (vocabularies checked)."""
+    from ..hub import Origin
+    from ..tokenizers.resolver import TokenizerSet
+
+    vocab = {spec.tok(b): int(spec.codebook_sizes[b]) for b in IMAGE_MODALITIES}
+    vocab.update({name: spec.text_vocab_size for name in spec.sequence_modalities})
+    found = TokenizerSet(origin=Origin(path), registry=False, vocab=vocab)
+    return {b: found.get(spec.tok(b)) for b in IMAGE_MODALITIES}, found.get(spec.sequence_modalities[0])
+
+
+def _legacy_tokenizers(path: Path) -> tuple[dict[str, Any], Any]:
+    """`tok_<modality>.safetensors` and `text_tokenizer.json` of a bundle of the earlier layout."""
+    from ..tokenizers import TextTokenizer, VQVAE
+
+    toks = {b: VQVAE.from_pretrained(path / f"tok_{b}.safetensors") for b in IMAGE_MODALITIES}
+    return toks, TextTokenizer.from_pretrained(path / "text_tokenizer.json")
 
 
 class WorldModel:
@@ -94,8 +143,13 @@ class WorldModel:
 
         path = Path(path) if path else SHIPPED
         spec, toks, text_tok, meta = load_tokenizers(path)
-        fourm = FourM.from_pretrained(path / "fourm.safetensors").float().eval()
+        fourm = FourM.from_pretrained(path / "fourm.safetensors" if _is_legacy(path) else path).float().eval()
         return cls(spec, fourm, toks, text_tok, meta)
+
+    def save(self, out: str | Path) -> Path:
+        """Write this model as a bundle in the standard layout (how a bundle of the earlier layout is converted)."""
+        return save_bundle(out, self.spec, self.fourm, self.tokenizers, self.text,
+                           {k: v for k, v in self.info.items() if k != "spec"})
 
     # -- encoding and decoding ----------------------------------------------------------------------
     def rgb_pixels(self, rgb: np.ndarray) -> torch.Tensor:

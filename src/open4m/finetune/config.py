@@ -22,8 +22,9 @@ TASKS = ("classification", "segmentation", "depth")
 @dataclass
 class ModelSection:
     init_from: str | None = _f(None, "FourM checkpoint (file, Hub dir or id) whose encoder starts the run; only "
-                                     "encoder weights are read. A world bundle's fourm.safetensors registers the "
-                                     "bundle's modalities from the world.json beside it. null: from scratch (preset).")
+                                     "encoder weights are read. A world bundle folder's model.safetensors describes "
+                                     "its modalities (an older bundle's fourm.safetensors: the world.json beside it "
+                                     "registers them). null: from scratch (preset).")
     modality: str | None = _f(None, "Pixel input modality (e.g. rgb@224); null: the checkpoint's only pixel input, "
                                     "or rgb@<data.image_size> from scratch.")
     preset: str | None = _f(None, "From scratch only (init_from null): FourM preset whose encoder is built, e.g. "

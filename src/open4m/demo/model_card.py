@@ -1,0 +1,137 @@
+"""The world model's card (the bundle's `README.md`), built from what the bundle records about itself.
+
+Why generated: every bundle `open4m demo --train` writes needs a card, and the card must stay in
+step with `world.json` (spec, recipe, timings, evaluation). What only a person can say about one
+model (a loss curve read off the logs, what the numbers mean) travels in `world.json`'s `notes`.
+The result is the ``card`` argument of `FourM.save_pretrained` (:mod:`open4m.card` lays it out).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import yaml
+
+from .world import IMAGE_MODALITIES, WorldSpec
+
+# What each `fourm.data.mixture` of the recipe means, for readers of the card.
+_MIXTURES = {
+    "rgb-to-all": "the 4M-7 structure: half the samples take their inputs from the RGB pixels alone, half from a "
+                  "symmetric Dirichlet({alpha}) over everything",
+    "symmetric": "a symmetric Dirichlet({alpha}) over every modality for inputs and targets",
+}
+
+
+def card_info(spec: WorldSpec, model: Any, tokenizers: Mapping[str, Any], text_tok: Any,
+              info: Mapping[str, Any]) -> dict[str, Any]:
+    """Description, training data, metrics and notes of a world model, for `FourM.save_pretrained(card=...)`."""
+    recipe = yaml.safe_load(info.get("recipe") or "{}") or {}
+    evaluation = info.get("eval") or {}
+    card: dict[str, Any] = {
+        "description": _description(spec, model, tokenizers, text_tok, recipe, info.get("timings") or {}),
+        "data": _data(spec, int(info.get("train_scenes", 0)), recipe),
+        "tags": ["world-model", "procedural-data", "toy"],
+    }
+    if evaluation.get("metrics"):
+        card["metrics"] = _metric_rows(evaluation["metrics"])
+    notes = [_eval_note(evaluation)] if evaluation else []
+    notes += [info["notes"]] if info.get("notes") else []
+    if notes:
+        card["notes"] = "\n\n".join(notes)
+    return card
+
+
+def _params(module: Any) -> float:
+    return sum(p.numel() for p in module.parameters()) / 1e6
+
+
+def _description(spec: WorldSpec, model: Any, tokenizers: Mapping[str, Any], text_tok: Any,
+                 recipe: Mapping[str, Any], timings: Mapping[str, float]) -> str:
+    s, p, c = spec.image_size, spec.patch_size, model.config
+    minutes = f", {timings['fourm_s'] / 60:.0f} minutes of CPU training" if "fourm_s" in timings else ""
+    tok_sizes = [_params(tokenizers[b]) for b in IMAGE_MODALITIES]
+    arch = (recipe.get("tokenizers") or {}).get("arch") or {}
+    tok_arch = f"ViT {arch['depth']} block(s) dim {arch['dim']}, " if {"depth", "dim"} <= set(arch) else ""
+    preset = ((recipe.get("fourm") or {}).get("model") or {}).get("preset")
+    codebooks = " / ".join(f"{spec.codebook_sizes[b]} ({b})" for b in IMAGE_MODALITIES)
+    extra = (recipe.get("text") or {}).get("extra_words")
+    rows = [
+        ["FourM", f"{f'preset `{preset}`, ' if preset else ''}dim {c.dim}, {c.encoder_depth} encoder + "
+                  f"{c.decoder_depth} decoder blocks, {c.num_heads} heads, patch {p}",
+         f"{_params(model):.2f} M params"],
+        ["modalities", f"`{spec.rgb_pixels}` (pixels in [-1, 1], input only), "
+                       f"`tok_{{{','.join(IMAGE_MODALITIES)}}}@{s}` ({s // p}x{s // p} tokens), "
+                       f"`{{{','.join(spec.sequence_modalities)}}}` (text)", ""],
+        ["image tokenizers", f"VQ-VAE per modality, {tok_arch}{p} px patches, codebooks {codebooks}",
+         f"{min(tok_sizes):.2f}-{max(tok_sizes):.2f} M params each"],
+        ["text", "WordPiece in the 4M id layout" + (f" + {extra} world words" if extra else "")
+         + f" ({text_tok.vocab_size} ids), one tokenizer for every sequence modality", ""],
+    ]
+    table = "\n".join(["| part | what | size |", "| --- | --- | --- |"] + ["| " + " | ".join(r) + " |" for r in rows])
+    return (f"A small 4M (FourM encoder-decoder over discrete tokens) trained from scratch by open4m's own pipeline "
+            f"on the procedural world (`open4m.data.synthetic`). It exists so that `open4m demo` shows any-to-any "
+            f"prediction end to end on a laptop CPU without downloads. It is a toy: {s} px scenes, "
+            f"{_params(model):.1f} M parameters{minutes}. It is not a model of real images.\n\n"
+            f"On world scenes: `open4m demo --model FOLDER` (every task, with metrics), "
+            f"`open4m generate --model FOLDER --input rgb=scene.png --target depth,world_caption --out out/`, or "
+            f"`open4m.demo.WorldModel.load(FOLDER)` in Python (world arrays in and out).\n\n{table}\n\n"
+            f"Weights: float16 safetensors (sincos tables float32), loaded as float32. `model.safetensors` describes "
+            f"the model's own modalities (the pixel normalisation included), so a fresh process loads the folder "
+            f"without the world code; `world.json` keeps the world spec, the recipe (`open4m demo --train`), the "
+            f"timings and the evaluation this card shows.")
+
+
+def _data(spec: WorldSpec, scenes: int, recipe: Mapping[str, Any]) -> str:
+    s = spec.image_size
+    text = (f"{scenes} scenes of the `train` split (seeds 0..{scenes - 1}) rendered at {s}x{s}: RGB, metric depth, "
+            f"surface normals, semantic segmentation (9 classes: background, floor, wall, 6 shapes), Canny edges, "
+            f"boxes, scene-graph captions, 4-colour palettes and 11 image-metadata fields. Evaluation uses the "
+            f"disjoint `val` split (seeds 10,000,000+); `open4m demo` shows the `test` split.")
+    return "\n\n".join([text, *_training(recipe)])
+
+
+def _training(recipe: Mapping[str, Any]) -> list[str]:
+    """The recipe's training settings in one paragraph (none when the bundle kept no recipe)."""
+    tok = (recipe.get("tokenizers") or {}).get("train") or {}
+    fourm = recipe.get("fourm") or {}
+    data, optim, train = fourm.get("data") or {}, fourm.get("optim") or {}, fourm.get("train") or {}
+    if not (tok and data and optim and train):
+        return []
+    mixture = str(data.get("mixture", "symmetric"))
+    masking = _MIXTURES.get(mixture, "").format(alpha=data.get("alpha"))
+    tokens = int(train["steps"]) * int(data["batch_size"]) * (int(data["input_tokens"]) + int(data["target_tokens"]))
+    return [f"Training (`open4m demo --train`): tokenizers {tok['steps']} steps, batch {tok['batch_size']}, AdamW "
+            f"lr {tok['lr']}, EMA {tok.get('ema_decay')}. FourM: `open4m train` with `data.mixture: {mixture}`"
+            f"{f' ({masking})' if masking else ''}, {data['input_tokens']} input + {data['target_tokens']} target "
+            f"tokens per sample, batch {data['batch_size']}, {train['steps']} steps ({tokens / 1e6:.1f} M tokens), "
+            f"lr {optim['lr']} with {optim.get('warmup', 0)} warm-up steps and cosine decay, EMA "
+            f"{train.get('ema_decay')}, {train.get('threads')} threads."]
+
+
+def _metric_rows(metrics: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """`world.json`'s eval metrics as card rows: scalars as "model (baseline b)"; tokenizer round trips per modality."""
+    rows: dict[str, dict[str, str]] = {}
+    for task, result in metrics.items():
+        model, baseline = result.get("model") or {}, result.get("baseline") or {}
+        if task == "recon":
+            for modality, values in model.items():
+                rows[f"recon/{modality}"] = {k: _num(v) for k, v in values.items() if _scalar(v)}
+            continue
+        rows[task] = {k: _num(v) + (f" (baseline {_num(baseline[k])})" if _scalar(baseline.get(k)) else "")
+                      for k, v in model.items() if _scalar(v)}
+    return rows
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _num(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _eval_note(evaluation: Mapping[str, Any]) -> str:
+    command = f" (`{evaluation['command']}`)" if evaluation.get("command") else ""
+    return (f"Metrics: {evaluation.get('scenes')} scenes of the `{evaluation.get('split')}` split, greedy decoding"
+            f"{command}; each trivial baseline (docs/demo.md) is computed on the same scenes. The `recon/*` rows "
+            f"are the tokenizers' own round trips, upper bounds for the predictions.")

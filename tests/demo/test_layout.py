@@ -1,0 +1,123 @@
+"""The shipped world model is an ordinary open4m model folder: the pipeline and `open4m generate` run it
+with no tokenizer arguments and no world code, feeding pixels as it was trained; old bundles still load."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from open4m.data.synthetic import generate_sample, seed_for
+from open4m.demo import WorldModel
+from open4m.demo.bundle import SHIPPED, bundle_missing
+from open4m.demo.world import IMAGE_MODALITIES
+
+pytestmark = pytest.mark.skipif(bool(bundle_missing(SHIPPED)), reason="no world model shipped in src/open4m/assets")
+
+# A fresh interpreter: nothing registers the world's modalities but the folder itself.
+PIPELINE = """
+import sys, numpy as np, open4m
+from open4m import modalities
+from open4m.data.synthetic import generate_sample, seed_for
+assert "rgb@64" not in modalities.all_modalities()
+pipe = open4m.pipeline("rgb->depth", model=sys.argv[1], steps=4, temps=0.0)
+out = pipe(generate_sample(seed_for("test", 0), 64)["rgb"], seed=0)
+np.savez(sys.argv[2], tokens=out.tokens["tok_depth@64"]["tensor"].numpy(),
+         image=np.asarray(out.images["tok_depth@64"][0]), mean=modalities.get("rgb@64").pixel_mean)
+"""
+
+
+def _fresh(*args: str, cwd) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # everything must come from the folder
+    return subprocess.run([sys.executable, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return WorldModel.load()
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return generate_sample(seed_for("test", 0), 64)
+
+
+def _greedy_depth_tokens(model: WorldModel, rgb: np.ndarray) -> torch.Tensor:
+    return model.generate({model.spec.rgb_pixels: model.rgb_pixels(rgb[None])}, model.spec.tok("depth"), steps=4)["tensor"]
+
+
+def test_shipped_folder_is_the_standard_layout():
+    names = {p.relative_to(SHIPPED).as_posix() for p in SHIPPED.rglob("*") if p.is_file()}
+    assert {"config.json", "model.safetensors", "README.md", "tokenizers.json", "world.json",
+            "tokenizers/text.json"} <= names
+    assert not {"fourm.safetensors", "text_tokenizer.json", "MODEL_CARD.md"} & names
+    table = json.loads((SHIPPED / "tokenizers.json").read_text())["tokenizers"]
+    assert set(table) == {f"tok_{b}@64" for b in IMAGE_MODALITIES} | {"world_caption", "world_det", "world_palette",
+                                                                       "world_metadata"}
+
+
+def test_pipeline_in_a_fresh_process_predicts_depth_as_the_world_model_does(shipped, scene, tmp_path):
+    run = _fresh("-c", PIPELINE, str(SHIPPED), str(tmp_path / "out.npz"), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    out = np.load(tmp_path / "out.npz")
+    assert tuple(out["mean"]) == (0.5, 0.5, 0.5)  # from model.safetensors: pixels in [-1, 1], as in training
+    assert out["image"].shape[:2] == (64, 64)
+    expected = _greedy_depth_tokens(shipped, scene["rgb"])
+    np.testing.assert_array_equal(out["tokens"], expected.numpy())
+    np.testing.assert_array_equal(shipped.detokenize_image("depth", torch.from_numpy(out["tokens"])),
+                                  shipped.predict_image("depth", {shipped.spec.rgb_pixels:
+                                                                  shipped.rgb_pixels(scene["rgb"][None])}))
+
+
+def test_generate_cli_writes_depth_and_the_world_caption(scene, tmp_path):
+    Image.fromarray(scene["rgb"]).save(tmp_path / "scene.png")
+    run = _fresh("-m", "open4m.cli", "generate", "--model", str(SHIPPED), "--input", "rgb=scene.png",
+                 "--target", "depth,world_caption", "--steps", "4", "--temps", "0", "--out", "out", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "out" / "tok_depth_64_0.png").is_file()
+    texts = json.loads((tmp_path / "out" / "texts.json").read_text())["texts"]
+    assert texts["world_caption"][0].strip()
+
+
+def _write_old_layout(bundle, out):
+    """A bundle as open4m wrote them before the standard layout (metadata without pixel normalisation)."""
+    out.mkdir()
+    with safe_open(str(bundle / "model.safetensors"), "pt") as f:
+        tensors, metadata = {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata())
+    specs = [{k: v for k, v in s.items() if k not in ("pixel_mean", "pixel_std")}
+             for s in json.loads(metadata["open4m_modalities"])]
+    save_file(tensors, str(out / "fourm.safetensors"), metadata={**metadata, "open4m_modalities": json.dumps(specs)})
+    for b in IMAGE_MODALITIES:
+        shutil.copy(bundle / "tokenizers" / f"tok_{b}.safetensors", out / f"tok_{b}.safetensors")
+    shutil.copy(bundle / "tokenizers" / "text.json", out / "text_tokenizer.json")
+    shutil.copy(bundle / "world.json", out / "world.json")
+
+
+def test_old_layout_still_loads_and_converts_bit_exactly(shipped, scene, tmp_path):
+    old = tmp_path / "old"
+    _write_old_layout(SHIPPED, old)
+    assert bundle_missing(old) == []
+    model = WorldModel.load(old)
+    assert torch.equal(_greedy_depth_tokens(model, scene["rgb"]), _greedy_depth_tokens(shipped, scene["rgb"]))
+    new = model.save(tmp_path / "new")
+    assert bundle_missing(new) == []
+    with safe_open(str(old / "fourm.safetensors"), "pt") as a, safe_open(str(new / "model.safetensors"), "pt") as b:
+        assert set(a.keys()) == set(b.keys())
+        assert all(torch.equal(a.get_tensor(k), b.get_tensor(k)) and a.get_tensor(k).dtype == b.get_tensor(k).dtype
+                   for k in a.keys())
+
+
+def test_an_incomplete_folder_names_what_it_lacks(tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(SHIPPED, broken)
+    (broken / "tokenizers" / "tok_depth.safetensors").unlink()
+    assert bundle_missing(broken) == ["tokenizers/tok_depth.safetensors"]
+    (broken / "model.safetensors").unlink()
+    assert bundle_missing(broken) == ["model.safetensors"]
