@@ -22,38 +22,18 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import safe_open
 from safetensors.torch import save_file as _st_save_file
 
 from .. import modalities
 from ..atomic import atomic_write
 from ..hub import HubOptions, Origin, locate
+from ..weights import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, read_safetensors, weights_and_config
 from .config import FourMConfig
 
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded as asked; the message says why and what to do."""
-
-
-# -- reading ----------------------------------------------------------------------------------
-def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and metadata of a safetensors file, with a readable error for corrupt files."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint file at {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
-        raise CheckpointError(
-            f"{path} is not a readable safetensors file ({err}); it may be truncated or corrupt — "
-            "download or save it again"
-        ) from None
-    return tensors, metadata
+__all__ = ["CheckpointError", "read_safetensors", "weights_and_config", "resolve_checkpoint", "locate_model",
+           "load_config", "config_of", "metadata_of", "load_state_dict_into", "official_state_dict",
+           "atomic_save_file", "WEIGHTS_NAME", "CONFIG_NAME", "MODALITIES_KEY"]
 
 
 def resolve_checkpoint(source: str | os.PathLike, *, revision: str | None = None,
@@ -66,36 +46,6 @@ def resolve_checkpoint(source: str | os.PathLike, *, revision: str | None = None
 def locate_model(source: str | os.PathLike, options: HubOptions | None = None) -> tuple[Path, Origin]:
     """A FourM's local file or folder and its origin (for files fetched later, such as its tokenizers)."""
     return locate(source, what="FourM", files=(WEIGHTS_NAME,), optional=(CONFIG_NAME,), options=options)
-
-
-def weights_and_config(path: Path) -> tuple[Path, dict[str, Any] | None]:
-    """A weights file -> (it, None); a Hub-layout directory -> (its one .safetensors file, its config.json)."""
-    if path.is_file():
-        return path, None
-    weights = path / WEIGHTS_NAME
-    if not weights.is_file():
-        candidates = sorted(path.glob("*.safetensors"))
-        if len(candidates) != 1:
-            raise FileNotFoundError(
-                f"{path} has no {WEIGHTS_NAME}" + (f" (found {[c.name for c in candidates]})" if candidates else "")
-                + "; point at the .safetensors file itself"
-            )
-        weights = candidates[0]
-    config_file = path / CONFIG_NAME
-    return weights, (_read_config_json(config_file) if config_file.is_file() else None)
-
-
-def _read_config_json(path: Path) -> dict[str, Any]:
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path} is not valid JSON ({err})") from None
-    # The Hub mixin of some huggingface_hub versions nests the constructor argument.
-    if isinstance(config, dict) and set(config) == {"config"} and isinstance(config["config"], dict):
-        config = config["config"]
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{path} must hold a JSON object of settings")
-    return config
 
 
 MODALITIES_KEY = "open4m_modalities"

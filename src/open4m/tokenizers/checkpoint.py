@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 
 from ..atomic import atomic_write, write_text_atomic
 from ..hub import HubOptions, hub_file, is_hub_id, locate, url_file
-from ..model.checkpoint import read_safetensors, weights_and_config
+from ..weights import read_safetensors, weights_and_config
 from ..pretrained import find
 
 __all__ = ["resolve_checkpoint", "read_checkpoint", "write_safetensors", "write_json", "CONFIG_NAME", "WEIGHTS_NAME"]

@@ -1,0 +1,67 @@
+"""Checkpoint files on disk: safetensors tensors with their metadata, and a Hub-layout folder.
+
+Shared by FourM and tokenizer checkpoints, below both, so neither imports the other to read a file.
+Safetensors only (nothing is ever unpickled); a corrupt or truncated file is a one-line error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+
+__all__ = ["CheckpointError", "read_safetensors", "weights_and_config", "WEIGHTS_NAME", "CONFIG_NAME"]
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded as asked; the message says why and what to do."""
+
+def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file, with a readable error for corrupt files."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file ({err}); it may be truncated or corrupt — "
+            "download or save it again"
+        ) from None
+    return tensors, metadata
+
+def weights_and_config(path: Path) -> tuple[Path, dict[str, Any] | None]:
+    """A weights file -> (it, None); a Hub-layout directory -> (its one .safetensors file, its config.json)."""
+    if path.is_file():
+        return path, None
+    weights = path / WEIGHTS_NAME
+    if not weights.is_file():
+        candidates = sorted(path.glob("*.safetensors"))
+        if len(candidates) != 1:
+            raise FileNotFoundError(
+                f"{path} has no {WEIGHTS_NAME}" + (f" (found {[c.name for c in candidates]})" if candidates else "")
+                + "; point at the .safetensors file itself"
+            )
+        weights = candidates[0]
+    config_file = path / CONFIG_NAME
+    return weights, (_read_config_json(config_file) if config_file.is_file() else None)
+
+def _read_config_json(path: Path) -> dict[str, Any]:
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path} is not valid JSON ({err})") from None
+    # The Hub mixin of some huggingface_hub versions nests the constructor argument.
+    if isinstance(config, dict) and set(config) == {"config"} and isinstance(config["config"], dict):
+        config = config["config"]
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path} must hold a JSON object of settings")
+    return config
