@@ -31,7 +31,8 @@ from .. import modalities
 from ..batch import ModalityBatch, ModDict
 from ..data.masking import SpecialTokens, merge_spans
 from ..model.fourm import Context, EncoderTokens, FourM
-from ..model.layers import additive_mask, rewind_cache
+from ..model.layers import rewind_cache
+from ..ops import additive_mask
 from .placeholders import blank, empty_target, from_token_lists, full_input
 from .sampling import sample_tokens
 from .schedules import GenerationSchedule, ScheduleStep

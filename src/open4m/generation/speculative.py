@@ -26,7 +26,7 @@ from typing import Sequence
 
 import torch
 
-from ..model.layers import additive_mask
+from ..ops import additive_mask
 from .sampling import GREEDY_TEMPERATURE, filter_logits
 
 MAX_NGRAM = 3

@@ -32,6 +32,7 @@ from ..atomic import write_text_atomic
 from ..batch import validate_mod_dict
 from ..hub import HubOptions, Origin
 from ..modalities import Modality
+from ..ops import additive_mask
 from . import checkpoint
 from .config import FourMConfig
 from .embeddings import (
@@ -39,7 +40,7 @@ from .embeddings import (
     build_decoder_embedding,
     build_encoder_embedding,
 )
-from .layers import DecoderBlock, EncoderBlock, LayerNorm, _BlockOptions, additive_mask
+from .layers import DecoderBlock, EncoderBlock, LayerNorm, _BlockOptions
 
 
 @dataclass

@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..ops import additive_mask, merge_heads, split_heads
+
 
 class LayerNorm(nn.Module):
     """LayerNorm whose bias is optional; without it a fixed zero buffer stands in.
@@ -58,21 +60,6 @@ class Linear(nn.Linear):
         return out.t().reshape(*x.shape[:-1], self.out_features)
 
 
-def additive_mask(blocked: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Turn a boolean "blocked" mask into the additive float mask SDPA takes."""
-    return torch.zeros(blocked.shape, dtype=dtype, device=blocked.device).masked_fill_(blocked, torch.finfo(dtype).min)
-
-
-def _split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
-    b, n, d = x.shape
-    return x.view(b, n, num_heads, d // num_heads).transpose(1, 2)
-
-
-def _merge_heads(x: torch.Tensor) -> torch.Tensor:
-    b, h, n, dh = x.shape
-    return x.transpose(1, 2).reshape(b, n, h * dh)
-
-
 class Attention(nn.Module):
     """Multi-head attention; self-attention (packed `qkv`) or cross-attention (`q` + packed `kv`).
 
@@ -101,7 +88,7 @@ class Attention(nn.Module):
     def project_kv(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values of a cross-attention context (cached once per generation)."""
         k, v = self.kv(context).chunk(2, dim=-1)
-        k, v = _split_heads(k, self.num_heads), _split_heads(v, self.num_heads)
+        k, v = split_heads(k, self.num_heads), split_heads(v, self.num_heads)
         if self.k_norm is not None:
             k = self.k_norm(k)
         return k, v
@@ -116,10 +103,10 @@ class Attention(nn.Module):
         attends to all of them.
         """
         if self.cross:
-            q = _split_heads(self.q(x), self.num_heads)
+            q = split_heads(self.q(x), self.num_heads)
             k, v = kv if kv is not None else self.project_kv(context)
         else:
-            q, k, v = (_split_heads(t, self.num_heads) for t in self.qkv(x).chunk(3, dim=-1))
+            q, k, v = (split_heads(t, self.num_heads) for t in self.qkv(x).chunk(3, dim=-1))
             if self.k_norm is not None:
                 k = self.k_norm(k)
             if cache is not None:
@@ -127,7 +114,7 @@ class Attention(nn.Module):
         if self.q_norm is not None:
             q = self.q_norm(q)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.proj(_merge_heads(out))
+        return self.proj(merge_heads(out))
 
 
 def _append_to_cache(cache: dict, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

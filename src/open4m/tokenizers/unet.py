@@ -79,6 +79,18 @@ def _group_norm(norm: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
     return F.group_norm(x.float(), norm.num_groups, weight, bias, norm.eps).to(x.dtype)
 
 
+def denoiser_timesteps(x: torch.Tensor, t: torch.Tensor | int | float, multiple: int, channels: int,
+                       what: str) -> torch.Tensor:
+    """Check a diffusion decoder's noisy input and return its timesteps as one per sample, (B,)."""
+    b, c, h, w = x.shape
+    if h % multiple or w % multiple:
+        raise ValueError(f"this {what} decoder needs image sides divisible by {multiple}, got {h}x{w}")
+    if c != channels:
+        raise ValueError(f"this {what} decoder denoises {channels}-channel images, got {c} channels")
+    t = torch.as_tensor(t, device=x.device)
+    return t.reshape(1).expand(b) if t.ndim == 0 else t
+
+
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Sinusoidal embedding ``[cos(t·f), sin(t·f)]`` of (possibly fractional) timesteps, shape (N, dim)."""
     half = dim // 2
@@ -207,14 +219,7 @@ class PatchedUNet(nn.Module):
         nn.init.zeros_(self.out[2].bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | int | float, cond: torch.Tensor) -> torch.Tensor:
-        b, c, hh, ww = x.shape
-        m = self.size.multiple
-        if hh % m or ww % m:
-            raise ValueError(f"this DiVAE decoder needs image sides divisible by {m}, got {hh}x{ww}")
-        if c != self.image_channels:
-            raise ValueError(f"this DiVAE decoder denoises {self.image_channels}-channel images, got {c} channels")
-        t = torch.as_tensor(t, device=x.device)
-        t = t.reshape(1).expand(b) if t.ndim == 0 else t
+        t = denoiser_timesteps(x, t, self.size.multiple, self.image_channels, "DiVAE")
         emb = self.time_embed(timestep_embedding(t, self.size.model_channels).to(self.time_embed[0].weight.dtype))
         p = self.size.patch_size
         h = F.pixel_unshuffle(x, p)  # channel order (c, ph, pw), as the official rearrange

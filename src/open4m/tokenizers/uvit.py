@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .unet import _group_norm, _Upsample, timestep_embedding
+from ..ops import additive_mask, merge_heads, split_heads
+from .unet import _group_norm, _Upsample, denoiser_timesteps, timestep_embedding
 from .vit import sincos_pos_emb_2d
 
 __all__ = ["UViTSize", "UVIT_PRESETS", "UViT", "resolve_uvit_size", "CONDITIONINGS"]
@@ -262,17 +263,6 @@ def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torc
     return x * (1 + scale[:, None]) + shift[:, None]
 
 
-def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
-    """(B, N, D) -> (B, heads, N, D/heads)."""
-    b, n, d = x.shape
-    return x.reshape(b, n, heads, d // heads).transpose(1, 2)
-
-
-def _merge(x: torch.Tensor) -> torch.Tensor:
-    b, h, n, d = x.shape
-    return x.transpose(1, 2).reshape(b, n, h * d)
-
-
 class _SelfAttention(nn.Module):
     def __init__(self, dim: int, heads: int, qkv_bias: bool, dropout: float) -> None:
         super().__init__()
@@ -282,8 +272,8 @@ class _SelfAttention(nn.Module):
         self.proj_drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q, k, v = (_heads(t, self.heads) for t in self.qkv(x).chunk(3, dim=-1))
-        return self.proj_drop(self.proj(_merge(F.scaled_dot_product_attention(q, k, v))))
+        q, k, v = (split_heads(t, self.heads) for t in self.qkv(x).chunk(3, dim=-1))
+        return self.proj_drop(self.proj(merge_heads(F.scaled_dot_product_attention(q, k, v))))
 
 
 class _CrossAttention(nn.Module):
@@ -296,9 +286,9 @@ class _CrossAttention(nn.Module):
         self.proj_drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        k, v = (_heads(t, self.heads) for t in self.kv(context).chunk(2, dim=-1))
-        out = F.scaled_dot_product_attention(_heads(self.q(x), self.heads), k, v, attn_mask=bias)
-        return self.proj_drop(self.proj(_merge(out)))
+        k, v = (split_heads(t, self.heads) for t in self.kv(context).chunk(2, dim=-1))
+        out = F.scaled_dot_product_attention(split_heads(self.q(x), self.heads), k, v, attn_mask=bias)
+        return self.proj_drop(self.proj(merge_heads(out)))
 
 
 class _Mlp(nn.Module):
@@ -411,8 +401,7 @@ class _MidTransformer(nn.Module):
     def _attention_bias(cond_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """Additive bias hiding masked latent positions (True). A fully masked latent is attended uniformly, as
         in the official code (its lowest-float fill), rather than producing NaNs."""
-        hidden = cond_mask.flatten(1)[:, None, None, :]
-        return torch.zeros(hidden.shape, dtype=dtype, device=hidden.device).masked_fill(hidden, torch.finfo(dtype).min)
+        return additive_mask(cond_mask.flatten(1)[:, None, None, :], dtype)
 
 
 # -- the network ----------------------------------------------------------------------------------
@@ -463,14 +452,7 @@ class UViT(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | int | float, cond: torch.Tensor,
                 cond_mask: torch.Tensor | None = None) -> torch.Tensor:
-        b, c, hh, ww = x.shape
-        m = self.size.multiple
-        if hh % m or ww % m:
-            raise ValueError(f"this UViT decoder needs image sides divisible by {m}, got {hh}x{ww}")
-        if c != self.image_channels:
-            raise ValueError(f"this UViT decoder denoises {self.image_channels}-channel images, got {c} channels")
-        t = torch.as_tensor(t, device=x.device)
-        t = t.reshape(1).expand(b) if t.ndim == 0 else t
+        t = denoiser_timesteps(x, t, self.size.multiple, self.image_channels, "UViT")
         dtype = self.conv_in.weight.dtype
         temb = self.time_embedding(timestep_embedding(t, self.size.block_out_channels[0]).to(dtype))
         h = self.conv_in(x.to(dtype))
