@@ -36,6 +36,8 @@ def test_recipe_writes_a_complete_bundle(tiny_bundle):
     assert bundle_missing(tiny_bundle) == []
     info = json.loads((tiny_bundle / "world.json").read_text())
     assert info["train_scenes"] == 24 and set(info["timings"]) == {"render_s", "tokenizers_s", "fourm_s"}
+    card = (tiny_bundle / "README.md").read_text()  # written from world.json: no eval yet, so no metrics
+    assert "24 scenes of the `train` split" in card and "## Metrics" not in card
 
 
 def test_bundle_predicts_every_image_modality(tiny_bundle):
