@@ -33,3 +33,17 @@ def test_failed_write_keeps_the_old_file(tmp_path):
         atomic_write(target, boom)
     assert target.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["f.bin"]
+
+
+def test_files_get_the_usual_mode_whatever_the_writer_creates(tmp_path):
+    import os
+
+    from safetensors.torch import save_file
+
+    import torch
+    from open4m.atomic import atomic_write
+
+    path = atomic_write(tmp_path / "w.safetensors", lambda tmp: save_file({"a": torch.zeros(1)}, str(tmp)))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~mask  # safetensors alone would leave 0600

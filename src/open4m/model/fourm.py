@@ -419,7 +419,7 @@ class FourM(nn.Module):
             tokens = mod.num_tokens(self.config.image_size) if mod.is_image_like else mod.max_tokens
             role = ("in" if name in self.config.domains_in else "") + ("/out" if name in self.config.domains_out else "")
             rows.append([name, mod.kind.value, mod.vocab_size or "-", tokens or "-", role.strip("/")])
-        text = fourm_card(directory.name, self.config.to_dict(), rows, table, card)
+        text = fourm_card(directory.name, self.config.to_dict(), rows, table, {"repo_id": str(directory), **(card or {})})
         write_text_atomic(directory / "README.md", text, overwrite=True)
         return directory
 

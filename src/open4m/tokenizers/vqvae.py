@@ -213,7 +213,7 @@ class VQTokenizer(nn.Module):
         write_safetensors(path / WEIGHTS_NAME, state, metadata)
         config = config_to_dict(self.config)
         write_json(path / CONFIG_NAME, config)
-        write_text_atomic(path / "README.md", tokenizer_card(path.name, config, card))
+        write_text_atomic(path / "README.md", tokenizer_card(path.name, config, {"repo_id": str(path), **(card or {})}))
         return path
 
     def push_to_hub(self, repo_id: str, *, card: Mapping[str, Any] | None = None, private: bool | None = None,
