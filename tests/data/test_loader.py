@@ -1,5 +1,7 @@
 """Raw aligned samples tokenized on the fly become masked batches a FourM trains on."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from open4m.data.synthetic import write_dataset
 from open4m.modalities import Kind, Modality
 from open4m.model import FourM, FourMConfig
 from open4m.tokenizers import TextTokenizer
+from open4m.tokenizers.config import VQVAEConfig
 from open4m.tokenizers.presets import official_config
 from open4m.tokenizers.training import build_tokenizer
 from open4m.train.data import batch_loader
@@ -31,7 +34,8 @@ def world(tmp_path_factory):
     for m in mods:
         modalities.register(m)
     _, cfg = official_config("depth", "tiny")
-    cfg = {k: v for k, v in cfg.items() if k not in ("dec_channels", "dec_channel_mult")}
+    vqvae_fields = {f.name for f in dataclasses.fields(VQVAEConfig)}  # the depth preset is a DiVAE: keep the VQ part
+    cfg = {k: v for k, v in cfg.items() if k in vqvae_fields}
     tok = build_tokenizer("vqvae", {**cfg, "image_size": 64, "codebook_size": 256, "dec_type": "vit_t_dec"}).eval()
     ds = FolderDataset(root)
     text = TextTokenizer.train([ds[i]["caption"] for i in range(len(ds))], vocab_size=4400)

@@ -1,10 +1,11 @@
 """The tokenizer of every official 4M-21 modality: kind and architecture, by modality name.
 
-These mirror the released tokenizers (reference-anatomy §6.1): which class, encoder, codebook and
-token layout each modality uses. ``official_config(name)`` gives the config to train one from
-scratch at the official size; ``size="tiny"`` shrinks the networks (not the data layout) for tests
-and quick CPU runs. The released RGB/depth/normal/edge tokenizers are DiVAEs whose decoders are
-official networks open4m does not reimplement; here those modalities get open4m's DiVAE.
+These mirror the released tokenizers (reference-anatomy §6.1): which class, encoder, codebook,
+decoder and token layout each modality uses. ``official_config(name)`` gives the config to train one
+from scratch at the official size (the RGB/depth/normal/edge DiVAEs with the official patched UNet
+decoder and diffusion settings: x0 prediction, linear betas rescaled to zero terminal SNR,
+thresholding); ``size="tiny"`` shrinks the networks (not the data layout) for tests and quick CPU
+runs.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ _GLOBAL = {"image_size": 1, "patch_size": 1, "enc_type": "BottleneckMLP/B_6-Wi_1
 
 def _divae(channels: int, codebook: int, post_mlp: bool = False) -> dict[str, Any]:
     return {"image_size": 224, "n_channels": channels, "enc_type": "vit_b_enc", "patch_size": 16,
-            "codebook_size": codebook, "latent_dim": 32, "post_mlp": post_mlp}
+            "codebook_size": codebook, "latent_dim": 32, "post_mlp": post_mlp, "dec_type": "unet_patched",
+            "beta_schedule": "linear", "prediction_type": "sample", "zero_terminal_snr": True, "thresholding": True,
+            "clip_sample": True, "scheduler": "ddim"}
 
 
 OFFICIAL_TOKENIZERS: dict[str, TokenizerSpec] = {
@@ -57,7 +60,8 @@ OFFICIAL_TOKENIZERS: dict[str, TokenizerSpec] = {
                                                             enc_type="BottleneckMLP/B_6-Wi_1024")),
 }
 
-_TINY = {"vit_b_enc": "vit_t_enc", "vit_b_dec": "vit_t_dec", "BottleneckMLP/B_6-Wi_1024": "BottleneckMLP/B_1-Wi_64"}
+_TINY = {"vit_b_enc": "vit_t_enc", "vit_b_dec": "vit_t_dec", "BottleneckMLP/B_6-Wi_1024": "BottleneckMLP/B_1-Wi_64",
+         "unet_patched": "unet_patched_t"}
 
 
 def official_config(name: str, size: str = "official") -> tuple[str, dict[str, Any]]:
@@ -72,8 +76,6 @@ def official_config(name: str, size: str = "official") -> tuple[str, dict[str, A
         cfg = {k: _TINY.get(v, v) if isinstance(v, str) else v for k, v in cfg.items()}
         if spec.kind == "mlp":
             cfg["latent_dim"] = 4 * cfg["num_codebooks"]
-        if spec.kind == "divae":
-            cfg.update(dec_channels=16, dec_channel_mult=(1, 2))
         if cfg.get("latent_dim", 32) > 64:
             cfg["latent_dim"] = 32
     return spec.kind, cfg
