@@ -13,7 +13,7 @@ This module is the bottom of the package: it imports nothing from open4m.
 
 from __future__ import annotations
 
-__all__ = ["Open4mError", "ConfigError", "DataError", "NotFound", "CheckpointError", "UnknownNameError"]
+__all__ = ["Open4mError", "ConfigError", "DataError", "NotFound", "OutputExists", "CheckpointError", "UnknownNameError"]
 
 
 class Open4mError(Exception):
@@ -32,6 +32,10 @@ class DataError(Open4mError, ValueError):
 
 class NotFound(Open4mError, FileNotFoundError):
     """A file, folder, model or tokenizer that is not where the user said (or could not be fetched)."""
+
+
+class OutputExists(Open4mError, FileExistsError):
+    """An output that is there already and was not asked to be replaced (nothing a user saved is overwritten)."""
 
 
 class CheckpointError(Open4mError, ValueError):

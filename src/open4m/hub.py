@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .errors import NotFound
+
 __all__ = ["HubOptions", "HubFileMissing", "Origin", "is_hub_id", "hub_file", "url_file", "offline", "locate", "push_folder"]
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
 
-class HubFileMissing(FileNotFoundError):
+class HubFileMissing(NotFound):
     """A file that is neither in the local cache nor downloadable now; the message says how to get it."""
 
 
@@ -181,7 +183,7 @@ def locate(source: str | os.PathLike, *, what: str, files: tuple[str, ...], opti
     repo_id = entry.repo_id if entry is not None and entry.kind != "text" else str(source)
     if entry is None and not is_hub_id(repo_id):
         hint = suggest(str(source))
-        raise FileNotFoundError(
+        raise NotFound(
             f"no {what} at {str(source)!r}: it is neither an existing file or folder, nor a released name "
             f"(`open4m info --pretrained`), nor a Hub repo id (owner/name)"
             + (f"; did you mean {' or '.join(hint)}?" if hint else ""))

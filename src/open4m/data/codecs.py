@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError, DataError
+
 DEPTH_PNG_SCALE = 1000.0  # 16-bit depth PNGs hold millimetres: 0..65.535 m at 1 mm resolution
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
 EXTS = IMAGE_EXTS + (".npy", ".json", ".txt")
@@ -43,8 +45,8 @@ def decode(data: bytes, ext: str, modality: str) -> Any:
         if ext in IMAGE_EXTS:
             return _decode_image(data, modality)
     except (OSError, ValueError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"cannot decode {modality} {ext} data: {err}") from err
-    raise ValueError(f"unsupported file type {ext!r} for modality {modality!r}; supported: {', '.join(EXTS)}")
+        raise DataError(f"cannot decode {modality} {ext} data: {err}") from err
+    raise DataError(f"unsupported file type {ext!r} for modality {modality!r}; supported: {', '.join(EXTS)}")
 
 
 def _decode_image(data: bytes, modality: str) -> np.ndarray:
@@ -60,7 +62,7 @@ def _decode_image(data: bytes, modality: str) -> np.ndarray:
         if role == "depth":
             arr = np.asarray(im)
             if arr.dtype != np.uint16 and im.mode not in ("I;16", "I"):
-                raise ValueError(f"depth PNGs must be 16-bit (millimetres), got mode {im.mode}")
+                raise DataError(f"depth PNGs must be 16-bit (millimetres), got mode {im.mode}")
             return arr.astype(np.float32) / DEPTH_PNG_SCALE
         if role == "classmap":
             return np.array(im if im.mode in ("L", "P") else im.convert("L"))
@@ -80,7 +82,7 @@ def encode(value: Any, ext: str, modality: str) -> bytes:
         return buf.getvalue()
     if ext in IMAGE_EXTS:
         return _encode_image(np.asarray(value), ext, modality)
-    raise ValueError(f"unsupported file type {ext!r} for modality {modality!r}; supported: {', '.join(EXTS)}")
+    raise DataError(f"unsupported file type {ext!r} for modality {modality!r}; supported: {', '.join(EXTS)}")
 
 
 def _encode_image(arr: np.ndarray, ext: str, modality: str) -> bytes:
@@ -89,14 +91,14 @@ def _encode_image(arr: np.ndarray, ext: str, modality: str) -> bytes:
     role = image_role(modality)
     if role == "depth":
         if ext != ".png":
-            raise ValueError(f"depth must be stored as 16-bit .png or .npy, not {ext}")
+            raise ConfigError(f"depth must be stored as 16-bit .png or .npy, not {ext}")
         mm = np.clip(np.round(arr * DEPTH_PNG_SCALE), 0, 65535).astype(np.uint16)
         im = Image.fromarray(mm)
     elif role == "normal":
         im = Image.fromarray(np.clip(np.round((arr + 1.0) * 127.5), 0, 255).astype(np.uint8))
     else:
         if arr.dtype != np.uint8:
-            raise ValueError(f"{modality}: images are written from uint8 arrays, got {arr.dtype}")
+            raise DataError(f"{modality}: images are written from uint8 arrays, got {arr.dtype}")
         im = Image.fromarray(arr)
     buf = io.BytesIO()
     fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}[ext]

@@ -25,6 +25,7 @@ import torch
 
 from ..atomic import write_atomic
 from .codecs import EXTS, decode
+from ..errors import ConfigError, DataError, NotFound
 
 INDEX_FILE = "index.json"
 
@@ -45,7 +46,7 @@ def scan_modality(folder: Path, recursive: bool = True) -> dict[str, Path]:
                 continue
             rel = os.path.relpath(os.path.join(dirpath, stem), folder).replace(os.sep, "/")
             if rel in files:
-                raise ValueError(f"{folder}: sample {rel!r} has two files ({files[rel].name}, {name}); keep one per modality")
+                raise DataError(f"{folder}: sample {rel!r} has two files ({files[rel].name}, {name}); keep one per modality")
             files[rel] = Path(dirpath) / name
     return files
 
@@ -65,18 +66,18 @@ class FolderDataset(torch.utils.data.Dataset):
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
-            raise FileNotFoundError(f"dataset root {self.root} does not exist")
+            raise NotFound(f"dataset root {self.root} does not exist")
         found = sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
         self.modalities = list(modalities) if modalities is not None else found
         absent = [m for m in self.modalities if m not in found]
         if absent:
-            raise ValueError(f"{self.root}: no folder for modalities {absent}; found {found}")
+            raise DataError(f"{self.root}: no folder for modalities {absent}; found {found}")
         if not self.modalities:
-            raise ValueError(f"{self.root} holds no modality folders (expected root/<modality>/<sample>.<ext>)")
+            raise DataError(f"{self.root} holds no modality folders (expected root/<modality>/<sample>.<ext>)")
         self.required = list(required)
         unknown = set(self.required) - set(self.modalities)
         if unknown:
-            raise ValueError(f"required modalities {sorted(unknown)} are not among {self.modalities}")
+            raise ConfigError(f"required modalities {sorted(unknown)} are not among {self.modalities}")
         self.files = {m: scan_modality(self.root / m) for m in self.modalities}
         all_keys = sorted(set().union(*(f.keys() for f in self.files.values())))
         self.keys = [k for k in all_keys if all(k in self.files[m] for m in self.required)]
@@ -124,7 +125,7 @@ class FolderDataset(torch.utils.data.Dataset):
             sample = self.load(self.keys[(index + step) % len(self)])
             if sample is not None:
                 return sample
-        raise ValueError(f"every sample of {self.root} has a corrupt required file; see the warnings")
+        raise DataError(f"every sample of {self.root} has a corrupt required file; see the warnings")
 
 
 # -- shards --------------------------------------------------------------------------------------
@@ -142,7 +143,7 @@ def write_shards(
     import webdataset as wds
 
     if samples_per_shard < 1:
-        raise ValueError(f"samples_per_shard must be >= 1, got {samples_per_shard}")
+        raise ConfigError(f"samples_per_shard must be >= 1, got {samples_per_shard}")
     out = Path(out)
     writers: dict[str, Any] = {}
     counts: Counter[str] = Counter()
@@ -158,7 +159,7 @@ def write_shards(
         for sample in samples:
             key = sample["__key__"]
             if "." in key or (last_key is not None and key <= last_key):
-                raise ValueError(f"shard keys must be dot-free and strictly increasing; got {key!r} after {last_key!r}")
+                raise DataError(f"shard keys must be dot-free and strictly increasing; got {key!r} after {last_key!r}")
             last_key = key
             if n and n % samples_per_shard == 0:
                 close()
@@ -216,7 +217,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
         if num_shards is None:
             index_path = Path(self.root) / INDEX_FILE
             if not index_path.is_file():
-                raise ValueError(f"no {INDEX_FILE} under {self.root}; pass num_shards for remote shards")
+                raise DataError(f"no {INDEX_FILE} under {self.root}; pass num_shards for remote shards")
             num_shards = int(json.loads(index_path.read_text())["num_shards"])
         self.num_shards = num_shards
         self.decode, self.shuffle_shards, self.shuffle_buffer = decode, shuffle_shards, shuffle_buffer

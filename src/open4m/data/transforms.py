@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .codecs import image_role
+from ..errors import ConfigError, DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -58,7 +59,7 @@ def random_resized_crop(
     After 10 rejected draws it falls back to the centre crop clamped to `ratio`, the usual rule.
     """
     if not 0 < scale[0] <= scale[1] <= 1:
-        raise ValueError(f"scale must satisfy 0 < min <= max <= 1, got {scale}")
+        raise ConfigError(f"scale must satisfy 0 < min <= max <= 1, got {scale}")
     flip = bool(rng.random() < flip_prob)
     area = height * width
     log_r = (math.log(ratio[0]), math.log(ratio[1]))
@@ -123,11 +124,11 @@ def clean_caption(caption: Any) -> str:
     """
     if isinstance(caption, list):
         if not caption:
-            raise ValueError("empty caption list")
+            raise DataError("empty caption list")
         caption = caption[0]
     if isinstance(caption, dict):
         if "caption" not in caption:
-            raise ValueError(f"caption dict has no 'caption' field: keys {sorted(caption)}")
+            raise DataError(f"caption dict has no 'caption' field: keys {sorted(caption)}")
         caption = caption["caption"]
     return re.sub(r"\s+", " ", str(caption)).strip()
 
@@ -136,10 +137,10 @@ def augment(sample: Mapping[str, Any], crop: Crop, size: int) -> dict[str, Any]:
     """Apply one crop + flip + resize to every image-like modality, boxes and captions of a sample."""
     images = {m: v for m, v in sample.items() if image_role(m) is not None and isinstance(v, np.ndarray)}
     if not images:
-        raise ValueError(f"sample has no image-like modality to crop; modalities: {sorted(sample)}")
+        raise DataError(f"sample has no image-like modality to crop; modalities: {sorted(sample)}")
     shapes = {m: v.shape[:2] for m, v in images.items()}
     if len(set(shapes.values())) > 1:
-        raise ValueError(f"image-like modalities of one sample must share a size to be cropped together: {shapes}")
+        raise DataError(f"image-like modalities of one sample must share a size to be cropped together: {shapes}")
     h, w = next(iter(shapes.values()))
     if crop.top < 0 or crop.left < 0 or crop.top + crop.height > h or crop.left + crop.width > w:
         raise ValueError(f"crop {crop} does not fit the {h}x{w} sample")
@@ -173,7 +174,7 @@ def to_tensors(sample: Mapping[str, Any], target: str = "fourm") -> dict[str, An
     edges float in [0, 1].
     """
     if target not in ("fourm", "tokenizer"):
-        raise ValueError(f"target must be 'fourm' or 'tokenizer', got {target!r}")
+        raise ConfigError(f"target must be 'fourm' or 'tokenizer', got {target!r}")
     out = dict(sample)
     for m, v in sample.items():
         role = image_role(m)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import CheckpointError, ConfigError, DataError
 from ..tokenizers.sequences import SamInstance, SamInstanceCodec
 from .sampler import Condition, Sampler
 from .schedules import GenerationSchedule, ScheduleStep
@@ -34,7 +35,7 @@ def _repeat(value: Condition, n: int) -> Condition:
     if isinstance(value, Mapping):
         return {k: _repeat(v, n) for k, v in value.items()}
     if value.shape[0] != 1:
-        raise ValueError(f"dense generation repeats ONE sample; got a batch of {value.shape[0]} (loop over them)")
+        raise DataError(f"dense generation repeats ONE sample; got a batch of {value.shape[0]} (loop over them)")
     return value.expand(n, *value.shape[1:]).clone()
 
 
@@ -42,9 +43,9 @@ def generate_dense(sampler: Sampler, conditions: Mapping[str, Condition], step: 
                    generator: torch.Generator | None = None) -> list[list[int]]:
     """Generate an autoregressive target `repeats` times for one sample (rows in parallel); tokens per row."""
     if step.scheme != "autoregressive":
-        raise ValueError(f"dense generation samples sequences; {step.target!r} is decoded with {step.scheme!r}")
+        raise ConfigError(f"dense generation samples sequences; {step.target!r} is decoded with {step.scheme!r}")
     if repeats < 1:
-        raise ValueError(f"repeats={repeats}: run at least one pass")
+        raise ConfigError(f"repeats={repeats}: run at least one pass")
     batch = {name: _repeat(value, repeats) for name, value in conditions.items()}
     out = sampler.generate(batch, GenerationSchedule(tuple(conditions), (step,)), generator=generator)[step.target]
     return [t[~m].tolist() for t, m in zip(out["tensor"], out["input_mask"])]
@@ -108,11 +109,11 @@ def sam_instance_map(texts_or_instances: Sequence[str] | Sequence[SamInstance], 
         return ids
     lengths = {len(inst.codes) for inst in found}
     if len(lengths) != 1:
-        raise ValueError(f"instances carry different numbers of mask codes {sorted(lengths)}; one mask tokenizer "
+        raise DataError(f"instances carry different numbers of mask codes {sorted(lengths)}; one mask tokenizer "
                          "decodes one grid size")
     codes = torch.tensor([inst.codes for inst in found], dtype=torch.long)
     if int(codes.max()) >= mask_tokenizer.vocab_size:
-        raise ValueError(f"mask code {int(codes.max())} is outside the mask tokenizer's {mask_tokenizer.vocab_size} "
+        raise CheckpointError(f"mask code {int(codes.max())} is outside the mask tokenizer's {mask_tokenizer.vocab_size} "
                          "codes; give the SAM instance tokenizer the model was trained with")
     masks = torch.sigmoid(mask_tokenizer.decode(codes).float())[:, 0]
     groups: list[list[int]] = []

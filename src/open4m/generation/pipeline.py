@@ -28,6 +28,7 @@ import torch
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .. import modalities
 from ..atomic import atomic_write, write_text_atomic
+from ..errors import ConfigError, DataError
 from ..modalities import Kind, Modality
 from ..model.fourm import FourM
 from ..tokenizers.sequences import Box, BoxCodec, MetadataCodec, PaletteCodec, SamInstance
@@ -195,7 +196,7 @@ class Pipeline:
                  preset: str = "auto", decode_steps: int | None = None, decode_scheduler: str | None = None,
                  dtype: torch.dtype | str | None = None, **schedule_options: Any) -> None:
         if isinstance(dense, bool) or not isinstance(dense, int) or dense < 1:
-            raise ValueError(f"dense={dense!r}: give the number of prompted passes per image (1 = one pass)")
+            raise ConfigError(f"dense={dense!r}: give the number of prompted passes per image (1 = one pass)")
         self.dtype = parse_dtype(dtype)
         self.model = _as_model(model, self.dtype)
         self.dense = dense
@@ -215,7 +216,7 @@ class Pipeline:
         self.tokenizers.check_given([*self.schedule.conditions, *self.schedule.targets, *sr_targets])
         if dense > 1:
             if SAM not in self.schedule.targets:
-                raise ValueError(f"dense={dense} repeats the prompted passes of a {SAM!r} target; the spec "
+                raise ConfigError(f"dense={dense} repeats the prompted passes of a {SAM!r} target; the spec "
                                  f"generates {list(self.schedule.targets)}")
             self.tokenizer(SAM)  # the passes are merged as text: fail now, not after generating
 
@@ -227,7 +228,7 @@ class Pipeline:
         targets = [n.replace("@224", "@448") for n in base if n.endswith("@224") and n.startswith("tok_")]
         targets = [t for t in targets if t in sr.output_modalities]
         if not targets:
-            raise ValueError(f"the super-resolution model predicts none of the @448 versions of {base}; "
+            raise ConfigError(f"the super-resolution model predicts none of the @448 versions of {base}; "
                              f"it outputs {sr.output_modalities}")
         targets.sort(key=lambda t: next((i for i, k in enumerate(SR_ORDER) if k in t), len(SR_ORDER)))
         return build_schedule(",".join(conds) + "->" + "->".join(targets), image_size=sr.config.image_size,
@@ -274,11 +275,11 @@ class Pipeline:
         conditions, shown = {}, {}
         unknown = [n for n in inputs if n not in self.schedule.conditions]
         if unknown:
-            raise ValueError(f"inputs {unknown} are not conditions of {self.schedule.conditions}; "
+            raise ConfigError(f"inputs {unknown} are not conditions of {self.schedule.conditions}; "
                              "name them in the spec ('rgb,caption->...')")
         missing = [n for n in self.schedule.conditions if n not in inputs]
         if missing:
-            raise ValueError(f"the spec conditions on {missing} but no value was given for them")
+            raise ConfigError(f"the spec conditions on {missing} but no value was given for them")
         for name, value in inputs.items():
             mod = self.model.modality_info[name]
             if mod.kind is Kind.PIXELS:
@@ -297,7 +298,7 @@ class Pipeline:
     def _sequence(self, name: str, value: Any) -> torch.Tensor:
         if isinstance(value, STRUCTURED):
             if value.modality != name:
-                raise ValueError(f"a {type(value).__name__} is a {value.modality!r} condition, not {name!r}")
+                raise DataError(f"a {type(value).__name__} is a {value.modality!r} condition, not {name!r}")
             value = value.to_text()
         if isinstance(value, str):
             ids = self.tokenizer(name).encode(value, add_eos=True)
@@ -351,7 +352,7 @@ class Pipeline:
             elif len(self.schedule.conditions) == 1:
                 inputs = {self.schedule.conditions[0]: inputs}
             else:
-                raise ValueError(f"the spec has conditions {self.schedule.conditions}: pass a dict of them")
+                raise ConfigError(f"the spec has conditions {self.schedule.conditions}: pass a dict of them")
         inputs = {**inputs, **named}
         if generator is None and seed is not None:
             generator = torch.Generator(device=self.model.mask_token.device).manual_seed(seed)
@@ -429,7 +430,7 @@ def parse_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
     if str(dtype).lower() not in _DTYPES:
-        raise ValueError(f"dtype {dtype!r}: use bf16, fp16 or fp32")
+        raise ConfigError(f"dtype {dtype!r}: use bf16, fp16 or fp32")
     return _DTYPES[str(dtype).lower()]
 
 

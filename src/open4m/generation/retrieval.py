@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError, DataError
 from .pipeline import Pipeline
 from ..atomic import atomic_write
 
@@ -27,7 +28,7 @@ def predict_embeddings(pipe: Pipeline, inputs: Mapping[str, Any] | Any, *, seed:
     target = pipe.schedule.targets[-1]
     out = pipe(inputs, seed=seed)
     if target not in out.vectors:
-        raise ValueError(f"the pipeline's last target {target!r} did not decode to vectors; retrieval needs a "
+        raise ConfigError(f"the pipeline's last target {target!r} did not decode to vectors; retrieval needs a "
                          "global-embedding target such as tok_dinov2_global with its tokenizer")
     return out.vectors[target]
 
@@ -41,7 +42,7 @@ class GalleryIndex:
 
     def __post_init__(self) -> None:
         if self.vectors.dim() != 2 or self.vectors.shape[0] != len(self.keys):
-            raise ValueError(f"an index needs vectors (N, D) and N keys; got {tuple(self.vectors.shape)} and "
+            raise DataError(f"an index needs vectors (N, D) and N keys; got {tuple(self.vectors.shape)} and "
                              f"{len(self.keys)} keys")
         self.vectors = F.normalize(self.vectors.float(), dim=-1)
 
@@ -55,7 +56,7 @@ class GalleryIndex:
         if queries.dim() == 1:
             queries = queries[None]
         if queries.shape[-1] != self.vectors.shape[1]:
-            raise ValueError(f"queries are {queries.shape[-1]}-d but the index holds {self.vectors.shape[1]}-d vectors; "
+            raise DataError(f"queries are {queries.shape[-1]}-d but the index holds {self.vectors.shape[1]}-d vectors; "
                              "embed them with the same model and tokenizer")
         k = min(k, len(self.keys))
         q = F.normalize(queries.float(), dim=-1)
@@ -78,7 +79,7 @@ class GalleryIndex:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
             if "keys" not in meta or "vectors" not in f.keys():
-                raise ValueError(f"{path} is not a gallery index (build one with `open4m index`)")
+                raise DataError(f"{path} is not a gallery index (build one with `open4m index`)")
             return cls(f.get_tensor("vectors"), json.loads(meta["keys"]))
 
 
@@ -86,7 +87,7 @@ def _faiss_search(gallery: torch.Tensor, queries: torch.Tensor, k: int) -> tuple
     try:
         import faiss
     except ImportError:
-        raise ValueError("FAISS is not installed: `pip install faiss-cpu`, or search without it (exact torch search)") from None
+        raise ConfigError("FAISS is not installed: `pip install faiss-cpu`, or search without it (exact torch search)") from None
     index = faiss.IndexFlatIP(gallery.shape[1])
     index.add(gallery.numpy())
     scores, idx = index.search(queries.numpy(), k)

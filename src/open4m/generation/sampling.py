@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import ConfigError
+
 GREEDY_TEMPERATURE = 1e-10  # |t| below this means argmax
 
 
 def _top_k_count(top_k: int | float, vocab: int) -> int:
     if isinstance(top_k, bool) or top_k < 0:
-        raise ValueError(f"top_k={top_k!r}: give a count >= 0 or a fraction in (0, 1]; 0 disables it")
+        raise ConfigError(f"top_k={top_k!r}: give a count >= 0 or a fraction in (0, 1]; 0 disables it")
     if isinstance(top_k, float):
         if top_k > 1:
-            raise ValueError(f"top_k={top_k}: a float is a fraction of the vocabulary in (0, 1]; give an int for a count")
+            raise ConfigError(f"top_k={top_k}: a float is a fraction of the vocabulary in (0, 1]; give an int for a count")
         return min(int(top_k * vocab), vocab)
     return min(int(top_k), vocab)
 
@@ -31,13 +33,13 @@ def filter_logits(logits: torch.Tensor, top_k: int | float = 0, top_p: float = 0
     Works on any (..., vocab) shape. Ties at the k-th value are all kept, as in the official code.
     """
     if not 0.0 <= top_p <= 1.0:
-        raise ValueError(f"top_p={top_p}: must lie in [0, 1]; 0 disables nucleus filtering")
+        raise ConfigError(f"top_p={top_p}: must lie in [0, 1]; 0 disables nucleus filtering")
     out = logits.clone()
     vocab = logits.shape[-1]
     if top_k:
         k = _top_k_count(top_k, vocab)
         if k == 0:
-            raise ValueError(f"top_k={top_k} keeps no token of a {vocab}-token vocabulary; raise it")
+            raise ConfigError(f"top_k={top_k} keeps no token of a {vocab}-token vocabulary; raise it")
         kth = torch.topk(out, k, dim=-1).values[..., -1:]
         out = out.masked_fill(out < kth, float("-inf"))
     if top_p > 0.0:
@@ -64,7 +66,7 @@ def sample_tokens(
     no randomness), as the official sampler does.
     """
     if temperature < 0:
-        raise ValueError(f"temperature={temperature} < 0; use 0 for greedy decoding")
+        raise ConfigError(f"temperature={temperature} < 0; use 0 for greedy decoding")
     if temperature < GREEDY_TEMPERATURE:
         ids = logits.argmax(dim=-1)
         return ids, torch.ones(ids.shape, dtype=torch.float32, device=logits.device)

@@ -20,6 +20,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from .. import modalities
+from ..errors import ConfigError
 from ..modalities import Modality
 from .presets import DEMO_TOP_P, demo_settings
 
@@ -39,9 +40,9 @@ def token_schedule(kind: str, steps: int, tokens: int) -> list[int]:
     `linear`: the differences of `linspace(0, tokens, steps + 1)` truncated to ints, largest first.
     """
     if steps < 1:
-        raise ValueError(f"steps={steps}: a schedule needs at least one step")
+        raise ConfigError(f"steps={steps}: a schedule needs at least one step")
     if not 1 <= steps <= tokens:
-        raise ValueError(f"{steps} steps for {tokens} tokens: every step must commit at least one token; use steps <= {tokens}")
+        raise ConfigError(f"{steps} steps for {tokens} tokens: every step must commit at least one token; use steps <= {tokens}")
     if kind == "cosine":
         s = [0.5 * (1 + math.cos(math.pi * i / steps)) for i in range(steps)]
         counts = [round(tokens * (a - b)) for a, b in zip(s[:-1], s[1:])]
@@ -50,9 +51,9 @@ def token_schedule(kind: str, steps: int, tokens: int) -> list[int]:
         edges = np.linspace(0, tokens, steps + 1).astype(int)
         counts = sorted(np.diff(edges).tolist(), reverse=True)
     else:
-        raise ValueError(f"unknown token schedule {kind!r}; choose one of {TOKEN_SCHEDULES}")
+        raise ConfigError(f"unknown token schedule {kind!r}; choose one of {TOKEN_SCHEDULES}")
     if min(counts) < 1:
-        raise ValueError(f"the {kind} schedule of {tokens} tokens in {steps} steps leaves a step empty ({counts}); use fewer steps")
+        raise ConfigError(f"the {kind} schedule of {tokens} tokens in {steps} steps leaves a step empty ({counts}); use fewer steps")
     return counts
 
 
@@ -78,12 +79,12 @@ def temperature_schedule(kind: str, temperature: float, counts: Sequence[int]) -
         try:
             min_t, power = float(m.group(1)), float(m.group(2))
         except ValueError:
-            raise ValueError(f"temperature schedule {kind!r}: write onex:{{min_t}}:{{power}} with numbers, e.g. onex:0.5:0.5") from None
+            raise ConfigError(f"temperature schedule {kind!r}: write onex:{{min_t}}:{{power}} with numbers, e.g. onex:0.5:0.5") from None
         y = np.linspace(1, 100, total) ** -power
         y = (y - y.min()) / (y.max() - y.min()) if y.max() > y.min() else np.ones_like(y)
         temps = min_t + (temperature - min_t) * (1 - done) * y[: len(counts)]
     else:
-        raise ValueError(f"unknown temperature schedule {kind!r}; use constant, linear or onex:{{min_t}}:{{power}}")
+        raise ConfigError(f"unknown temperature schedule {kind!r}; use constant, linear or onex:{{min_t}}:{{power}}")
     return np.clip(temps, 1e-9, None).tolist()
 
 
@@ -100,11 +101,11 @@ def guidance_schedule(kind: str, scale: float | tuple[float, ...], counts: Seque
     The official code has only `constant`.
     """
     if kind not in CFG_SCHEDULES:
-        raise ValueError(f"unknown guidance schedule {kind!r}; choose one of {CFG_SCHEDULES}")
+        raise ConfigError(f"unknown guidance schedule {kind!r}; choose one of {CFG_SCHEDULES}")
     if kind == "constant":
         return [scale] * len(counts)
     if isinstance(scale, tuple):
-        raise ValueError(f"guidance schedule {kind!r} needs one guidance scale; per-condition weights {scale} "
+        raise ConfigError(f"guidance schedule {kind!r} needs one guidance scale; per-condition weights {scale} "
                          "only take the 'constant' schedule")
     total = sum(counts)
     decoded_after = np.cumsum(counts) / total
@@ -197,13 +198,18 @@ def _per_target(value, n: int, name: str, cast) -> list:
         value = parts if len(parts) > 1 else parts[0]  # "1.0" is one value for every target
     if isinstance(value, (list, tuple)):
         if len(value) != n:
-            raise ValueError(f"{name}: {len(value)} values for {n} targets; give one value or one per target")
+            raise ConfigError(f"{name}: {len(value)} values for {n} targets; give one value or one per target")
         return [None if v is None else cast(v) for v in value]
     return [None if value is None else cast(value)] * n
 
 
-def _resolve(name: str, image_size: int, *, target: bool) -> Modality:
-    """Accept the registry name, or the short forms users type (`depth`, `rgb`)."""
+def resolve_modality(name: str, image_size: int, *, target: bool) -> Modality:
+    """The registered modality a user means by `name`, as a generation target or as a condition.
+
+    Accepts the registry name or the short forms users type (`depth` -> `tok_depth@224` for a
+    224-pixel model, `rgb` -> `rgb@224`). Unknown names raise `UnknownModalityError` with the closest
+    names; a modality that cannot play the asked role (raw pixels as a target, say) raises `ConfigError`.
+    """
     candidates = [name, f"{name}@{image_size}", f"tok_{name}@{image_size}", f"tok_{name}"]
     known = modalities.all_modalities()
     for c in candidates:
@@ -212,20 +218,20 @@ def _resolve(name: str, image_size: int, *, target: bool) -> Modality:
             return mod
     mod = modalities.get(name)  # unknown names raise with suggestions
     role = "generated" if target else "given as a condition"
-    raise ValueError(f"modality {name!r} ({mod.kind.value}) cannot be {role}; "
+    raise ConfigError(f"modality {name!r} ({mod.kind.value}) cannot be {role}; "
                      + ("generate its tok_ form instead" if target else "tokenize it into its tok_ form"))
 
 
 def _parse_spec(spec: str, image_size: int) -> tuple[list[Modality], list[Modality]]:
     parts = [p.strip() for p in spec.split("->")]
     if len(parts) < 2 or not all(parts[1:]):
-        raise ValueError(f"schedule spec {spec!r}: write 'conditions->target1->target2', e.g. 'caption->tok_clip@224->tok_rgb@224'")
-    conds = [_resolve(n.strip(), image_size, target=False) for n in parts[0].split(",") if n.strip()]
-    targets = [_resolve(n.strip(), image_size, target=True) for p in parts[1:] for n in p.split(",") if n.strip()]
+        raise ConfigError(f"schedule spec {spec!r}: write 'conditions->target1->target2', e.g. 'caption->tok_clip@224->tok_rgb@224'")
+    conds = [resolve_modality(n.strip(), image_size, target=False) for n in parts[0].split(",") if n.strip()]
+    targets = [resolve_modality(n.strip(), image_size, target=True) for p in parts[1:] for n in p.split(",") if n.strip()]
     names = [m.name for m in conds + targets]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ValueError(f"schedule spec {spec!r}: {dupes} appear more than once; a modality is either given or generated, once")
+        raise ConfigError(f"schedule spec {spec!r}: {dupes} appear more than once; a modality is either given or generated, once")
     return conds, targets
 
 
@@ -265,13 +271,13 @@ def build_schedule(
     when given, is checked so a schedule never asks a model for a modality it does not know.
     """
     if preset not in PRESETS:
-        raise ValueError(f"unknown schedule preset {preset!r}; choose one of {PRESETS}")
+        raise ConfigError(f"unknown schedule preset {preset!r}; choose one of {PRESETS}")
     conds, targets = _parse_spec(spec, image_size)
     n = len(targets)
     if model_modalities is not None:
         unknown = [m.name for m in conds + targets if m.name not in model_modalities]
         if unknown:
-            raise ValueError(f"the model does not know {unknown}; it has {sorted(model_modalities)}")
+            raise ConfigError(f"the model does not know {unknown}; it has {sorted(model_modalities)}")
     if preset == "auto":
         preset = "demo" if all(modalities.is_builtin(m.name) for m in conds + targets) else "open4m"
     cond_names = [m.name for m in conds]
@@ -304,28 +310,28 @@ def build_schedule(
         where = f"target {mod.name!r}"
         scheme = opt_schemes[i] or ("maskgit" if mod.is_image_like else "autoregressive")
         if scheme not in SCHEMES:
-            raise ValueError(f"{where}: unknown decoding scheme {scheme!r}; choose one of {SCHEMES}")
+            raise ConfigError(f"{where}: unknown decoding scheme {scheme!r}; choose one of {SCHEMES}")
         if mod.is_image_like and scheme == "autoregressive":
-            raise ValueError(f"{where}: an image-like modality is decoded with 'maskgit' or 'roar', not 'autoregressive'")
+            raise ConfigError(f"{where}: an image-like modality is decoded with 'maskgit' or 'roar', not 'autoregressive'")
         if not mod.is_image_like and scheme != "autoregressive":
-            raise ValueError(f"{where}: {scheme!r} decodes token grids; a {mod.kind.value} modality is decoded 'autoregressive'")
+            raise ConfigError(f"{where}: {scheme!r} decodes token grids; a {mod.kind.value} modality is decoded 'autoregressive'")
         limit = mod.num_tokens(image_size)
         n_tokens = opt_tokens[i] if opt_tokens[i] is not None else limit
         if not 1 <= n_tokens <= limit:
-            raise ValueError(f"{where}: tokens={n_tokens}, but it has at most {limit} tokens; use 1..{limit}")
+            raise ConfigError(f"{where}: tokens={n_tokens}, but it has at most {limit} tokens; use 1..{limit}")
         temperature, top_k_i, top_p_i, scale = opt_temps[i], opt_top_k[i], opt_top_p[i], opt_cfg[i]
         if temperature < 0:
-            raise ValueError(f"{where}: temperature {temperature} < 0; use 0 for greedy decoding")
+            raise ConfigError(f"{where}: temperature {temperature} < 0; use 0 for greedy decoding")
         if not 0.0 <= top_p_i <= 1.0:
-            raise ValueError(f"{where}: top_p={top_p_i} must lie in [0, 1] (0 disables nucleus filtering)")
+            raise ConfigError(f"{where}: top_p={top_p_i} must lie in [0, 1] (0 disables nucleus filtering)")
         if isinstance(scale, dict):
             scale = _condition_weights(scale, cfg_conditions, image_size, where)
         if isinstance(scale, tuple):
             if cfg_grow_conditioning:
-                raise ValueError(f"{where}: per-condition guidance weights cannot be combined with cfg_grow_conditioning "
+                raise ConfigError(f"{where}: per-condition guidance weights cannot be combined with cfg_grow_conditioning "
                                  "(the condition set changes between targets); give one scale")
             if len(scale) != len(cfg_conditions):
-                raise ValueError(f"{where}: {len(scale)} guidance weights for {len(cfg_conditions)} conditions "
+                raise ConfigError(f"{where}: {len(scale)} guidance weights for {len(cfg_conditions)} conditions "
                                  f"{cfg_conditions}; give one weight per condition")
         common = dict(target=mod.name, scheme=scheme, top_k=top_k_i, top_p=top_p_i, cfg_conditions=tuple(cfg_conditions))
         if scheme == "autoregressive":
@@ -334,15 +340,15 @@ def build_schedule(
             kind = opt_tok_sched[i] or ("linear" if scheme == "roar" else "cosine")
             n_steps = opt_steps[i] if opt_steps[i] is not None else _default_steps(kind, n_tokens)
             if scheme == "roar" and kind != "linear":
-                raise ValueError(f"{where}: ROAR commits the same number of random tokens each step; use token_schedules='linear'")
+                raise ConfigError(f"{where}: ROAR commits the same number of random tokens each step; use token_schedules='linear'")
             if n_steps > n_tokens:
-                raise ValueError(f"{where}: {n_steps} steps for {n_tokens} tokens; use at most {n_tokens} steps")
+                raise ConfigError(f"{where}: {n_steps} steps for {n_tokens} tokens; use at most {n_tokens} steps")
             counts = token_schedule(kind, n_steps, n_tokens)
             step_temps = temperature_schedule(opt_temp_sched[i], temperature, counts)
         try:
             step_scales = guidance_schedule(opt_cfg_sched[i], scale, counts)
         except ValueError as err:
-            raise ValueError(f"{where}: {err}") from None
+            raise ConfigError(f"{where}: {err}") from None
         out.extend(ScheduleStep(num_tokens=c, temperature=t, cfg_scale=g, **common)
                    for c, t, g in zip(counts, step_temps, step_scales))
         if cfg_grow_conditioning:
@@ -367,9 +373,9 @@ def _condition_weights(weights: dict[str, float], conditions: list[str], image_s
     """Per-condition guidance weights by name -> one weight per guidance condition, in order (unnamed: 1)."""
     resolved = {}
     for key, w in weights.items():
-        name = key if key in conditions else _resolve(key, image_size, target=False).name
+        name = key if key in conditions else resolve_modality(key, image_size, target=False).name
         if name not in conditions:
-            raise ValueError(f"{where}: cfg names {key!r}, which is not a condition; the conditions are {conditions}")
+            raise ConfigError(f"{where}: cfg names {key!r}, which is not a condition; the conditions are {conditions}")
         resolved[name] = w
     return tuple(float(resolved.get(c, 1.0)) for c in conditions)
 
@@ -389,11 +395,11 @@ def _top_k_value(v) -> int | float:
     """An int count, or a float fraction of the vocabulary (official convention)."""
     value = float(v)
     if value < 0:
-        raise ValueError(f"top_k={v} must be >= 0 (0 disables it)")
+        raise ConfigError(f"top_k={v} must be >= 0 (0 disables it)")
     if isinstance(v, int) or (isinstance(v, str) and value.is_integer() and "." not in v):
         return int(value)
     if value > 1:
-        raise ValueError(f"top_k={v}: a float is a fraction of the vocabulary in (0, 1]; give an int for a count")
+        raise ConfigError(f"top_k={v}: a float is a fraction of the vocabulary in (0, 1]; give an int for a count")
     return value
 
 
@@ -403,19 +409,20 @@ def _cfg_value(v) -> float | tuple[float, ...] | dict[str, float]:
     if isinstance(v, str) and "=" in v:
         pairs = [p.partition("=") for p in v.split(",") if p.strip()]
         if any(not sep or not k.strip() for k, sep, _ in pairs):
-            raise ValueError(f"cfg {v!r}: write one scale (2.0) or weights per condition (caption=3,rgb=1)")
+            raise ConfigError(f"cfg {v!r}: write one scale (2.0) or weights per condition (caption=3,rgb=1)")
         try:
             return {k.strip(): float(w) for k, _, w in pairs}
         except ValueError:
-            raise ValueError(f"cfg {v!r}: each weight must be a number (caption=3,rgb=1)") from None
+            raise ConfigError(f"cfg {v!r}: each weight must be a number (caption=3,rgb=1)") from None
     if isinstance(v, (list, tuple)):
         if not v:
-            raise ValueError("cfg: an empty list of guidance weights; give one weight per condition")
+            raise ConfigError("cfg: an empty list of guidance weights; give one weight per condition")
         return tuple(float(x) for x in v)
     return float(v)
 
 
 __all__ = [
     "SCHEMES", "TOKEN_SCHEDULES", "CFG_SCHEDULES", "PRESETS", "ScheduleStep", "GenerationSchedule", "build_schedule",
+    "resolve_modality",
     "token_schedule", "temperature_schedule", "guidance_schedule",
 ]

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 import yaml
 
 from .. import modalities
+from ..errors import ConfigError
 
 ACTIVATIONS = ("GELU", "SiLU", "ReLU")
 
@@ -70,11 +71,11 @@ class FourMConfig:
         self.domains_in = list(self.domains_in)
         self.domains_out = list(self.domains_out)
         if self.act_layer not in ACTIVATIONS:
-            raise ValueError(f"act_layer={self.act_layer!r} is not supported; use one of {ACTIVATIONS}")
+            raise ConfigError(f"act_layer={self.act_layer!r} is not supported; use one of {ACTIVATIONS}")
         if self.dim % self.num_heads:
-            raise ValueError(f"dim={self.dim} must be divisible by num_heads={self.num_heads}")
+            raise ConfigError(f"dim={self.dim} must be divisible by num_heads={self.num_heads}")
         if not self.domains_in:
-            raise ValueError("domains_in is empty: the encoder needs at least one input modality")
+            raise ConfigError("domains_in is empty: the encoder needs at least one input modality")
         for name in (*self.domains_in, *self.domains_out):
             modalities.get(name)  # raises a helpful error for unknown names
 
@@ -108,7 +109,7 @@ class FourMConfig:
             for k in unknown:
                 close = difflib.get_close_matches(k, sorted(known), n=1)
                 msgs.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-            raise ValueError(f"unknown FourM config key(s): {', '.join(msgs)}")
+            raise ConfigError(f"unknown FourM config key(s): {', '.join(msgs)}")
         return cls(**{k: v for k, v in config.items() if k in known})
 
     @classmethod
@@ -174,5 +175,5 @@ def preset(name: str, **overrides: Any) -> FourMConfig:
     if key not in PRESETS:
         close = difflib.get_close_matches(name, list(PRESETS), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown FourM preset {name!r}.{hint} See `open4m info` for the list.")
+        raise ConfigError(f"unknown FourM preset {name!r}.{hint} See `open4m info` for the list.")
     return FourMConfig(**{**PRESETS[key], **overrides})

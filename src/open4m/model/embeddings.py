@@ -15,6 +15,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from ..errors import ConfigError, DataError
 from ..modalities import Kind, Modality
 from .layers import Linear
 
@@ -24,7 +25,7 @@ SINCOS_TABLE_LENGTH = 512  # rows of the 1D sincos table, as in the released che
 def sincos_1d(length: int, dim: int, temperature: float = 10000.0) -> torch.Tensor:
     """(1, length, dim) table: concat(sin(p·ω), cos(p·ω)), ω_k = T^(-k/(dim/2))."""
     if dim % 2:
-        raise ValueError(f"1D sincos positional embeddings need an even dim, got {dim}")
+        raise ConfigError(f"1D sincos positional embeddings need an even dim, got {dim}")
     omega = temperature ** (-torch.arange(dim // 2, dtype=torch.float64) / (dim // 2))
     angles = torch.arange(length, dtype=torch.float64)[:, None] * omega[None]
     return torch.cat([angles.sin(), angles.cos()], dim=1).float()[None]
@@ -33,7 +34,7 @@ def sincos_1d(length: int, dim: int, temperature: float = 10000.0) -> torch.Tens
 def sincos_2d(h: int, w: int, dim: int, temperature: float = 10000.0) -> torch.Tensor:
     """(1, h*w, dim) table for a row-major grid: concat(sin(rω), cos(rω), sin(cω), cos(cω))."""
     if dim % 4:
-        raise ValueError(f"2D sincos positional embeddings need dim divisible by 4, got {dim}")
+        raise ConfigError(f"2D sincos positional embeddings need dim divisible by 4, got {dim}")
     omega = temperature ** (-torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))
     rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64),
                                 indexing="ij")
@@ -54,7 +55,7 @@ def rank_positions(excluded: torch.Tensor, pos_emb: torch.Tensor, limit: int | N
     if limit is not None:
         rank = rank.masked_fill(rank >= limit, 0)
     if rank.numel() and int(rank.max()) >= pos_emb.shape[1]:
-        raise ValueError(
+        raise DataError(
             f"sequence has {int(rank.max()) + 1} tokens but the positional table holds {pos_emb.shape[1]}; "
             "truncate it to the modality's max_tokens"
         )
@@ -95,7 +96,7 @@ class PixelEncoderEmbedding(_ModalityEmbedding):
         img = d["tensor"]
         b, c, h, w = img.shape
         if h != self.image_size or w != self.image_size:
-            raise ValueError(
+            raise DataError(
                 f"{self.modality.name}: expected {self.image_size}x{self.image_size} images, got {h}x{w}; "
                 "resize the input or use a model built for that resolution"
             )
@@ -139,7 +140,7 @@ class SequenceEmbEncoderEmbedding(_ModalityEmbedding):
     def forward(self, d: dict) -> tuple[torch.Tensor, torch.Tensor]:
         feats = d["tensor"]
         if feats.shape[-1] != self.orig_emb_dim:
-            raise ValueError(f"{self.modality.name}: expected {self.orig_emb_dim}-d embeddings, got {feats.shape[-1]}")
+            raise DataError(f"{self.modality.name}: expected {self.orig_emb_dim}-d embeddings, got {feats.shape[-1]}")
         return self.emb_proj(feats), rank_positions(d["input_mask"], self.pos_emb) + self.mod_emb
 
 
@@ -195,7 +196,7 @@ def build_encoder_embedding(modality: Modality, dim: int, image_size: int, patch
         return SequenceEncoderEmbedding(modality, dim)
     if modality.kind is Kind.SEQUENCE_EMBEDDING:
         return SequenceEmbEncoderEmbedding(modality, dim)
-    raise ValueError(f"modality {modality.name!r} ({modality.kind.value}) cannot be a model input; tokenize it first")
+    raise ConfigError(f"modality {modality.name!r} ({modality.kind.value}) cannot be a model input; tokenize it first")
 
 
 def build_decoder_embedding(modality: Modality, dim: int, image_size: int, patch_size: int,
@@ -206,5 +207,5 @@ def build_decoder_embedding(modality: Modality, dim: int, image_size: int, patch
                                           modality.patch_size or patch_size)
     if modality.kind is Kind.SEQUENCE:
         return SequenceDecoderEmbedding(modality, dim, tie=tie)
-    raise ValueError(f"modality {modality.name!r} ({modality.kind.value}) cannot be a model output")
+    raise ConfigError(f"modality {modality.name!r} ({modality.kind.value}) cannot be a model output")
 

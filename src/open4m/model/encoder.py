@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from ..errors import ConfigError, DataError
 from ..modalities import Kind, Modality
 from . import checkpoint
 from .config import FourMConfig
@@ -72,11 +73,11 @@ class EncoderConfig:
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
-            raise ValueError(f"head={self.head!r}: use one of {HEADS}")
+            raise ConfigError(f"head={self.head!r}: use one of {HEADS}")
         self.head_layers = [int(i) for i in self.head_layers] or default_head_layers(self.depth)
         bad = [i for i in self.head_layers if not 0 <= i < self.depth]
         if bad:
-            raise ValueError(f"head_layers {bad} are outside the encoder's blocks 0..{self.depth - 1}")
+            raise ConfigError(f"head_layers {bad} are outside the encoder's blocks 0..{self.depth - 1}")
 
     @classmethod
     def from_fourm(cls, config: FourMConfig, modality: Modality, **head: Any) -> "EncoderConfig":
@@ -108,11 +109,11 @@ def pixel_modalities(model: nn.Module) -> list[str]:
 def _pick_modality(available: list[str], modality: str | None, where: str) -> str:
     if modality is None:
         if len(available) != 1:
-            raise ValueError(f"{where} has pixel modalities {available}; pass modality= one of them"
+            raise ConfigError(f"{where} has pixel modalities {available}; pass modality= one of them"
                              if available else f"{where} has no pixel input modality (like rgb@224) to encode")
         return available[0]
     if modality not in available:
-        raise ValueError(f"{where} has no pixel input modality {modality!r}; its pixel inputs are {available}")
+        raise ConfigError(f"{where} has no pixel input modality {modality!r}; its pixel inputs are {available}")
     return modality
 
 
@@ -218,7 +219,7 @@ class FourMEncoder(nn.Module):
             return ClassificationHead(c.dim, c.num_classes)
         if c.head == "dense":
             if c.num_classes < 1:
-                raise ValueError("the dense head needs num_classes >= 1 output channels (classes, or 1 for depth)")
+                raise ConfigError("the dense head needs num_classes >= 1 output channels (classes, or 1 for depth)")
             return DenseHead(c.dim, c.num_classes, len(c.head_layers), c.head_features)
         return nn.Identity()
 
@@ -253,11 +254,11 @@ class FourMEncoder(nn.Module):
         state, metadata = checkpoint.read_safetensors(weights)
         if METADATA_KEY in metadata:
             if head:
-                raise ValueError(f"{weights} is a fine-tuned encoder with its own head; head options {sorted(head)} "
+                raise ConfigError(f"{weights} is a fine-tuned encoder with its own head; head options {sorted(head)} "
                                  "apply only when starting from a FourM checkpoint (use reset_classifier to change it)")
             config = _config_from_json(metadata[METADATA_KEY], weights)
             if modality is not None and modality != config.modality:
-                raise ValueError(f"{weights} encodes {config.modality!r}, not {modality!r}")
+                raise ConfigError(f"{weights} encodes {config.modality!r}, not {modality!r}")
             encoder = cls(config)
             checkpoint.load_state_dict_into(encoder, state, strict=True)
             return encoder.to(map_location).eval()
@@ -318,7 +319,7 @@ class FourMEncoder(nn.Module):
         h, w = _pair(image_size if image_size is not None else self.config.image_size)
         p = self.config.patch_size
         if h % p or w % p:
-            raise ValueError(f"{self.modality}: image size {h}x{w} is not a multiple of the patch size {p}; "
+            raise DataError(f"{self.modality}: image size {h}x{w} is not a multiple of the patch size {p}; "
                              "resize or crop the input to a multiple of it")
         return h // p, w // p
 
@@ -346,7 +347,7 @@ class FourMEncoder(nn.Module):
 
     def _tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         if x.dim() != 4 or x.shape[1] != self.config.num_channels:
-            raise ValueError(f"{self.modality}: expected images (B, {self.config.num_channels}, H, W), "
+            raise DataError(f"{self.modality}: expected images (B, {self.config.num_channels}, H, W), "
                              f"got {tuple(x.shape)}")
         grid = self.grid_size(tuple(x.shape[-2:]))
         p = self.config.patch_size
@@ -392,12 +393,12 @@ class FourMEncoder(nn.Module):
             return list(self.config.head_layers)
         if isinstance(indices, int):
             if not 1 <= indices <= depth:
-                raise ValueError(f"asked for the last {indices} layers of a {depth}-block encoder")
+                raise ConfigError(f"asked for the last {indices} layers of a {depth}-block encoder")
             return list(range(depth - indices, depth))
         out = [i + depth if i < 0 else i for i in indices]
         bad = [i for i in out if not 0 <= i < depth]
         if bad:
-            raise ValueError(f"layer indices {list(indices)} are outside the encoder's blocks 0..{depth - 1}")
+            raise ConfigError(f"layer indices {list(indices)} are outside the encoder's blocks 0..{depth - 1}")
         return sorted(set(out))
 
     def get_intermediate_layers(self, x: torch.Tensor, n: int | Sequence[int] = 1, reshape: bool = False,

@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import save_file
 
 from ..atomic import atomic_write, write_text_atomic
+from ..errors import CheckpointError
 from ..hub import HubOptions, hub_file, is_hub_id, locate, url_file
 from ..weights import read_safetensors, weights_and_config
 from ..pretrained import find
@@ -59,7 +60,7 @@ def read_checkpoint(name_or_path: str | os.PathLike, options: HubOptions | None 
 def _metadata_config(metadata: dict[str, str], path: Path) -> dict[str, Any]:
     metadata = {k: v for k, v in metadata.items() if k != "format"}
     if not metadata:
-        raise ValueError(f"{path} carries no config in its metadata and has no config.json beside it")
+        raise CheckpointError(f"{path} carries no config in its metadata and has no config.json beside it")
     return metadata
 
 

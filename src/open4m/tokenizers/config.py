@@ -19,6 +19,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from ..errors import ConfigError
+
 __all__ = ["VQVAEConfig", "DiVAEConfig", "OFFICIAL_DIVAE_DEFAULTS", "config_from_dict", "config_to_dict", "config_to_metadata", "parse_official_value"]
 
 # Official keys that only matter for training bookkeeping or distributed runs.
@@ -73,12 +75,12 @@ class VQVAEConfig:
 
     def __post_init__(self) -> None:
         if self.quant_type not in ("lucid", "memcodes"):
-            raise ValueError(f"quant_type must be 'lucid' or 'memcodes', got {self.quant_type!r}")
+            raise ConfigError(f"quant_type must be 'lucid' or 'memcodes', got {self.quant_type!r}")
         if self.quant_type == "lucid" and not self.norm_codes:
-            raise ValueError("only cosine-similarity codebooks (norm_codes=True) are supported, as in every 4M release")
+            raise ConfigError("only cosine-similarity codebooks (norm_codes=True) are supported, as in every 4M release")
         for name in ("image_size", "n_channels", "patch_size", "codebook_size", "num_codebooks", "latent_dim"):
             if int(getattr(self, name)) <= 0:
-                raise ValueError(f"config field {name} must be positive, got {getattr(self, name)}")
+                raise ConfigError(f"config field {name} must be positive, got {getattr(self, name)}")
 
     @property
     def out_channels(self) -> int:
@@ -128,17 +130,17 @@ class DiVAEConfig(VQVAEConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.prediction_type not in ("v_prediction", "sample", "epsilon"):
-            raise ValueError(f"prediction_type must be 'v_prediction', 'sample' or 'epsilon', got {self.prediction_type!r}")
+            raise ConfigError(f"prediction_type must be 'v_prediction', 'sample' or 'epsilon', got {self.prediction_type!r}")
         if self.scheduler not in ("ddpm", "ddim"):
-            raise ValueError(f"scheduler must be 'ddpm' or 'ddim', got {self.scheduler!r}")
+            raise ConfigError(f"scheduler must be 'ddpm' or 'ddim', got {self.scheduler!r}")
         if self.conditioning not in ("concat", "xattn"):
-            raise ValueError(f"conditioning must be 'concat' or 'xattn', got {self.conditioning!r}")
+            raise ConfigError(f"conditioning must be 'concat' or 'xattn', got {self.conditioning!r}")
         if not 0.0 <= self.dec_transformer_dropout < 1.0:
-            raise ValueError(f"dec_transformer_dropout must lie in [0, 1), got {self.dec_transformer_dropout}")
+            raise ConfigError(f"dec_transformer_dropout must lie in [0, 1), got {self.dec_transformer_dropout}")
         for name in ("dec_channels", "dec_patch_size", "dec_num_res_blocks", "dec_num_heads", "num_train_timesteps"):
             value = getattr(self, name)
             if value is not None and int(value) <= 0:
-                raise ValueError(f"config field {name} must be positive, got {value}")
+                raise ConfigError(f"config field {name} must be positive, got {value}")
 
 
 _CLASSES: dict[str, type[VQVAEConfig]] = {"vqvae": VQVAEConfig, "divae": DiVAEConfig}
@@ -179,7 +181,7 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
                 parsed = json.loads(parsed)
             return dict(parsed)
     except (TypeError, ValueError, json.JSONDecodeError):
-        raise ValueError(f"config field {name!r}: cannot read {value!r} as {getattr(tp, '__name__', tp)}") from None
+        raise ConfigError(f"config field {name!r}: cannot read {value!r} as {getattr(tp, '__name__', tp)}") from None
     return parsed
 
 
@@ -194,13 +196,13 @@ def config_from_dict(raw: Mapping[str, Any]) -> VQVAEConfig:
     """Official metadata or our own config dict -> the matching config dataclass."""
     kind = _infer_class(raw)
     if kind not in _CLASSES:
-        raise ValueError(f"unknown tokenizer_class {kind!r}; known: {sorted(_CLASSES)}")
+        raise ConfigError(f"unknown tokenizer_class {kind!r}; known: {sorted(_CLASSES)}")
     cls = _CLASSES[kind]
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - names - _IGNORED_KEYS)
     if unknown:
-        raise ValueError(f"unknown {kind} config keys {unknown}; valid keys: {sorted(names)}")
+        raise ConfigError(f"unknown {kind} config keys {unknown}; valid keys: {sorted(names)}")
     kwargs = {k: _coerce(k, hints[k], v) for k, v in raw.items() if k in names}
     if cls is DiVAEConfig and "tokenizer_class" not in raw:  # an official file: its constructor's defaults
         kwargs = {**OFFICIAL_DIVAE_DEFAULTS, **kwargs}

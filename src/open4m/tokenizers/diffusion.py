@@ -24,6 +24,8 @@ from typing import Callable
 
 import torch
 
+from ..errors import ConfigError
+
 __all__ = ["make_scheduler", "shifted_cosine_alphas_cumprod", "denoise", "SCHEDULERS", "SPACINGS", "BETA_SCHEDULES"]
 
 SCHEDULERS = ("ddpm", "ddim")
@@ -38,7 +40,7 @@ def shifted_cosine_alphas_cumprod(num_timesteps: int, shift: float) -> torch.Ten
     logSNR(t) = -2·(log tan(πt/2) + log shift) on t in [0, 1], clamped to ±15, ᾱ = sigmoid(logSNR).
     """
     if shift <= 0:
-        raise ValueError(f"shifted_cosine needs a positive shift, got {shift}")
+        raise ConfigError(f"shifted_cosine needs a positive shift, got {shift}")
     t = torch.linspace(0, 1, num_timesteps, dtype=torch.float64)
     log_snr = -2 * (torch.tan(math.pi * t / 2).log() + math.log(shift))
     alphas = log_snr.clamp(-15, 15).float().sigmoid()
@@ -48,7 +50,7 @@ def shifted_cosine_alphas_cumprod(num_timesteps: int, shift: float) -> torch.Ten
 
 def _check(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+        raise ConfigError(f"{name} must be one of {list(allowed)}, got {value!r}")
 
 
 def make_scheduler(*, kind: str, num_train_timesteps: int = 1000, beta_schedule: str = "linear",
@@ -71,7 +73,7 @@ def make_scheduler(*, kind: str, num_train_timesteps: int = 1000, beta_schedule:
         try:
             shift = float(beta_schedule.split(":", 1)[1])
         except ValueError:
-            raise ValueError(f"beta_schedule {beta_schedule!r}: write shifted_cosine:<number>, e.g. "
+            raise ConfigError(f"beta_schedule {beta_schedule!r}: write shifted_cosine:<number>, e.g. "
                              "shifted_cosine:0.5") from None
         alphas = shifted_cosine_alphas_cumprod(num_train_timesteps, shift)
         sched.alphas_cumprod = alphas
@@ -82,7 +84,7 @@ def make_scheduler(*, kind: str, num_train_timesteps: int = 1000, beta_schedule:
             beta_schedule=beta_schedule, rescale_betas_zero_snr=zero_terminal_snr, **common)
     terminal = float(sched.alphas_cumprod[-1]) == 0.0
     if prediction_type == "epsilon" and terminal and spacing != "leading":
-        raise ValueError("epsilon prediction is undefined at zero terminal SNR (the first step divides by ᾱ = 0); "
+        raise ConfigError("epsilon prediction is undefined at zero terminal SNR (the first step divides by ᾱ = 0); "
                          "use spacing='leading', or a v_prediction / sample tokenizer")
     return sched
 
@@ -98,7 +100,7 @@ def denoise(network: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.
     """
     train_steps = scheduler.config.num_train_timesteps
     if not 1 <= steps <= train_steps:
-        raise ValueError(f"steps must lie in [1, {train_steps}], got {steps}")
+        raise ConfigError(f"steps must lie in [1, {train_steps}], got {steps}")
     scheduler.set_timesteps(steps)
     x = torch.randn(shape, generator=generator).to(cond.device)
     timesteps = scheduler.timesteps

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError, DataError
 from .config import DiVAEConfig
 from .diffusion import denoise, make_scheduler
 from .unet import PatchedUNet, UNetSize, infer_unet_size, timestep_embedding, unet_preset, with_overrides
@@ -53,7 +54,7 @@ def decoder_family(config: DiVAEConfig, state: Mapping[str, torch.Tensor] | None
             return "uvit"
         if "decoder.conv_in.weight" in state:
             return "compact"
-    raise ValueError(f"unknown DiVAE dec_type {name!r}: use 'unet' (open4m's compact UNet), 'unet_patched' "
+    raise ConfigError(f"unknown DiVAE dec_type {name!r}: use 'unet' (open4m's compact UNet), 'unet_patched' "
                      "(the official patched UNet; any 'unet_*' name with explicit dec_* sizes) or a 'uvit_*' "
                      "preset (the official UViT, e.g. 'uvit_b_p4_f16')")
 
@@ -73,7 +74,7 @@ def official_unet_size(config: DiVAEConfig, state: Mapping[str, torch.Tensor] | 
                     "channel_mult": "dec_channel_mult", "attention_resolutions": "dec_attention_resolutions"}
         missing = [field for key, field in required.items() if explicit[key] is None]
         if missing:
-            raise ValueError(f"dec_type {c.dec_type!r} is not a known preset ({', '.join(_presets())}) and there is no "
+            raise ConfigError(f"dec_type {c.dec_type!r} is not a known preset ({', '.join(_presets())}) and there is no "
                              f"checkpoint to read its size from: set {', '.join(missing)}")
         return UNetSize(**{k: v for k, v in explicit.items() if v is not None})
     return with_overrides(base, **explicit)
@@ -146,7 +147,7 @@ class CondUNet(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         b, c, hh, ww = x.shape
         if hh % self.multiple or ww % self.multiple:
-            raise ValueError(f"DiVAE decoder needs image sides divisible by {self.multiple}, got {hh}x{ww}")
+            raise DataError(f"DiVAE decoder needs image sides divisible by {self.multiple}, got {hh}x{ww}")
         p = self.patch
         h = F.pixel_unshuffle(x, p)
         h = torch.cat([h, F.interpolate(cond.to(h.dtype), size=h.shape[-2:], mode="nearest")], dim=1)
@@ -173,7 +174,7 @@ class DiVAE(VQTokenizer):
 
     def __init__(self, config: DiVAEConfig) -> None:
         if config.n_labels or config.is_mlp:
-            raise ValueError("DiVAE decodes images; use a VQVAE for class maps and vectors")
+            raise ConfigError("DiVAE decodes images; use a VQVAE for class maps and vectors")
         family = decoder_family(config)
         super().__init__(config)
         c = config

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 __all__ = ["MLPSize", "parse_mlp_name", "BottleneckMLP"]
 
 _NAME = re.compile(r"^BottleneckMLP/B_(\d+)-Wi_(\d+)(?:-Ex_(\d+))?$")
@@ -34,7 +36,7 @@ def parse_mlp_name(name: str) -> MLPSize:
     """``"BottleneckMLP/B_6-Wi_1024"`` -> ``MLPSize(6, 1024, 4)``, with a clear error otherwise."""
     match = _NAME.match(name)
     if not match:
-        raise ValueError(
+        raise ConfigError(
             f"bad MLP type {name!r}: expected 'BottleneckMLP/B_<blocks>-Wi_<width>' (optionally '-Ex_<expansion>'), "
             "e.g. 'BottleneckMLP/B_6-Wi_1024'"
         )

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError, DataError
+
 __all__ = ["Preprocessor", "default_preprocess", "robust_standardize"]
 
 _KINDS = ("image", "class_map", "depth", "features", "vector")
@@ -70,25 +72,25 @@ class Preprocessor:
 
     def __post_init__(self) -> None:
         if self.input not in _KINDS:
-            raise ValueError(f"preprocess input must be one of {_KINDS}, got {self.input!r}")
+            raise ConfigError(f"preprocess input must be one of {_KINDS}, got {self.input!r}")
         if self.interpolation not in _MODES:
-            raise ValueError(f"preprocess interpolation must be one of {_MODES}, got {self.interpolation!r}")
+            raise ConfigError(f"preprocess interpolation must be one of {_MODES}, got {self.interpolation!r}")
         if self.input == "class_map" and self.interpolation != "nearest":
-            raise ValueError("class maps must be resized with interpolation='nearest' (other modes invent classes)")
+            raise ConfigError("class maps must be resized with interpolation='nearest' (other modes invent classes)")
 
     @classmethod
     def from_dict(cls, cfg: dict[str, Any]) -> "Preprocessor":
         known = {"input", "mean", "std", "size", "interpolation"}
         unknown = sorted(set(cfg) - known)
         if unknown:
-            raise ValueError(f"unknown preprocess keys {unknown}; valid: {sorted(known)}")
+            raise ConfigError(f"unknown preprocess keys {unknown}; valid: {sorted(known)}")
         return cls(**cfg)
 
     # -- natural -> model ---------------------------------------------------------------------
     def to_model(self, x: Any) -> torch.Tensor:
         if isinstance(x, torch.Tensor):
             if self.input != "class_map" and not x.is_floating_point():
-                raise ValueError(
+                raise DataError(
                     f"got an integer {x.dtype} tensor for a {self.input} tokenizer: tensors must already be normalised "
                     "floats (model form); pass uint8 data as a NumPy array or PIL image to have it converted"
                 )
@@ -100,18 +102,18 @@ class Preprocessor:
             if arr.ndim == 3:
                 arr = arr[None]
             if arr.ndim != 4:
-                raise ValueError(f"an image must be (H, W), (H, W, C) or (B, H, W, C), got shape {arr.shape}")
+                raise DataError(f"an image must be (H, W), (H, W, C) or (B, H, W, C), got shape {arr.shape}")
             t = torch.from_numpy(arr).permute(0, 3, 1, 2)
             t = t.float() / 255.0 if arr.dtype == np.uint8 else t.float()
             t = self._resize(t)
             mean = torch.tensor(self.mean, dtype=t.dtype).view(1, -1, 1, 1)
             std = torch.tensor(self.std, dtype=t.dtype).view(1, -1, 1, 1)
             if mean.shape[1] != t.shape[1]:
-                raise ValueError(f"image has {t.shape[1]} channels but preprocess mean/std have {mean.shape[1]}")
+                raise DataError(f"image has {t.shape[1]} channels but preprocess mean/std have {mean.shape[1]}")
             return (t - mean) / std
         if self.input == "class_map":
             if not np.issubdtype(arr.dtype, np.integer):
-                raise ValueError(f"a class map must hold integer class ids, got dtype {arr.dtype}")
+                raise DataError(f"a class map must hold integer class ids, got dtype {arr.dtype}")
             t = torch.from_numpy(arr.astype(np.int64))
             t = t[None] if t.ndim == 2 else t
             return self._resize(t[:, None].float()).round().long()[:, 0]
@@ -119,7 +121,7 @@ class Preprocessor:
             t = torch.from_numpy(arr.astype(np.float32))
             t = t[None] if t.ndim == 2 else t
             if t.ndim != 3:
-                raise ValueError(f"a depth map must be (H, W) or (B, H, W) in metres, got shape {tuple(t.shape)}")
+                raise DataError(f"a depth map must be (H, W) or (B, H, W) in metres, got shape {tuple(t.shape)}")
             return robust_standardize(self._resize(t[:, None]))
         if self.input == "features":
             t = torch.from_numpy(arr.astype(np.float32))
@@ -127,7 +129,7 @@ class Preprocessor:
         t = torch.from_numpy(arr.astype(np.float32))  # vector
         t = t[None] if t.ndim == 1 else t
         if t.ndim != 2:
-            raise ValueError(f"a vector input must be (C,) or (B, C), got shape {tuple(t.shape)}")
+            raise DataError(f"a vector input must be (C,) or (B, C), got shape {tuple(t.shape)}")
         return t[:, :, None, None]
 
     def _resize(self, t: torch.Tensor) -> torch.Tensor:
@@ -188,4 +190,4 @@ def _as_array(x: Any) -> np.ndarray:
         pass
     if isinstance(x, np.ndarray):
         return x
-    raise ValueError(f"cannot tokenize a {type(x).__name__}: pass a torch.Tensor, a NumPy array or a PIL image")
+    raise DataError(f"cannot tokenize a {type(x).__name__}: pass a torch.Tensor, a NumPy array or a PIL image")

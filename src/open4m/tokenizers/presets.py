@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import ConfigError
+
 __all__ = ["TokenizerSpec", "OFFICIAL_TOKENIZERS", "official_config"]
 
 
@@ -67,9 +69,9 @@ _TINY = {"vit_b_enc": "vit_t_enc", "vit_b_dec": "vit_t_dec", "BottleneckMLP/B_6-
 def official_config(name: str, size: str = "official") -> tuple[str, dict[str, Any]]:
     """-> (kind, config fields) of modality ``name``'s tokenizer; ``size='tiny'`` for a small network."""
     if name not in OFFICIAL_TOKENIZERS:
-        raise ValueError(f"no official tokenizer for {name!r}; known: {sorted(OFFICIAL_TOKENIZERS)}")
+        raise ConfigError(f"no official tokenizer for {name!r}; known: {sorted(OFFICIAL_TOKENIZERS)}")
     if size not in ("official", "tiny"):
-        raise ValueError(f"size must be 'official' or 'tiny', got {size!r}")
+        raise ConfigError(f"size must be 'official' or 'tiny', got {size!r}")
     spec = OFFICIAL_TOKENIZERS[name]
     cfg = dict(spec.config, modality=name)
     if size == "tiny":

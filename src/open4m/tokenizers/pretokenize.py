@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..errors import ConfigError, DataError
 from .vqvae import VQTokenizer
 
 __all__ = ["PretokenizeReport", "sample_crops", "pretokenize"]
@@ -91,7 +92,7 @@ class _BatchEncoder:
         pre = tokenizer.preprocessor
         self.croppable = pre.input in ("image", "class_map", "depth")
         if not self.croppable and n_crops != 1:
-            raise ValueError(f"{pre.input} inputs are not images: they cannot be cropped, use n_crops=1")
+            raise ConfigError(f"{pre.input} inputs are not images: they cannot be cropped, use n_crops=1")
         size = image_size or tokenizer.config.image_size
         self.pre = dataclasses.replace(pre, size=size if self.croppable else None)
         self.tokenizer, self.modality, self.n_crops, self.batch_size = tokenizer, modality, n_crops, batch_size
@@ -182,7 +183,7 @@ def _pretokenize_shards(root: Path, modality: str, out_name: str, encoder: _Batc
 
     index = json.loads((root / INDEX_FILE).read_text())
     if modality not in index.get("modalities", []):
-        raise ValueError(f"{root}: the shards hold no {modality!r} (modalities: {index.get('modalities')})")
+        raise DataError(f"{root}: the shards hold no {modality!r} (modalities: {index.get('modalities')})")
     out_dir = root / out_name
     report = PretokenizeReport(0, 0, out_dir)
     for shard in tqdm(range(int(index["num_shards"])), desc=f"tokenize {modality} shards", disable=not progress):
@@ -221,7 +222,7 @@ def _pretokenize_shards(root: Path, modality: str, out_name: str, encoder: _Batc
 
 def _check_crops(crops: np.ndarray, n_crops: int, where: str) -> np.ndarray:
     if crops.ndim != 2 or crops.shape[1] != 5 or len(crops) < n_crops:
-        raise ValueError(f"{where} holds {crops.shape} crop settings; need ({n_crops}, 5) — delete it to redo crops")
+        raise DataError(f"{where} holds {crops.shape} crop settings; need ({n_crops}, 5) — delete it to redo crops")
     return crops[:n_crops]
 
 

@@ -26,6 +26,7 @@ from typing import Any, Mapping
 
 from .. import modalities
 from ..atomic import write_text_atomic
+from ..errors import CheckpointError, ConfigError, NotFound
 from ..hub import HubOptions, Origin
 from ..modalities import Kind
 
@@ -60,7 +61,7 @@ def read_manifest(origin: Origin) -> dict[str, str]:
         if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
             raise TypeError
     except (json.JSONDecodeError, KeyError, TypeError):
-        raise ValueError(f"{path} is not a tokenizer manifest ({{'tokenizers': {{modality: file or id}}}}); "
+        raise CheckpointError(f"{path} is not a tokenizer manifest ({{'tokenizers': {{modality: file or id}}}}); "
                          "save the model again with save_pretrained(..., tokenizers=...)") from None
     return dict(table)
 
@@ -100,7 +101,7 @@ class TokenizerSet:
         self.overrides = dict(overrides or {})
         self.folder = Path(folder) if folder is not None else None
         if self.folder is not None and not self.folder.is_dir():
-            raise FileNotFoundError(f"tokenizer folder {self.folder} does not exist")
+            raise NotFound(f"tokenizer folder {self.folder} does not exist")
         self.origin = origin
         self.options = options or (origin.options if origin else HubOptions())
         self.registry = registry
@@ -160,7 +161,7 @@ class TokenizerSet:
             if not required:
                 return None
             keys = tokenizer_keys(name)
-            raise ValueError(f"no tokenizer for {name!r}: the model's folder lists none and the registry names none; "
+            raise ConfigError(f"no tokenizer for {name!r}: the model's folder lists none and the registry names none; "
                              f"pass tokenizers={{{keys[0]!r}: PATH_OR_ID}} (or --tokenizers {keys[0]}=PATH)")
         tok = self._load(src)
         self._check_vocab(name, tok, src)
@@ -184,7 +185,7 @@ class TokenizerSet:
         size = getattr(tok, "vocab_size", None)
         if expected is not None and size is not None and size != expected:
             where = src if isinstance(src, (str, os.PathLike)) else "the tokenizer given"
-            raise ValueError(f"{where} has {size} tokens but the model's {name} vocabulary has {expected}; "
+            raise CheckpointError(f"{where} has {size} tokens but the model's {name} vocabulary has {expected}; "
                              "use the tokenizer the model was trained with")
 
     def check_given(self, names: list[str]) -> None:

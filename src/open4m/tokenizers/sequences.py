@@ -21,6 +21,7 @@ from typing import Any, Generic, Sequence, TypeVar
 
 import torch
 
+from ..errors import DataError
 from .text import TextTokenizer
 
 __all__ = [
@@ -34,7 +35,7 @@ T = TypeVar("T")
 
 def _v(kind: int, value: int) -> str:
     if not 0 <= value <= 999:
-        raise ValueError(f"value token v{kind}={value} is out of range 0..999 (quantize first)")
+        raise DataError(f"value token v{kind}={value} is out of range 0..999 (quantize first)")
     return f"v{kind}={value}"
 
 
@@ -42,7 +43,7 @@ def _parse_value(word: str, kind: int | None = None, where: str = "") -> tuple[i
     match = _VALUE.match(word)
     if not match or (kind is not None and int(match.group(1)) != kind):
         want = f"v{kind}=<n>" if kind is not None else "a value token"
-        raise ValueError(f"{where}: expected {want}, got {word!r}")
+        raise DataError(f"{where}: expected {want}, got {word!r}")
     return int(match.group(1)), int(match.group(2))
 
 
@@ -57,7 +58,7 @@ def _code_words(codes: Sequence[int]) -> list[str]:
     for c in codes:
         c = int(c)
         if not 0 <= c < 1024:
-            raise ValueError(f"VQ code {c} must lie in [0, 1024)")
+            raise DataError(f"VQ code {c} must lie in [0, 1024)")
         out.append(_v(0, c) if c < 512 else _v(1, c - 512))
     return out
 
@@ -67,14 +68,14 @@ def _parse_codes(words: Sequence[str], where: str) -> list[int]:
     for w in words:
         kind, value = _parse_value(w, where=where)
         if kind not in (0, 1) or value >= 512:
-            raise ValueError(f"{where}: {w!r} is not a VQ code token (v0=0..511 or v1=0..511)")
+            raise DataError(f"{where}: {w!r} is not a VQ code token (v0=0..511 or v1=0..511)")
         codes.append(value + 512 * kind)
     return codes
 
 
 def _quantize(x: float, bins: int = 1000) -> int:
     if not 0.0 <= x <= 1.0:
-        raise ValueError(f"normalised coordinate {x} must lie in [0, 1]")
+        raise DataError(f"normalised coordinate {x} must lie in [0, 1]")
     return round(x * (bins - 1))
 
 
@@ -119,7 +120,7 @@ class BoxCodec(_TextCodec[list[Box]]):
             if b.score < self.score_threshold:
                 continue
             if not b.class_name.strip():
-                raise ValueError("det: every box needs a class name")
+                raise DataError("det: every box needs a class name")
             q = [_quantize(c) for c in (b.xmin, b.ymin, b.xmax, b.ymax)]
             rows.append((q, b.class_name.strip().lower()))
         rows.sort(key=lambda r: (r[0][0] ** 2 + r[0][1] ** 2, r[0], r[1]))
@@ -135,7 +136,7 @@ class BoxCodec(_TextCodec[list[Box]]):
                 name.append(words[i])
                 i += 1
             if not name:
-                raise ValueError(f"det: box {len(boxes)} has no class name")
+                raise DataError(f"det: box {len(boxes)} has no class name")
             boxes.append(Box(*(v / 999 for v in q), class_name=" ".join(name)))
         return boxes
 
@@ -149,22 +150,22 @@ class PaletteCodec(_TextCodec[list[tuple[int, int, int]]]):
 
     def to_text(self, colors: Sequence[Sequence[int]], rng: random.Random | None = None) -> str:
         if not 1 <= len(colors) <= self.max_colors:
-            raise ValueError(f"color_palette: need 1 to {self.max_colors} colours, got {len(colors)}")
+            raise DataError(f"color_palette: need 1 to {self.max_colors} colours, got {len(colors)}")
         words = [_v(1, len(colors))]
         for c in colors:
             if len(c) != 3 or any(not 0 <= int(v) <= 255 for v in c):
-                raise ValueError(f"color_palette: colours are (r, g, b) in 0..255, got {tuple(c)}")
+                raise DataError(f"color_palette: colours are (r, g, b) in 0..255, got {tuple(c)}")
             words += [_v(0, round(v)) for v in c]
         return " ".join(words)
 
     def from_text(self, text: str) -> list[tuple[int, int, int]]:
         words = text.split()
         if not words:
-            raise ValueError("color_palette: empty sequence")
+            raise DataError("color_palette: empty sequence")
         _, k = _parse_value(words[0], 1, "color_palette")
         values = [_parse_value(w, 0, "color_palette")[1] for w in words[1:]]
         if len(values) != 3 * k:
-            raise ValueError(f"color_palette: header says {k} colours but {len(values)} values follow")
+            raise DataError(f"color_palette: header says {k} colours but {len(values)} values follow")
         return [tuple(values[i:i + 3]) for i in range(0, len(values), 3)]  # type: ignore[misc]
 
 
@@ -206,7 +207,7 @@ class MetadataCodec(_TextCodec[dict[str, float]]):
 
     def _quantize(self, f: _Field, x: float) -> int:
         if not math.isfinite(x):
-            raise ValueError(f"metadata {f.name}: value {x} is not finite")
+            raise DataError(f"metadata {f.name}: value {x} is not finite")
         if f.kind == "pixels":
             return min(max(int(x) // 32, 0), 999)
         if f.kind == "int":
@@ -223,16 +224,16 @@ class MetadataCodec(_TextCodec[dict[str, float]]):
             return float(q)
         if f.kind == "split":
             if q >= len(f.centers):
-                raise ValueError(f"metadata {f.name}: bin {q} does not exist")
+                raise DataError(f"metadata {f.name}: bin {q} does not exist")
             return f.centers[q]
         if q >= self.bins:
-            raise ValueError(f"metadata {f.name}: bin {q} exceeds {self.bins - 1}")
+            raise DataError(f"metadata {f.name}: bin {q} exceeds {self.bins - 1}")
         return min(f.lo + (q + 0.5) / (self.bins - 1) * (f.hi - f.lo), f.hi)
 
     def to_text(self, meta: dict[str, float], rng: random.Random | None = None) -> str:
         unknown = sorted(set(meta) - set(_FIELD_INDEX))
         if unknown:
-            raise ValueError(f"metadata: unknown fields {unknown}; known: {[f.name for f in METADATA_FIELDS]}")
+            raise DataError(f"metadata: unknown fields {unknown}; known: {[f.name for f in METADATA_FIELDS]}")
         names = sorted(meta, key=_FIELD_INDEX.__getitem__)
         if rng is not None:
             rng.shuffle(names)
@@ -245,13 +246,13 @@ class MetadataCodec(_TextCodec[dict[str, float]]):
     def from_text(self, text: str) -> dict[str, float]:
         words = text.split()
         if len(words) % 2:
-            raise ValueError("metadata: expected pairs of 'v1=<field> v0=<value>' tokens")
+            raise DataError("metadata: expected pairs of 'v1=<field> v0=<value>' tokens")
         out = {}
         for i in range(0, len(words), 2):
             _, idx = _parse_value(words[i], 1, "metadata field")
             _, q = _parse_value(words[i + 1], 0, "metadata value")
             if idx >= len(METADATA_FIELDS):
-                raise ValueError(f"metadata: field index {idx} does not exist (0..{len(METADATA_FIELDS) - 1})")
+                raise DataError(f"metadata: field index {idx} does not exist (0..{len(METADATA_FIELDS) - 1})")
             f = METADATA_FIELDS[idx]
             out[f.name] = self._dequantize(f, q)
         return out
@@ -298,13 +299,13 @@ class HumanPoseCodec(_TextCodec[list[HumanPose]]):
                 words.append(group)
                 if group == "pose":
                     if len(h.pose_codes) != self.num_pose_codes:
-                        raise ValueError(f"human_poses: need {self.num_pose_codes} pose codes, got {len(h.pose_codes)}")
+                        raise DataError(f"human_poses: need {self.num_pose_codes} pose codes, got {len(h.pose_codes)}")
                     words += _code_words(h.pose_codes)
                     continue
                 attr, count, scale, offset, lo, hi = _POSE_GROUPS[group]
                 values = getattr(h, attr)
                 if len(values) != count:
-                    raise ValueError(f"human_poses: {attr} needs {count} values, got {len(values)}")
+                    raise DataError(f"human_poses: {attr} needs {count} values, got {len(values)}")
                 words += [_v(0, round(scale * min(max(float(x), lo), hi) + offset)) for x in values]
             parts.append(" ".join(words))
         return " ".join(parts)
@@ -316,25 +317,25 @@ class HumanPoseCodec(_TextCodec[list[HumanPose]]):
         humans, i = [], 0
         while i < len(words):
             if words[i] != "human":
-                raise ValueError(f"human_poses: expected 'human', got {words[i]!r}")
+                raise DataError(f"human_poses: expected 'human', got {words[i]!r}")
             box = tuple(_parse_value(_at(words, i + 1 + k), k, "human box")[1] / 999 for k in range(4))
             i += 5
             fields: dict[str, Any] = {}
             for _ in range(len(_POSE_ORDER)):
                 group = _at(words, i)
                 if group not in _POSE_ORDER or group in fields:
-                    raise ValueError(f"human_poses: expected one of {_POSE_ORDER} (each once), got {group!r}")
+                    raise DataError(f"human_poses: expected one of {_POSE_ORDER} (each once), got {group!r}")
                 if group == "pose":
                     codes = _parse_codes(words[i + 1:i + 1 + self.num_pose_codes], "human pose codes")
                     if len(codes) != self.num_pose_codes:
-                        raise ValueError(f"human_poses: need {self.num_pose_codes} pose codes, got {len(codes)}")
+                        raise DataError(f"human_poses: need {self.num_pose_codes} pose codes, got {len(codes)}")
                     fields[group] = tuple(codes)
                     i += 1 + self.num_pose_codes
                     continue
                 attr, count, scale, offset, _, _ = _POSE_GROUPS[group]
                 vals = [_parse_value(w, 0, f"human {group}")[1] for w in words[i + 1:i + 1 + count]]
                 if len(vals) != count:
-                    raise ValueError(f"human_poses: {group} needs {count} values, got {len(vals)}")
+                    raise DataError(f"human_poses: {group} needs {count} values, got {len(vals)}")
                 fields[group] = tuple((v - offset) / scale for v in vals)
                 i += 1 + count
             humans.append(HumanPose(box, fields["pose"], fields["global"], fields["camera"], fields["shape"]))
@@ -374,7 +375,7 @@ class SamInstanceCodec(_TextCodec[list[SamQuery]]):
                 words.append("none")
             for inst in q.instances:
                 if len(inst.codes) != self.num_codes:
-                    raise ValueError(f"sam_instance: need {self.num_codes} codes per instance, got {len(inst.codes)}")
+                    raise DataError(f"sam_instance: need {self.num_codes} codes per instance, got {len(inst.codes)}")
                 words += ["polygon"] + [_v(k, int(c)) for k, c in enumerate(inst.box)] + _code_words(inst.codes)
         return " ".join(words)
 
@@ -382,7 +383,7 @@ class SamInstanceCodec(_TextCodec[list[SamQuery]]):
         words, out, i = text.split(), [], 0
         while i < len(words):
             if words[i] != "point":
-                raise ValueError(f"sam_instance: expected 'point', got {words[i]!r}")
+                raise DataError(f"sam_instance: expected 'point', got {words[i]!r}")
             y = _parse_value(_at(words, i + 1), 0, "sam point")[1]
             x = _parse_value(_at(words, i + 2), 1, "sam point")[1]
             i += 3
@@ -393,7 +394,7 @@ class SamInstanceCodec(_TextCodec[list[SamQuery]]):
                 box = tuple(_parse_value(_at(words, i + 1 + k), k, "sam box")[1] for k in range(4))
                 codes = _parse_codes(words[i + 5:i + 5 + self.num_codes], "sam codes")
                 if len(codes) != self.num_codes:
-                    raise ValueError(f"sam_instance: need {self.num_codes} codes, got {len(codes)}")
+                    raise DataError(f"sam_instance: need {self.num_codes} codes, got {len(codes)}")
                 instances.append(SamInstance(box, tuple(codes)))  # type: ignore[arg-type]
                 i += 5 + self.num_codes
             out.append(SamQuery((x, y), tuple(instances)))
@@ -406,7 +407,7 @@ class CaptionCodec(_TextCodec[str]):
 
     def to_text(self, caption: str, rng: random.Random | None = None) -> str:
         if not isinstance(caption, str):
-            raise ValueError(f"caption must be a string, got {type(caption).__name__}")
+            raise DataError(f"caption must be a string, got {type(caption).__name__}")
         return caption
 
     def from_text(self, text: str) -> str:

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import CheckpointError, ConfigError, DataError
+
 __all__ = ["UNetSize", "UNET_PRESETS", "PatchedUNet", "infer_unet_size", "unet_preset"]
 
 
@@ -45,10 +47,10 @@ class UNetSize:
 
     def __post_init__(self) -> None:
         if self.model_channels <= 0 or self.model_channels % 32:
-            raise ValueError(f"UNet model_channels must be a positive multiple of 32 (GroupNorm uses 32 groups), "
+            raise ConfigError(f"UNet model_channels must be a positive multiple of 32 (GroupNorm uses 32 groups), "
                              f"got {self.model_channels}")
         if self.num_res_blocks < 1 or not self.channel_mult or self.patch_size < 1 or self.num_heads < 1:
-            raise ValueError(f"invalid UNet size {self}")
+            raise ConfigError(f"invalid UNet size {self}")
 
     @property
     def multiple(self) -> int:
@@ -84,9 +86,9 @@ def denoiser_timesteps(x: torch.Tensor, t: torch.Tensor | int | float, multiple:
     """Check a diffusion decoder's noisy input and return its timesteps as one per sample, (B,)."""
     b, c, h, w = x.shape
     if h % multiple or w % multiple:
-        raise ValueError(f"this {what} decoder needs image sides divisible by {multiple}, got {h}x{w}")
+        raise DataError(f"this {what} decoder needs image sides divisible by {multiple}, got {h}x{w}")
     if c != channels:
-        raise ValueError(f"this {what} decoder denoises {channels}-channel images, got {c} channels")
+        raise DataError(f"this {what} decoder denoises {channels}-channel images, got {c} channels")
     t = torch.as_tensor(t, device=x.device)
     return t.reshape(1).expand(b) if t.ndim == 0 else t
 
@@ -130,7 +132,7 @@ class _Attention(nn.Module):
     def __init__(self, channels: int, heads: int) -> None:
         super().__init__()
         if channels % heads:
-            raise ValueError(f"attention over {channels} channels cannot be split into {heads} heads")
+            raise ConfigError(f"attention over {channels} channels cannot be split into {heads} heads")
         self.heads = heads
         self.norm = _norm(channels)
         self.qkv = nn.Conv1d(channels, 3 * channels, 1)
@@ -245,19 +247,19 @@ def infer_unet_size(state: Mapping[str, torch.Tensor], image_channels: int, cond
     """
     def get(key: str) -> torch.Tensor:
         if prefix + key not in state:
-            raise ValueError(f"cannot infer the UNet decoder's size: the checkpoint has no {prefix + key!r}; "
+            raise CheckpointError(f"cannot infer the UNet decoder's size: the checkpoint has no {prefix + key!r}; "
                              "set dec_channels, dec_num_res_blocks, dec_channel_mult and dec_attention_resolutions")
         return state[prefix + key]
 
     mc = get("time_embed.0.weight").shape[1]
     io = get("out.2.weight").shape[0]
     if io % image_channels or math.isqrt(io // image_channels) ** 2 != io // image_channels:
-        raise ValueError(f"cannot infer the decoder's patch size: its output has {io} channels, not "
+        raise CheckpointError(f"cannot infer the decoder's patch size: its output has {io} channels, not "
                          f"{image_channels}·P² for an integer P; set dec_patch_size")
     patch = math.isqrt(io // image_channels)
     first_in = get("input_blocks.0.0.weight").shape[1]
     if first_in != io + cond_channels:
-        raise ValueError(f"the decoder's first conv takes {first_in} channels, but patch {patch} and a "
+        raise CheckpointError(f"the decoder's first conv takes {first_in} channels, but patch {patch} and a "
                          f"{cond_channels}-d latent make {io + cond_channels}; is latent_dim right?")
     indices = sorted({int(m.group(1)) for k in state
                       if (m := re.match(re.escape(prefix) + r"input_blocks\.(\d+)\.", k))})
@@ -273,12 +275,12 @@ def infer_unet_size(state: Mapping[str, torch.Tensor], image_channels: int, cond
             attention.add(2 ** (len(levels) - 1))
     blocks = {len(level) for level in levels}
     if len(blocks) != 1 or 0 in blocks or indices != list(range(len(indices))):
-        raise ValueError("the decoder's input_blocks do not follow the patched-UNet layout (equal res blocks per "
+        raise CheckpointError("the decoder's input_blocks do not follow the patched-UNet layout (equal res blocks per "
                          "level, conv downsampling); set the dec_* size fields explicitly")
     mults = []
     for level in levels:
         if len(set(level)) != 1 or level[0] % mc:
-            raise ValueError(f"the decoder's channel widths {level} are not one multiple of {mc} per level")
+            raise CheckpointError(f"the decoder's channel widths {level} are not one multiple of {mc} per level")
         mults.append(level[0] // mc)
     scale_shift = get("input_blocks.1.0.emb_layers.1.weight").shape[0] == 2 * levels[0][0]
     return UNetSize(mc, blocks.pop(), tuple(mults), tuple(sorted(attention)), patch, num_heads, scale_shift)

@@ -36,6 +36,7 @@ from torch import nn
 from ..ops import additive_mask, merge_heads, split_heads
 from .unet import _group_norm, _Upsample, denoiser_timesteps, timestep_embedding
 from .vit import sincos_pos_emb_2d
+from ..errors import ConfigError
 
 __all__ = ["UViTSize", "UVIT_PRESETS", "UViT", "resolve_uvit_size", "CONDITIONINGS"]
 
@@ -68,15 +69,15 @@ class UViTSize:
 
     def __post_init__(self) -> None:
         if not self.block_out_channels or any(c <= 0 or c % self.norm_num_groups for c in self.block_out_channels):
-            raise ValueError(f"UViT block_out_channels {self.block_out_channels} must be positive multiples of "
+            raise ConfigError(f"UViT block_out_channels {self.block_out_channels} must be positive multiples of "
                              f"{self.norm_num_groups} (the GroupNorm groups)")
         if min(self.mid_layers, self.mid_num_heads, self.patch_size, self.layers_per_block, self.mid_hw_posemb) < 1:
-            raise ValueError(f"invalid UViT size {self}")
+            raise ConfigError(f"invalid UViT size {self}")
         if self.mid_dim % self.mid_num_heads or self.mid_dim % 4:
-            raise ValueError(f"UViT mid_dim {self.mid_dim} must be divisible by 4 (2D sin-cos positions) and by "
+            raise ConfigError(f"UViT mid_dim {self.mid_dim} must be divisible by 4 (2D sin-cos positions) and by "
                              f"mid_num_heads {self.mid_num_heads}")
         if self.mid_use_long_skip and self.mid_layers % 2 == 0:
-            raise ValueError(f"UViT long skips pair blocks around a middle one: mid_layers must be odd, "
+            raise ConfigError(f"UViT long skips pair blocks around a middle one: mid_layers must be odd, "
                              f"got {self.mid_layers}")
 
     @property
@@ -128,7 +129,7 @@ def resolve_uvit_size(dec_type: str, *, channels: int | None = None, channel_mul
                     "dec_heads": heads}
         missing = [name for name, value in required.items() if value is None]
         if missing:
-            raise ValueError(f"dec_type {dec_type!r} is not a UViT preset ({', '.join(sorted(UVIT_PRESETS))}): "
+            raise ConfigError(f"dec_type {dec_type!r} is not a UViT preset ({', '.join(sorted(UVIT_PRESETS))}): "
                              f"set {', '.join(missing)} (and optionally dec_patch_size, dec_num_res_blocks)")
         widths = tuple(channels * m for m in channel_mult)
         patch = patch_size or 4
@@ -149,7 +150,7 @@ def _downsample_before_mid(dec_type: str, patch: int, levels: int) -> bool:
         return False
     factor, unet_factor = int(match.group(1)), patch * 2 ** (levels - 1)
     if factor not in (unet_factor, 2 * unet_factor):
-        raise ValueError(f"dec_type {dec_type!r}: patch {patch} and {levels} UNet levels give a factor of "
+        raise ConfigError(f"dec_type {dec_type!r}: patch {patch} and {levels} UNet levels give a factor of "
                          f"{unet_factor} (or {2 * unet_factor} with a downsampling before the transformer), "
                          f"not {factor}")
     return factor == 2 * unet_factor
@@ -348,7 +349,7 @@ class _MidTransformer(nn.Module):
     def __init__(self, size: UViTSize, cond_dim: int, conditioning: str, dropout: float) -> None:
         super().__init__()
         if conditioning not in CONDITIONINGS:
-            raise ValueError(f"UViT conditioning must be one of {list(CONDITIONINGS)}, got {conditioning!r}")
+            raise ConfigError(f"UViT conditioning must be one of {list(CONDITIONINGS)}, got {conditioning!r}")
         self.concat = conditioning == "concat"
         dim, n, unet_dim = size.mid_dim, size.mid_hw_posemb, size.block_out_channels[-1]
         # A fixed table (a frozen parameter in the official code, stored in its checkpoints); it puts the

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError, DataError
+
 __all__ = ["ViTSize", "VIT_PRESETS", "resolve_vit_size", "sincos_pos_emb_2d", "ViTEncoder", "ViTDecoder"]
 
 
@@ -47,7 +49,7 @@ def resolve_vit_size(name: str, dim: int | None = None, depth: int | None = None
         return ViTSize(dim or size.dim, depth or size.depth, heads or size.heads, size.mlp_ratio)
     if base == "vit" and dim and depth and heads:
         return ViTSize(dim, depth, heads)
-    raise ValueError(
+    raise ConfigError(
         f"unknown ViT type {name!r}: use one of {sorted(k + '_enc' for k in VIT_PRESETS)} (or *_dec), "
         "or 'vit' with explicit dim, depth and heads"
     )
@@ -56,7 +58,7 @@ def resolve_vit_size(name: str, dim: int | None = None, depth: int | None = None
 def sincos_pos_emb_2d(h: int, w: int, dim: int, temperature: float = 10000.0) -> torch.Tensor:
     """Fixed 2D sin-cos embedding ``(1, dim, h, w)``: [sin(x), cos(x), sin(y), cos(y)] blocks (MoCo v3)."""
     if dim % 4:
-        raise ValueError(f"2D sin-cos positional embeddings need a width divisible by 4, got {dim}")
+        raise ConfigError(f"2D sin-cos positional embeddings need a width divisible by 4, got {dim}")
     quarter = dim // 4
     omega = 1.0 / temperature ** (torch.arange(quarter, dtype=torch.float32) / quarter)
     ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
@@ -71,7 +73,7 @@ class Attention(nn.Module):
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
         if dim % heads:
-            raise ValueError(f"ViT width {dim} must be divisible by its number of heads {heads}")
+            raise ConfigError(f"ViT width {dim} must be divisible by its number of heads {heads}")
         self.heads = heads
         self.qkv = nn.Linear(dim, 3 * dim, bias=True)
         self.proj = nn.Linear(dim, dim)
@@ -165,15 +167,15 @@ class ViTEncoder(_ViTBody):
                  patch_proj: bool = True, post_mlp: bool = False) -> None:
         self.patch = patch_size if patch_proj else 1
         if image_size % patch_size:
-            raise ValueError(f"image size {image_size} must be a multiple of the patch size {patch_size}")
+            raise ConfigError(f"image size {image_size} must be a multiple of the patch size {patch_size}")
         super().__init__(size, (image_size // patch_size, image_size // patch_size), post_mlp)
         self.proj = nn.Conv2d(in_channels, size.dim, kernel_size=self.patch, stride=self.patch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.proj.in_channels:
-            raise ValueError(f"ViT encoder expects input (B, {self.proj.in_channels}, H, W), got {tuple(x.shape)}")
+            raise DataError(f"ViT encoder expects input (B, {self.proj.in_channels}, H, W), got {tuple(x.shape)}")
         if x.shape[-2] % self.patch or x.shape[-1] % self.patch:
-            raise ValueError(f"input size {tuple(x.shape[-2:])} must be a multiple of the patch size {self.patch}")
+            raise DataError(f"input size {tuple(x.shape[-2:])} must be a multiple of the patch size {self.patch}")
         feats = self.proj(x)
         nh, nw = feats.shape[-2:]
         tokens = self.add_positions(feats.flatten(2).transpose(1, 2), nh, nw)
@@ -187,7 +189,7 @@ class ViTDecoder(_ViTBody):
     def __init__(self, out_channels: int, size: ViTSize, patch_size: int, image_size: int, *,
                  patch_proj: bool = True, post_mlp: bool = False, out_conv: bool = False) -> None:
         if image_size % patch_size:
-            raise ValueError(f"image size {image_size} must be a multiple of the patch size {patch_size}")
+            raise ConfigError(f"image size {image_size} must be a multiple of the patch size {patch_size}")
         super().__init__(size, (image_size // patch_size, image_size // patch_size), post_mlp)
         self.out_channels = out_channels
         self.patch = patch_size if patch_proj else 1

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError, DataError
+
 __all__ = ["QuantizerOutput", "CodebookStats", "CosineVQ", "Memcodes", "codebook_stats"]
 
 
@@ -95,9 +97,9 @@ class CosineVQ(nn.Module):
     ) -> None:
         super().__init__()
         if dim % heads:
-            raise ValueError(f"CosineVQ: latent dim {dim} must be divisible by heads={heads}")
+            raise ConfigError(f"CosineVQ: latent dim {dim} must be divisible by heads={heads}")
         if not 0.0 <= decay < 1.0:
-            raise ValueError(f"CosineVQ: EMA decay must lie in [0, 1), got {decay}")
+            raise ConfigError(f"CosineVQ: EMA decay must lie in [0, 1), got {decay}")
         self.dim, self.heads, self.codebook_size = dim, heads, codebook_size
         self.code_dim = dim // heads
         self.decay, self.commitment_weight, self.eps = decay, commitment_weight, eps
@@ -197,7 +199,7 @@ def _check_ids(indices: torch.Tensor, codebook_size: int) -> None:
     if indices.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
         raise ValueError(f"token ids must be an integer tensor, got {indices.dtype}")
     if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= codebook_size):
-        raise ValueError(
+        raise DataError(
             f"token ids must lie in [0, {codebook_size}) for this tokenizer's codebook, "
             f"got range [{int(indices.min())}, {int(indices.max())}] — were they made by another tokenizer?"
         )
@@ -228,7 +230,7 @@ class Memcodes(nn.Module):
     def __init__(self, dim: int, codebook_size: int, *, heads: int = 1, temperature: float = 1.0) -> None:
         super().__init__()
         if dim % heads:
-            raise ValueError(f"Memcodes: latent dim {dim} must be divisible by heads={heads}")
+            raise ConfigError(f"Memcodes: latent dim {dim} must be divisible by heads={heads}")
         self.dim, self.heads, self.codebook_size, self.temperature = dim, heads, codebook_size, temperature
         self.head_dim = dim // heads
         self.codes = nn.Parameter(torch.randn(heads, codebook_size, self.head_dim))

@@ -27,6 +27,7 @@ from .mlp_vq import BottleneckMLP, parse_mlp_name
 from .preprocess import Preprocessor, default_preprocess
 from .vit import ViTDecoder, ViTEncoder, resolve_vit_size
 from .vq import CosineVQ, Memcodes, QuantizerOutput
+from ..errors import CheckpointError, ConfigError, DataError
 
 __all__ = ["VQTokenizer", "VQVAE"]
 
@@ -84,14 +85,14 @@ class VQTokenizer(nn.Module):
         c = self.config
         if c.n_labels:
             if x.ndim != 3 or x.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
-                raise ValueError(f"this segmentation tokenizer expects class ids (B, H, W), got {x.dtype} {tuple(x.shape)}")
+                raise DataError(f"this segmentation tokenizer expects class ids (B, H, W), got {x.dtype} {tuple(x.shape)}")
             if int(x.min()) < 0 or int(x.max()) >= c.n_labels:
-                raise ValueError(f"class ids must lie in [0, {c.n_labels}), got [{int(x.min())}, {int(x.max())}]")
+                raise DataError(f"class ids must lie in [0, {c.n_labels}), got [{int(x.min())}, {int(x.max())}]")
             return self.cls_emb(x.to(device).long()).permute(0, 3, 1, 2)
         if c.is_mlp and x.ndim == 2:
             x = x[:, :, None, None]
         if x.ndim != 4 or x.shape[1] != c.n_channels:
-            raise ValueError(f"this tokenizer expects input (B, {c.n_channels}, H, W), got {tuple(x.shape)}")
+            raise DataError(f"this tokenizer expects input (B, {c.n_channels}, H, W), got {tuple(x.shape)}")
         x = x.to(device=device, dtype=self.quant_proj.weight.dtype)
         if c.undo_std:
             mean = x.new_tensor(_IMAGENET_MEAN).view(1, -1, 1, 1)
@@ -129,7 +130,7 @@ class VQTokenizer(nn.Module):
         return grid[:, 0] if heads == 1 else grid
 
     def decode_latent(self, latent: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        raise ValueError("this tokenizer was loaded encoder-only and cannot decode; load it without encoder_only=True")
+        raise ConfigError("this tokenizer was loaded encoder-only and cannot decode; load it without encoder_only=True")
 
     @torch.no_grad()
     def decode(self, tokens: torch.Tensor, **kwargs: Any) -> torch.Tensor:
@@ -171,7 +172,7 @@ class VQTokenizer(nn.Module):
         Called on :class:`VQTokenizer` itself it builds the encoder-only tokenizer and ignores decoder weights.
         """
         if not isinstance(config, cls.config_class):
-            raise ValueError(f"{source} is a {config.tokenizer_class!r} tokenizer; load it with open4m.load_tokenizer()")
+            raise CheckpointError(f"{source} is a {config.tokenizer_class!r} tokenizer; load it with open4m.load_tokenizer()")
         if cls is VQTokenizer:  # encoder-only: the decoder's weights are not needed
             state = {k: v for k, v in state.items() if not k.startswith(_DECODER_KEYS)}
         model = cls(cls.complete_config(config, state))
@@ -185,7 +186,7 @@ class VQTokenizer(nn.Module):
         unexpected = sorted(set(state) - set(own))
         if missing or unexpected:
             only_decoder = all(k.startswith(_DECODER_KEYS) for k in (*missing, *unexpected))
-            raise ValueError(
+            raise CheckpointError(
                 f"{source} does not match this {type(self).__name__} config: missing keys {missing[:8]}"
                 f"{' ...' if len(missing) > 8 else ''}, unexpected keys {unexpected[:8]}"
                 f"{' ...' if len(unexpected) > 8 else ''}. Is the config (enc_type, dec_type, post_mlp, n_labels ...) "
@@ -195,7 +196,7 @@ class VQTokenizer(nn.Module):
                  for k, v in state.items() if v.shape != own[k].shape]
         if wrong:
             hint = " (codebook_size / vocab mismatch)" if any("codebook" in w or "codes" in w for w in wrong) else ""
-            raise ValueError(f"{source}: tensor shapes disagree with the config{hint}: " + "; ".join(wrong[:6]))
+            raise CheckpointError(f"{source}: tensor shapes disagree with the config{hint}: " + "; ".join(wrong[:6]))
         self.load_state_dict(state, strict=True)
 
     def save_pretrained(self, path: str | os.PathLike, *, card: Mapping[str, Any] | None = None) -> Path:
@@ -235,7 +236,7 @@ class VQVAE(VQTokenizer):
         c = config
         if c.is_mlp:
             if not c.dec_type.startswith("BottleneckMLP"):
-                raise ValueError(f"an MLP encoder needs an MLP decoder, got dec_type={c.dec_type!r}")
+                raise ConfigError(f"an MLP encoder needs an MLP decoder, got dec_type={c.dec_type!r}")
             size = parse_mlp_name(c.dec_type)
             self.decoder: nn.Module = BottleneckMLP(size, size.width, c.out_channels)
             dec_dim = size.width

@@ -10,6 +10,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Mapping, Sequence
 
+from ...errors import DataError
+
 
 class Labeler(ABC):
     """Maps an aligned sample (modality name -> decoded value) to one label.
@@ -35,4 +37,4 @@ class Labeler(ABC):
         """Raise a clear error when a required input modality is missing."""
         missing = [m for m in self.requires if m not in sample]
         if missing:
-            raise ValueError(f"labeler {self.name!r} needs modalities {missing}; the sample has {sorted(sample)}")
+            raise DataError(f"labeler {self.name!r} needs modalities {missing}; the sample has {sorted(sample)}")

@@ -7,6 +7,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .base import Labeler
+from ...errors import ConfigError
 
 
 class CannyEdges(Labeler):
@@ -21,7 +22,7 @@ class CannyEdges(Labeler):
 
     def __init__(self, sigma: float = 0.33, blur: int = 3) -> None:
         if not 0 < sigma < 1:
-            raise ValueError(f"sigma must be in (0, 1), got {sigma}")
+            raise ConfigError(f"sigma must be in (0, 1), got {sigma}")
         self.sigma, self.blur = sigma, blur
 
     def __call__(self, sample: Mapping[str, Any]) -> np.ndarray:

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..synthetic.scene import SEMSEG_CLASSES, SHAPES
 from .base import Labeler
+from ...errors import ConfigError
 
 OCCLUSION_JUMP = 0.1  # a relative depth jump above 10% between neighbours is an occlusion edge
 
@@ -84,7 +85,7 @@ class ImageMetadata(Labeler):
         for group in (walkable_classes, thing_classes, ignore_classes):
             unknown = set(group) - set(names)
             if unknown:
-                raise ValueError(f"classes {sorted(unknown)} are not in class_names {names}")
+                raise ConfigError(f"classes {sorted(unknown)} are not in class_names {names}")
         self.walkable = np.array([names.index(c) for c in walkable_classes], np.int64)
         self.things = np.array([names.index(c) for c in thing_classes], np.int64)
         self.ignore = np.array([names.index(c) for c in ignore_classes], np.int64)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from ..transforms import IMAGENET_MEAN, IMAGENET_STD
 from .base import Labeler
+from ...errors import ConfigError, DataError, NotFound
 
 
 def _config_image_size(config: Any) -> int | None:
@@ -102,7 +103,7 @@ class SemsegLabeler(NetworkLabeler):
     def postprocess(self, output: Any, samples: Sequence[Mapping[str, Any]]) -> list[np.ndarray]:
         logits = output.logits.float().cpu()
         if logits.shape[1] > 256:
-            raise ValueError(f"{logits.shape[1]} classes do not fit an 8-bit class map (max 256)")
+            raise DataError(f"{logits.shape[1]} classes do not fit an 8-bit class map (max 256)")
         return [_to_image_size(lg, s, "bilinear").argmax(0).to(torch.uint8).numpy() for lg, s in zip(logits, samples)]
 
 
@@ -111,7 +112,7 @@ def _patch_tokens(hidden: torch.Tensor, input_size: int, patch: int) -> torch.Te
     side = input_size // patch
     extra = hidden.shape[1] - side * side
     if extra < 0:
-        raise ValueError(f"model returned {hidden.shape[1]} tokens, fewer than the {side}x{side} patch grid")
+        raise DataError(f"model returned {hidden.shape[1]} tokens, fewer than the {side}x{side} patch grid")
     return hidden[:, extra:].transpose(1, 2).reshape(hidden.shape[0], hidden.shape[2], side, side)
 
 
@@ -218,14 +219,14 @@ _LOADERS = {
 def from_pretrained(kind: str, path: str | Path, name: str | None = None, device: str = "cpu") -> Labeler:
     """A network labeler of `kind` (depth, normal, semseg, feature_map, embedding, caption) from a local model folder."""
     if kind not in _LOADERS:
-        raise ValueError(f"unknown network labeler {kind!r}; choose from {sorted(_LOADERS)}")
+        raise ConfigError(f"unknown network labeler {kind!r}; choose from {sorted(_LOADERS)}")
     path = Path(path)
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{path} is not a local transformers model folder (no config.json)")
+        raise NotFound(f"{path} is not a local transformers model folder (no config.json)")
     try:
         import transformers
     except ImportError as err:
-        raise ValueError("network labelers need transformers: pip install 'open4m[labelers]'") from err
+        raise ConfigError("network labelers need transformers: pip install 'open4m[labelers]'") from err
     auto_name, cls = _LOADERS[kind]
     model = getattr(transformers, auto_name).from_pretrained(str(path), local_files_only=True)
     stats: dict[str, Any] = {}

@@ -7,6 +7,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .base import Labeler
+from ...errors import ConfigError
 
 MAX_COLORS = 7
 
@@ -68,7 +69,7 @@ class ColorPalette(Labeler):
 
     def __init__(self, max_colors: int = MAX_COLORS, seed: int = 0) -> None:
         if not 1 <= max_colors <= MAX_COLORS:
-            raise ValueError(f"max_colors must be in 1..{MAX_COLORS}, got {max_colors}")
+            raise ConfigError(f"max_colors must be in 1..{MAX_COLORS}, got {max_colors}")
         self.max_colors, self.seed = max_colors, seed
 
     def __call__(self, sample: Mapping[str, Any]) -> list[dict[str, list[list[int]]]]:

@@ -10,6 +10,7 @@ from tqdm import tqdm
 from ...atomic import write_atomic
 from ..codecs import IMAGE_EXTS, decode, encode
 from .base import Labeler
+from ...errors import ConfigError, DataError, NotFound
 
 
 def _input_files(root: Path, labeler: Labeler) -> dict[str, dict]:
@@ -27,7 +28,7 @@ def _input_files(root: Path, labeler: Labeler) -> dict[str, dict]:
         elif m == "rgb" and any(p.suffix.lower() in IMAGE_EXTS for p in root.iterdir() if p.is_file()):
             files[m] = scan_modality(root, recursive=False)
         elif m in labeler.requires:
-            raise ValueError(f"{root}: labeler {labeler.name!r} needs the {m!r} modality; "
+            raise DataError(f"{root}: labeler {labeler.name!r} needs the {m!r} modality; "
                              f"expected {root / m}/ (or plain images in {root} for rgb)")
     return files
 
@@ -42,10 +43,10 @@ def label_folder(
     Returns counts of ``labeled``, ``skipped`` (already present) and ``corrupt``.
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"dataset root {root} does not exist")
+        raise NotFound(f"dataset root {root} does not exist")
     files = _input_files(root, labeler)
     keys = sorted(set.intersection(*(set(files[m]) for m in labeler.requires)))
     out_dir = root / labeler.name

@@ -15,6 +15,7 @@ import numpy as np
 from .captions import caption, parse_caption, relations
 from .render import Rendering, render
 from .scene import COLORS, MATERIALS, SEMSEG_CLASSES, SHAPES, SIZES, Scene, SceneObject, sample_scene
+from ...errors import ConfigError
 
 SPLITS: dict[str, tuple[int, int]] = {
     "train": (0, 10_000_000),
@@ -40,16 +41,16 @@ def split_of(seed: int) -> str:
     for name, (lo, hi) in SPLITS.items():
         if lo <= seed < hi:
             return name
-    raise ValueError(f"seed {seed} is outside every split range {SPLITS}")
+    raise ConfigError(f"seed {seed} is outside every split range {SPLITS}")
 
 
 def seed_for(split: str, index: int) -> int:
     """The seed of the `index`-th scene of `split`."""
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose one of {list(SPLITS)}")
+        raise ConfigError(f"unknown split {split!r}; choose one of {list(SPLITS)}")
     lo, hi = SPLITS[split]
     if not 0 <= index < hi - lo:
-        raise ValueError(f"index {index} is outside split {split!r} (0..{hi - lo - 1})")
+        raise ConfigError(f"index {index} is outside split {split!r} (0..{hi - lo - 1})")
     return lo + index
 
 
@@ -126,11 +127,11 @@ def write_dataset(
     from tqdm import tqdm
 
     if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise ConfigError(f"n must be >= 1, got {n}")
     if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+        raise ConfigError(f"workers must be >= 1, got {workers}")
     if rgb_ext not in (".png", ".jpg"):
-        raise ValueError(f"rgb_ext must be '.png' or '.jpg', got {rgb_ext!r}")
+        raise ConfigError(f"rgb_ext must be '.png' or '.jpg', got {rgb_ext!r}")
     seed_for(split, start + n - 1)  # fail before rendering if the range leaves the split
     jobs = [(str(out), split, index, size, rgb_ext) for index in range(start, start + n)]
     bar = dict(total=n, desc=f"synth {split}", disable=not progress, unit="scene")

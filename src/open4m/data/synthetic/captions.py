@@ -12,6 +12,7 @@ import re
 import numpy as np
 
 from .scene import COLORS, MATERIALS, SHAPES, SIZES, Scene
+from ...errors import DataError
 
 NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 RELATIONS = ("left_of", "right_of", "in_front_of", "behind")
@@ -108,7 +109,7 @@ def parse_caption(text: str) -> dict:
     """
     m = _COUNT_RE.search(text)
     if m is None and text.strip() != "The room is empty.":
-        raise ValueError(f"caption states no object count (expected e.g. 'three objects'): {text[:80]!r}")
+        raise DataError(f"caption states no object count (expected e.g. 'three objects'): {text[:80]!r}")
     num = 0 if m is None else NUMBER_WORDS.index(m.group(1).lower())
     seen: dict[str, None] = {}
     for phrase in _PHRASE_RE.findall(text):

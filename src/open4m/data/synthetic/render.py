@@ -14,6 +14,7 @@ import numpy as np
 
 from . import geometry
 from .scene import BACK_WALL_Z, COLORS, ROOM_HALF_WIDTH, SEMSEG_CLASSES, WALL_HEIGHT, Scene, SceneObject
+from ...errors import ConfigError
 
 FLOOR, WALL = SEMSEG_CLASSES.index("floor"), SEMSEG_CLASSES.index("wall")
 _AMBIENT = 0.35
@@ -142,7 +143,7 @@ def render(scene: Scene, size: int | tuple[int, int]) -> Rendering:
     """Ray-cast `scene` at `size` (an int for square images, or (height, width))."""
     height, width = (size, size) if isinstance(size, int) else size
     if height < 8 or width < 8:
-        raise ValueError(f"render size must be at least 8x8 pixels, got {height}x{width}")
+        raise ConfigError(f"render size must be at least 8x8 pixels, got {height}x{width}")
     origin = np.asarray(scene.camera.position, np.float32)
     d, cos_axis = _pixel_rays(scene, height, width)
     t, normal, semseg = _room(origin, d)

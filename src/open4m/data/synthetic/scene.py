@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ...errors import ConfigError
+
 SHAPES = ("sphere", "cube", "cylinder", "cone", "torus", "pyramid")
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (190, 40, 40), "blue": (45, 80, 215), "green": (40, 150, 50), "yellow": (235, 215, 50),
@@ -137,7 +139,7 @@ def sample_scene(seed: int, num_objects: int | None = None) -> Scene:
     object; placement rejects overlapping footprints, so objects never interpenetrate.
     """
     if num_objects is not None and not 1 <= num_objects <= MAX_OBJECTS:
-        raise ValueError(f"num_objects must be in 1..{MAX_OBJECTS}, got {num_objects}")
+        raise ConfigError(f"num_objects must be in 1..{MAX_OBJECTS}, got {num_objects}")
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, MAX_OBJECTS + 1)) if num_objects is None else num_objects
     placed: list[SceneObject] = []

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from open4m.errors import ConfigError
+
+from . import path_errors
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("convert", help="convert an aligned dataset between the folder layout and shards")
@@ -17,16 +21,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.formats import folder_to_shards, is_shard_root, shards_to_folder
+    from open4m.data.formats import folder_to_shards, is_shard_root, shards_to_folder
 
     src_is_shards = is_shard_root(args.src)
     to = args.to if args.to != "auto" else ("folder" if src_is_shards else "shards")
     if (to == "shards") == src_is_shards:
-        raise ValueError(f"{args.src} is already in {'shard' if src_is_shards else 'folder'} form; choose --to accordingly")
-    if to == "shards":
-        index = folder_to_shards(args.src, args.dst, args.shard_size, args.modalities)
-        print(f"wrote {index['num_samples']} samples as {index['num_shards']} shards per modality to {args.dst}")
-    else:
-        n = shards_to_folder(args.src, args.dst, args.modalities)
-        print(f"wrote {n} samples in the folder layout to {args.dst}")
+        raise ConfigError(f"{args.src} is already in {'shard' if src_is_shards else 'folder'} form; choose --to accordingly")
+    with path_errors("--src/--dst"):
+        if to == "shards":
+            index = folder_to_shards(args.src, args.dst, args.shard_size, args.modalities)
+            print(f"wrote {index['num_samples']} samples as {index['num_shards']} shards per modality to {args.dst}")
+        else:
+            n = shards_to_folder(args.src, args.dst, args.modalities)
+            print(f"wrote {n} samples in the folder layout to {args.dst}")
     return 0

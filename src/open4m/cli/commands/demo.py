@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from open4m.errors import ConfigError
+
+from . import path_errors, task_names
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -26,18 +30,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.train:
-        from ..demo.recipe import run_recipe
+        from open4m.demo.recipe import run_recipe
 
-        bundle = run_recipe(args.config, args.out or "open4m-world", workers=args.workers, progress=not args.no_progress)
+        with path_errors("--config/--out"):
+            bundle = run_recipe(args.config, args.out or "open4m-world", workers=args.workers,
+                                progress=not args.no_progress)
         print(f"world model written to {bundle}; run it with `open4m demo --model {bundle}`")
         return 0
     if args.scenes < 1:
-        raise ValueError(f"--scenes must be >= 1, got {args.scenes}")
-    from ..demo.run import run_demo
-    from ..eval.runner import parse_tasks
+        raise ConfigError(f"--scenes must be >= 1, got {args.scenes}")
+    from open4m.demo.run import run_demo
 
-    result, out = run_demo(args.model, args.out or "open4m-demo", scenes=args.scenes, start=args.start,
-                           tasks=parse_tasks(args.tasks), progress=not args.no_progress)
+    tasks = task_names(args.tasks)
+    with path_errors("--model/--out"):
+        result, out = run_demo(args.model, args.out or "open4m-demo", scenes=args.scenes, start=args.start,
+                               tasks=tasks, progress=not args.no_progress)
     print(result.table())
     print(f"\nwrote {out}/grid.png, one PNG per task and {out}/metrics.json")
     return 0

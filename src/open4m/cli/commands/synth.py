@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import path_errors
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="render procedural aligned scenes (rgb, depth, normals, segmentation, ...)")
@@ -19,9 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.synthetic import write_dataset
+    from open4m.data.synthetic import write_dataset
 
-    names = write_dataset(args.out, args.n, size=args.size, split=args.split, start=args.seed,
-                          rgb_ext="." + args.rgb_format, workers=args.workers)
+    with path_errors("--out"):
+        names = write_dataset(args.out, args.n, size=args.size, split=args.split, start=args.seed,
+                              rgb_ext="." + args.rgb_format, workers=args.workers)
     print(f"wrote {len(names)} {args.split} scenes at {args.size}px to {args.out}")
     return 0

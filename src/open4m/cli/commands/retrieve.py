@@ -13,6 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
+from open4m.errors import ConfigError, NotFound
+
 from .index import add_embedding_options, embedding_pipeline
 
 
@@ -30,19 +32,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..generation.retrieval import GalleryIndex, predict_embeddings
-    from .generate import _parse_inputs, _value
+    from open4m.generation.retrieval import GalleryIndex, predict_embeddings
+    from .generate import input_value, parse_inputs
 
     if not args.input:
-        raise ValueError("give the query with --input NAME=VALUE (e.g. --input caption='a red car')")
+        raise ConfigError("give the query with --input NAME=VALUE (e.g. --input caption='a red car')")
     if args.k < 1:
-        raise ValueError(f"--k {args.k}: ask for at least one result")
+        raise ConfigError(f"--k {args.k}: ask for at least one result")
     if not args.index.exists():
-        raise FileNotFoundError(f"--index {args.index}: no such file (build one with `open4m index`)")
+        raise NotFound(f"--index {args.index}: no such file (build one with `open4m index`)")
     index = GalleryIndex.load(args.index)
-    raw = _parse_inputs(args.input)
+    raw = parse_inputs(args.input)
     pipe, conds = embedding_pipeline(args, list(raw))
-    values = {c: _value(c, v, pipe.model) for c, v in zip(conds, raw.values())}
+    values = {c: input_value(c, v, pipe.model) for c, v in zip(conds, raw.values())}
     query = predict_embeddings(pipe, values, seed=args.seed)
     results = index.search(query, args.k, use_faiss=args.faiss)[0]
     if args.json:

@@ -11,6 +11,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from open4m.errors import ConfigError, NotFound, Open4mError
+
+from . import path_errors
+
 KINDS = ("vqvae", "divae", "mlp", "text")
 ALIASES = {"mlp-vq": "mlp"}  # the name the issue tracker and the 4M papers use for the bottleneck-MLP VQ
 
@@ -44,17 +48,23 @@ def _load_recipe(args: argparse.Namespace) -> dict[str, Any]:
     recipe: dict[str, Any] = {"model": {}, "train": {}}
     if args.config:
         if not args.config.exists():
-            raise FileNotFoundError(f"recipe {args.config} does not exist")
-        loaded = yaml.safe_load(args.config.read_text()) or {}
+            raise NotFound(f"recipe {args.config} does not exist (examples in configs/tokenizers/)")
+        try:
+            loaded = yaml.safe_load(args.config.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{args.config} is not valid YAML: {str(err).splitlines()[0]}") from err
         if not isinstance(loaded, dict) or set(loaded) - {"kind", "model", "train"}:
-            raise ValueError(f"{args.config}: a recipe holds only `kind`, `model` and `train` sections")
+            raise ConfigError(f"{args.config}: a recipe holds only `kind`, `model` and `train` sections")
         recipe.update({k: dict(v) if isinstance(v, dict) else v for k, v in loaded.items()})
     for item in args.set:
         key, sep, raw = item.partition("=")
         section, dot, name = key.partition(".")
         if not sep or not dot or section not in ("model", "train"):
-            raise ValueError(f"--set {item!r}: use model.KEY=VALUE or train.KEY=VALUE")
-        recipe[section][name] = yaml.safe_load(raw)
+            raise ConfigError(f"--set {item!r}: use model.KEY=VALUE or train.KEY=VALUE")
+        try:
+            recipe[section][name] = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from err
     return recipe
 
 
@@ -63,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     kind = args.kind or recipe.get("kind")
     kind = ALIASES.get(kind, kind)
     if args.modality and kind != "text":
-        from ..tokenizers.presets import OFFICIAL_TOKENIZERS, official_config
+        from open4m.tokenizers.presets import OFFICIAL_TOKENIZERS, official_config
 
         if args.modality in OFFICIAL_TOKENIZERS:
             preset_kind, preset = official_config(args.modality, args.size)
@@ -71,15 +81,16 @@ def run(args: argparse.Namespace) -> int:
             if kind == preset_kind:
                 recipe["model"] = {**preset, **recipe["model"]}
     if kind not in KINDS:
-        raise ValueError(f"choose a tokenizer kind with --kind ({', '.join(KINDS)}) or `kind:` in the recipe")
+        raise ConfigError(f"choose a tokenizer kind with --kind ({', '.join(KINDS)}) or `kind:` in the recipe")
     if kind == "text":
         return _train_text(args)
 
-    from ..tokenizers.training import FolderDataset, TrainConfig, build_tokenizer, train_tokenizer
+    from open4m.sources import ImageFiles
+    from open4m.tokenizers.training import TrainConfig, build_tokenizer, train_tokenizer
 
     model_cfg, train_cfg = recipe["model"], recipe["train"]
     if args.modality:
-        from .. import modalities
+        from open4m import modalities
 
         mod = modalities.get(args.modality)
         model_cfg.setdefault("modality", mod.name)
@@ -95,23 +106,27 @@ def run(args: argparse.Namespace) -> int:
     try:
         model = build_tokenizer(kind, model_cfg)
         cfg = TrainConfig(**train_cfg)
-    except TypeError as err:  # an unknown key in the recipe
-        raise ValueError(f"bad setting in the recipe: {err}") from None
-    dataset = FolderDataset(args.data, model)
+    except Open4mError:
+        raise
+    except (TypeError, ValueError) as err:  # an unknown key or a bad value in the recipe
+        raise ConfigError(f"bad setting in the recipe: {err}") from None
+    dataset = ImageFiles(args.data, model)
     print(f"training a {kind} tokenizer on {len(dataset)} files from {args.data} -> {args.out}")
-    history = train_tokenizer(model, dataset, cfg, args.out, resume=not args.no_resume)
+    with path_errors("--data/--out"):
+        history = train_tokenizer(model, dataset, cfg, args.out, resume=not args.no_resume)
     if history["loss"]:
         print(f"done: loss {history['loss'][0]:.4f} -> {history['loss'][-1]:.4f}; tokenizer in {args.out / 'tokenizer'}")
     return 0
 
 
 def _train_text(args: argparse.Namespace) -> int:
-    from ..tokenizers.text import TextTokenizer
+    from open4m.tokenizers.text import TextTokenizer
 
     files = [args.data] if args.data.is_file() else sorted(p for p in args.data.rglob("*.txt"))
     if not files:
-        raise FileNotFoundError(f"no .txt files under {args.data}")
+        raise NotFound(f"--data {args.data}: no .txt files there")
     tok = TextTokenizer.train(files, vocab_size=args.vocab_size, show_progress=True)
-    path = tok.save_pretrained(args.out)
+    with path_errors("--out"):
+        path = tok.save_pretrained(args.out)
     print(f"trained a WordPiece tokenizer with {tok.vocab_size} tokens on {len(files)} files -> {path}")
     return 0

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from open4m.errors import ConfigError, UnknownNameError
+
+from . import path_errors
+
 _BUILTIN = ("canny_edge", "sam_edge", "color_palette", "metadata")
 _NETWORK = ("depth", "normal", "semseg", "feature_map", "embedding", "caption")
 
@@ -24,30 +28,36 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _make(modality: str, args: argparse.Namespace):
-    from ..data import labelers
+    from open4m.data import labelers
 
     if modality in labelers.LABELERS:
         return labelers.LABELERS[modality]()
     if modality == "normal" and not args.model:  # geometry from an existing depth modality
-        from ..data.labelers.network import NormalLabeler
+        from open4m.data.labelers.network import NormalLabeler
 
         return NormalLabeler(fov_deg=args.fov)
     if modality in _NETWORK:
         if not args.model:
-            raise ValueError(f"--modality {modality} runs a network: pass --model PATH (a local transformers model)")
-        from ..data.labelers.network import from_pretrained
+            raise ConfigError(f"--modality {modality} runs a network: pass --model PATH (a local transformers model)")
+        from open4m.data.labelers.network import from_pretrained
 
         labeler = from_pretrained(modality, args.model, name=args.name)
         if modality == "normal":
             labeler.fov_deg = args.fov
         return labeler
-    raise ValueError(f"unknown label modality {modality!r}; choose from {', '.join(_BUILTIN + _NETWORK)}")
+    import difflib
+
+    close = difflib.get_close_matches(modality, _BUILTIN + _NETWORK, n=2)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise UnknownNameError(f"unknown label modality {modality!r}; {hint}choose from {', '.join(_BUILTIN + _NETWORK)}")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.labelers import label_folder
+    from open4m.data.labelers import label_folder
 
     for modality in args.modality:
-        stats = label_folder(args.data, _make(modality, args), batch_size=args.batch_size, overwrite=args.overwrite)
+        labeler = _make(modality, args)
+        with path_errors("--data"):
+            stats = label_folder(args.data, labeler, batch_size=args.batch_size, overwrite=args.overwrite)
         print(f"{modality}: {stats['labeled']} labeled, {stats['skipped']} already present, {stats['corrupt']} corrupt")
     return 0

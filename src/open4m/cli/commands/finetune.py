@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from . import add_recipe_arguments
+from open4m.errors import ConfigError
+
+from . import add_recipe_arguments, recipe_errors
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,19 +14,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                                         "(recipes in configs/finetune/), resuming when possible")
     add_recipe_arguments(p, "YAML recipe, e.g. configs/finetune/world_seg.yaml",
                          "train.steps=200 optim.lr=1e-3 model.freeze_encoder=true")
-    p.set_defaults(handler=_run)
+    p.set_defaults(handler=run)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from ..finetune.config import describe, load_config
+def run(args: argparse.Namespace) -> int:
+    from open4m.finetune.config import describe, load_config
 
     if args.keys:
         print(describe())
         return 0
     if args.recipe is None or "=" in args.recipe:
-        raise ValueError("name a recipe first, e.g. `open4m finetune configs/finetune/world_seg.yaml train.steps=50` "
+        raise ConfigError("name a recipe first, e.g. `open4m finetune configs/finetune/world_seg.yaml train.steps=50` "
                          "(`open4m finetune --keys` lists every key)")
-    from ..finetune import finetune
+    from open4m.finetune import finetune
 
-    finetune(load_config(args.recipe, args.overrides))
+    with recipe_errors(args.recipe):
+        config = load_config(args.recipe, args.overrides)
+    finetune(config)
     return 0

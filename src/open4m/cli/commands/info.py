@@ -23,7 +23,7 @@ def format_table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def print_pretrained() -> None:
-    from ..pretrained import list_pretrained
+    from open4m.pretrained import list_pretrained
 
     models = [p for p in list_pretrained() if p.is_model]
     rows = [[p.name, p.kind, p.params, p.data, f"{len(p.modalities)}", p.repo_id] for p in models]
@@ -40,8 +40,8 @@ def print_pretrained() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import modalities
-    from ..model.config import PRESETS
+    from open4m import modalities
+    from open4m.model.config import PRESETS
 
     if args.pretrained:
         print_pretrained()

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from open4m.errors import ConfigError
+
+from . import path_errors
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("show", help="write a PNG contact sheet of one sample's modalities")
@@ -17,20 +21,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.formats import FolderDataset
-    from ..data.visualize import save_contact_sheet
+    from open4m.data.formats import FolderDataset
+    from open4m.data.visualize import save_contact_sheet
 
     dataset = FolderDataset(args.data)
     if args.key is not None:
         if args.key not in dataset.keys:
-            raise ValueError(f"no sample with key {args.key!r} in {args.data} ({len(dataset)} samples)")
+            raise ConfigError(f"--key: no sample with key {args.key!r} in {args.data} ({len(dataset)} samples)")
         index = dataset.keys.index(args.key)
     else:
         index = args.index
     if not 0 <= index < len(dataset):
-        raise ValueError(f"index {index} is out of range: {args.data} holds {len(dataset)} samples")
+        raise ConfigError(f"--index {index} is out of range: {args.data} holds {len(dataset)} samples")
     sample = dataset[index]
     out = args.out or Path(f"{dataset.keys[index].replace('/', '_')}.png")
-    save_contact_sheet(sample, out, tile=args.tile)
+    with path_errors("--out"):
+        save_contact_sheet(sample, out, tile=args.tile)
     print(f"wrote {out} ({', '.join(m for m in sample if not m.startswith('__'))})")
     return 0

@@ -1,6 +1,6 @@
 """`open4m train RECIPE.yaml [section.key=value ...]`: pre-train or fine-tune a FourM.
 
-Under `torchrun --nproc_per_node N -m open4m.cli train ...` every rank runs this; the recipe's
+Under `torchrun --nproc_per_node N -m open4m.cli train ...` (or `-m open4m`) every rank runs this; the recipe's
 `train.distributed` picks DDP or FSDP2.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import add_recipe_arguments
+from . import add_recipe_arguments, recipe_errors
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train.config import describe, load_config
+    from open4m.train.config import describe, load_config
 
     if args.keys:
         print(describe())
@@ -27,7 +27,9 @@ def run(args: argparse.Namespace) -> int:
     config, overrides = args.recipe, list(args.overrides)
     if config is not None and "=" in config:  # only overrides were given
         config, overrides = None, [config, *overrides]
-    from ..train.fourm import train
+    from open4m.train.fourm import train
 
-    train(load_config(config, overrides))
+    with recipe_errors(config):
+        recipe = load_config(config, overrides)
+    train(recipe)
     return 0

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from open4m.errors import ConfigError, NotFound
+
+from . import path_errors, task_names
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -22,21 +26,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo.bundle import WorldModel
-    from ..eval.runner import evaluate, load_folder, parse_tasks, write_json
+    from open4m.demo.bundle import WorldModel
+    from open4m.eval.runner import evaluate, load_folder, write_json
 
-    tasks = parse_tasks(args.tasks)
+    tasks = task_names(args.tasks)
     if args.limit < 1 or args.batch_size < 1:
-        raise ValueError("--limit and --batch-size must be >= 1")
+        raise ConfigError("--limit and --batch-size must be >= 1")
     model = WorldModel.load(args.model)
     if args.data:
-        samples = load_folder(args.data, args.limit)
+        try:
+            samples = load_folder(args.data, args.limit)
+        except FileNotFoundError as err:  # load_folder's own message names the folder and the fix
+            raise NotFound(str(err)) from err
     else:
-        from ..data.synthetic import generate_sample, seed_for
+        from open4m.data.synthetic import generate_sample, seed_for
 
         samples = [generate_sample(seed_for(args.split, i), model.spec.image_size) for i in range(args.limit)]
     result = evaluate(model, samples, tasks, batch_size=args.batch_size, progress=not args.no_progress)
     print(result.table())
     if args.json:
-        print(f"wrote {write_json(result, args.json, {'data': args.data or f'rendered {args.split} split'})}")
+        with path_errors("--json"):
+            written = write_json(result, args.json, {'data': args.data or f'rendered {args.split} split'})
+        print(f"wrote {written}")
     return 0

@@ -13,6 +13,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from open4m.errors import DataError, NotFound
+
+from . import open_image, path_errors
 from .generate import add_tokenizer_option
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -39,15 +42,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def embedding_pipeline(args: argparse.Namespace, conditions: list[str]):
-    from ..generation.pipeline import Pipeline
-    from ..generation.schedules import _resolve
-    from ..model import FourM
+    from open4m.generation.pipeline import Pipeline
+    from open4m.generation.schedules import resolve_modality
+    from open4m.model import FourM
     from .generate import tokenizer_overrides
 
     model = FourM.from_pretrained(args.model)
     size = model.config.image_size
-    conds = [_resolve(c, size, target=False).name for c in conditions]
-    target = _resolve(args.target, size, target=True).name
+    conds = [resolve_modality(c, size, target=False).name for c in conditions]
+    target = resolve_modality(args.target, size, target=True).name
     folder, named = tokenizer_overrides(args.tokenizers)
     spec = ",".join(conds) + "->" + target
     return Pipeline(spec, model, named, tokenizer_folder=folder, schemes="roar", steps=1, temps=args.temps,
@@ -56,24 +59,24 @@ def embedding_pipeline(args: argparse.Namespace, conditions: list[str]):
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
-    from PIL import Image
     from tqdm.auto import tqdm
 
-    from ..generation.retrieval import GalleryIndex, predict_embeddings
-    from ..modalities import Kind
+    from open4m.generation.retrieval import GalleryIndex, predict_embeddings
+    from open4m.modalities import Kind
 
     if not args.images.is_dir():
-        raise FileNotFoundError(f"--images {args.images} is not a folder")
+        raise NotFound(f"--images {args.images} is not a folder")
     files = sorted(p for p in args.images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise ValueError(f"{args.images} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise DataError(f"--images {args.images} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     pipe, (cond,) = embedding_pipeline(args, [args.modality])
     vectors = []
     for path in tqdm(files, desc="indexing", unit="image"):
-        image = Image.open(path)
+        image = open_image(path, "--images: file")
         value = image if pipe.model.modality_info[cond].kind is Kind.PIXELS else np.asarray(image)
         vectors.append(predict_embeddings(pipe, {cond: value}, seed=args.seed))
     index = GalleryIndex.build(vectors, [p.name for p in files])
-    index.save(args.out)
+    with path_errors("--out"):
+        index.save(args.out)
     print(f"indexed {len(files)} images ({index.vectors.shape[1]}-d) into {args.out}")
     return 0

@@ -19,6 +19,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from open4m.errors import ConfigError, DataError, NotFound
+
+from . import open_image, path_errors
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="generate modalities from others with a FourM model",
@@ -63,12 +67,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def _parse_inputs(items: list[str]) -> dict[str, str]:
+def parse_inputs(items: list[str]) -> dict[str, str]:
+    """--input NAME=VALUE items -> {name: value} (values stay strings: paths or text)."""
     out = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise ValueError(f"--input {item!r}: write NAME=VALUE, e.g. rgb=photo.jpg or caption='a red car'")
+            raise ConfigError(f"--input {item!r}: write NAME=VALUE, e.g. rgb=photo.jpg or caption='a red car'")
         out[name.strip()] = value
     return out
 
@@ -87,52 +92,54 @@ def tokenizer_overrides(items: list[str]) -> tuple[Path | None, dict[str, str | 
         name, sep, value = item.partition("=")
         if sep:
             if not name.strip() or not value.strip():
-                raise ValueError(f"--tokenizers {item!r}: write NAME=PATH_OR_ID (e.g. depth=my_depth_tokenizer/)")
+                raise ConfigError(f"--tokenizers {item!r}: write NAME=PATH_OR_ID (e.g. depth=my_depth_tokenizer/)")
             named[name.strip()] = None if value.strip().lower() == "none" else value.strip()
         elif folder is not None:
-            raise ValueError("--tokenizers names two folders; give one folder, plus NAME=PATH for single modalities")
+            raise ConfigError("--tokenizers names two folders; give one folder, plus NAME=PATH for single modalities")
         else:
             folder = Path(item)
             if not folder.is_dir():
-                raise FileNotFoundError(f"--tokenizers {item}: no such folder (for one modality write NAME=PATH)")
+                raise NotFound(f"--tokenizers {item}: no such folder (for one modality write NAME=PATH)")
     return folder, named
 
 
-def _value(name: str, raw: str, model):
+def input_value(name: str, raw: str, model):
     """A file path becomes an image (or a .npy array); text stays text for sequences."""
     import numpy as np
 
-    from ..modalities import Kind
+    from open4m.modalities import Kind
 
     kind = model.modality_info[name].kind
     if kind is Kind.SEQUENCE:
         return raw
     path = Path(raw)
     if not path.exists():
-        raise FileNotFoundError(f"--input {name}={raw}: no such file")
+        raise NotFound(f"--input {name}={raw}: no such file")
     if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False)
-    from PIL import Image
-
-    img = Image.open(path)
+        try:
+            return np.load(path, allow_pickle=False)
+        except ValueError as err:  # not an .npy file, or one holding Python objects
+            raise DataError(f"--input {name}={raw}: not a plain NumPy array file ({err})") from err
+    img = open_image(path, f"--input {name}=")
     return img if kind is Kind.PIXELS else np.asarray(img)
 
 
 def run(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
 
-    from ..generation.pipeline import Pipeline
-    from ..generation.schedules import _resolve
-    from ..model import FourM
+    from open4m.atomic import atomic_write
+    from open4m.generation.pipeline import Pipeline
+    from open4m.generation.schedules import resolve_modality
+    from open4m.model import FourM
 
+    raw_inputs = parse_inputs(args.input)  # option errors before the (slow) model load
+    folder, named = tokenizer_overrides(args.tokenizers)
     model = FourM.from_pretrained(args.model, revision=args.revision, dtype=None)
     size = model.config.image_size
-    raw_inputs = _parse_inputs(args.input)
-    inputs = {_resolve(n, size, target=False).name: v for n, v in raw_inputs.items()}
-    targets = [_resolve(t.strip(), size, target=True).name for t in args.target.split(",") if t.strip()]
+    inputs = {resolve_modality(n, size, target=False).name: v for n, v in raw_inputs.items()}
+    targets = [resolve_modality(t.strip(), size, target=True).name for t in args.target.split(",") if t.strip()]
     if not targets:
-        raise ValueError("--target is empty; name at least one modality to generate")
-    folder, named = tokenizer_overrides(args.tokenizers)
+        raise ConfigError("--target is empty; name at least one modality to generate")
     spec = ",".join(inputs) + "->" + "->".join(targets)
     options = {k: v for k, v in dict(schemes=args.schemes, tokens=args.tokens, steps=args.steps,
                                      token_schedules=args.token_schedules, temps=args.temps,
@@ -143,15 +150,14 @@ def run(args: argparse.Namespace) -> int:
     pipe = Pipeline(spec, model, named, tokenizer_folder=folder, preset=args.preset, draft_tokens=args.draft_tokens,
                     dense=args.dense, dtype=args.dtype, **options)
     print(pipe.schedule)
-    values = {n: _value(n, v, model) for n, v in inputs.items()}
+    values = {n: input_value(n, v, model) for n, v in inputs.items()}
     out = pipe(values, seed=args.seed, progress=True)
-    written = out.save(args.out)
     all_targets = [*targets, *(pipe.sr_schedule.targets if pipe.sr_schedule else ())]
     tokens = {f"{n}.tensor": e["tensor"].contiguous() for n, e in out.tokens.items() if n in all_targets}
-    tmp = args.out / "tokens.safetensors.tmp"
-    save_file(tokens, str(tmp), metadata={"spec": spec, "seed": str(args.seed)})
-    tmp.replace(args.out / "tokens.safetensors")
-    written.append(args.out / "tokens.safetensors")
+    with path_errors("--out"):
+        written = out.save(args.out)
+        written.append(atomic_write(args.out / "tokens.safetensors", lambda tmp: save_file(
+            tokens, str(tmp), metadata={"spec": spec, "seed": str(args.seed)})))
     undecoded = [t for t in all_targets if t not in out.images and t not in out.texts and t not in out.vectors]
     for name, texts in out.texts.items():
         for i, text in enumerate(texts):

@@ -9,6 +9,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from open4m.errors import ConfigError
+
+from . import path_errors
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tokenize", help="pre-tokenize a modality of an aligned dataset (folders root/<modality>/<key>.<ext> or shards)")
@@ -27,17 +31,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..tokenizers import VQTokenizer, load_tokenizer
-    from ..tokenizers.pretokenize import pretokenize
+    from open4m.tokenizers import VQTokenizer, load_tokenizer
+    from open4m.tokenizers.pretokenize import pretokenize
 
+    if args.n_crops < 1:
+        raise ConfigError("--n-crops must be at least 1")
     tokenizer = load_tokenizer(args.tokenizer, encoder_only=True)  # decoders are not needed to tokenize
     if not isinstance(tokenizer, VQTokenizer):
-        raise ValueError(f"{args.tokenizer} is a text tokenizer; `open4m tokenize` runs image/vector tokenizers")
-    if args.n_crops < 1:
-        raise ValueError("--n-crops must be at least 1")
+        raise ConfigError(f"--tokenizer {args.tokenizer} is a text tokenizer; `open4m tokenize` runs image/vector "
+                          "tokenizers")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer.to(device)
-    report = pretokenize(args.data, args.modality, tokenizer, out_name=args.out_name, n_crops=args.n_crops,
-                                batch_size=args.batch_size, image_size=args.image_size, seed=args.seed)
+    with path_errors("--data"):
+        report = pretokenize(args.data, args.modality, tokenizer, out_name=args.out_name, n_crops=args.n_crops,
+                             batch_size=args.batch_size, image_size=args.image_size, seed=args.seed)
     print(f"wrote {report.written} token files to {report.out_dir} ({report.skipped} already there)")
     return 0
