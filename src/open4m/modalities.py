@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Iterable, Mapping
 
+from .errors import ConfigError, UnknownNameError
+
 
 class Kind(str, Enum):
     """How a modality reaches (or does not reach) the FourM model."""
@@ -79,7 +81,7 @@ class Modality:
 
     def __post_init__(self) -> None:
         if not self.name or any(c.isspace() for c in self.name):
-            raise ValueError(f"modality name {self.name!r} must be non-empty without spaces")
+            raise ConfigError(f"modality name {self.name!r} must be non-empty without spaces")
         object.__setattr__(self, "kind", Kind(self.kind))
         object.__setattr__(self, "shares_vocab_with", tuple(self.shares_vocab_with))
         for name in ("pixel_mean", "pixel_std"):
@@ -90,15 +92,15 @@ class Modality:
             object.__setattr__(self, "id", modality_id(self.name))
         if self.kind in (Kind.IMAGE_TOKENS, Kind.SEQUENCE) and (self.encoder or self.decoder):
             if not self.vocab_size or self.vocab_size <= 0:
-                raise ValueError(f"modality {self.name!r}: a {self.kind.value} modality needs vocab_size > 0")
+                raise ConfigError(f"modality {self.name!r}: a {self.kind.value} modality needs vocab_size > 0")
         if self.kind in (Kind.SEQUENCE, Kind.SEQUENCE_EMBEDDING) and not self.max_tokens:
-            raise ValueError(f"modality {self.name!r}: a {self.kind.value} modality needs max_tokens")
+            raise ConfigError(f"modality {self.name!r}: a {self.kind.value} modality needs max_tokens")
         if self.kind in (Kind.PIXELS, Kind.IMAGE_TOKENS) and not self.patch_size:
-            raise ValueError(f"modality {self.name!r}: an image-like modality needs patch_size")
+            raise ConfigError(f"modality {self.name!r}: an image-like modality needs patch_size")
         if self.kind is Kind.PIXELS and self.decoder:
-            raise ValueError(f"modality {self.name!r}: raw pixels can be an input only (decoder=False)")
+            raise ConfigError(f"modality {self.name!r}: raw pixels can be an input only (decoder=False)")
         if self.kind is Kind.SEQUENCE_EMBEDDING and self.decoder:
-            raise ValueError(f"modality {self.name!r}: sequence embeddings can be an input only")
+            raise ConfigError(f"modality {self.name!r}: sequence embeddings can be an input only")
 
     # -- derived facts -------------------------------------------------------------------
     @property
@@ -127,10 +129,10 @@ class Modality:
     def grid_size(self, default_image_size: int = 224) -> tuple[int, int]:
         """Token grid (rows, cols) of an image-like modality at its (or the model's) resolution."""
         if not self.is_image_like:
-            raise ValueError(f"modality {self.name!r} is a {self.kind.value}, it has no token grid")
+            raise ConfigError(f"modality {self.name!r} is a {self.kind.value}, it has no token grid")
         size = self.image_size or default_image_size
         if size % self.patch_size:
-            raise ValueError(
+            raise ConfigError(
                 f"modality {self.name!r}: image size {size} is not a multiple of its patch size {self.patch_size}"
             )
         n = size // self.patch_size
@@ -142,7 +144,7 @@ class Modality:
             h, w = self.grid_size(default_image_size)
             return h * w
         if self.max_tokens is None:
-            raise ValueError(f"modality {self.name!r} ({self.kind.value}) is not seen by the model")
+            raise ConfigError(f"modality {self.name!r} ({self.kind.value}) is not seen by the model")
         return self.max_tokens
 
     @property
@@ -154,7 +156,7 @@ class Modality:
 _REGISTRY: dict[str, Modality] = {}
 
 
-class UnknownModalityError(KeyError):
+class UnknownModalityError(UnknownNameError):
     """Raised for a modality name that is not registered; the message suggests the fix."""
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it readable
@@ -169,13 +171,13 @@ def register(modality: Modality, *, overwrite: bool = False) -> Modality:
     """
     existing = _REGISTRY.get(modality.name)
     if existing is not None and existing != modality and not overwrite:
-        raise ValueError(
+        raise ConfigError(
             f"modality {modality.name!r} is already registered with different fields; "
             "pass overwrite=True to replace it or pick another name"
         )
     for other in _REGISTRY.values():
         if other.name != modality.name and other.id == modality.id:
-            raise ValueError(f"modality id {modality.id} of {modality.name!r} collides with {other.name!r}; rename it")
+            raise ConfigError(f"modality id {modality.id} of {modality.name!r} collides with {other.name!r}; rename it")
     _REGISTRY[modality.name] = modality
     return modality
 
@@ -212,7 +214,7 @@ def from_spec(spec: Mapping) -> Modality:
     known = {f.name for f in dataclasses.fields(Modality)}
     unknown = sorted(set(spec) - known)
     if unknown:
-        raise ValueError(f"modality spec {spec.get('name')!r} has unknown fields {unknown}")
+        raise ConfigError(f"modality spec {spec.get('name')!r} has unknown fields {unknown}")
     return Modality(**spec)
 
 
@@ -236,7 +238,7 @@ def register_specs(specs: Iterable[Mapping], *, source: str = "checkpoint") -> l
         if existing is not None and existing != mod:
             diff = [f"{f.name}: registered {getattr(existing, f.name)!r}, {source} {getattr(mod, f.name)!r}"
                     for f in dataclasses.fields(Modality) if getattr(existing, f.name) != getattr(mod, f.name)]
-            raise ValueError(f"{source} defines modality {mod.name!r} differently from the registered entry "
+            raise ConfigError(f"{source} defines modality {mod.name!r} differently from the registered entry "
                              f"({'; '.join(diff)}); unregister it (open4m.modalities.unregister) or load in a fresh "
                              f"process")
         register(mod)

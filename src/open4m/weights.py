@@ -14,19 +14,19 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 
+from .errors import CheckpointError, NotFound
+
 __all__ = ["CheckpointError", "read_safetensors", "weights_and_config", "WEIGHTS_NAME", "CONFIG_NAME"]
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded as asked; the message says why and what to do."""
 
 def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and metadata of a safetensors file, with a readable error for corrupt files."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint file at {path}")
+        raise NotFound(f"no checkpoint file at {path}")
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = dict(f.metadata() or {})
@@ -46,7 +46,7 @@ def weights_and_config(path: Path) -> tuple[Path, dict[str, Any] | None]:
     if not weights.is_file():
         candidates = sorted(path.glob("*.safetensors"))
         if len(candidates) != 1:
-            raise FileNotFoundError(
+            raise NotFound(
                 f"{path} has no {WEIGHTS_NAME}" + (f" (found {[c.name for c in candidates]})" if candidates else "")
                 + "; point at the .safetensors file itself"
             )

@@ -20,6 +20,7 @@ import torch
 from .. import modalities
 from ..batch import ModalityBatch
 from ..data.masking import SpecialTokens
+from ..errors import ConfigError, DataError
 from ..modalities import Kind, Modality
 
 
@@ -32,12 +33,12 @@ def _positions(mod: Modality, tensor: torch.Tensor, image_size: int) -> int:
     if mod.kind is Kind.PIXELS:
         size = mod.image_size or image_size
         if tensor.dim() != 4 or tuple(tensor.shape[-2:]) != (size, size):
-            raise ValueError(f"{mod.name}: expected pixels (B, {mod.num_channels or 3}, {size}, {size}), got "
+            raise DataError(f"{mod.name}: expected pixels (B, {mod.num_channels or 3}, {size}, {size}), got "
                              f"{tuple(tensor.shape)}; resize the image to {size}x{size} first")
         return mod.num_tokens(image_size)
     n = mod.num_tokens(image_size)
     if tensor[0].numel() != n:
-        raise ValueError(f"{mod.name}: expected {n} tokens per sample ({mod.grid_size(image_size)} grid), "
+        raise DataError(f"{mod.name}: expected {n} tokens per sample ({mod.grid_size(image_size)} grid), "
                          f"got shape {tuple(tensor.shape)}")
     return n
 
@@ -52,9 +53,9 @@ def full_input(name: str, tensor: torch.Tensor, *, valid: torch.Tensor | None = 
     """
     mod = modalities.get(name)
     if not mod.encoder:
-        raise ValueError(f"{name} ({mod.kind.value}) cannot be a model input; tokenize it into its tok_ form first")
+        raise ConfigError(f"{name} ({mod.kind.value}) cannot be a model input; tokenize it into its tok_ form first")
     if tensor.dim() < 2:
-        raise ValueError(f"{name}: expected a batch (first dimension = batch size), got shape {tuple(tensor.shape)}; "
+        raise DataError(f"{name}: expected a batch (first dimension = batch size), got shape {tuple(tensor.shape)}; "
                          "add a batch dimension with tensor[None]")
     b, dev = tensor.shape[0], tensor.device
     if mod.is_image_like:
@@ -72,7 +73,7 @@ def full_input(name: str, tensor: torch.Tensor, *, valid: torch.Tensor | None = 
             valid = torch.ones(tensor.shape[:2], dtype=torch.bool, device=dev)
         hidden = ~valid.bool()
     if mod.is_sequence and tensor.shape[1] > (mod.max_tokens or tensor.shape[1]):
-        raise ValueError(f"{name}: {tensor.shape[1]} positions but at most {mod.max_tokens} fit the model; truncate it")
+        raise DataError(f"{name}: {tensor.shape[1]} positions but at most {mod.max_tokens} fit the model; truncate it")
     return _entry(tensor, hidden, torch.ones_like(hidden))
 
 
@@ -86,7 +87,7 @@ def empty_target(name: str, batch_size: int, num_tokens: int | None = None, *, d
     """
     mod = modalities.get(name)
     if not mod.decoder:
-        raise ValueError(f"{name} ({mod.kind.value}) cannot be generated; generate its tok_ form instead")
+        raise ConfigError(f"{name} ({mod.kind.value}) cannot be generated; generate its tok_ form instead")
     if mod.kind is Kind.IMAGE_TOKENS:
         n = mod.num_tokens(image_size)
         tensor = torch.zeros(batch_size, n, dtype=torch.long, device=device)
@@ -94,7 +95,7 @@ def empty_target(name: str, batch_size: int, num_tokens: int | None = None, *, d
                       torch.zeros(batch_size, n, dtype=torch.bool, device=device))
     n = num_tokens if num_tokens is not None else mod.max_tokens
     if not 3 <= n <= mod.max_tokens:
-        raise ValueError(f"{name}: a sequence target needs 3..{mod.max_tokens} positions (start sentinel, tokens, "
+        raise ConfigError(f"{name}: a sequence target needs 3..{mod.max_tokens} positions (start sentinel, tokens, "
                          f"end sentinel), got {n}")
     tensor = torch.full((batch_size, n), special.pad, dtype=torch.long, device=device)
     tensor[:, :2] = special.sentinel(1)

@@ -37,6 +37,7 @@ from .placeholders import blank, empty_target, from_token_lists, full_input
 from .sampling import sample_tokens
 from .schedules import GenerationSchedule, ScheduleStep
 from .speculative import DraftLength, causal_block_mask, drafts_tensor, lookup_draft, verify
+from ..errors import ConfigError, DataError
 
 Condition = torch.Tensor | Mapping[str, torch.Tensor]
 PADDING_SLACK = 1.25  # encode guidance passes as one batch while padding adds at most 25% tokens
@@ -96,7 +97,7 @@ def _remaining(entry: Mapping[str, torch.Tensor], name: str) -> tuple[torch.Tens
     todo = ~entry["target_mask"]
     counts = todo.sum(dim=1)
     if bool((counts != counts[0]).any()):
-        raise ValueError(f"{name}: the rows of the batch have different numbers of positions left to generate "
+        raise DataError(f"{name}: the rows of the batch have different numbers of positions left to generate "
                          f"({counts.tolist()}); generate them in separate batches")
     n = int(counts[0])
     order = torch.sort(entry["target_mask"].to(torch.uint8), dim=1, stable=True).indices[:, :n]
@@ -110,7 +111,7 @@ class Sampler:
         """`draft_tokens`: most guessed tokens one autoregressive decoder pass verifies
         (speculative decoding, `open4m.generation.speculative`); 0 decodes one token per pass."""
         if isinstance(draft_tokens, bool) or not isinstance(draft_tokens, int) or draft_tokens < 0:
-            raise ValueError(f"draft_tokens={draft_tokens!r}: give a count >= 0 (0 turns speculative decoding off)")
+            raise ConfigError(f"draft_tokens={draft_tokens!r}: give a count >= 0 (0 turns speculative decoding off)")
         self.model = model
         self.special = special
         self.image_size = model.config.image_size
@@ -129,11 +130,11 @@ class Sampler:
         for name, value in conditions.items():
             if name not in model.encoder_embeddings:
                 modalities.get(name)  # unknown names raise with suggestions
-                raise ValueError(f"this model cannot take {name!r} as input; its inputs are {model.input_modalities}")
+                raise ConfigError(f"this model cannot take {name!r} as input; its inputs are {model.input_modalities}")
             if isinstance(value, Mapping):
                 missing = {"tensor", "input_mask", "target_mask"} - set(value)
                 if missing:
-                    raise ValueError(f"condition {name!r}: a token-dict entry needs {sorted(missing)}; "
+                    raise DataError(f"condition {name!r}: a token-dict entry needs {sorted(missing)}; "
                                      "or pass the bare tensor and the masks are built for you")
                 entry = {k: v.to(device) for k, v in value.items()}
                 entry.setdefault("decoder_attention_mask", torch.zeros_like(entry["input_mask"], dtype=torch.int32))
@@ -143,16 +144,16 @@ class Sampler:
         sizes = {n: e["tensor"].shape[0] for n, e in mod_dict.items()}
         if batch_size is None:
             if not sizes:
-                raise ValueError("no conditions given: pass batch_size for unconditional generation")
+                raise ConfigError("no conditions given: pass batch_size for unconditional generation")
             batch_size = next(iter(sizes.values()))
         wrong = {n: b for n, b in sizes.items() if b != batch_size}
         if wrong:
-            raise ValueError(f"conditions {wrong} do not have batch size {batch_size}; give every condition the same batch")
+            raise DataError(f"conditions {wrong} do not have batch size {batch_size}; give every condition the same batch")
         for target in schedule.targets:
             if target in mod_dict:
-                raise ValueError(f"{target!r} is both a condition and a target; drop it from one of them")
+                raise ConfigError(f"{target!r} is both a condition and a target; drop it from one of them")
             if target not in model.decoder_embeddings:
-                raise ValueError(f"this model cannot generate {target!r}; its outputs are {model.output_modalities}")
+                raise ConfigError(f"this model cannot generate {target!r}; its outputs are {model.output_modalities}")
             first = schedule.steps_for(target)[0]
             n = first.num_tokens if first.scheme == "autoregressive" else None
             mod_dict[target] = empty_target(target, batch_size, n, device=device, special=self.special,
@@ -190,7 +191,7 @@ class Sampler:
             return [mod_dict], None
         missing = [c for c in step.cfg_conditions if c not in mod_dict]
         if missing:
-            raise ValueError(f"guidance on {missing}, which are neither given nor generated yet")
+            raise ConfigError(f"guidance on {missing}, which are neither given nor generated yet")
         uncond = {n: blank(n, e, self.special) if n in step.cfg_conditions else e for n, e in mod_dict.items()}
         if isinstance(step.cfg_scale, tuple):
             conds = [{**uncond, c: mod_dict[c]} for c in step.cfg_conditions]
@@ -225,7 +226,7 @@ class Sampler:
         name, entry = step.target, mod_dict[step.target]
         order, left = _remaining(entry, name)
         if step.num_tokens > left:
-            raise ValueError(f"{name}: the step commits {step.num_tokens} tokens but only {left} are left to generate")
+            raise DataError(f"{name}: the step commits {step.num_tokens} tokens but only {left} are left to generate")
         if step.scheme == "roar":
             # Random positions among the remaining ones, drawn per row from the caller's generator.
             noise = torch.rand(order.shape, generator=generator, device=order.device)

@@ -41,6 +41,7 @@ from .embeddings import (
     build_encoder_embedding,
 )
 from .layers import DecoderBlock, EncoderBlock, LayerNorm, _BlockOptions
+from ..errors import ConfigError, DataError
 
 
 @dataclass
@@ -136,7 +137,7 @@ class FourM(nn.Module):
             for m in config.domains_out if self.modality_info[m].decoder
         })
         if not self.encoder_embeddings:
-            raise ValueError(f"none of domains_in={config.domains_in} can be a model input")
+            raise ConfigError(f"none of domains_in={config.domains_in} can be a model input")
 
         opts = _BlockOptions(dim, config.num_heads, config.mlp_hidden_dim, config.act_layer, config.gated_mlp,
                              config.qkv_bias, config.proj_bias, config.mlp_bias, config.norm_bias, config.qk_norm)
@@ -207,7 +208,7 @@ class FourM(nn.Module):
     def _check_batch(self, mod_dict: Mapping[str, Mapping[str, torch.Tensor]], validate: bool) -> None:
         unknown = [m for m in mod_dict if m not in self.encoder_embeddings and m not in self.decoder_embeddings]
         if unknown:
-            raise ValueError(
+            raise DataError(
                 f"this model has no embedding for modality {unknown}; its inputs are {self.input_modalities} "
                 f"and its outputs {self.output_modalities}. Drop those entries or use a model trained on them."
             )
@@ -231,7 +232,7 @@ class FourM(nn.Module):
             blocked.append(d["input_mask"])
             ids.append(torch.full_like(d["input_mask"], self.modality_info[name].id, dtype=torch.long))
         if not xs:
-            raise ValueError(f"the batch has none of this model's input modalities {self.input_modalities}")
+            raise DataError(f"the batch has none of this model's input modalities {self.input_modalities}")
         x, emb, mask, mod_ids = (torch.cat(t, dim=1) for t in (xs, embs, blocked, ids))
         if num_encoder_tokens is None:
             num_encoder_tokens = max(int((~mask).sum(dim=1).max()), 1)
@@ -273,7 +274,7 @@ class FourM(nn.Module):
                 attn.append(dam[:, :-1])
             ids.append(torch.full_like(blocked[-1], self.modality_info[name].id, dtype=torch.long))
         if not xs:
-            raise ValueError(f"the batch has none of this model's output modalities {self.output_modalities}")
+            raise DataError(f"the batch has none of this model's output modalities {self.output_modalities}")
         x, emb, mask, tgt, dam, mod_ids = (torch.cat(t, dim=1) for t in (xs, embs, blocked, targets, attn, ids))
         keep = _keep_order(mask, num_decoder_tokens)
         x, emb, mask, tgt, dam, mod_ids = (_gather(t, keep) for t in (x, emb, mask, tgt, dam, mod_ids))
@@ -329,7 +330,7 @@ class FourM(nn.Module):
         official training behaviour; it only matters when `decoder_sep_mask` is off).
         """
         if loss_type not in ("mod", "modality", "token"):
-            raise ValueError(f"loss_type must be 'mod' or 'token', got {loss_type!r}")
+            raise ConfigError(f"loss_type must be 'mod' or 'token', got {loss_type!r}")
         self._check_batch(mod_dict, validate)
         order = [m for m in mod_dict if m in self.decoder_embeddings]
         if shuffle_decoder_modalities:

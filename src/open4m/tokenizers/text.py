@@ -17,6 +17,8 @@ from typing import Iterable, Iterator, Sequence
 
 import torch
 
+from ..errors import CheckpointError, ConfigError, DataError, NotFound
+
 __all__ = ["TextTokenizer", "COCO_CLASSES", "special_token_layout", "NUM_SENTINELS", "NUM_BINS", "NUM_VALUE_KINDS"]
 
 NUM_SENTINELS = 200
@@ -104,7 +106,7 @@ class TextTokenizer:
         for idx in (0, 1, 2, 3, 4, 203, 204, 1203, 1204, 2204, 3204, 4203, 4204, 4283):
             got = self.backend.id_to_token(idx)
             if got != expected[idx][0]:
-                raise ValueError(
+                raise CheckpointError(
                     f"vocabulary mismatch: id {idx} is {got!r}, 4M expects {expected[idx][0]!r}; "
                     "this is not a 4M-layout WordPiece tokenizer (train one with TextTokenizer.train)"
                 )
@@ -152,11 +154,11 @@ class TextTokenizer:
         if path.is_dir():
             path = path / TOKENIZER_FILE
             if not path.exists():
-                raise FileNotFoundError(f"{path.parent} holds no {TOKENIZER_FILE}")
+                raise NotFound(f"{path.parent} holds no {TOKENIZER_FILE}")
         try:
             backend = Tokenizer.from_file(str(path))
         except Exception as err:  # the Rust library raises its own exception type for bad JSON
-            raise ValueError(f"{path} is not a readable tokenizers JSON file ({err})") from None
+            raise CheckpointError(f"{path} is not a readable tokenizers JSON file ({err})") from None
         return cls(backend)
 
     def save_pretrained(self, path: str | os.PathLike) -> Path:
@@ -185,10 +187,10 @@ class TextTokenizer:
         from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
         if tuple(class_names) != COCO_CLASSES:
-            raise ValueError("the 4M id layout fixes the class tokens to the 80 COCO names")
+            raise ConfigError("the 4M id layout fixes the class tokens to the 80 COCO names")
         n_fixed = len(special_token_layout(class_names))
         if vocab_size <= n_fixed:
-            raise ValueError(f"vocab_size must exceed the {n_fixed} fixed tokens, got {vocab_size}")
+            raise ConfigError(f"vocab_size must exceed the {n_fixed} fixed tokens, got {vocab_size}")
         backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
         backend.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
                                                         strip_accents=None, lowercase=True)
@@ -200,7 +202,7 @@ class TextTokenizer:
         if files is not None:
             missing = [f for f in files if not Path(f).exists()]
             if missing:
-                raise FileNotFoundError(f"corpus files not found: {missing[:5]}")
+                raise NotFound(f"corpus files not found: {missing[:5]}")
             backend.train(files, trainer=trainer)
         else:
             backend.train_from_iterator(_strings(corpus), trainer=trainer)
@@ -218,5 +220,5 @@ def _as_files(corpus) -> list[str] | None:
 def _strings(corpus: Iterable[str]) -> Iterator[str]:
     for item in corpus:
         if not isinstance(item, str):
-            raise ValueError(f"a text corpus must yield strings, got {type(item).__name__}")
+            raise DataError(f"a text corpus must yield strings, got {type(item).__name__}")
         yield item
