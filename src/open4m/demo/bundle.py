@@ -25,6 +25,7 @@ import torch
 from . import world
 from .world import IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldSpec
 from ..atomic import write_text_atomic
+from ..errors import NotFound
 
 SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "world64"
 _FILES = ("world.json", "model.safetensors", "tokenizers.json")
@@ -32,7 +33,7 @@ _LEGACY_FILES = ("world.json", "fourm.safetensors", "text_tokenizer.json",
                  *(f"tok_{b}.safetensors" for b in IMAGE_MODALITIES))
 
 
-class MissingModelError(FileNotFoundError):
+class MissingModelError(NotFound):
     """No bundle where one was expected; the message says how to make one."""
 
 
