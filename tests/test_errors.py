@@ -21,11 +21,12 @@ def test_each_error_is_also_the_builtin_it_replaces(cls, builtin):
 
 
 def test_library_error_classes_join_the_hierarchy():
+    from open4m.demo.bundle import MissingModelError
     from open4m.hub import HubFileMissing
     from open4m.modalities import UnknownModalityError, get
     from open4m.weights import CheckpointError as WeightsCheckpointError
 
-    assert issubclass(HubFileMissing, NotFound)
+    assert issubclass(HubFileMissing, NotFound) and issubclass(MissingModelError, NotFound)
     assert issubclass(UnknownModalityError, UnknownNameError) and WeightsCheckpointError is CheckpointError
     with pytest.raises(UnknownNameError, match="Did you mean 'depth'"):
         get("dpeth")
