@@ -293,14 +293,14 @@ class _RGB(torch.utils.data.Dataset):
         return len(self.arrays)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        from open4m.demo import world
+        from open4m.data.synthetic import world
 
         return world.to_model_form("rgb", self.arrays[i])
 
 
 def world_divae(work: Path, recipe: WorldRecipe, *, progress: bool = True) -> tuple[Any, dict[str, Any]]:
     """The world DiVAE of ``recipe``: trained into ``work/divae_<key>`` or loaded from there."""
-    from open4m.demo.recipe import render_world
+    from open4m.data.synthetic.world import render_world
     from open4m.tokenizers import DiVAE
     from open4m.tokenizers.training import TrainConfig, build_tokenizer, train_tokenizer
 
@@ -331,7 +331,7 @@ def world_divae(work: Path, recipe: WorldRecipe, *, progress: bool = True) -> tu
 @torch.no_grad()
 def vqvae_baseline(x: torch.Tensor, originals: np.ndarray, timing_images: int) -> dict[str, Any]:
     """The world's shipped VQ-VAE RGB tokenizer: encode + decode the held-out scenes."""
-    from open4m.demo.bundle import load_tokenizers
+    from open4m.sources.world import load_tokenizers
 
     spec, toks, _, _ = load_tokenizers()
     tok = toks["rgb"]
@@ -353,7 +353,7 @@ def run_world(work: Path, recipe: WorldRecipe, *, steps: Sequence[int], samplers
               eval_scenes: int, timing_images: int = 4, baseline: bool = True, grid_scenes: int = 4,
               grid_steps: Sequence[int] = GRID_STEPS, progress: bool = True) -> dict[str, Any]:
     """Train (or load) the world DiVAE, decode ``eval_scenes`` val scenes every way; rows, info, grid path."""
-    from open4m.demo.recipe import render_world
+    from open4m.data.synthetic.world import render_world
 
     work.mkdir(parents=True, exist_ok=True)
     tok, info = world_divae(work, recipe, progress=progress)

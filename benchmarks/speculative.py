@@ -23,7 +23,7 @@ import torch
 def main() -> None:
     from open4m.data.synthetic import generate_sample, seed_for
     from open4m.demo import WorldModel
-    from open4m.demo.world import SEQUENCE_MODALITIES
+    from open4m.data.synthetic.world import SEQUENCE_MODALITIES
     from open4m.generation import sampler as sampler_module
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -1,7 +1,5 @@
 import filecmp
 import io
-import itertools
-import json
 import tarfile
 import warnings
 from pathlib import Path
@@ -13,7 +11,6 @@ from open4m.atomic import write_atomic
 from open4m.data import codecs
 from open4m.data.formats import (CorruptFileWarning, FolderDataset, ShardDataset, folder_to_shards,
                                  shards_to_folder)
-from open4m.data.mixture import Mixture, TextCorpus
 from open4m.data.synthetic import write_dataset
 
 
@@ -123,20 +120,6 @@ def test_shards_stream_decoded_and_split_across_workers(tmp_path, world):
     assert sorted(s["__key__"] for s in loader) == sorted(ref)  # each shard read by exactly one worker
 
 
-def test_text_corpus_and_mixture(tmp_path, world):
-    (tmp_path / "a.txt").write_text("first line\n\nsecond line\n")
-    (tmp_path / "b.jsonl").write_text(json.dumps({"text": "third"}) + "\n")
-    corpus = TextCorpus([tmp_path / "a.txt", tmp_path / "b.jsonl"])
-    assert [s["caption"] for s in corpus] == ["first line", "second line", "third"]
-    mix = Mixture([FolderDataset(world), corpus], weights=[3, 1], seed=0)
-    draws = list(itertools.islice(mix, 400))
-    share = np.mean([d["__source__"] == 1 for d in draws])
-    assert 0.17 < share < 0.33
-    assert all(set(d) == {"__key__", "caption", "__source__"} for d in draws if d["__source__"] == 1)
-    with pytest.raises(ValueError, match="one weight per source"):
-        Mixture([corpus], [1, 2])
-
-
 def test_corrupt_bytes_in_shards_are_skipped(tmp_path, world):
     folder_to_shards(world, tmp_path / "s", samples_per_shard=10, progress=False)
     tar_path = tmp_path / "s" / "rgb" / "shard-00000.tar"
@@ -162,11 +145,3 @@ def test_shards_stream_through_pipe_urls(tmp_path, world):
     ds = ShardDataset(f"pipe:cat {tmp_path / 's'}", ["rgb", "caption"], num_shards=index["num_shards"])
     got = {s["__key__"]: s["caption"] for s in ds}
     assert got == {s["__key__"]: s["caption"] for s in FolderDataset(world, modalities=["caption"])}
-
-
-def test_text_corpus_deals_lines_to_workers(tmp_path):
-    import torch
-
-    (tmp_path / "c.txt").write_text("\n".join(f"line {i}" for i in range(10)))
-    loader = torch.utils.data.DataLoader(TextCorpus(tmp_path), batch_size=None, num_workers=2)
-    assert sorted(s["caption"] for s in loader) == sorted(f"line {i}" for i in range(10))

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from open4m import modalities
+from open4m.data.batches import batch_loader
 from open4m.data.formats import FolderDataset
 from open4m.data.loader import TokenizingDataset, codec_input
 from open4m.data.masking import AlphaMixture, DirichletMasking
@@ -17,7 +18,6 @@ from open4m.tokenizers import TextTokenizer
 from open4m.tokenizers.config import VQVAEConfig
 from open4m.tokenizers.presets import official_config
 from open4m.tokenizers.training import build_tokenizer
-from open4m.train.data import batch_loader
 
 SEQS = {"caption": "caption", "det": "det", "color_palette": "color_palette", "metadata": "metadata"}
 

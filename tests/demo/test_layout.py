@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 from open4m.data.synthetic import generate_sample, seed_for
 from open4m.demo import WorldModel
 from open4m.demo.bundle import SHIPPED, bundle_missing
-from open4m.demo.world import IMAGE_MODALITIES
+from open4m.data.synthetic.world import IMAGE_MODALITIES
 
 pytestmark = pytest.mark.skipif(bool(bundle_missing(SHIPPED)), reason="no world model shipped in src/open4m/assets")
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from open4m.data.synthetic import generate_sample, seed_for, write_dataset
-from open4m.demo import world
+from open4m.data.synthetic import world
 from open4m.eval.runner import TASKS, _score, edge_f1, load_folder, metadata_error, parse_tasks
 
 

@@ -7,9 +7,8 @@ import shutil
 import pytest
 import torch
 
-from open4m.demo.bundle import SHIPPED
-
 from open4m.finetune.config import from_dict
+from open4m.sources.world import SHIPPED
 
 
 @pytest.fixture(scope="session")

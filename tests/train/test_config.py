@@ -57,14 +57,14 @@ def test_shipped_recipes_load():
     recipes = [p for p in root.glob("*.yaml")]
     assert recipes, "configs/*.yaml missing"
     from open4m.model import preset
-    from open4m.train.data import build_masker
+    from open4m.data.batches import build_masker
 
     for path in recipes:
         cfg = load_config(path)
         assert from_dict(cfg.to_dict()) == cfg
         d = cfg.data
         if d.source == "world":  # the world's modalities come with its tokenizers
-            from open4m.demo.bundle import SHIPPED, bundle_missing, load_tokenizers
+            from open4m.sources.world import SHIPPED, bundle_missing, load_tokenizers
 
             if bundle_missing(SHIPPED):
                 continue

@@ -55,7 +55,7 @@ def test_resume_with_another_global_batch_is_refused(micro):
 def _token_folder(root, names, n, seed):
     import numpy as np
 
-    from open4m.train.data import SyntheticTokens
+    from open4m.sources.synthetic import SyntheticTokens
 
     data = SyntheticTokens(names, n, seed=seed)
     for i in range(n):

@@ -1,9 +1,9 @@
 """Aligned samples → token dicts for training, tokenized on the fly or read pre-tokenized.
 
-Two sources feed the masked batch loader of :mod:`open4m.train.data` (which adds the masking,
-DataLoader workers and (seed, epoch, index) seeding):
+Two kinds of source feed the masked batch loader of :mod:`open4m.data.batches` (which adds the
+masking, DataLoader workers and (seed, epoch, index) seeding):
 
-- pre-tokenized folders or shards (`open4m tokenize` output): :func:`open4m.train.data.build_source`;
+- pre-tokenized folders or shards (`open4m tokenize` output): `open4m.sources.build_source(root, names)`;
 - raw aligned data tokenized per sample: :class:`TokenizingDataset` below — one aligned crop and
   flip for every image-like modality (so all token grids describe the same view), then each
   modality through its tokenizer (VQ tokenizers for image-like data, the WordPiece tokenizer and

@@ -10,6 +10,9 @@ with no tokenizer arguments and no world code. Weights are stored in float16 to 
 small and loaded back as float32. Bundles of the earlier layout (`fourm.safetensors`,
 `tok_<modality>.safetensors`, `text_tokenizer.json`) still load; `WorldModel.load(old).save(new)`
 converts one. :class:`WorldModel` runs the any-to-any tasks on world arrays.
+
+Reading a bundle's tokenizers (`load_tokenizers`, `bundle_missing`, `SHIPPED`) is what the world
+source needs too, so it lives in the library (`open4m.sources.world`); this module re-exports it.
 """
 
 from __future__ import annotations
@@ -22,19 +25,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from . import world
-from .world import IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldSpec
 from ..atomic import write_text_atomic
-from ..errors import NotFound
+from ..data.synthetic import world
+from ..data.synthetic.world import IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldSpec
+# a world model's tokenizers are what the world source reads: they live with it in the library
+from ..sources.world import SHIPPED, MissingModelError, bundle_missing, is_legacy, load_tokenizers
 
-SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "world64"
-_FILES = ("world.json", "model.safetensors", "tokenizers.json")
-_LEGACY_FILES = ("world.json", "fourm.safetensors", "text_tokenizer.json",
-                 *(f"tok_{b}.safetensors" for b in IMAGE_MODALITIES))
-
-
-class MissingModelError(NotFound):
-    """No bundle where one was expected; the message says how to make one."""
+__all__ = ["SHIPPED", "MissingModelError", "WorldModel", "bundle_missing", "load_tokenizers", "save_bundle"]
 
 
 def save_bundle(out: str | Path, spec: WorldSpec, model: Any, tokenizers: Mapping[str, Any], text_tok: Any,
@@ -66,67 +63,6 @@ def _half_except_pos_emb(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def _is_legacy(path: Path) -> bool:
-    """A bundle written before the standard layout (its FourM in `fourm.safetensors`)."""
-    return not (path / "model.safetensors").is_file() and (path / "fourm.safetensors").is_file()
-
-
-def bundle_missing(path: str | Path) -> list[str]:
-    """The files a bundle folder lacks (empty when it is complete), in whichever layout it has."""
-    path = Path(path)
-    if _is_legacy(path):
-        return [f for f in _LEGACY_FILES if not (path / f).is_file()]
-    missing = [f for f in _FILES if not (path / f).is_file()]
-    return missing or _unlisted_tokenizers(path)
-
-
-def _unlisted_tokenizers(path: Path) -> list[str]:
-    """The world modalities `tokenizers.json` names no file for, and the listed files that are absent."""
-    from ..hub import Origin
-    from ..tokenizers.resolver import read_manifest
-
-    spec = WorldSpec.from_dict(json.loads((path / "world.json").read_text())["spec"])
-    table = read_manifest(Origin(path))
-    names = [*spec.token_modalities, *spec.sequence_modalities]
-    return ([f"tokenizers.json entry for {n}" for n in names if n not in table]
-            + sorted({table[n] for n in names if n in table and not (path / table[n]).is_file()}))
-
-
-def load_tokenizers(path: str | Path | None = None) -> tuple[WorldSpec, dict[str, Any], Any, dict[str, Any]]:
-    """A bundle's spec (its modalities registered), image tokenizers, text tokenizer and info: all but the FourM."""
-    path = Path(path) if path else SHIPPED
-    missing = bundle_missing(path)
-    if missing:
-        where = "no world model is shipped in this installation" if path == SHIPPED else f"{path} is not a world-model bundle"
-        raise MissingModelError(f"{where} (missing {', '.join(missing)}). Train one from scratch with "
-                                f"`open4m demo --train --out DIR` (about 35 minutes on 2 CPU cores), then run "
-                                f"`open4m demo --model DIR/model`.")
-    meta = json.loads((path / "world.json").read_text())
-    spec = WorldSpec.from_dict(meta["spec"])
-    world.register_modalities(spec)
-    toks, text_tok = _legacy_tokenizers(path) if _is_legacy(path) else _listed_tokenizers(path, spec)
-    return spec, {b: t.float().eval() for b, t in toks.items()}, text_tok, meta
-
-
-def _listed_tokenizers(path: Path, spec: WorldSpec) -> tuple[dict[str, Any], Any]:
-    """The tokenizers `tokenizers.json` lists, through the resolver every open4m model uses (vocabularies checked)."""
-    from ..hub import Origin
-    from ..tokenizers.resolver import TokenizerSet
-
-    vocab = {spec.tok(b): int(spec.codebook_sizes[b]) for b in IMAGE_MODALITIES}
-    vocab.update({name: spec.text_vocab_size for name in spec.sequence_modalities})
-    found = TokenizerSet(origin=Origin(path), registry=False, vocab=vocab)
-    return {b: found.get(spec.tok(b)) for b in IMAGE_MODALITIES}, found.get(spec.sequence_modalities[0])
-
-
-def _legacy_tokenizers(path: Path) -> tuple[dict[str, Any], Any]:
-    """`tok_<modality>.safetensors` and `text_tokenizer.json` of a bundle of the earlier layout."""
-    from ..tokenizers import TextTokenizer, VQVAE
-
-    toks = {b: VQVAE.from_pretrained(path / f"tok_{b}.safetensors") for b in IMAGE_MODALITIES}
-    return toks, TextTokenizer.from_pretrained(path / "text_tokenizer.json")
-
-
 class WorldModel:
     """The FourM of a bundle plus its tokenizers: world arrays in, world arrays/texts out."""
 
@@ -144,7 +80,7 @@ class WorldModel:
 
         path = Path(path) if path else SHIPPED
         spec, toks, text_tok, meta = load_tokenizers(path)
-        fourm = FourM.from_pretrained(path / "fourm.safetensors" if _is_legacy(path) else path).float().eval()
+        fourm = FourM.from_pretrained(path / "fourm.safetensors" if is_legacy(path) else path).float().eval()
         return cls(spec, fourm, toks, text_tok, meta)
 
     def save(self, out: str | Path) -> Path:

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from .world import IMAGE_MODALITIES, WorldSpec
+from ..data.synthetic.world import IMAGE_MODALITIES, WorldSpec
 
 # What each `fourm.data.mixture` of the recipe means, for readers of the card.
 _MIXTURES = {

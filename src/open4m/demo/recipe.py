@@ -1,7 +1,8 @@
 """`open4m demo --train`: the whole world-model recipe from scratch, driven by one YAML file.
 
-world (rendered scenes) -> text tokenizer + one VQ-VAE per image modality -> pre-tokenized folder
--> FourM trained by `open4m.train` with the 4M masking -> a bundle (`open4m.demo.bundle`).
+world (scenes rendered by `open4m.data.synthetic.world.render_world`) -> text tokenizer + one VQ-VAE
+per image modality -> pre-tokenized folder -> FourM trained by `open4m.train` with the 4M masking ->
+a bundle (`open4m.demo.bundle`).
 Everything goes into `out/`; a rerun re-renders the (deterministic) world but reuses finished
 tokenizers, the token folder and the newest FourM checkpoint, so an interrupted run continues.
 """
@@ -10,16 +11,16 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 import yaml
 
-from . import world
-from .world import IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldSpec
+from ..data.synthetic import world
+from ..data.synthetic.world import (IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldData, WorldSpec, encode_images,
+                                    render_world, token_samples)
 
 DEFAULT_RECIPE = Path(__file__).resolve().parents[3] / "configs" / "demo" / "world64.yaml"
 _SECTIONS = ("world", "tokenizers", "text", "fourm")
@@ -31,7 +32,7 @@ _TOKENIZER_LOSS = {"depth": "smooth_l1", "normal": "smooth_l1", "canny_edge": "m
 def load_recipe(path: str | Path | None = None) -> dict[str, Any]:
     """Read and check a recipe (default: the shipped model's `configs/demo/world64.yaml`)."""
     if path is None and not DEFAULT_RECIPE.is_file():  # an installed wheel: the shipped bundle keeps its recipe
-        from .bundle import SHIPPED
+        from ..sources.world import SHIPPED
 
         shipped = SHIPPED / "world.json"
         if shipped.is_file():
@@ -51,44 +52,6 @@ def _checked(recipe: Any, path: Path) -> dict[str, Any]:
     if unknown or missing:
         raise ValueError(f"{path}: unknown sections {unknown}, missing sections {missing}; expected {_SECTIONS}")
     return recipe
-
-
-# -- stage 1: the world ------------------------------------------------------------------------------
-@dataclass
-class WorldData:
-    """Rendered scenes in memory: stacked image arrays and per-sample sequence texts."""
-
-    names: list[str]
-    images: dict[str, np.ndarray]  # base -> (N, H, W[, C])
-    texts: dict[str, list[str]]  # world key -> N strings
-
-
-def _render(job: tuple[int, int]) -> dict[str, Any]:
-    from ..data.synthetic import generate_sample, sample_name
-
-    seed, size = job
-    s = generate_sample(seed, size)
-    return {"name": sample_name(seed), **{b: s[b] for b in IMAGE_MODALITIES},
-            **{k: world.sequence_text(k, s) for k in SEQUENCE_MODALITIES}}
-
-
-def render_world(split: str, n: int, size: int, workers: int = 1, start: int = 0, progress: bool = True) -> WorldData:
-    """Render scenes `start .. start+n-1` of a split (the same seeds give the same scenes everywhere)."""
-    from multiprocessing import get_context
-
-    from tqdm import tqdm
-
-    from ..data.synthetic import seed_for
-
-    jobs = [(seed_for(split, i), size) for i in range(start, start + n)]
-    bar = dict(total=n, desc=f"render {split} scenes", unit="scene", disable=not progress)
-    if workers > 1:
-        with get_context("spawn").Pool(workers) as pool:
-            rows = list(tqdm(pool.imap(_render, jobs, chunksize=16), **bar))
-    else:
-        rows = [_render(j) for j in tqdm(jobs, **bar)]
-    return WorldData([r["name"] for r in rows], {b: np.stack([r[b] for r in rows]) for b in IMAGE_MODALITIES},
-                     {k: [r[k] for r in rows] for k in SEQUENCE_MODALITIES})
 
 
 # -- stage 2: tokenizers ---------------------------------------------------------------------------
@@ -143,16 +106,6 @@ def train_image_tokenizer(base: str, data: WorldData, section: Mapping[str, Any]
     return final
 
 
-@torch.no_grad()
-def encode_images(tokenizer: Any, base: str, arrays: np.ndarray, batch: int = 128) -> np.ndarray:
-    """World arrays -> (N, tokens) int64 token ids."""
-    out = []
-    for i in range(0, len(arrays), batch):
-        x = torch.stack([world.to_model_form(base, a) for a in arrays[i:i + batch]])
-        out.append(tokenizer.encode(x).reshape(len(x), -1).numpy())
-    return np.concatenate(out).astype(np.int64)
-
-
 def text_vocab(texts: Mapping[str, list[str]], extra_words: int) -> Any:
     from ..tokenizers import TextTokenizer
     from ..tokenizers.text import special_token_layout
@@ -162,19 +115,6 @@ def text_vocab(texts: Mapping[str, list[str]], extra_words: int) -> Any:
 
 
 # -- stage 3: pre-tokenized folder and FourM --------------------------------------------------------------
-def token_samples(spec: WorldSpec, data: WorldData, tokens: Mapping[str, np.ndarray],
-                  text_tok: Any) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
-    """(scene name, {modality: array}) per scene: every model modality in the form `open4m train` reads."""
-    for i, name in enumerate(data.names):
-        sample = {spec.rgb_pixels: world.to_model_form("rgb", data.images["rgb"][i]).numpy()}
-        for base in IMAGE_MODALITIES:
-            sample[spec.tok(base)] = tokens[base][i]
-        for key, mod in SEQUENCE_MODALITIES.items():
-            ids = text_tok.encode(data.texts[key][i]).numpy().astype(np.int64)
-            sample[mod] = ids[:world.SEQUENCE_MAX_TOKENS[key] - 2]  # room for [EOS] and a sentinel
-        yield name, sample
-
-
 def write_token_folder(root: Path, spec: WorldSpec, data: WorldData, tokens: Mapping[str, np.ndarray],
                        text_tok: Any) -> None:
     """`root/<modality>/<name>.npy` for every model modality: the layout `open4m train` reads."""

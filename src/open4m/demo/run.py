@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..eval.runner import TASKS, EvalResult, evaluate, write_json
-from . import world
+from ..data.synthetic import world
 from .bundle import WorldModel
 
 TILE = 128

@@ -142,7 +142,7 @@ def evaluate(model: Any, samples: Sequence[Mapping[str, Any]], tasks: Sequence[s
     from tqdm import tqdm
 
     from ..data.synthetic import SEMSEG_CLASSES
-    from ..demo import world
+    from ..data.synthetic import world
 
     tasks = parse_tasks(list(tasks))
     if not samples:
@@ -181,7 +181,7 @@ def evaluate(model: Any, samples: Sequence[Mapping[str, Any]], tasks: Sequence[s
 
 
 def _parsed(key: str, text: str) -> Any:
-    from ..demo import world
+    from ..data.synthetic import world
 
     try:
         return world.parse_text(key, text)
@@ -199,7 +199,7 @@ def _versus(make: Any, preds: Sequence[Any], truths: Sequence[Any], baseline: An
 
 
 def _score(task: str, preds: list[Any], samples: Sequence[Mapping[str, Any]], num_classes: int) -> dict[str, dict]:
-    from ..demo import world
+    from ..data.synthetic import world
 
     if task == "depth":
         gt = np.stack([s["depth"] for s in samples])

@@ -21,7 +21,7 @@ def register_bundle_modalities(init_from: str) -> bool:
     spec_file = folder / "world.json"
     if not spec_file.is_file():
         return False
-    from ..demo.world import WorldSpec, register_modalities
+    from ..data.synthetic.world import WorldSpec, register_modalities
 
     register_modalities(WorldSpec.from_dict(json.loads(spec_file.read_text())["spec"]))
     return True

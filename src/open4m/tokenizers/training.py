@@ -29,9 +29,9 @@ from .config import DiVAEConfig, VQVAEConfig
 from .vq import QuantizerOutput, codebook_stats
 from .vqvae import VQVAE, VQTokenizer
 
-__all__ = ["TrainConfig", "FolderDataset", "build_tokenizer", "train_tokenizer", "reconstruction_loss"]
+# The folder dataset tokenizer training reads is `open4m.sources.images.ImageFiles` (`images:DIR`).
+__all__ = ["TrainConfig", "build_tokenizer", "train_tokenizer", "reconstruction_loss"]
 
-_IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 _LOSSES = ("mse", "l1", "smooth_l1", "cross_entropy", "cosine")
 
 
@@ -76,45 +76,6 @@ def build_tokenizer(kind: str, model_config: dict[str, Any]) -> VQTokenizer:
 
         return DiVAE(DiVAEConfig(**model_config))
     raise ValueError(f"unknown tokenizer kind {kind!r}: use vqvae, divae or mlp (text has its own trainer)")
-
-
-class FolderDataset(Dataset):
-    """Every file of one modality under a folder (any layout, searched recursively), in its natural form.
-
-    Images (.png/.jpg ...) are read with Pillow — 16-bit PNGs as depth in units of the file — and
-    ``.npy`` files hold arrays (depth maps, class maps, feature maps, vectors). Samples are resized
-    or centre-cropped to the tokenizer's image size by its own preprocessing.
-    """
-
-    def __init__(self, root: str | Path, model: VQTokenizer, image_size: int | None = None) -> None:
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise FileNotFoundError(f"data folder {self.root} does not exist")
-        self.files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in _IMAGE_EXT | {".npy"})
-        if not self.files:
-            raise ValueError(f"no image or .npy files under {self.root}")
-        self.pre = copy.copy(model.preprocessor)
-        size = image_size or model.config.image_size
-        if self.pre.input in ("image", "class_map", "depth"):
-            self.pre.size = size
-        elif self.pre.input == "features":  # one feature vector per token: the map is the token grid
-            self.pre.size = size // model.config.patch_size
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        path = self.files[i]
-        if path.suffix == ".npy":
-            arr = np.load(path, allow_pickle=False)
-        else:
-            from PIL import Image
-
-            with Image.open(path) as im:
-                arr = np.asarray(im.convert("RGB") if self.pre.input == "image" else im)
-            if self.pre.input == "depth":
-                arr = arr.astype(np.float32)
-        return self.pre.to_model(arr)[0]
 
 
 def reconstruction_loss(kind: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

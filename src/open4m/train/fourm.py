@@ -18,11 +18,12 @@ import torch
 from torch import nn
 
 from .. import modalities
+from ..data.batches import batch_loader, build_masker
 from ..model import FourM, FourMConfig, load_config, preset
 from ..model.checkpoint import load_state_dict_into, read_safetensors, resolve_checkpoint
+from ..sources import build_recipe_sources
 from . import checkpointing, distributed
 from .config import ModelSection, TrainConfig, save_config
-from .data import batch_loader, build_masker, build_source, build_sources, is_generated
 from .ema import EMA
 from .lora import add_lora, is_lora_parameter, merge_lora
 from .monitor import Monitor, read_metrics, summary_table
@@ -212,16 +213,7 @@ def _train(cfg: TrainConfig, info: distributed.DistInfo) -> TrainResult:
     lr_at(0, total, peak, cfg.optim.warmup, cfg.optim.min_lr)  # a bad schedule fails before any work
 
     # the source first: the world source registers its modalities, which the masker then looks up
-    if d.sources:
-        source = build_sources(d.sources, d.modalities, num_samples=d.num_samples, seed=t.seed,
-                               image_size=d.image_size, folders=d.folders)
-    else:
-        source = build_source(d.source, d.modalities, num_samples=d.num_samples, seed=t.seed,
-                              image_size=d.image_size, folders=d.folders)
-    val_name = d.val_source or (d.source if is_generated(d.source) and not d.sources else None)
-    val_source = None if val_name is None else build_source(
-        val_name, d.modalities, num_samples=d.num_val_samples, seed=t.seed + 1_000_003, image_size=d.image_size,
-        folders=d.folders, split="val")
+    source, val_source = build_recipe_sources(d, seed=t.seed)
     masker = build_masker(d.mixture, d.modalities, alpha=d.alpha, input_tokens=d.input_tokens,
                           target_tokens=d.target_tokens, image_size=d.image_size, input_only=d.input_only,
                           target_only=d.target_only, allow_missing=bool(d.sources))

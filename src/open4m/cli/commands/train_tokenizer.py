@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     if kind == "text":
         return _train_text(args)
 
-    from open4m.tokenizers.training import FolderDataset, TrainConfig, build_tokenizer, train_tokenizer
+    from open4m.sources import ImageFiles
+    from open4m.tokenizers.training import TrainConfig, build_tokenizer, train_tokenizer
 
     model_cfg, train_cfg = recipe["model"], recipe["train"]
     if args.modality:
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         raise
     except (TypeError, ValueError) as err:  # an unknown key or a bad value in the recipe
         raise ConfigError(f"bad setting in the recipe: {err}") from None
-    dataset = FolderDataset(args.data, model)
+    dataset = ImageFiles(args.data, model)
     print(f"training a {kind} tokenizer on {len(dataset)} files from {args.data} -> {args.out}")
     with path_errors("--data/--out"):
         history = train_tokenizer(model, dataset, cfg, args.out, resume=not args.no_resume)

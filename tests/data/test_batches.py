@@ -1,10 +1,12 @@
+"""Masked micro-batches from any source: order, ranks, accumulation, workers and resume (`open4m.data.batches`)."""
+
 import numpy as np
 import pytest
 import torch
 
+from open4m.data.batches import MaskedBatches, StreamBatches, batch_loader, build_masker, sample_batches
 from open4m.data.masking import collate
-from open4m.train.data import (MaskedBatches, StreamBatches, SyntheticTokens, TokenFolder, WeightedSources, batch_loader,
-                               build_masker, build_source)
+from open4m.sources.synthetic import SyntheticTokens
 
 MODS = ["rgb@224", "tok_rgb@224", "tok_semseg@224", "caption", "det"]
 
@@ -16,17 +18,6 @@ def _equal(a, b):
 @pytest.fixture(scope="module")
 def masker():
     return build_masker("symmetric", MODS, input_tokens=24, target_tokens=24)
-
-
-def test_synthetic_samples_are_deterministic_and_valid():
-    src = SyntheticTokens(MODS, 10, seed=3)
-    a, b = src[4], SyntheticTokens(MODS, 10, seed=3)[4]
-    assert torch.equal(a["tok_rgb@224"], b["tok_rgb@224"]) and a["caption"] == b["caption"]
-    assert a["tok_rgb@224"].shape == (196,) and a["tok_rgb@224"].max() < 16384
-    assert a["rgb@224"].shape == (3, 224, 224)
-    assert all(len(chunk) == 5 for chunk in a["det"])
-    with pytest.raises(ValueError, match="tok_"):
-        SyntheticTokens(["depth"], 4)
 
 
 def test_batches_do_not_depend_on_workers(masker):
@@ -57,25 +48,6 @@ def test_epochs_reshuffle(masker):
     order = [batches._index(e, p) for e in range(2) for p in range(6)]
     assert sorted(order[:6]) == sorted(order[6:]) == list(range(6))
     assert order[:6] != order[6:]
-
-
-def test_token_folder_source(tmp_path, masker):
-    src = SyntheticTokens(["tok_rgb@224", "caption"], 5)
-    for i in range(5):
-        (tmp_path / "tok_rgb").mkdir(exist_ok=True)
-        (tmp_path / "caption").mkdir(exist_ok=True)
-        crops = np.stack([src[i]["tok_rgb@224"].numpy(), np.zeros(196, np.int64)])  # `open4m tokenize`: a row per crop
-        np.save(tmp_path / "tok_rgb" / f"{i:03d}.npy", crops if i % 2 else crops[0].reshape(14, 14))
-        np.save(tmp_path / "caption" / f"{i:03d}.npy", np.array(src[i]["caption"]))
-    folder = build_source(str(tmp_path), ["tok_rgb@224", "caption"])
-    assert isinstance(folder, TokenFolder) and len(folder) == 5
-    for i in (2, 3):
-        assert np.array_equal(np.asarray(folder[i]["tok_rgb@224"]).reshape(-1), src[i]["tok_rgb@224"].numpy())
-    m = build_masker("symmetric", ["tok_rgb@224", "caption"], input_tokens=8, target_tokens=8)
-    batch = next(batch_loader(folder, m, 2, seed=0))
-    assert batch["tok_rgb@224"]["tensor"][0].numel() == 196 and len(batch["caption"]["tensor"]) == 2
-    with pytest.raises(FileNotFoundError, match="synthetic"):
-        build_source(str(tmp_path / "nope"), ["caption"])
 
 
 def test_stream_resume_replays_to_the_same_batches(masker):
@@ -112,19 +84,6 @@ def test_rgb_to_all_mixture_half_the_samples_see_only_pixels():
         build_masker("rgb-to-all", ["tok_rgb@224", "caption"])
 
 
-def test_weighted_sources_are_a_pure_function_of_the_index():
-    a = SyntheticTokens(["tok_rgb@224", "caption"], 10, seed=1)
-    b = SyntheticTokens(["caption"], 30, seed=2)
-    mix = WeightedSources([a, b], [3.0, 1.0], seed=0)
-    assert len(mix) == 40
-    first = [repr(mix[k]) for k in range(40)]
-    assert [repr(mix[k]) for k in reversed(range(40))] == first[::-1]  # any order, same items
-    image_share = sum("tok_rgb@224" in mix[k] for k in range(40)) / 40
-    assert 0.55 < image_share < 0.95  # weight 3:1
-    with pytest.raises(ValueError, match="one weight per source"):
-        WeightedSources([a, b], [1.0])
-
-
 def test_caption_only_samples_mix_with_full_ones_in_one_batch():
     names = ["rgb@224", "tok_rgb@224", "caption"]
     masker = build_masker("rgb-to-all", names, input_tokens=24, target_tokens=24, allow_missing=True)
@@ -142,3 +101,14 @@ def test_caption_only_samples_mix_with_full_ones_in_one_batch():
     assert all(torch.equal(full_again[m][k], strict[m][k]) for m in names for k in strict[m])  # complete samples: same
     with pytest.raises(ValueError, match="allow_missing=True"):
         build_masker("symmetric", names)(text[0], np.random.default_rng(0))
+
+
+def test_unmasked_batches_stack_samples_in_the_same_order():
+    """Tokenizer training: batches of plain tensors, a pure function of (seed, k) like masked ones."""
+    images = [torch.full((1, 4, 4), float(i)) for i in range(10)]
+    plain = list(sample_batches(images, 3, seed=5, stop=4))
+    assert [b.shape for b in plain] == [(3, 1, 4, 4)] * 4
+    firsts = [int(b[j, 0, 0, 0]) for b in plain[:3] for j in range(3)]
+    assert sorted(firsts) == sorted(set(firsts))  # an epoch permutation: no repeats within the first 9
+    resumed = list(sample_batches(images, 3, seed=5, start=2, stop=4, num_workers=2))
+    assert all(torch.equal(a, b) for a, b in zip(plain[2:], resumed))

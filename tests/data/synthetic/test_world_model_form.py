@@ -1,10 +1,11 @@
+"""The world in model form (`open4m.data.synthetic.world`): registry entries, conversions, sequence texts."""
+
 import numpy as np
 import pytest
 
 from open4m import modalities
-from open4m.data.synthetic import generate_sample
-from open4m.demo import world
-from open4m.demo.world import IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldSpec
+from open4m.data.synthetic import generate_sample, world
+from open4m.data.synthetic.world import IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldSpec
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""`data.source: world`: procedural scenes tokenized by a bundle's tokenizers, trained on by `open4m train`."""
+"""`data.source: world`: procedural scenes tokenized by a world model's tokenizers, trained on by `open4m train`."""
 
 import json
 import subprocess
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
-from open4m.demo.bundle import SHIPPED, bundle_missing
-from open4m.demo.source import WorldTokens
-from open4m.demo.world import WorldSpec
+from open4m.data.synthetic.world import WorldSpec
+from open4m.sources import build_source
+from open4m.sources.world import SHIPPED, WorldScenes, WorldTokens, bundle_missing
 from open4m.train.config import from_dict, load_config
 from open4m.train.fourm import train
 from open4m.train.monitor import read_metrics
@@ -32,6 +32,17 @@ def test_world_samples_are_deterministic_per_split(tiny_bundle):
     assert not np.array_equal(a[0]["tok_rgb@32"], val[0]["tok_rgb@32"])
     assert a[0]["tok_depth@32"].shape == (16,) and a[0]["rgb@32"].shape == (3, 32, 32)
     assert a[0]["world_caption"].dtype == np.int64 and a[0]["world_caption"].ndim == 1
+
+
+def test_the_registry_builds_the_world_like_any_source(tiny_bundle):
+    names = ["rgb@32", "tok_depth@32", "world_caption"]
+    built = build_source(f"world:{tiny_bundle}", names, num_samples=2, split="val", image_size=32, folders={},
+                         progress=False)
+    direct = WorldTokens(names, 2, bundle=tiny_bundle, split="val", progress=False)
+    assert isinstance(built, WorldTokens) and all(np.array_equal(built[1][m], direct[1][m]) for m in names)
+    scenes = build_source("world:32", family="aligned", num_samples=2, split="val")
+    assert isinstance(scenes, WorldScenes) and scenes[1]["rgb"].shape == (32, 32, 3)
+    assert scenes[1]["caption"] and scenes[0]["__key__"] == "scene_10000000"
 
 
 def test_world_source_errors_name_the_fix(tiny_bundle):
@@ -72,7 +83,7 @@ def test_train_on_world_resumes_exactly_and_exports_a_self_describing_model(tiny
     script = textwrap.dedent(f"""
         import numpy as np, torch
         from open4m.data.synthetic import generate_sample, seed_for
-        from open4m.demo import world
+        from open4m.data.synthetic import world
         from open4m.generation import Sampler, build_schedule
         from open4m.model import FourM
         model = FourM.from_pretrained({str(straight.model_path)!r})

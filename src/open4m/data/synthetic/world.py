@@ -1,25 +1,29 @@
-"""The world model's modalities: names, registry entries and conversions to and from model form.
+"""The procedural world in model form: modality names, registry entries, conversions, rendering.
 
-The demo model works at a small resolution (a 2-core CPU trains it in under an hour), so its
+A *world model* works at a small resolution (a 2-core CPU trains one in under an hour), so its
 image-token modalities get their own registry entries (`tok_depth@64`, ...) with their own token
 grid and vocabulary, and its sequence modalities (`world_caption`, ...) get a vocabulary sized
-to the demo's text tokenizer instead of the official 30k WordPiece one: the embedding tables are
-what would otherwise dominate the shipped weights.
+to the world's text tokenizer instead of the official 30k WordPiece one: the embedding tables are
+what would otherwise dominate the weights.
 
 Depth is tokenized in metres through a fixed affine map (not the official per-image
 standardisation), so the model predicts metric depth that abs-rel/RMSE can score directly.
+
+Rendering many scenes into memory (:func:`render_world`), encoding them with a tokenizer
+(:func:`encode_images`) and assembling model-form samples (:func:`token_samples`) serve both the
+world source (`open4m.sources.world`) and the world recipe (`open4m.demo.recipe`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
 
-from .. import modalities
-from ..modalities import Kind, Modality
+from ... import modalities
+from ...modalities import Kind, Modality
 
 # Image modalities of the procedural world that get a VQ tokenizer, in display order.
 IMAGE_MODALITIES: tuple[str, ...] = ("rgb", "depth", "normal", "semseg", "canny_edge")
@@ -97,7 +101,7 @@ def register_modalities(spec: WorldSpec) -> list[str]:
             existing = modalities.get(m.name)
         except KeyError:
             existing = None
-        # another demo bundle (other vocabulary) may have registered the name in this process: replace it;
+        # another world model (other vocabulary) may have registered the name in this process: replace it;
         # a user's or an official entry under the same name is never replaced
         ours = existing is not None and existing.description.endswith(_TAG)
         modalities.register(m, overwrite=ours)
@@ -148,8 +152,8 @@ def palette_of(sample: Mapping[str, Any]) -> list[list[int]]:
 
 def sequence_text(key: str, sample: Mapping[str, Any]) -> str:
     """The text the model reads/writes for one sequence modality of a world sample."""
-    from ..data.loader import codec_input
-    from ..tokenizers.sequences import CODECS
+    from ...tokenizers.sequences import CODECS
+    from ..loader import codec_input
 
     if key == "caption":
         return sample["caption"]
@@ -167,8 +171,70 @@ def parse_text(key: str, text: str) -> Any:
 
     Malformed generations raise ValueError; callers score them as misses.
     """
-    from ..tokenizers.sequences import CODECS
+    from ...tokenizers.sequences import CODECS
 
     if key == "caption":
         return text
     return CODECS[key].from_text(text)
+
+
+# -- many scenes in model form ------------------------------------------------------------------
+@dataclass
+class WorldData:
+    """Rendered scenes in memory: stacked image arrays and per-sample sequence texts."""
+
+    names: list[str]
+    images: dict[str, np.ndarray]  # base -> (N, H, W[, C])
+    texts: dict[str, list[str]]  # world key -> N strings
+
+
+def _render(job: tuple[int, int]) -> dict[str, Any]:
+    """One scene's image arrays and sequence texts (top level, so worker processes can run it)."""
+    from . import generate_sample, sample_name
+
+    seed, size = job
+    s = generate_sample(seed, size)
+    return {"name": sample_name(seed), **{b: s[b] for b in IMAGE_MODALITIES},
+            **{k: sequence_text(k, s) for k in SEQUENCE_MODALITIES}}
+
+
+def render_world(split: str, n: int, size: int, workers: int = 1, start: int = 0, progress: bool = True) -> WorldData:
+    """Render scenes `start .. start+n-1` of a split (the same seeds give the same scenes everywhere)."""
+    from multiprocessing import get_context
+
+    from tqdm import tqdm
+
+    from . import seed_for
+
+    jobs = [(seed_for(split, i), size) for i in range(start, start + n)]
+    bar = dict(total=n, desc=f"render {split} scenes", unit="scene", disable=not progress)
+    if workers > 1:
+        with get_context("spawn").Pool(workers) as pool:
+            rows = list(tqdm(pool.imap(_render, jobs, chunksize=16), **bar))
+    else:
+        rows = [_render(j) for j in tqdm(jobs, **bar)]
+    return WorldData([r["name"] for r in rows], {b: np.stack([r[b] for r in rows]) for b in IMAGE_MODALITIES},
+                     {k: [r[k] for r in rows] for k in SEQUENCE_MODALITIES})
+
+
+@torch.no_grad()
+def encode_images(tokenizer: Any, base: str, arrays: np.ndarray, batch: int = 128) -> np.ndarray:
+    """World arrays -> (N, tokens) int64 token ids through an image tokenizer's `encode`."""
+    out = []
+    for i in range(0, len(arrays), batch):
+        x = torch.stack([to_model_form(base, a) for a in arrays[i:i + batch]])
+        out.append(tokenizer.encode(x).reshape(len(x), -1).numpy())
+    return np.concatenate(out).astype(np.int64)
+
+
+def token_samples(spec: WorldSpec, data: WorldData, tokens: Mapping[str, np.ndarray],
+                  text_tok: Any) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+    """(scene name, {modality: array}) per scene: every model modality in the form `open4m train` reads."""
+    for i, name in enumerate(data.names):
+        sample = {spec.rgb_pixels: to_model_form("rgb", data.images["rgb"][i]).numpy()}
+        for base in IMAGE_MODALITIES:
+            sample[spec.tok(base)] = tokens[base][i]
+        for key, mod in SEQUENCE_MODALITIES.items():
+            ids = text_tok.encode(data.texts[key][i]).numpy().astype(np.int64)
+            sample[mod] = ids[:SEQUENCE_MAX_TOKENS[key] - 2]  # room for [EOS] and a sentinel
+        yield name, sample

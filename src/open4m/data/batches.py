@@ -1,0 +1,165 @@
+"""From samples to masked training batches, reproducibly and per rank.
+
+A *source* (built by `open4m.sources`) is anything yielding samples (dicts modality -> token ids,
+chunks, pixels or embeddings): a list, a map-style dataset (`len` + indexing: exact resume,
+shuffled per epoch), or an iterable (a shard stream: resumed by replaying). Every masking draw
+uses a numpy Generator seeded by (seed, epoch, sample index), so batch k of a run is a pure
+function of the recipe: workers, restarts and rank counts do not change it.
+
+This sits in `data` beside the masking it applies, below `sources`: it needs nothing from a
+source but `len`/indexing or iteration, so every source, and any list of samples, feeds it.
+
+Global batch layout: optimizer step s consumes `world x accum` micro-batches ("pieces") of
+`batch_size` samples; rank r, micro-step m takes piece `r * accum + m`. Two ranks with
+`accum=1` and one rank with `accum=2` therefore see the same samples with the same masks.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, DataError
+from .masking import OFFICIAL_MIXTURES, AlphaMixture, DirichletMasking, collate, rgb_to_all_mixture
+
+__all__ = ["is_map_style", "build_masker", "MaskedBatches", "StreamBatches", "batch_loader", "sample_batches"]
+
+
+def is_map_style(source: Any) -> bool:
+    """A source with a length and indexing (exact resume, shuffled per epoch) rather than a stream."""
+    return (hasattr(source, "__len__") and hasattr(source, "__getitem__")
+            and not isinstance(source, torch.utils.data.IterableDataset))
+
+
+# ------------------------------------------------------------------------------------------
+# Masking
+# ------------------------------------------------------------------------------------------
+def build_masker(mixture: str, modality_names: Sequence[str], *, alpha: float = 0.5, input_tokens: int = 128,
+                 target_tokens: int = 128, image_size: int = 224, input_only: Sequence[str] = (),
+                 target_only: Sequence[str] = (), allow_missing: bool = False) -> DirichletMasking:
+    if mixture == "symmetric":
+        mix = AlphaMixture.single(list(modality_names), alpha)
+    elif mixture == "rgb-to-all":
+        mix = rgb_to_all_mixture(modality_names, alpha)
+    elif mixture in OFFICIAL_MIXTURES:
+        mix = OFFICIAL_MIXTURES[mixture]
+        absent = [m for m in mix.modalities if m not in modality_names]
+        if absent:
+            raise ConfigError(f"mixture {mixture!r} masks {absent}, which data.modalities lacks; add them or use "
+                             "mixture: symmetric")
+    else:
+        raise ConfigError(f"unknown mixture {mixture!r}: use symmetric, rgb-to-all or one of {sorted(OFFICIAL_MIXTURES)}")
+    return DirichletMasking(mix, input_tokens, target_tokens, image_size=image_size, input_only=input_only,
+                            target_only=target_only, allow_missing=allow_missing)
+
+
+# ------------------------------------------------------------------------------------------
+# Batches
+# ------------------------------------------------------------------------------------------
+class MaskedBatches(torch.utils.data.Dataset):
+    """Item k = this rank's k-th micro-batch from a map-style source, masked; pure function of k.
+
+    Without a masker (`masker=None`) the samples are stacked as they are (`default_collate`): the
+    batches of tokenizer training.
+    """
+
+    def __init__(self, source: Any, masker: DirichletMasking | None, batch_size: int, seed: int, *, rank: int = 0,
+                 world: int = 1, accum: int = 1, shuffle: bool = True) -> None:
+        self.source, self.masker, self.batch_size, self.seed = source, masker, batch_size, seed
+        self.rank, self.world, self.accum, self.shuffle = rank, world, accum, shuffle
+        self.n = len(source)
+        if self.n == 0:
+            raise DataError("the data source is empty; check data.source")
+        self._perm: tuple[int, np.ndarray] | None = None
+
+    def _index(self, epoch: int, pos: int) -> int:
+        if not self.shuffle:
+            return pos
+        if self._perm is None or self._perm[0] != epoch:
+            self._perm = (epoch, np.random.default_rng([self.seed, epoch]).permutation(self.n))
+        return int(self._perm[1][pos])
+
+    def positions(self, k: int) -> range:
+        """Global sample positions (over the concatenation of epochs) of micro-batch k."""
+        step, micro = divmod(k, self.accum)
+        piece = step * self.world * self.accum + self.rank * self.accum + micro
+        return range(piece * self.batch_size, (piece + 1) * self.batch_size)
+
+    def __getitem__(self, k: int) -> dict:
+        masked = []
+        for g in self.positions(k):
+            epoch, pos = divmod(g, self.n)
+            index = self._index(epoch, pos)
+            sample = self.source[index]
+            masked.append(sample if self.masker is None else
+                          self.masker(sample, np.random.default_rng([self.seed, epoch, index])))
+        return _collate(masked, self.masker)
+
+
+class StreamBatches(torch.utils.data.IterableDataset):
+    """Micro-batches from an iterable source; resuming replays the stream up to `start`.
+
+    Exact only when the stream itself is deterministic. Sources that do not split themselves
+    across ranks (`splits_by_rank`) are strided: rank r keeps every world-th sample.
+    """
+
+    def __init__(self, source: Any, masker: DirichletMasking | None, batch_size: int, seed: int, *, rank: int = 0,
+                 world: int = 1, start: int = 0) -> None:
+        super().__init__()
+        self.source, self.masker, self.batch_size, self.seed = source, masker, batch_size, seed
+        self.rank, self.world, self.start = rank, world, start
+
+    def __iter__(self) -> Iterator[dict]:
+        own_split = getattr(self.source, "splits_by_rank", False)
+        stride, offset = (1, 0) if own_split else (self.world, self.rank)
+        stream_id = self.rank if own_split else 0  # masks are seeded by (seed, stream, position)
+        buf, k, count = [], 0, 0
+        for i, sample in enumerate(self.source):
+            if i % stride != offset:
+                continue
+            count += 1
+            if k < self.start:  # replaying what the resumed run already consumed
+                if count % self.batch_size == 0:
+                    k += 1
+                continue
+            buf.append(sample if self.masker is None else
+                       self.masker(sample, np.random.default_rng([self.seed, stream_id, i])))
+            if len(buf) == self.batch_size:
+                yield _collate(buf, self.masker)
+                buf, k = [], k + 1
+
+
+def _collate(samples: list, masker: DirichletMasking | None) -> Any:
+    """Masked samples -> one token-dict batch; unmasked ones stacked as they are."""
+    return torch.utils.data.default_collate(samples) if masker is None else collate(samples)
+
+
+def batch_loader(source: Any, masker: DirichletMasking | None, batch_size: int, seed: int, *, start: int = 0, stop: int | None = None,
+                 rank: int = 0, world: int = 1, accum: int = 1, shuffle: bool = True,
+                 num_workers: int = 0, pin_memory: bool = False) -> Iterator[dict]:
+    """This rank's micro-batches `start, start+1, ...` (up to `stop`) as an iterator (unmasked without a masker).
+
+    `pin_memory=True` page-locks each batch in the loader so host-to-GPU copies can overlap compute
+    (`tensor.to("cuda", non_blocking=True)`); it is ignored where no accelerator is present.
+    """
+    if is_map_style(source):
+        ds = MaskedBatches(source, masker, batch_size, seed, rank=rank, world=world, accum=accum, shuffle=shuffle)
+        sampler = range(start, stop if stop is not None else 2**62)
+    else:
+        ds, sampler = StreamBatches(source, masker, batch_size, seed, rank=rank, world=world, start=start), None
+        num_workers = min(num_workers, 1)  # one worker keeps the stream's order
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, sampler=sampler, num_workers=num_workers,
+                                         persistent_workers=False,
+                                         pin_memory=pin_memory and torch.cuda.is_available())
+    return iter(loader)
+
+
+def sample_batches(source: Any, batch_size: int, seed: int, **options: Any) -> Iterator[Any]:
+    """Unmasked batches of a source (samples stacked by `default_collate`), in `batch_loader`'s order.
+
+    Batch k is a pure function of (seed, k) for a map-style source, so tokenizer training resumes
+    exactly; `options` are `batch_loader`'s (start, stop, rank, world, accum, shuffle, num_workers, pin_memory).
+    """
+    return batch_loader(source, None, batch_size, seed, **options)

@@ -1,0 +1,63 @@
+"""`images:DIR`: every file of one modality under a folder, preprocessed for a tokenizer (tokenizer training)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import DataError, NotFound
+
+__all__ = ["ImageFiles", "IMAGE_FILE_EXTS", "build"]
+
+IMAGE_FILE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
+
+
+class ImageFiles(torch.utils.data.Dataset):
+    """Every file of one modality under a folder (any layout, searched recursively), in its natural form.
+
+    Images (.png/.jpg ...) are read with Pillow — 16-bit PNGs as depth in units of the file — and
+    ``.npy`` files hold arrays (depth maps, class maps, feature maps, vectors). Each sample goes
+    through the tokenizer's own preprocessing (`model.preprocessor`), resized or centre-cropped to
+    its image size: items are what the tokenizer's `encode` takes, one sample at a time.
+    """
+
+    def __init__(self, root: str | Path, model: Any, image_size: int | None = None) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise NotFound(f"data folder {self.root} does not exist")
+        self.files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_FILE_EXTS | {".npy"})
+        if not self.files:
+            raise DataError(f"no image or .npy files under {self.root}")
+        self.pre = copy.copy(model.preprocessor)
+        size = image_size or model.config.image_size
+        if self.pre.input in ("image", "class_map", "depth"):
+            self.pre.size = size
+        elif self.pre.input == "features":  # one feature vector per token: the map is the token grid
+            self.pre.size = size // model.config.patch_size
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        path = self.files[i]
+        if path.suffix == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        else:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                arr = np.array(im.convert("RGB") if self.pre.input == "image" else im)
+            if self.pre.input == "depth":
+                arr = arr.astype(np.float32)
+        return self.pre.to_model(arr)[0]
+
+
+def build(arg: str | None, *, model: Any, image_size: int | None = None) -> ImageFiles:
+    """`images:DIR` or a plain folder, for `model` (a tokenizer: its preprocessing and image size)."""
+    if not arg:
+        raise NotFound("the images source needs a folder: images:DIR")
+    return ImageFiles(arg, model, image_size)
