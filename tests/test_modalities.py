@@ -96,3 +96,22 @@ def test_spec_round_trip_for_every_registered_modality():
     assert not modalities.is_builtin("tok_thermal@224")
     with pytest.raises(ValueError, match="unknown fields \\['colour'\\]"):
         modalities.from_spec({**modalities.to_spec(modalities.get("caption")), "colour": 1})
+
+
+def test_the_wordpiece_layout_is_defined_once_here():
+    layout = [token for token, _ in modalities.special_token_layout()]
+    special = modalities.SpecialTokens()
+    assert layout[:4] == ["[PAD]", "[UNK]", "[SOS]", "[EOS]"] and (special.pad, special.eos) == (0, 3)
+    assert layout[special.sentinel(0)] == "[S_0]" and layout[special.sentinel(199)] == "[S_199]"
+    assert not special.is_sentinel(modalities.VALUE_BASE) and special.is_sentinel(modalities.VALUE_BASE - 1)
+    assert layout[modalities.VALUE_BASE + 2 * modalities.NUM_BINS + 5] == "v2=5"
+    assert layout[modalities.CLASS_BASE:] == list(modalities.COCO_CLASSES) and len(modalities.COCO_CLASSES) == 80
+    assert (modalities.VALUE_BASE, modalities.CLASS_BASE, len(layout)) == (204, 4204, 4284)  # the released ids
+    with pytest.raises(ValueError, match="does not exist"):
+        special.sentinel(200)
+    # the other modules re-export these objects; they never define their own
+    from open4m.data import masking
+    from open4m.tokenizers import text
+
+    assert masking.SpecialTokens is modalities.SpecialTokens
+    assert text.COCO_CLASSES is modalities.COCO_CLASSES and text.special_token_layout is modalities.special_token_layout

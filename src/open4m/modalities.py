@@ -4,6 +4,8 @@ A modality is plain data (a frozen dataclass), never a module factory: the model
 pipeline and the sampler each derive what they need from these fields. The built-in entries
 reproduce the official 4M-7 / 4M-21 registry exactly (names, vocabularies, token layouts and
 ids), which is what lets released checkpoints load. Users add their own with :func:`register`.
+It also holds the facts of the shared WordPiece vocabulary (the fixed ids of [PAD], [EOS], the
+sentinels, value tokens and class names; :class:`SpecialTokens`), defined here once.
 """
 
 from __future__ import annotations
@@ -267,9 +269,72 @@ def all_modalities() -> Mapping[str, Modality]:
 
 
 # ------------------------------------------------------------------------------------------
+# The shared WordPiece vocabulary: the fixed ids of its structural tokens.
+# ------------------------------------------------------------------------------------------
+# Every 4M sequence modality (captions, boxes, metadata, ...) shares one WordPiece vocabulary whose
+# structural tokens sit at fixed ids: [PAD] [UNK] [SOS] [EOS], the sentinels [S_0]..[S_199] of span
+# masking, the value tokens v0=0..v3=999, then the 80 COCO class names in alphabetical order; the
+# learned word pieces follow. Masking, the sampler and the text tokenizer all read these facts here.
+WORDPIECE_VOCAB = 30000  # size of the released vocabulary
+PAD_ID, UNK_ID, SOS_ID, EOS_ID = 0, 1, 2, 3
+SENTINEL_BASE = 4  # [S_k] = SENTINEL_BASE + k
+NUM_SENTINELS = 200
+NUM_VALUE_KINDS = 4  # v0..v3
+NUM_BINS = 1000  # values 0..999 per kind
+VALUE_BASE = SENTINEL_BASE + NUM_SENTINELS  # v{kind}={value} = VALUE_BASE + kind * NUM_BINS + value
+CLASS_BASE = VALUE_BASE + NUM_VALUE_KINDS * NUM_BINS  # COCO_CLASSES[i] = CLASS_BASE + i
+
+COCO_CLASSES: tuple[str, ...] = tuple(sorted((
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
+    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
+    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
+    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
+    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard",
+    "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
+    "teddy bear", "hair drier", "toothbrush",
+)))
+
+
+def special_token_layout(class_names: Iterable[str] = COCO_CLASSES) -> list[tuple[str, bool]]:
+    """The fixed-id tokens in id order (token i has id i), each with whether it is matched on normalised text.
+
+    Class names are normalised (lower-cased) so "Baseball Bat" still maps to one token; the
+    bracketed and value tokens are matched verbatim.
+    """
+    tokens = [(t, False) for t in ("[PAD]", "[UNK]", "[SOS]", "[EOS]")]
+    tokens += [(f"[S_{i}]", False) for i in range(NUM_SENTINELS)]
+    tokens += [(f"v{k}={v}", False) for k in range(NUM_VALUE_KINDS) for v in range(NUM_BINS)]
+    tokens += [(name, True) for name in class_names]
+    return tokens
+
+
+@dataclass(frozen=True)
+class SpecialTokens:
+    """Ids of the tokens span masking and generation write; defaults are the WordPiece layout above.
+
+    Sentinel `[S_k]` has id `sentinel_base + k`; masking uses k >= 1 ([S_0] is never written).
+    A model trained on another vocabulary passes its own ids to the maskers and the sampler.
+    """
+
+    pad: int = PAD_ID
+    eos: int = EOS_ID
+    sentinel_base: int = SENTINEL_BASE
+    num_sentinels: int = NUM_SENTINELS
+
+    def sentinel(self, k: int) -> int:
+        if not 0 <= k < self.num_sentinels:
+            raise ValueError(f"sentinel [S_{k}] does not exist: the vocabulary has {self.num_sentinels} sentinels")
+        return self.sentinel_base + k
+
+    def is_sentinel(self, token: int) -> bool:
+        return self.sentinel_base <= token < self.sentinel_base + self.num_sentinels
+
+
+# ------------------------------------------------------------------------------------------
 # The official entries.
 # ------------------------------------------------------------------------------------------
-WORDPIECE_VOCAB = 30000
 _HUB = "EPFL-VILAB/4M_tokenizers_"
 
 
@@ -357,4 +422,6 @@ PRESETS: dict[str, tuple[str, ...]] = {"4M-7": FOURM_7, "4M-21": FOURM_21, "4M-7
 __all__ = [
     "Kind", "Modality", "UnknownModalityError", "register", "unregister", "get", "get_many", "all_modalities",
     "modality_id", "to_spec", "from_spec", "is_builtin", "register_specs", "specs_json", "FOURM_7", "FOURM_21", "FOURM_7_SR", "PRESETS", "WORDPIECE_VOCAB",
+    "SpecialTokens", "PAD_ID", "UNK_ID", "SOS_ID", "EOS_ID", "SENTINEL_BASE", "NUM_SENTINELS", "NUM_VALUE_KINDS",
+    "NUM_BINS", "VALUE_BASE", "CLASS_BASE", "COCO_CLASSES", "special_token_layout",
 ]

@@ -3,7 +3,7 @@ import torch
 
 from open4m import modalities
 from open4m.modalities import Kind, Modality
-from open4m.model import FourM, FourMConfig, preset
+from open4m.model import FourM, FourMConfig, LossOutput, preset
 
 from fourm_batches import random_batch
 
@@ -88,10 +88,19 @@ def test_loss_types_and_empty_modality():
     batch = random_batch(MODS)
     batch["det"]["target_mask"][:] = True  # det has no targets in this batch
     batch["det"]["decoder_attention_mask"][:] = 0
-    loss, per_mod = model(batch, 64, 48)
+    out = model(batch, 64, 48)
+    loss, per_mod = out  # unpacks like the official (loss, per-modality losses)
+    assert isinstance(out, LossOutput) and out[0] is loss and out[1] is per_mod
+    # presence is explicit: the count of predicted target tokens, a tensor on the model's device
+    counts = {name: int(n) for name, n in out.num_targets.items()}
+    assert counts["det"] == 0 and counts["tok_depth@224"] > 0 and counts["caption"] > 0
+    assert sum(counts.values()) <= 48 * len(batch["det"]["tensor"])  # over the whole batch
     assert per_mod["det"].item() == 0.0
     # 'mod' averages over modalities that have targets (the reference counted det as a zero)
     assert loss.item() == pytest.approx((per_mod["tok_depth@224"] + per_mod["caption"]).item() / 2, rel=1e-6)
+    token = model(batch, 64, 48, loss_type="token")
+    expected = sum(token.per_modality[n] * token.num_targets[n] for n in counts) / sum(counts.values())
+    assert token.loss.item() == pytest.approx(expected.item(), rel=1e-6)
     loss.backward()  # the empty head stays in the graph
 
 

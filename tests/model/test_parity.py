@@ -56,6 +56,7 @@ def test_token_loss_per_modality_matches(model, golden):
     # Ours is the true mean over target tokens (the reference weights by vocabulary size too).
     dec = model.select_decoder_tokens(mod_dict, nd)
     counts = {n: int((dec.mod_ids == model.modality_info[n].id).sum()) for n in per_mod}
+    assert {n: int(c) for n, c in model(mod_dict, ne, nd, loss_type="token").num_targets.items()} == counts
     expected = sum(per_mod[n] * counts[n] for n in per_mod) / sum(counts.values())
     assert loss.item() == pytest.approx(expected.item(), abs=1e-5)
 

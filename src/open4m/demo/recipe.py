@@ -107,8 +107,8 @@ def train_image_tokenizer(base: str, data: WorldData, section: Mapping[str, Any]
 
 
 def text_vocab(texts: Mapping[str, list[str]], extra_words: int) -> Any:
+    from ..modalities import special_token_layout
     from ..tokenizers import TextTokenizer
-    from ..tokenizers.text import special_token_layout
 
     corpus = [t for k in SEQUENCE_MODALITIES for t in texts[k]]
     return TextTokenizer.train(corpus, vocab_size=len(special_token_layout()) + extra_words)

@@ -19,9 +19,8 @@ import torch
 
 from .. import modalities
 from ..batch import ModalityBatch
-from ..data.masking import SpecialTokens
 from ..errors import ConfigError, DataError
-from ..modalities import Kind, Modality
+from ..modalities import Kind, Modality, SpecialTokens
 
 
 def _entry(tensor: torch.Tensor, input_mask: torch.Tensor, target_mask: torch.Tensor) -> ModalityBatch:

@@ -29,7 +29,8 @@ from tqdm.auto import tqdm
 
 from .. import modalities
 from ..batch import ModalityBatch, ModDict
-from ..data.masking import SpecialTokens, merge_spans
+from ..data.masking import merge_spans
+from ..modalities import SpecialTokens
 from ..model.fourm import Context, EncoderTokens, FourM
 from ..model.layers import rewind_cache
 from ..ops import additive_mask

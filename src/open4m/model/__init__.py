@@ -3,6 +3,6 @@
 from .checkpoint import CheckpointError, load_config
 from .config import PRESETS, FourMConfig, preset
 from .encoder import FourMEncoder
-from .fourm import FourM
+from .fourm import FourM, LossOutput
 
-__all__ = ["FourM", "FourMConfig", "FourMEncoder", "PRESETS", "preset", "load_config", "CheckpointError"]
+__all__ = ["FourM", "LossOutput", "FourMConfig", "FourMEncoder", "PRESETS", "preset", "load_config", "CheckpointError"]

@@ -1,7 +1,8 @@
 """The FourM encoder-decoder.
 
 `FourM.forward` takes the official batch format (see `open4m.batch`) and returns the official
-outputs, so code written for the released models ports unchanged. Internally the work is split
+outputs (a `LossOutput` unpacks as the official `(loss, {modality: loss})`), so code written for
+the released models ports unchanged. Internally the work is split
 into pieces the sampler reuses: token selection (`select_encoder_tokens`,
 `select_decoder_tokens`), `encode` (encoder + context projection), `decode` and the heads.
 
@@ -21,7 +22,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -64,6 +65,35 @@ class DecoderTokens:
     target_ids: torch.Tensor  # (B, M) long, 0 at padding
     attn_blocked: torch.Tensor  # (B, M, M) bool, True = query may not attend to key
     mod_ids: torch.Tensor  # (B, M) long, -1 = padding
+
+
+@dataclass
+class LossOutput:
+    """What `FourM.forward` returns when it computes the loss; unpacks as `loss, per_modality`.
+
+    - `loss`: the training objective, a scalar (see `loss_type` in `FourM.forward`);
+    - `per_modality[m]`: modality m's mean cross-entropy over its predicted target tokens;
+    - `num_targets[m]`: how many target tokens of m were predicted (all rows of the batch together),
+      a long scalar on the model's device: sum it, compare it, weight by it without a host sync.
+
+    Whether a modality had targets is `num_targets[m] > 0`, never its loss value: a modality with
+    none (no target positions, or a sequence target of a single token, which has no next token to
+    predict) reports a loss of exactly 0 that keeps its head in the graph, so data-parallel ranks
+    stay in step. `loss, per_mod = model(...)` and `model(...)[0]` work as with the official tuple.
+    """
+
+    loss: torch.Tensor
+    per_modality: dict[str, torch.Tensor]
+    num_targets: dict[str, torch.Tensor]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.loss, self.per_modality))
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int | slice) -> Any:
+        return (self.loss, self.per_modality)[index]
 
 
 @dataclass
@@ -323,8 +353,12 @@ class FourM(nn.Module):
     def forward(self, mod_dict: Mapping[str, Mapping[str, torch.Tensor]], num_encoder_tokens: int,
                 num_decoder_tokens: int, loss_type: str = "mod", return_logits: bool = False, *,
                 shuffle_decoder_modalities: bool = False, generator: torch.Generator | None = None,
-                validate: bool = True):
-        """The official forward: `(loss, {modality: loss})`, or `{modality: logits (B, M, V)}`.
+                validate: bool = True) -> LossOutput | dict[str, torch.Tensor]:
+        """The official forward: the loss (a `LossOutput`, which unpacks as `(loss, {modality: loss})`),
+        or with `return_logits` the `{modality: logits (B, M, V)}`.
+
+        `loss_type="mod"` (official) averages the per-modality losses over the modalities that have
+        targets; `"token"` is the mean over all target tokens.
 
         `shuffle_decoder_modalities` randomises the order of target modalities in the decoder (the
         official training behaviour; it only matters when `decoder_sep_mask` is off).
@@ -343,12 +377,13 @@ class FourM(nn.Module):
             return {m: self.logits(m, hidden) for m in order}
         return self._loss(hidden, dec, order, loss_type)
 
-    def _loss(self, hidden: torch.Tensor, dec: DecoderTokens, order: list[str],
-              loss_type: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _loss(self, hidden: torch.Tensor, dec: DecoderTokens, order: list[str], loss_type: str) -> LossOutput:
         per_mod: dict[str, torch.Tensor] = {}
+        num_targets: dict[str, torch.Tensor] = {}
         sums, counts, present = [], [], []
         for name in order:
             sel = dec.mod_ids == self.modality_info[name].id
+            num_targets[name] = sel.sum()  # on the device: no host sync
             logits = self.logits(name, hidden[sel])
             if logits.shape[0] == 0:
                 # Keep the head in the graph (zero gradient) so data-parallel ranks stay in step.
@@ -365,7 +400,7 @@ class FourM(nn.Module):
             total = torch.stack(sums).sum() / sum(counts)
         else:
             total = torch.stack(present).mean()
-        return total, per_mod
+        return LossOutput(total, per_mod, num_targets)
 
     # -- checkpoints -------------------------------------------------------------------------------
     @classmethod

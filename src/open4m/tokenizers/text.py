@@ -6,6 +6,9 @@
 learned word pieces. Training passes all of them to the WordPiece trainer as special tokens in that
 order, which is what pins their ids; so a tokenizer trained here on any corpus gives the same ids
 as the released 30k vocabulary for every structural token, and the sequence codecs work with both.
+
+The layout is defined once, in :mod:`open4m.modalities` (``SpecialTokens``, ``special_token_layout``,
+``COCO_CLASSES``, the ``*_ID`` / ``*_BASE`` constants); this module re-exports the names it always had.
 """
 
 from __future__ import annotations
@@ -17,39 +20,37 @@ from typing import Iterable, Iterator, Sequence
 
 import torch
 
+from ..modalities import (
+    CLASS_BASE,
+    COCO_CLASSES,
+    EOS_ID,
+    NUM_BINS,
+    NUM_SENTINELS,
+    NUM_VALUE_KINDS,
+    PAD_ID,
+    SENTINEL_BASE,
+    SOS_ID,
+    UNK_ID,
+    VALUE_BASE,
+    SpecialTokens,
+    special_token_layout,
+)
 from ..errors import CheckpointError, ConfigError, DataError, NotFound
 
 __all__ = ["TextTokenizer", "COCO_CLASSES", "special_token_layout", "NUM_SENTINELS", "NUM_BINS", "NUM_VALUE_KINDS"]
 
-NUM_SENTINELS = 200
-NUM_BINS = 1000
-NUM_VALUE_KINDS = 4  # v0..v3
 TOKENIZER_FILE = "tokenizer.json"
-
-COCO_CLASSES: tuple[str, ...] = tuple(sorted((
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
-    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
-    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
-    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
-    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
-    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard",
-    "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
-    "teddy bear", "hair drier", "toothbrush",
-)))
+_SPECIAL = SpecialTokens()
+_BRACKETED = ("[PAD]", "[UNK]", "[SOS]", "[EOS]")
 
 
-def special_token_layout(class_names: Sequence[str] = COCO_CLASSES) -> list[tuple[str, bool]]:
-    """The fixed-id tokens in id order, each with whether it is matched on normalised text.
-
-    Class names are normalised (lower-cased) so "Baseball Bat" still maps to one token; the
-    bracketed and value tokens are matched verbatim.
-    """
-    tokens = [(t, False) for t in ("[PAD]", "[UNK]", "[SOS]", "[EOS]")]
-    tokens += [(f"[S_{i}]", False) for i in range(NUM_SENTINELS)]
-    tokens += [(f"v{k}={v}", False) for k in range(NUM_VALUE_KINDS) for v in range(NUM_BINS)]
-    tokens += [(name, True) for name in class_names]
-    return tokens
+# Ids checked on load: the bracketed tokens, both ends of the sentinels, the start and end of each
+# value kind, the first and last class name.
+_LAYOUT_PROBES = (
+    PAD_ID, UNK_ID, SOS_ID, EOS_ID, SENTINEL_BASE, VALUE_BASE - 1,
+    *(VALUE_BASE + k * NUM_BINS + v for k in range(NUM_VALUE_KINDS) for v in (0, NUM_BINS - 1)), CLASS_BASE,
+    CLASS_BASE + len(COCO_CLASSES) - 1,
+)
 
 
 def _added_tokens(class_names: Sequence[str]) -> list:
@@ -57,7 +58,7 @@ def _added_tokens(class_names: Sequence[str]) -> list:
 
     out = []
     for text, normalized in special_token_layout(class_names):
-        single = text not in ("[PAD]", "[UNK]", "[SOS]", "[EOS]")
+        single = text not in _BRACKETED
         out.append(AddedToken(text, single_word=single, normalized=normalized, special=True))
     return out
 
@@ -70,7 +71,7 @@ class TextTokenizer:
         self._check_layout()
 
     # -- ids 4M code needs ------------------------------------------------------------------------
-    pad_id, unk_id, sos_id, eos_id = 0, 1, 2, 3
+    pad_id, unk_id, sos_id, eos_id = PAD_ID, UNK_ID, SOS_ID, EOS_ID
 
     @property
     def vocab_size(self) -> int:
@@ -78,16 +79,14 @@ class TextTokenizer:
 
     @staticmethod
     def sentinel_id(i: int) -> int:
-        if not 0 <= i < NUM_SENTINELS:
-            raise ValueError(f"sentinel index must lie in [0, {NUM_SENTINELS}), got {i}")
-        return 4 + i
+        return _SPECIAL.sentinel(i)
 
     @staticmethod
     def value_id(kind: int, value: int) -> int:
         """Id of ``v{kind}={value}``: kind 0..3, value 0..999."""
         if not 0 <= kind < NUM_VALUE_KINDS or not 0 <= value < NUM_BINS:
             raise ValueError(f"value token v{kind}={value} does not exist (kind 0..3, value 0..{NUM_BINS - 1})")
-        return 4 + NUM_SENTINELS + kind * NUM_BINS + value
+        return VALUE_BASE + kind * NUM_BINS + value
 
     def token_to_id(self, token: str) -> int:
         idx = self.backend.token_to_id(token)
@@ -103,7 +102,7 @@ class TextTokenizer:
 
     def _check_layout(self) -> None:
         expected = special_token_layout()
-        for idx in (0, 1, 2, 3, 4, 203, 204, 1203, 1204, 2204, 3204, 4203, 4204, 4283):
+        for idx in _LAYOUT_PROBES:
             got = self.backend.id_to_token(idx)
             if got != expected[idx][0]:
                 raise CheckpointError(

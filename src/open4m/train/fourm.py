@@ -19,7 +19,7 @@ from torch import nn
 
 from .. import modalities
 from ..data.batches import batch_loader, build_masker
-from ..model import FourM, FourMConfig, load_config, preset
+from ..model import FourM, FourMConfig, LossOutput, load_config, preset
 from ..model.checkpoint import load_state_dict_into, read_safetensors, resolve_checkpoint
 from ..sources import build_recipe_sources
 from . import checkpointing, distributed
@@ -113,7 +113,7 @@ class _Stepper:
         self.scaler = torch.amp.GradScaler(info.device.type, enabled=cfg.train.precision == "fp16")
         self.params = [p for p in model.parameters() if p.requires_grad]
 
-    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, batch: dict) -> LossOutput:
         d = self.cfg.data
         with autocast(self.info.device, self.cfg.train.precision):
             return self.model(_to_device(batch, self.info.device), d.input_tokens, d.target_tokens,
@@ -125,9 +125,9 @@ class _Stepper:
         for micro in range(accum):
             sync = micro == accum - 1 or not hasattr(self.model, "no_sync")
             with contextlib.nullcontext() if sync else self.model.no_sync():
-                loss, per_mod = self.forward(next(batches))
-                self.scaler.scale(loss / accum).backward()
-            tally.add(loss, per_mod)
+                out = self.forward(next(batches))
+                self.scaler.scale(out.loss / accum).backward()
+            tally.add(out)
         self.scaler.unscale_(self.optimizer)
         clip = self.cfg.optim.clip_grad
         norm = torch.nn.utils.clip_grad_norm_(self.params, clip if clip is not None else math.inf)
@@ -146,35 +146,40 @@ class _Stepper:
         self.model.eval()
         tally = _Tally()
         for _ in range(count):
-            tally.add(*self.forward(next(batches)))
+            tally.add(self.forward(next(batches)))
         self.model.train()
         return tally.means(self.info)
 
 
 class _Tally:
-    """Loss means over micro-batches and ranks; a modality counts only where it had targets.
+    """Loss means over micro-batches and ranks, accumulated on the device; `means` syncs once.
 
-    The model reports exactly 0 for a modality without predicted tokens (no targets, or a
-    sequence target of one token, which has no next token to predict); averaging those zeros in
-    would drag its logged loss down. A real cross-entropy is never exactly 0 in practice.
+    The total ("all") is the mean over micro-batches. A modality's loss is the mean over the
+    micro-batches (and ranks) in which the model predicted some of its tokens
+    (`LossOutput.num_targets > 0`); elsewhere it reports a loss of 0 that would drag its mean down.
+    Nothing here reads a value on the host until `means`.
     """
 
     def __init__(self) -> None:
         self.sums: dict[str, torch.Tensor] = {}
         self.counts: dict[str, torch.Tensor] = {}
 
-    def add(self, loss: torch.Tensor, per_mod: dict[str, torch.Tensor]) -> None:
-        for name, value in (("all", loss), *per_mod.items()):
-            present = name == "all" or bool(value.detach() != 0)
-            self.sums[name] = self.sums.get(name, 0.0) + value.detach().float() * present
-            self.counts[name] = self.counts.get(name, 0.0) + float(present)
+    def add(self, out: LossOutput) -> None:
+        loss = out.loss.detach().float()
+        self._add("all", loss, torch.ones_like(loss))
+        for name, value in out.per_modality.items():
+            present = out.num_targets[name] > 0
+            self._add(name, torch.where(present, value.detach().float(), 0.0), present.to(loss.dtype))
+
+    def _add(self, name: str, value: torch.Tensor, count: torch.Tensor) -> None:
+        self.sums[name] = self.sums[name] + value if name in self.sums else value
+        self.counts[name] = self.counts[name] + count if name in self.counts else count
 
     def means(self, info: distributed.DistInfo) -> dict[str, float]:
         names = list(self.sums)
-        stacked = torch.stack([torch.stack([self.sums[n] for n in names]),
-                               torch.tensor([self.counts[n] for n in names], device=self.sums["all"].device)])
-        total = distributed.mean_across_ranks(stacked, info)
-        return {n: (s / c).item() for n, s, c in zip(names, total[0], total[1]) if c > 0}
+        stacked = torch.stack([torch.stack([self.sums[n] for n in names]), torch.stack([self.counts[n] for n in names])])
+        sums, counts = distributed.mean_across_ranks(stacked, info).tolist()  # the one host sync
+        return {n: s / c for n, s, c in zip(names, sums, counts) if c > 0}
 
 
 def _scalars(prefix: str, losses: dict[str, float]) -> dict[str, float]:

@@ -1,0 +1,232 @@
+"""Alpha mixtures: how a sample's input and target token budgets are shared among modalities.
+
+A mixture is a weighted set of named Dirichlet configurations (components such as "rgb-to-all"
+and "all-to-all"); one component is drawn per sample and its per-modality alphas split the
+budgets (:mod:`.budgets`). Here too: the official recipes (`FOURM_7_MIXTURE`,
+`FOURM_7_CAPBIAS_MIXTURE`, `FOURM_21_MIXTURE`, keyed in `OFFICIAL_MIXTURES`), the reader of the
+official `alphas_mixture` YAML files, and `rgb_to_all_mixture` for any modality set.
+
+Deviation from the official configs, deliberate: a modality missing from a component's alphas has
+alpha 0, and 0 means *never* (see :mod:`.budgets`), not "alpha 1e-9".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ... import modalities
+from ...modalities import Kind
+from .spans import KEEP_SCHEMES
+
+
+@dataclass(frozen=True)
+class AlphaComponent:
+    """One Dirichlet configuration of a mixture: per-modality input/target alphas and keep schemes.
+
+    A modality missing from `input_alphas` / `target_alphas` has alpha 0 (never chosen). `keep`
+    says how much of a sequence tends to stay visible when it is an input: `random` (keep
+    probability ~ U(0, 1)), `all` (whole sequence, e.g. caption-biased text-to-image) or `binary`.
+    """
+
+    name: str
+    input_alphas: Mapping[str, float]
+    target_alphas: Mapping[str, float]
+    keep: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for label, alphas in (("input", self.input_alphas), ("target", self.target_alphas)):
+            for mod, a in alphas.items():
+                if not a >= 0:
+                    raise ValueError(f"component {self.name!r}: {label} alpha of {mod!r} is {a}; alphas must be >= 0")
+        for mod, scheme in self.keep.items():
+            if scheme not in KEEP_SCHEMES:
+                raise ValueError(f"component {self.name!r}: keep scheme {scheme!r} of {mod!r} is not one of {KEEP_SCHEMES}")
+
+    def keep_scheme(self, mod: str) -> str:
+        return self.keep.get(mod, "random")
+
+
+@dataclass(frozen=True)
+class AlphaMixture:
+    """A weighted mixture of :class:`AlphaComponent`; one component is drawn per sample."""
+
+    components: tuple[AlphaComponent, ...]
+    weights: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "components", tuple(self.components))
+        if not self.components:
+            raise ValueError("an alpha mixture needs at least one component")
+        if self.weights is not None:
+            object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))
+            if len(self.weights) != len(self.components):
+                raise ValueError(f"{len(self.weights)} sampling weights for {len(self.components)} components; give one each")
+            if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
+                raise ValueError(f"sampling weights {self.weights} must be >= 0 with a positive sum")
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """Every modality any component mentions, in first-mention order."""
+        seen: dict[str, None] = {}
+        for c in self.components:
+            for mod in (*c.input_alphas, *c.target_alphas):
+                seen.setdefault(mod)
+        return tuple(seen)
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        w = np.ones(len(self.components)) if self.weights is None else np.asarray(self.weights)
+        return w / w.sum()
+
+    @classmethod
+    def single(
+        cls,
+        modality_names: Sequence[str],
+        input_alphas: float | str | Sequence[float],
+        target_alphas: float | str | Sequence[float] | None = None,
+        keep: str | Mapping[str, str] = "random",
+    ) -> "AlphaMixture":
+        """One component: a symmetric Dirichlet (one float) or per-modality alphas.
+
+        Alphas may be a float, a list in `modality_names` order, or the official hyphen string
+        (`"1.0-0.5-0.5"`). Without `target_alphas` the target alphas equal the input ones.
+        """
+        names = list(modality_names)
+        ins = _alpha_list(input_alphas, names, "input_alphas")
+        tgts = ins if target_alphas is None else _alpha_list(target_alphas, names, "target_alphas")
+        keeps = {m: keep for m in names} if isinstance(keep, str) else dict(keep)
+        return cls((AlphaComponent("single", dict(zip(names, ins)), dict(zip(names, tgts)), keeps),))
+
+    @classmethod
+    def from_official(cls, config: Mapping) -> "AlphaMixture":
+        """Read an official `alphas_mixture` YAML (already `yaml.safe_load`-ed).
+
+        Accepts both layouts the official configs use: `{mod: {input_alphas, target_alphas, keep}}`
+        and `{sampling_weights: [...], alphas_mixture: {mod: ...}}`.
+        """
+        per_mod = config.get("alphas_mixture", config)
+        weights = config.get("sampling_weights")
+        lengths = {len(v["input_alphas"]) for v in per_mod.values()} | {len(v["target_alphas"]) for v in per_mod.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"every modality needs the same number of alphas (one per component), got lengths {sorted(lengths)}")
+        (n,) = lengths
+        components = tuple(
+            AlphaComponent(
+                f"component-{i}",
+                {m: float(v["input_alphas"][i]) for m, v in per_mod.items()},
+                {m: float(v["target_alphas"][i]) for m, v in per_mod.items()},
+                {m: v["keep"][i] for m, v in per_mod.items() if "keep" in v},
+            )
+            for i in range(n)
+        )
+        return cls(components, tuple(weights) if weights is not None else None)
+
+
+_FLOAT_LIST = re.compile(r"(?<=[\d.])-")  # a hyphen after a digit separates; a leading one is a sign
+
+
+def _alpha_list(value: float | str | Sequence[float], names: list[str], label: str) -> list[float]:
+    if isinstance(value, str):
+        value = [float(v) for v in _FLOAT_LIST.split(value)]
+    if isinstance(value, (int, float)):
+        return [float(value)] * len(names)
+    values = [float(v) for v in value]
+    if len(values) == 1:
+        return values * len(names)
+    if len(values) != len(names):
+        raise ValueError(f"{label}: {len(values)} values for {len(names)} modalities {names}; give one or one each")
+    return values
+
+
+def _targetable(mods: Sequence[str]) -> list[str]:
+    """Raw pixels are never a target (the decoder predicts their tokens instead)."""
+    return [m for m in mods if modalities.get(m).kind is not Kind.PIXELS]
+
+
+def _all_to_all(name: str, mods: Sequence[str], alpha: float, keep: Mapping[str, str]) -> AlphaComponent:
+    """Every modality is input and target with the same alpha."""
+    return AlphaComponent(
+        name,
+        {m: alpha for m in mods},
+        {m: alpha for m in _targetable(mods)},
+        {m: keep[m] for m in mods if m in keep},
+    )
+
+
+def _biased(name: str, mods: Sequence[str], inputs: Mapping[str, float], targets: Mapping[str, float],
+            other_input: float, other_target: float, keep: Mapping[str, str]) -> AlphaComponent:
+    """Some modalities dominate the input budget; `inputs`/`targets` override the default alphas."""
+    return AlphaComponent(
+        name,
+        {m: inputs.get(m, other_input) for m in mods},
+        {m: targets.get(m, other_target) for m in _targetable(mods)},
+        {m: keep[m] for m in mods if m in keep},
+    )
+
+
+_M7 = ("rgb@224", "tok_rgb@224", "tok_depth@224", "tok_semseg@224", "tok_normal@224", "tok_clip@224", "caption", "det")
+_M21 = _M7 + ("t5_caption", "human_poses", "tok_dinov2@224", "tok_dinov2_global", "tok_imagebind@224",
+              "tok_imagebind_global", "tok_canny_edge@224", "tok_sam_edge@224", "color_palette", "metadata", "sam_instance")
+_M21_KEEP = {"color_palette": "binary"}
+
+_RGB_TO_ALL_7 = _biased("rgb-to-all", _M7, {"rgb@224": 1000.0}, {}, 0.0, 0.5, {})
+
+#: 4M-7 main recipe (`mix_mod7_all2all_rgb2all_a0.5`): half RGB-to-all, half all-to-all, alpha 0.5.
+FOURM_7_MIXTURE = AlphaMixture((_RGB_TO_ALL_7, _all_to_all("all-to-all", _M7, 0.5, {})))
+
+#: 4M-7 `mix_mod7_all2allmix_rgb2all_capbias`: all-to-all at four alphas, RGB-to-all, caption-biased.
+FOURM_7_CAPBIAS_MIXTURE = AlphaMixture(
+    tuple(_all_to_all(f"all-to-all-a{a:g}", _M7, a, {}) for a in (0.01, 0.1, 1.0, 10.0))
+    + (
+        _RGB_TO_ALL_7,
+        _biased("caption-biased", _M7, {"caption": 5.0}, {}, 0.05, 0.5, {"caption": "all"}),
+    ),
+    weights=(1.0,) * 6,
+)
+
+#: 4M-21 main recipe (`mix_mod21_all2allmix_rgb2all_capT5bias`): all-to-all at four alphas,
+#: RGB-to-all, caption-biased and T5-biased (the last two at half weight).
+FOURM_21_MIXTURE = AlphaMixture(
+    tuple(_all_to_all(f"all-to-all-a{a:g}", _M21, a, _M21_KEEP) for a in (0.01, 0.1, 1.0, 10.0))
+    + (
+        _biased("rgb-to-all", _M21, {"rgb@224": 1000.0}, {}, 0.0, 0.5, _M21_KEEP),
+        _biased("caption-biased", _M21, {"caption": 5.0, "t5_caption": 0.0}, {"caption": 0.0},
+                0.05, 0.5, {**_M21_KEEP, "caption": "all"}),
+        _biased("t5-biased", _M21, {"t5_caption": 5.0, "caption": 0.0}, {"t5_caption": 0.0},
+                0.05, 0.5, {**_M21_KEEP, "t5_caption": "all"}),
+    ),
+    weights=(1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5),
+)
+
+
+def rgb_to_all_mixture(modality_names: Sequence[str], alpha: float = 0.5) -> AlphaMixture:
+    """The 4M-7 main recipe on any modality set: half the samples take their inputs from the
+    raw-pixel modality alone (RGB-to-all), half from all modalities (all-to-all), alpha `alpha`.
+
+    The RGB-to-all half is what makes a model good at predicting everything from a photo, the
+    task users run most; a symmetric Dirichlet over many modalities rarely shows it.
+    """
+    names = list(modality_names)
+    pixels = [m for m in names if modalities.get(m).kind is Kind.PIXELS]
+    if len(pixels) != 1:
+        raise ValueError(f"the rgb-to-all mixture needs exactly one raw-pixel modality (e.g. rgb@224) among "
+                         f"{names}, found {pixels}")
+    return AlphaMixture((_biased("rgb-to-all", names, {pixels[0]: 1000.0}, {}, 0.0, alpha, {}),
+                         _all_to_all("all-to-all", names, alpha, {})))
+
+
+OFFICIAL_MIXTURES: dict[str, AlphaMixture] = {
+    "4m-7": FOURM_7_MIXTURE,
+    "4m-7-capbias": FOURM_7_CAPBIAS_MIXTURE,
+    "4m-21": FOURM_21_MIXTURE,
+}
+
+
+__all__ = [
+    "AlphaComponent", "AlphaMixture", "FOURM_7_MIXTURE", "FOURM_7_CAPBIAS_MIXTURE", "FOURM_21_MIXTURE",
+    "OFFICIAL_MIXTURES", "rgb_to_all_mixture",
+]
