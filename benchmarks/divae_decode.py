@@ -302,7 +302,7 @@ def world_divae(work: Path, recipe: WorldRecipe, *, progress: bool = True) -> tu
     """The world DiVAE of ``recipe``: trained into ``work/divae_<key>`` or loaded from there."""
     from open4m.data.synthetic.world import render_world
     from open4m.tokenizers import DiVAE
-    from open4m.tokenizers.training import TrainConfig, build_tokenizer, train_tokenizer
+    from open4m.train.tasks import tokenizer as task
 
     folder = work / f"divae_{recipe.key()}"
     info_path = folder / "benchmark_info.json"
@@ -312,15 +312,20 @@ def world_divae(work: Path, recipe: WorldRecipe, *, progress: bool = True) -> tu
     t0 = time.perf_counter()
     data = render_world("train", recipe.train_scenes, recipe.image_size, workers=1, progress=progress)
     render_s = time.perf_counter() - t0
-    model = build_tokenizer("divae", recipe.model_config())
-    cfg = TrainConfig(steps=recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr, warmup_steps=recipe.warmup,
-                      ema_decay=recipe.ema_decay, log_every=50, sample_every=0, save_every=max(recipe.steps // 4, 1),
-                      seed=0)
-    resumed = (folder / "checkpoint.safetensors").exists()
+    model = task.build_tokenizer("divae", recipe.model_config())
+    cfg = task.TokenizerRecipe(
+        kind="divae", model=recipe.model_config(), data=task.DataSection(batch_size=recipe.batch_size),
+        objective=task.ObjectiveSection(sample_every=0), optim=task.TokenizerOptim(lr=recipe.lr, warmup=min(recipe.warmup, recipe.steps // 10)),
+        train=task.TokenizerRun(steps=recipe.steps, out_dir=str(folder), ema_decay=recipe.ema_decay,
+                                save_every=max(recipe.steps // 4, 1), seed=0),
+        log=task.TokenizerLog(every=50, progress=progress))
+    resumed = (folder / "checkpoints").is_dir()
     t0 = time.perf_counter()
-    train_tokenizer(model, _RGB(data.images["rgb"]), cfg, folder, progress=progress)
+    task.train_tokenizer(cfg, dataset=_RGB(data.images["rgb"]), model=model)
     train_s = time.perf_counter() - t0
-    info = {"recipe": asdict(recipe), "train_config": asdict(cfg), "render_s": render_s, "train_s": train_s,
+    from open4m.config import to_dict
+
+    info = {"recipe": asdict(recipe), "train_config": to_dict(cfg), "render_s": render_s, "train_s": train_s,
             "resumed": resumed, "threads": torch.get_num_threads(), "trained_on": date.today().isoformat(),
             "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
             "decoder_params_M": sum(p.numel() for p in model.decoder.parameters()) / 1e6}

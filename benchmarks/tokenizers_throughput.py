@@ -62,7 +62,7 @@ def timed(fn, iters: int) -> float:
 def run_one(kind: str, size: str, batch: int, iters: int, threads: int) -> dict:
     import torch
 
-    from open4m.tokenizers.training import build_tokenizer
+    from open4m.train.tasks.tokenizer import build_tokenizer
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

@@ -55,13 +55,13 @@ def run_one(size: str, steps: int, warmup: int, batch_size: int, fused: bool, th
     torch.set_num_threads(threads)
     from open4m.model import FourM, FourMConfig, preset
     from open4m.modalities import FOURM_7
-    from open4m.train.optim import SparseGradientDensifier, build_adamw
+    from open4m.train.optim import SparseGradientDensifier, build_adamw, parameter_groups
 
     cfg = preset("base-swiglu_nobias", domains_in=list(FOURM_7), domains_out=[m for m in FOURM_7 if m != "rgb@224"],
                  **SIZES[size])
     torch.manual_seed(0)
     model = FourM(cfg).train()
-    opt = build_adamw(model, lr=1e-4, fused=fused)
+    opt = build_adamw(parameter_groups(model, 0.05), lr=1e-4, fused=fused)
     model.set_sparse_embedding_gradients(sparse)
     densify = SparseGradientDensifier()
     batches = make_batches(warmup + steps, batch_size)

@@ -25,16 +25,17 @@ MODS = ["rgb@224", "caption", "det", "tok_rgb@224", "tok_depth@224", "tok_normal
 def run_one(size: str, device: str, precision: str, compile_: bool, batch: int, steps: int, threads: int) -> dict:
     import torch
 
-    from open4m.train.config import from_dict
-    from open4m.train.fourm import train
+    from open4m.config import from_dict
+    from open4m.train.tasks.fourm import FourMRecipe, train
 
     out = tempfile.mkdtemp(prefix="open4m-bench-")
-    cfg = from_dict({
-        "model": {"preset": f"{size}-swiglu_nobias", "compile": compile_},
+    cfg = from_dict(FourMRecipe, {
+        "model": {"preset": f"{size}-swiglu_nobias"},
         "data": {"modalities": MODS, "mixture": "4m-7", "batch_size": batch, "num_samples": batch * (steps + 1),
                  "num_workers": 2 if device != "cpu" else 0},
         "optim": {"blr": 1e-4},
         "train": {"steps": steps, "out_dir": out, "device": device, "precision": precision, "threads": threads,
+                  "compile": compile_,
                   "save_every": 10**9, "eval_every": 0, "eval_batches": 0},
         "log": {"every": 1, "progress": False, "tensorboard": False},
     })

@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from safetensors import SafetensorError, safe_open
 
 from .errors import CheckpointError, NotFound
 
-__all__ = ["CheckpointError", "read_safetensors", "weights_and_config", "WEIGHTS_NAME", "CONFIG_NAME"]
+__all__ = ["CheckpointError", "read_safetensors", "weights_and_config", "unshared", "WEIGHTS_NAME", "CONFIG_NAME"]
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -65,3 +65,16 @@ def _read_config_json(path: Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise CheckpointError(f"{path} must hold a JSON object of settings")
     return config
+
+
+def unshared(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict safetensors can write: detached, contiguous, each shared tensor cloned after its first name
+    (tied weights keep every name, as the official files do)."""
+    seen: set[int] = set()
+    out = {}
+    for key in sorted(state):
+        t = state[key].detach()
+        ptr = t.data_ptr()
+        out[key] = t.clone().contiguous() if ptr in seen else t.contiguous()
+        seen.add(ptr)
+    return out

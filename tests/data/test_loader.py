@@ -17,7 +17,7 @@ from open4m.model import FourM, FourMConfig
 from open4m.tokenizers import TextTokenizer
 from open4m.tokenizers.config import VQVAEConfig
 from open4m.tokenizers.presets import official_config
-from open4m.tokenizers.training import build_tokenizer
+from open4m.train.tasks.tokenizer import build_tokenizer
 
 SEQS = {"caption": "caption", "det": "det", "color_palette": "color_palette", "metadata": "metadata"}
 

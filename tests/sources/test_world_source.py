@@ -12,8 +12,8 @@ import yaml
 from open4m.data.synthetic.world import WorldSpec
 from open4m.sources import build_source
 from open4m.sources.world import SHIPPED, WorldScenes, WorldTokens, bundle_missing
-from open4m.train.config import from_dict, load_config
-from open4m.train.fourm import train
+from open4m.config import from_dict
+from open4m.train.tasks.fourm import FourMRecipe, load_recipe, train
 from open4m.train.monitor import read_metrics
 
 
@@ -53,7 +53,7 @@ def test_world_source_errors_name_the_fix(tiny_bundle):
 
 
 def _recipe(bundle, out_dir, steps):
-    return from_dict({
+    return from_dict(FourMRecipe, {
         "model": {"preset": "tiny-swiglu_nobias",
                   "arch": {"dim": 32, "encoder_depth": 1, "decoder_depth": 1, "num_heads": 2, "patch_size": 8}},
         "data": {"source": f"world:{bundle}", "modalities": _spec(bundle).all_modalities, "image_size": 32,
@@ -100,9 +100,9 @@ def test_train_on_world_resumes_exactly_and_exports_a_self_describing_model(tiny
 @pytest.mark.skipif(bool(bundle_missing(SHIPPED)), reason="no world model shipped in src/open4m/assets")
 def test_world_tiny_recipe_matches_the_shipped_world(request):
     root = request.config.rootpath
-    cfg = load_config(root / "configs" / "world_tiny.yaml")
+    cfg = load_recipe(root / "configs" / "world_tiny.yaml")
     spec = _spec(SHIPPED)
     assert cfg.data.source == "world" and cfg.data.image_size == spec.image_size
     assert cfg.data.modalities == spec.all_modalities
     assert cfg.model.arch["patch_size"] == spec.patch_size
-    assert yaml.safe_load((root / "configs" / "world_tiny.yaml").read_text())["train"]["out_dir"] == "runs/world_tiny"
+    assert cfg.train.out_dir == str(root / "configs" / "../runs/world_tiny")  # relative to the recipe: repo/runs/

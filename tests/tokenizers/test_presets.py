@@ -4,7 +4,7 @@ import torch
 
 from open4m import modalities
 from open4m.tokenizers.presets import OFFICIAL_TOKENIZERS, official_config
-from open4m.tokenizers.training import build_tokenizer
+from open4m.train.tasks.tokenizer import build_tokenizer
 
 
 def natural_input(tok, rng: np.random.Generator):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from open4m.train.config import from_dict
+from open4m.config import from_dict
+from open4m.train.tasks.fourm import FourMRecipe
 
 
 def micro_recipe(out_dir, **sections) -> dict:
@@ -29,7 +30,7 @@ def recipe():
 
 @pytest.fixture
 def micro(tmp_path):
-    """A TrainConfig factory: micro(**{"train": {...}}) with out_dir under tmp_path."""
+    """A FourMRecipe factory: micro(**{"train": {...}}) with out_dir under tmp_path."""
     def make(sub: str = "run", **sections):
-        return from_dict(micro_recipe(tmp_path / sub, **sections))
+        return from_dict(FourMRecipe, micro_recipe(tmp_path / sub, **sections), command="train")
     return make

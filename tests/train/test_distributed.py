@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from open4m.model import FourM
-from open4m.train.fourm import train
-from open4m.train.config import from_dict
+from open4m.config import from_dict
+from open4m.train.tasks.fourm import FourMRecipe, train
 from open4m.train.monitor import read_metrics
 
 
@@ -28,13 +28,13 @@ def _torchrun(recipe_path, env_extra=None):
 
 def _compare(recipe, tmp_path, strategy):
     steps = {"steps": 4, "save_every": 2, "eval_every": 2}
-    single = from_dict(recipe(tmp_path / "single", data={"batch_size": 2, "accum_steps": 2}, train=steps))
+    single = from_dict(FourMRecipe, recipe(tmp_path / "single", data={"batch_size": 2}, train={**steps, "accum_steps": 2}))
     train(single)
     dist_recipe = recipe(tmp_path / "ddp", data={"batch_size": 2}, train={**steps, "distributed": strategy})
     path = tmp_path / "ddp.yaml"
     path.write_text(yaml.safe_dump(dist_recipe))
     out = _torchrun(path)
-    assert "2 rank(s), global batch 4" in out.stdout
+    assert "2 rank(s), global batch 4" in out.stderr  # the engine logs its report line
     a, b = _losses(tmp_path / "single"), _losses(tmp_path / "ddp")
     assert sorted(a) == sorted(b) == [1, 2, 3, 4]
     for step in a:
@@ -57,8 +57,8 @@ def test_fsdp_two_cpu_ranks_match_one_process(recipe, tmp_path):
 def test_fsdp_resume_continues_the_run(recipe, tmp_path):
     """A constant LR makes a 4-step run resumed to 6 steps equal a straight 6-step run."""
     flat = {"lr": 2e-3, "min_lr": 2e-3, "warmup": 0}
-    single = from_dict(recipe(tmp_path / "single", data={"batch_size": 2, "accum_steps": 2}, optim=flat,
-                              train={"steps": 6, "save_every": 2, "eval_every": 0}))
+    single = from_dict(FourMRecipe, recipe(tmp_path / "single", data={"batch_size": 2}, optim=flat,
+                                           train={"steps": 6, "save_every": 2, "eval_every": 0, "accum_steps": 2}))
     train(single)
     for steps in (4, 6):
         path = tmp_path / f"fsdp{steps}.yaml"
@@ -66,7 +66,7 @@ def test_fsdp_resume_continues_the_run(recipe, tmp_path):
                                               train={"steps": steps, "save_every": 2, "eval_every": 0,
                                                      "distributed": "fsdp"})))
         out = _torchrun(path)
-    assert "resumed from step-00000004" in out.stdout
+    assert "resumed from step-00000004" in out.stderr
     a, b = _losses(tmp_path / "single"), _losses(tmp_path / "fsdp")
     assert sorted(b) == list(range(1, 7))
     for step in a:

@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from open4m.model import FourM
-from open4m.train.config import ModelSection
-from open4m.train.fourm import build_model, train
+from open4m.train.tasks.fourm import ModelSection, build_model, train
 
 
 def test_init_from_with_new_modality_and_frozen_encoder(micro, tmp_path):

@@ -41,7 +41,7 @@ def test_adamw_groups_and_fused_step():
     assert all(p.dim() >= 2 for p in decay["params"])
     assert "encoder_embeddings.caption.token_emb.weight" in {names[id(p)] for p in no_decay["params"]}
     assert no_decay["weight_decay"] == 0.0 and decay["weight_decay"] == 0.05
-    opt = build_adamw(model, lr=1e-3)
+    opt = build_adamw(parameter_groups(model, 0.05), lr=1e-3)
     model.set_sparse_embedding_gradients(True)
     before = model.encoder[0].attn.qkv.weight.detach().clone()
     model(random_batch(MODS), 64, 48)[0].backward()

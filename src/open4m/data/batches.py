@@ -24,7 +24,8 @@ import torch
 from ..errors import ConfigError, DataError
 from .masking import OFFICIAL_MIXTURES, AlphaMixture, DirichletMasking, collate, rgb_to_all_mixture
 
-__all__ = ["is_map_style", "build_masker", "MaskedBatches", "StreamBatches", "batch_loader", "sample_batches"]
+__all__ = ["is_map_style", "build_masker", "MaskedBatches", "StreamBatches", "batch_loader", "sample_batches",
+           "ordered_batches"]
 
 
 def is_map_style(source: Any) -> bool:
@@ -61,11 +62,12 @@ def build_masker(mixture: str, modality_names: Sequence[str], *, alpha: float = 
 class MaskedBatches(torch.utils.data.Dataset):
     """Item k = this rank's k-th micro-batch from a map-style source, masked; pure function of k.
 
-    Without a masker (`masker=None`) the samples are stacked as they are (`default_collate`): the
-    batches of tokenizer training.
+    `masker` is any per-sample ``(sample, rng) -> sample`` function: the 4M masking (then batches
+    are token dicts), a fine-tuning augmentation, or None (samples stacked as they are, the
+    batches of tokenizer training); other results are stacked by `default_collate`.
     """
 
-    def __init__(self, source: Any, masker: DirichletMasking | None, batch_size: int, seed: int, *, rank: int = 0,
+    def __init__(self, source: Any, masker: Any, batch_size: int, seed: int, *, rank: int = 0,
                  world: int = 1, accum: int = 1, shuffle: bool = True) -> None:
         self.source, self.masker, self.batch_size, self.seed = source, masker, batch_size, seed
         self.rank, self.world, self.accum, self.shuffle = rank, world, accum, shuffle
@@ -105,7 +107,7 @@ class StreamBatches(torch.utils.data.IterableDataset):
     across ranks (`splits_by_rank`) are strided: rank r keeps every world-th sample.
     """
 
-    def __init__(self, source: Any, masker: DirichletMasking | None, batch_size: int, seed: int, *, rank: int = 0,
+    def __init__(self, source: Any, masker: Any, batch_size: int, seed: int, *, rank: int = 0,
                  world: int = 1, start: int = 0) -> None:
         super().__init__()
         self.source, self.masker, self.batch_size, self.seed = source, masker, batch_size, seed
@@ -131,12 +133,12 @@ class StreamBatches(torch.utils.data.IterableDataset):
                 buf, k = [], k + 1
 
 
-def _collate(samples: list, masker: DirichletMasking | None) -> Any:
-    """Masked samples -> one token-dict batch; unmasked ones stacked as they are."""
-    return torch.utils.data.default_collate(samples) if masker is None else collate(samples)
+def _collate(samples: list, masker: Any) -> Any:
+    """Masked samples -> one token-dict batch; anything else stacked by `default_collate`."""
+    return collate(samples) if isinstance(masker, DirichletMasking) else torch.utils.data.default_collate(samples)
 
 
-def batch_loader(source: Any, masker: DirichletMasking | None, batch_size: int, seed: int, *, start: int = 0, stop: int | None = None,
+def batch_loader(source: Any, masker: Any, batch_size: int, seed: int, *, start: int = 0, stop: int | None = None,
                  rank: int = 0, world: int = 1, accum: int = 1, shuffle: bool = True,
                  num_workers: int = 0, pin_memory: bool = False) -> Iterator[dict]:
     """This rank's micro-batches `start, start+1, ...` (up to `stop`) as an iterator (unmasked without a masker).
@@ -150,16 +152,44 @@ def batch_loader(source: Any, masker: DirichletMasking | None, batch_size: int, 
     else:
         ds, sampler = StreamBatches(source, masker, batch_size, seed, rank=rank, world=world, start=start), None
         num_workers = min(num_workers, 1)  # one worker keeps the stream's order
+    # a private generator: creating the loader must not draw from torch's global RNG (dropout, drop-path and
+    # diffusion noise use it, and a resumed run restores it from the checkpoint before building the loader)
     loader = torch.utils.data.DataLoader(ds, batch_size=None, sampler=sampler, num_workers=num_workers,
-                                         persistent_workers=False,
+                                         persistent_workers=False, generator=torch.Generator().manual_seed(seed),
                                          pin_memory=pin_memory and torch.cuda.is_available())
     return iter(loader)
 
 
-def sample_batches(source: Any, batch_size: int, seed: int, **options: Any) -> Iterator[Any]:
+def sample_batches(source: Any, batch_size: int, seed: int, *, transform: Any = None, **options: Any) -> Iterator[Any]:
     """Unmasked batches of a source (samples stacked by `default_collate`), in `batch_loader`'s order.
 
-    Batch k is a pure function of (seed, k) for a map-style source, so tokenizer training resumes
-    exactly; `options` are `batch_loader`'s (start, stop, rank, world, accum, shuffle, num_workers, pin_memory).
+    ``transform(sample, rng)`` (e.g. a fine-tuning augmentation) runs per sample with a generator
+    seeded by (seed, epoch, index). Batch k is a pure function of (seed, k) for a map-style source,
+    so tokenizer training and fine-tuning resume exactly; `options` are `batch_loader`'s (start,
+    stop, rank, world, accum, shuffle, num_workers, pin_memory).
     """
-    return batch_loader(source, None, batch_size, seed, **options)
+    return batch_loader(source, transform, batch_size, seed, **options)
+
+
+def ordered_batches(source: Any, batch_size: int, *, transform: Any = None, num_workers: int = 0) -> Iterator[Any]:
+    """Every sample of a map-style source once, in order, the last batch partial (validation sets).
+
+    ``transform(sample, rng)`` runs with a generator seeded by the sample's index.
+    """
+    if not is_map_style(source):
+        raise DataError("validation needs a map-style source (a length and indexing), not a stream")
+    data = _Indexed(source, transform)
+    return iter(torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                                            generator=torch.Generator().manual_seed(0)))
+
+
+class _Indexed(torch.utils.data.Dataset):
+    def __init__(self, source: Any, transform: Any) -> None:
+        self.source, self.transform = source, transform
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, i: int) -> Any:
+        sample = self.source[i]
+        return sample if self.transform is None else self.transform(sample, np.random.default_rng(i))

@@ -11,47 +11,82 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 import torch
 import yaml
+
+from ..config import from_dict, load, option, section, to_dict
+from ..errors import NotFound
+from ..train.tasks.fourm import FourMRecipe
 
 from ..data.synthetic import world
 from ..data.synthetic.world import (IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldData, WorldSpec, encode_images,
                                     render_world, token_samples)
 
 DEFAULT_RECIPE = Path(__file__).resolve().parents[3] / "configs" / "demo" / "world64.yaml"
-_SECTIONS = ("world", "tokenizers", "text", "fourm")
 # Reconstruction losses of the continuous maps (the trainer's default for feature maps is a cosine loss,
 # which is meaningless for 1-channel maps); RGB keeps MSE and class maps cross-entropy.
 _TOKENIZER_LOSS = {"depth": "smooth_l1", "normal": "smooth_l1", "canny_edge": "mse"}
 
 
-def load_recipe(path: str | Path | None = None) -> dict[str, Any]:
+@dataclass
+class WorldSection:
+    image_size: int = option(64, "Scene size in pixels.")
+    patch_size: int = option(8, "Pixels per token side (image_size / patch_size tokens per row).")
+    train_scenes: int = option(3000, "Scenes rendered for training the tokenizers and the FourM.")
+
+
+@dataclass
+class TokenizerTraining:
+    steps: int = option(600, "Optimizer steps per tokenizer.")
+    batch_size: int = option(16, "Scenes per step.")
+    lr: float = option(3e-3, "Peak learning rate.")
+    warmup: int = option(20, "Warmup steps.")
+    ema_decay: float = option(0.98, "EMA of the weights (the EMA is what the bundle ships).")
+
+
+@dataclass
+class WorldTokenizers:
+    codebook_size: dict = option({"rgb": 512, "depth": 256, "normal": 256, "semseg": 256, "canny_edge": 256},
+                                 "Codebook size per image modality.")
+    latent_dim: int = option(16, "Quantizer latent width.")
+    arch: dict = option({"dim": 64, "depth": 1, "heads": 2}, "ViT encoder/decoder width, depth and heads.")
+    train: TokenizerTraining = section(TokenizerTraining, "How each VQ-VAE trains.")
+
+
+@dataclass
+class TextSection:
+    extra_words: int = option(120, "Learned word pieces beyond the 4M fixed ids (values, sentinels, COCO classes).")
+
+
+@dataclass
+class WorldRecipe:
+    """`open4m demo --train`: world -> tokenizers -> text vocabulary -> FourM (a full `open4m train` recipe)."""
+
+    command: ClassVar[str] = "demo"
+
+    world: WorldSection = section(WorldSection, "The procedural world.")
+    tokenizers: WorldTokenizers = section(WorldTokenizers, "One VQ-VAE per image modality.")
+    text: TextSection = section(TextSection, "The WordPiece vocabulary of the sequences.")
+    fourm: FourMRecipe = section(FourMRecipe, "The FourM (data.source, modalities and out_dir are filled in).")
+
+
+def load_recipe(path: str | Path | None = None) -> WorldRecipe:
     """Read and check a recipe (default: the shipped model's `configs/demo/world64.yaml`)."""
     if path is None and not DEFAULT_RECIPE.is_file():  # an installed wheel: the shipped bundle keeps its recipe
         from ..sources.world import SHIPPED
 
         shipped = SHIPPED / "world.json"
         if shipped.is_file():
-            return _checked(yaml.safe_load(json.loads(shipped.read_text())["recipe"]), shipped)
+            return from_dict(WorldRecipe, yaml.safe_load(json.loads(shipped.read_text())["recipe"]), command="demo")
     path = Path(path) if path else DEFAULT_RECIPE
     if not path.is_file():
-        raise FileNotFoundError(f"demo recipe {path} not found; pass --config PATH to a recipe like configs/demo/world64.yaml")
-    with open(path) as f:
-        return _checked(yaml.safe_load(f), path)
-
-
-def _checked(recipe: Any, path: Path) -> dict[str, Any]:
-    if not isinstance(recipe, dict):
-        raise ValueError(f"{path}: a recipe is a mapping with sections {_SECTIONS}")
-    unknown = sorted(set(recipe) - set(_SECTIONS))
-    missing = sorted(set(_SECTIONS) - set(recipe))
-    if unknown or missing:
-        raise ValueError(f"{path}: unknown sections {unknown}, missing sections {missing}; expected {_SECTIONS}")
-    return recipe
+        raise NotFound(f"demo recipe {path} not found; pass --config PATH to a recipe like configs/demo/world64.yaml")
+    return load(WorldRecipe, path, command="demo")
 
 
 # -- stage 2: tokenizers ---------------------------------------------------------------------------
@@ -68,13 +103,13 @@ class _Samples(torch.utils.data.Dataset):
         return world.to_model_form(self.base, self.arrays[i])
 
 
-def tokenizer_config(base: str, size: int, patch: int, section: Mapping[str, Any]) -> dict[str, Any]:
+def tokenizer_config(base: str, size: int, patch: int, section: WorldTokenizers) -> dict[str, Any]:
     """VQ-VAE config fields of one image modality's tokenizer."""
     from ..data.synthetic import SEMSEG_CLASSES
 
-    arch = dict(section["arch"])
-    cfg = dict(image_size=size, patch_size=patch, codebook_size=int(section["codebook_size"][base]),
-               latent_dim=int(section["latent_dim"]), enc_type="vit", dec_type="vit", modality=base,
+    arch = dict(section.arch)
+    cfg = dict(image_size=size, patch_size=patch, codebook_size=int(section.codebook_size[base]),
+               latent_dim=int(section.latent_dim), enc_type="vit", dec_type="vit", modality=base,
                enc_dim=arch["dim"], enc_depth=arch["depth"], enc_heads=arch["heads"],
                dec_dim=arch["dim"], dec_depth=arch["depth"], dec_heads=arch["heads"])
     if base == "semseg":
@@ -86,23 +121,27 @@ def tokenizer_config(base: str, size: int, patch: int, section: Mapping[str, Any
     return cfg
 
 
-def train_image_tokenizer(base: str, data: WorldData, section: Mapping[str, Any], size: int, patch: int,
+def train_image_tokenizer(base: str, data: WorldData, section: WorldTokenizers, size: int, patch: int,
                           out: Path, progress: bool = True) -> Path:
-    """Train (or reuse) the VQ-VAE of one image modality; returns its `.safetensors` file."""
-    from ..tokenizers.training import TrainConfig, build_tokenizer, train_tokenizer
+    """Train (or reuse) the VQ-VAE of one image modality with the training engine; returns its `.safetensors` file."""
+    from ..train.tasks import tokenizer as task
 
     final = out / f"tok_{base}.safetensors"
     if final.exists():
         return final
-    model = build_tokenizer("vqvae", tokenizer_config(base, size, patch, section))
-    t = section["train"]
-    cfg = TrainConfig(steps=int(t["steps"]), batch_size=int(t["batch_size"]), lr=float(t["lr"]),
-                      warmup_steps=int(t["warmup"]), ema_decay=float(t["ema_decay"]), log_every=50,
-                      sample_every=int(t["steps"]), save_every=int(t["steps"]), seed=0,
-                      loss=_TOKENIZER_LOSS.get(base))
-    train_tokenizer(model, _Samples(base, data.images[base]), cfg, out / "runs" / base, progress=progress)
-    trained = type(model).from_pretrained(out / "runs" / base / "tokenizer")
-    trained.save_pretrained(final)
+    t = section.train
+    recipe = task.TokenizerRecipe(
+        kind="vqvae", model=tokenizer_config(base, size, patch, section),
+        data=task.DataSection(batch_size=t.batch_size),
+        objective=task.ObjectiveSection(loss=_TOKENIZER_LOSS.get(base), sample_every=t.steps),
+        optim=task.TokenizerOptim(lr=t.lr, warmup=t.warmup),
+        train=task.TokenizerRun(steps=t.steps, out_dir=str(out / "runs" / base), ema_decay=t.ema_decay,
+                                save_every=t.steps, seed=0),
+        log=task.TokenizerLog(every=50, progress=progress))
+    result = task.train_tokenizer(recipe, dataset=_Samples(base, data.images[base]))
+    from ..tokenizers import VQVAE
+
+    VQVAE.from_pretrained(result.model_path).save_pretrained(final)
     return final
 
 
@@ -128,24 +167,19 @@ def write_token_folder(root: Path, spec: WorldSpec, data: WorldData, tokens: Map
             np.save(root / m / f"{name}.npy", value)
 
 
-def train_fourm(section: Mapping[str, Any], spec: WorldSpec, token_root: Path, run_dir: Path,
+def train_fourm(recipe: FourMRecipe, spec: WorldSpec, token_root: Path, run_dir: Path,
                 modality_names: list[str] | None = None, progress: bool = True) -> Path:
-    """Train the FourM with `open4m.train` on the pre-tokenized folder; returns the exported weights.
+    """Train the FourM with the training engine on the pre-tokenized folder; returns the exported weights.
 
     `modality_names` (default: all of the world's) restricts the model, e.g. to a single-task specialist.
     """
-    from ..train.config import from_dict
-    from ..train.fourm import train
+    from ..train.tasks.fourm import train
 
-    recipe = json.loads(json.dumps(dict(section)))  # a deep copy we can fill in
-    data = recipe.setdefault("data", {})
-    data.update(source=str(token_root), modalities=modality_names or spec.all_modalities, image_size=spec.image_size,
-                input_only=[spec.rgb_pixels])
-    recipe.setdefault("model", {}).setdefault("arch", {})["patch_size"] = spec.patch_size
-    recipe.setdefault("train", {})["out_dir"] = str(run_dir)
-    if not progress:
-        recipe.setdefault("log", {})["progress"] = False
-    result = train(from_dict(recipe))
+    data = replace(recipe.data, source=str(token_root), modalities=list(modality_names or spec.all_modalities),
+                   image_size=spec.image_size, input_only=[spec.rgb_pixels])
+    model = replace(recipe.model, arch={**recipe.model.arch, "patch_size": spec.patch_size})
+    log = recipe.log if progress else replace(recipe.log, progress=False)
+    result = train(replace(recipe, data=data, model=model, train=replace(recipe.train, out_dir=str(run_dir)), log=log))
     ema = run_dir / "model_ema.safetensors"
     return ema if ema.exists() else Path(result.model_path)
 
@@ -159,18 +193,18 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
     recipe = load_recipe(recipe_path)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(int(recipe["fourm"].get("train", {}).get("threads") or torch.get_num_threads()))
-    w = recipe["world"]
-    size, patch = int(w["image_size"]), int(w["patch_size"])
+    torch.set_num_threads(int(recipe.fourm.train.threads or torch.get_num_threads()))
+    w = recipe.world
+    size, patch = w.image_size, w.patch_size
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    data = render_world("train", int(w["train_scenes"]), size, workers=workers, progress=progress)
+    data = render_world("train", w.train_scenes, size, workers=workers, progress=progress)
     timings["render_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    text_tok = text_vocab(data.texts, int(recipe["text"]["extra_words"]))
+    text_tok = text_vocab(data.texts, recipe.text.extra_words)
     tok_dir = out / "tokenizers"
-    tokenizers = {b: VQVAE.from_pretrained(train_image_tokenizer(b, data, recipe["tokenizers"], size, patch, tok_dir,
+    tokenizers = {b: VQVAE.from_pretrained(train_image_tokenizer(b, data, recipe.tokenizers, size, patch, tok_dir,
                                                                  progress))
                   for b in IMAGE_MODALITIES}
     timings["tokenizers_s"] = time.perf_counter() - t0
@@ -184,7 +218,7 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
         (token_root / "done").touch()
 
     t0 = time.perf_counter()
-    weights = train_fourm(recipe["fourm"], spec, token_root, out / "fourm", progress=progress)
+    weights = train_fourm(recipe.fourm, spec, token_root, out / "fourm", progress=progress)
     timings["fourm_s"] = time.perf_counter() - t0
     model = FourM.from_pretrained(weights)
     info = {"recipe": load_recipe_text(recipe_path), "train_scenes": len(data.names), "timings": timings}
@@ -192,4 +226,5 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
 
 
 def load_recipe_text(path: str | Path | None) -> str:
-    return yaml.safe_dump(load_recipe(path), sort_keys=False)
+    """The recipe as YAML text (recorded in the bundle's world.json; `load_recipe` reads it back in a wheel)."""
+    return yaml.safe_dump(to_dict(load_recipe(path)), sort_keys=False)

@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .captions import SceneCaptionMetrics
-from .metrics import BoxAP, DepthMetrics, NormalMetrics, SegmentationMetrics, palette_distance, reconstruction_metrics
+from ..metrics import BoxAP, DepthMetrics, NormalMetrics, SegmentationMetrics, palette_distance, reconstruction_metrics
 from ..atomic import write_text_atomic
 
 TASKS: tuple[str, ...] = ("depth", "normal", "semseg", "edges", "det", "caption", "palette", "metadata",

@@ -28,7 +28,7 @@ from safetensors.torch import save_file as _st_save_file
 from .. import modalities
 from ..atomic import atomic_write
 from ..hub import HubOptions, Origin, locate
-from ..weights import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, read_safetensors, weights_and_config
+from ..weights import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, read_safetensors, unshared, weights_and_config
 from .config import FourMConfig
 
 __all__ = ["CheckpointError", "read_safetensors", "weights_and_config", "resolve_checkpoint", "locate_model",
@@ -155,21 +155,17 @@ def _aliases(model: torch.nn.Module) -> dict[str, tuple[str, ...]]:
 
 
 # -- writing -------------------------------------------------------------------------------------
-def official_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The state dict in the official layout, each shared tensor written under all its names."""
-    state = dict(model.state_dict())
-    for name, module in model.decoder_embeddings.items():
+def official_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """The state dict in the official layout, each shared tensor written under all its names.
+
+    ``state`` (default: ``model.state_dict()``) may be a gathered full state dict of a sharded model.
+    """
+    state = dict(model.state_dict() if state is None else state)
+    for name in model.decoder_embeddings:
         key = f"decoder_embeddings.{name}.token_emb.weight"
         if key not in state:
             state[key] = state[f"decoder_embeddings.{name}.to_logits.weight"]
-    seen: set[int] = set()
-    out = {}
-    for key in sorted(state):
-        t = state[key].detach()
-        ptr = t.data_ptr()
-        out[key] = t.clone().contiguous() if ptr in seen else t.contiguous()
-        seen.add(ptr)
-    return out
+    return unshared(state)
 
 
 def atomic_save_file(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str] | None,

@@ -22,7 +22,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -275,13 +275,16 @@ class FourMEncoder(nn.Module):
         _check_trunk_loaded(encoder, trunk)
         return encoder.to(map_location).eval()
 
-    def _file_state(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+    def file_tensors(self, state: Mapping[str, torch.Tensor] | None = None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """What the file holds: the (given or own) state dict and the EncoderConfig as JSON metadata."""
+        from ..weights import unshared
+
+        return unshared(self.state_dict() if state is None else state), {METADATA_KEY: json.dumps(asdict(self.config))}
 
     def save_file(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """One safetensors file, the EncoderConfig as JSON in its metadata (atomic)."""
-        metadata = {METADATA_KEY: json.dumps(asdict(self.config))}
-        return checkpoint.atomic_save_file(self._file_state(), path, metadata, overwrite=overwrite)
+        tensors, metadata = self.file_tensors()
+        return checkpoint.atomic_save_file(tensors, path, metadata, overwrite=overwrite)
 
     def save_pretrained(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write `path` (a .safetensors file) or `path/model.safetensors` (a directory)."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..data.batches import batch_loader, build_masker, sample_batches
+from ..data.batches import batch_loader, build_masker, ordered_batches, sample_batches
 from .images import ImageFiles
 from .registry import (SourceInfo, build_source, is_generated, list_sources, register_source, resolve_spec_path,
                        source_info)
@@ -33,7 +33,7 @@ from .registry import (SourceInfo, build_source, is_generated, list_sources, reg
 __all__ = ["SourceInfo", "build_source", "build_sources", "build_recipe_sources", "is_generated", "list_sources",
            "register_source", "resolve_spec_path", "source_info", "ImageFiles",
            # masking and batching live in open4m.data.batches; here for the training tasks' convenience
-           "batch_loader", "build_masker", "sample_batches"]
+           "batch_loader", "build_masker", "ordered_batches", "sample_batches"]
 
 
 def build_sources(entries: Sequence[Mapping[str, Any]], modality_names: Sequence[str], **options: Any) -> Any:

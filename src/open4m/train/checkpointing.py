@@ -1,7 +1,8 @@
-"""Training checkpoints: atomic, pickle-free, exactly resumable, pruned to the last K.
+"""Training checkpoints: atomic, pickle-free, exactly resumable, pruned to the last K; one format for every task.
 
 A checkpoint is a folder `checkpoints/step-00001000/` holding
-- `model.safetensors`: the weights in the release layout (loads with `FourM.from_pretrained`),
+- `model.safetensors`: the weights, as the task writes them (a FourM: the release layout, so it loads
+  with `FourM.from_pretrained`; other models: their state dict),
 - `optimizer.safetensors`: AdamW moments by parameter name, hyper-parameters as JSON metadata,
 - `ema.safetensors` (when an EMA is kept), `rng-rank{r}.safetensors`: each rank's torch RNG,
 - `state.json`: step, tokens seen, data position, loss scaler, the recipe.
@@ -17,7 +18,7 @@ import re
 import shutil
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import torch
 from safetensors.torch import load_file, safe_open, save_file
@@ -26,8 +27,8 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model
                                                      get_optimizer_state_dict, set_model_state_dict,
                                                      set_optimizer_state_dict)
 
-from ..model import FourM
-from ..model.checkpoint import load_state_dict_into, read_safetensors
+from ..errors import CheckpointError
+from ..weights import read_safetensors, unshared
 from .distributed import DistInfo, barrier, is_sharded, unwrap
 from .ema import EMA
 
@@ -51,40 +52,35 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 # ------------------------------------------------------------------------------------------
 # Model weights
 # ------------------------------------------------------------------------------------------
-def _cpu_model(model: nn.Module, info: DistInfo) -> FourM | None:
-    """On rank 0, a FourM holding the full weights: the model itself, or gathered FSDP shards."""
+WeightsToFile = Callable[[Mapping[str, torch.Tensor]], tuple[dict[str, torch.Tensor], dict[str, str]]]
+WeightsFromFile = Callable[[nn.Module, Mapping[str, torch.Tensor]], None]
+
+
+def full_state(model: nn.Module, info: DistInfo) -> dict[str, torch.Tensor] | None:
+    """On rank 0, the model's full state dict (gathered from FSDP shards when sharded); None elsewhere."""
     inner = unwrap(model)
     if not is_sharded(inner):
-        return inner if info.is_main else None
+        return inner.state_dict() if info.is_main else None
     full = get_model_state_dict(inner, options=_FULL)  # a collective: every rank calls it
-    if not info.is_main:
-        return None
-    cpu = FourM(inner.config)
-    cpu.load_state_dict(full)
-    return cpu
+    return full if info.is_main else None
 
 
-def export_model(model: nn.Module, path: str | Path, info: DistInfo, ema: EMA | None = None) -> Path | None:
-    """Write the release layout (rank 0); with `ema`, the averaged weights instead."""
-    cpu = _cpu_model(model, info)
-    if cpu is None:
-        return None
-    if ema is not None:
-        averaged = FourM(cpu.config)
-        ema.copy_to(averaged)
-        cpu = averaged
-    return cpu.save_file(path, overwrite=True)
-
-
-def _load_model(model: nn.Module, path: Path) -> None:
+def _load_model(model: nn.Module, path: Path, load_weights: WeightsFromFile) -> None:
     state, _ = read_safetensors(path)
     inner = unwrap(model)
     if not is_sharded(inner):
-        load_state_dict_into(inner, state, strict=True)
+        load_weights(inner, state)
         return
-    cpu = FourM(inner.config)
-    load_state_dict_into(cpu, state, strict=True)
-    set_model_state_dict(inner, cpu.state_dict(), options=StateDictOptions(full_state_dict=True))
+    own = inner.state_dict()
+    set_model_state_dict(inner, {k: state[k] for k in own}, options=StateDictOptions(full_state_dict=True))
+
+
+def _default_to_file(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    return unshared(state), {}
+
+
+def _default_from_file(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    model.load_state_dict(state, strict=True)
 
 
 # ------------------------------------------------------------------------------------------
@@ -141,7 +137,8 @@ def _restore_rng(path: Path, device: torch.device) -> None:
 # Save / load
 # ------------------------------------------------------------------------------------------
 def save_checkpoint(run_dir: str | Path, step: int, *, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    ema: EMA | None, state: dict[str, Any], info: DistInfo, keep_last: int) -> Path:
+                    ema: EMA | None, state: dict[str, Any], info: DistInfo, keep_last: int,
+                    weights_to_file: WeightsToFile = _default_to_file) -> Path:
     """Write checkpoint `step` atomically (every rank calls this), then keep the newest `keep_last`."""
     root = Path(run_dir) / "checkpoints"
     final = root / f"step-{step:08d}"
@@ -156,9 +153,10 @@ def save_checkpoint(run_dir: str | Path, step: int, *, model: nn.Module, optimiz
     barrier(info)
     save_file(_rng_tensors(info.device), str(tmp / f"rng-rank{info.rank}.safetensors"))
     opt_tensors, opt_meta = _optimizer_tensors(model, optimizer)
-    cpu = _cpu_model(model, info)
-    if cpu is not None:
-        cpu.save_file(tmp / "model.safetensors")
+    weights = full_state(model, info)
+    if weights is not None:
+        tensors, metadata = weights_to_file(weights)
+        save_file(tensors, str(tmp / "model.safetensors"), metadata=metadata or None)
         save_file(opt_tensors, str(tmp / "optimizer.safetensors"), metadata=opt_meta)
         if ema is not None:
             save_file({k: v.contiguous() for k, v in ema.state_dict().items()}, str(tmp / "ema.safetensors"),
@@ -174,15 +172,32 @@ def save_checkpoint(run_dir: str | Path, step: int, *, model: nn.Module, optimiz
 
 
 def load_checkpoint(path: str | Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, ema: EMA | None,
-                    info: DistInfo) -> dict[str, Any]:
+                    info: DistInfo, load_weights: WeightsFromFile = _default_from_file) -> dict[str, Any]:
     """Restore weights, optimizer, EMA and this rank's RNG; return the saved state (step, tokens, ...)."""
     path = Path(path)
-    state = json.loads((path / "state.json").read_text())
-    _load_model(model, path / "model.safetensors")
+    try:
+        state = json.loads((path / "state.json").read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}/state.json is corrupt ({err}); delete {path} to resume from the one before") from None
+    _load_model(model, path / "model.safetensors", load_weights)
     _load_optimizer(model, optimizer, path / "optimizer.safetensors")
     if ema is not None:
         if not (path / "ema.safetensors").is_file():
-            raise ValueError(f"{path} has no EMA but train.ema_decay is set; resume without EMA or start a new run")
+            raise CheckpointError(f"{path} has no EMA but train.ema_decay is set; resume without EMA or start a new run")
         ema.load_state_dict(load_file(str(path / "ema.safetensors")))
     _restore_rng(path / f"rng-rank{info.rank}.safetensors", info.device)
     return state
+
+
+def export_model(model: nn.Module, path: str | Path, info: DistInfo, ema: EMA | None = None) -> Path | None:
+    """Write a FourM's release layout (rank 0); with `ema`, the averaged weights instead."""
+    from ..model import FourM
+
+    state = full_state(model, info)
+    if state is None:
+        return None
+    cpu = FourM(unwrap(model).config)
+    cpu.load_state_dict(state)
+    if ema is not None:
+        ema.copy_to(cpu)
+    return cpu.save_file(path, overwrite=True)

@@ -86,6 +86,13 @@ def is_sharded(model: nn.Module) -> bool:
     return any(isinstance(p, DTensor) for p in unwrap(model).parameters())
 
 
+def sum_across_ranks(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    if info.enabled:
+        values = values.clone()
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
 def mean_across_ranks(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
     if info.enabled:
         values = values.clone()

@@ -7,16 +7,19 @@ from torch import nn
 
 
 class EMA:
-    """`shadow = decay * shadow + (1 - decay) * weights` after every optimizer step.
+    """``shadow = decay * shadow + (1 - decay) * weights`` for every parameter after each optimizer step.
 
-    The shadow holds every floating-point entry of the model's state dict (buffers included, so
-    the averaged model is complete); integer buffers are copied as they are.
+    Buffers are copied, not averaged: they are running statistics already (a VQ codebook's EMA
+    embeddings and usage counts) or constants (sincos tables), and averaging them twice would
+    blur the codebook the averaged weights are meant to decode with. The shadow holds the whole
+    state dict, so the averaged model is complete.
     """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
         if not 0.0 < decay < 1.0:
             raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
         self.decay = decay
+        self.parameters = {name for name, _ in model.named_parameters(remove_duplicate=False)}  # tied names too
         self.shadow = {k: v.detach().float().clone() if v.is_floating_point() else v.detach().clone()
                        for k, v in model.state_dict().items()}
 
@@ -24,7 +27,7 @@ class EMA:
     def update(self, model: nn.Module) -> None:
         for k, v in model.state_dict().items():
             s = self.shadow[k]
-            if s.is_floating_point():
+            if k in self.parameters and s.is_floating_point():
                 s.lerp_(v.detach().float(), 1.0 - self.decay)
             else:
                 s.copy_(v)
@@ -41,5 +44,5 @@ class EMA:
 
     @torch.no_grad()
     def copy_to(self, model: nn.Module) -> None:
-        """Load the averaged weights into `model` (e.g. a copy used for export or evaluation)."""
+        """Load the averaged weights into ``model`` (e.g. a copy used for export or evaluation)."""
         model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in self.shadow.items()})

@@ -2,20 +2,25 @@
 
 Only rank 0 reports. `metrics.jsonl` is the durable record (one JSON object per logged step);
 after a resume the entries past the restored step are dropped, so the file always describes one
-consistent run.
+consistent run. TensorBoard goes through `torch.utils.tensorboard` (or `tensorboardX`), the
+optional extra `open4m[tensorboard]`, with `purge_step` on resume so curves never repeat steps;
+W&B resumes the run it started (its id is kept in the run folder).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
-from .tbevents import EventWriter
+from ..errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 METRICS = "metrics.jsonl"
+WANDB_ID = "wandb_run_id"
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -23,6 +28,33 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _summary_writer(log_dir: Path, purge_step: int | None) -> Any:
+    """A TensorBoard writer from torch.utils.tensorboard (needs `tensorboard`) or tensorboardX."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError:
+            raise ConfigError("log.tensorboard is on but neither tensorboard nor tensorboardX is installed: "
+                              "pip install 'open4m[tensorboard]' (or set log.tensorboard=false)") from None
+    return SummaryWriter(str(log_dir), purge_step=purge_step)
+
+
+def _wandb_run(run_dir: Path, project: str, name: str | None, config: Mapping[str, Any]) -> Any:
+    """Start or resume this run folder's W&B run (its id is kept in the folder)."""
+    try:
+        import wandb
+    except ImportError:
+        raise ConfigError("log.wandb is on but the wandb package is not installed: pip install wandb "
+                          "(or set log.wandb=false)") from None
+    id_file = run_dir / WANDB_ID
+    run_id = id_file.read_text().strip() if id_file.is_file() else wandb.util.generate_id()
+    id_file.write_text(run_id)
+    return wandb.init(project=project, name=name or run_dir.name, id=run_id, resume="allow", config=dict(config),
+                      dir=str(run_dir))
 
 
 class Monitor:
@@ -38,15 +70,9 @@ class Monitor:
         (run_dir / METRICS).write_text("".join(json.dumps(m) + "\n" for m in kept))
         self._file = open(run_dir / METRICS, "a")
         if tensorboard:
-            self.tb = EventWriter(run_dir / "tb")
+            self.tb = _summary_writer(run_dir / "tb", purge_step=start_step + 1 if start_step else None)
         if wandb:
-            try:
-                import wandb as wandb_module
-            except ImportError:
-                warnings.warn("log.wandb is on but the wandb package is not installed; pip install wandb", stacklevel=2)
-            else:
-                self.wandb = wandb_module.init(project=wandb_project, name=run_name or run_dir.name,
-                                               config=dict(config), resume="allow", dir=str(run_dir))
+            self.wandb = _wandb_run(run_dir, wandb_project, run_name, config)
         if progress:
             from tqdm.auto import tqdm
 
@@ -67,7 +93,9 @@ class Monitor:
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
         if self.tb is not None:
-            self.tb.add_scalars({k: v for k, v in record.items() if k != "step"}, step)
+            for k, v in record.items():
+                if k != "step":
+                    self.tb.add_scalar(k, v, step)
         if self.wandb is not None:
             self.wandb.log({k: v for k, v in record.items() if k != "step"}, step=step)
         if self.bar is not None and "train/loss" in record:
@@ -75,6 +103,8 @@ class Monitor:
             if rate is not None:
                 post["tok/s"] = f"{rate:,.0f}"
             self.bar.set_postfix(post, refresh=False)
+        elif self.bar is None and "train/loss" in record:
+            logger.info("step %d: loss %.4f", step, record["train/loss"])
 
     def advance(self, steps: int = 1) -> None:
         if self.bar is not None:

@@ -38,14 +38,16 @@ def fused_available(device: torch.device | str) -> bool:
     return device.type == "cpu" and tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 4)
 
 
-def build_adamw(model: nn.Module, lr: float, weight_decay: float = 0.05, betas: tuple[float, float] = (0.9, 0.95),
-                eps: float = 1e-8, fused: bool | None = None) -> torch.optim.AdamW:
-    """AdamW over `parameter_groups(model)`; `fused=None` picks the fused kernel when available."""
-    device = next(model.parameters()).device
+def build_adamw(groups: list[dict], lr: float, betas: tuple[float, float] = (0.9, 0.95), eps: float = 1e-8,
+                fused: bool | None = None) -> torch.optim.AdamW:
+    """AdamW over parameter ``groups`` (see :func:`parameter_groups`); ``fused=None`` picks the fused kernel
+    where the parameters' device supports it. A group's ``lr_scale`` is kept for the engine's schedule."""
+    params = [p for g in groups for p in g["params"]]
+    if not params:
+        raise ValueError("no trainable parameters: every parameter is frozen")
     if fused is None:
-        fused = fused_available(device)
-    return torch.optim.AdamW(parameter_groups(model, weight_decay), lr=lr, betas=betas, eps=eps,
-                             fused=True if fused else None)
+        fused = fused_available(params[0].device)
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=True if fused else None)
 
 
 class SparseGradientDensifier:

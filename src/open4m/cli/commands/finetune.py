@@ -18,17 +18,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from open4m.finetune.config import describe, load_config
+    from open4m.train.tasks.finetune import describe, finetune, load_recipe
 
     if args.keys:
         print(describe())
         return 0
     if args.recipe is None or "=" in args.recipe:
         raise ConfigError("name a recipe first, e.g. `open4m finetune configs/finetune/world_seg.yaml train.steps=50` "
-                         "(`open4m finetune --keys` lists every key)")
-    from open4m.finetune import finetune
-
+                          "(`open4m finetune --keys` lists every key)")
     with recipe_errors(args.recipe):
-        config = load_config(args.recipe, args.overrides)
-    finetune(config)
+        recipe = load_recipe(args.recipe, args.overrides)
+    result = finetune(recipe)
+    print(result.summary)
+    print(f"model: {result.model_path} (FourMEncoder.from_pretrained)")
     return 0

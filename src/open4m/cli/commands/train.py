@@ -19,17 +19,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from open4m.train.config import describe, load_config
+    from open4m.config import describe
+    from open4m.train.tasks.fourm import FourMRecipe, load_recipe, train
 
     if args.keys:
-        print(describe())
+        print(describe(FourMRecipe))
         return 0
     config, overrides = args.recipe, list(args.overrides)
     if config is not None and "=" in config:  # only overrides were given
         config, overrides = None, [config, *overrides]
-    from open4m.train.fourm import train
-
     with recipe_errors(config):
-        recipe = load_config(config, overrides)
-    train(recipe)
+        recipe = load_recipe(config, overrides)
+    result = train(recipe)
+    print(result.summary)
+    print(f"model: {result.model_path}")
     return 0

@@ -7,14 +7,15 @@ import shutil
 import pytest
 import torch
 
-from open4m.finetune.config import from_dict
+from open4m.config import from_dict
+from open4m.train.tasks.finetune import FinetuneRecipe
 from open4m.sources.world import SHIPPED
 
 
 @pytest.fixture(scope="session")
 def tiny_fourm(tmp_path_factory):
     """Path of a random FourM over the world's rgb@64 (8 px patches), registered as the bundle does."""
-    from open4m.finetune.model import register_bundle_modalities
+    from open4m.train.tasks.finetune.encoder import register_bundle_modalities
     from open4m.model import FourM, preset
 
     folder = tmp_path_factory.mktemp("tiny_bundle")
@@ -28,7 +29,7 @@ def tiny_fourm(tmp_path_factory):
 
 @pytest.fixture
 def ft_recipe(tiny_fourm, tmp_path):
-    """FinetuneConfig factory: ft_recipe(task_name, **{section: {key: value}})."""
+    """FinetuneRecipe factory: ft_recipe(task_name, **{section: {key: value}})."""
     def make(task_name: str, sub: str = "run", **sections):
         recipe = {
             "model": {"init_from": str(tiny_fourm), "head_features": 8, "drop_path": 0.1},
@@ -41,5 +42,5 @@ def ft_recipe(tiny_fourm, tmp_path):
         }
         for name, values in sections.items():
             recipe[name] = {**recipe.get(name, {}), **values}
-        return from_dict(recipe)
+        return from_dict(FinetuneRecipe, recipe, command="finetune")
     return make

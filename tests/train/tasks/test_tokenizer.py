@@ -1,5 +1,3 @@
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -8,7 +6,9 @@ from torch.utils.data import Dataset
 
 from open4m.cli import main
 from open4m.tokenizers import load_tokenizer
-from open4m.tokenizers.training import TrainConfig, build_tokenizer, train_tokenizer
+from open4m.train.monitor import read_metrics
+from open4m.train.tasks import tokenizer as task
+from open4m.train.tasks.tokenizer import build_tokenizer, train_tokenizer
 
 TINY = dict(image_size=32, n_channels=3, enc_type="vit", enc_dim=64, enc_depth=1, enc_heads=2, dec_type="vit",
             dec_dim=64, dec_depth=1, dec_heads=2, patch_size=8, codebook_size=64, latent_dim=8)
@@ -36,6 +36,17 @@ class Tensors(Dataset):
         return self.x[i]
 
 
+def recipe(out, *, steps=4, batch_size=4, lr=1e-4, warmup=1, every=1, sample_every=0, save_every=2, ema=0.999,
+           kind="vqvae", model=None, min_lr=1e-6):
+    """A tokenizer recipe for a dataset given in memory."""
+    return task.TokenizerRecipe(
+        kind=kind, model=model or TINY, data=task.DataSection(batch_size=batch_size),
+        objective=task.ObjectiveSection(sample_every=sample_every),
+        optim=task.TokenizerOptim(lr=lr, warmup=warmup, min_lr=min_lr),
+        train=task.TokenizerRun(steps=steps, out_dir=str(out), save_every=save_every, ema_decay=ema, threads=1),
+        log=task.TokenizerLog(every=every, progress=False))
+
+
 def recon_mse(tok, x: torch.Tensor, **kw) -> float:
     with torch.no_grad():
         return F.mse_loss(tok.decode(tok.encode(x), **kw), x).item()
@@ -43,40 +54,67 @@ def recon_mse(tok, x: torch.Tensor, **kw) -> float:
 
 def test_vqvae_training_reduces_reconstruction_error(tmp_path):
     torch.manual_seed(0)
-    cfg = TrainConfig(steps=120, batch_size=16, lr=3e-3, warmup_steps=5, log_every=20, sample_every=60,
-                      save_every=60, ema_decay=0.9)
-    history = train_tokenizer(build_tokenizer("vqvae", TINY), Tensors(blobs(256)), cfg, tmp_path, progress=False)
+    result = train_tokenizer(recipe(tmp_path, steps=120, batch_size=16, lr=3e-3, warmup=5, every=20, sample_every=60,
+                                    save_every=60, ema=0.9), dataset=Tensors(blobs(256)))
     held_out = blobs(64, seed=7)
     fresh = build_tokenizer("vqvae", TINY).eval()
     trained = load_tokenizer(tmp_path / "tokenizer")
+    assert result.model_path == tmp_path / "tokenizer"
     assert recon_mse(trained, held_out) < 0.3 * recon_mse(fresh, held_out)
-    assert 0 < history["codebook_usage"][-1] <= 1 and history["codebook_perplexity"][-1] > 1
+    logged = [r for r in read_metrics(tmp_path) if "train/loss" in r]
+    assert 0 < logged[-1]["train/codebook_usage"] <= 1 and logged[-1]["train/codebook_perplexity"] > 1
+    assert {"train/psnr", "train/recon_loss", "train/lr"} <= set(logged[-1])
     assert (tmp_path / "samples" / "step_0000120.png").exists()
-    logged = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
-    assert {"psnr", "codebook_usage", "lr"} <= set(logged[-1])
 
 
-def test_resume_continues_from_the_saved_step(tmp_path):
-    cfg = TrainConfig(steps=4, batch_size=4, warmup_steps=1, log_every=1, sample_every=0, save_every=2)
-    train_tokenizer(build_tokenizer("vqvae", TINY), Tensors(blobs(16)), cfg, tmp_path, progress=False)
-    cfg.steps = 6
-    history = train_tokenizer(build_tokenizer("vqvae", TINY), Tensors(blobs(16)), cfg, tmp_path, progress=False)
-    assert history["step"] == [4, 5]
+def test_resume_is_exact(tmp_path):
+    """A constant LR makes a 4-step run resumed to 6 steps the same run as a straight 6-step one."""
+    flat = dict(warmup=0, lr=1e-3, min_lr=1e-3)
+    straight = train_tokenizer(recipe(tmp_path / "a", steps=6, **flat), dataset=Tensors(blobs(16)))
+    train_tokenizer(recipe(tmp_path / "b", steps=4, **flat), dataset=Tensors(blobs(16)))
+    resumed = train_tokenizer(recipe(tmp_path / "b", steps=6, **flat), dataset=Tensors(blobs(16)))
+    losses = lambda r: {m["step"]: m["train/loss"] for m in r.metrics if "train/loss" in m}  # noqa: E731
+    assert losses(resumed) == losses(straight)
+    a, b = load_tokenizer(straight.model_path).state_dict(), load_tokenizer(resumed.model_path).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_legacy_checkpoint_resumes(tmp_path):
+    """`OUT/checkpoint.safetensors` of the trainer before the single engine becomes an engine checkpoint."""
+    import json
+
+    from open4m.tokenizers.checkpoint import write_safetensors
+
+    model = build_tokenizer("vqvae", TINY)
+    ema = build_tokenizer("vqvae", TINY)
+    decay = [p for n, p in model.named_parameters() if not (p.ndim < 2 or "pos_emb" in n)]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "pos_emb" in n]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=1e-4, betas=(0.9, 0.99))
+    model(blobs(4))[0].pow(2).mean().backward()
+    opt.step()
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
+    state = opt.state_dict()
+    for pid, st in state["state"].items():
+        for name, value in st.items():
+            tensors[f"optim.{pid}.{name}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    write_safetensors(tmp_path / "checkpoint.safetensors", tensors,
+                      {"step": "3", "param_groups": json.dumps(state["param_groups"])})
+    result = train_tokenizer(recipe(tmp_path, steps=5), dataset=Tensors(blobs(16)))
+    assert [m["step"] for m in result.metrics if "train/loss" in m] == [4, 5]
 
 
 def test_segmentation_and_vector_losses_and_metrics(tmp_path):
     seg = dict(TINY, n_channels=8, n_labels=5)
     maps = torch.randint(0, 5, (8, 32, 32))
-    h = train_tokenizer(build_tokenizer("vqvae", seg), Tensors(maps),
-                        TrainConfig(steps=2, batch_size=4, log_every=1, sample_every=1, save_every=0), tmp_path / "s",
-                        progress=False)
-    assert "miou" in h and (tmp_path / "s" / "samples" / "step_0000002.png").exists()
+    result = train_tokenizer(recipe(tmp_path / "s", steps=2, sample_every=1, model=seg), dataset=Tensors(maps))
+    assert "train/miou" in result.metrics[-1] and (tmp_path / "s" / "samples" / "step_0000002.png").exists()
     mlp = dict(image_size=1, patch_size=1, n_channels=16, enc_type="BottleneckMLP/B_1-Wi_32",
                dec_type="BottleneckMLP/B_1-Wi_32", quant_type="memcodes", num_codebooks=4, codebook_size=16, latent_dim=16)
-    h = train_tokenizer(build_tokenizer("mlp", mlp), Tensors(torch.randn(8, 16, 1, 1)),
-                        TrainConfig(steps=2, batch_size=4, log_every=1, sample_every=1, save_every=0), tmp_path / "m",
-                        progress=False)
-    assert "cosine" in h
+    result = train_tokenizer(recipe(tmp_path / "m", steps=2, sample_every=1, kind="mlp", model=mlp),
+                             dataset=Tensors(torch.randn(8, 16, 1, 1)))
+    assert "train/cosine" in result.metrics[-1]
 
 
 def test_cli_trains_a_depth_tokenizer_from_a_folder(tmp_path):
@@ -89,7 +127,7 @@ def test_cli_trains_a_depth_tokenizer_from_a_folder(tmp_path):
     code = main(["train-tokenizer", "--kind", "vqvae", "--modality", "depth", "--data", str(tmp_path / "depth"),
                  "--out", str(out), "--steps", "2", "--batch-size", "3", "--image-size", "32",
                  "--set", "model.enc_type=vit_t_enc", "--set", "model.dec_type=vit_t_dec", "--set", "model.patch_size=8",
-                 "--set", "model.codebook_size=32", "--set", "train.sample_every=2"])
+                 "--set", "model.codebook_size=32", "--set", "objective.sample_every=2"])
     assert code == 0
     tok = load_tokenizer(out / "tokenizer")
     assert tok.config.n_channels == 1 and tok.preprocessor.input == "depth"
@@ -117,9 +155,8 @@ def test_divae_training_reduces_reconstruction_error(tmp_path):
     torch.manual_seed(0)
     cfg_model = {k: v for k, v in TINY.items() if not k.startswith("dec_")}
     cfg_model.update(dec_type="unet", dec_channels=16, dec_channel_mult=(1, 2))
-    train_tokenizer(build_tokenizer("divae", cfg_model), Tensors(blobs(256)),
-                    TrainConfig(steps=300, batch_size=16, lr=3e-3, warmup_steps=5, ema_decay=0.9, sample_every=0,
-                                save_every=0), tmp_path, progress=False)
+    train_tokenizer(recipe(tmp_path, steps=300, batch_size=16, lr=3e-3, warmup=5, ema=0.9, every=50, save_every=300,
+                           kind="divae", model=cfg_model), dataset=Tensors(blobs(256)))
     held_out = blobs(32, seed=7)
     fresh = build_tokenizer("divae", cfg_model).eval()
     assert recon_mse(load_tokenizer(tmp_path / "tokenizer"), held_out, steps=10) < 0.9 * recon_mse(fresh, held_out, steps=10)

@@ -1,6 +1,6 @@
 """Per task: the head it needs, its loss, and its metrics (accumulated over a whole validation set).
 
-Metrics reuse `open4m.eval.metrics` (mIoU / pixel accuracy from one confusion matrix; depth
+Metrics reuse `open4m.metrics` (mIoU / pixel accuracy from one confusion matrix; depth
 abs-rel, RMSE and delta thresholds over valid pixels); classification adds top-1 / top-5.
 """
 
@@ -11,13 +11,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..eval.metrics import DepthMetrics, SegmentationMetrics
-from .config import TaskSection
+from ....errors import ConfigError, DataError
+from ....metrics import DepthMetrics, SegmentationMetrics
+from .recipe import TaskSection
 
 MIN_DEPTH = 1e-3  # metres; log-depth predictions and targets are clamped here
 
 
-class Task:
+class Objective:
     """Head shape, loss and metric accumulation of one downstream task."""
 
     head = "dense"
@@ -43,7 +44,7 @@ class Task:
         raise NotImplementedError
 
 
-class Classification(Task):
+class Classification(Objective):
     head = "classification"
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -64,7 +65,7 @@ class Classification(Task):
         return {"top1": metrics["top1"] / metrics["n"], "top5": metrics["top5"] / metrics["n"]}
 
 
-class Segmentation(Task):
+class Segmentation(Objective):
     def _check(self, target: torch.Tensor) -> None:
         scored = target[target != self.cfg.ignore_index]
         if scored.numel() and (int(scored.min()) < 0 or int(scored.max()) >= self.num_classes):
@@ -88,7 +89,7 @@ class Segmentation(Task):
         return {"miou": out["miou"], "pixel_acc": out["pixel_acc"]}
 
 
-class Depth(Task):
+class Depth(Objective):
     """The head predicts log depth; `silog` works on it directly, `l1` on its exponential (metres)."""
 
     @property
@@ -127,7 +128,7 @@ class Depth(Task):
         return {k: out[k] for k in ("abs_rel", "rmse", "delta1")}
 
 
-def build_task(cfg: TaskSection, classes: list[str] | None) -> Task:
+def build_objective(cfg: TaskSection, classes: list[str] | None) -> Objective:
     """The task of a recipe; `classes` (from the data) fixes num_classes unless the recipe sets it."""
     num_classes = cfg.num_classes if cfg.num_classes is not None else (len(classes) if classes else None)
     if cfg.name == "depth":

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from open4m.finetune import finetune
+from open4m.train.tasks.finetune import finetune
 from open4m.model.checkpoint import read_safetensors
 from open4m.model.encoder import FourMEncoder
 
@@ -14,8 +14,8 @@ EXPECTED = {"classification": {"top1", "top5"}, "segmentation": {"miou", "pixel_
 @pytest.mark.parametrize("task", ["classification", "segmentation", "depth"])
 def test_task_runs_and_exports(ft_recipe, task):
     result = finetune(ft_recipe(task))
-    assert result.steps == 2 and EXPECTED[task] | {"loss"} == set(result.metrics)
-    assert all(torch.isfinite(torch.tensor(v)) for v in result.metrics.values())
+    assert result.steps == 2 and EXPECTED[task] | {"loss"} == set(result.final)
+    assert all(torch.isfinite(torch.tensor(v)) for v in result.final.values())
     model = FourMEncoder.from_pretrained(result.model_path)
     out = model(torch.zeros(1, 3, 64, 64))
     assert out.shape == {"classification": (1, 6), "segmentation": (1, 9, 64, 64), "depth": (1, 1, 64, 64)}[task]

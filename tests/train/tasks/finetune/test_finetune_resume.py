@@ -2,7 +2,7 @@
 
 import torch
 
-from open4m.finetune import finetune
+from open4m.train.tasks.finetune import finetune
 from open4m.model.checkpoint import read_safetensors
 
 
@@ -13,4 +13,4 @@ def test_resume_is_exact(ft_recipe):
     a, _ = read_safetensors(straight.model_path)
     b, _ = read_safetensors(resumed.model_path)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert [r["step"] for r in resumed.records if "train/loss" in r] == [1, 2, 3, 4]
+    assert [r["step"] for r in resumed.metrics if "train/loss" in r] == [1, 2, 3, 4]

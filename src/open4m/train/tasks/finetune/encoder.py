@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
-from ..model import preset
-from ..model.encoder import EncoderConfig, FourMEncoder
-from ..modalities import Kind, Modality
-from ..train.lora import add_lora, is_lora_parameter
-from .config import ModelSection
-from .tasks import Task
+from ....errors import ConfigError
+from ....modalities import Kind, Modality
+from ....model import preset
+from ....model.encoder import EncoderConfig, FourMEncoder
+from ...lora import add_lora, is_lora_parameter
+from .objectives import Objective
+from .recipe import ModelSection
 
 
 def register_bundle_modalities(init_from: str) -> bool:
@@ -21,17 +21,17 @@ def register_bundle_modalities(init_from: str) -> bool:
     spec_file = folder / "world.json"
     if not spec_file.is_file():
         return False
-    from ..data.synthetic.world import WorldSpec, register_modalities
+    from ....data.synthetic.world import WorldSpec, register_modalities
 
     register_modalities(WorldSpec.from_dict(json.loads(spec_file.read_text())["spec"]))
     return True
 
 
 def _scratch(section: ModelSection, image_size: int, head: dict) -> FourMEncoder:
-    from .. import modalities
+    from .... import modalities
 
     if "domains_in" in section.arch or "domains_out" in section.arch:
-        raise ValueError("model.arch sets the architecture only; the modality is model.modality")
+        raise ConfigError("model.arch sets the architecture only; the modality is model.modality")
     config = preset(section.preset, **section.arch)
     name = section.modality or f"rgb@{image_size}"
     try:
@@ -40,11 +40,11 @@ def _scratch(section: ModelSection, image_size: int, head: dict) -> FourMEncoder
         modality = Modality(name, Kind.PIXELS, image_size=image_size, patch_size=config.patch_size, num_channels=3,
                             encoder=True)
     if modality.kind is not Kind.PIXELS:
-        raise ValueError(f"model.modality={name!r} is not a pixel modality")
+        raise ConfigError(f"model.modality={name!r} is not a pixel modality")
     return FourMEncoder(EncoderConfig.from_fourm(config, modality, **head))
 
 
-def build_encoder(section: ModelSection, task: Task, image_size: int) -> tuple[FourMEncoder, str]:
+def build_encoder(section: ModelSection, task: Objective, image_size: int) -> tuple[FourMEncoder, str]:
     """The FourMEncoder with the task's head, freezing / LoRA applied; plus a one-line report."""
     head = dict(head=task.head, num_classes=task.out_channels, head_layers=section.head_layers,
                 head_features=section.head_features, drop_path_rate=section.drop_path)
@@ -98,5 +98,5 @@ def param_groups(model: FourMEncoder, weight_decay: float, layer_decay: float) -
                                                  "lr_scale": layer_decay ** (depth + 1 - lid)})
         group["params"].append(param)
     if not groups:
-        raise ValueError("nothing to train: every parameter is frozen")
+        raise ConfigError("nothing to train: every parameter is frozen")
     return [groups[k] for k in sorted(groups)]

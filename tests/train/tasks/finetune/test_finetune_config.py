@@ -4,34 +4,34 @@ from pathlib import Path
 
 import pytest
 
-from open4m.finetune.config import describe, load_config
+from open4m.train.tasks.finetune import describe, load_recipe
 
-RECIPES = Path(__file__).resolve().parents[2] / "configs" / "finetune"
+RECIPES = Path(__file__).resolve().parents[4] / "configs" / "finetune"
 
 
 def test_unknown_keys_name_the_closest(tmp_path):
     with pytest.raises(ValueError, match="optim.layer_decay.*open4m finetune --keys"):
-        load_config(None, ["optim.layer_decy=0.6"])
+        load_recipe(None, ["optim.layer_decy=0.6"])
     bad = tmp_path / "r.yaml"
     bad.write_text("model: {init_from: x}\ntrain: {label_smoothing: 0.1}\n")
     with pytest.raises(ValueError, match="task.label_smoothing"):
-        load_config(bad)
+        load_recipe(bad)
 
 
 def test_invalid_values_are_explained():
     with pytest.raises(ValueError, match="model.init_from"):
-        load_config(None, [])
+        load_recipe(None, [])
     with pytest.raises(ValueError, match="task.name"):
-        load_config(None, ["model.init_from=x", "task.name=detection"])
+        load_recipe(None, ["model.init_from=x", "task.name=detection"])
     with pytest.raises(ValueError, match="exclude each other"):
-        load_config(None, ["model.init_from=x", "model.freeze_encoder=true", "model.lora_rank=4"])
+        load_recipe(None, ["model.init_from=x", "model.freeze_encoder=true", "model.lora_rank=4"])
     assert "layer_decay" in describe() and "depth_loss" in describe()
 
 
 @pytest.mark.parametrize("name", ["world_cls", "world_seg", "world_depth",
                                   "imagenet_base", "ade20k_base", "nyuv2_base"])
 def test_shipped_recipes_load(name):
-    cfg = load_config(RECIPES / f"{name}.yaml")
+    cfg = load_recipe(RECIPES / f"{name}.yaml")
     assert cfg.model.init_from and cfg.train.steps >= 1
 
 
