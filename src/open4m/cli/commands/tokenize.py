@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from open4m.tokenizers import VQTokenizer, load_tokenizer
-    from open4m.tokenizers.pretokenize import pretokenize
+    from open4m.data.pretokenize import pretokenize
 
     if args.n_crops < 1:
         raise ConfigError("--n-crops must be at least 1")

@@ -4,7 +4,7 @@ from PIL import Image
 
 from open4m.cli import main
 from open4m.tokenizers import VQVAE
-from open4m.tokenizers.pretokenize import pretokenize, sample_crops
+from open4m.data.pretokenize import pretokenize, sample_crops
 
 
 def make_dataset(root, n=3, size=80):

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError
-from .vqvae import VQTokenizer
+from ..tokenizers.vqvae import VQTokenizer
 
 __all__ = ["PretokenizeReport", "sample_crops", "pretokenize"]
 
@@ -129,7 +129,7 @@ def pretokenize(root: str | Path, modality: str, tokenizer: VQTokenizer, *, out_
                 n_crops: int = 1, batch_size: int = 16, image_size: int | None = None, seed: int = 0,
                 progress: bool = True) -> PretokenizeReport:
     """Tokenize ``root/<modality>`` of a folder dataset or of webdataset shards (``root/index.json``)."""
-    from ..data.formats import is_shard_root
+    from .formats import is_shard_root
 
     out_name = out_name or f"tok_{modality.split('@')[0]}"
     encoder = _BatchEncoder(tokenizer, modality, n_crops, batch_size, image_size)
@@ -142,7 +142,7 @@ def _pretokenize_folder(root: Path, modality: str, out_name: str, encoder: _Batc
     from tqdm.auto import tqdm
 
     from ..atomic import write_atomic
-    from ..data.formats import FolderDataset
+    from .formats import FolderDataset
 
     data = FolderDataset(root, modalities=[modality])
     out_dir = root / out_name
@@ -178,8 +178,8 @@ def _pretokenize_shards(root: Path, modality: str, out_name: str, encoder: _Batc
     from tqdm.auto import tqdm
 
     from ..atomic import write_atomic
-    from ..data.codecs import decode
-    from ..data.formats import INDEX_FILE, shard_name
+    from .codecs import decode
+    from .formats import INDEX_FILE, shard_name
 
     index = json.loads((root / INDEX_FILE).read_text())
     if modality not in index.get("modalities", []):
