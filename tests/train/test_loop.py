@@ -81,3 +81,45 @@ def test_mixed_datasets_with_a_caption_only_corpus(micro, tmp_path):
         micro("both", data={"sources": sources, "source": str(full)})
     with pytest.raises(ValueError, match="unknown keys \\['wieght'\\]"):
         train(micro("typo", data={"sources": [{"source": str(full), "wieght": 1}]}))
+
+
+def test_a_bad_recipe_leaves_nothing_behind(micro, tmp_path):
+    from open4m.errors import Open4mError
+
+    for bad in ({"data": {"modalities": ["tok_rgb@224", "tok_nothing@224"]}},
+                {"data": {"source": str(tmp_path / "no_such_folder")}},
+                {"optim": {"warmup": 50}}):
+        with pytest.raises((Open4mError, KeyError)):
+            train(micro("bad", **bad))
+        assert not (tmp_path / "bad").exists(), bad
+
+
+def test_resumed_tensorboard_curves_do_not_repeat_steps(micro):
+    pytest.importorskip("tensorboard", reason="the TensorBoard extra is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    flat = {"warmup": 0}
+    log = {"every": 1, "progress": False, "tensorboard": True}
+    train(micro("tb", optim=flat, log=log, train={"steps": 3, "save_every": 2, "eval_every": 0}))
+    result = train(micro("tb", optim=flat, log=log, train={"steps": 5, "save_every": 2, "eval_every": 0}))
+    events = EventAccumulator(str(result.run_dir / "tb"))
+    events.Reload()
+    steps = [e.step for e in events.Scalars("train/loss")]
+    assert steps == [1, 2, 3, 4, 5]  # step 3 of the first run is purged: the resumed run logged it again
+
+
+def test_wandb_resumes_its_own_run(micro, monkeypatch):
+    """The W&B run id is kept in the run folder and handed back on resume (a stand-in wandb module records calls)."""
+    import sys
+    import types
+
+    calls = []
+    fake = types.ModuleType("wandb")
+    fake.util = types.SimpleNamespace(generate_id=lambda: "run-abc123")
+    fake.init = lambda **kw: calls.append(kw) or types.SimpleNamespace(log=lambda *a, **k: None, finish=lambda: None)
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    log = {"every": 1, "progress": False, "wandb": True}
+    train(micro("wb", optim={"warmup": 0}, log=log, train={"steps": 2, "save_every": 2, "eval_every": 0}))
+    result = train(micro("wb", optim={"warmup": 0}, log=log, train={"steps": 3, "save_every": 2, "eval_every": 0}))
+    assert [c["id"] for c in calls] == ["run-abc123", "run-abc123"] and all(c["resume"] == "allow" for c in calls)
+    assert (result.run_dir / "wandb_run_id").read_text() == "run-abc123"
