@@ -31,7 +31,7 @@ from ..errors import ConfigError
 from ..weights import unshared
 from . import checkpointing, distributed
 from .ema import EMA
-from .monitor import Monitor, read_metrics
+from .monitor import Monitor, check_backends, read_metrics
 from .optim import build_adamw
 from .schedule import lr_at, peak_lr
 
@@ -271,6 +271,7 @@ class _Run:
             torch.set_num_threads(t.threads)
         if t.ema_decay is not None and t.distributed == "fsdp" and info.enabled:
             raise ConfigError("train.ema_decay is not supported with train.distributed=fsdp; use ddp")
+        check_backends(self.log.tensorboard, self.log.wandb)
         torch.manual_seed(t.seed)
         report = task.setup(info)
         self.global_batch = task.global_batch(info, t.accum_steps)

@@ -30,8 +30,8 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _summary_writer(log_dir: Path, purge_step: int | None) -> Any:
-    """A TensorBoard writer from torch.utils.tensorboard (needs `tensorboard`) or tensorboardX."""
+def _writer_class() -> Any:
+    """TensorBoard's SummaryWriter from torch.utils.tensorboard (needs `tensorboard`) or tensorboardX."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
@@ -40,16 +40,29 @@ def _summary_writer(log_dir: Path, purge_step: int | None) -> Any:
         except ImportError:
             raise ConfigError("log.tensorboard is on but neither tensorboard nor tensorboardX is installed: "
                               "pip install 'open4m[tensorboard]' (or set log.tensorboard=false)") from None
-    return SummaryWriter(str(log_dir), purge_step=purge_step)
+    return SummaryWriter
 
 
-def _wandb_run(run_dir: Path, project: str, name: str | None, config: Mapping[str, Any]) -> Any:
-    """Start or resume this run folder's W&B run (its id is kept in the folder)."""
+def _wandb_module() -> Any:
     try:
         import wandb
     except ImportError:
         raise ConfigError("log.wandb is on but the wandb package is not installed: pip install wandb "
                           "(or set log.wandb=false)") from None
+    return wandb
+
+
+def check_backends(tensorboard: bool, wandb: bool) -> None:
+    """Fail before a run starts (and writes anything) when a requested logging backend is not installed."""
+    if tensorboard:
+        _writer_class()
+    if wandb:
+        _wandb_module()
+
+
+def _wandb_run(run_dir: Path, project: str, name: str | None, config: Mapping[str, Any]) -> Any:
+    """Start or resume this run folder's W&B run (its id is kept in the folder)."""
+    wandb = _wandb_module()
     id_file = run_dir / WANDB_ID
     run_id = id_file.read_text().strip() if id_file.is_file() else wandb.util.generate_id()
     id_file.write_text(run_id)
@@ -70,7 +83,7 @@ class Monitor:
         (run_dir / METRICS).write_text("".join(json.dumps(m) + "\n" for m in kept))
         self._file = open(run_dir / METRICS, "a")
         if tensorboard:
-            self.tb = _summary_writer(run_dir / "tb", purge_step=start_step + 1 if start_step else None)
+            self.tb = _writer_class()(str(run_dir / "tb"), purge_step=start_step + 1 if start_step else None)
         if wandb:
             self.wandb = _wandb_run(run_dir, wandb_project, run_name, config)
         if progress:
