@@ -29,6 +29,7 @@ from typing import Mapping, MutableMapping, TypedDict
 import torch
 
 from . import modalities
+from .errors import DataError
 from .modalities import Kind
 
 
@@ -58,49 +59,59 @@ def num_positions(name: str, tensor: torch.Tensor, patch_size: int | None = None
 def validate_mod_dict(mod_dict: Mapping[str, Mapping[str, torch.Tensor]], *, require_masks: bool = True) -> int:
     """Check shapes, dtypes and mask consistency; return the batch size.
 
-    Raises ValueError naming the modality and what is wrong, never a deep torch error later.
+    Raises :class:`~open4m.errors.DataError` (a ValueError) naming the modality, what is wrong and the fix,
+    never a deep torch error later.
     """
     if not mod_dict:
-        raise ValueError("empty batch: give at least one modality")
+        raise DataError("empty batch: give at least one modality ({name: {'tensor': ...}})")
     batch_size = None
     for name, entry in mod_dict.items():
         mod = modalities.get(name)
         if "tensor" not in entry:
-            raise ValueError(f"modality {name!r}: missing 'tensor'")
+            raise DataError(f"modality {name!r}: missing 'tensor'; put its token ids (or pixels) under 'tensor'")
         tensor = entry["tensor"]
         if not isinstance(tensor, torch.Tensor):
-            raise ValueError(f"modality {name!r}: 'tensor' must be a torch.Tensor, got {type(tensor).__name__}")
+            raise DataError(f"modality {name!r}: 'tensor' must be a torch.Tensor, got {type(tensor).__name__}; "
+                            "convert it with torch.as_tensor")
         if batch_size is None:
             batch_size = tensor.shape[0]
         elif tensor.shape[0] != batch_size:
-            raise ValueError(f"modality {name!r}: batch size {tensor.shape[0]} differs from the others ({batch_size})")
+            raise DataError(f"modality {name!r}: batch size {tensor.shape[0]} differs from the others ({batch_size}); "
+                            "give every modality the same batch size")
         if mod.kind is Kind.PIXELS:
             if tensor.dim() != 4 or tensor.shape[1] != (mod.num_channels or 3):
-                raise ValueError(f"modality {name!r}: expected pixels (B, {mod.num_channels}, H, W), got {tuple(tensor.shape)}")
+                raise DataError(f"modality {name!r}: expected pixels (B, {mod.num_channels or 3}, H, W), got "
+                                f"{tuple(tensor.shape)}; add the batch dimension (x[None]) and give channels first")
         elif mod.kind is Kind.SEQUENCE_EMBEDDING:
             if tensor.dim() != 3 or not tensor.is_floating_point():
-                raise ValueError(f"modality {name!r}: expected float embeddings (B, L, E), got {tuple(tensor.shape)} {tensor.dtype}")
+                raise DataError(f"modality {name!r}: expected float embeddings (B, L, E), got {tuple(tensor.shape)} "
+                                f"{tensor.dtype}; give a float tensor with a batch dimension")
         elif mod.kind in (Kind.IMAGE_TOKENS, Kind.SEQUENCE):
             if tensor.is_floating_point():
-                raise ValueError(f"modality {name!r}: expected integer token ids, got {tensor.dtype}")
+                raise DataError(f"modality {name!r}: expected integer token ids, got {tensor.dtype}; tokenize it with "
+                                "its tokenizer first (or cast ids with .long())")
             if tensor.numel() and (int(tensor.min()) < 0 or int(tensor.max()) >= mod.vocab_size):
-                raise ValueError(
+                raise DataError(
                     f"modality {name!r}: token ids must lie in [0, {mod.vocab_size}), got range "
-                    f"[{int(tensor.min())}, {int(tensor.max())}] — is the tokenizer's vocabulary the model's?"
+                    f"[{int(tensor.min())}, {int(tensor.max())}]; tokenize with the tokenizer this model was "
+                    "trained with (its vocabulary must be the model's)"
                 )
         else:
-            raise ValueError(f"modality {name!r} is {mod.kind.value} data; tokenize it first (the model sees tokens)")
+            raise DataError(f"modality {name!r} is {mod.kind.value} data; tokenize it first (the model sees tokens)")
         if not require_masks:
             continue
         n = num_positions(name, tensor)
         for key in MASK_KEYS:
             if key not in entry:
-                raise ValueError(f"modality {name!r}: missing {key!r}")
+                raise DataError(f"modality {name!r}: missing {key!r}; build entries with open4m.generation.full_input / "
+                                 "empty_target, or mask samples with open4m.data.masking")
             mask = entry[key]
             if tuple(mask.shape) != (batch_size, n):
-                raise ValueError(f"modality {name!r}: {key} has shape {tuple(mask.shape)}, expected {(batch_size, n)}")
+                raise DataError(f"modality {name!r}: {key} has shape {tuple(mask.shape)}, expected {(batch_size, n)} "
+                                 "(batch size, token positions); give one mask entry per position")
         for key in ("input_mask", "target_mask"):
             if entry[key].dtype is not torch.bool:
-                raise ValueError(f"modality {name!r}: {key} must be bool (True = excluded), got {entry[key].dtype}")
+                raise DataError(f"modality {name!r}: {key} must be bool (True = excluded), got {entry[key].dtype}; "
+                                 "cast it with .bool()")
     assert batch_size is not None
     return batch_size

@@ -14,6 +14,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from .errors import ConfigError, DataError
+
 
 def _np(x: Any) -> np.ndarray:
     if hasattr(x, "detach"):
@@ -23,7 +25,8 @@ def _np(x: Any) -> np.ndarray:
 
 def _check_same_shape(pred: np.ndarray, gt: np.ndarray, what: str) -> None:
     if pred.shape != gt.shape:
-        raise ValueError(f"{what}: prediction shape {pred.shape} differs from ground truth {gt.shape}; resize first")
+        raise DataError(f"{what}: prediction shape {pred.shape} differs from ground truth {gt.shape}; resize the "
+                        "prediction to the ground truth first")
 
 
 @dataclass
@@ -50,7 +53,7 @@ class DepthMetrics:
         if self.align == "median":
             p = p * (np.median(g) / max(np.median(p), 1e-8))
         elif self.align is not None:
-            raise ValueError(f"align must be None or 'median', got {self.align!r}")
+            raise ConfigError(f"DepthMetrics align={self.align!r} is unknown; use align=None or align='median'")
         p = np.maximum(p, 1e-6)
         self._abs_rel += float(np.sum(np.abs(p - g) / g))
         self._sq += float(np.sum((p - g) ** 2))
@@ -60,7 +63,8 @@ class DepthMetrics:
 
     def compute(self) -> dict[str, float]:
         if self._n == 0:
-            raise ValueError("no valid depth pixels were scored")
+            raise DataError("no valid depth pixels were scored; update() with ground truth that has depth > 0 "
+                            "(and a `valid` mask that keeps some pixels) before compute()")
         d = self._deltas / self._n
         return {"abs_rel": self._abs_rel / self._n, "rmse": float(np.sqrt(self._sq / self._n)),
                 "delta1": float(d[0]), "delta2": float(d[1]), "delta3": float(d[2])}
@@ -76,7 +80,8 @@ class NormalMetrics:
         pred, gt = _np(pred), _np(gt)
         _check_same_shape(pred, gt, "normals")
         if pred.shape[-1] != 3:
-            raise ValueError(f"normals must be (..., 3), got {pred.shape}")
+            raise DataError(f"normals must be (..., 3), got {pred.shape}; put the xyz channels last "
+                            "(e.g. x.permute(1, 2, 0))")
         pn = pred / np.maximum(np.linalg.norm(pred, axis=-1, keepdims=True), 1e-8)
         gn = gt / np.maximum(np.linalg.norm(gt, axis=-1, keepdims=True), 1e-8)
         err = np.degrees(np.arccos(np.clip((pn * gn).sum(-1), -1.0, 1.0)))
@@ -88,7 +93,8 @@ class NormalMetrics:
     def compute(self) -> dict[str, float]:
         err = np.concatenate(self._errors) if self._errors else np.zeros(0)
         if err.size == 0:
-            raise ValueError("no valid normal pixels were scored")
+            raise DataError("no valid normal pixels were scored; update() with at least one valid pixel "
+                            "before compute()")
         return {"mean_deg": float(err.mean()), "median_deg": float(np.median(err)),
                 "within_11.25": float((err < 11.25).mean()), "within_22.5": float((err < 22.5).mean()),
                 "within_30": float((err < 30).mean())}
@@ -112,14 +118,16 @@ class SegmentationMetrics:
         mask = np.ones_like(gt, dtype=bool) if self.ignore_index is None else gt != self.ignore_index
         p, g = pred[mask], gt[mask]
         if ((p < 0) | (p >= self.num_classes) | (g < 0) | (g >= self.num_classes)).any():
-            raise ValueError(f"class ids must lie in [0, {self.num_classes})")
+            raise DataError(f"class ids must lie in [0, {self.num_classes}), got [{int(min(p.min(), g.min()))}, "
+                            f"{int(max(p.max(), g.max()))}]; set num_classes (or ignore_index) to match the labels")
         conf = np.bincount(g * self.num_classes + p, minlength=self.num_classes ** 2)
         conf = conf.reshape(self.num_classes, self.num_classes)
         self._conf = conf if self._conf is None else self._conf + conf
 
     def compute(self) -> dict[str, Any]:
         if self._conf is None or self._conf.sum() == 0:
-            raise ValueError("no segmentation pixels were scored")
+            raise DataError("no segmentation pixels were scored; update() with labels that are not all ignore_index "
+                            "before compute()")
         conf = self._conf.astype(np.float64)
         tp = np.diag(conf)
         union = conf.sum(0) + conf.sum(1) - tp
@@ -189,7 +197,8 @@ class BoxAP:
     def compute(self) -> dict[str, float]:
         classes = sorted(self._gts)
         if not classes:
-            raise ValueError("no ground-truth boxes were given")
+            raise DataError("no ground-truth boxes were given; update() with at least one image that has boxes "
+                            "before compute()")
         table = np.array([[self._ap(c, t) for t in self.thresholds] for c in classes])
         i50 = int(np.argmin(np.abs(np.asarray(self.thresholds) - 0.5)))
         return {"map_50": float(table[:, i50].mean()), "map_50_95": float(table.mean()),
@@ -204,9 +213,10 @@ def palette_distance(pred: Sequence[Sequence[float]], gt: Sequence[Sequence[floa
     """
     p, g = np.asarray(pred, np.float64).reshape(-1, 3), np.asarray(gt, np.float64).reshape(-1, 3)
     if len(p) == 0 or len(g) == 0:
-        raise ValueError("palette_distance needs at least one color on each side")
+        raise DataError("palette_distance needs at least one color on each side; pass non-empty (N, 3) palettes")
     if len(p) > 8 or len(g) > 8:
-        raise ValueError("palettes hold at most 8 colors here (4M uses up to 7)")
+        raise DataError(f"palettes hold at most 8 colors here (4M uses up to 7), got {len(p)} and {len(g)}; "
+                         "pass shorter palettes")
     small, large = (p, g) if len(p) <= len(g) else (g, p)
     cost = np.linalg.norm(small[:, None] - large[None], axis=-1)
     best = min(itertools.permutations(range(len(large)), len(small)),

@@ -325,7 +325,8 @@ class SpecialTokens:
 
     def sentinel(self, k: int) -> int:
         if not 0 <= k < self.num_sentinels:
-            raise ValueError(f"sentinel [S_{k}] does not exist: the vocabulary has {self.num_sentinels} sentinels")
+            raise ConfigError(f"sentinel [S_{k}] does not exist: the vocabulary has {self.num_sentinels} sentinels; "
+                              f"use k in 0..{self.num_sentinels - 1} (or a vocabulary with more sentinels)")
         return self.sentinel_base + k
 
     def is_sentinel(self, token: int) -> bool:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .. import modalities
+from ..errors import ConfigError, DataError
 from ..modalities import Kind
 from .transforms import AlignedTransform, to_tensors
 
@@ -39,7 +40,7 @@ def codec_input(name: str, value: Any, rng: random.Random | None) -> Any:
 
     if name == "caption":
         if not isinstance(value, str):
-            raise ValueError(f"caption: expected text, got {type(value).__name__}")
+            raise DataError(f"caption: expected text, got {type(value).__name__}; store the caption as a string")
         return value
     if name == "det":
         instances = value["instances"] if isinstance(value, Mapping) else value
@@ -53,7 +54,8 @@ def codec_input(name: str, value: Any, rng: random.Random | None) -> Any:
         return [tuple(int(v) for v in c) for c in palettes]
     if name == "metadata":
         if not isinstance(value, Mapping):
-            raise ValueError(f"metadata: expected a dict of fields, got {type(value).__name__}")
+            raise DataError(f"metadata: expected a dict of fields, got {type(value).__name__}; store metadata as a "
+                            "JSON object {field: value}")
         return dict(value)
     return value
 
@@ -78,18 +80,20 @@ class TokenizingDataset(torch.utils.data.Dataset):
         self.transform = AlignedTransform(image_size, train=train, target=None)
         for name in self.image_tokenizers:
             if modalities.get(name).kind is not Kind.IMAGE_TOKENS:
-                raise ValueError(f"{name!r} is not an image-token modality; image_tokenizers maps tok_* modalities")
+                raise ConfigError(f"{name!r} is not an image-token modality; image_tokenizers maps tok_* modalities "
+                                  f"(e.g. 'tok_depth@{image_size}')")
         if self.sequences:
             from ..tokenizers.sequences import CODECS
 
             unknown = [m for m in self.sequences if m not in CODECS]
             if unknown:
-                raise ValueError(f"no sequence codec for {unknown}; codecs exist for {sorted(CODECS)}")
+                raise ConfigError(f"no sequence codec for {unknown}; use some of {sorted(CODECS)}")
             if text_tokenizer is None:
-                raise ValueError("sequence modalities need text_tokenizer= (an open4m TextTokenizer)")
+                raise ConfigError("sequence modalities need a text tokenizer; pass text_tokenizer= "
+                                  "(an open4m TextTokenizer)")
             self.codecs = {m: CODECS[m] for m in self.sequences}
         if not (self.image_tokenizers or self.sequences or pixels):
-            raise ValueError("nothing to produce: give image_tokenizers, sequences or pixels")
+            raise ConfigError("nothing to produce: give image_tokenizers, sequences or pixels")
 
     def set_epoch(self, epoch: int) -> None:
         """A new epoch draws new crops (the masking is reseeded by its own loader)."""
@@ -110,17 +114,20 @@ class TokenizingDataset(torch.utils.data.Dataset):
         out: dict[str, Any] = {}
         if self.pixels:
             if self.pixels not in view:
-                raise ValueError(f"sample {index} has no {self.pixels!r} modality for the pixel input")
+                raise DataError(f"sample {index} has no {self.pixels!r} modality for the pixel input; add it to the "
+                                "dataset or pass pixels=None")
             out[f"rgb@{self.image_size}"] = to_tensors({self.pixels: view[self.pixels]}, "fourm")[self.pixels]
         with torch.no_grad():
             for name, (source, tokenizer) in self.image_tokenizers.items():
                 if source not in view:
-                    raise ValueError(f"sample {index} has no {source!r} modality to tokenize into {name!r}")
+                    raise DataError(f"sample {index} has no {source!r} modality to tokenize into {name!r}; add it to the "
+                                    f"dataset or drop {name!r} from image_tokenizers")
                 out[name] = tokenizer.encode(view[source][None]).reshape(-1)
         codec_rng = random.Random(int(rng.integers(2**63)))
         for name, source in self.sequences.items():
             if source not in view:
-                raise ValueError(f"sample {index} has no {source!r} modality for {name!r}")
+                raise DataError(f"sample {index} has no {source!r} modality for {name!r}; add it to the dataset or drop "
+                                f"{name!r} from sequences")
             value = codec_input(name, view[source], codec_rng)
             out[name] = self.codecs[name].encode(value, self.text_tokenizer, codec_rng)
         return out

@@ -143,7 +143,8 @@ def augment(sample: Mapping[str, Any], crop: Crop, size: int) -> dict[str, Any]:
         raise DataError(f"image-like modalities of one sample must share a size to be cropped together: {shapes}")
     h, w = next(iter(shapes.values()))
     if crop.top < 0 or crop.left < 0 or crop.top + crop.height > h or crop.left + crop.width > w:
-        raise ValueError(f"crop {crop} does not fit the {h}x{w} sample")
+        raise DataError(f"crop {crop} does not fit the {h}x{w} sample; give a crop inside the image (or the "
+                        "crop that was recorded for this image size)")
     out = dict(sample)
     for m, v in images.items():
         out[m] = _resize(v, crop, size, image_role(m))

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..atomic import write_atomic
+from ..errors import DataError
 from .codecs import image_role
 
 
@@ -116,7 +117,8 @@ def contact_sheet(sample: Mapping[str, Any], tile: int = 192, columns: int = 4) 
         cv2.putText(framed, name, (2, 12), cv2.FONT_HERSHEY_PLAIN, 0.9, (0, 0, 0), 1)
         tiles.append(framed)
     if not tiles:
-        raise ValueError(f"nothing to draw: no modality of {sorted(sample)} has a picture")
+        raise DataError(f"nothing to draw: no modality of {sorted(sample)} has a picture; give a sample with an "
+                        "image, token map or text modality")
     rows = [tiles[i:i + columns] for i in range(0, len(tiles), columns)]
     blank = np.full_like(tiles[0], 255)
     return np.concatenate([np.concatenate(r + [blank] * (columns - len(r)), 1) for r in rows], 0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..data.visualize import class_colors, depth_colors, pca_rgb
+from ..errors import DataError
 
 __all__ = ["render"]
 
@@ -33,4 +34,4 @@ def render(tokenizer: Any, decoded: Any) -> list:
         if arr.shape[1] == 1:
             return [Image.fromarray(depth_colors(a[0])) for a in arr]
         return [Image.fromarray(pca_rgb(a)) for a in arr]
-    raise ValueError(f"{kind} outputs of shape {arr.shape} are not images; use the tokenizer's to_numpy()")
+    raise DataError(f"{kind} outputs of shape {arr.shape} are not images; use the tokenizer's to_numpy()")

@@ -179,7 +179,7 @@ class Sampler:
     def step(self, mod_dict: ModDict, step: ScheduleStep, generator: torch.Generator | None = None) -> None:
         """Run one schedule step in place (for callers that show or edit intermediate results)."""
         if step.target not in mod_dict:
-            raise ValueError(f"{step.target!r} has no entry to fill; build the dict with Sampler.prepare")
+            raise DataError(f"{step.target!r} has no entry to fill; build the dict with Sampler.prepare")
         if step.scheme == "autoregressive":
             self._autoregressive(mod_dict, step, generator)
         else:
@@ -262,7 +262,7 @@ class Sampler:
         model, name, entry = self.model, step.target, mod_dict[step.target]
         order, n = _remaining(entry, name)
         if n < 2:
-            raise ValueError(f"{name}: a sequence target needs a start and an end token; build it with empty_target")
+            raise DataError(f"{name}: a sequence target needs a start and an end token; build it with empty_target")
         length = min(n, model.modality_info[name].max_tokens)
         start = entry["tensor"].gather(1, order[:, :1])
         stop = entry["tensor"].gather(1, order[:, n - 1:n])

@@ -12,6 +12,7 @@ match the official sampler at equal seeds.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from .. import modalities
-from ..errors import ConfigError
+from ..errors import ConfigError, UnknownNameError
 from ..modalities import Modality
 from .presets import DEMO_TOP_P, demo_settings
 
@@ -162,7 +163,10 @@ class GenerationSchedule:
 
     def steps_for(self, target: str) -> tuple[ScheduleStep, ...]:
         if target not in self.targets:
-            raise KeyError(f"{target!r} is not a target of this schedule (targets: {', '.join(self.targets)})")
+            close = difflib.get_close_matches(str(target), self.targets, n=1)
+            hint = f"Did you mean {close[0]!r}? " if close else ""
+            raise UnknownNameError(f"{target!r} is not a target of this schedule; {hint}"
+                                   f"use one of its targets: {', '.join(self.targets)}")
         return tuple(s for s in self.steps if s.target == target)
 
     def __iter__(self) -> Iterator[ScheduleStep]:

@@ -423,8 +423,8 @@ class FourMEncoder(nn.Module):
     def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Classification logits (or the pooled, normed features with `pre_logits`) from forward_features."""
         if self.config.head == "dense":
-            raise ValueError("forward_head takes patch tokens to a classification head; the dense head needs "
-                             "several depths — call the model itself (forward)")
+            raise ConfigError("forward_head takes patch tokens to a classification head; the dense head needs "
+                              "several depths — call the model itself (forward)")
         if isinstance(self.head, nn.Identity):
             return features.mean(dim=1) if pre_logits else features
         return self.head(features, pre_logits=pre_logits)

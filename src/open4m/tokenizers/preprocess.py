@@ -168,8 +168,8 @@ class Preprocessor:
             return [Image.fromarray(_stretch(a)) for a in arr]
         if self.input == "features" and arr.shape[1] in (1, 3):  # 1- or 3-channel maps (depth, normals) as seen
             return [Image.fromarray(_stretch(a[0] if len(a) == 1 else a.transpose(1, 2, 0))) for a in arr]
-        raise ValueError(f"{self.input} outputs with {arr.shape[1] if arr.ndim == 4 else '?'} channels are not "
-                         "images; use to_numpy()")
+        raise DataError(f"{self.input} outputs with {arr.shape[1] if arr.ndim == 4 else '?'} channels are not "
+                        "images; use to_numpy()")
 
 
 def _stretch(a: np.ndarray) -> np.ndarray:

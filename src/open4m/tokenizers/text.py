@@ -85,19 +85,22 @@ class TextTokenizer:
     def value_id(kind: int, value: int) -> int:
         """Id of ``v{kind}={value}``: kind 0..3, value 0..999."""
         if not 0 <= kind < NUM_VALUE_KINDS or not 0 <= value < NUM_BINS:
-            raise ValueError(f"value token v{kind}={value} does not exist (kind 0..3, value 0..{NUM_BINS - 1})")
+            raise DataError(f"value token v{kind}={value} does not exist; use kind 0..{NUM_VALUE_KINDS - 1} and value "
+                            f"0..{NUM_BINS - 1}")
         return VALUE_BASE + kind * NUM_BINS + value
 
     def token_to_id(self, token: str) -> int:
         idx = self.backend.token_to_id(token)
         if idx is None:
-            raise ValueError(f"token {token!r} is not in this vocabulary")
+            raise DataError(f"token {token!r} is not in this vocabulary; check its spelling with "
+                            "tokenizer.tokens(text)")
         return idx
 
     def id_to_token(self, idx: int) -> str:
         token = self.backend.id_to_token(int(idx))
         if token is None:
-            raise ValueError(f"id {idx} is outside this vocabulary of {self.vocab_size} tokens")
+            raise DataError(f"id {idx} is outside this vocabulary of {self.vocab_size} tokens; use ids in "
+                            f"0..{self.vocab_size - 1} (were they made by another tokenizer?)")
         return token
 
     def _check_layout(self) -> None:
@@ -137,7 +140,8 @@ class TextTokenizer:
         seq = [i for i in seq if i != self.pad_id]
         bad = [i for i in seq if not 0 <= i < self.vocab_size]
         if bad:
-            raise ValueError(f"ids {bad[:5]} are outside this vocabulary of {self.vocab_size} tokens")
+            raise DataError(f"ids {bad[:5]} are outside this vocabulary of {self.vocab_size} tokens; decode ids made by "
+                            "this tokenizer (or the model that uses it)")
         return self.backend.decode(seq, skip_special_tokens=False)
 
     # -- persistence and training -------------------------------------------------------------

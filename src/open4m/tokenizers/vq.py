@@ -56,7 +56,8 @@ def codebook_stats(indices: torch.Tensor, codebook_size: int) -> CodebookStats:
 
 def _check_latent(x: torch.Tensor, dim: int, who: str) -> None:
     if x.ndim != 4 or x.shape[1] != dim:
-        raise ValueError(f"{who} expects latents of shape (B, {dim}, h, w), got {tuple(x.shape)}")
+        raise DataError(f"{who} expects latents of shape (B, {dim}, h, w), got {tuple(x.shape)}; pass the "
+                        "encoder's output (tokenizer.encode takes images)")
 
 
 class _EMACodebook(nn.Module):
@@ -185,10 +186,13 @@ class CosineVQ(nn.Module):
         """Token ids in the official layout -> quantized latent ``(B, dim, h, w)``."""
         if self.heads == 1:
             if indices.ndim != 3:
-                raise ValueError(f"CosineVQ expects token ids of shape (B, h, w), got {tuple(indices.shape)}")
+                raise DataError(f"CosineVQ expects token ids of shape (B, h, w), got {tuple(indices.shape)}; "
+                                "reshape the ids to their token grid (or pass flat (B, N) ids to tokenizer.decode)")
             indices = indices[:, None]
         elif indices.ndim != 4 or indices.shape[1] != self.heads:
-            raise ValueError(f"CosineVQ expects token ids of shape (B, {self.heads}, h, w), got {tuple(indices.shape)}")
+            raise DataError(f"CosineVQ expects token ids of shape (B, {self.heads}, h, w), got "
+                            f"{tuple(indices.shape)}; reshape the ids to their token grid (or pass flat (B, N) ids "
+                            "to tokenizer.decode)")
         _check_ids(indices, self.codebook_size)
         b, _, h, w = indices.shape
         flat = F.embedding(indices.reshape(-1), self.codebook)
@@ -197,7 +201,7 @@ class CosineVQ(nn.Module):
 
 def _check_ids(indices: torch.Tensor, codebook_size: int) -> None:
     if indices.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
-        raise ValueError(f"token ids must be an integer tensor, got {indices.dtype}")
+        raise DataError(f"token ids must be an integer tensor, got {indices.dtype}; cast them with .long()")
     if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= codebook_size):
         raise DataError(
             f"token ids must lie in [0, {codebook_size}) for this tokenizer's codebook, "
@@ -261,7 +265,9 @@ class Memcodes(nn.Module):
         if indices.ndim == 3 and self.heads == 1:
             indices = indices[:, None]
         if indices.ndim != 4 or indices.shape[1] != self.heads:
-            raise ValueError(f"Memcodes expects token ids of shape (B, {self.heads}, h, w), got {tuple(indices.shape)}")
+            raise DataError(f"Memcodes expects token ids of shape (B, {self.heads}, h, w), got "
+                            f"{tuple(indices.shape)}; reshape the ids to their token grid (or pass flat (B, N) ids "
+                            "to tokenizer.decode)")
         _check_ids(indices, self.codebook_size)
         b, _, h, w = indices.shape
         values = self.to_v(self.codes)  # (heads, K, d)

@@ -125,7 +125,7 @@ class VQTokenizer(nn.Module):
         n = tokens.shape[1]
         side = math.isqrt(n // heads) if n % heads == 0 else 0
         if side * side * heads != n:
-            raise ValueError(f"cannot lay {n} tokens on a square grid with {heads} head(s); pass (B, h, w) tokens")
+            raise DataError(f"cannot lay {n} tokens on a square grid with {heads} head(s); pass (B, h, w) tokens")
         grid = tokens.reshape(tokens.shape[0], heads, side, side)
         return grid[:, 0] if heads == 1 else grid
 
@@ -249,7 +249,8 @@ class VQVAE(VQTokenizer):
 
     def decode_latent(self, latent: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         if kwargs:
-            raise ValueError(f"VQVAE.decode takes no options, got {sorted(kwargs)}")
+            raise ConfigError(f"VQVAE.decode takes no options, got {sorted(kwargs)}; drop them (only diffusion "
+                              "decoders take sampling options)")
         return self.decoder(self.post_quant_proj(latent))
 
     def forward(self, x: Any) -> tuple[torch.Tensor, QuantizerOutput]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import CheckpointError, ConfigError
+
 
 class EMA:
     """``shadow = decay * shadow + (1 - decay) * weights`` for every parameter after each optimizer step.
@@ -17,7 +19,8 @@ class EMA:
 
     def __init__(self, model: nn.Module, decay: float) -> None:
         if not 0.0 < decay < 1.0:
-            raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
+            raise ConfigError(f"EMA decay must be in (0, 1), got {decay}; set train.ema_decay to e.g. 0.9999 "
+                              "(or leave it unset for no EMA)")
         self.decay = decay
         self.parameters = {name for name, _ in model.named_parameters(remove_duplicate=False)}  # tied names too
         self.shadow = {k: v.detach().float().clone() if v.is_floating_point() else v.detach().clone()
@@ -38,7 +41,8 @@ class EMA:
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         missing = set(self.shadow) - set(state)
         if missing:
-            raise ValueError(f"EMA state lacks {len(missing)} entries, e.g. {sorted(missing)[:3]}; was it saved for another model?")
+            raise CheckpointError(f"EMA state lacks {len(missing)} entries, e.g. {sorted(missing)[:3]}; it was saved for "
+                                  "another model: resume with the recipe that wrote the checkpoint")
         for k, v in self.shadow.items():
             v.copy_(state[k])
 

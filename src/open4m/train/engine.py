@@ -37,9 +37,15 @@ from .schedule import lr_at, peak_lr
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OptimSection", "RunSection", "LogSection", "Task", "StepOutput", "TrainResult", "run", "autocast"]
+__all__ = ["OptimSection", "RunSection", "LogSection", "Task", "StepOutput", "TrainResult", "TrainingDiverged", "run",
+           "autocast"]
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class TrainingDiverged(ConfigError, FloatingPointError):
+    """The loss became non-finite: the recipe's learning rate or precision is to blame, so the user fixes it
+    (still a FloatingPointError for code that catches that)."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -355,8 +361,8 @@ class _Run:
                     means = tally.means(info)
                     tally = _Tally()
                     if not all(math.isfinite(v) for v in means.values()):
-                        raise FloatingPointError(f"step {step}: non-finite loss {means}; lower optim.blr / optim.lr or "
-                                                 "use bf16/fp32")
+                        raise TrainingDiverged(f"step {step}: non-finite loss {means}; lower optim.blr / optim.lr or "
+                                               "use bf16/fp32")
                     extra = task.on_log(step, run_dir, batch, output) if info.is_main and logging_step else {}
                     monitor.log(step, tokens, {**_scalars("train", means), **_scalars("train", extra), "train/lr": lr,
                                                "train/grad_norm": float(grad_norm)})

@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ..errors import ConfigError
+
 #: Linear layers of FourM's blocks (self/cross attention and MLP).
 DEFAULT_TARGETS = ("qkv", "q", "kv", "proj", "fc1", "fc2", "fc3")
 
@@ -39,7 +41,8 @@ def add_lora(blocks: Iterable[nn.Module], rank: int, alpha: float | None = None,
     adapted; returns how many layers were.
     """
     if rank < 1:
-        raise ValueError(f"model.lora_rank must be >= 1, got {rank}")
+        raise ConfigError(f"model.lora_rank must be >= 1, got {rank}; set a rank such as 8 "
+                          "(or leave it unset for no LoRA)")
     scale = (alpha if alpha is not None else rank) / rank
     count = 0
     for stack in blocks:
@@ -50,7 +53,7 @@ def add_lora(blocks: Iterable[nn.Module], rank: int, alpha: float | None = None,
                     module, "weight", _LowRankUpdate(module.out_features, module.in_features, rank, scale))
                 count += 1
     if not count:
-        raise ValueError(f"model.lora_targets {list(targets)} name no linear layer; use some of {list(DEFAULT_TARGETS)}")
+        raise ConfigError(f"model.lora_targets {list(targets)} name no linear layer; use some of {list(DEFAULT_TARGETS)}")
     return count
 
 

@@ -14,6 +14,8 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 
 def parameter_groups(model: nn.Module, weight_decay: float, skip: Iterable[str] | None = None) -> list[dict]:
     """Two AdamW groups: decayed matrices and everything in the model's no-decay set."""
@@ -44,7 +46,8 @@ def build_adamw(groups: list[dict], lr: float, betas: tuple[float, float] = (0.9
     where the parameters' device supports it. A group's ``lr_scale`` is kept for the engine's schedule."""
     params = [p for g in groups for p in g["params"]]
     if not params:
-        raise ValueError("no trainable parameters: every parameter is frozen")
+        raise ConfigError("no trainable parameters: every parameter is frozen; drop some model.freeze prefixes "
+                          "(or set model.lora_rank to train adapters)")
     if fused is None:
         fused = fused_available(params[0].device)
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=True if fused else None)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from ..errors import ConfigError
+
 
 def peak_lr(blr: float, global_batch: int, lr: float | None = None) -> float:
     """The official linear scaling rule: `blr` is the rate for a batch of 256 samples."""
@@ -19,9 +21,9 @@ def peak_lr(blr: float, global_batch: int, lr: float | None = None) -> float:
 def lr_at(progress: float, total: float, peak: float, warmup: float = 0.0, min_lr: float = 0.0) -> float:
     """Learning rate after `progress` units of `total` (both steps or both tokens)."""
     if total <= 0:
-        raise ValueError(f"schedule length must be positive, got {total}")
+        raise ConfigError(f"schedule length must be positive, got {total}; set train.steps (or train.tokens) > 0")
     if not 0 <= warmup < total:
-        raise ValueError(f"warmup={warmup} must be >= 0 and shorter than the run ({total}); lower optim.warmup")
+        raise ConfigError(f"warmup={warmup} must be >= 0 and shorter than the run ({total}); lower optim.warmup")
     if progress < warmup:
         return peak * progress / warmup
     t = min(1.0, (progress - warmup) / (total - warmup))

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ...batch import ModalityBatch, ModDict
+from ...errors import DataError
 from ...modalities import Kind, Modality, SpecialTokens
 
 
@@ -26,9 +27,11 @@ def _image_positions(mod: Modality, value: torch.Tensor, image_size: int) -> int
     if mod.kind is Kind.PIXELS:
         size = mod.image_size or image_size
         if value.dim() != 3 or tuple(value.shape[-2:]) != (size, size):
-            raise ValueError(f"modality {mod.name!r}: expected pixels (C, {size}, {size}), got {tuple(value.shape)}; resize first")
+            raise DataError(f"modality {mod.name!r}: expected pixels (C, {size}, {size}), got {tuple(value.shape)}; "
+                            f"resize to {size}x{size} first")
     elif value.numel() != n:
-        raise ValueError(f"modality {mod.name!r}: expected {n} tokens ({mod.grid_size(image_size)} grid), got shape {tuple(value.shape)}")
+        raise DataError(f"modality {mod.name!r}: expected {n} tokens ({mod.grid_size(image_size)} grid), got shape "
+                        f"{tuple(value.shape)}; tokenize images of size {image_size} with this modality's tokenizer")
     return n
 
 
@@ -79,11 +82,11 @@ def _embedding_entry(emb: torch.Tensor, inp: list[int], max_tokens: int) -> Moda
 def collate(samples: Sequence[Mapping[str, ModalityBatch]]) -> ModDict:
     """Stack per-sample masked dicts into one batch (the token dict of :mod:`open4m.batch`)."""
     if not samples:
-        raise ValueError("cannot collate an empty list of samples")
+        raise DataError("cannot collate an empty list of samples; give at least one masked sample")
     names = list(samples[0])
     for i, s in enumerate(samples[1:], 1):
         if list(s) != names:
-            raise ValueError(f"sample {i} has modalities {list(s)}, sample 0 has {names}; mask every sample with one masker")
+            raise DataError(f"sample {i} has modalities {list(s)}, sample 0 has {names}; mask every sample with one masker")
     batch: ModDict = {}
     for name in names:
         entry = {}
@@ -91,7 +94,7 @@ def collate(samples: Sequence[Mapping[str, ModalityBatch]]) -> ModDict:
             parts = [s[name][key] for s in samples]
             shapes = {tuple(p.shape) for p in parts}
             if len(shapes) > 1:
-                raise ValueError(f"modality {name!r}: {key} shapes differ across samples {sorted(shapes)}; resize/tokenize consistently")
+                raise DataError(f"modality {name!r}: {key} shapes differ across samples {sorted(shapes)}; resize/tokenize consistently")
             entry[key] = torch.stack(parts)
         batch[name] = entry
     return batch

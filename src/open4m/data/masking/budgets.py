@@ -26,6 +26,7 @@ import torch
 
 from ... import modalities
 from ...batch import ModalityBatch
+from ...errors import ConfigError, DataError
 from ...modalities import Kind, Modality, SpecialTokens
 from .assembly import _embedding_entry, _image_entry, _image_positions, _sequence_entry
 from .mixtures import AlphaMixture
@@ -35,7 +36,7 @@ from .spans import SampleValue, _check_sentinels, _embedding_input, _embedding_u
 def _as_range(value: int | tuple[int, int], label: str) -> tuple[int, int]:
     lo, hi = (value, value) if isinstance(value, int) else tuple(value)
     if not 0 <= lo <= hi:
-        raise ValueError(f"{label}={value!r}: give a count >= 0 or a range (min, max) with min <= max")
+        raise ConfigError(f"{label}={value!r}: give a count >= 0 or a range (min, max) with min <= max")
     return int(lo), int(hi)
 
 
@@ -92,15 +93,17 @@ class DirichletMasking:
         self.special = special
         input_only, target_only = set(input_only), set(target_only)
         if input_only & target_only:
-            raise ValueError(f"modalities {sorted(input_only & target_only)} are both input-only and target-only")
+            raise ConfigError(f"modalities {sorted(input_only & target_only)} are both input-only and target-only; "
+                              "list each in at most one of input_only / target_only")
         names = mixture.modalities
         for extra in (input_only | target_only) - set(names):
-            raise ValueError(f"input_only/target_only name {extra!r}, which the alpha mixture does not mention")
+            raise ConfigError(f"input_only/target_only name {extra!r}, which the alpha mixture does not mention; "
+                              f"use some of {list(names)} or add it to the mixture")
         self.plans: dict[str, _Plan] = {}
         for name in names:
             mod = modalities.get(name)
             if mod.kind not in (Kind.PIXELS, Kind.IMAGE_TOKENS, Kind.SEQUENCE, Kind.SEQUENCE_EMBEDDING):
-                raise ValueError(f"modality {name!r} is {mod.kind.value} data the model never sees; tokenize it and use the tok_ modality")
+                raise ConfigError(f"modality {name!r} is {mod.kind.value} data the model never sees; tokenize it and use the tok_ modality")
             can_input = mod.encoder and name not in target_only
             can_target = mod.decoder and name not in input_only
             self.plans[name] = _Plan(mod, mod.num_tokens(image_size), can_input, can_target)
@@ -145,8 +148,9 @@ class DirichletMasking:
         if not have.all():
             usable = np.array([(a[have] > 0).any() and (t[have] > 0).any() for a, t in self._alphas])
             if not usable.any():
-                raise ValueError(f"no component of the alpha mixture has both an input and a target among the "
-                                 f"sample's modalities {[n for n, h in zip(names, have) if h]}")
+                raise DataError(f"no component of the alpha mixture has both an input and a target among the "
+                                f"sample's modalities {[n for n, h in zip(names, have) if h]}; add modalities to the "
+                                "sample or a component that uses these ones to the mixture")
             probs = np.where(usable, probs, 0.0)
             probs = probs / probs.sum()
         comp = int(rng.choice(len(self._alphas), p=probs)) if len(self._alphas) > 1 else 0
@@ -164,8 +168,8 @@ class DirichletMasking:
         rng = _as_rng(rng)
         missing = [m for m in self.plans if m not in sample]
         if missing and not self.allow_missing:
-            raise ValueError(f"sample lacks modalities {missing} that the alpha mixture uses; add them, drop them from "
-                             "the mixture, or mask with allow_missing=True (datasets with fewer modalities)")
+            raise DataError(f"sample lacks modalities {missing} that the alpha mixture uses; add them, drop them from "
+                            "the mixture, or mask with allow_missing=True (datasets with fewer modalities)")
         comp, in_budget, tgt_budget = self.sample_budgets(rng, None if not missing else
                                                           [m for m in self.plans if m in sample])
         component = self.mixture.components[comp]

@@ -19,6 +19,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ... import modalities
+from ...errors import ConfigError
 from ...modalities import Kind
 from .spans import KEEP_SCHEMES
 
@@ -41,10 +42,11 @@ class AlphaComponent:
         for label, alphas in (("input", self.input_alphas), ("target", self.target_alphas)):
             for mod, a in alphas.items():
                 if not a >= 0:
-                    raise ValueError(f"component {self.name!r}: {label} alpha of {mod!r} is {a}; alphas must be >= 0")
+                    raise ConfigError(f"component {self.name!r}: {label} alpha of {mod!r} is {a}; alphas must be >= 0")
         for mod, scheme in self.keep.items():
             if scheme not in KEEP_SCHEMES:
-                raise ValueError(f"component {self.name!r}: keep scheme {scheme!r} of {mod!r} is not one of {KEEP_SCHEMES}")
+                raise ConfigError(f"component {self.name!r}: keep scheme {scheme!r} of {mod!r} is unknown; use one of "
+                                  f"{KEEP_SCHEMES}")
 
     def keep_scheme(self, mod: str) -> str:
         return self.keep.get(mod, "random")
@@ -60,13 +62,13 @@ class AlphaMixture:
     def __post_init__(self) -> None:
         object.__setattr__(self, "components", tuple(self.components))
         if not self.components:
-            raise ValueError("an alpha mixture needs at least one component")
+            raise ConfigError("an alpha mixture needs at least one component; give one (e.g. AlphaMixture.single(...))")
         if self.weights is not None:
             object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))
             if len(self.weights) != len(self.components):
-                raise ValueError(f"{len(self.weights)} sampling weights for {len(self.components)} components; give one each")
+                raise ConfigError(f"{len(self.weights)} sampling weights for {len(self.components)} components; give one each")
             if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
-                raise ValueError(f"sampling weights {self.weights} must be >= 0 with a positive sum")
+                raise ConfigError(f"sampling weights {self.weights} are invalid; give weights >= 0 with a positive sum")
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -112,7 +114,9 @@ class AlphaMixture:
         weights = config.get("sampling_weights")
         lengths = {len(v["input_alphas"]) for v in per_mod.values()} | {len(v["target_alphas"]) for v in per_mod.values()}
         if len(lengths) != 1:
-            raise ValueError(f"every modality needs the same number of alphas (one per component), got lengths {sorted(lengths)}")
+            raise ConfigError(f"every modality needs the same number of alphas (one per component), got lengths "
+                              f"{sorted(lengths)}; give each modality's input_alphas and target_alphas one value per "
+                              "component")
         (n,) = lengths
         components = tuple(
             AlphaComponent(
@@ -138,7 +142,7 @@ def _alpha_list(value: float | str | Sequence[float], names: list[str], label: s
     if len(values) == 1:
         return values * len(names)
     if len(values) != len(names):
-        raise ValueError(f"{label}: {len(values)} values for {len(names)} modalities {names}; give one or one each")
+        raise ConfigError(f"{label}: {len(values)} values for {len(names)} modalities {names}; give one or one each")
     return values
 
 
@@ -213,8 +217,8 @@ def rgb_to_all_mixture(modality_names: Sequence[str], alpha: float = 0.5) -> Alp
     names = list(modality_names)
     pixels = [m for m in names if modalities.get(m).kind is Kind.PIXELS]
     if len(pixels) != 1:
-        raise ValueError(f"the rgb-to-all mixture needs exactly one raw-pixel modality (e.g. rgb@224) among "
-                         f"{names}, found {pixels}")
+        raise ConfigError(f"the rgb-to-all mixture needs exactly one raw-pixel modality (e.g. rgb@224) among "
+                          f"{names}, found {pixels}; list exactly one")
     return AlphaMixture((_biased("rgb-to-all", names, {pixels[0]: 1000.0}, {}, 0.0, alpha, {}),
                          _all_to_all("all-to-all", names, alpha, {})))
 

@@ -18,6 +18,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from ...errors import ConfigError, DataError
 from ...modalities import Kind, Modality, SpecialTokens
 
 #: How much of a sequence input tends to stay visible (see `_keep_probability`).
@@ -36,7 +37,8 @@ def _units(value: SampleValue, name: str, eos: int, max_tokens: int) -> list[lis
     """
     if isinstance(value, (torch.Tensor, np.ndarray)):
         if value.ndim != 1:
-            raise ValueError(f"modality {name!r}: a sequence must be 1-D token ids or a list of chunks, got shape {tuple(value.shape)}")
+            raise DataError(f"modality {name!r}: a sequence must be 1-D token ids or a list of chunks, got shape "
+                            f"{tuple(value.shape)}; give one sample's ids (no batch dimension)")
         value = value.tolist()
     items = list(value)
     chunked = bool(items) and not isinstance(items[0], (int, np.integer))
@@ -50,7 +52,8 @@ def _units(value: SampleValue, name: str, eos: int, max_tokens: int) -> list[lis
             break
         kept.append(u)
     if not kept:
-        raise ValueError(f"modality {name!r}: its first chunk is longer than max_tokens={max_tokens}")
+        raise DataError(f"modality {name!r}: its first chunk is longer than max_tokens={max_tokens}; shorten the "
+                        "sequence's first chunk or register the modality with a larger max_tokens")
     return kept
 
 
@@ -149,7 +152,8 @@ def _embedding_units(emb: SampleValue, name: str, max_tokens: int) -> tuple[torc
     """Sequence embeddings are span-masked on their row indices: one unit per row, up to `max_tokens`."""
     emb = torch.as_tensor(emb)
     if emb.dim() != 2 or not emb.is_floating_point():
-        raise ValueError(f"modality {name!r}: expected float embeddings (L, E), got {tuple(emb.shape)} {emb.dtype}")
+        raise DataError(f"modality {name!r}: expected float embeddings (L, E), got {tuple(emb.shape)} {emb.dtype}; "
+                        "give one sample's float embeddings (no batch dimension)")
     # Rows are named by negative ids so that they can never be mistaken for sentinels.
     return emb, [[-1 - i] for i in range(min(len(emb), max_tokens))]
 
@@ -162,7 +166,7 @@ def _check_sentinels(mods: Iterable[Modality], special: SpecialTokens) -> None:
     """Fail at construction when a sequence could need more sentinels than the vocabulary has."""
     for mod in mods:
         if mod.kind is Kind.SEQUENCE and mod.max_tokens // 2 + 2 > special.num_sentinels:
-            raise ValueError(
+            raise ConfigError(
                 f"modality {mod.name!r}: up to {mod.max_tokens // 2 + 2} sentinels may be needed for "
                 f"{mod.max_tokens} tokens but the vocabulary has {special.num_sentinels}; raise num_sentinels"
             )

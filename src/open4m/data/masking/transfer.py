@@ -16,6 +16,7 @@ import torch
 
 from ... import modalities
 from ...batch import ModalityBatch
+from ...errors import ConfigError, DataError
 from ...modalities import Kind, SpecialTokens
 from .assembly import _embedding_entry, _image_entry, _image_positions, _sequence_entry
 from .spans import SampleValue, _check_sentinels, _embedding_units, _units
@@ -32,24 +33,26 @@ class TransferMasking:
         self.inputs, self.targets = tuple(inputs), tuple(targets)
         both = set(self.inputs) & set(self.targets)
         if both:
-            raise ValueError(f"modalities {sorted(both)} are both inputs and targets; a token is never both")
+            raise ConfigError(f"modalities {sorted(both)} are both inputs and targets; list each as one or the other")
         if not self.inputs and not self.targets:
-            raise ValueError("give at least one input or target modality")
+            raise ConfigError("no modalities: give at least one input or target modality")
         self.image_size, self.special = image_size, special
         self.mods = {n: modalities.get(n) for n in (*self.inputs, *self.targets)}
         for name in self.inputs:
             if not self.mods[name].encoder:
-                raise ValueError(f"modality {name!r} cannot be an input (the model has no encoder embedding for it)")
+                raise ConfigError(f"modality {name!r} cannot be an input (the model has no encoder embedding for it); "
+                                  "give it as a target or use another modality as input")
         for name in self.targets:
             if not self.mods[name].decoder:
-                raise ValueError(f"modality {name!r} cannot be a target (input-only); predict its tok_ version instead")
+                raise ConfigError(f"modality {name!r} cannot be a target (input-only); predict its tok_ version instead")
         _check_sentinels(self.mods.values(), special)
 
     def __call__(self, sample: Mapping[str, SampleValue]) -> dict[str, ModalityBatch]:
         out: dict[str, ModalityBatch] = {}
         for name, mod in self.mods.items():
             if name not in sample:
-                raise ValueError(f"sample lacks modality {name!r}")
+                raise DataError(f"sample lacks modality {name!r}; add it to the sample or drop it from the masker's "
+                                "inputs/targets")
             value, is_input = sample[name], name in self.inputs
             if mod.is_image_like:
                 tensor = torch.as_tensor(value)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import geometry
-from .scene import BACK_WALL_Z, COLORS, ROOM_HALF_WIDTH, SEMSEG_CLASSES, WALL_HEIGHT, Scene, SceneObject
-from ...errors import ConfigError
+from .scene import BACK_WALL_Z, COLORS, ROOM_HALF_WIDTH, SEMSEG_CLASSES, SHAPES, WALL_HEIGHT, Scene, SceneObject
+from ...errors import ConfigError, DataError
 
 FLOOR, WALL = SEMSEG_CLASSES.index("floor"), SEMSEG_CLASSES.index("wall")
 _AMBIENT = 0.35
@@ -62,7 +62,7 @@ def _intersect_local(obj: SceneObject, o: np.ndarray, d: np.ndarray) -> tuple[np
     elif obj.shape == "torus":
         t, n = geometry.torus(lo, ld, 0.75 * s, 0.3 * s)
     else:
-        raise ValueError(f"unknown shape {obj.shape!r}")
+        raise DataError(f"unknown shape {obj.shape!r} in the scene; use one of {SHAPES}")
     return t, n @ rot.T
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ... import modalities
+from ...errors import ConfigError
 from ...modalities import Kind, Modality
 
 # Image modalities of the procedural world that get a VQ tokenizer, in display order.
@@ -123,7 +124,7 @@ def to_model_form(base: str, value: np.ndarray) -> torch.Tensor:
     elif base == "canny_edge":
         t = torch.from_numpy(value.astype(np.float32))[None] / 127.5 - 1.0
     else:
-        raise ValueError(f"{base!r} is not an image modality of the world; choose one of {IMAGE_MODALITIES}")
+        raise ConfigError(f"{base!r} is not an image modality of the world; choose one of {IMAGE_MODALITIES}")
     return t.float().contiguous()
 
 
@@ -141,7 +142,7 @@ def from_model_form(base: str, decoded: torch.Tensor) -> np.ndarray:
         return n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-6)
     if base == "canny_edge":
         return np.where(y[:, 0].numpy() > 0, 255, 0).astype(np.uint8)
-    raise ValueError(f"{base!r} is not an image modality of the world; choose one of {IMAGE_MODALITIES}")
+    raise ConfigError(f"{base!r} is not an image modality of the world; choose one of {IMAGE_MODALITIES}")
 
 
 # -- sequence modalities: world annotations <-> text ---------------------------------------------
@@ -163,7 +164,7 @@ def sequence_text(key: str, sample: Mapping[str, Any]) -> str:
         return CODECS["color_palette"].to_text(palette_of(sample))
     if key == "metadata":
         return CODECS["metadata"].to_text({k: float(sample["metadata"][k]) for k in METADATA_KEYS})
-    raise ValueError(f"{key!r} is not a sequence modality of the world; choose one of {list(SEQUENCE_MODALITIES)}")
+    raise ConfigError(f"{key!r} is not a sequence modality of the world; choose one of {list(SEQUENCE_MODALITIES)}")
 
 
 def parse_text(key: str, text: str) -> Any:

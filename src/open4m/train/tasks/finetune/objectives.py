@@ -69,9 +69,9 @@ class Segmentation(Objective):
     def _check(self, target: torch.Tensor) -> None:
         scored = target[target != self.cfg.ignore_index]
         if scored.numel() and (int(scored.min()) < 0 or int(scored.max()) >= self.num_classes):
-            raise ValueError(f"segmentation labels span {int(scored.min())}..{int(scored.max())} but "
-                             f"task.num_classes={self.num_classes}; set task.num_classes, task.ignore_index or "
-                             "data.reduce_zero_label to match the data")
+            raise DataError(f"segmentation labels span {int(scored.min())}..{int(scored.max())} but "
+                            f"task.num_classes={self.num_classes}; set task.num_classes, task.ignore_index or "
+                            "data.reduce_zero_label to match the data")
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         self._check(target)
@@ -134,5 +134,5 @@ def build_objective(cfg: TaskSection, classes: list[str] | None) -> Objective:
     if cfg.name == "depth":
         return Depth(cfg, None)
     if num_classes is None or num_classes < 1:
-        raise ValueError(f"task.num_classes is needed for {cfg.name} on this data (e.g. 150 for ADE20K)")
+        raise ConfigError(f"task.num_classes is needed for {cfg.name} on this data; set it (e.g. 150 for ADE20K)")
     return (Classification if cfg.name == "classification" else Segmentation)(cfg, num_classes)
