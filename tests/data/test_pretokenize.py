@@ -22,9 +22,9 @@ def test_sample_crops_row_zero_is_the_centre_square():
     assert ((crops[:, 0] + crops[:, 2] <= 80) & (crops[:, 1] + crops[:, 3] <= 96)).all()
 
 
-def test_pretokenize_writes_aligned_tokens_and_resumes(tmp_path, reference):
+def test_pretokenize_writes_aligned_tokens_and_resumes(tmp_path, reference_dir):
     make_dataset(tmp_path)
-    rgb = VQVAE.from_pretrained(reference / "vqvae_rgb_tiny.safetensors")
+    rgb = VQVAE.from_pretrained(reference_dir / "vqvae_rgb_tiny.safetensors")
     report = pretokenize(tmp_path, "rgb", rgb, n_crops=3, batch_size=4, progress=False)
     assert report.written == 3
     tokens = np.load(tmp_path / "tok_rgb" / "part" / "0.npy")
@@ -36,27 +36,27 @@ def test_pretokenize_writes_aligned_tokens_and_resumes(tmp_path, reference):
     assert np.array_equal(rgb.encode((x - 0.5) / 0.5).reshape(-1).numpy(), tokens[0])
     assert pretokenize(tmp_path, "rgb", rgb, n_crops=3, progress=False).skipped == 3
     crops = np.load(tmp_path / "crop_settings" / "part" / "0.npy")
-    seg = VQVAE.from_pretrained(reference / "vqvae_semseg_tiny.safetensors")
+    seg = VQVAE.from_pretrained(reference_dir / "vqvae_semseg_tiny.safetensors")
     pretokenize(tmp_path, "semseg_coco", seg, n_crops=3, progress=False)
     assert np.array_equal(np.load(tmp_path / "crop_settings" / "part" / "0.npy"), crops)  # shared, not redrawn
     assert np.load(tmp_path / "tok_semseg_coco" / "part" / "2.npy").shape == (3, 16)
 
 
-def test_tokenize_cli(tmp_path, reference, capsys):
+def test_tokenize_cli(tmp_path, reference_dir, capsys):
     make_dataset(tmp_path, n=2)
     assert main(["tokenize", "--data", str(tmp_path), "--modality", "rgb", "--device", "cpu",
-                 "--tokenizer", str(reference / "vqvae_rgb_tiny.safetensors")]) == 0
+                 "--tokenizer", str(reference_dir / "vqvae_rgb_tiny.safetensors")]) == 0
     assert "wrote 2 token files" in capsys.readouterr().out
     assert main(["tokenize", "--data", str(tmp_path), "--modality", "depth",
-                 "--tokenizer", str(reference / "vqvae_rgb_tiny.safetensors")]) == 2
+                 "--tokenizer", str(reference_dir / "vqvae_rgb_tiny.safetensors")]) == 2
 
 
-def test_pretokenize_shards_matches_folders_and_streams(tmp_path, reference):
+def test_pretokenize_shards_matches_folders_and_streams(tmp_path, reference_dir):
     from open4m.data.formats import ShardDataset, folder_to_shards
 
     make_dataset(tmp_path / "folder")
     folder_to_shards(tmp_path / "folder", tmp_path / "shards", samples_per_shard=2, progress=False)
-    rgb = VQVAE.from_pretrained(reference / "vqvae_rgb_tiny.safetensors")
+    rgb = VQVAE.from_pretrained(reference_dir / "vqvae_rgb_tiny.safetensors")
     pretokenize(tmp_path / "folder", "rgb", rgb, n_crops=2, progress=False)
     report = pretokenize(tmp_path / "shards", "rgb", rgb, n_crops=2, progress=False)
     assert report.written == 2 and (tmp_path / "shards" / "tok_rgb" / "shard-00001.tar").exists()
