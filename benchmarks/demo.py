@@ -28,18 +28,17 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    from open4m.data.synthetic import generate_sample, seed_for
-    from open4m.demo import WorldModel
     from open4m.demo.run import run_demo
-    from open4m.eval.runner import evaluate, write_json
+    from open4m.eval.models import EvalModel
+    from open4m.eval.runner import evaluate, load_samples, write_json
 
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         run_demo(args.model, out, scenes=args.scenes, progress=False)
         demo_s = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    model = WorldModel.load(args.model)
-    samples = [generate_sample(seed_for("val", i), model.spec.image_size) for i in range(args.eval_scenes)]
+    model = EvalModel.load(args.model)
+    samples = load_samples("world", limit=args.eval_scenes, split="val", image_size=model.image_size)
     t0 = time.perf_counter()
     result = evaluate(model, samples, batch_size=16, progress=False)
     eval_s = time.perf_counter() - t0

@@ -12,9 +12,10 @@ val-split scenes with `open4m.eval` (greedy decoding, the same tokenizers).
 from __future__ import annotations
 
 import argparse
-import copy
+import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -31,47 +32,43 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
 
-    from open4m.data.synthetic import generate_sample, seed_for
-    from open4m.demo import WorldModel
-    from open4m.demo.recipe import train_fourm
-    from open4m.eval.runner import HEADLINE, evaluate
+    import yaml
+
+    from open4m.config import from_dict
+    from open4m.eval.models import EvalModel
+    from open4m.eval.runner import HEADLINE, evaluate, load_samples
     from open4m.model import FourM
+    from open4m.recipes.world import WorldRecipe, train_fourm
 
     run = Path(args.run)
-    base = WorldModel.load(run / "model")
+    base = EvalModel.load(run / "model")
     spec = base.spec
-    recipe = _fourm_section(base)
-    recipe["train"].update(steps=args.steps, save_every=args.steps, resume=True)
+    info = json.loads((run / "model" / "world.json").read_text())
+    recipe = from_dict(WorldRecipe, yaml.safe_load(info["recipe"]), command="demo").fourm
+    recipe = replace(recipe, train=replace(recipe.train, steps=args.steps, save_every=args.steps, resume=True))
     out = Path(args.out) if args.out else run / "benchmark"
-    samples = [generate_sample(seed_for("val", i), spec.image_size) for i in range(args.eval_scenes)]
+    samples = load_samples("world", limit=args.eval_scenes, split="val", image_size=spec.image_size)
 
     variants = {"multitask": None, **{f"rgb->{t}": t for t in TASKS}}
     rows = []
     for name, task in variants.items():
-        section = copy.deepcopy(recipe)
-        names = None
+        section, names = recipe, None
         if task is not None:  # a specialist: RGB pixels in, one token modality out (every token a target)
             names = [spec.rgb_pixels, spec.tok(TASKS[task])]
-            section["data"]["target_only"] = [spec.tok(TASKS[task])]
+            section = replace(recipe, data=replace(recipe.data, target_only=[spec.tok(TASKS[task])]))
         t0 = time.perf_counter()
         weights = train_fourm(section, spec, run / "tokens", out / name.replace("->", "_to_"), names)
         seconds = time.perf_counter() - t0
-        model = WorldModel(spec, FourM.from_pretrained(weights).eval(), base.tokenizers, base.text, base.info)
+        model = EvalModel.load(FourM.from_pretrained(weights).eval(), tokenizers=run / "model")  # the run's tokenizers
         result = evaluate(model, samples, list(TASKS) if task is None else [task], batch_size=16, progress=False)
         for t, res in result.metrics.items():
             key, _ = HEADLINE[t]
             rows.append((name, t, key, res["model"][key], res["baseline"][key], seconds))
-    print(f"config: {args.steps} steps each, batch {recipe['data']['batch_size']}, arch {recipe['model']['arch']}, "
+    print(f"config: {args.steps} steps each, batch {recipe.data.batch_size}, arch {recipe.model.arch}, "
           f"{args.eval_scenes} val scenes, cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f}")
     print(f"{'model':<14}{'task':<8}{'metric':<10}{'value':>9}{'baseline':>10}{'train s':>9}")
     for r in rows:
         print(f"{r[0]:<14}{r[1]:<8}{r[2]:<10}{r[3]:>9.4f}{r[4]:>10.4f}{r[5]:>9.0f}")
-
-
-def _fourm_section(model) -> dict:
-    import yaml
-
-    return yaml.safe_load(model.info["recipe"])["fourm"]
 
 
 if __name__ == "__main__":

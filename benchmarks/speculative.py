@@ -22,8 +22,8 @@ import torch
 
 def main() -> None:
     from open4m.data.synthetic import generate_sample, seed_for
-    from open4m.demo import WorldModel
     from open4m.data.synthetic.world import SEQUENCE_MODALITIES
+    from open4m.eval.models import EvalModel
     from open4m.generation import sampler as sampler_module
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -47,9 +47,8 @@ def main() -> None:
         return out
 
     sampler_module.verify = counting
-    world = WorldModel.load(args.model)
-    rgb = world.rgb_pixels(np.stack([generate_sample(seed_for("val", i), world.spec.image_size)["rgb"]
-                                     for i in range(args.scenes)]))
+    world = EvalModel.load(args.model)  # one Pipeline per target spec over the world model
+    rgb = np.stack([generate_sample(seed_for("val", i), world.image_size)["rgb"] for i in range(args.scenes)])
     print(f"torch {torch.__version__}, {args.threads} threads, fp32; world model {args.model or 'shipped world64'}, "
           f"{args.scenes} val scenes, greedy, one scene per call; load average {os.getloadavg()[0]:.1f}")
     print(f"{'modality':14} {'drafts':>6} {'passes':>7} {'tokens':>7} {'tok/pass':>9} {'ms/scene':>9} {'speed-up':>9} {'same':>5}")
@@ -57,10 +56,10 @@ def main() -> None:
         texts, best, counts = {}, {d: float("inf") for d in drafts}, {}
         for repeat in range(args.repeats):
             for d in drafts:
-                world.sampler.draft_tokens = d
+                world.base.sampler.draft_tokens = d  # every pipeline of the model shares its sampler
                 passes.clear()
                 t0 = time.perf_counter()
-                texts[d] = [world.predict_text(key, {world.spec.rgb_pixels: rgb[i:i + 1]})[0] for i in range(args.scenes)]
+                texts[d] = [world.texts(key, {world.rgb: rgb[i:i + 1]})[0] for i in range(args.scenes)]
                 best[d] = min(best[d], (time.perf_counter() - t0) * 1000 / args.scenes)
                 counts[d] = (len(passes), sum(kept for _, kept in passes))
         for d in drafts:

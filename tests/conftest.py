@@ -49,7 +49,7 @@ fourm:
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from open4m.demo.recipe import run_recipe
+    from open4m.recipes.world import run_recipe
 
     root = tmp_path_factory.mktemp("world")
     recipe = root / "tiny.yaml"

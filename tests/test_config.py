@@ -107,7 +107,7 @@ def test_yaml_round_trip(tmp_path, monkeypatch):
 
 
 def test_every_shipped_recipe_loads():
-    from open4m.demo.recipe import load_recipe as load_world
+    from open4m.recipes.world import load_recipe as load_world
     from open4m.train.tasks.finetune import load_recipe as load_finetune
     from open4m.train.tasks.tokenizer import load_recipe as load_tokenizer_recipe
 

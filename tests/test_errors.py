@@ -21,7 +21,7 @@ def test_each_error_is_also_the_builtin_it_replaces(cls, builtin):
 
 
 def test_library_error_classes_join_the_hierarchy():
-    from open4m.demo.bundle import MissingModelError
+    from open4m.sources.world import MissingModelError
     from open4m.hub import HubFileMissing
     from open4m.modalities import UnknownModalityError, get
     from open4m.weights import CheckpointError as WeightsCheckpointError

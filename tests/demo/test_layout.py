@@ -1,5 +1,5 @@
 """The shipped world model is an ordinary open4m model folder: the pipeline and `open4m generate` run it
-with no tokenizer arguments and no world code, feeding pixels as it was trained; old bundles still load."""
+with no tokenizer arguments and no world code, feeding pixels as it was trained."""
 
 import json
 import os
@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 from open4m.data.synthetic import generate_sample, seed_for
-from open4m.demo import WorldModel
-from open4m.demo.bundle import SHIPPED, bundle_missing
+from open4m.data.synthetic import world
 from open4m.data.synthetic.world import IMAGE_MODALITIES
+from open4m.eval.models import EvalModel
+from open4m.sources.world import SHIPPED, bundle_missing
 
 pytestmark = pytest.mark.skipif(bool(bundle_missing(SHIPPED)), reason="no world model shipped in src/open4m/assets")
 
@@ -29,7 +28,7 @@ from open4m.data.synthetic import generate_sample, seed_for
 assert "rgb@64" not in modalities.all_modalities()
 pipe = open4m.pipeline("rgb->depth", model=sys.argv[1], steps=4, temps=0.0)
 out = pipe(generate_sample(seed_for("test", 0), 64)["rgb"], seed=0)
-np.savez(sys.argv[2], tokens=out.tokens["tok_depth@64"]["tensor"].numpy(),
+np.savez(sys.argv[2], tokens=out.tokens["tok_depth@64"]["tensor"].numpy(), decoded=out.decoded["tok_depth@64"].numpy(),
          image=np.asarray(out.images["tok_depth@64"][0]), mean=modalities.get("rgb@64").pixel_mean)
 """
 
@@ -43,7 +42,7 @@ def _fresh(*args: str, cwd) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def shipped():
-    return WorldModel.load()
+    return EvalModel.load()
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +50,8 @@ def scene():
     return generate_sample(seed_for("test", 0), 64)
 
 
-def _greedy_depth_tokens(model: WorldModel, rgb: np.ndarray) -> torch.Tensor:
-    return model.generate({model.spec.rgb_pixels: model.rgb_pixels(rgb[None])}, model.spec.tok("depth"), steps=4)["tensor"]
+def _greedy_depth_tokens(model: EvalModel, rgb: np.ndarray) -> torch.Tensor:
+    return model.generate({model.rgb: rgb[None]}, model.image_modality("depth"), steps=4).tokens["tok_depth@64"]["tensor"]
 
 
 def test_shipped_folder_is_the_standard_layout():
@@ -65,7 +64,7 @@ def test_shipped_folder_is_the_standard_layout():
                                                                        "world_metadata"}
 
 
-def test_pipeline_in_a_fresh_process_predicts_depth_as_the_world_model_does(shipped, scene, tmp_path):
+def test_pipeline_in_a_fresh_process_predicts_depth_as_the_eval_runner_does(shipped, scene, tmp_path):
     run = _fresh("-c", PIPELINE, str(SHIPPED), str(tmp_path / "out.npz"), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     out = np.load(tmp_path / "out.npz")
@@ -73,9 +72,8 @@ def test_pipeline_in_a_fresh_process_predicts_depth_as_the_world_model_does(ship
     assert out["image"].shape[:2] == (64, 64)
     expected = _greedy_depth_tokens(shipped, scene["rgb"])
     np.testing.assert_array_equal(out["tokens"], expected.numpy())
-    np.testing.assert_array_equal(shipped.detokenize_image("depth", torch.from_numpy(out["tokens"])),
-                                  shipped.predict_image("depth", {shipped.spec.rgb_pixels:
-                                                                  shipped.rgb_pixels(scene["rgb"][None])}))
+    np.testing.assert_array_equal(world.from_model_form("depth", torch.from_numpy(out["decoded"])),
+                                  shipped.image("depth", {shipped.rgb: scene["rgb"][None]}))
 
 
 def test_generate_cli_writes_depth_and_the_world_caption(scene, tmp_path):
@@ -86,34 +84,6 @@ def test_generate_cli_writes_depth_and_the_world_caption(scene, tmp_path):
     assert (tmp_path / "out" / "tok_depth_64_0.png").is_file()
     texts = json.loads((tmp_path / "out" / "texts.json").read_text())["texts"]
     assert texts["world_caption"][0].strip()
-
-
-def _write_old_layout(bundle, out):
-    """A bundle as open4m wrote them before the standard layout (metadata without pixel normalisation)."""
-    out.mkdir()
-    with safe_open(str(bundle / "model.safetensors"), "pt") as f:
-        tensors, metadata = {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata())
-    specs = [{k: v for k, v in s.items() if k not in ("pixel_mean", "pixel_std")}
-             for s in json.loads(metadata["open4m_modalities"])]
-    save_file(tensors, str(out / "fourm.safetensors"), metadata={**metadata, "open4m_modalities": json.dumps(specs)})
-    for b in IMAGE_MODALITIES:
-        shutil.copy(bundle / "tokenizers" / f"tok_{b}.safetensors", out / f"tok_{b}.safetensors")
-    shutil.copy(bundle / "tokenizers" / "text.json", out / "text_tokenizer.json")
-    shutil.copy(bundle / "world.json", out / "world.json")
-
-
-def test_old_layout_still_loads_and_converts_bit_exactly(shipped, scene, tmp_path):
-    old = tmp_path / "old"
-    _write_old_layout(SHIPPED, old)
-    assert bundle_missing(old) == []
-    model = WorldModel.load(old)
-    assert torch.equal(_greedy_depth_tokens(model, scene["rgb"]), _greedy_depth_tokens(shipped, scene["rgb"]))
-    new = model.save(tmp_path / "new")
-    assert bundle_missing(new) == []
-    with safe_open(str(old / "fourm.safetensors"), "pt") as a, safe_open(str(new / "model.safetensors"), "pt") as b:
-        assert set(a.keys()) == set(b.keys())
-        assert all(torch.equal(a.get_tensor(k), b.get_tensor(k)) and a.get_tensor(k).dtype == b.get_tensor(k).dtype
-                   for k in a.keys())
 
 
 def test_an_incomplete_folder_names_what_it_lacks(tmp_path):

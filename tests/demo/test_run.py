@@ -1,6 +1,10 @@
 import json
 
+import pytest
+
 from open4m.cli import main
+from open4m.demo.run import run_demo
+from open4m.sources.world import MissingModelError
 
 
 def test_demo_writes_grid_task_pngs_and_metrics(tiny_bundle, tmp_path, capsys):
@@ -12,12 +16,15 @@ def test_demo_writes_grid_task_pngs_and_metrics(tiny_bundle, tmp_path, capsys):
                  "depthcaption2rgb.png", "metrics.json"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["num_samples"] == 2 and metrics["split"] == "test"
+    assert metrics["num_samples"] == 2 and metrics["split"] == "test" and "skipped" not in metrics
     assert set(metrics["metrics"]["depth"]) == {"model", "baseline"}
     table = capsys.readouterr().out
     assert "abs_rel" in table and "recon/rgb" in table
 
 
-def test_eval_rejects_unknown_tasks(tiny_bundle, capsys):
-    assert main(["eval", "--model", str(tiny_bundle), "--tasks", "depth,albedo"]) == 2
-    assert "unknown tasks ['albedo']" in capsys.readouterr().err
+def test_missing_bundle_says_how_to_train_one(tmp_path, capsys):
+    with pytest.raises(MissingModelError, match="open4m demo --train"):
+        run_demo(tmp_path, tmp_path / "out", scenes=1, progress=False)
+    assert main(["demo", "--model", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "open4m demo --train" in err and "Traceback" not in err

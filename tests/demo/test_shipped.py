@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from open4m.demo.bundle import SHIPPED, bundle_missing
+from open4m.sources.world import SHIPPED, bundle_missing
 
 pytestmark = pytest.mark.skipif(bool(bundle_missing(SHIPPED)), reason="no world model shipped in src/open4m/assets")
 
@@ -27,25 +27,22 @@ def test_shipped_model_loads_and_predicts_depth():
     import numpy as np
 
     from open4m.data.synthetic import generate_sample, seed_for
-    from open4m.demo import WorldModel
+    from open4m.eval.models import EvalModel
 
-    model = WorldModel.load()
-    scene = generate_sample(seed_for("test", 0), model.spec.image_size)
-    depth = model.predict_image("depth", {model.spec.rgb_pixels: model.rgb_pixels(scene["rgb"][None])})
+    model = EvalModel.load()
+    scene = generate_sample(seed_for("test", 0), model.image_size)
+    depth = model.image("depth", {model.rgb: scene["rgb"][None]})
     valid = scene["depth"] > 0
     assert np.mean(np.abs(depth[0][valid] - scene["depth"][valid]) / scene["depth"][valid]) < 0.5
 
 
 @pytest.mark.slow
 def test_shipped_model_reproduces_its_card_metrics():
-    from open4m.data.synthetic import generate_sample, seed_for
-    from open4m.demo import WorldModel
-    from open4m.eval.runner import HEADLINE, evaluate
+    from open4m.eval.runner import HEADLINE, evaluate, load_samples
 
     card = json.loads((SHIPPED / "world.json").read_text())["eval"]
-    model = WorldModel.load()
-    samples = [generate_sample(seed_for("val", i), model.spec.image_size) for i in range(card["scenes"])]
-    result = evaluate(model, samples, ["depth", "normal", "semseg"], batch_size=16, progress=False)
+    samples = load_samples("world:64", limit=card["scenes"], split=card["split"])  # rendered val scenes
+    result = evaluate(SHIPPED, samples, ["depth", "normal", "semseg"], batch_size=16, progress=False)
     for task, res in result.metrics.items():
         key, _ = HEADLINE[task]
         assert res["model"][key] == pytest.approx(card["metrics"][task]["model"][key], rel=1e-3)

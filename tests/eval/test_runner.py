@@ -1,9 +1,13 @@
+import json
+
 import numpy as np
 import pytest
 
 from open4m.data.synthetic import generate_sample, seed_for, write_dataset
 from open4m.data.synthetic import world
-from open4m.eval.runner import TASKS, _score, edge_f1, load_folder, metadata_error, parse_tasks
+from open4m.cli import main
+from open4m.eval.models import EvalModel
+from open4m.eval.runner import TASKS, _score, edge_f1, evaluate, load_folder, load_samples, metadata_error, parse_tasks
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +83,62 @@ def test_load_folder_reads_what_synth_writes(tmp_path):
     assert loaded[0]["caption"] == fresh["caption"]
     with pytest.raises(FileNotFoundError, match="open4m synth"):
         load_folder(tmp_path / "missing")
+
+
+def test_any_aligned_source_feeds_the_runner(tmp_path):
+    write_dataset(tmp_path, 2, size=32, split="val", progress=False)
+    rendered = load_samples("world:32", limit=2, split="val")
+    from_folder = load_samples(tmp_path, limit=1)
+    assert len(rendered) == 2 and len(from_folder) == 1
+    np.testing.assert_array_equal(rendered[0]["rgb"], from_folder[0]["rgb"])
+    assert load_samples("world", limit=1, image_size=48)[0]["rgb"].shape == (48, 48, 3)
+
+
+def test_the_runner_predicts_through_one_pipeline_per_target_spec(tiny_bundle, samples):
+    model = EvalModel.load(tiny_bundle)
+    result = evaluate(model, samples[:2], ["depth", "normal", "palette"], batch_size=2, progress=False)
+    assert set(result.metrics) == {"depth", "normal", "palette"} and not result.skipped
+    pipe = model.pipeline(["rgb@32"], "tok_depth@32")
+    assert pipe.model is model.model and pipe.schedule.targets == ("tok_depth@32",)
+    assert {k[1] for k in model._pipes} == {"tok_depth@32", "tok_normal@32", "world_palette"}
+    direct = pipe({"rgb@32": np.stack([s["rgb"] for s in samples[:2]])}, seed=0)
+    np.testing.assert_array_equal(np.stack(result.predictions["depth"]),
+                                  world.from_model_form("depth", direct.decoded["tok_depth@32"]))
+
+
+def test_tasks_the_data_cannot_score_are_skipped_with_the_reason(tiny_bundle, samples):
+    bare = [{k: v for k, v in s.items() if k not in ("scene_graph", "det")} for s in samples[:2]]
+    result = evaluate(tiny_bundle, bare, ["depth", "det", "caption"], batch_size=2, progress=False)
+    assert set(result.metrics) == {"depth"}
+    assert result.skipped == {"det": "the data lacks det", "caption": "the data lacks scene_graph"}
+    assert "skipped: the data lacks det" in result.table() and result.to_json()["skipped"] == result.skipped
+    with pytest.raises(ValueError, match="none of the tasks"):
+        evaluate(tiny_bundle, bare, ["det"], progress=False)
+
+
+def test_a_model_without_the_modalities_is_skipped_task_by_task(tiny_bundle, samples):
+    from open4m.generation.pipeline import Pipeline
+    from open4m.model import FourM, preset
+    from open4m.sources.world import load_tokenizers
+
+    text = load_tokenizers(tiny_bundle)[2]  # registers world_caption with the tiny bundle's vocabulary
+    model = FourM(preset("tiny-swiglu_nobias", domains_in=["rgb@224", "world_caption"], domains_out=["world_caption"],
+                         dim=32, encoder_depth=1, decoder_depth=1, num_heads=2)).eval()
+    em = EvalModel.load(Pipeline("rgb->world_caption", model, {"text": text}))
+    assert em.rgb == "rgb@224" and em.sequence_modality("caption") == "world_caption" and em.spec is None
+    with pytest.warns(UserWarning, match="resized to 224x224"):
+        result = evaluate(em, samples[:1], ["depth", "caption", "depthcaption2rgb"], progress=False)
+    assert set(result.metrics) == {"caption"}
+    assert result.skipped["depth"] == "the model lacks a tok_depth output"
+    assert result.skipped["depthcaption2rgb"] == "the model lacks a tok_depth input, a tok_rgb output"
+
+
+def test_eval_cli_scores_a_source_and_says_what_it_skipped(tiny_bundle, tmp_path, capsys):
+    out = tmp_path / "m.json"
+    assert main(["eval", "--model", str(tiny_bundle), "--data", "world:32", "--limit", "2", "--tasks", "depth,semseg",
+                 "--no-progress", "--json", str(out)]) == 0
+    written = json.loads(out.read_text())
+    assert written["num_samples"] == 2 and set(written["metrics"]) == {"depth", "semseg"}
+    assert written["data"] == "world:32"
+    assert main(["eval", "--model", str(tiny_bundle), "--data", str(tmp_path / "nope"), "--no-progress"]) == 2
+    assert "does not exist" in capsys.readouterr().err

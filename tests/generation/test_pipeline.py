@@ -73,6 +73,46 @@ def test_text_and_tokenized_image_conditions(setup):
     assert text_pipe("a dog on a beach").images["tok_depth@224"][0].size == (224, 224)
 
 
+def test_a_batch_gives_what_each_sample_gives_alone(setup):
+    model, toks, cap = setup
+    pipe = pipeline(f"rgb,{cap}->depth", model=model, tokenizers=toks, steps=2, temps=0.0)
+    images = [np.asarray(photo(224)), np.asarray(photo(224))[::-1].copy()]
+    texts = ["a dog on a beach", "two cats"]
+    batch = pipe({"rgb@224": np.stack(images), cap: texts}, seed=0)
+    assert batch.arrays["tok_depth@224"].shape[0] == 2 and len(batch.images["tok_depth@224"]) == 2
+    assert len(batch.inputs["rgb@224"]) == 2
+    for i in range(2):
+        alone = pipe({"rgb@224": images[i], cap: texts[i]}, seed=0)
+        assert torch.equal(alone.tokens["tok_depth@224"]["tensor"][0], batch.tokens["tok_depth@224"]["tensor"][i])
+    tok = toks["depth"]
+    decoded = tok.decode(batch.tokens["tok_depth@224"]["tensor"])
+    assert torch.equal(batch.decoded["tok_depth@224"], decoded)  # the raw decoder output
+    np.testing.assert_array_equal(batch.arrays["tok_depth@224"], tok.to_numpy(decoded))  # its natural form
+
+
+def test_with_spec_shares_the_model_and_tokenizers(setup):
+    model, toks, cap = setup
+    pipe = pipeline("rgb->depth", model=model, tokenizers=toks, steps=2, temps=0.0)
+    other = pipe.with_spec(f"rgb->{cap}", temps=0.0)
+    assert other.model is pipe.model and other.tokenizers is pipe.tokenizers and other.sampler is pipe.sampler
+    assert other.schedule.targets == (cap,) and pipe.schedule.targets == ("tok_depth@224",)
+    assert isinstance(other(photo(224), seed=0).texts[cap][0], str)
+    with pytest.raises(ValueError, match="does not know"):
+        pipe.with_spec("rgb->normal")
+
+
+def test_encode_texts_pads_ends_and_cuts(setup, text_tokenizer):
+    model, toks, cap = setup
+    pipe = pipeline(f"{cap}->depth", model=model, tokenizers=toks)
+    ids = pipe.encode_texts(cap, ["a dog on a beach", "a dog"])
+    eos, pad = text_tokenizer.eos_id, text_tokenizer.pad_id
+    assert ids.shape[0] == 2 and (ids == eos).sum(1).tolist() == [1, 1]
+    assert ids[1, -1] == pad and ids[0, -1] == eos
+    cut = pipe.encode_texts(cap, ["a dog on a beach"], max_tokens=2)
+    assert cut.shape == (1, 3) and cut[0, -1] == eos
+    assert torch.equal(pipe.tokenize({cap: ["a dog on a beach", "a dog"]})[0][cap], ids)
+
+
 def test_structured_builders_write_official_strings():
     assert Boxes([(0.1, 0.2, 0.5, 0.6, "dog")]).to_text() == "v0=100 v1=200 v2=500 v3=599 dog"
     assert ColorPalette([(255, 0, 10)]).to_text() == "v1=1 v0=255 v0=0 v0=10"

@@ -1,21 +1,26 @@
 """`open4m demo`: fresh held-out scenes through the world model, as pictures and numbers.
 
 Renders scenes from the `test` split (never seen in training), runs every task of
-`open4m.eval.runner` on them, and writes `grid.png` (one row per scene: input | ground truth |
-prediction per task, labelled), one PNG per task, and `metrics.json`.
+`open4m.eval.runner` on them (through `Pipeline`, one per target spec), and writes `grid.png` (one
+row per scene: input | ground truth | prediction per task, labelled), one PNG per task, and
+`metrics.json`.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..eval.runner import TASKS, EvalResult, evaluate, write_json
 from ..data.synthetic import world
-from .bundle import WorldModel
+from ..errors import DataError
+from ..eval.models import EvalModel
+from ..eval.runner import TASKS, EvalResult, evaluate, write_json
+
+log = logging.getLogger(__name__)
 
 TILE = 128
 
@@ -25,7 +30,7 @@ def _tile(name: str, value: Any, rgb: np.ndarray | None = None) -> np.ndarray:
 
     tile = modality_tile(name, value, TILE, rgb)
     if tile is None:
-        raise ValueError(f"no picture for {name}")
+        raise DataError(f"no picture for {name}")
     return tile
 
 
@@ -112,17 +117,26 @@ def save_pictures(out: Path, samples: Sequence[Mapping[str, Any]], result: EvalR
 
 def run_demo(model_path: str | Path | None = None, out: str | Path = "open4m-demo", *, scenes: int = 6, start: int = 0,
              tasks: Sequence[str] = TASKS, progress: bool = True) -> tuple[EvalResult, Path]:
-    """Render `scenes` test-split scenes from index `start`, run `tasks`, write pictures and metrics."""
+    """Render `scenes` test-split scenes from index `start`, run `tasks`, write pictures and metrics.
+
+    `model_path` is a world model folder (default: the model shipped in the package); one that is not
+    (or lacks files) stops with a message that says how to train one.
+    """
     from tqdm import tqdm
 
     from ..data.synthetic import generate_sample, seed_for
+    from ..sources.world import SHIPPED, load_tokenizers
 
     t0 = time.perf_counter()
-    model = WorldModel.load(model_path)
-    size = model.spec.image_size
+    folder = Path(model_path) if model_path else SHIPPED
+    if not (folder / "world.json").is_file():  # the demo's tasks are the world's: only a world model runs them
+        load_tokenizers(folder)  # raises MissingModelError, naming what is missing and how to train one
+    model = EvalModel.load(folder)
+    size = model.image_size
     samples = [generate_sample(seed_for("test", start + i), size)
                for i in tqdm(range(scenes), desc="render test scenes", unit="scene", disable=not progress)]
     result = evaluate(model, samples, tasks, batch_size=scenes, progress=progress)
+    log.info("demo: %d test scenes scored in %.1f s", scenes, time.perf_counter() - t0)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     save_pictures(out, samples, result)

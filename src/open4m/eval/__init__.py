@@ -1,4 +1,10 @@
-"""Evaluation: task metrics (depth, normals, segmentation, boxes, captions, palettes, reconstruction)."""
+"""Evaluation (application layer): any model on any labelled source, against trivial baselines.
+
+`open4m.eval.runner` (`open4m eval`) scores the tasks a model and the data both have the modalities
+of; `open4m.eval.models.EvalModel` runs the model through `open4m.generation.Pipeline` (one per
+target spec); `open4m.eval.captions` checks generated world captions against the scene graph. The
+task metrics themselves are library code (`open4m.metrics`), re-exported here.
+"""
 
 from ..metrics import BoxAP, DepthMetrics, NormalMetrics, SegmentationMetrics, box_iou, palette_distance, reconstruction_metrics
 

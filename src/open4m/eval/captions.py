@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..data.synthetic.captions import parse_caption
+from ..errors import DataError
 
 _ATTRS = ("size", "color", "material", "shape")
 
@@ -69,7 +70,7 @@ class SceneCaptionMetrics:
 
     def compute(self) -> dict[str, float]:
         if not self._rows:
-            raise ValueError("no captions were scored")
+            raise DataError("no captions were scored; call update(caption, scene_graph) first")
         n = len(self._rows)
         out = {"parse_rate": sum(r["parsed"] for r in self._rows) / n}
         for key in ("count_acc", "color_f1", "shape_f1", "object_f1"):

@@ -4,16 +4,19 @@
 :class:`open4m.tokenizers.resolver.TokenizerSet`: overrides, the model's own folder, the registry)
 and a schedule spec. It accepts natural inputs (an image file or PIL image for `rgb@224`, a caption string, typed
 builders such as `Boxes`, `ColorPalette`, `Metadata`, or raw images for `tok_*` modalities when
-their tokenizer is given), tokenizes them, runs the `Sampler`, and decodes every generated
-modality with its tokenizer (images as PIL, rendered for the eye: class maps coloured, depth through
-a colour map, feature maps by PCA; sequences as text and, where a codec exists, parsed back into
-boxes / colours / metadata). Given a super-resolution model, every `tok_*@224` result is
-then chained into its `@448` version. `open4m.pipeline("rgb->depth,caption",
-model="EPFL-VILAB/4M-21_B")(image)` is the one-line form.
+their tokenizer is given), one sample or a batch of them (a list of values, or a stacked array),
+tokenizes them, runs the `Sampler`, and decodes every generated modality with its tokenizer (images
+as PIL, rendered for the eye: class maps coloured, depth through a colour map, feature maps by PCA;
+the decoder's raw output and its natural-form arrays too; sequences as text and, where a codec
+exists, parsed back into boxes / colours / metadata). Given a super-resolution model, every
+`tok_*@224` result is then chained into its `@448` version. `open4m.pipeline("rgb->depth,caption",
+model="EPFL-VILAB/4M-21_B")(image)` is the one-line form; `pipe.with_spec("rgb->normal")` runs
+another spec on the same model and tokenizers without loading anything again.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -93,7 +96,13 @@ SAM = "sam_instance"
 # ------------------------------------------------------------------------------------------
 @dataclass
 class GenerationOutput:
-    """What a pipeline call returns: token dict, decoded images, texts and parsed structures."""
+    """What a pipeline call returns: token dict, decoded images and arrays, texts and parsed structures.
+
+    Every field holds one entry per sample of the batch. For image-token targets, `decoded` is the
+    tokenizer's raw decoder output (model form, e.g. `(B, C, H, W)` in [-1, 1] for RGB, class logits
+    for segmentation), `arrays` the same in the tokenizer's natural form (`tokenizer.to_numpy`: uint8
+    `(B, H, W, C)` images, int class-id maps, float maps), `images` rendered for the eye (PIL).
+    """
 
     tokens: dict[str, dict[str, torch.Tensor]]
     inputs: dict[str, list] = field(default_factory=dict)  # input images as shown (resized)
@@ -101,6 +110,8 @@ class GenerationOutput:
     texts: dict[str, list[str]] = field(default_factory=dict)
     vectors: dict[str, torch.Tensor] = field(default_factory=dict)  # decoded global embeddings (B, D)
     parsed: dict[str, list[Any]] = field(default_factory=dict)
+    decoded: dict[str, torch.Tensor] = field(default_factory=dict)  # image-token targets: raw decoder output
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # image-token targets: natural form (to_numpy)
 
     def save(self, out_dir: str | os.PathLike) -> list[Path]:
         """One PNG per image output and sample, a side-by-side grid, `texts.json`, and `vectors.safetensors`
@@ -204,21 +215,37 @@ class Pipeline:
                                if v is not None}
         self.sampler = Sampler(self.model, draft_tokens=draft_tokens)
         self.image_size = self.model.config.image_size
-        self.schedule: GenerationSchedule = build_schedule(
-            spec, image_size=self.image_size, preset=preset,
-            model_modalities=[*self.model.input_modalities, *self.model.output_modalities], **schedule_options)
         self.sr_model = _as_model(sr_model, self.dtype) if sr_model is not None else None
-        self.sr_schedule = self._sr_schedule(dict(SR_DEFAULTS, **(sr_options or {}))) if self.sr_model is not None else None
+        self.sr_options = dict(SR_DEFAULTS, **(sr_options or {}))
         vocab = {name: mod.vocab_size for m in (self.model, self.sr_model) if m is not None
                  for name, mod in m.modality_info.items() if mod.vocab_size}
         self.tokenizers = TokenizerSet(tokenizers, folder=tokenizer_folder, origin=self.model.origin, vocab=vocab)
+        self._set_schedule(spec, preset, schedule_options)
+
+    def _set_schedule(self, spec: str, preset: str, options: Mapping[str, Any]) -> None:
+        """Build and check the schedule (and the super-resolution one) of ``spec``."""
+        self.preset = preset
+        self.schedule: GenerationSchedule = build_schedule(
+            spec, image_size=self.image_size, preset=preset,
+            model_modalities=[*self.model.input_modalities, *self.model.output_modalities], **options)
+        self.sr_schedule = self._sr_schedule(self.sr_options) if self.sr_model is not None else None
         sr_targets = self.sr_schedule.targets if self.sr_schedule else ()
         self.tokenizers.check_given([*self.schedule.conditions, *self.schedule.targets, *sr_targets])
-        if dense > 1:
+        if self.dense > 1:
             if SAM not in self.schedule.targets:
-                raise ConfigError(f"dense={dense} repeats the prompted passes of a {SAM!r} target; the spec "
+                raise ConfigError(f"dense={self.dense} repeats the prompted passes of a {SAM!r} target; the spec "
                                  f"generates {list(self.schedule.targets)}")
             self.tokenizer(SAM)  # the passes are merged as text: fail now, not after generating
+
+    def with_spec(self, spec: str, *, preset: str | None = None, **schedule_options: Any) -> "Pipeline":
+        """The same model, sampler and tokenizers (nothing loaded again) with another spec and schedule options.
+
+        `pipe.with_spec("rgb->normal", steps=4, temps=0.0)`: one pipeline per task over one loaded model.
+        Options not given take their defaults (they are not carried over from this pipeline's spec).
+        """
+        other = copy.copy(self)
+        other._set_schedule(spec, self.preset if preset is None else preset, schedule_options)
+        return other
 
     def _sr_schedule(self, options: dict[str, Any]) -> GenerationSchedule:
         """Every generated or given `X@224` token grid whose `X@448` the SR model predicts, in the demo's order."""
@@ -245,6 +272,23 @@ class Pipeline:
         return tok
 
     # -- inputs -------------------------------------------------------------------------------
+    def _pixels(self, mod: Modality, value: Any) -> tuple[torch.Tensor, list]:
+        """One image or a batch (a list of images, a (B, H, W, 3) uint8 array) -> pixels (B, 3, S, S) and the shown images.
+
+        A tensor is taken as already normalised ((3, S, S) or (B, 3, S, S)) and shows nothing.
+        """
+        if isinstance(value, torch.Tensor):
+            t = value if value.dim() == 4 else value[None]
+            return t.float(), []
+        if isinstance(value, np.ndarray) and value.ndim == 4:
+            value = list(value)
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        if not value:
+            raise DataError(f"{mod.name}: an empty batch of images")
+        pixels, shown = zip(*(self._rgb(mod, v) for v in value))
+        return torch.cat(pixels), list(shown)
+
     def _rgb(self, mod: Modality, value: Any) -> tuple[torch.Tensor, Any]:
         """An image file, PIL image or uint8 array -> normalised pixels (1, 3, S, S) and the shown image.
 
@@ -253,17 +297,17 @@ class Pipeline:
         """
         from PIL import Image
 
-        if isinstance(value, torch.Tensor):
-            t = value if value.dim() == 4 else value[None]
-            return t.float(), None
         if isinstance(value, (str, os.PathLike)):
             value = Image.open(value)
         img = Image.fromarray(value) if isinstance(value, np.ndarray) else value
+        if not isinstance(img, Image.Image):
+            raise DataError(f"{mod.name}: cannot read a {type(value).__name__} as an image; pass a file path, a PIL "
+                            "image, a uint8 (H, W, 3) array, a list of them, or a normalised tensor")
         img = img.convert("RGB")
         size = mod.image_size or self.image_size
         if img.size != (size, size):
             warnings.warn(f"rgb input of {img.size[0]}x{img.size[1]} resized to {size}x{size} (the model's input size)",
-                          stacklevel=4)
+                          stacklevel=6)  # _rgb, _pixels genexpr, _pixels, tokenize, __call__
             img = img.resize((size, size), Image.BICUBIC)
         arr = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
         mean = torch.tensor(mod.pixel_mean or IMAGENET_MEAN)[:, None, None]
@@ -271,7 +315,11 @@ class Pipeline:
         return ((arr - mean) / std)[None], img
 
     def tokenize(self, inputs: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, list]]:
-        """Natural inputs -> condition tensors for the sampler (and the input images to show)."""
+        """Natural inputs -> condition tensors for the sampler (and the input images to show).
+
+        Each value is one sample or a batch: a list of images, texts or structured values, or a
+        stacked array; every condition must then hold the same number of samples.
+        """
         conditions, shown = {}, {}
         unknown = [n for n in inputs if n not in self.schedule.conditions]
         if unknown:
@@ -283,28 +331,49 @@ class Pipeline:
         for name, value in inputs.items():
             mod = self.model.modality_info[name]
             if mod.kind is Kind.PIXELS:
-                conditions[name], img = self._rgb(mod, value)
-                if img is not None:
-                    shown[name] = [img]
+                conditions[name], images = self._pixels(mod, value)
+                if images:
+                    shown[name] = images
             elif mod.kind is Kind.SEQUENCE:
                 conditions[name] = self._sequence(name, value)
             elif isinstance(value, torch.Tensor) and not value.is_floating_point():
                 conditions[name] = value if value.dim() >= 2 else value[None]
             else:
-                tokens = self.tokenizer(name).encode(value)
+                tokens = self.tokenizer(name).encode(_stacked(value))
                 conditions[name] = tokens.reshape(tokens.shape[0], -1)
         return conditions, shown
 
     def _sequence(self, name: str, value: Any) -> torch.Tensor:
-        if isinstance(value, STRUCTURED):
-            if value.modality != name:
-                raise DataError(f"a {type(value).__name__} is a {value.modality!r} condition, not {name!r}")
-            value = value.to_text()
-        if isinstance(value, str):
-            ids = self.tokenizer(name).encode(value, add_eos=True)
+        """A text, a structured value, a list of either (a batch, right-padded) or token ids -> (B, L) ids."""
+        batch = isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, (str, *STRUCTURED)) for v in value)
+        texts = [self._text(name, v) for v in (value if batch else [value])]
+        if all(isinstance(t, str) for t in texts):
+            ids = self.tokenizer(name).encode(texts if batch else texts[0], add_eos=True)
         else:
             ids = torch.as_tensor(value, dtype=torch.long)
         return ids if ids.dim() == 2 else ids[None]
+
+    def encode_texts(self, name: str, texts: Sequence[str], *, max_tokens: int | None = None) -> torch.Tensor:
+        """Texts -> a condition batch of sequence ``name``: right-padded (B, L) ids, each row ending in [EOS].
+
+        ``max_tokens`` cuts each text to at most that many tokens before its [EOS] (for texts longer than
+        the model saw in training); without it a text that does not fit the modality is an error.
+        """
+        tok = self.tokenizer(name)
+        rows = [tok.encode(t)[:max_tokens] if max_tokens is not None else tok.encode(t) for t in texts]
+        out = torch.full((len(rows), max((len(r) for r in rows), default=0) + 1), tok.pad_id, dtype=torch.long)
+        for i, r in enumerate(rows):
+            out[i, :len(r)] = r
+            out[i, len(r)] = tok.eos_id
+        return out
+
+    @staticmethod
+    def _text(name: str, value: Any) -> Any:
+        if isinstance(value, STRUCTURED):
+            if value.modality != name:
+                raise DataError(f"a {type(value).__name__} is a {value.modality!r} condition, not {name!r}")
+            return value.to_text()
+        return value
 
     # -- outputs --------------------------------------------------------------------------------
     def detokenize(self, tokens: Mapping[str, Mapping[str, torch.Tensor]], shown: Mapping[str, list],
@@ -319,9 +388,11 @@ class Pipeline:
                     continue
                 options = dict(self.decode_options, seed=seed, progress=progress) if isinstance(tok, DiVAE) else {}
                 decoded = tok.decode(entry["tensor"], **options)
+                out.decoded[name] = decoded
                 if tok.preprocessor.input == "vector":
                     out.vectors[name] = torch.from_numpy(tok.to_numpy(decoded))
                 else:
+                    out.arrays[name] = tok.to_numpy(decoded)
                     out.images[name] = render(tok, decoded)
                 continue
             if tok is None:
@@ -335,9 +406,10 @@ class Pipeline:
                 pictures = []
                 if name == "color_palette":
                     pictures = [palette_swatch(p) for p in out.parsed[name] if not isinstance(p, Exception)]
-                if name == "det" and "rgb@224" in shown:
-                    pictures = [draw_boxes(shown["rgb@224"][0], p) for p in out.parsed[name]
-                                if not isinstance(p, Exception)]
+                backdrop = next((shown[n] for n in shown if modalities.get(n).path == "rgb"), None)
+                if name == "det" and backdrop:
+                    pictures = [draw_boxes(backdrop[min(i, len(backdrop) - 1)], p)
+                                for i, p in enumerate(out.parsed[name]) if not isinstance(p, Exception)]
                 if pictures:  # generated text need not parse; then there is nothing to draw
                     out.images[name] = pictures
         return out
@@ -345,7 +417,11 @@ class Pipeline:
     # -- the call -------------------------------------------------------------------------------
     def __call__(self, inputs: Any = None, *, generator: torch.Generator | None = None, seed: int | None = None,
                  progress: bool = False, **named: Any) -> GenerationOutput:
-        """`pipe(image)` when the spec has one condition, else `pipe({"rgb@224": img, "caption": "..."})`."""
+        """`pipe(image)` when the spec has one condition, else `pipe({"rgb@224": img, "caption": "..."})`.
+
+        A list of values (or a stacked array) per condition generates a batch: `pipe([img1, img2])`,
+        `pipe({"rgb@224": [img1, img2], "caption": ["a dog", "a cat"]})`.
+        """
         if not isinstance(inputs, Mapping):
             if inputs is None:
                 inputs = {}
@@ -395,6 +471,15 @@ class Pipeline:
         if mask_tok is not None:
             out.images[SAM] = [colorize_instances(sam_instance_map(texts, mask_tok, self.image_size))
                                for texts in per_image]
+
+
+def _stacked(value: Any) -> Any:
+    """A list of NumPy arrays or tensors (a batch of natural-form images) stacked; anything else as given."""
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, np.ndarray) for v in value):
+        return np.stack(value)
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, torch.Tensor) for v in value):
+        return torch.stack(value)
+    return value
 
 
 def _parse(parser, text: str):

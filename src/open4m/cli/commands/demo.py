@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.train:
-        from open4m.demo.recipe import run_recipe
+        from open4m.recipes.world import run_recipe
 
         with path_errors("--config/--out"):
             bundle = run_recipe(args.config, args.out or "open4m-world", workers=args.workers,

@@ -1,22 +1,27 @@
-"""`open4m eval`: a world model's task metrics on a folder dataset, next to trivial baselines."""
+"""`open4m eval`: any model's task metrics on a labelled source, next to trivial baselines."""
 
 from __future__ import annotations
 
 import argparse
 
-from open4m.errors import ConfigError, NotFound
+from open4m.errors import ConfigError
 
 from . import path_errors, task_names
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "eval", help="score a world model (depth, normals, segmentation, boxes, captions, palette, ...) against baselines",
-        description="Runs the model on every sample of --data (a folder as `open4m synth` writes it), or on freshly "
-                    "rendered scenes of --split, and prints model vs trivial-baseline metrics; --json writes them.")
-    p.add_argument("--model", default=None, help="a world-model bundle folder (default: the shipped model)")
-    p.add_argument("--data", default=None, help="folder dataset with ground truth (root/<modality>/<name>.<ext>)")
-    p.add_argument("--split", default="val", help="without --data: render scenes of this split (default val)")
+        "eval", help="score a model (depth, normals, segmentation, boxes, captions, palette, ...) against baselines",
+        description="Runs the model on the first --limit samples of --data and prints model vs trivial-baseline "
+                    "metrics for every task that both have the modalities of (the others are listed as skipped, "
+                    "with the reason); --json writes them. --data is an aligned source: `world` (fresh scenes of "
+                    "--split at the model's size), `world:SIZE`, a folder as `open4m synth` writes it, or shards.")
+    p.add_argument("--model", default=None,
+                   help="a world model folder (default: the shipped one), a released name, a Hub id or a model folder")
+    p.add_argument("--data", default=None,
+                   help="aligned source with ground truth: world, world:SIZE, a folder (root/<modality>/<name>.<ext>) "
+                        "or a shard root (default: world)")
+    p.add_argument("--split", default="val", help="split of rendered world scenes (default val)")
     p.add_argument("--limit", type=int, default=64, help="samples to score (default 64)")
     p.add_argument("--tasks", default="all", help="comma-separated tasks or `all`")
     p.add_argument("--batch-size", type=int, default=16, help="samples per generation batch (default 16)")
@@ -26,26 +31,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from open4m.demo.bundle import WorldModel
-    from open4m.eval.runner import evaluate, load_folder, write_json
+    from open4m.eval.models import EvalModel
+    from open4m.eval.runner import evaluate, load_samples, write_json
 
     tasks = task_names(args.tasks)
     if args.limit < 1 or args.batch_size < 1:
         raise ConfigError("--limit and --batch-size must be >= 1")
-    model = WorldModel.load(args.model)
-    if args.data:
-        try:
-            samples = load_folder(args.data, args.limit)
-        except FileNotFoundError as err:  # load_folder's own message names the folder and the fix
-            raise NotFound(str(err)) from err
-    else:
-        from open4m.data.synthetic import generate_sample, seed_for
-
-        samples = [generate_sample(seed_for(args.split, i), model.spec.image_size) for i in range(args.limit)]
+    model = EvalModel.load(args.model)
+    with path_errors("--data"):
+        samples = load_samples(args.data, limit=args.limit, split=args.split, image_size=model.image_size)
     result = evaluate(model, samples, tasks, batch_size=args.batch_size, progress=not args.no_progress)
     print(result.table())
     if args.json:
+        data = args.data or f"world ({args.split} split)"
         with path_errors("--json"):
-            written = write_json(result, args.json, {'data': args.data or f'rendered {args.split} split'})
+            written = write_json(result, args.json, {"data": data, "model": args.model or "shipped"})
         print(f"wrote {written}")
     return 0

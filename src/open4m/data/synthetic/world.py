@@ -11,7 +11,7 @@ standardisation), so the model predicts metric depth that abs-rel/RMSE can score
 
 Rendering many scenes into memory (:func:`render_world`), encoding them with a tokenizer
 (:func:`encode_images`) and assembling model-form samples (:func:`token_samples`) serve both the
-world source (`open4m.sources.world`) and the world recipe (`open4m.demo.recipe`).
+world source (`open4m.sources.world`) and the world recipe (`open4m.recipes.world`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The world model's card (the bundle's `README.md`), built from what the bundle records about itself.
+"""The world model's card (a bundle's `README.md`), built from what the bundle records about itself.
 
 Why generated: every bundle `open4m demo --train` writes needs a card, and the card must stay in
 step with `world.json` (spec, recipe, timings, evaluation). What only a person can say about one
@@ -74,7 +74,7 @@ def _description(spec: WorldSpec, model: Any, tokenizers: Mapping[str, Any], tex
             f"{_params(model):.1f} M parameters{minutes}. It is not a model of real images.\n\n"
             f"On world scenes: `open4m demo --model FOLDER` (every task, with metrics), "
             f"`open4m generate --model FOLDER --input rgb=scene.png --target depth,world_caption --out out/`, or "
-            f"`open4m.demo.WorldModel.load(FOLDER)` in Python (world arrays in and out).\n\n{table}\n\n"
+            f"`open4m.pipeline(\"rgb->depth\", model=FOLDER)` in Python.\n\n{table}\n\n"
             f"Weights: float16 safetensors (sincos tables float32), loaded as float32. `model.safetensors` describes "
             f"the model's own modalities (the pixel normalisation included), so a fresh process loads the folder "
             f"without the world code; `world.json` keeps the world spec, the recipe (`open4m demo --train`), the "

@@ -1,15 +1,26 @@
-"""`open4m demo --train`: the whole world-model recipe from scratch, driven by one YAML file.
+"""The world recipe (`open4m demo --train`): a world model from scratch, driven by one YAML file.
 
 world (scenes rendered by `open4m.data.synthetic.world.render_world`) -> text tokenizer + one VQ-VAE
 per image modality -> pre-tokenized folder -> FourM trained by `open4m.train` with the 4M masking ->
-a bundle (`open4m.demo.bundle`).
+a bundle (:func:`save_bundle`). The default recipe is `configs/demo/world64.yaml` (the shipped model's).
 Everything goes into `out/`; a rerun re-renders the (deterministic) world but reuses finished
 tokenizers, the token folder and the newest FourM checkpoint, so an interrupted run continues.
+
+A bundle is an ordinary open4m model folder (`FourM.save_pretrained`: `config.json`,
+`model.safetensors` whose metadata describes the world's modalities, pixel normalisation included,
+the generated model card `README.md`, `tokenizers.json` + `tokenizers/`) plus `world.json` (the world
+spec, recipe, timings, evaluation and notes the card is written from). Weights are stored in float16
+to keep the wheel small and loaded back as float32. `open4m.pipeline("rgb->tok_depth@64", model=FOLDER)`
+and `open4m generate --model FOLDER` run one with no tokenizer arguments and no world code;
+:func:`convert_bundle` rewrites a bundle of the earlier layout (`fourm.safetensors`,
+`tok_<modality>.safetensors`, `text_tokenizer.json`) in the standard one.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,6 +30,7 @@ import numpy as np
 import torch
 import yaml
 
+from ..atomic import write_text_atomic
 from ..config import from_dict, load, option, section, to_dict
 from ..errors import NotFound
 from ..train.tasks.fourm import FourMRecipe
@@ -26,6 +38,11 @@ from ..train.tasks.fourm import FourMRecipe
 from ..data.synthetic import world
 from ..data.synthetic.world import (IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldData, WorldSpec, encode_images,
                                     render_world, token_samples)
+
+__all__ = ["DEFAULT_RECIPE", "WorldRecipe", "load_recipe", "load_recipe_text", "run_recipe", "train_image_tokenizer",
+           "text_vocab", "write_token_folder", "train_fourm", "save_bundle", "convert_bundle"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_RECIPE = Path(__file__).resolve().parents[3] / "configs" / "demo" / "world64.yaml"
 # Reconstruction losses of the continuous maps (the trainer's default for feature maps is a cosine loss,
@@ -188,7 +205,6 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
     """The whole recipe; returns the bundle directory `out/model` (what `open4m demo --model` loads)."""
     from ..model import FourM
     from ..tokenizers import VQVAE
-    from .bundle import save_bundle
 
     recipe = load_recipe(recipe_path)
     out = Path(out)
@@ -198,10 +214,12 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
     size, patch = w.image_size, w.patch_size
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    log.info("world recipe: rendering %d train scenes at %d px", w.train_scenes, size)
     data = render_world("train", w.train_scenes, size, workers=workers, progress=progress)
     timings["render_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    log.info("world recipe: text vocabulary and one VQ-VAE per image modality (%s)", ", ".join(IMAGE_MODALITIES))
     text_tok = text_vocab(data.texts, recipe.text.extra_words)
     tok_dir = out / "tokenizers"
     tokenizers = {b: VQVAE.from_pretrained(train_image_tokenizer(b, data, recipe.tokenizers, size, patch, tok_dir,
@@ -218,13 +236,57 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
         (token_root / "done").touch()
 
     t0 = time.perf_counter()
+    log.info("world recipe: training the FourM on %s", token_root)
     weights = train_fourm(recipe.fourm, spec, token_root, out / "fourm", progress=progress)
     timings["fourm_s"] = time.perf_counter() - t0
     model = FourM.from_pretrained(weights)
     info = {"recipe": load_recipe_text(recipe_path), "train_scenes": len(data.names), "timings": timings}
-    return save_bundle(out / "model", spec, model, tokenizers, text_tok, info)
+    bundle = save_bundle(out / "model", spec, model, tokenizers, text_tok, info)
+    log.info("world recipe: bundle written to %s", bundle)
+    return bundle
 
 
 def load_recipe_text(path: str | Path | None) -> str:
     """The recipe as YAML text (recorded in the bundle's world.json; `load_recipe` reads it back in a wheel)."""
     return yaml.safe_dump(to_dict(load_recipe(path)), sort_keys=False)
+
+
+# -- the bundle ---------------------------------------------------------------------------------------
+def save_bundle(out: str | Path, spec: WorldSpec, model: Any, tokenizers: Mapping[str, Any], text_tok: Any,
+                info: Mapping[str, Any]) -> Path:
+    """Write a bundle in the standard model layout (weights as float16); returns its folder.
+
+    ``tokenizers`` maps image modalities (``depth``) to their VQ-VAEs; ``info`` is what `world.json`
+    records besides the spec (recipe, timings, eval, notes), from which the model card is written.
+    """
+    from .world_card import card_info
+
+    out = Path(out)
+    named: dict[str, Any] = {spec.tok(b): copy.deepcopy(tok).half() for b, tok in tokenizers.items()}
+    named.update({name: text_tok for name in spec.sequence_modalities})  # one object: saved once
+    card = card_info(spec, model, tokenizers, text_tok, info)
+    _half_except_pos_emb(copy.deepcopy(model)).save_pretrained(out, tokenizers=named, card=card, overwrite=True)
+    write_text_atomic(out / "world.json", json.dumps({"spec": spec.to_dict(), **info}, indent=2) + "\n",
+                      overwrite=True)
+    return out
+
+
+def _half_except_pos_emb(model: torch.nn.Module) -> torch.nn.Module:
+    """float16 weights, but float32 sincos tables: loading checks those against freshly built ones."""
+    tables = {n: b.clone() for n, b in model.named_buffers() if n.endswith("pos_emb")}
+    model.half()
+    for name, table in tables.items():
+        owner, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(owner), attr, table)
+    return model
+
+
+def convert_bundle(src: str | Path, out: str | Path) -> Path:
+    """Rewrite a world model folder (a bundle of the earlier layout, or any bundle) in the standard layout."""
+    from ..model import FourM
+    from ..sources.world import is_legacy, load_tokenizers
+
+    src = Path(src)
+    spec, tokenizers, text_tok, meta = load_tokenizers(src)  # a folder that is no bundle: MissingModelError
+    model = FourM.from_pretrained(src / "fourm.safetensors" if is_legacy(src) else src).float().eval()
+    return save_bundle(out, spec, model, tokenizers, text_tok, {k: v for k, v in meta.items() if k != "spec"})

@@ -1,0 +1,9 @@
+"""Named training recipes (application layer): what the library's engine runs to make a specific model.
+
+- :mod:`open4m.recipes.world`: the world model (`open4m demo --train`; default recipe
+  `configs/demo/world64.yaml`): procedural world -> tokenizers -> FourM -> a bundle, the model shipped
+  in `open4m/assets/world64` and its card (:mod:`open4m.recipes.world_card`).
+
+Fine-tuning presets are plain recipes in `configs/finetune/` for `open4m finetune` (the engine's
+fine-tuning task, `open4m.train.tasks.finetune`); they need no code here.
+"""

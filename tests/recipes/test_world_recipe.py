@@ -1,0 +1,96 @@
+"""The world recipe (`open4m demo --train`): its config, the bundle it writes, and bundles of the earlier layout."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from open4m.data.synthetic import generate_sample, seed_for
+from open4m.data.synthetic.world import IMAGE_MODALITIES
+from open4m.eval.models import EvalModel
+from open4m.recipes.world import convert_bundle, load_recipe
+from open4m.sources.world import SHIPPED, MissingModelError, bundle_missing
+
+
+def test_recipe_sections_are_checked(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("world: {}\nmodel: {}\n")
+    with pytest.raises(ValueError, match="unknown config key 'model'"):
+        load_recipe(bad)
+    with pytest.raises(FileNotFoundError, match="--config"):
+        load_recipe(tmp_path / "nope.yaml")
+
+
+def test_shipped_recipe_is_complete():
+    recipe = load_recipe()
+    assert recipe.world.image_size % recipe.world.patch_size == 0
+
+
+def test_recipe_writes_a_complete_bundle(tiny_bundle):
+    assert bundle_missing(tiny_bundle) == []
+    info = json.loads((tiny_bundle / "world.json").read_text())
+    assert info["train_scenes"] == 24 and set(info["timings"]) == {"render_s", "tokenizers_s", "fourm_s"}
+    card = (tiny_bundle / "README.md").read_text()  # written from world.json: no eval yet, so no metrics
+    assert "24 scenes of the `train` split" in card and "## Metrics" not in card
+    assert 'open4m.pipeline("rgb->depth", model=FOLDER)' in card
+
+
+def test_the_bundle_predicts_every_modality_through_the_pipeline(tiny_bundle):
+    model = EvalModel.load(tiny_bundle)
+    rgb = {model.rgb: np.stack([generate_sample(seed_for("val", i), 32)["rgb"] for i in range(2)])}
+    depth = model.image("depth", rgb, steps=2)
+    assert depth.shape == (2, 32, 32) and (depth > 0).all()
+    normal = model.image("normal", rgb, steps=2)
+    np.testing.assert_allclose(np.linalg.norm(normal, axis=-1), 1.0, atol=1e-4)
+    assert model.image("semseg", rgb).dtype == np.uint8
+    palette = model.texts("color_palette", rgb)
+    assert len(palette) == 2 and all(isinstance(t, str) for t in palette)
+    cond = {"world_caption": model.text_condition("caption", ["a room with one object."] * 2),
+            "tok_depth@32": model.image_tokens("depth", depth, "tok_depth@32")}
+    generated = model.image("rgb", cond, steps=2, temperature=1.0)
+    assert generated.shape == (2, 32, 32, 3) and generated.dtype == np.uint8
+
+
+def test_a_folder_that_is_no_bundle_says_how_to_train_one(tmp_path):
+    with pytest.raises(MissingModelError, match="open4m demo --train"):
+        convert_bundle(tmp_path, tmp_path / "out")
+    with pytest.raises(MissingModelError, match="open4m demo --train"):
+        EvalModel.load(tmp_path)
+
+
+def _write_old_layout(bundle, out):
+    """A bundle as open4m wrote them before the standard layout (metadata without pixel normalisation)."""
+    out.mkdir()
+    with safe_open(str(bundle / "model.safetensors"), "pt") as f:
+        tensors, metadata = {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata())
+    specs = [{k: v for k, v in s.items() if k not in ("pixel_mean", "pixel_std")}
+             for s in json.loads(metadata["open4m_modalities"])]
+    save_file(tensors, str(out / "fourm.safetensors"), metadata={**metadata, "open4m_modalities": json.dumps(specs)})
+    for b in IMAGE_MODALITIES:
+        shutil.copy(bundle / "tokenizers" / f"tok_{b}.safetensors", out / f"tok_{b}.safetensors")
+    shutil.copy(bundle / "tokenizers" / "text.json", out / "text_tokenizer.json")
+    shutil.copy(bundle / "world.json", out / "world.json")
+
+
+def _greedy_depth_tokens(model: EvalModel, rgb: np.ndarray) -> torch.Tensor:
+    pipe = model.pipeline([model.rgb], model.image_modality("depth"))
+    return pipe({model.rgb: rgb[None]}, seed=0).tokens[model.image_modality("depth")]["tensor"]
+
+
+@pytest.mark.skipif(bool(bundle_missing(SHIPPED)), reason="no world model shipped in src/open4m/assets")
+def test_old_layout_still_loads_and_converts_bit_exactly(tmp_path):
+    old = tmp_path / "old"
+    _write_old_layout(SHIPPED, old)
+    assert bundle_missing(old) == []
+    rgb = generate_sample(seed_for("test", 0), 64)["rgb"]
+    assert torch.equal(_greedy_depth_tokens(EvalModel.load(old), rgb), _greedy_depth_tokens(EvalModel.load(), rgb))
+    new = convert_bundle(old, tmp_path / "new")
+    assert bundle_missing(new) == []
+    with safe_open(str(old / "fourm.safetensors"), "pt") as a, safe_open(str(new / "model.safetensors"), "pt") as b:
+        assert set(a.keys()) == set(b.keys())
+        assert all(torch.equal(a.get_tensor(k), b.get_tensor(k)) and a.get_tensor(k).dtype == b.get_tensor(k).dtype
+                   for k in a.keys())
