@@ -96,6 +96,34 @@ def test_paths_in_a_recipe_are_relative_to_it_and_overrides_to_the_current_folde
     assert again.train.out_dir == "mine" and again.model.init_from == "EPFL-VILAB/4M-7_B_CC12M"
 
 
+def test_a_path_meant_relative_to_the_current_folder_is_not_guessed(tmp_path, monkeypatch):
+    # A recipe written before paths became recipe-relative: data sits beside the current folder, not the recipe.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "tokens").mkdir(parents=True)
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "r.yaml").write_text("data: {source: data/tokens}\n")
+    with pytest.raises(ConfigError, match=r"data.source: .*write '\.\./data/tokens' or an absolute path") as err:
+        load_recipe(tmp_path / "configs" / "r.yaml")
+    assert "\n" not in str(err.value)
+    (tmp_path / "configs" / "r.yaml").write_text("data: {source: ../data/tokens}\n")
+    assert load_recipe(tmp_path / "configs" / "r.yaml").data.source == str(tmp_path / "configs" / "../data/tokens")
+
+
+def test_keys_of_older_recipes_are_read_at_their_new_place(tmp_path, caplog):
+    from open4m.train.tasks.tokenizer import load_recipe as load_tokenizer_recipe
+
+    (tmp_path / "old.yaml").write_text("kind: vqvae\ntrain: {steps: 5, batch_size: 4, lr: 3.0e-4, warmup_steps: 2, loss: mse}\n")
+    with caplog.at_level("WARNING", logger="open4m.config"):
+        cfg = load_tokenizer_recipe(tmp_path / "old.yaml", ["train.grad_clip=2.0"])
+    assert (cfg.train.steps, cfg.data.batch_size, cfg.optim.lr, cfg.optim.warmup) == (5, 4, 3e-4, 2)
+    assert cfg.objective.loss == "mse" and cfg.optim.clip_grad == 2.0
+    assert "'train.warmup_steps' is now 'optim.warmup'" in caplog.text
+    assert load_recipe(None, ["model.compile=true", "data.accum_steps=2"]).train.accum_steps == 2
+    (tmp_path / "both.yaml").write_text("train: {lr: 1.0e-3}\noptim: {lr: 2.0e-3}\n")
+    with pytest.raises(ConfigError, match="keep only 'optim.lr'"):
+        load_tokenizer_recipe(tmp_path / "both.yaml")
+
+
 def test_yaml_round_trip(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = load_recipe(None, ["train.steps=7", "model.freeze=[encoder]", "data.source=data/tokens"])

@@ -18,8 +18,10 @@ values that only partly are paths, such as ``world:DIR``).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
+import logging
 import os
 import types
 import typing
@@ -35,6 +37,7 @@ __all__ = ["option", "section", "from_dict", "apply_overrides", "load", "to_dict
            "resolve_input_path", "resolve_checkpoint_path", "read_yaml"]
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 PathResolver = Callable[[Any, Path], Any]
 
 
@@ -60,7 +63,15 @@ def resolve_input_path(value: Any, base: Path) -> Any:
     if value is None or not isinstance(value, str) or not value:
         return value
     p = Path(value).expanduser()
-    return value if p.is_absolute() else str(base / p)
+    if p.is_absolute():
+        return value
+    resolved = base / p
+    if not resolved.exists() and p.exists() and resolved.resolve() != p.resolve():
+        # Recipes written before paths became relative to the recipe file meant the current folder:
+        # refuse to guess rather than silently start a new run (or read other data) elsewhere.
+        raise ConfigError(f"{value!r} is read relative to the recipe's folder, where {resolved} does not exist, but "
+                          f"{p.resolve()} does: write {os.path.relpath(p.resolve(), base)!r} or an absolute path")
+    return str(resolved)
 
 
 def resolve_checkpoint_path(value: Any, base: Path) -> Any:
@@ -160,7 +171,10 @@ def _build(cls: type, data: Any, prefix: str, root: type, command: str | None, b
         value = _check_type(prefix + key, value, hints[key])
         resolver = f.metadata.get("path")
         if base is not None and resolver:
-            value = (resolve_input_path if resolver is True else resolver)(value, base)
+            try:
+                value = (resolve_input_path if resolver is True else resolver)(value, base)
+            except ConfigError as err:
+                raise ConfigError(f"{prefix}{key}: {err}") from None
         kwargs[key] = value
     try:
         return cls(**kwargs)
@@ -170,10 +184,40 @@ def _build(cls: type, data: Any, prefix: str, root: type, command: str | None, b
         raise ConfigError(str(err)) from None
 
 
+def _renamed(cls: type) -> Mapping[str, str]:
+    """A recipe class's ``renamed`` map: old dotted key -> its new home, so older recipes still load."""
+    return getattr(cls, "renamed", {})
+
+
+def _move_renamed(data: dict[str, Any], cls: type) -> dict[str, Any]:
+    """Move keys an older open4m used to where they live now (in place), saying so once per key."""
+    for old, new in _renamed(cls).items():
+        *parents, leaf = old.split(".")
+        node = data
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or leaf not in node:
+            continue
+        value = node.pop(leaf)
+        target = data
+        *new_parents, new_leaf = new.split(".")
+        for part in new_parents:
+            target = target.setdefault(part, {})
+        if new_leaf in target and target[new_leaf] != value:
+            raise ConfigError(f"the recipe sets both {old!r} (its older name) and {new!r}: keep only {new!r}")
+        target[new_leaf] = value
+        logger.warning("recipe key %r is now %r; read it as that (rename it in the recipe)", old, new)
+    return data
+
+
 def from_dict(cls: type[T], data: Mapping[str, Any] | None, *, command: str | None = None,
               base: str | os.PathLike | None = None) -> T:
-    """A recipe of class ``cls`` from nested mappings; relative input paths resolve against ``base``."""
-    return _build(cls, data or {}, "", cls, command, Path(base) if base is not None else None)
+    """A recipe of class ``cls`` from nested mappings; relative input paths resolve against ``base``.
+
+    Keys listed in the class's ``renamed`` map (older names) are moved to their new place first.
+    """
+    data = _move_renamed(copy.deepcopy(dict(data or {})), cls)
+    return _build(cls, data, "", cls, command, Path(base) if base is not None else None)
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str], cls: type, *, command: str | None = None) -> dict:
@@ -188,6 +232,9 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], cls: type, *
         key = key.strip()
         if not sep or not key:
             raise ConfigError(f"override {item!r}: write key=value, e.g. optim.blr=3e-4 or model.arch.dim=64")
+        if key in _renamed(cls):
+            logger.warning("recipe key %r is now %r; read it as that", key, _renamed(cls)[key])
+            key = _renamed(cls)[key]
         if key not in valid and not any(key.startswith(d + ".") for d in free):
             raise _unknown(key, cls, command)
         try:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from ..config import resolve_input_path
 from ..errors import ConfigError, NotFound, UnknownNameError
 
 __all__ = ["SourceInfo", "register_source", "build_source", "list_sources", "source_info", "is_generated",
@@ -161,9 +162,7 @@ def resolve_spec_path(spec: Any, base: Path, family: str = "tokens") -> Any:
     name, sep, arg = spec.partition(":")
     info = _family(family).get(name)
     if info is not None:
-        if sep and arg and info.takes_path and not Path(arg).is_absolute() and "://" not in arg:
-            return f"{name}:{base / arg}"
+        if sep and arg and info.takes_path and "://" not in arg:
+            return f"{name}:{resolve_input_path(arg, base)}"
         return spec
-    if Path(spec).is_absolute() or "://" in spec:
-        return spec
-    return str(base / spec)
+    return spec if "://" in spec else resolve_input_path(spec, base)

@@ -104,6 +104,8 @@ class FourMRecipe:
     """`open4m train RECIPE.yaml`: model, data, optim, train, log."""
 
     command: ClassVar[str] = "train"
+    # Keys of recipes written before the one training engine: still read, with a warning.
+    renamed: ClassVar[dict[str, str]] = {"model.compile": "train.compile", "data.accum_steps": "train.accum_steps"}
 
     model: ModelSection = section(ModelSection, "The FourM model.")
     data: DataSection = section(DataSection, "Data, masking and batching.")

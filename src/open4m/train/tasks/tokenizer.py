@@ -86,6 +86,14 @@ class TokenizerRecipe:
     """`open4m train-tokenizer RECIPE.yaml`: kind, model (tokenizer config fields), data, objective, optim, train, log."""
 
     command: ClassVar[str] = "train-tokenizer"
+    # The flat `train:` section of recipes written before the one training engine: still read, with a warning.
+    renamed: ClassVar[dict[str, str]] = {
+        "train.batch_size": "data.batch_size", "train.num_workers": "data.num_workers",
+        "train.lr": "optim.lr", "train.min_lr": "optim.min_lr", "train.weight_decay": "optim.weight_decay",
+        "train.warmup_steps": "optim.warmup", "train.grad_clip": "optim.clip_grad",
+        "train.loss": "objective.loss", "train.codebook_weight": "objective.codebook_weight",
+        "train.sample_every": "objective.sample_every", "train.log_every": "log.every",
+    }
 
     kind: str | None = option(None, "vqvae, divae or mlp (the bottleneck-MLP VQ).")
     model: dict = option({}, "Tokenizer config fields (see open4m.tokenizers.config: enc_type, codebook_size, ...).")
