@@ -211,6 +211,11 @@ class DiVAE(VQTokenizer):
                               zero_terminal_snr=c.zero_terminal_snr, thresholding=c.thresholding,
                               clip_sample=c.clip_sample, spacing=spacing)
 
+    def forward(self, x: Any, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, QuantizerOutput]:
+        """The training forward is :meth:`training_loss`: going through ``__call__`` lets DDP synchronise
+        the gradients and FSDP gather the parameters."""
+        return self.training_loss(x, generator)
+
     def training_loss(self, x: Any, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, QuantizerOutput]:
         """Denoising loss at a random timestep (target: v, x0 or noise per ``prediction_type``).
 

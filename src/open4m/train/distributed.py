@@ -6,6 +6,7 @@ gloo on CPU). Without torchrun's environment everything degrades to a single pro
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 
@@ -63,7 +64,7 @@ def wrap(model: nn.Module, strategy: str, info: DistInfo) -> nn.Module:
     if strategy == "fsdp":
         from torch.distributed.fsdp import fully_shard
 
-        for block in (*model.encoder, *model.decoder):
+        for block in _blocks(model):
             fully_shard(block)
         # Resharding the root after forward too keeps the registered parameters sharded after a
         # no-grad (validation) forward, which the optimizer and checkpoints rely on.
@@ -71,6 +72,33 @@ def wrap(model: nn.Module, strategy: str, info: DistInfo) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     return DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
+
+
+def _blocks(model: nn.Module) -> list[nn.Module]:
+    """The units FSDP2 shards one by one: the elements of the outermost `ModuleList`s (transformer blocks
+    of FourM's encoder and decoder, of a tokenizer's ViT or UNet stages), so any task's model shards."""
+    blocks: list[nn.Module] = []
+    inside: set[int] = set()
+    for module in model.modules():
+        if id(module) in inside or not isinstance(module, nn.ModuleList):
+            continue
+        for element in module:
+            if any(p.requires_grad for p in element.parameters()):
+                blocks.append(element)
+            inside.update(id(m) for m in element.modules())
+    return blocks
+
+
+def skeleton(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose state-dict tensors live on the meta device (no memory), made before
+    sharding, so the full weights gathered at the end of an FSDP run can be loaded into a plain module."""
+    state_ids = {id(t) for t in model.state_dict(keep_vars=True).values()}
+    memo: dict[int, object] = {}
+    for name, t in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]:
+        if id(t) in state_ids and id(t) not in memo:
+            meta = torch.empty_like(t, device="meta")
+            memo[id(t)] = nn.Parameter(meta, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else meta
+    return copy.deepcopy(model, memo)
 
 
 def unwrap(model: nn.Module) -> nn.Module:

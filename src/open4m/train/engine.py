@@ -292,6 +292,8 @@ class _Run:
         model = task.model
         model.to(info.device).train()
         self.ema = EMA(model, t.ema_decay) if t.ema_decay is not None else None
+        # FSDP2 shards in place: keep a weightless copy to load the gathered weights into for the export.
+        self.skeleton = distributed.skeleton(model) if t.distributed == "fsdp" and info.enabled else None
         self.wrapped = task.wrap(model, t.distributed, info)  # before the optimizer: FSDP2 swaps in sharded parameters
         self.optimizer = build_adamw(task.param_groups(self.o.weight_decay), self.peak, tuple(self.o.betas), self.o.eps,
                                      self.o.fused)
@@ -374,14 +376,29 @@ class _Run:
             validate()
             save_checkpoint()
             distributed.check_in_sync(self.wrapped, info)
-            model_path = task.export(distributed.unwrap(self.wrapped), self.ema, run_dir) if info.is_main else None
+            plain = self._plain_model()
+            model_path = task.export(plain, self.ema, run_dir) if info.is_main else None
         finally:
             monitor.close()
         records = read_metrics(run_dir) if info.is_main else []
         summary = task.summary(records) if info.is_main else ""
-        if info.is_main:
-            logger.info("%s\nmodel: %s", summary, model_path)
+        if info.is_main:  # the table is TrainResult.summary (the CLI prints it); the log says where the result is
+            logger.debug("%s", summary)
+            logger.info("finished at step %d (%s tokens): %s", step, f"{tokens:,}", model_path)
         return TrainResult(run_dir, model_path, step, tokens, records, summary, final)
+
+    def _plain_model(self) -> nn.Module | None:
+        """The trained model as an ordinary module for the task's export (gathered from FSDP shards on
+        rank 0: a collective, every rank calls it); None on the other ranks of a sharded run."""
+        inner = distributed.unwrap(self.wrapped)
+        if self.skeleton is None or not distributed.is_sharded(inner):
+            return inner
+        state = checkpointing.full_state(self.wrapped, self.info)
+        if state is None:
+            return None
+        # `assign` swaps the meta tensors for the gathered ones; buffers outside the state dict were copied for real.
+        self.skeleton.load_state_dict(state, strict=True, assign=True)
+        return self.skeleton.to("cpu")
 
     def _step(self, batches: Iterator[Any], lr: float, tally: _Tally) -> tuple[Any, StepOutput, torch.Tensor]:
         """One optimizer step over ``accum_steps`` micro-batches; returns the last batch, its output and the

@@ -62,6 +62,14 @@ def recipe_errors(recipe: str | None) -> Iterator[None]:
         raise ConfigError(f"{where}{message}") from err
 
 
+def report_run(result, what: str, how_to_load: str = "") -> None:
+    """Print a finished training run's table and output, once: under torchrun only rank 0 holds them."""
+    if result.model_path is None:
+        return
+    print(result.summary)
+    print(f"{what}: {result.model_path}{how_to_load}")
+
+
 def task_names(text: str) -> list[str]:
     """`--tasks` of `open4m eval` / `open4m demo` -> validated task names; an unknown one is a `ConfigError`."""
     from open4m.eval.runner import parse_tasks

@@ -6,7 +6,7 @@ import argparse
 
 from open4m.errors import ConfigError
 
-from . import add_recipe_arguments, recipe_errors
+from . import add_recipe_arguments, recipe_errors, report_run
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +29,5 @@ def run(args: argparse.Namespace) -> int:
     with recipe_errors(args.recipe):
         recipe = load_recipe(args.recipe, args.overrides)
     result = finetune(recipe)
-    print(result.summary)
-    print(f"model: {result.model_path} (FourMEncoder.from_pretrained)")
+    report_run(result, "model", " (FourMEncoder.from_pretrained)")
     return 0

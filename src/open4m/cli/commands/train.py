@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import add_recipe_arguments, recipe_errors
+from . import add_recipe_arguments, recipe_errors, report_run
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +31,5 @@ def run(args: argparse.Namespace) -> int:
     with recipe_errors(config):
         recipe = load_recipe(config, overrides)
     result = train(recipe)
-    print(result.summary)
-    print(f"model: {result.model_path}")
+    report_run(result, "model")
     return 0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from open4m.errors import ConfigError, NotFound
 
-from . import path_errors, recipe_errors
+from . import path_errors, recipe_errors, report_run
 
 KINDS = ("vqvae", "divae", "mlp", "text")
 ALIASES = {"mlp-vq": "mlp"}  # the name the issue tracker and the 4M papers use for the bottleneck-MLP VQ
@@ -80,8 +80,7 @@ def run(args: argparse.Namespace) -> int:
         raise NotFound(f"data folder {recipe.data.path} does not exist")
     with path_errors("--data/--out"):
         result = train_tokenizer(recipe)
-    print(result.summary)
-    print(f"tokenizer: {result.model_path}")
+    report_run(result, "tokenizer")
     return 0
 
 

@@ -25,6 +25,7 @@ from torch import nn
 from ...config import load, option, section
 from ...errors import CheckpointError, ConfigError
 from ..engine import LogSection, OptimSection, RunSection, StepOutput, Task, TrainResult, run
+from ..distributed import unwrap
 
 __all__ = ["TokenizerRecipe", "TokenizerTask", "train_tokenizer", "load_recipe", "build_tokenizer",
            "reconstruction_loss", "KINDS", "LOSSES"]
@@ -216,10 +217,10 @@ class TokenizerTask(Task):
         from ...tokenizers import DiVAE
 
         batch = batch.to(device)
-        inner = getattr(model, "module", model)
-        if isinstance(inner, DiVAE):
-            # the diffusion timesteps and noise are drawn from torch's RNG, which checkpoints save and restore
-            recon, pred, q = inner.training_loss(batch)
+        if isinstance(unwrap(model), DiVAE):
+            # the denoising loss (DiVAE.forward); its timesteps and noise come from torch's RNG, which
+            # checkpoints save and restore
+            recon, pred, q = model(batch)
         else:
             pred, q = model(batch)
             recon = reconstruction_loss(self.loss_kind, pred.float(), batch)
