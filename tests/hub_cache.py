@@ -81,3 +81,88 @@ def official_4m7_cache(cache: Path, fixtures: Path) -> Path:
     text = text_tokenizer_30k()
     text.save_pretrained(Path(cache) / "open4m" / "text_tokenizer_4m_wordpiece_30k.json")
     return Path(cache)
+
+
+# The released tokenizer names a 4M-21 / 4M-7-SR model's modalities point to (every one but human poses,
+# which no modality names), keyed by the modality whose official architecture each has.
+_RELEASED_BY_MODALITY = {
+    "rgb": "4M_tokenizers_rgb_16k_224-448",
+    "depth": "4M_tokenizers_depth_8k_224-448",
+    "normal": "4M_tokenizers_normal_8k_224-448",
+    "canny_edge": "4M_tokenizers_edge_8k_224-512",
+    "semseg_coco": "4M_tokenizers_semseg_4k_224-448",
+    "CLIP-B16": "4M_tokenizers_CLIP-B16_8k_224-448",
+    "DINOv2-B14": "4M_tokenizers_DINOv2-B14_8k_224-448",
+    "DINOv2-B14-global": "4M_tokenizers_DINOv2-B14-global_8k_16_224",
+    "ImageBind-H14": "4M_tokenizers_ImageBind-H14_8k_224-448",
+    "ImageBind-H14-global": "4M_tokenizers_ImageBind-H14-global_8k_16_224",
+    "sam_mask": "4M_tokenizers_sam-instance_1k_64",
+}
+
+# The official patched-UNet decoder family at its smallest: one level, one res block, no attention, the
+# noisy image patchified 16x16 (a 14x14 grid at 224 px), so a 25-step decode takes milliseconds.
+_FAST_UNET = dict(dec_channels=32, dec_num_res_blocks=1, dec_channel_mult=(1,), dec_attention_resolutions=(),
+                  dec_patch_size=16)
+
+
+def fast_official_tokenizers() -> dict[str, object]:
+    """Random-init tokenizers under every released tokenizer name a 4M-21 or 4M-7-SR model uses.
+
+    Each has its release's class, vocabulary, channels, token layout and decoder family
+    (:func:`open4m.tokenizers.presets.official_config` at the tiny size), with networks shrunk further
+    so that decoding is cheap: for tests that decode many outputs (the documentation's examples).
+    Keyed by released name.
+    """
+    import torch
+
+    from open4m.tokenizers import DiVAE, DiVAEConfig, VQVAE, VQVAEConfig
+    from open4m.tokenizers.presets import official_config
+
+    torch.manual_seed(0)
+    out = {}
+    for modality, name in _RELEASED_BY_MODALITY.items():
+        kind, cfg = official_config(modality, "tiny")
+        if kind == "divae":
+            out[name] = DiVAE(DiVAEConfig(**cfg, **_FAST_UNET))
+        else:
+            out[name] = VQVAE(VQVAEConfig(**cfg))
+    return out
+
+
+def tiny_release(modality_names, *, seed: int = 0):
+    """A random-init stand-in for a released FourM: its architecture family (SwiGLU, no biases) and its
+    B encoder depth (12 blocks, so block indices written for the real model are valid), at width 32 with
+    a 2-block decoder; every modality of ``modality_names`` in, every one with tokens out."""
+    import torch
+
+    from open4m.modalities import Kind, get
+    from open4m.model import FourM, preset
+
+    torch.manual_seed(seed)
+    outputs = [m for m in modality_names if get(m).kind not in (Kind.PIXELS, Kind.SEQUENCE_EMBEDDING)]
+    return FourM(preset("base-swiglu_nobias", domains_in=list(modality_names), domains_out=outputs, dim=32,
+                        num_heads=2, decoder_depth=2))
+
+
+def doc_examples_cache(cache: Path) -> Path:
+    """A Hugging Face cache holding, under their released ids, tiny random-init stand-ins for what the
+    documentation's examples load: ``EPFL-VILAB/4M-7_B_CC12M``, ``EPFL-VILAB/4M-21_B`` and
+    ``EPFL-VILAB/4M-7-SR_L_CC12M`` (:func:`tiny_release`), every released tokenizer those models name
+    (:func:`fast_official_tokenizers`) and the 30k text tokenizer where the registry caches it.
+    About 250 MB; a few seconds to build. Returns ``cache``."""
+    from open4m.modalities import FOURM_7, FOURM_7_SR, FOURM_21
+
+    cache = Path(cache)
+    staging = cache.parent / "staging"
+    for seed, (name, mods) in enumerate((("4M-7_B_CC12M", FOURM_7), ("4M-21_B", FOURM_21),
+                                         ("4M-7-SR_L_CC12M", FOURM_7_SR))):
+        saved = tiny_release(mods, seed=seed).save_pretrained(staging / name)
+        add_repo(cache, f"EPFL-VILAB/{name}", {"model.safetensors": saved / "model.safetensors",
+                                              "config.json": saved / "config.json"})
+    for name, tok in fast_official_tokenizers().items():
+        saved = tok.save_pretrained(staging / name)
+        add_repo(cache, f"EPFL-VILAB/{name}", {"model.safetensors": saved / "model.safetensors",
+                                                "config.json": saved / "config.json"})
+    text_tokenizer_30k().save_pretrained(cache / "open4m" / "text_tokenizer_4m_wordpiece_30k.json")
+    shutil.rmtree(staging)
+    return cache
