@@ -152,6 +152,16 @@ def test_unknown_modality_suggests_names():
         build_schedule("rgb->tok_depht@224")
 
 
+def test_a_modality_the_model_lacks_names_its_own_variant():
+    # the shipped world model calls its caption `world_caption`: asking it for `caption` says so
+    has = ["rgb@224", "tok_depth@224", "tok_depth@224", "world_caption", "world_caption", "world_det"]
+    with pytest.raises(ValueError) as err:
+        build_schedule("depth->caption", model_modalities=has)
+    message = str(err.value)
+    assert "for 'caption' use 'world_caption'" in message and "\n" not in message
+    assert message.endswith("it has rgb@224, tok_depth@224, world_caption, world_det")  # each name once
+
+
 def test_steps_for_unknown_target():
     with pytest.raises(KeyError, match="not a target"):
         build_schedule("rgb->depth").steps_for("caption")

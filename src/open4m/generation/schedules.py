@@ -239,6 +239,23 @@ def _parse_spec(spec: str, image_size: int) -> tuple[list[Modality], list[Modali
     return conds, targets
 
 
+def _unknown_modalities(unknown: Sequence[str], known: Sequence[str]) -> str:
+    """One line naming what the model lacks, the names it would accept instead, and everything it has.
+
+    A model trained on its own variants of a modality (the world model's ``world_caption``) is the
+    usual reason a registry name such as ``caption`` is missing, so names sharing a word come first.
+    """
+    names = sorted(set(known))
+    hints = []
+    for name in unknown:
+        word = name.split("@")[0]
+        close = [k for k in names if word in k.split("@")[0].split("_")] or difflib.get_close_matches(name, names, 3)
+        if close:
+            hints.append(f"for {name!r} use {' or '.join(repr(c) for c in close)}")
+    hint = f" ({'; '.join(hints)})" if hints else ""
+    return f"the model does not know {', '.join(map(repr, unknown))}{hint}; it has {', '.join(names)}"
+
+
 def build_schedule(
     spec: str,
     *,
@@ -281,7 +298,7 @@ def build_schedule(
     if model_modalities is not None:
         unknown = [m.name for m in conds + targets if m.name not in model_modalities]
         if unknown:
-            raise ConfigError(f"the model does not know {unknown}; it has {sorted(model_modalities)}")
+            raise ConfigError(_unknown_modalities(unknown, model_modalities))
     if preset == "auto":
         preset = "demo" if all(modalities.is_builtin(m.name) for m in conds + targets) else "open4m"
     cond_names = [m.name for m in conds]
