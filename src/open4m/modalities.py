@@ -405,6 +405,22 @@ for _m in _OFFICIAL:
     register(_m)
 _BUILTIN: frozenset[str] = frozenset(_REGISTRY)
 
+# ------------------------------------------------------------------------------------------
+# open4m's own modalities, fed by the offline network labelers (open4m.data.labelers; extra
+# `open4m[labelers]`). Not official: `is_builtin` is False for them, so no released model claims them.
+# ------------------------------------------------------------------------------------------
+_EXTENSIONS = [
+    _raw("hed_edge", 1, description="HED edges (BSDS500 VGG16-HED), a [0, 1] map at the image's resolution"),
+    _image_tokens("tok_hed_edge@224", 8192, 224, 16, _HUB + "edge_8k_224-512", path="tok_hed_edge"),
+    _sequence("keypoints", 256, "MediaPipe body poses: per person a box and 33 keypoints (x, y, visibility)"),
+    _raw("person_mask", 1, description="MediaPipe person segmentation, a [0, 1] mask"),
+    Modality("caption_emb", Kind.SEQUENCE_EMBEDDING, max_tokens=77, orig_emb_dim=384, encoder=True,
+             description="all-MiniLM-L6-v2 per-token states of the caption (a T5-caption stand-in)"),
+    _sequence("ocr", 256, "RapidOCR text boxes written like det, the class being the recognised text"),
+]
+for _m in _EXTENSIONS:
+    register(_m)
+
 #: The modalities of the released 4M-7 models.
 FOURM_7: tuple[str, ...] = (
     "rgb@224", "caption", "det", "tok_rgb@224", "tok_depth@224", "tok_normal@224", "tok_semseg@224", "tok_clip@224",
