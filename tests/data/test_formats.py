@@ -39,6 +39,11 @@ def test_codecs_round_trip_every_form():
     np.testing.assert_allclose(codecs.decode(codecs.encode(normal, ".png", "normal"), ".png", "normal"), normal, atol=1 / 127)
     seg = rng.integers(0, 134, (8, 9)).astype(np.uint8)
     np.testing.assert_array_equal(codecs.decode(codecs.encode(seg, ".png", "semseg_coco"), ".png", "semseg_coco"), seg)
+    soft = rng.uniform(0, 1, (8, 9)).astype(np.float32)  # hed_edge / person_mask: [0, 1] maps as 8-bit PNG
+    np.testing.assert_allclose(codecs.decode(codecs.encode(soft, ".png", "hed_edge"), ".png", "hed_edge"), soft,
+                               atol=0.5 / 255 + 1e-6)
+    with pytest.raises(ValueError, match="float array"):
+        codecs.encode((soft * 255).astype(np.uint8), ".png", "person_mask")
     tokens = rng.integers(0, 8192, (3, 196)).astype(np.int16)
     np.testing.assert_array_equal(codecs.decode(codecs.encode(tokens, ".npy", "tok_rgb@224"), ".npy", "tok_rgb@224"), tokens)
     assert codecs.decode(codecs.encode({"a": [1, 2]}, ".json", "det"), ".json", "det") == {"a": [1, 2]}

@@ -24,11 +24,13 @@ _IMAGE_ROLE = {
     "rgb": "rgb", "depth": "depth", "normal": "normal",
     "semseg": "classmap", "semseg_coco": "classmap", "instance": "classmap",
     "canny_edge": "classmap", "sam_edge": "classmap", "mask_valid": "classmap",
+    # soft maps in [0, 1] (a network's edge probability, a segmentation confidence): 8-bit PNG, read back as float
+    "hed_edge": "unit", "person_mask": "unit",
 }
 
 
 def image_role(modality: str) -> str | None:
-    """'rgb' | 'depth' | 'normal' | 'classmap' for image modalities, None if unknown."""
+    """'rgb' | 'depth' | 'normal' | 'classmap' | 'unit' for image modalities, None if unknown."""
     return _IMAGE_ROLE.get(modality.split("@", 1)[0])
 
 
@@ -66,6 +68,8 @@ def _decode_image(data: bytes, modality: str) -> np.ndarray:
             return arr.astype(np.float32) / DEPTH_PNG_SCALE
         if role == "classmap":
             return np.array(im if im.mode in ("L", "P") else im.convert("L"))
+        if role == "unit":
+            return np.asarray(im.convert("L"), np.float32) / 255.0
         return np.array(im)
 
 
@@ -96,6 +100,10 @@ def _encode_image(arr: np.ndarray, ext: str, modality: str) -> bytes:
         im = Image.fromarray(mm)
     elif role == "normal":
         im = Image.fromarray(np.clip(np.round((arr + 1.0) * 127.5), 0, 255).astype(np.uint8))
+    elif role == "unit":
+        if arr.dtype == np.uint8:
+            raise DataError(f"{modality}: a [0, 1] map is written from a float array, got uint8")
+        im = Image.fromarray(np.clip(np.round(np.squeeze(arr) * 255.0), 0, 255).astype(np.uint8))
     else:
         if arr.dtype != np.uint8:
             raise DataError(f"{modality}: images are written from uint8 arrays, got {arr.dtype}")
