@@ -149,4 +149,5 @@ def test_malformed_sequences_give_clear_errors(text, match):
 
 
 def test_codec_registry_covers_the_sequence_modalities():
-    assert set(CODECS) == {"caption", "det", "color_palette", "metadata", "human_poses", "sam_instance"}
+    official = {"caption", "det", "color_palette", "metadata", "human_poses", "sam_instance"}
+    assert set(CODECS) == official | {"keypoints", "ocr"}  # open4m's own labeller formats

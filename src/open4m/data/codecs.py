@@ -58,7 +58,10 @@ def _decode_image(data: bytes, modality: str) -> np.ndarray:
         im.load()
         role = image_role(modality)
         if role == "rgb":
-            return np.array(im.convert("RGB"))
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: Pillow's convert would clip at 255
+                grey = (np.asarray(im, np.uint32) >> 8).clip(0, 255).astype(np.uint8)
+                return np.repeat(grey[..., None], 3, axis=-1)
+            return np.array(im.convert("RGB"))  # grey, palette, RGBA (alpha dropped), 16-bit RGB (high byte)
         if role == "normal":
             return np.asarray(im.convert("RGB"), np.float32) / 127.5 - 1.0
         if role == "depth":

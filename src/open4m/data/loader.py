@@ -65,7 +65,9 @@ class TokenizingDataset(torch.utils.data.Dataset):
 
     `image_tokenizers` maps a model modality (`tok_depth@224`) to `(raw modality, tokenizer)`;
     `sequences` maps a sequence modality (`caption`, `det`, `color_palette`, `metadata`) to the raw
-    modality holding it; `pixels` names the raw modality given to the model as `rgb@<size>`.
+    modality holding it; a sequence-embedding modality there (`t5_caption`, `caption_emb`: ``(L, E)``
+    arrays a labeler wrote) passes through as float32, the masker truncates it; `pixels` names the raw
+    modality given to the model as `rgb@<size>`.
     Randomness (crop, flip, the palette size and the metadata order of the codecs) comes from
     `(seed, epoch, index)`, so an item is a pure function of its index and `set_epoch`.
     """
@@ -82,16 +84,17 @@ class TokenizingDataset(torch.utils.data.Dataset):
             if modalities.get(name).kind is not Kind.IMAGE_TOKENS:
                 raise ConfigError(f"{name!r} is not an image-token modality; image_tokenizers maps tok_* modalities "
                                   f"(e.g. 'tok_depth@{image_size}')")
-        if self.sequences:
+        self.embeddings = {m for m in self.sequences if modalities.get(m).kind is Kind.SEQUENCE_EMBEDDING}
+        if set(self.sequences) - self.embeddings:
             from ..tokenizers.sequences import CODECS
 
-            unknown = [m for m in self.sequences if m not in CODECS]
+            unknown = [m for m in self.sequences if m not in CODECS and m not in self.embeddings]
             if unknown:
                 raise ConfigError(f"no sequence codec for {unknown}; use some of {sorted(CODECS)}")
             if text_tokenizer is None:
                 raise ConfigError("sequence modalities need a text tokenizer; pass text_tokenizer= "
                                   "(an open4m TextTokenizer)")
-            self.codecs = {m: CODECS[m] for m in self.sequences}
+            self.codecs = {m: CODECS[m] for m in self.sequences if m not in self.embeddings}
         if not (self.image_tokenizers or self.sequences or pixels):
             raise ConfigError("nothing to produce: give image_tokenizers, sequences or pixels")
 
@@ -128,6 +131,9 @@ class TokenizingDataset(torch.utils.data.Dataset):
             if source not in view:
                 raise DataError(f"sample {index} has no {source!r} modality for {name!r}; add it to the dataset or drop "
                                 f"{name!r} from sequences")
+            if name in self.embeddings:
+                out[name] = torch.as_tensor(np.asarray(view[source], np.float32))
+                continue
             value = codec_input(name, view[source], codec_rng)
             out[name] = self.codecs[name].encode(value, self.text_tokenizer, codec_rng)
         return out

@@ -9,24 +9,32 @@ always equals ``encode(x)``.
 
 Where the official transforms randomise (metadata field order, pose group order) the codecs take an
 optional ``random.Random``; without one the order is canonical, so outputs are reproducible.
+
+``keypoints`` and ``ocr`` are open4m's own formats for the MediaPipe and RapidOCR labelers
+(:mod:`open4m.data.labelers.pose`, :mod:`open4m.data.labelers.ocr`): both are written with the same
+box words as ``det`` and fit the registry's ``max_tokens`` by dropping whole persons or boxes.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import re
 from dataclasses import dataclass, field
-from typing import Any, Generic, Sequence, TypeVar
+from typing import Any, Generic, Mapping, Sequence, TypeVar
 
 import torch
 
+from .. import modalities
 from ..errors import DataError
 from .text import TextTokenizer
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "Box", "BoxCodec", "PaletteCodec", "MetadataCodec", "METADATA_FIELDS", "HumanPose", "HumanPoseCodec",
-    "SamInstance", "SamQuery", "SamInstanceCodec", "CaptionCodec", "CODECS",
+    "SamInstance", "SamQuery", "SamInstanceCodec", "CaptionCodec", "KeypointsCodec", "OcrCodec", "CODECS",
 ]
 
 _VALUE = re.compile(r"^v([0-3])=(\d{1,3})$")
@@ -79,6 +87,23 @@ def _quantize(x: float, bins: int = 1000) -> int:
     return round(x * (bins - 1))
 
 
+def _box_words(box: Sequence[float]) -> list[str]:
+    """``v0=xmin v1=ymin v2=xmax v3=ymax``: a normalised box in 1000 bins, the box of every format here."""
+    if len(box) != 4:
+        raise DataError(f"a box is 4 normalised corners (xmin, ymin, xmax, ymax), got {len(box)} values")
+    return [_v(k, _quantize(float(c))) for k, c in enumerate(box)]
+
+
+def _parse_box(words: Sequence[str], i: int, where: str) -> tuple[float, float, float, float]:
+    """The box written by :func:`_box_words` at ``words[i:i + 4]``, back in [0, 1]."""
+    return tuple(_parse_value(_at(words, i + k), k, where)[1] / 999 for k in range(4))  # type: ignore[return-value]
+
+
+def _registry_max_tokens(name: str, max_tokens: int | None) -> int:
+    """`max_tokens` when given, else the registry's length of `name` (read at use, so re-registering counts)."""
+    return max_tokens if max_tokens is not None else int(modalities.get(name).max_tokens)
+
+
 class _TextCodec(Generic[T]):
     """encode/decode through a :class:`TextTokenizer`, on top of to_text/from_text."""
 
@@ -129,7 +154,7 @@ class BoxCodec(_TextCodec[list[Box]]):
     def from_text(self, text: str) -> list[Box]:
         words, boxes, i = text.split(), [], 0
         while i < len(words):
-            q = [_parse_value(_at(words, i + k), k, "det")[1] for k in range(4)]
+            box = _parse_box(words, i, "det")
             i += 4
             name = []
             while i < len(words) and not _VALUE.match(words[i]):
@@ -137,7 +162,7 @@ class BoxCodec(_TextCodec[list[Box]]):
                 i += 1
             if not name:
                 raise DataError(f"det: box {len(boxes)} has no class name")
-            boxes.append(Box(*(v / 999 for v in q), class_name=" ".join(name)))
+            boxes.append(Box(*box, class_name=" ".join(name)))
         return boxes
 
 
@@ -291,7 +316,7 @@ class HumanPoseCodec(_TextCodec[list[HumanPose]]):
             return "none"
         parts = []
         for h in humans:
-            words = ["human"] + [_v(k, _quantize(c)) for k, c in enumerate(h.box)]
+            words = ["human"] + _box_words(h.box)
             order = list(_POSE_ORDER)
             if rng is not None:
                 rng.shuffle(order)
@@ -318,7 +343,7 @@ class HumanPoseCodec(_TextCodec[list[HumanPose]]):
         while i < len(words):
             if words[i] != "human":
                 raise DataError(f"human_poses: expected 'human', got {words[i]!r}")
-            box = tuple(_parse_value(_at(words, i + 1 + k), k, "human box")[1] / 999 for k in range(4))
+            box = _parse_box(words, i + 1, "human box")
             i += 5
             fields: dict[str, Any] = {}
             for _ in range(len(_POSE_ORDER)):
@@ -401,6 +426,179 @@ class SamInstanceCodec(_TextCodec[list[SamQuery]]):
         return out
 
 
+# -- keypoints (MediaPipe body poses) ----------------------------------------------------------
+#: MediaPipe Pose's landmarks per person (BlazePose topology: nose, eyes, ears, mouth, shoulders ... feet).
+NUM_BODY_KEYPOINTS = 33
+#: What the marker word, the box and one keypoint cost in tokens (every word is one fixed token).
+_PERSON_HEADER_TOKENS, _KEYPOINT_TOKENS = 5, 3
+
+
+def _unit(x: Any, what: str) -> float:
+    """A finite number clipped into [0, 1]: landmarks of a person cut by the frame lie just outside it."""
+    v = float(x)
+    if not math.isfinite(v):
+        raise DataError(f"{what} must be a finite number, got {x!r}")
+    return min(max(v, 0.0), 1.0)
+
+
+@dataclass(frozen=True)
+class KeypointsCodec(_TextCodec[list[dict[str, Any]]]):
+    """Per person ``person v0=xmin v1=ymin v2=xmax v3=ymax`` then ``v0=x v1=y v2=visibility`` per keypoint;
+    ``none`` when nobody is there.
+
+    Input and output are the ``keypoints`` label JSON: a list of ``{"box": [x0, y0, x1, y1], "keypoints":
+    [[x, y, visibility], ...]}``, everything normalised to [0, 1]. Coordinates are clipped to [0, 1]
+    and quantised like every box (1000 bins); visibility goes into `visibility_levels` bins
+    (``round(v * (levels - 1))``, so 0 / 0.5 / 1 by default: hidden, unsure, visible). Decoding returns
+    the bin values, so ``from_text(to_text(x))`` is `x` quantised.
+
+    Persons are written largest box first; only as many as fit `max_tokens` (the registry's, [EOS]
+    included) are kept: 104 tokens a person, so 2 at the default 256. The rest are dropped, smallest
+    first, which keeps the people a caption would mention.
+    """
+
+    num_keypoints: int = NUM_BODY_KEYPOINTS
+    visibility_levels: int = 3
+    max_tokens: int | None = None
+
+    @property
+    def tokens_per_person(self) -> int:
+        return _PERSON_HEADER_TOKENS + _KEYPOINT_TOKENS * self.num_keypoints
+
+    @property
+    def max_persons(self) -> int:
+        """How many persons fit the token budget, one token left for [EOS]."""
+        return max(0, (_registry_max_tokens("keypoints", self.max_tokens) - 1) // self.tokens_per_person)
+
+    def _person(self, person: Any, n: int) -> tuple[tuple[int, ...], list[str]]:
+        """(quantised box, words) of one person of the label JSON."""
+        if not isinstance(person, Mapping) or "box" not in person or "keypoints" not in person:
+            raise DataError(f"keypoints: person {n} must be a dict with 'box' and 'keypoints', got {person!r:.80}")
+        box = [_unit(c, f"keypoints: person {n} box") for c in person["box"]]
+        words = ["person"] + _box_words(box)
+        q = tuple(_quantize(c) for c in box)
+        points = person["keypoints"]
+        if len(points) != self.num_keypoints:
+            raise DataError(f"keypoints: person {n} has {len(points)} keypoints, the format has {self.num_keypoints}")
+        for p in points:
+            if len(p) != 3:
+                raise DataError(f"keypoints: each keypoint is [x, y, visibility], person {n} has {list(p)!r}")
+            x, y, vis = (_unit(c, f"keypoints: person {n} keypoint") for c in p)
+            words += [_v(0, _quantize(x)), _v(1, _quantize(y)), _v(2, _quantize(vis, self.visibility_levels))]
+        return q, words
+
+    def to_text(self, persons: Sequence[Mapping[str, Any]], rng: random.Random | None = None) -> str:
+        if self.visibility_levels < 2:
+            raise DataError(f"keypoints: visibility_levels must be at least 2, got {self.visibility_levels}")
+        rows = [self._person(p, n) for n, p in enumerate(persons)]
+        rows.sort(key=lambda r: (-(r[0][2] - r[0][0]) * (r[0][3] - r[0][1]), r[0], r[1]))
+        keep = self.max_persons
+        if len(rows) > keep:
+            logger.debug("keypoints: %d persons, %d fit the token budget; the smallest are dropped", len(rows), keep)
+        rows = rows[:keep]
+        return " ".join(" ".join(words) for _, words in rows) if rows else "none"
+
+    def from_text(self, text: str) -> list[dict[str, Any]]:
+        words = text.split()
+        if words == ["none"]:
+            return []
+        persons, i, step = [], 0, self.tokens_per_person
+        while i < len(words):
+            if words[i] != "person":
+                raise DataError(f"keypoints: expected 'person', got {words[i]!r}")
+            box = _parse_box(words, i + 1, "keypoints box")
+            points = []
+            for j in range(i + _PERSON_HEADER_TOKENS, i + step, _KEYPOINT_TOKENS):
+                x, y, vis = (_parse_value(_at(words, j + k), k, "keypoint")[1] for k in range(3))
+                if vis >= self.visibility_levels:
+                    raise DataError(f"keypoints: visibility bin v2={vis} exceeds {self.visibility_levels - 1}")
+                points.append([x / 999, y / 999, vis / (self.visibility_levels - 1)])
+            persons.append({"box": list(box), "keypoints": points})
+            i += step
+        return persons
+
+
+# -- ocr (RapidOCR text boxes) -------------------------------------------------------------------
+# A word of recognised text that the tokenizer would read as a value token, e.g. "v2=15".
+_VALUE_IN_TEXT = re.compile(r"(?<!\w)(v[0-3])=(?=\d)")
+
+
+def normalize_ocr_text(text: str) -> str:
+    """Text as :class:`OcrCodec` writes it: lower case, whitespace collapsed, and a value-token look-alike
+    (``v1=20``) split at its ``=`` (``v1 =20``), so recognised text can never read as a coordinate.
+
+    ``[UNK]``, which the tokenizer decodes for characters outside its vocabulary, stays upper case:
+    re-encoding decoded text must give the unknown token again, not the letters ``[unk]``.
+    """
+    lowered = " ".join(str(text).lower().split()).replace("[unk]", "[UNK]")
+    return _VALUE_IN_TEXT.sub(r"\1 =", lowered)
+
+
+@dataclass(frozen=True)
+class OcrCodec(_TextCodec[list[dict[str, Any]]]):
+    """``v0=xmin v1=ymin v2=xmax v3=ymax <text>`` per text box, like ``det`` with the recognised text as class.
+
+    Input and output are the ``ocr`` label JSON: a list of ``{"box": [x0, y0, x1, y1], "text": str,
+    "score": float}``. A box's text runs to the next ``v0=`` word (text never holds value tokens:
+    :func:`normalize_ocr_text`), so multi-word strings round-trip. Boxes under `score_threshold` or
+    with empty text are dropped; the rest are written in reading order (top to bottom, then left to
+    right, on the quantised corners). ``from_text(to_text(x))`` is `x` with quantised boxes,
+    normalised text and no score; through the WordPiece tokenizer the text also gets its normaliser
+    (punctuation split off, unknown characters as ``[UNK]``), after which it is stable.
+
+    :meth:`encode` keeps the longest prefix of boxes whose tokens fit `max_tokens` ([EOS] included;
+    default: the registry's): the sequence is cut between boxes, never inside one.
+    """
+
+    score_threshold: float = 0.5
+    max_tokens: int | None = None
+
+    def _rows(self, boxes: Sequence[Mapping[str, Any]]) -> list[str]:
+        rows = []
+        for n, b in enumerate(boxes):
+            if not isinstance(b, Mapping) or "box" not in b or "text" not in b:
+                raise DataError(f"ocr: box {n} must be a dict with 'box' and 'text', got {b!r:.80}")
+            if float(b.get("score", 1.0)) < self.score_threshold:
+                continue
+            text = normalize_ocr_text(b["text"])
+            if not text:
+                continue
+            box = [_unit(c, f"ocr: box {n}") for c in b["box"]]
+            q = [_quantize(c) for c in box]
+            rows.append(((q[1], q[0], q[3], q[2], text), " ".join(_box_words(box)) + " " + text))
+        rows.sort(key=lambda r: r[0])
+        return [text for _, text in rows]
+
+    def to_text(self, boxes: Sequence[Mapping[str, Any]], rng: random.Random | None = None) -> str:
+        return " ".join(self._rows(boxes))
+
+    def from_text(self, text: str) -> list[dict[str, Any]]:
+        words, out, i = text.split(), [], 0
+        while i < len(words):
+            box = _parse_box(words, i, "ocr")
+            i += 4
+            start = i
+            while i < len(words) and not _VALUE.match(words[i]):
+                i += 1
+            if i == start:
+                raise DataError(f"ocr: box {len(out)} has no text")
+            out.append({"box": list(box), "text": " ".join(words[start:i])})
+        return out
+
+    def encode(self, boxes: Sequence[Mapping[str, Any]], tokenizer: TextTokenizer,
+               rng: random.Random | None = None) -> torch.Tensor:
+        budget = _registry_max_tokens("ocr", self.max_tokens) - 1
+        rows, used, kept = self._rows(boxes), 0, 0
+        for row in rows:
+            n = len(tokenizer.tokens(row))
+            if used + n > budget:
+                break
+            used, kept = used + n, kept + 1
+        if kept < len(rows):
+            logger.debug("ocr: %d of %d text boxes fit %d tokens; the rest are dropped", kept, len(rows), budget)
+        return tokenizer.encode(" ".join(rows[:kept]))
+
+
 # -- captions ------------------------------------------------------------------------------------
 class CaptionCodec(_TextCodec[str]):
     """Captions are the text itself; the tokenizer's normaliser lower-cases it."""
@@ -421,4 +619,6 @@ CODECS: dict[str, _TextCodec] = {
     "metadata": MetadataCodec(),
     "human_poses": HumanPoseCodec(),
     "sam_instance": SamInstanceCodec(),
+    "keypoints": KeypointsCodec(),
+    "ocr": OcrCodec(),
 }

@@ -2,7 +2,8 @@
 
 Nothing is downloaded: models load with ``local_files_only=True``. Pre-processing (resize,
 mean/std from the folder's ``preprocessor_config.json`` when present) is done here with OpenCV
-and torch, so no image-processor extras are needed. Install with ``pip install open4m[labelers]``.
+and torch, so no image-processor extras are needed. Install with ``pip install 'open4m[labelers]'``.
+Provenance (``labels.json``) records the model folder and the sha256 of its weights files.
 """
 
 from __future__ import annotations
@@ -18,8 +19,19 @@ import torch
 import torch.nn.functional as F
 
 from ..transforms import IMAGENET_MEAN, IMAGENET_STD
-from .base import Labeler
+from .base import Labeler, file_sha256, require, rgb_uint8
 from ...errors import ConfigError, DataError, NotFound
+
+_WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
+
+
+def folder_model_info(path: str | Path, model: Any = None) -> dict[str, Any]:
+    """A local model folder for provenance: its path, the model's name or type, sha256 of each weights file."""
+    folder = Path(path)
+    weights = sorted({w for pattern in _WEIGHT_PATTERNS for w in folder.glob(pattern)})
+    config = getattr(model, "config", None)
+    name = getattr(config, "name_or_path", None) or getattr(config, "model_type", None) or folder.name
+    return {"name": str(name), "path": str(folder), "weights": {w.name: file_sha256(w) for w in weights}}
 
 
 def _config_image_size(config: Any) -> int | None:
@@ -32,9 +44,14 @@ def _config_image_size(config: Any) -> int | None:
 
 
 class NetworkLabeler(Labeler):
-    """Batches rgb images through `model` and turns each output into one label."""
+    """Batches rgb images through `model` and turns each output into one label.
+
+    `model_path` (set by :func:`from_pretrained`) is the folder the model came from, for provenance.
+    """
 
     requires = ("rgb",)
+    packages = ("transformers", "torch")
+    model_path: str | None = None
 
     def __init__(self, model: torch.nn.Module, name: str | None = None, input_size: int | None = None,
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
@@ -48,11 +65,17 @@ class NetworkLabeler(Labeler):
         if name:
             self.name = name
 
+    def model_info(self) -> dict[str, Any]:
+        if self.model_path:
+            return folder_model_info(self.model_path, self.model)
+        config = getattr(self.model, "config", None)
+        return {"name": str(getattr(config, "name_or_path", "") or type(self.model).__name__), "path": None}
+
     def pixels(self, samples: Sequence[Mapping[str, Any]]) -> torch.Tensor:
         """(B, 3, S, S) normalised model input from the samples' uint8 rgb."""
         import cv2
 
-        ims = [cv2.resize(np.ascontiguousarray(s["rgb"]), (self.input_size, self.input_size),
+        ims = [cv2.resize(rgb_uint8(s["rgb"], self.name), (self.input_size, self.input_size),
                           interpolation=cv2.INTER_AREA) for s in samples]
         x = torch.from_numpy(np.stack(ims)).permute(0, 3, 1, 2).float() / 255
         return ((x - self.mean) / self.std).to(self.device)
@@ -195,6 +218,10 @@ class NormalLabeler(Labeler):
     def __init__(self, fov_deg: float = 60.0, depth: DepthLabeler | None = None, source: str = "depth") -> None:
         self.fov_deg, self.depth, self.source = fov_deg, depth, source
         self.requires = ("rgb",) if depth else (source,)
+        self.packages = depth.packages if depth else ()
+
+    def model_info(self) -> dict[str, Any] | None:
+        return self.depth.model_info() if self.depth else None
 
     def __call__(self, sample: Mapping[str, Any]) -> np.ndarray:
         return self.batch([sample])[0]
@@ -223,10 +250,9 @@ def from_pretrained(kind: str, path: str | Path, name: str | None = None, device
     path = Path(path)
     if not (path / "config.json").is_file():
         raise NotFound(f"{path} is not a local transformers model folder (no config.json)")
-    try:
-        import transformers
-    except ImportError as err:
-        raise ConfigError("network labelers need transformers: pip install 'open4m[labelers]'") from err
+    require("transformers", kind)
+    import transformers
+
     auto_name, cls = _LOADERS[kind]
     model = getattr(transformers, auto_name).from_pretrained(str(path), local_files_only=True)
     stats: dict[str, Any] = {}
@@ -237,4 +263,5 @@ def from_pretrained(kind: str, path: str | Path, name: str | None = None, device
     if kind == "caption":
         stats["tokenizer"] = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     labeler = cls(model, name=None if kind == "normal" else name, device=device, **stats)
+    labeler.model_path = str(path)
     return NormalLabeler(depth=labeler) if kind == "normal" else labeler

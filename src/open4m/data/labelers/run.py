@@ -1,23 +1,110 @@
-"""Run a labeler over a folder dataset: batched, with progress, resumable, written into the layout."""
+"""Run a labeler over a folder dataset: batched, with progress, resumable, written into the layout.
+
+Every run that writes labels records what made them in ``ROOT/labels.json`` (modality -> the
+labeler's :meth:`~open4m.data.labelers.base.Labeler.provenance` plus ``date`` and ``count``), merged
+into the entries other modalities already have and written atomically under a lock, so two
+``open4m label`` processes on one dataset never lose each other's records.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import json
+import logging
+import os
 from collections import Counter
 from pathlib import Path
+from typing import Any, Iterator
 
 from tqdm import tqdm
 
-from ...atomic import write_atomic
+from ... import modalities
+from ...atomic import write_atomic, write_text_atomic
 from ..codecs import IMAGE_EXTS, decode, encode
 from .base import Labeler
 from ...errors import ConfigError, DataError, NotFound
 
+logger = logging.getLogger(__name__)
 
-def _input_files(root: Path, labeler: Labeler) -> dict[str, dict]:
+PROVENANCE_FILE = "labels.json"
+
+
+def read_provenance(root: str | Path) -> dict[str, Any]:
+    """``ROOT/labels.json``: modality -> how its labels were made ({} when nothing was labelled yet)."""
+    path = Path(root) / PROVENANCE_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{path} is not readable JSON ({err}); repair or delete it (it only records provenance)") from err
+    if not isinstance(data, dict):
+        raise DataError(f"{path} must hold a JSON object (modality -> record); repair or delete it")
+    return data
+
+
+@contextlib.contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """An exclusive lock on the dataset folder itself (no lock file left behind), where ``fcntl`` exists."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: atomic replacement alone
+        yield
+        return
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def record_provenance(root: str | Path, modality: str, record: dict[str, Any]) -> None:
+    """Merge one modality's record into ``ROOT/labels.json`` (read, update, atomic replace, under a lock)."""
+    root = Path(root)
+    with _locked(root):
+        data = read_provenance(root)
+        data[modality] = record
+        write_text_atomic(root / PROVENANCE_FILE, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _output_folders(root: Path) -> set[str]:
+    """Top-level folders of `root` that hold modalities, not photos: registered names, labelled ones."""
+    registry = modalities.all_modalities().values()
+    names = {m.name.split("@", 1)[0] for m in registry} | {m.path for m in registry if m.path}
+    from . import LABELERS
+
+    return names | set(LABELERS) | set(read_provenance(root))
+
+
+def scan_photos(root: Path) -> dict[str, Path]:
+    """Key -> image of a plain photo folder, subfolders included (``trip/a.jpg`` is key ``trip/a``).
+
+    Top-level folders named like a modality (``hed_edge/``, ``caption/``) hold labels, and hidden
+    files and folders are skipped.
+    """
+    skip = _output_folders(root)
+    files: dict[str, Path] = {}
+    for dirpath, subdirs, names in os.walk(root):
+        top = Path(dirpath) == root
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and not (top and d in skip))
+        for name in sorted(names):
+            stem, ext = os.path.splitext(name)
+            if ext.lower() not in IMAGE_EXTS or name.startswith("."):
+                continue
+            key = os.path.relpath(os.path.join(dirpath, stem), root).replace(os.sep, "/")
+            if key in files:
+                raise DataError(f"{root}: photo {key!r} has two files ({files[key].name}, {name}); keep one")
+            files[key] = Path(dirpath) / name
+    return files
+
+
+def _input_files(root: Path, labeler: Labeler) -> dict[str, dict[str, Path]]:
     """Files of every input modality the labeler can use.
 
-    A folder of plain images (no ``rgb/`` sub-folder, images at the top level) serves as the rgb
-    modality, so `open4m label` works directly on a directory of JPEGs.
+    A folder of plain images (no ``rgb/`` sub-folder) serves as the rgb modality, its subfolders
+    included, so `open4m label` works directly on a directory of photos.
     """
     from ..formats import scan_modality  # imports torch; labelers alone stay light
 
@@ -25,11 +112,11 @@ def _input_files(root: Path, labeler: Labeler) -> dict[str, dict]:
     for m in labeler.requires + labeler.optional:
         if (root / m).is_dir():
             files[m] = scan_modality(root / m)
-        elif m == "rgb" and any(p.suffix.lower() in IMAGE_EXTS for p in root.iterdir() if p.is_file()):
-            files[m] = scan_modality(root, recursive=False)
+        elif m == "rgb" and (photos := scan_photos(root)):
+            files[m] = photos
         elif m in labeler.requires:
             raise DataError(f"{root}: labeler {labeler.name!r} needs the {m!r} modality; "
-                             f"expected {root / m}/ (or plain images in {root} for rgb)")
+                            f"expected {root / m}/ (or plain images in {root} for rgb)")
     return files
 
 
@@ -39,8 +126,9 @@ def label_folder(
     """Write `labeler`'s output for every sample of `root` to ``root/<labeler.name>/<key><ext>``.
 
     Samples whose output already exists are skipped unless `overwrite`, so an interrupted run
-    resumes where it stopped. Unreadable inputs are skipped and counted, never fatal.
-    Returns counts of ``labeled``, ``skipped`` (already present) and ``corrupt``.
+    resumes where it stopped. Unreadable inputs are skipped and counted, never fatal. A run that
+    writes labels records the labeler's provenance in ``root/labels.json`` (``count``: samples that
+    have the label now). Returns counts of ``labeled``, ``skipped`` (already present) and ``corrupt``.
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -66,7 +154,8 @@ def label_folder(
                 for m, mfiles in files.items():
                     if key in mfiles:
                         sample[m] = decode(mfiles[key].read_bytes(), mfiles[key].suffix, m)
-            except ValueError:
+            except ValueError as err:
+                logger.warning("skipping %s: %s", key, err)
                 stats["corrupt"] += 1
                 continue
             batch_keys.append(key)
@@ -76,4 +165,25 @@ def label_folder(
             stats["labeled"] += 1
         bar.update(len(todo[start:start + batch_size]))
     bar.close()
+    if stats["labeled"]:
+        _record(root, labeler, stats)
     return stats
+
+
+def _comparable(value: Any) -> Any:
+    """A record part without its file paths (a moved environment is still the same model)."""
+    return {k: v for k, v in value.items() if k != "path"} if isinstance(value, dict) else value
+
+
+def _record(root: Path, labeler: Labeler, stats: Counter) -> None:
+    """The provenance record of a run that wrote labels; warns when it mixes with another labeler's files."""
+    record = labeler.provenance()
+    previous = read_provenance(root).get(labeler.name)
+    same = previous is not None and all(_comparable(previous.get(k)) == _comparable(record[k])
+                                        for k in ("labeler", "model", "options"))
+    if stats["skipped"] and previous is not None and not same:
+        logger.warning("%s/ now mixes labels of two labelers (%s kept from before); relabel all with --overwrite",
+                       labeler.name, stats["skipped"])
+    record["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    record["count"] = stats["labeled"] + stats["skipped"]
+    record_provenance(root, labeler.name, record)
