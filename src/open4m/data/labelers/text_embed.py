@@ -69,6 +69,12 @@ class CaptionEmbedding(Labeler):
         self._model: Any = None
         self._tokenizer: Any = None
 
+    def input_hint(self, modality: str) -> str:
+        if modality != "caption":
+            return super().input_hint(modality)
+        return ("write each photo's caption as <dataset>/caption/<key>.txt (trip/a.jpg -> caption/trip/a.txt), or "
+                "caption the photos with a local image-to-text model: open4m label -m caption --model PATH")
+
     def _load(self) -> tuple[Any, Any]:
         """Tokenizer and encoder, loaded on first use from the local folder only."""
         if self._model is None:
