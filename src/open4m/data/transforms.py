@@ -1,9 +1,10 @@
 """Aligned augmentation and per-modality normalisation of samples.
 
 One crop and one flip are drawn per sample and applied to every image-like modality, so pixels
-stay aligned across modalities; boxes are re-projected through the same crop, normals' x flips
-with the image. The crop is recorded as ``crop_settings`` = (top, left, height, width, flip), the
-row format pre-tokenization stores, so tokens computed offline match the crop seen online.
+stay aligned across modalities; boxes (``det``, ``ocr``) and keypoints are re-projected through the
+same crop, normals' x flips with the image. The crop is recorded as ``crop_settings`` = (top, left,
+height, width, flip), the row format pre-tokenization stores, so tokens computed offline match the
+crop seen online.
 """
 
 from __future__ import annotations
@@ -97,6 +98,25 @@ def _resize(arr: np.ndarray, crop: Crop, size: int, role: str | None) -> np.ndar
     return out
 
 
+def _crop_point(x: float, y: float, crop: Crop, orig_h: int, orig_w: int) -> tuple[float, float]:
+    """A normalised source-image point in normalised crop coordinates (unclipped, flipped)."""
+    px, py = (x * orig_w - crop.left) / crop.width, (y * orig_h - crop.top) / crop.height
+    return (1.0 - px if crop.flip else px), py
+
+
+def _crop_box(box: Any, crop: Crop, orig_h: int, orig_w: int) -> list[float] | None:
+    """A normalised box re-projected into the crop, clipped and flipped; None when no area is left."""
+    x0, y0, x1, y1 = box
+    px0, px1 = (x0 * orig_w - crop.left) / crop.width, (x1 * orig_w - crop.left) / crop.width
+    py0, py1 = (y0 * orig_h - crop.top) / crop.height, (y1 * orig_h - crop.top) / crop.height
+    px0, px1, py0, py1 = (min(max(v, 0.0), 1.0) for v in (px0, px1, py0, py1))
+    if px1 <= px0 or py1 <= py0:
+        return None
+    if crop.flip:
+        px0, px1 = 1.0 - px1, 1.0 - px0
+    return [px0, py0, px1, py1]
+
+
 def crop_boxes(det: Mapping[str, Any], crop: Crop, orig_h: int, orig_w: int) -> dict[str, Any]:
     """Boxes (normalised to the source image) re-projected into the crop, clipped, flipped.
 
@@ -104,16 +124,45 @@ def crop_boxes(det: Mapping[str, Any], crop: Crop, orig_h: int, orig_w: int) -> 
     """
     out = []
     for inst in det.get("instances", []):
-        x0, y0, x1, y1 = inst["boxes"]
-        px0, px1 = (x0 * orig_w - crop.left) / crop.width, (x1 * orig_w - crop.left) / crop.width
-        py0, py1 = (y0 * orig_h - crop.top) / crop.height, (y1 * orig_h - crop.top) / crop.height
-        px0, px1, py0, py1 = (min(max(v, 0.0), 1.0) for v in (px0, px1, py0, py1))
-        if px1 <= px0 or py1 <= py0:
-            continue
-        if crop.flip:
-            px0, px1 = 1.0 - px1, 1.0 - px0
-        out.append({**inst, "boxes": [px0, py0, px1, py1]})
+        box = _crop_box(inst["boxes"], crop, orig_h, orig_w)
+        if box is not None:
+            out.append({**inst, "boxes": box})
     return {**det, "instances": out}
+
+
+def crop_text_boxes(lines: Any, crop: Crop, orig_h: int, orig_w: int) -> list[dict[str, Any]]:
+    """``ocr`` labels (``[{"box", "text", "score"}]``) re-projected like :func:`crop_boxes`; text is kept."""
+    out = []
+    for line in lines:
+        box = _crop_box(line["box"], crop, orig_h, orig_w)
+        if box is not None:
+            out.append({**line, "box": box})
+    return out
+
+
+def crop_keypoints(persons: Any, crop: Crop, orig_h: int, orig_w: int) -> list[dict[str, Any]]:
+    """``keypoints`` labels re-projected into the crop: boxes like :func:`crop_boxes`, keypoints clipped.
+
+    A keypoint that leaves the crop gets visibility 0; a flip mirrors x and swaps the person's left and
+    right keypoints (:data:`~open4m.tokenizers.sequences.BODY_KEYPOINT_FLIP`), so index 11 stays the
+    left shoulder. Persons whose box leaves the crop are dropped.
+    """
+    from ..tokenizers.sequences import BODY_KEYPOINT_FLIP
+
+    out = []
+    for person in persons:
+        box = _crop_box(person["box"], crop, orig_h, orig_w)
+        if box is None:
+            continue
+        points = []
+        for x, y, vis in person["keypoints"]:
+            px, py = _crop_point(x, y, crop, orig_h, orig_w)
+            inside = 0.0 <= px <= 1.0 and 0.0 <= py <= 1.0
+            points.append([min(max(px, 0.0), 1.0), min(max(py, 0.0), 1.0), vis if inside else 0.0])
+        if crop.flip and len(points) == len(BODY_KEYPOINT_FLIP):
+            points = [points[j] for j in BODY_KEYPOINT_FLIP]
+        out.append({**person, "box": box, "keypoints": points})
+    return out
 
 
 def clean_caption(caption: Any) -> str:
@@ -150,6 +199,10 @@ def augment(sample: Mapping[str, Any], crop: Crop, size: int) -> dict[str, Any]:
         out[m] = _resize(v, crop, size, image_role(m))
     if "det" in sample:
         out["det"] = crop_boxes(sample["det"], crop, h, w)
+    if "keypoints" in sample:
+        out["keypoints"] = crop_keypoints(sample["keypoints"], crop, h, w)
+    if "ocr" in sample:
+        out["ocr"] = crop_text_boxes(sample["ocr"], crop, h, w)
     if "caption" in sample:
         out["caption"] = clean_caption(sample["caption"])
     out["crop_settings"] = crop.as_row()

@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "Box", "BoxCodec", "PaletteCodec", "MetadataCodec", "METADATA_FIELDS", "HumanPose", "HumanPoseCodec",
     "SamInstance", "SamQuery", "SamInstanceCodec", "CaptionCodec", "KeypointsCodec", "OcrCodec", "CODECS",
+    "BODY_KEYPOINT_NAMES", "BODY_KEYPOINT_FLIP", "NUM_BODY_KEYPOINTS", "normalize_ocr_text",
 ]
 
 _VALUE = re.compile(r"^v([0-3])=(\d{1,3})$")
@@ -427,8 +428,27 @@ class SamInstanceCodec(_TextCodec[list[SamQuery]]):
 
 
 # -- keypoints (MediaPipe body poses) ----------------------------------------------------------
-#: MediaPipe Pose's landmarks per person (BlazePose topology: nose, eyes, ears, mouth, shoulders ... feet).
-NUM_BODY_KEYPOINTS = 33
+#: MediaPipe Pose's 33 landmarks in order (BlazePose topology); "left"/"right" are the person's own sides.
+BODY_KEYPOINT_NAMES: tuple[str, ...] = (
+    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
+    "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder", "right_shoulder", "left_elbow",
+    "right_elbow", "left_wrist", "right_wrist", "left_pinky", "right_pinky", "left_index", "right_index",
+    "left_thumb", "right_thumb", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "left_heel", "right_heel", "left_foot_index", "right_foot_index",
+)
+NUM_BODY_KEYPOINTS = len(BODY_KEYPOINT_NAMES)
+
+
+def _mirrored(name: str) -> str:
+    for a, b in (("left", "right"), ("right", "left")):
+        if a in name:
+            return name.replace(a, b)
+    return name
+
+
+#: Index permutation of a horizontally flipped image: the person's left keypoints now show where the right
+#: ones were, so a flip must swap them or the labels would describe a body with crossed sides.
+BODY_KEYPOINT_FLIP: tuple[int, ...] = tuple(BODY_KEYPOINT_NAMES.index(_mirrored(n)) for n in BODY_KEYPOINT_NAMES)
 #: What the marker word, the box and one keypoint cost in tokens (every word is one fixed token).
 _PERSON_HEADER_TOKENS, _KEYPOINT_TOKENS = 5, 3
 
