@@ -163,7 +163,7 @@ def label_folder(
     if lacking:
         stats["missing"] = len(lacking)
         absent = [m for m in labeler.requires if lacking[0] not in files[m]]
-        logger.warning("%d samples lack an input of %s and are not labelled (e.g. %s has no %s); %s", len(lacking),
+        logger.warning("%d sample(s) lack an input of %s and are not labelled (e.g. %s has no %s); %s", len(lacking),
                        labeler.name, lacking[0], "/".join(absent), labeler.input_hint(absent[0]))
     todo = []
     for key in keys:
