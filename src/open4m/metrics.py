@@ -1,4 +1,4 @@
-"""Task metrics for any-to-any predictions: dense geometry, segmentation, boxes, palettes, reconstruction.
+"""Task metrics for any-to-any predictions: dense geometry, segmentation, boxes, captions, palettes, reconstruction.
 
 Each metric is an accumulator: `update()` per sample (or batch), `compute()` at the end, so a whole
 evaluation set is scored exactly (segmentation IoU from one confusion matrix, box AP from every
@@ -9,6 +9,9 @@ torch tensors; everything is computed in float64 numpy.
 from __future__ import annotations
 
 import itertools
+import math
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -31,10 +34,13 @@ def _check_same_shape(pred: np.ndarray, gt: np.ndarray, what: str) -> None:
 
 @dataclass
 class DepthMetrics:
-    """abs-rel, RMSE and threshold accuracies (delta < 1.25^k) over valid (gt > 0) pixels.
+    """abs-rel, RMSE and threshold accuracies (delta < 1.25^k) over valid pixels (gt > 0 and finite).
 
-    `align="median"` rescales each prediction by median(gt)/median(pred) first — the standard
-    protocol for predictions known only up to scale (e.g. from standardised depth tokens).
+    `align="median"` rescales each prediction by median(gt)/median(pred) over the valid pixels of
+    that `update()` call first — per-image median scaling when called once per image, the standard
+    protocol for predictions known only up to scale (standardised depth tokens, a model that never
+    saw the camera). Every valid pixel counts once: the set's abs-rel is a pixel mean, not a mean of
+    per-image means.
     """
 
     align: str | None = None
@@ -46,8 +52,12 @@ class DepthMetrics:
     def update(self, pred: Any, gt: Any, valid: Any | None = None) -> None:
         pred, gt = _np(pred), _np(gt)
         _check_same_shape(pred, gt, "depth")
-        mask = gt > 0 if valid is None else (_np(valid) > 0) & (gt > 0)
+        with np.errstate(invalid="ignore"):
+            mask = np.isfinite(gt) & (gt > 0)
+        if valid is not None:
+            mask &= _np(valid) > 0
         p, g = pred[mask], gt[mask]
+        p = np.where(np.isfinite(p), p, 1e-6)  # a non-finite prediction is as wrong as it gets
         if p.size == 0:
             return
         if self.align == "median":
@@ -84,8 +94,9 @@ class NormalMetrics:
                             "(e.g. x.permute(1, 2, 0))")
         pn = pred / np.maximum(np.linalg.norm(pred, axis=-1, keepdims=True), 1e-8)
         gn = gt / np.maximum(np.linalg.norm(gt, axis=-1, keepdims=True), 1e-8)
-        err = np.degrees(np.arccos(np.clip((pn * gn).sum(-1), -1.0, 1.0)))
-        mask = np.linalg.norm(gt, axis=-1) > 0.5
+        err = np.nan_to_num(np.degrees(np.arccos(np.clip((pn * gn).sum(-1), -1.0, 1.0))), nan=180.0)
+        with np.errstate(invalid="ignore"):
+            mask = np.isfinite(gt).all(-1) & (np.linalg.norm(gt, axis=-1) > 0.5)  # zero normals: no surface
         if valid is not None:
             mask &= _np(valid) > 0
         self._errors.append(err[mask].astype(np.float32))
@@ -104,8 +115,9 @@ class NormalMetrics:
 class SegmentationMetrics:
     """mIoU and pixel accuracy from one confusion matrix over the whole set.
 
-    mIoU averages over classes that occur in the ground truth or the predictions; `ignore_index`
-    pixels are skipped.
+    mIoU averages over the classes present: those that occur in the ground truth or the predictions
+    of the whole set (a class only predicted scores IoU 0, a class nowhere is left out);
+    `ignore_index` pixels (e.g. 255, "void") are skipped.
     """
 
     num_classes: int
@@ -149,13 +161,22 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @dataclass
 class BoxAP:
-    """COCO-style mean average precision (101-point interpolation) at IoU 0.5 and 0.5:0.95.
+    """Box mAP as COCO defines it (its `bbox` evaluation, area `all`, no crowd boxes).
 
-    Predictions are (box xyxy, class name, score); ground truths (box, class name). Classes
-    without ground truth in the whole set are left out of the mean, as in COCO.
+    Predictions are (box xyxy, class name, score); ground truths (box, class name); any coordinate
+    unit works (IoU is scale-free). Per class and IoU threshold: each image keeps its `max_dets`
+    highest-scoring detections; detections of the whole set are taken by descending score, each
+    matched to the unmatched ground truth of its image and class it overlaps most, if that IoU is
+    >= the threshold (a true positive), else a false positive; precision is made monotone
+    (the running maximum from high recall down) and read at the 101 recalls 0, 0.01, ..., 1 (0 past
+    the highest recall reached); AP is their mean. `map_50_95` averages AP over the classes and the
+    ten thresholds 0.50:0.05:0.95, `map_50` over the classes at 0.5. Classes without ground truth in
+    the whole set are left out of the means (their detections are false positives nowhere), a class
+    with ground truth but no detection scores 0, as in COCO.
     """
 
     thresholds: tuple[float, ...] = tuple(np.round(np.arange(0.5, 0.96, 0.05), 2))
+    max_dets: int = 100
     _dets: dict = field(default_factory=dict)  # class -> list of (score, image, box)
     _gts: dict = field(default_factory=dict)  # class -> {image: boxes}
     _images: int = 0
@@ -164,7 +185,8 @@ class BoxAP:
                gts: Iterable[tuple[Sequence[float], str]]) -> None:
         img = self._images
         self._images += 1
-        for box, cls, score in preds:
+        kept = sorted(preds, key=lambda d: -float(d[2]))[:self.max_dets]  # stable: ties keep their order
+        for box, cls, score in kept:
             self._dets.setdefault(cls, []).append((float(score), img, np.asarray(box, np.float64)))
         for box, cls in gts:
             self._gts.setdefault(cls, {}).setdefault(img, []).append(np.asarray(box, np.float64))
@@ -203,6 +225,96 @@ class BoxAP:
         i50 = int(np.argmin(np.abs(np.asarray(self.thresholds) - 0.5)))
         return {"map_50": float(table[:, i50].mean()), "map_50_95": float(table.mean()),
                 "ap_50_per_class": dict(zip(classes, table[:, i50].round(4).tolist()))}
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def caption_words(text: str) -> list[str]:
+    """Lower-cased words with punctuation dropped: what caption metrics compare (COCO's evaluation
+    tokenizes the same way before scoring, with the PTB tokenizer)."""
+    return _WORD.findall(str(text).lower())
+
+
+def _ngrams(words: Sequence[str], n: int) -> Counter:
+    return Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+
+
+@dataclass
+class CaptionMetrics:
+    """Corpus BLEU-4 and CIDEr-D of generated captions against one or more references per image.
+
+    - `bleu4` (Papineni et al. 2002, as COCO's caption evaluation computes it): clipped n-gram
+      precisions for n = 1..4 pooled over the whole set, their geometric mean, times the brevity
+      penalty exp(1 - r/c) when the candidates' total length c is below r, the sum over images of
+      the reference length closest to each candidate's (the shorter on ties). 0 when some order has
+      no match.
+    - `cider_d` (Vedantam et al. 2015, the "-D" variant COCO reports): per order n = 1..4, each
+      caption is a vector of n-gram counts times idf = log(images / images whose references hold
+      the n-gram); the candidate's counts are clipped at each reference's, the cosine-like
+      similarity min(c, r)·r / (|c| |r|) is damped by exp(-(len_c - len_r)^2 / 72) (words), averaged
+      over references and orders, times 10, then averaged over images. Document frequencies come
+      from the references of the set itself, so a set whose images share all their n-grams scores 0.
+    """
+
+    _items: list = field(default_factory=list)  # (candidate words, [reference words, ...])
+
+    def update(self, candidate: str, references: str | Sequence[str]) -> None:
+        refs = [references] if isinstance(references, str) else list(references)
+        refs = [caption_words(r) for r in refs]
+        if not any(refs):
+            raise DataError("a caption needs at least one non-empty reference; pass the ground-truth text(s)")
+        self._items.append((caption_words(candidate), [r for r in refs if r]))
+
+    def compute(self) -> dict[str, float]:
+        if not self._items:
+            raise DataError("no captions were scored; call update(candidate, references) first")
+        return {"bleu4": self._bleu(4), "cider_d": self._cider_d()}
+
+    def _bleu(self, order: int) -> float:
+        matches, totals = np.zeros(order), np.zeros(order)
+        cand_len = ref_len = 0
+        for cand, refs in self._items:
+            cand_len += len(cand)
+            ref_len += min((len(r) for r in refs), key=lambda n: (abs(n - len(cand)), n))
+            for n in range(1, order + 1):
+                best: Counter = Counter()
+                for r in refs:
+                    best |= _ngrams(r, n)  # per n-gram, the largest count of any reference
+                got = _ngrams(cand, n)
+                matches[n - 1] += sum(min(c, best[g]) for g, c in got.items())
+                totals[n - 1] += sum(got.values())
+        if cand_len == 0 or (matches == 0).any():
+            return 0.0
+        brevity = 1.0 if cand_len > ref_len else math.exp(1 - ref_len / cand_len)
+        return float(brevity * math.exp(np.mean(np.log(matches / totals))))
+
+    def _cider_d(self, order: int = 4, sigma: float = 6.0) -> float:
+        df: Counter = Counter()
+        for _, refs in self._items:
+            df.update({g for r in refs for n in range(1, order + 1) for g in _ngrams(r, n)})
+        log_n = math.log(len(self._items))
+
+        def vectors(words: Sequence[str]) -> list[tuple[dict, float]]:
+            out = []
+            for n in range(1, order + 1):
+                vec = {g: c * (log_n - math.log(max(1.0, df[g]))) for g, c in _ngrams(words, n).items()}
+                out.append((vec, math.sqrt(sum(v * v for v in vec.values()))))
+            return out
+
+        scores = []
+        for cand, refs in self._items:
+            cv = vectors(cand)
+            per_ref = []
+            for ref in refs:
+                damp = math.exp(-((len(cand) - len(ref)) ** 2) / (2 * sigma ** 2))
+                sims = []
+                for (c, c_norm), (r, r_norm) in zip(cv, vectors(ref)):
+                    dot = sum(min(v, r.get(g, 0.0)) * r.get(g, 0.0) for g, v in c.items())
+                    sims.append(dot / (c_norm * r_norm) * damp if c_norm > 0 and r_norm > 0 else 0.0)
+                per_ref.append(np.mean(sims))
+            scores.append(10.0 * float(np.mean(per_ref)))
+        return float(np.mean(scores))
 
 
 def palette_distance(pred: Sequence[Sequence[float]], gt: Sequence[Sequence[float]]) -> float:

@@ -7,7 +7,14 @@ from open4m.data.synthetic import generate_sample, seed_for, write_dataset
 from open4m.data.synthetic import world
 from open4m.cli import main
 from open4m.eval.models import EvalModel
-from open4m.eval.runner import TASKS, _score, edge_f1, evaluate, load_folder, load_samples, metadata_error, parse_tasks
+from open4m.eval.runner import TASKS, edge_f1, evaluate, load_folder, load_samples, metadata_error, parse_tasks
+from open4m.eval.scoring import score
+
+
+def _score(task, preds, samples, num_classes):
+    """The model's metrics and the first baseline's, as `EvalResult.metrics` keeps them."""
+    model, baselines = score(task, preds, samples, num_classes)
+    return {"model": model, "baseline": next(iter(baselines.values()), {})}
 
 
 @pytest.fixture(scope="module")
@@ -107,10 +114,10 @@ def test_the_runner_predicts_through_one_pipeline_per_target_spec(tiny_bundle, s
 
 
 def test_tasks_the_data_cannot_score_are_skipped_with_the_reason(tiny_bundle, samples):
-    bare = [{k: v for k, v in s.items() if k not in ("scene_graph", "det")} for s in samples[:2]]
+    bare = [{k: v for k, v in s.items() if k not in ("caption", "det")} for s in samples[:2]]
     result = evaluate(tiny_bundle, bare, ["depth", "det", "caption"], batch_size=2, progress=False)
     assert set(result.metrics) == {"depth"}
-    assert result.skipped == {"det": "the data lacks det", "caption": "the data lacks scene_graph"}
+    assert result.skipped == {"det": "the data lacks det", "caption": "the data lacks caption"}
     assert "skipped: the data lacks det" in result.table() and result.to_json()["skipped"] == result.skipped
     with pytest.raises(ValueError, match="none of the tasks"):
         evaluate(tiny_bundle, bare, ["det"], progress=False)
@@ -126,8 +133,7 @@ def test_a_model_without_the_modalities_is_skipped_task_by_task(tiny_bundle, sam
                          dim=32, encoder_depth=1, decoder_depth=1, num_heads=2)).eval()
     em = EvalModel.load(Pipeline("rgb->world_caption", model, {"text": text}))
     assert em.rgb == "rgb@224" and em.sequence_modality("caption") == "world_caption" and em.spec is None
-    with pytest.warns(UserWarning, match="resized to 224x224"):
-        result = evaluate(em, samples[:1], ["depth", "caption", "depthcaption2rgb"], progress=False)
+    result = evaluate(em, samples[:1], ["depth", "caption", "depthcaption2rgb"], progress=False)  # rgb resized to 224
     assert set(result.metrics) == {"caption"}
     assert result.skipped["depth"] == "the model lacks a tok_depth output"
     assert result.skipped["depthcaption2rgb"] == "the model lacks a tok_depth input, a tok_rgb output"

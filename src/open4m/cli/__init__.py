@@ -33,6 +33,7 @@ __all__ = ["main", "build_parser", "COMMAND_MODULES"]
 COMMAND_MODULES = (
     "open4m.cli.commands.info",
     "open4m.cli.commands.synth",
+    "open4m.cli.commands.dataset",
     "open4m.cli.commands.label",
     "open4m.cli.commands.convert",
     "open4m.cli.commands.show",

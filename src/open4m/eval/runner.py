@@ -2,19 +2,23 @@
 
 Samples are aligned, decoded dicts (arrays, texts, JSON keyed by modality): what the `aligned` sources
 give (`open4m.sources.build_source(spec, family="aligned")`: `world` / `world:SIZE` renders scenes of
-the procedural world, a folder as `open4m synth` writes it, shards). The model is anything
-`open4m.eval.models.EvalModel.load` takes: a world model folder (the shipped one by default), a released
-name, a Hub id, a model folder, a FourM or a `Pipeline`; every prediction runs through `Pipeline`, one
-per target spec. A task is scored when the model has its modalities (e.g. RGB pixels in, depth tokens
-out) and every sample has its ground truth; the others are skipped with the reason
-(`EvalResult.skipped`).
+the procedural world; a folder `DIR/rgb/<name>.<ext>` + `DIR/depth/`, `DIR/normal/`, `DIR/semseg/`,
+`DIR/det/`, `DIR/caption/` in the codecs of `open4m.data.codecs`, as `open4m synth` writes it or as you
+label your own photos; shards). The model is anything `open4m.eval.models.EvalModel.load` takes: a
+world model folder (the shipped one by default), a released name, a Hub id, a model folder, a FourM or
+a `Pipeline`; every prediction runs through `Pipeline`, one per target spec.
 
-Every task reports the model next to a trivial predictor computed from the evaluation set itself
-(so the baseline is, if anything, flattered): a constant map at the mean depth, the mean normal, the
-majority class, no boxes, one constant caption, the mean palette, the mean metadata, no edges. For
-caption -> RGB the generated image is read back by the model's own RGB -> boxes and compared with the
-caption's scene; the baseline reads back the generated images of *other* scenes, which shows how much
-of the caption the generated image carries.
+Photos may come at any size, each its own: the RGB is resized to the model's input (bicubic, as
+`Pipeline` does), and dense predictions are resized back to each ground truth's size (bilinear depth
+and normals, nearest classes), so every metric is computed at the resolution of the labels.
+
+A task is scored on the samples that hold its ground truth (all of them, or the ones that do: the
+table says how many) when the model has its modalities (e.g. RGB pixels in, depth tokens out); the
+others are skipped with the reason (`EvalResult.skipped`: the data lacks it, the model lacks it, the
+labels cannot be read as the task needs). Every task reports the model next to trivial baselines
+computed from the evaluation set itself (`open4m.eval.scoring.BASELINES`); for caption -> RGB the
+generated image is read back by the model's own RGB -> boxes and compared with the caption's scene,
+and the baseline reads back the generated images of *other* scenes.
 """
 
 from __future__ import annotations
@@ -23,17 +27,18 @@ import itertools
 import json
 import logging
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .captions import SceneCaptionMetrics
-from ..metrics import BoxAP, DepthMetrics, NormalMetrics, SegmentationMetrics, palette_distance, reconstruction_metrics
+from .scoring import BASELINES, VOID, caption_references, edge_f1, metadata_error, resize, score
 from ..atomic import write_text_atomic
-from ..errors import ConfigError, DataError, NotFound, UnknownNameError
+from ..errors import ConfigError, DataError, NotFound
+
+__all__ = ["TASKS", "HEADLINE", "TABLE_METRICS", "EvalResult", "evaluate", "load_samples", "load_folder",
+           "parse_tasks", "unscorable", "write_json", "edge_f1", "metadata_error"]
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +50,19 @@ HEADLINE: dict[str, tuple[str, bool]] = {
     "det": ("map_50", True), "caption": ("count_acc", True), "palette": ("distance", False),
     "metadata": ("mae", False), "caption2rgb": ("shape_f1", True), "depthcaption2rgb": ("psnr", True),
 }
+# The rows of the table per task (those the task's results hold): depth's `scaled_*` are median-scaled per image.
+TABLE_METRICS: dict[str, tuple[str, ...]] = {
+    "depth": ("abs_rel", "scaled_abs_rel", "scaled_delta1"), "normal": ("mean_deg", "within_11.25"),
+    "semseg": ("miou",), "edges": ("f1",), "det": ("map_50_95", "map_50"), "caption": ("bleu4", "cider_d", "count_acc"),
+    "palette": ("distance",), "metadata": ("mae",), "caption2rgb": ("shape_f1",), "depthcaption2rgb": ("psnr",),
+}
 # RGB -> an image modality (task -> the data's key, also the tokenizer's image modality) and RGB -> a text.
 IMAGE_TASKS: dict[str, str] = {"depth": "depth", "normal": "normal", "semseg": "semseg", "edges": "canny_edge"}
 TEXT_TASKS: dict[str, str] = {"det": "det", "caption": "caption", "palette": "color_palette", "metadata": "metadata"}
 # The ground truth each task reads from every sample.
 DATA_KEYS: dict[str, tuple[str, ...]] = {
     "depth": ("rgb", "depth"), "normal": ("rgb", "normal"), "semseg": ("rgb", "semseg"), "edges": ("rgb", "canny_edge"),
-    "det": ("rgb", "det"), "caption": ("rgb", "caption", "scene_graph"), "palette": ("rgb", "color_palette"),
+    "det": ("rgb", "det"), "caption": ("rgb", "caption"), "palette": ("rgb", "color_palette"),
     "metadata": ("rgb", "metadata"), "recon": (), "caption2rgb": ("caption", "scene_graph"),
     "depthcaption2rgb": ("rgb", "depth", "caption"),
 }
@@ -96,53 +107,20 @@ def load_folder(root: str | Path, limit: int | None = None) -> list[dict[str, An
     return load_samples(f"folder:{root}", limit=limit or 2**31)
 
 
-# -- small metrics not in open4m.eval.metrics -------------------------------------------------------
-def edge_f1(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
-    """Pixel precision / recall / F1 of binary edge maps (nonzero = edge)."""
-    p, g = np.asarray(pred) > 0, np.asarray(gt) > 0
-    tp = float((p & g).sum())
-    precision = tp / max(float(p.sum()), 1.0)
-    recall = tp / max(float(g.sum()), 1.0)
-    f1 = 2 * precision * recall / max(precision + recall, 1e-12)
-    return {"precision": precision, "recall": recall, "f1": f1}
-
-
-def metadata_error(pred: Mapping[str, float], gt: Mapping[str, float], keys: Sequence[str]) -> float:
-    """Mean absolute error over `keys`, each relative to its field's range in the 4M codec; missing fields count 1."""
-    from ..tokenizers.sequences import METADATA_FIELDS
-
-    spans = {f.name: (f.hi - f.lo) if f.kind == "float" else 10.0 for f in METADATA_FIELDS}
-    errs = [min(abs(float(pred[k]) - float(gt[k])) / spans[k], 1.0) if k in pred else 1.0 for k in keys]
-    return float(np.mean(errs))
-
-
-def _boxes_of(sample: Mapping[str, Any]) -> list[tuple[list[float], str]]:
-    return [(inst["boxes"], inst["class_name"]) for inst in sample["det"]["instances"]]
-
-
-def _visible_shapes(sample: Mapping[str, Any]) -> Counter:
-    objs = sample["scene_graph"]["objects"]
-    return Counter(objs[v["index"]]["shape"] for v in sample["scene_graph"]["visible"])
-
-
-def _multiset_f1(pred: Counter, true: Counter) -> float:
-    tp = sum((pred & true).values())
-    if not pred and not true:
-        return 1.0
-    p, r = tp / max(sum(pred.values()), 1), tp / max(sum(true.values()), 1)
-    return 2 * p * r / max(p + r, 1e-12)
-
-
 # -- the runner -------------------------------------------------------------------------------------
 @dataclass
 class EvalResult:
-    """Per task: `model` and `baseline` metric dicts; `predictions` keeps what the demo draws; `skipped`
-    names each task that could not be scored and why."""
+    """Per task: `model` and `baseline` metric dicts in `metrics` (the task's first baseline), every
+    baseline by name in `baselines`, the number of samples scored in `counts`; `predictions` keeps what
+    the demo draws (one per scored sample, in order); `skipped` names each task that could not be scored
+    and why."""
 
     metrics: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     predictions: dict[str, list[Any]] = field(default_factory=dict)
     num_samples: int = 0
     skipped: dict[str, str] = field(default_factory=dict)
+    baselines: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         def clean(v: Any) -> Any:
@@ -154,35 +132,63 @@ class EvalResult:
                 return None
             return v
         out = {"num_samples": self.num_samples, "metrics": clean(self.metrics)}
+        if self.baselines:
+            out["baselines"] = clean({t: b for t, b in self.baselines.items() if b})
+            out["samples_per_task"] = dict(self.counts)
         if self.skipped:
             out["skipped"] = dict(self.skipped)
         return out
 
-    def table(self) -> str:
-        """One line per task: headline metric for the model and the baseline."""
-        rows = [f"{'task':<18}{'metric':<12}{'model':>10}{'baseline':>10}", "-" * 50]
+    def table(self, title: str | None = None) -> str:
+        """The model and every baseline per task and metric, the samples each task scored (`n`), what was
+        skipped and why, and a legend naming the baselines; `title` heads it (default: the sample count)."""
+        width = max([1] + [len(b) for b in self.baselines.values()])
+        head = f"{'task':<18}{'n':>5}  {'metric':<16}{'model':>10}" + "".join(
+            f"{f'baseline {i + 1}' if width > 1 else 'baseline':>12}" for i in range(width))
+        rows = [title or f"{self.num_samples} samples", head, "-" * len(head)]
         for task, res in self.metrics.items():
+            n = self.counts.get(task, self.num_samples)
             if task == "recon":
                 for mod, vals in res["model"].items():
                     key = next(iter(vals))  # each row lists its headline metric first
-                    rows.append(f"{'recon/' + mod:<18}{key:<12}{vals[key]:>10.4f}{'':>10}")
+                    rows.append(f"{'recon/' + mod:<18}{n:>5}  {key:<16}{vals[key]:>10.4f}")
                 continue
-            key, _ = HEADLINE[task]
-            rows.append(f"{task:<18}{key:<12}{res['model'][key]:>10.4f}{res['baseline'][key]:>10.4f}")
+            bases = list(self.baselines.get(task, {"baseline": res["baseline"]}).values())
+            keys = [k for k in TABLE_METRICS.get(task, (HEADLINE[task][0],)) if k in res["model"]]
+            for key in keys:
+                cells = "".join(f"{_cell(b.get(key)):>12}" for b in bases)
+                rows.append(f"{task:<18}{n:>5}  {key:<16}{_cell(res['model'].get(key)):>10}{cells}")
         rows += [f"{task:<18}skipped: {why}" for task, why in self.skipped.items()]
+        legend = [f"  {task:<16}" + ", ".join(f"{i + 1} = {name}" if width > 1 else name for i, name in enumerate(b))
+                  for task, b in self.baselines.items() if b]
+        if legend:
+            rows += ["baselines (trivial predictors computed from this set):", *legend]
+        if any(k.startswith("scaled_") for res in self.metrics.values() for k in res.get("model", {})):
+            rows.append("scaled_*: each depth prediction times median(truth) / median(prediction) of its image "
+                        "(valid pixels: truth > 0 and finite)")
         return "\n".join(rows)
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) and not math.isnan(value) else "-"
 
 
 def _batches(samples: Sequence[Mapping[str, Any]], size: int) -> list[list[Mapping[str, Any]]]:
     return [list(samples[i:i + size]) for i in range(0, len(samples), size)]
 
 
+def with_truth(task: str, samples: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The samples that hold every ground truth `task` reads."""
+    return [s for s in samples if all(k in s for k in DATA_KEYS[task])]
+
+
 def unscorable(task: str, model: Any, samples: Sequence[Mapping[str, Any]]) -> str | None:
-    """Why `task` cannot be scored for `model` (an `EvalModel`) on `samples` (None when it can)."""
-    lacking = [k for k in DATA_KEYS[task] if not all(k in s for s in samples)]
-    if lacking:
-        some = any(k in s for k in lacking for s in samples)
-        return f"the data lacks {', '.join(lacking)}" + (" in some samples" if some else "")
+    """Why `task` cannot be scored for `model` (an `EvalModel`) on `samples` (None when it can): the data
+    lacks its ground truth in every sample, the model lacks its modalities, or the labels are unusable."""
+    scored = with_truth(task, samples)
+    if not scored:
+        absent = [k for k in DATA_KEYS[task] if not any(k in s for s in samples)]
+        return f"the data lacks {', '.join(absent)}" if absent else f"no sample holds all of {', '.join(DATA_KEYS[task])}"
     if task == "recon":
         bases = _recon_bases(model, samples)
         return None if bases else "no image modality of the data has a tokenizer of the model"
@@ -215,6 +221,36 @@ def unscorable(task: str, model: Any, samples: Sequence[Mapping[str, Any]]) -> s
         why = model.unsupported(base, name)
         if why:
             return f"{name}: {why}"
+    return _unusable_labels(task, scored, model)
+
+
+def _unusable_labels(task: str, samples: Sequence[Mapping[str, Any]], model: Any) -> str | None:
+    """Why the ground truth of `task` cannot be scored as it is (None when it can)."""
+    if task == "depth":
+        with np.errstate(invalid="ignore"):
+            if not any((np.isfinite(d) & (d > 0)).any() for d in (np.asarray(s["depth"], np.float64) for s in samples)):
+                return "the data's depth has no valid pixel (> 0 and finite; 16-bit PNGs hold millimetres)"
+    if task == "normal":
+        if not any((np.linalg.norm(np.nan_to_num(np.asarray(s["normal"], np.float64)), axis=-1) > 0.5).any()
+                   for s in samples):
+            return "the data's normals are all zero (no surface)"
+    if task == "semseg":
+        classes = _num_classes(model)
+        top = max(int(np.max(np.where(np.asarray(s["semseg"]) == VOID, 0, s["semseg"]))) for s in samples)
+        if top >= classes:
+            return (f"the data's semseg holds class {top} but the model's segmentation tokenizer knows {classes} "
+                    f"classes (0..{classes - 1}; {VOID} is read as void)")
+        if all((np.asarray(s["semseg"]) == VOID).all() for s in samples):
+            return f"the data's semseg is void ({VOID}) everywhere"
+    if task == "det":
+        if not any(s["det"].get("instances") for s in samples if isinstance(s["det"], Mapping)):
+            return "the data's det holds no boxes ({\"instances\": [{\"boxes\": [x0, y0, x1, y1], \"class_name\": ...}]})"
+        coords = [v for s in samples for inst in s["det"]["instances"] for v in inst["boxes"]]
+        if coords and (min(coords) < -0.01 or max(coords) > 1.01):
+            return (f"the data's det boxes reach {max(coords):g}: write xmin, ymin, xmax, ymax divided by the image "
+                    "width and height (4M's det boxes lie in [0, 1])")
+    if task == "caption" and not any(caption_references(s["caption"]) for s in samples):
+        return "the data's captions are all empty"
     return None
 
 
@@ -234,8 +270,10 @@ def evaluate(model: Any, samples: Sequence[Mapping[str, Any]], tasks: Sequence[s
 
     `model` is an `open4m.eval.models.EvalModel` or anything `EvalModel.load` takes (a world model folder,
     a released name, a Hub id, a model folder, a FourM, a `Pipeline`; None: the shipped world model).
-    Predictions are greedy (MaskGIT, 4 steps for image targets); the generated RGB of caption -> RGB and
-    depth + caption -> RGB is sampled at temperature 1 in 8 steps, seed 0.
+    Each task is scored on the samples holding its ground truth. Samples may have any size: the RGB is
+    resized to the model's input and dense predictions back to their ground truth. Predictions are
+    greedy (MaskGIT, 4 steps for image targets); the generated RGB of caption -> RGB and depth + caption
+    -> RGB is sampled at temperature 1 in 8 steps, seed 0.
     """
     from tqdm import tqdm
 
@@ -257,17 +295,29 @@ def evaluate(model: Any, samples: Sequence[Mapping[str, Any]], tasks: Sequence[s
     if not runnable:
         raise ConfigError(f"none of the tasks {tasks} can be scored for {model.name} on this data: "
                           + "; ".join(f"{t}: {why}" for t, why in result.skipped.items()))
-    bar = tqdm(total=len(runnable) * math.ceil(len(samples) / batch_size), desc="eval", unit="batch",
+    subsets = {t: samples if t == "recon" else with_truth(t, samples) for t in runnable}
+    for task, subset in subsets.items():
+        if len(subset) < len(samples):
+            log.info("eval: %s scored on the %d of %d samples that hold %s", task, len(subset), len(samples),
+                     ", ".join(DATA_KEYS[task]))
+    sizes = {np.shape(s["rgb"])[:2] for s in samples if "rgb" in s}
+    if model.rgb and sizes - {(model.image_size, model.image_size)}:
+        log.info("eval: rgb of %d size(s) resized to %dx%d (the model's input); dense predictions resized back to "
+                 "each ground truth's size", len(sizes), model.image_size, model.image_size)
+    bar = tqdm(total=sum(math.ceil(len(s) / batch_size) for s in subsets.values()), desc="eval", unit="batch",
                disable=not progress)
     for task in runnable:
         out: list[Any] = []
-        for chunk in _batches(samples, batch_size):
+        for chunk in _batches(subsets[task], batch_size):
             out.extend(_predict(task, model, chunk))
             bar.update(1)
             if on_step:
                 on_step(task)
         result.predictions[task] = out
-        result.metrics[task] = _score(task, _fitted(task, out, samples), samples, _num_classes(model))
+        scores, baselines = score(task, _fitted(task, out, subsets[task]), subsets[task], _num_classes(model))
+        result.metrics[task] = {"model": scores, "baseline": next(iter(baselines.values()), {})}
+        result.baselines[task] = baselines
+        result.counts[task] = len(subsets[task])
     bar.close()
     return result
 
@@ -279,18 +329,32 @@ def _num_classes(model: Any) -> int:
     return model.forms.num_classes(tok) if tok is not None else 0
 
 
+def _side(model: Any, name: str) -> int:
+    """The image side modality `name` of the model works at."""
+    return model.model.modality_info[name].image_size or model.image_size
+
+
+def _at(model: Any, base: str, values: Sequence[np.ndarray], name: str) -> list[np.ndarray]:
+    """The data's arrays of `base` resized to the side of the model's modality `name`."""
+    side = _side(model, name)
+    return [resize(v, (side, side), base) for v in values]
+
+
 def _predict(task: str, model: Any, chunk: Sequence[Mapping[str, Any]]) -> list[Any]:
-    """The model's predictions for one batch of samples, in the data's form."""
+    """The model's predictions for one batch of samples, in the data's form (at the model's size)."""
     if task == "recon":
         bases = _recon_bases(model, chunk)
-        rec = {b: model.round_trip(b, [s[b] for s in chunk]) for b in bases}
+        rec = {}
+        for b in bases:
+            name = model.image_modality(b) or model.image_modality(b, output=False)
+            rec[b] = model.round_trip(b, _at(model, b, [s[b] for s in chunk], name))
         return [{b: rec[b][i] for b in bases} for i in range(len(chunk))]
     if task == "caption2rgb":
         gen = _rgb_from(model, [s["caption"] for s in chunk])
         return list(zip(gen, model.texts("det", {model.rgb: gen})))
     if task == "depthcaption2rgb":
         return list(_rgb_from(model, [s["caption"] for s in chunk], [s["depth"] for s in chunk]))
-    rgb = {model.rgb: np.stack([s["rgb"] for s in chunk])}
+    rgb = {model.rgb: np.stack(_at(model, "rgb", [s["rgb"] for s in chunk], model.rgb))}
     if task in IMAGE_TASKS:
         return list(model.image(IMAGE_TASKS[task], rgb))
     return model.texts(TEXT_TASKS[task], rgb)
@@ -301,151 +365,16 @@ def _rgb_from(model: Any, captions: Sequence[str], depth: Sequence[np.ndarray] |
     inputs: dict[str, Any] = {model.sequence_modality("caption", output=False): model.text_condition("caption", captions)}
     if depth is not None:
         name = model.image_modality("depth", output=False)
-        inputs[name] = model.image_tokens("depth", depth, name)
+        inputs[name] = model.image_tokens("depth", _at(model, "depth", depth, name), name)
     return model.image("rgb", inputs, steps=8, temperature=1.0, seed=0)
 
 
 def _fitted(task: str, preds: list[Any], samples: Sequence[Mapping[str, Any]]) -> list[Any]:
-    """Predicted maps resized to their ground truth's size where the model works at another size."""
+    """Dense predictions resized to their ground truth's size where the model works at another size."""
     key = {**IMAGE_TASKS, "depthcaption2rgb": "rgb"}.get(task)
-    if key is None or all(np.shape(p)[:2] == np.shape(s[key])[:2] for p, s in zip(preds, samples)):
+    if key is None:
         return preds
-    return [_resize(p, np.shape(s[key])[:2], key) for p, s in zip(preds, samples)]
-
-
-def _resize(value: np.ndarray, size: tuple[int, int], base: str) -> np.ndarray:
-    import torch
-    import torch.nn.functional as F
-
-    t = torch.from_numpy(np.asarray(value, dtype=np.float32))
-    t = t[None, None] if t.dim() == 2 else t.permute(2, 0, 1)[None]
-    nearest = base in ("semseg", "canny_edge")
-    t = F.interpolate(t, size=size, mode="nearest" if nearest else "bilinear", align_corners=None if nearest else False)
-    out = t[0, 0].numpy() if np.ndim(value) == 2 else t[0].permute(1, 2, 0).numpy()
-    if base == "normal":
-        out = out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-6)
-    return out.round().astype(np.asarray(value).dtype) if np.issubdtype(np.asarray(value).dtype, np.integer) else out
-
-
-def _parsed(key: str, text: str) -> Any:
-    from ..data.synthetic import world
-
-    try:
-        return world.parse_text(key, text)
-    except (ValueError, IndexError, KeyError):
-        return None
-
-
-def _versus(make: Any, preds: Sequence[Any], truths: Sequence[Any], baseline: Any) -> dict[str, dict]:
-    """Score the predictions and one constant baseline prediction with fresh accumulators."""
-    model, base = make(), make()
-    for pred, truth in zip(preds, truths):
-        model.update(pred, truth)
-        base.update(baseline, truth)
-    return {"model": model.compute(), "baseline": base.compute()}
-
-
-def _score(task: str, preds: list[Any], samples: Sequence[Mapping[str, Any]], num_classes: int) -> dict[str, dict]:
-    from ..data.synthetic import world
-
-    if task == "depth":
-        gt = np.stack([s["depth"] for s in samples])
-        mean_map = np.full(gt.shape[1:], float(gt[gt > 0].mean()))
-        return _versus(DepthMetrics, preds, gt, mean_map)
-    if task == "normal":
-        gt = np.stack([s["normal"] for s in samples]).astype(np.float64)
-        valid = np.linalg.norm(gt, axis=-1) > 0.5
-        mean = gt[valid].mean(0)
-        const = np.broadcast_to(mean / max(np.linalg.norm(mean), 1e-8), gt.shape[1:])
-        return _versus(NormalMetrics, preds, gt, const)
-    if task == "semseg":
-        gt = np.stack([s["semseg"] for s in samples]).astype(np.int64)
-        majority = np.bincount(gt.ravel(), minlength=num_classes).argmax()
-        return _versus(lambda: SegmentationMetrics(num_classes), preds, gt, np.full(gt.shape[1:], majority))
-    if task == "edges":
-        gt = np.stack([s["canny_edge"] for s in samples])
-        return {"model": edge_f1(np.stack(preds), gt), "baseline": edge_f1(np.zeros_like(gt), gt)}
-    if task == "det":
-        m, b = BoxAP(), BoxAP()
-        parsed_ok = 0
-        for text, s in zip(preds, samples):
-            boxes = _parsed("det", text)
-            parsed_ok += boxes is not None
-            dets = [([x.xmin, x.ymin, x.xmax, x.ymax], x.class_name, 1.0 - 1e-3 * i) for i, x in enumerate(boxes or [])]
-            m.update(dets, _boxes_of(s))
-            b.update([], _boxes_of(s))
-        return {"model": {**m.compute(), "parse_rate": parsed_ok / len(preds)}, "baseline": {**b.compute(), "parse_rate": 1.0}}
-    if task == "caption":
-        m, b = SceneCaptionMetrics(), SceneCaptionMetrics()
-        constant = samples[0]["caption"]
-        for text, s in zip(preds, samples):
-            m.update(text, s["scene_graph"])
-            b.update(constant, s["scene_graph"])
-        return {"model": m.compute(), "baseline": b.compute()}
-    if task == "palette":
-        gts = [world.palette_of(s) for s in samples]
-        mean = np.mean(np.asarray(gts, np.float64), axis=0)
-        dist, ok = [], 0
-        for text, g in zip(preds, gts):
-            colors = _parsed("color_palette", text)
-            ok += colors is not None
-            dist.append(palette_distance(colors, g) if colors else 255 * math.sqrt(3))
-        base = [palette_distance(mean, g) for g in gts]
-        return {"model": {"distance": float(np.mean(dist)), "parse_rate": ok / len(preds)},
-                "baseline": {"distance": float(np.mean(base)), "parse_rate": 1.0}}
-    if task == "metadata":
-        keys = world.METADATA_KEYS
-        gts = [{k: float(s["metadata"][k]) for k in keys} for s in samples]
-        mean = {k: float(np.mean([g[k] for g in gts])) for k in keys}
-        errs, ok = [], 0
-        for text, g in zip(preds, gts):
-            meta = _parsed("metadata", text)
-            ok += meta is not None
-            errs.append(metadata_error(meta or {}, g, keys))
-        return {"model": {"mae": float(np.mean(errs)), "parse_rate": ok / len(preds)},
-                "baseline": {"mae": float(np.mean([metadata_error(mean, g, keys) for g in gts])), "parse_rate": 1.0}}
-    if task == "caption2rgb":
-        def consistency(det_texts: Sequence[str]) -> dict[str, float]:
-            f1, count = [], []
-            for text, s in zip(det_texts, samples):
-                boxes = _parsed("det", text) or []
-                truth = _visible_shapes(s)
-                f1.append(_multiset_f1(Counter(x.class_name for x in boxes), truth))
-                count.append(float(len(boxes) == sum(truth.values())))
-            return {"shape_f1": float(np.mean(f1)), "count_acc": float(np.mean(count))}
-        # baseline: the same read-back applied to the model's boxes of *another* scene's generated image
-        det_texts = [d for _, d in preds]
-        return {"model": consistency(det_texts), "baseline": consistency(det_texts[1:] + det_texts[:1])}
-    if task == "depthcaption2rgb":
-        gt = np.stack([s["rgb"] for s in samples]).astype(np.float64) / 127.5 - 1
-        gen = np.stack(preds).astype(np.float64) / 127.5 - 1
-        mean = np.broadcast_to(gt.mean(0), gt.shape)
-        return {"model": reconstruction_metrics(gen, gt), "baseline": reconstruction_metrics(mean, gt)}
-    if task == "recon":
-        rows: dict[str, dict[str, float]] = {}
-        bases = [b for b in IMAGE_MODALITIES if preds and b in preds[0]]
-        gt = {b: np.stack([s[b] for s in samples]) for b in bases}
-        rec = {b: np.stack([p[b] for p in preds]) for b in bases}
-        if "rgb" in bases:
-            rgb = reconstruction_metrics(rec["rgb"].astype(np.float64) / 127.5 - 1, gt["rgb"].astype(np.float64) / 127.5 - 1)
-            rows["rgb"] = {"psnr": rgb["psnr"], "mse": rgb["mse"]}
-        if "depth" in bases:
-            d = DepthMetrics()
-            d.update(rec["depth"], gt["depth"])
-            rows["depth"] = d.compute()
-        if "normal" in bases:
-            n = NormalMetrics()
-            n.update(rec["normal"], gt["normal"])
-            rows["normal"] = n.compute()
-        if "semseg" in bases:
-            s = SegmentationMetrics(max(num_classes, int(gt["semseg"].max()) + 1, int(rec["semseg"].max()) + 1))
-            s.update(rec["semseg"], gt["semseg"])
-            rows["semseg"] = {k: v for k, v in s.compute().items() if k != "iou_per_class"}
-        if "canny_edge" in bases:
-            e = edge_f1(rec["canny_edge"], gt["canny_edge"])
-            rows["canny_edge"] = {"f1": e["f1"], "precision": e["precision"], "recall": e["recall"]}
-        return {"model": rows, "baseline": {}}
-    raise UnknownNameError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+    return [resize(p, np.shape(s[key])[:2], key) for p, s in zip(preds, samples)]
 
 
 def write_json(result: EvalResult, path: str | Path, extra: Mapping[str, Any] | None = None) -> Path:

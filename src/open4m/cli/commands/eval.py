@@ -15,7 +15,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Runs the model on the first --limit samples of --data and prints model vs trivial-baseline "
                     "metrics for every task that both have the modalities of (the others are listed as skipped, "
                     "with the reason); --json writes them. --data is an aligned source: `world` (fresh scenes of "
-                    "--split at the model's size), `world:SIZE`, a folder as `open4m synth` writes it, or shards.")
+                    "--split at the model's size), `world:SIZE`, shards, or a folder with ground truth "
+                    "(DIR/rgb/NAME.jpg|png + DIR/depth/NAME.png (16-bit mm) or .npy (m), DIR/normal/, DIR/semseg/, "
+                    "DIR/det/NAME.json, DIR/caption/NAME.txt), photos of any size: predictions are scored at the "
+                    "ground truth's resolution. `open4m dataset motorcycle --out DIR` writes a real one.")
     p.add_argument("--model", default=None,
                    help="a world model folder (default: the shipped one), a released name, a Hub id or a model folder")
     p.add_argument("--data", default=None,
@@ -41,9 +44,9 @@ def run(args: argparse.Namespace) -> int:
     with path_errors("--data"):
         samples = load_samples(args.data, limit=args.limit, split=args.split, image_size=model.image_size)
     result = evaluate(model, samples, tasks, batch_size=args.batch_size, progress=not args.no_progress)
-    print(result.table())
+    data = args.data or f"world ({args.split} split)"
+    print(result.table(f"{args.model or 'shipped world model'} on {data}: {result.num_samples} samples"))
     if args.json:
-        data = args.data or f"world ({args.split} split)"
         with path_errors("--json"):
             written = write_json(result, args.json, {"data": data, "model": args.model or "shipped"})
         print(f"wrote {written}")
