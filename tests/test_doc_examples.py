@@ -64,6 +64,8 @@ PARSE_ONLY_COMMANDS = {
         "every task on 64 rendered scenes (15-30 s); docs/results.md runs `open4m eval` on 8 scenes",
     ("docs/data.md", "open4m label --data photos --modality hed_edge caption_emb"):
         "needs the labelers extra and a caption per photo; tests/cli/commands/test_label.py runs it",
+    ("docs/labelers-people-text.md", "open4m label --data photos --modality keypoints person_mask ocr"):
+        "needs the labelers extra; tests/data/labelers/test_ocr.py runs it on a photo folder",
     ("docs/training.md", "open4m generate --model runs/world_tiny/model.safetensors"):
         "reads the model `open4m train configs/world_tiny.yaml` exports (3.5 minutes of training)",
 }

@@ -219,7 +219,7 @@ def test_keypoint_names_and_flip():
 words = st.lists(st.sampled_from(["open", "cafe", "latte", "menu", "exit", "dog", "zebra", "4m", "12"]),
                  min_size=1, max_size=3).map(" ".join)
 line = st.fixed_dictionaries({"box": st.tuples(unit, unit, unit, unit).map(list), "text": words,
-                              "score": st.floats(0.5, 1)})
+                              "score": st.floats(0.7, 1)})
 
 
 def quantised_lines(lines):
@@ -249,7 +249,7 @@ def test_ocr_text_normalisation_and_threshold(tok):
     codec = OcrCodec()
     lines = [{"box": [0.5, 0.8, 0.77, 0.88], "text": "Latte  3:50", "score": 0.98},
              {"box": [0.09, 0.1, 0.58, 0.19], "text": "OPEN 4M CAFE", "score": 0.93},
-             {"box": [0.0, 0.0, 0.1, 0.1], "text": "blurry", "score": 0.3},
+             {"box": [0.0, 0.0, 0.1, 0.1], "text": "O", "score": 0.54},  # under the threshold (0.7)
              {"box": [0.2, 0.5, 0.3, 0.6], "text": "set v1=20", "score": 0.9}]
     text = codec.to_text(lines)
     assert text == "v0=90 v1=100 v2=579 v3=190 open 4m cafe v0=200 v1=500 v2=300 v3=599 set v1 =20 " \

@@ -9,8 +9,10 @@ BGR arrays; the labeler converts.
 Label format (``ocr/<key>.json``): a list, in RapidOCR's reading order (top to bottom, then left to
 right), of ``{"box": [x0, y0, x1, y1], "text": str, "score": float}``: the axis-aligned box around
 each detected (possibly rotated) text line, normalised to [0, 1], its recognised string as read and
-the recogniser's confidence. Lines under `min_score` are not written. ``[]`` when there is no text.
-:class:`~open4m.tokenizers.sequences.OcrCodec` turns it into tokens.
+the recogniser's confidence. Lines under `min_score` (RapidOCR's 0.5) are not written. ``[]`` when
+there is no text. :class:`~open4m.tokenizers.sequences.OcrCodec` turns it into tokens, dropping lines
+under its own, higher threshold (0.7: spurious reads in textless photos score up to 0.69), so the
+threshold of the tokens can change without relabelling. See docs/labelers-people-text.md.
 """
 
 from __future__ import annotations
