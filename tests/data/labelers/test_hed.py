@@ -63,6 +63,12 @@ def test_large_images_run_at_max_side_and_come_back_full_size(photos):
     small = HedEdges(max_side=48)
     edges = small({"rgb": image})
     assert edges.shape == image.shape[:2] and 0 <= edges.min() and edges.max() <= 1
+    # two sizes of one aspect ratio above max_side are one forward pass at 48 x 32
+    shapes = []
+    small.net().register_forward_hook(lambda module, args, out: shapes.append(tuple(out.shape)))
+    coffee = photos["coffee"]  # 64 x 96
+    maps = small.batch([{"rgb": coffee}, {"rgb": cv2.resize(coffee, (72, 48), interpolation=cv2.INTER_AREA)}])
+    assert shapes == [(2, 1, 32, 48)] and [m.shape for m in maps] == [(64, 96), (48, 72)]
     with pytest.raises(ConfigError, match="max_side"):
         HedEdges(max_side=8)
 

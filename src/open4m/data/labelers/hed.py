@@ -139,7 +139,8 @@ class HedEdges(Labeler):
 
     `device` runs the network there (CPU by default); `max_side` caps the long side the network sees
     (None: full resolution); `weights` replaces the bundled BSDS500 file by another HED ``.weights.h5``.
-    Images of one batch are grouped by size, so no padding alters a map.
+    Images of one batch are grouped by the size the network sees them at (photos larger than
+    `max_side` of one aspect ratio share one), so no padding alters a map.
     """
 
     name, ext = "hed_edge", ".png"
@@ -183,28 +184,32 @@ class HedEdges(Labeler):
         scale = self.max_side / max(h, w)
         return max(1, round(h * scale)), max(1, round(w * scale))
 
+    def _input(self, image: np.ndarray, rh: int, rw: int) -> torch.Tensor:
+        """(1, 3, rh, rw) float pixels 0..255 of one image, downscaled (antialiased) when it is larger."""
+        x = torch.from_numpy(image).to(self.device).permute(2, 0, 1)[None].float()
+        if x.shape[-2:] != (rh, rw):
+            x = F.interpolate(x, size=(rh, rw), mode="bilinear", align_corners=False, antialias=True)
+        return x
+
     def batch(self, samples: Sequence[Mapping[str, Any]]) -> list[np.ndarray]:
         for s in samples:
             self.check(s)
         images = [rgb_uint8(s["rgb"], self.name) for s in samples]
-        groups: dict[tuple[int, int], list[int]] = {}
+        groups: dict[tuple[int, int], list[int]] = {}  # size the network sees -> images
         for i, im in enumerate(images):
-            groups.setdefault(im.shape[:2], []).append(i)
+            groups.setdefault(self._run_size(*im.shape[:2]), []).append(i)
         out: list[np.ndarray | None] = [None] * len(images)
         net = self.net()
         with torch.inference_mode():
-            for (h, w), idx in groups.items():
-                rh, rw = self._run_size(h, w)
+            for (rh, rw), idx in groups.items():
                 per_pass = max(1, _MAX_PIXELS_PER_PASS // (rh * rw))
                 for start in range(0, len(idx), per_pass):
                     part = idx[start:start + per_pass]
-                    x = torch.from_numpy(np.stack([images[i] for i in part])).to(self.device)
-                    x = x.permute(0, 3, 1, 2).float()
-                    if (rh, rw) != (h, w):
-                        x = F.interpolate(x, size=(rh, rw), mode="bilinear", align_corners=False, antialias=True)
+                    x = torch.cat([self._input(images[i], rh, rw) for i in part])
                     edges = net(preprocess(x).contiguous(memory_format=torch.channels_last))
-                    if (rh, rw) != (h, w):
-                        edges = F.interpolate(edges, size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1)
-                    for i, e in zip(part, edges[:, 0].float().cpu().numpy()):
-                        out[i] = e
+                    for i, e in zip(part, edges):
+                        h, w = images[i].shape[:2]
+                        if (h, w) != (rh, rw):
+                            e = F.interpolate(e[None], size=(h, w), mode="bilinear", align_corners=False)[0].clamp(0, 1)
+                        out[i] = e[0].float().cpu().numpy()
         return out  # type: ignore[return-value]
