@@ -46,7 +46,7 @@ PAGES = ["README.md", *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "d
 LANGUAGES = ("python", "bash", "text", "yaml", "json")
 
 # `open4m` verbs that run (in seconds: the tiny cached models, the shipped world model, a few small scenes) ...
-RUN_VERBS = {"info", "synth", "convert", "show", "label", "generate", "index", "retrieve", "demo", "eval"}
+RUN_VERBS = {"info", "synth", "dataset", "convert", "show", "label", "generate", "index", "retrieve", "demo", "eval"}
 # ... and the ones that are only parsed, with the reason. Together they must cover every verb.
 PARSE_ONLY_VERBS = {
     "train": "training runs take minutes; tests/train runs the recipes at smoke size",
@@ -66,6 +66,10 @@ PARSE_ONLY_COMMANDS = {
         "needs the labelers extra and a caption per photo; tests/cli/commands/test_label.py runs it",
     ("docs/labelers-people-text.md", "open4m label --data photos --modality keypoints person_mask ocr"):
         "needs the labelers extra; tests/data/labelers/test_ocr.py runs it on a photo folder",
+    ("docs/demo.md", "open4m dataset motorcycle"):
+        "needs scikit-image (the labelers extra); tests/recipes/test_real_eval.py writes the set and scores it",
+    ("docs/demo.md", "open4m eval --data motorcycle"):
+        "reads the set `open4m dataset motorcycle` writes; tests/recipes/test_real_eval.py runs both",
     ("docs/training.md", "open4m generate --model runs/world_tiny/model.safetensors"):
         "reads the model `open4m train configs/world_tiny.yaml` exports (3.5 minutes of training)",
 }

@@ -75,3 +75,129 @@ def test_palette_distance_matching():
 def test_reconstruction_psnr():
     r = reconstruction_metrics(np.zeros(10), np.full(10, 0.2))
     assert r["mse"] == pytest.approx(0.04) and r["psnr"] == pytest.approx(10 * np.log10(4 / 0.04))
+
+
+# -- depth: valid pixels and per-image median scaling ------------------------------------------------
+def test_depth_median_scaling_is_per_image_and_ignores_invalid_truth():
+    gt_a = np.array([[1.0, 2.0], [4.0, np.inf]])  # inf and 0 / nan are not ground truth
+    gt_b = np.array([[3.0, 0.0], [6.0, np.nan]])
+    m, raw = DepthMetrics(align="median"), DepthMetrics()
+    for gt, scale in ((gt_a, 0.5), (gt_b, 7.0)):  # each image off by its own scale
+        pred = np.where(np.isfinite(gt), gt * scale, 123.0)
+        m.update(pred, gt)
+        raw.update(pred, gt)
+    r = m.compute()
+    assert r["abs_rel"] == pytest.approx(0.0, abs=1e-12) and r["delta1"] == 1.0
+    # unscaled: 3 pixels off by 0.5 (abs-rel 0.5) and 2 by 7 (abs-rel 6), pixel-weighted
+    assert raw.compute()["abs_rel"] == pytest.approx((3 * 0.5 + 2 * 6.0) / 5)
+
+
+def test_depth_median_scaling_keeps_structure_errors():
+    gt = np.array([[1.0, 2.0, 4.0]])
+    m = DepthMetrics(align="median")
+    m.update(np.array([[2.0, 2.0, 2.0]]), gt)  # a constant: scaled to the median 2
+    assert m.compute()["abs_rel"] == pytest.approx((1.0 + 0.0 + 0.5) / 3)
+    assert m.compute()["delta1"] == pytest.approx(1 / 3)
+
+
+def test_normal_angle_of_a_known_tilt_and_invalid_truth():
+    gt = np.zeros((1, 3, 3))
+    gt[0, :, 2] = -1
+    gt[0, 2] = 0  # no surface
+    tilt = np.radians(30)
+    pred = np.broadcast_to([0.0, np.sin(tilt), -np.cos(tilt)], gt.shape)
+    m = NormalMetrics()
+    m.update(pred, gt)
+    r = m.compute()
+    assert r["mean_deg"] == pytest.approx(30.0, abs=1e-4) and r["within_11.25"] == 0.0 and r["within_22.5"] == 0.0
+
+
+# -- COCO box mAP, hand-computed ---------------------------------------------------------------------
+def test_box_ap_perfect_predictions_score_one():
+    ap = BoxAP()
+    ap.update([([0, 0, .5, .5], "cat", 0.9), ([.5, .5, 1, 1], "dog", 0.8)], [([0, 0, .5, .5], "cat"), ([.5, .5, 1, 1], "dog")])
+    ap.update([([.1, .1, .3, .4], "cat", 0.7)], [([.1, .1, .3, .4], "cat")])
+    r = ap.compute()
+    assert r["map_50"] == 1.0 and r["map_50_95"] == 1.0
+
+
+def test_box_ap_empty_predictions_score_zero():
+    ap = BoxAP()
+    ap.update([], [([0, 0, 1, 1], "cat")])
+    ap.update([], [([0, 0, .5, .5], "dog")])
+    assert ap.compute()["map_50"] == 0.0 and ap.compute()["map_50_95"] == 0.0
+
+
+def test_box_ap_multi_class_by_hand():
+    ap = BoxAP()
+    # cat: 2 ground truths; detections by score: hit (0.9), miss (0.8), hit (0.7)
+    #   recall 0.5, 0.5, 1.0; precision 1, 1/2, 2/3 -> envelope 1, 2/3, 2/3
+    #   101-point: recalls 0.00..0.50 (51 points) read 1, 0.51..1.00 (50 points) read 2/3
+    ap.update([([0, 0, 1, 1], "cat", 0.9), ([2, 2, 3, 3], "cat", 0.8), ([4, 0, 5, 1], "cat", 0.7)],
+              [([0, 0, 1, 1], "cat"), ([4, 0, 5, 1], "cat")])
+    # dog: one ground truth, one detection at IoU 0.64 (a 1x1 box vs 1x0.64 inside it): a hit up to 0.60
+    ap.update([([0, 0, 1, 0.64], "dog", 0.5)], [([0, 0, 1, 1], "dog")])
+    r = ap.compute()
+    cat = (51 * 1.0 + 50 * 2 / 3) / 101
+    assert r["ap_50_per_class"] == {"cat": pytest.approx(cat, abs=1e-4), "dog": 1.0}
+    assert r["map_50"] == pytest.approx((cat + 1.0) / 2)
+    # thresholds 0.50 0.55 0.60 hit the dog, 0.65 .. 0.95 (7) miss it; the cat's boxes are exact
+    assert r["map_50_95"] == pytest.approx((cat + 3 / 10) / 2)
+
+
+def test_box_ap_false_positives_of_other_images_and_classes():
+    ap = BoxAP()
+    ap.update([([0, 0, 1, 1], "cat", 0.4)], [([0, 0, 1, 1], "cat")])
+    ap.update([([0, 0, 1, 1], "cat", 0.9), ([0, 0, 1, 1], "bird", 0.9)], [])  # an image without cats
+    r = ap.compute()
+    # the confident false positive comes first: precision 0 at recall 0, then 1/2 at recall 1 -> envelope 1/2
+    assert r["map_50"] == pytest.approx(0.5) and "bird" not in r["ap_50_per_class"]
+
+
+def test_box_ap_keeps_the_100_best_detections_per_image():
+    ap = BoxAP()
+    junk = [([2, 2, 3, 3], "cat", 0.9)] * 100
+    ap.update(junk + [([0, 0, 1, 1], "cat", 0.1)], [([0, 0, 1, 1], "cat")])
+    assert ap.compute()["map_50"] == 0.0  # the hit is the 101st detection: COCO never sees it
+    more = BoxAP(max_dets=101)
+    more.update(junk + [([0, 0, 1, 1], "cat", 0.1)], [([0, 0, 1, 1], "cat")])
+    assert more.compute()["map_50"] == pytest.approx(1 / 101)  # recall 1 reached at precision 1/101
+
+
+# -- captions ----------------------------------------------------------------------------------------
+def test_caption_metrics_by_hand():
+    from open4m.metrics import CaptionMetrics, caption_words
+
+    assert caption_words("A cat, sitting!") == ["a", "cat", "sitting"]
+    m = CaptionMetrics()
+    m.update("a cat sits", "A cat sits.")
+    m.update("a dog runs", ["a dog runs"])
+    r = m.compute()
+    # unigram "a" is in every image's references: idf 0; the other 1-, 2- and 3-grams match exactly (cosine 1);
+    # no 4-grams: 0. CIDEr-D = 10 * mean(1, 1, 1, 0) = 7.5; BLEU-4 needs a 4-gram match: 0
+    assert r["cider_d"] == pytest.approx(7.5) and r["bleu4"] == 0.0
+
+    m = CaptionMetrics()
+    m.update("the cat sat on the mat", ["the cat sat on the mat", "a cat is on a mat"])
+    assert m.compute()["bleu4"] == pytest.approx(1.0)
+    m = CaptionMetrics()
+    m.update("the cat sat on the", "the cat sat on the mat")
+    # all n-grams match (precision 1) but c = 5 < r = 6: brevity penalty exp(1 - 6/5)
+    assert m.compute()["bleu4"] == pytest.approx(np.exp(1 - 6 / 5))
+    m.update("", "a dog")
+    assert m.compute()["cider_d"] >= 0.0
+    with pytest.raises(ValueError, match="reference"):
+        m.update("a cat", "")
+
+
+def test_cider_d_clips_and_damps_length():
+    from open4m.metrics import CaptionMetrics
+
+    def cider(cand):
+        m = CaptionMetrics()
+        m.update(cand, "red car on a road")
+        m.update("blue sky", "blue sky")
+        return m.compute()["cider_d"]
+
+    assert cider("red car on a road") > cider("red red red car car on a road") > 0  # repeats are clipped
+    assert cider("red car") < cider("red car on a road")

@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .scoring import BASELINES, VOID, caption_references, edge_f1, metadata_error, resize, score
+from .scoring import VOID, caption_references, edge_f1, metadata_error, resize, score
 from ..atomic import write_text_atomic
 from ..errors import ConfigError, DataError, NotFound
 
