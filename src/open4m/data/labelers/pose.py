@@ -66,6 +66,25 @@ def bundled_models(labeler: str) -> tuple[Path, dict[str, Path]]:
                    "downloads models); reinstall it: pip install --force-reinstall --no-deps mediapipe==0.10.14")
 
 
+def _protobuf_compat() -> None:
+    """Give protobuf >= 6 back the ``GetPrototype`` methods mediapipe 0.10.14 calls.
+
+    mediapipe reads result packets with ``SymbolDatabase.GetPrototype`` (and its bindings look up
+    ``MessageFactory.GetPrototype`` on import); protobuf 6 removed both for
+    ``message_factory.GetMessageClass``, which does the same. tensorboard >= 2.20 needs protobuf >= 6,
+    so an environment with both needs the old names; they are added only where they are missing
+    (protobuf 4 and 5 keep their own).
+    """
+    from google.protobuf import message_factory, symbol_database
+
+    def get_prototype(self: Any, descriptor: Any) -> Any:
+        return message_factory.GetMessageClass(descriptor)
+
+    for cls in (symbol_database.SymbolDatabase, message_factory.MessageFactory):
+        if not hasattr(cls, "GetPrototype"):
+            cls.GetPrototype = get_prototype
+
+
 @dataclass(frozen=True)
 class Person:
     """One detected person: (33, 3) landmarks (x, y normalised, may lie outside [0, 1]; visibility) and
@@ -130,11 +149,14 @@ class _MediaPipePose(Labeler):
     def _graph(self) -> Any:
         """MediaPipe's pose solution in still-image mode with segmentation, built on first use."""
         if self._pose is None:
+            _protobuf_compat()
             import mediapipe as mp
 
-            self._pose = mp.solutions.pose.Pose(
-                static_image_mode=True, model_complexity=self.model_complexity, enable_segmentation=True,
-                min_detection_confidence=self.min_detection_confidence)
+            with warnings.catch_warnings():  # protobuf 6 deprecates a call mediapipe makes while building
+                warnings.filterwarnings("ignore", message=r"label\(\) is deprecated", category=DeprecationWarning)
+                self._pose = mp.solutions.pose.Pose(
+                    static_image_mode=True, model_complexity=self.model_complexity, enable_segmentation=True,
+                    min_detection_confidence=self.min_detection_confidence)
         return self._pose
 
     def close(self) -> None:
