@@ -165,7 +165,7 @@ class BoxAP:
 
     Predictions are (box xyxy, class name, score); ground truths (box, class name); any coordinate
     unit works (IoU is scale-free). Per class and IoU threshold: each image keeps its `max_dets`
-    highest-scoring detections; detections of the whole set are taken by descending score, each
+    highest-scoring detections of the class; detections of the whole set are taken by descending score, each
     matched to the unmatched ground truth of its image and class it overlaps most, if that IoU is
     >= the threshold (a true positive), else a false positive; precision is made monotone
     (the running maximum from high recall down) and read at the 101 recalls 0, 0.01, ..., 1 (0 past
@@ -185,9 +185,11 @@ class BoxAP:
                gts: Iterable[tuple[Sequence[float], str]]) -> None:
         img = self._images
         self._images += 1
-        kept = sorted(preds, key=lambda d: -float(d[2]))[:self.max_dets]  # stable: ties keep their order
-        for box, cls, score in kept:
-            self._dets.setdefault(cls, []).append((float(score), img, np.asarray(box, np.float64)))
+        per_class: dict[str, list] = {}
+        for box, cls, score in sorted(preds, key=lambda d: -float(d[2])):  # stable: ties keep their order
+            per_class.setdefault(cls, []).append((float(score), img, np.asarray(box, np.float64)))
+        for cls, dets in per_class.items():
+            self._dets.setdefault(cls, []).extend(dets[:self.max_dets])
         for box, cls in gts:
             self._gts.setdefault(cls, {}).setdefault(img, []).append(np.asarray(box, np.float64))
 

@@ -158,7 +158,10 @@ def test_box_ap_keeps_the_100_best_detections_per_image():
     ap = BoxAP()
     junk = [([2, 2, 3, 3], "cat", 0.9)] * 100
     ap.update(junk + [([0, 0, 1, 1], "cat", 0.1)], [([0, 0, 1, 1], "cat")])
-    assert ap.compute()["map_50"] == 0.0  # the hit is the 101st detection: COCO never sees it
+    assert ap.compute()["map_50"] == 0.0  # the hit is the 101st cat: COCO never sees it
+    other = BoxAP()
+    other.update([(b, "dog", s) for b, _, s in junk] + [([0, 0, 1, 1], "cat", 0.1)], [([0, 0, 1, 1], "cat")])
+    assert other.compute()["map_50"] == 1.0  # 100 per image and class: dogs do not push the cat out
     more = BoxAP(max_dets=101)
     more.update(junk + [([0, 0, 1, 1], "cat", 0.1)], [([0, 0, 1, 1], "cat")])
     assert more.compute()["map_50"] == pytest.approx(1 / 101)  # recall 1 reached at precision 1/101
