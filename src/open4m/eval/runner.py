@@ -159,7 +159,7 @@ class EvalResult:
                 cells = "".join(f"{_cell(b.get(key)):>12}" for b in bases)
                 rows.append(f"{task:<18}{n:>5}  {key:<16}{_cell(res['model'].get(key)):>10}{cells}")
         rows += [f"{task:<18}skipped: {why}" for task, why in self.skipped.items()]
-        legend = [f"  {task:<16}" + ", ".join(f"{i + 1} = {name}" if width > 1 else name for i, name in enumerate(b))
+        legend = [f"  {task:<18}" + ", ".join(f"{i + 1} = {name}" if width > 1 else name for i, name in enumerate(b))
                   for task, b in self.baselines.items() if b]
         if legend:
             rows += ["baselines (trivial predictors computed from this set):", *legend]

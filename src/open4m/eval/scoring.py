@@ -90,7 +90,7 @@ def resize(value: np.ndarray, size: tuple[int, int], base: str) -> np.ndarray:
     if tuple(value.shape[:2]) == tuple(size):
         return value
     if base == "rgb" and value.dtype == np.uint8:
-        return np.asarray(Image.fromarray(value).resize((size[1], size[0]), Image.BICUBIC))
+        return np.array(Image.fromarray(value).resize((size[1], size[0]), Image.BICUBIC))
     t = torch.from_numpy(value.astype(np.float32))
     t = t[None, None] if t.dim() == 2 else t.permute(2, 0, 1)[None]
     nearest = base in ("semseg", "canny_edge")
