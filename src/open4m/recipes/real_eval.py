@@ -127,7 +127,8 @@ def normals_with_edges(depth: np.ndarray, fov_deg: float, edge_jump: float = EDG
 
 def _crop(arr: np.ndarray, centre: tuple[float, float], size: tuple[int, int]) -> np.ndarray:
     w, h = size
-    x0, y0 = int(round(centre[0] - w / 2)), int(round(centre[1] - h / 2))
+    # pixel i's centre is at index i; a crop's centre at x0 + (w - 1) / 2, closest to the principal point
+    x0, y0 = int(round(centre[0] - (w - 1) / 2)), int(round(centre[1] - (h - 1) / 2))
     if x0 < 0 or y0 < 0 or x0 + w > arr.shape[1] or y0 + h > arr.shape[0]:
         raise ConfigError(f"a {w}x{h} crop around the principal point ({centre[0]:.1f}, {centre[1]:.1f}) leaves the "
                           f"{arr.shape[1]}x{arr.shape[0]} image; choose a smaller crop")
