@@ -19,3 +19,16 @@ def test_unknown_dataset_is_an_argparse_error(capsys):
     except SystemExit as exit_:
         assert exit_.code == 2
     assert "invalid choice: 'cifar'" in capsys.readouterr().err
+
+
+def test_photos_are_written_split_with_captions(tmp_path, capsys):
+    import pytest
+
+    pytest.importorskip("skimage", reason="the example photos need scikit-image (pip install 'open4m[labelers]')")
+    pytest.importorskip("sklearn", reason="the example photos need scikit-learn (pip install 'open4m[labelers]')")
+    assert main(["dataset", "photos", "--out", str(tmp_path / "photos")]) == 0
+    assert "wrote 16 photos" in capsys.readouterr().out
+    assert len(list((tmp_path / "photos/train/rgb").glob("*.jpg"))) == 12
+    assert len(list((tmp_path / "photos/val/caption").glob("*.txt"))) == 4
+    assert main(["dataset", "photos", "--out", str(tmp_path / "photos")]) == 2  # never over a user's files
+    assert "--overwrite" in capsys.readouterr().err

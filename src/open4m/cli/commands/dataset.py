@@ -5,6 +5,8 @@ installed package, with real ground truth, so `open4m eval --data DIR` scores a 
 
 - `motorcycle`: the Middlebury 2014 stereo scene in scikit-image, metric depth and normals from its
   ground-truth disparity (`open4m.recipes.real_eval`).
+- `photos`: 16 photos that ship in scikit-image, scikit-learn and matplotlib with human captions, split
+  into OUT/train and OUT/val (`open4m.recipes.photos`): the "own photos" of docs/own-data.md.
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ from open4m.errors import ConfigError
 
 from . import path_errors
 
-DATASETS = {"motorcycle": "real stereo photos (Middlebury 2014, from scikit-image) with metric depth and normals"}
+DATASETS = {"motorcycle": "real stereo photos (Middlebury 2014, from scikit-image) with metric depth and normals",
+            "photos": "16 real photos with captions (scikit-image, scikit-learn, matplotlib) in OUT/train and OUT/val"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dataset", help="write a dataset that ships offline (real photos with ground truth) as a folder",
                        description="Writes a named dataset as an aligned folder (OUT/rgb, OUT/depth, OUT/normal, "
-                                   "OUT/caption) for `open4m eval --data OUT`. Datasets: "
+                                   "OUT/caption; photos: OUT/train/{rgb,caption} and OUT/val/...) for `open4m label`, "
+                                   "`open4m eval --data OUT`. Datasets: "
                                    + "; ".join(f"{k}: {v}" for k, v in DATASETS.items()) + ".")
     p.add_argument("name", choices=sorted(DATASETS), help="the dataset")
     p.add_argument("--out", required=True, help="folder to write (new, empty, or an earlier copy of the same set)")
@@ -29,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crops", default=None,
                    help="motorcycle: WxH crops around each view's principal point (default 600x480,480x480,320x320)")
     p.add_argument("--factors", default=None, help="motorcycle: down-sampling factors of each crop (default 1,2)")
+    p.add_argument("--overwrite", action="store_true", help="photos: write into a folder that holds other files "
+                                                            "(only the set's own files are replaced)")
     p.set_defaults(handler=run)
 
 
@@ -48,6 +54,14 @@ def run(args: argparse.Namespace) -> int:
     from open4m.recipes import real_eval
 
     out = Path(args.out)
+    if args.name == "photos":
+        from open4m.recipes.photos import sample_photos
+
+        with path_errors("--out"):
+            counts = sample_photos(out, overwrite=args.overwrite)
+        print(f"wrote {sum(counts.values())} photos with captions to {out} ({counts['train']} in {out / 'train'}, "
+              f"{counts['val']} in {out / 'val'}); label them with `open4m label --data {out / 'train'} -m ...`")
+        return 0
     if out.is_dir() and any(out.iterdir()) and not (out / "motorcycle.json").is_file():
         raise ConfigError(f"{out} holds other files; choose a new folder for the {args.name} set")
     views = [v.strip() for v in args.views.split(",") if v.strip()]
