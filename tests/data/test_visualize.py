@@ -17,3 +17,24 @@ def test_contact_sheet_draws_every_modality(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="nothing to draw"):
         contact_sheet({"scene_graph": {}})
+
+
+def test_labeller_modalities_have_pictures():
+    """hed_edge / person_mask maps, keypoints and ocr boxes on the photo, caption_emb states: no blank tile."""
+    from open4m.data.visualize import modality_tile
+
+    rgb = np.full((40, 60, 3), 90, np.uint8)
+    soft = np.linspace(0, 1, 40 * 60, dtype=np.float32).reshape(40, 60)
+    person = {"box": [0.1, 0.1, 0.6, 0.9], "keypoints": [[0.3, 0.3, 1.0]] * 33}
+    tiles = {
+        "hed_edge": modality_tile("hed_edge", soft, 32),
+        "person_mask": modality_tile("person_mask", soft, 32),
+        "keypoints": modality_tile("keypoints", [person], 32, rgb),
+        "ocr": modality_tile("ocr", [{"box": [0.1, 0.2, 0.8, 0.5], "text": "exit"}], 32, rgb),
+        "caption_emb": modality_tile("caption_emb", np.random.default_rng(0).normal(size=(9, 384)), 32),
+    }
+    for name, tile in tiles.items():
+        assert tile is not None and tile.shape == (32, 32, 3) and tile.dtype == np.uint8, name
+        assert tile.std() > 0, name
+    assert tiles["hed_edge"].max() == 255 and tiles["hed_edge"].min() == 0  # [0, 1] read as full range, not black
+    assert (modality_tile("keypoints", [], 32, rgb) == 90).all()  # nobody: the photo alone

@@ -63,6 +63,54 @@ def _text_tile(text: str, size: int) -> np.ndarray:
     return np.asarray(im)
 
 
+def _boxes_on(rgb: np.ndarray, boxes: list[tuple[Any, str]], size: int) -> np.ndarray:
+    """Normalised (x0, y0, x1, y1) boxes with their labels drawn on the photo (det classes, OCR text)."""
+    import cv2
+
+    img = cv2.resize(np.ascontiguousarray(rgb), (size, size), interpolation=cv2.INTER_LINEAR)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, -1)
+    for k, (box, label) in enumerate(boxes, start=1):
+        x0, y0, x1, y1 = (int(round(float(c) * size)) for c in box)
+        colour = tuple(int(c) for c in class_colors(16)[k % 15 + 1])
+        cv2.rectangle(img, (x0, y0), (max(x1 - 1, x0), max(y1 - 1, y0)), colour, 1)
+        cv2.putText(img, label, (x0, max(y0 - 2, 8)), cv2.FONT_HERSHEY_PLAIN, 0.7, colour, 1)
+    return img
+
+
+def _keypoints_on(rgb: np.ndarray, persons: list[Mapping[str, Any]], size: int, min_visibility: float = 0.5) -> np.ndarray:
+    """Each person's box and visible keypoints (visibility >= `min_visibility`) drawn on the photo."""
+    import cv2
+
+    img = _boxes_on(rgb, [(p["box"], "person") for p in persons], size)
+    for k, person in enumerate(persons, start=1):
+        colour = tuple(int(c) for c in class_colors(16)[k % 15 + 1])
+        for x, y, visibility in person["keypoints"]:
+            if visibility >= min_visibility:
+                cv2.circle(img, (int(round(x * size)), int(round(y * size))), 2, colour, -1)
+    return img
+
+
+def _is_embedding(name: str) -> bool:
+    from .. import modalities
+
+    try:
+        return modalities.get(name).kind is modalities.Kind.SEQUENCE_EMBEDDING
+    except modalities.UnknownModalityError:
+        return False
+
+
+def _embedding_tile(states: np.ndarray, size: int) -> np.ndarray:
+    """(L, D) per-token states as a heat map (tokens down, features across), each feature standardised."""
+    import cv2
+
+    x = states.astype(np.float32)
+    x = (x - x.mean(0)) / (x.std(0) + 1e-6)
+    grey = (np.clip(x / 3, -1, 1) * 127.5 + 127.5).astype(np.uint8)
+    img = cv2.applyColorMap(grey, cv2.COLORMAP_VIRIDIS)[..., ::-1]
+    return cv2.resize(np.ascontiguousarray(img), (size, size), interpolation=cv2.INTER_NEAREST)
+
+
 def modality_tile(name: str, value: Any, size: int, rgb: np.ndarray | None = None) -> np.ndarray | None:
     """A size x size RGB picture of one modality's value; None for values with no picture."""
     import cv2
@@ -77,17 +125,19 @@ def modality_tile(name: str, value: Any, size: int, rgb: np.ndarray | None = Non
             img = (np.clip((value + 1) * 127.5, 0, 255)).astype(np.uint8)
         elif name.split("@")[0] in ("canny_edge", "sam_edge"):
             img = np.repeat(value[..., None], 3, -1)
+        elif role == "unit":  # [0, 1] maps: HED edges, person masks
+            img = np.repeat((np.clip(value, 0, 1) * 255).round()[..., None], 3, -1)
         else:
             img = class_colors(256)[value.astype(np.int64) % 256]
         return cv2.resize(np.ascontiguousarray(img, np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
     if name == "det" and rgb is not None:
-        img = cv2.resize(np.ascontiguousarray(rgb), (size, size), interpolation=cv2.INTER_LINEAR)
-        for k, inst in enumerate(value.get("instances", []), start=1):
-            x0, y0, x1, y1 = (int(round(c * size)) for c in inst["boxes"])
-            colour = tuple(int(c) for c in class_colors(16)[k % 15 + 1])
-            cv2.rectangle(img, (x0, y0), (max(x1 - 1, x0), max(y1 - 1, y0)), colour, 1)
-            cv2.putText(img, inst["class_name"], (x0, max(y0 - 2, 8)), cv2.FONT_HERSHEY_PLAIN, 0.7, colour, 1)
-        return img
+        return _boxes_on(rgb, [(i["boxes"], i["class_name"]) for i in value.get("instances", [])], size)
+    if name == "ocr" and rgb is not None:
+        return _boxes_on(rgb, [(b["box"], b["text"]) for b in value], size)
+    if name == "keypoints" and rgb is not None:
+        return _keypoints_on(rgb, value, size)
+    if isinstance(value, np.ndarray) and value.ndim == 2 and _is_embedding(name):
+        return _embedding_tile(value, size)
     if name == "color_palette":
         colours = value[0][max(value[0], key=int)] if isinstance(value, list) else value
         img = np.zeros((size, size, 3), np.uint8)

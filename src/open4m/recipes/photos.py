@@ -127,5 +127,5 @@ def sample_photos(out: str | Path, *, overwrite: bool = False) -> dict[str, int]
         write_atomic(root / "rgb" / f"{photo.name}.jpg", _jpeg(array))
         write_text_atomic(root / "caption" / f"{photo.name}.txt", caption + "\n")
         counts[photo.split] = counts.get(photo.split, 0) + 1
-    logger.info("wrote %s photos to %s", counts, out)
+    logger.debug("wrote %s photos to %s", counts, out)
     return counts
