@@ -44,6 +44,7 @@ COMMAND_MODULES = (
     "open4m.cli.commands.demo",
     "open4m.cli.commands.eval",
     "open4m.cli.commands.generate",
+    "open4m.cli.commands.serve",
     "open4m.cli.commands.index",
     "open4m.cli.commands.retrieve",
 )

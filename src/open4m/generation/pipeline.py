@@ -370,7 +370,7 @@ class Pipeline:
     @staticmethod
     def _text(name: str, value: Any) -> Any:
         if isinstance(value, STRUCTURED):
-            if value.modality != name:
+            if value.modality != _sequence_role(name):
                 raise DataError(f"a {type(value).__name__} is a {value.modality!r} condition, not {name!r}")
             return value.to_text()
         return value
@@ -400,14 +400,15 @@ class Pipeline:
             rows = [t[~m].tolist() for t, m in zip(entry["tensor"], entry["input_mask"])]
             texts = [tok.decode(r) for r in rows]
             out.texts[name] = texts
-            parser = _PARSERS.get(name)
+            role = _sequence_role(name)
+            parser = _PARSERS.get(role)
             if parser is not None:
                 out.parsed[name] = [_parse(parser, t) for t in texts]
                 pictures = []
-                if name == "color_palette":
+                if role == "color_palette":
                     pictures = [palette_swatch(p) for p in out.parsed[name] if not isinstance(p, Exception)]
                 backdrop = next((shown[n] for n in shown if modalities.get(n).path == "rgb"), None)
-                if name == "det" and backdrop:
+                if role == "det" and backdrop:
                     pictures = [draw_boxes(backdrop[min(i, len(backdrop) - 1)], p)
                                 for i, p in enumerate(out.parsed[name]) if not isinstance(p, Exception)]
                 if pictures:  # generated text need not parse; then there is nothing to draw
@@ -480,6 +481,14 @@ def _stacked(value: Any) -> Any:
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, torch.Tensor) for v in value):
         return torch.stack(value)
     return value
+
+
+def _sequence_role(name: str) -> str:
+    """The structured role of a sequence modality: `det`, `color_palette`, `metadata` for the official
+    names and for the world model's (`world_det`, `world_palette`, `world_metadata`, same codecs)."""
+    from ..data.synthetic.world import SEQUENCE_MODALITIES
+
+    return next((role for role, world_name in SEQUENCE_MODALITIES.items() if world_name == name), name)
 
 
 def _parse(parser, text: str):

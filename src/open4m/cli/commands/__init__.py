@@ -13,7 +13,7 @@ import errno
 from contextlib import contextmanager
 from typing import Iterator
 
-from open4m.errors import ConfigError, DataError, NotFound, Open4mError
+from open4m.errors import ConfigError, NotFound, Open4mError
 
 # OS errors about a path the user gave (not bugs): no permission, a folder where a file is meant or the
 # reverse, a full or read-only disk.
@@ -82,9 +82,6 @@ def task_names(text: str) -> list[str]:
 
 def open_image(path, flag: str):
     """`PIL.Image.open(path)` with an unreadable file as a one-line `DataError` (`flag` names the option)."""
-    from PIL import Image, UnidentifiedImageError
+    from open4m.generation.request import open_image as open_checked
 
-    try:
-        return Image.open(path)
-    except UnidentifiedImageError as err:
-        raise DataError(f"{flag} {path}: not an image file PIL can read (png, jpg, webp, ...)") from err
+    return open_checked(path, flag)

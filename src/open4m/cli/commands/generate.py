@@ -19,9 +19,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from open4m.errors import ConfigError, DataError, NotFound
+from open4m.errors import ConfigError, NotFound
 
-from . import open_image, path_errors
+from . import path_errors
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -103,61 +103,35 @@ def tokenizer_overrides(items: list[str]) -> tuple[Path | None, dict[str, str | 
     return folder, named
 
 
-def input_value(name: str, raw: str, model):
-    """A file path becomes an image (or a .npy array); text stays text for sequences."""
-    import numpy as np
-
-    from open4m.modalities import Kind
-
-    kind = model.modality_info[name].kind
-    if kind is Kind.SEQUENCE:
-        return raw
-    path = Path(raw)
-    if not path.exists():
-        raise NotFound(f"--input {name}={raw}: no such file")
-    if path.suffix == ".npy":
-        try:
-            return np.load(path, allow_pickle=False)
-        except ValueError as err:  # not an .npy file, or one holding Python objects
-            raise DataError(f"--input {name}={raw}: not a plain NumPy array file ({err})") from err
-    img = open_image(path, f"--input {name}=")
-    return img if kind is Kind.PIXELS else np.asarray(img)
-
-
 def run(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
 
     from open4m.atomic import atomic_write
     from open4m.generation.pipeline import Pipeline
-    from open4m.generation.schedules import resolve_modality
+    from open4m.generation.request import build_request
     from open4m.model import FourM
 
     raw_inputs = parse_inputs(args.input)  # option errors before the (slow) model load
     folder, named = tokenizer_overrides(args.tokenizers)
     model = FourM.from_pretrained(args.model, revision=args.revision, dtype=None)
-    size = model.config.image_size
-    inputs = {resolve_modality(n, size, target=False).name: v for n, v in raw_inputs.items()}
-    targets = [resolve_modality(t.strip(), size, target=True).name for t in args.target.split(",") if t.strip()]
-    if not targets:
-        raise ConfigError("--target is empty; name at least one modality to generate")
-    spec = ",".join(inputs) + "->" + "->".join(targets)
-    options = {k: v for k, v in dict(schemes=args.schemes, tokens=args.tokens, steps=args.steps,
-                                     token_schedules=args.token_schedules, temps=args.temps,
-                                     temp_schedules=args.temp_schedules, cfg=args.cfg, cfg_schedules=args.cfg_schedules,
-                                     top_k=args.top_k, top_p=args.top_p, cfg_grow_conditioning=args.cfg_grow_conditioning,
-                                     decode_steps=args.decode_steps, decode_scheduler=args.decode_scheduler,
-                                     sr_model=args.sr).items() if v is not None}
-    pipe = Pipeline(spec, model, named, tokenizer_folder=folder, preset=args.preset, draft_tokens=args.draft_tokens,
-                    dense=args.dense, dtype=args.dtype, **options)
+    request = build_request(model, raw_inputs, args.target.split(","), seed=args.seed, schemes=args.schemes,
+                            tokens=args.tokens, steps=args.steps, token_schedules=args.token_schedules,
+                            temps=args.temps, temp_schedules=args.temp_schedules, cfg=args.cfg,
+                            cfg_schedules=args.cfg_schedules, cfg_grow_conditioning=args.cfg_grow_conditioning,
+                            top_k=args.top_k, top_p=args.top_p)
+    extra = {k: v for k, v in dict(decode_steps=args.decode_steps, decode_scheduler=args.decode_scheduler,
+                                   sr_model=args.sr).items() if v is not None}
+    pipe = Pipeline(request.spec, model, named, tokenizer_folder=folder, preset=args.preset,
+                    draft_tokens=args.draft_tokens, dense=args.dense, dtype=args.dtype, **request.options, **extra)
     print(pipe.schedule)
-    values = {n: input_value(n, v, model) for n, v in inputs.items()}
-    out = pipe(values, seed=args.seed, progress=True)
+    out = request.run(pipe, progress=True, label="--input {name}=")
+    targets = request.targets
     all_targets = [*targets, *(pipe.sr_schedule.targets if pipe.sr_schedule else ())]
     tokens = {f"{n}.tensor": e["tensor"].contiguous() for n, e in out.tokens.items() if n in all_targets}
     with path_errors("--out"):
         written = out.save(args.out)
         written.append(atomic_write(args.out / "tokens.safetensors", lambda tmp: save_file(
-            tokens, str(tmp), metadata={"spec": spec, "seed": str(args.seed)})))
+            tokens, str(tmp), metadata={"spec": request.spec, "seed": str(args.seed)})))
     undecoded = [t for t in all_targets if t not in out.images and t not in out.texts and t not in out.vectors]
     for name, texts in out.texts.items():
         for i, text in enumerate(texts):
