@@ -410,6 +410,8 @@ _BUILTIN: frozenset[str] = frozenset(_REGISTRY)
 # `open4m[labelers]`). Not official: `is_builtin` is False for them, so no released model claims them.
 # ------------------------------------------------------------------------------------------
 _EXTENSIONS = [
+    _raw("sam_edge", 1, description="SAM edges (instance boundaries), the raw form of tok_sam_edge (the official "
+                                    "registry lists only the tokens)"),
     _raw("hed_edge", 1, description="HED edges (BSDS500 VGG16-HED), a [0, 1] map at the image's resolution"),
     _image_tokens("tok_hed_edge@224", 8192, 224, 16, _HUB + "edge_8k_224-512", path="tok_hed_edge"),
     _sequence("keypoints", 256, "MediaPipe body poses: per person a box and 33 keypoints (x, y, visibility)"),

@@ -150,3 +150,25 @@ def test_shards_stream_through_pipe_urls(tmp_path, world):
     ds = ShardDataset(f"pipe:cat {tmp_path / 's'}", ["rgb", "caption"], num_shards=index["num_shards"])
     got = {s["__key__"]: s["caption"] for s in ds}
     assert got == {s["__key__"]: s["caption"] for s in FolderDataset(world, modalities=["caption"])}
+
+
+def test_edge_and_mask_files_read_as_one_grey_channel():
+    """Edges and SAM masks as users save them: 1-bit, 8-bit, 16-bit or RGB files, all {0, 255} uint8 (H, W)."""
+    from PIL import Image
+
+    edge = np.zeros((6, 8), np.uint8)
+    edge[2] = 255
+    files = {"L": Image.fromarray(edge), "1": Image.fromarray(edge > 0), "RGB": Image.fromarray(edge).convert("RGB"),
+             "I;16": Image.fromarray(edge.astype(np.uint16) * 257)}
+    for mode, im in files.items():
+        buf = io.BytesIO()
+        im.save(buf, format="PNG")
+        for modality in ("canny_edge", "sam_edge", "sam_mask"):
+            out = codecs.decode(buf.getvalue(), ".png", modality)
+            assert out.dtype == np.uint8 and out.shape == (6, 8) and np.array_equal(out, edge), (mode, modality)
+    assert np.array_equal(codecs.decode(codecs.encode(edge > 0, ".png", "sam_mask"), ".png", "sam_mask"), edge)
+    assert np.array_equal(codecs.decode(codecs.encode(edge / 255.0, ".png", "canny_edge"), ".png", "canny_edge"), edge)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        codecs.encode(edge * 2.0, ".png", "canny_edge")
+    assert codecs.is_aligned_image("canny_edge") and codecs.is_aligned_image("hed_edge")
+    assert not codecs.is_aligned_image("sam_mask") and not codecs.is_aligned_image("caption")

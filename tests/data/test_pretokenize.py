@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -65,3 +66,116 @@ def test_pretokenize_shards_matches_folders_and_streams(tmp_path, reference_dir)
     assert len(samples) == 3
     for s in samples:
         assert np.array_equal(s["tok_rgb"], np.load(tmp_path / "folder" / "tok_rgb" / f"{s['__key__']}.npy"))
+
+
+def _text_tokenizer():
+    from open4m.tokenizers import TextTokenizer
+
+    return TextTokenizer.train(["a cat on a mat", "two dogs"] * 5, vocab_size=4400)
+
+
+def _write_json(path, value):
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value))
+
+
+def test_sequences_are_tokenized_per_crop_with_the_image_crops(tmp_path, reference_dir):
+    """det boxes follow each stored crop; captions repeat; palettes draw a size per row; reruns skip."""
+    from open4m.tokenizers.sequences import CODECS
+
+    make_dataset(tmp_path, n=2)
+    text = _text_tokenizer()
+    rgb = VQVAE.from_pretrained(reference_dir / "vqvae_rgb_tiny.safetensors")
+    pretokenize(tmp_path, "rgb", rgb, n_crops=3, progress=False)
+    box = {"boxes": [0.1, 0.2, 0.5, 0.6], "class_name": "dog", "score": 0.9}
+    palettes = [{str(k): [[10 * k, 0, 0]] * k for k in range(1, 8)}]
+    for i in range(2):
+        _write_json(tmp_path / "det" / "part" / f"{i}.json", {"instances": [box]})
+        _write_json(tmp_path / "color_palette" / "part" / f"{i}.json", palettes)
+        (tmp_path / "caption" / "part").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "caption" / "part" / f"{i}.txt").write_text(f"a  cat\ton mat {'two' if i else 'dogs'}")
+    assert pretokenize(tmp_path, "det", text, n_crops=3, progress=False).written == 2
+    det = np.load(tmp_path / "tok_det" / "part" / "0.npy")
+    crops = np.load(tmp_path / "crop_settings" / "part" / "0.npy")
+    assert det.shape[0] == 3 and det.dtype == np.int16
+    from open4m.data.transforms import Crop, crop_boxes
+
+    for k in range(3):
+        want = crop_boxes({"instances": [box]}, Crop.from_row(crops[k]), 80, 96)["instances"]
+        got = CODECS["det"].decode(det[k], text)
+        assert len(got) == len(want) == 1
+        assert np.allclose([got[0].xmin, got[0].ymin, got[0].xmax, got[0].ymax], want[0]["boxes"], atol=1e-3)
+    pretokenize(tmp_path, "caption", text, n_crops=3, progress=False)
+    caption = np.load(tmp_path / "tok_caption" / "part" / "1.npy")
+    assert (caption == caption[0]).all() and text.decode(caption[0]) == "a cat on mat two"
+    pretokenize(tmp_path, "color_palette", text, n_crops=3, seed=5, progress=False)
+    rows = np.load(tmp_path / "tok_color_palette" / "part" / "0.npy")
+    sizes = [len(CODECS["color_palette"].decode(r, text)) for r in rows]
+    assert all(1 <= s <= 7 for s in sizes)
+    assert pretokenize(tmp_path, "det", text, n_crops=3, progress=False).skipped == 2
+
+
+def test_sequences_without_an_image_and_wrong_tokenizers(tmp_path, reference_dir):
+    text = _text_tokenizer()
+    _write_json(tmp_path / "det" / "a.json", {"instances": [{"boxes": [0, 0, 1, 1], "class_name": "cat"}]})
+    assert pretokenize(tmp_path, "det", text, progress=False).written == 1  # nothing to crop: the boxes as stored
+    assert np.load(tmp_path / "tok_det" / "a.npy").shape[0] == 1
+    with pytest.raises(ValueError, match="need the sample's image"):
+        pretokenize(tmp_path, "det", text, out_name="tok_det2", n_crops=2, progress=False)
+    rgb = VQVAE.from_pretrained(reference_dir / "vqvae_rgb_tiny.safetensors")
+    with pytest.raises(ValueError, match="text tokenizer"):
+        pretokenize(tmp_path, "det", rgb, progress=False)
+    with pytest.raises(ValueError, match="image/vector tokenizer"):
+        pretokenize(tmp_path, "rgb", text, progress=False)
+
+
+def test_sam_masks_are_cut_to_their_box_not_to_the_photo_crop(tmp_path):
+    from open4m.tokenizers.presets import official_config
+    from open4m.train.tasks.tokenizer import build_tokenizer
+
+    torch.manual_seed(0)
+    tok = build_tokenizer(*official_config("sam_mask", "tiny")).eval()
+    mask = np.zeros((50, 70), bool)
+    mask[10:30, 5:45] = True
+    (tmp_path / "sam_mask").mkdir()
+    Image.fromarray(mask).save(tmp_path / "sam_mask" / "m.png")  # a 1-bit PNG, as SAM tools write them
+    Image.fromarray(mask[10:30, 5:45]).save(tmp_path / "sam_mask" / "cut.png")
+    assert pretokenize(tmp_path, "sam_mask", tok, progress=False).written == 2
+    full, cut = (np.load(tmp_path / "tok_sam_mask" / f"{k}.npy") for k in ("m", "cut"))
+    assert full.shape == (1, 16) and np.array_equal(full, cut)  # the same instance, wherever it sits
+    with pytest.raises(ValueError, match="n_crops=1"):
+        pretokenize(tmp_path, "sam_mask", tok, out_name="x", n_crops=2, progress=False)
+
+
+def test_tokenize_cli_encodes_sequences(tmp_path, capsys):
+    make_dataset(tmp_path, n=2)
+    for i in range(2):
+        (tmp_path / "caption" / "part").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "caption" / "part" / f"{i}.txt").write_text("two dogs")
+    text = _text_tokenizer()
+    text.save_pretrained(tmp_path / "text")
+    assert main(["tokenize", "--data", str(tmp_path), "--modality", "caption", "--tokenizer",
+                 str(tmp_path / "text")]) == 0
+    assert "wrote 2 token files" in capsys.readouterr().out
+    assert np.load(tmp_path / "tok_caption" / "part" / "0.npy").shape[0] == 1
+    assert main(["tokenize", "--data", str(tmp_path), "--modality", "rgb"]) == 2  # an image modality needs a tokenizer
+    assert "needs --tokenizer" in capsys.readouterr().err
+
+
+def test_sequences_in_shards_follow_the_crops_of_the_folder(tmp_path, reference_dir):
+    from open4m.data.formats import folder_to_shards
+
+    make_dataset(tmp_path / "folder")
+    for i in range(3):
+        _write_json(tmp_path / "folder" / "det" / "part" / f"{i}.json",
+                    {"instances": [{"boxes": [0.1, 0.1, 0.9, 0.9], "class_name": "cat"}]})
+    folder_to_shards(tmp_path / "folder", tmp_path / "shards", samples_per_shard=2, progress=False)
+    text = _text_tokenizer()
+    pretokenize(tmp_path / "folder", "det", text, n_crops=2, progress=False)
+    pretokenize(tmp_path / "shards", "det", text, n_crops=2, progress=False)
+    from open4m.data.formats import ShardDataset
+
+    for s in ShardDataset(str(tmp_path / "shards"), ["tok_det"]):
+        assert np.array_equal(s["tok_det"], np.load(tmp_path / "folder" / "tok_det" / f"{s['__key__']}.npy"))

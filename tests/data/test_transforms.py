@@ -101,3 +101,26 @@ def test_clean_caption_and_errors(sample):
         augment(sample, Crop(40, 40, 40, 40), 16)
     with pytest.raises(ValueError, match="no image-like"):
         augment({"caption": "x"}, Crop(0, 0, 1, 1), 16)
+
+
+def test_edges_soft_maps_and_instance_masks_stay_in_unit_range():
+    from open4m.data.transforms import instance_box_crop, unit_map
+
+    edges = np.zeros((40, 40), np.uint8)
+    edges[::4] = 255  # thin lines, every fourth row
+    hed = np.linspace(0, 1, 1600, dtype=np.float32).reshape(40, 40)
+    mask = np.zeros((30, 50), np.uint8)
+    mask[5:12, 20:41] = 255
+    out = augment({"rgb": np.zeros((40, 40, 3), np.uint8), "canny_edge": edges, "hed_edge": hed, "sam_mask": mask},
+                  center_crop(40, 40), 10)
+    assert out["canny_edge"].shape == (10, 10) and 0 < out["canny_edge"].mean() < 255  # averaged, no line skipped
+    assert out["sam_mask"] is mask  # an instance mask has its own frame: not cut with the photo
+    tensors = to_tensors(out, "fourm")
+    for name in ("canny_edge", "hed_edge"):
+        x = tensors[name]
+        assert x.dtype == torch.float32 and x.shape == (1, 10, 10) and 0 <= float(x.min()) <= float(x.max()) <= 1
+    assert float(tensors["hed_edge"].max()) > 0.8  # a float map is not truncated to integers
+    assert instance_box_crop(mask).shape == (7, 21) and instance_box_crop(np.zeros((4, 4))).shape == (4, 4)
+    assert unit_map(np.ones((3, 3, 1), bool)).shape == (1, 3, 3)
+    with pytest.raises(ValueError, match="one-channel map"):
+        unit_map(np.zeros((3, 3, 3), np.uint8))

@@ -41,11 +41,14 @@ def _token_folder(root, n=5):
 
 def test_token_folder_source(tmp_path):
     src = _token_folder(tmp_path)
-    folder = build_source(str(tmp_path), ["tok_rgb@224", "caption"])
+    folder = build_source(str(tmp_path), ["tok_rgb@224", "caption"], split="val")  # validation: crop 0
     assert isinstance(folder, TokenFolder) and len(folder) == 5
     assert isinstance(build_source(f"tokens:{tmp_path}", ["caption"]), TokenFolder)
     for i in (2, 3):
         assert np.array_equal(np.asarray(folder[i]["tok_rgb@224"]).reshape(-1), src[i]["tok_rgb@224"].numpy())
+    train = build_source(str(tmp_path), ["tok_rgb@224", "caption"], seed=4)  # training: a stored crop per epoch
+    picks = {int(np.asarray(train[3]["tok_rgb@224"]).any()) for train.epoch in range(8)}
+    assert picks == {0, 1}  # the all-zero second crop of sample 3 shows in some epochs, not in others
     m = build_masker("symmetric", ["tok_rgb@224", "caption"], input_tokens=8, target_tokens=8)
     batch = next(batch_loader(folder, m, 2, seed=0))
     assert batch["tok_rgb@224"]["tensor"][0].numel() == 196 and len(batch["caption"]["tensor"]) == 2

@@ -16,3 +16,16 @@ def test_feature_maps_with_one_or_three_channels_become_images():
     assert three[0].mode == "RGB" and three[0].size == (4, 4)
     with pytest.raises(ValueError, match="8 channels are not images; use to_numpy"):
         pre.to_pil(torch.randn(1, 8, 4, 4))
+
+
+def test_one_channel_images_take_grey_maps_and_batches_of_them():
+    """Edges / masks: (H, W), (H, W, 1) and a batch (B, H, W) are one-channel images, never (H=1, W, C=W)."""
+    pre = Preprocessor(input="image", mean=[0.5], std=[0.5])
+    edge = np.zeros((8, 8), np.uint8)
+    edge[3] = 255
+    single, batch = pre.to_model(edge), pre.to_model(np.stack([edge, edge, edge]))
+    assert single.shape == (1, 1, 8, 8) and batch.shape == (3, 1, 8, 8)
+    assert float(single.min()) == -1.0 and float(single.max()) == 1.0  # 0 = no edge -> -1
+    assert pre.to_model(edge[..., None]).shape == (1, 1, 8, 8)
+    mask = Preprocessor(input="image", mean=[0.0], std=[1.0]).to_model(edge > 0)  # a bool mask stays in [0, 1]
+    assert mask.dtype == torch.float32 and set(mask.unique().tolist()) == {0.0, 1.0}

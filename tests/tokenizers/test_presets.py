@@ -50,3 +50,20 @@ def test_official_sizes_are_the_released_ones():
     assert official_config("rgb")[1]["codebook_size"] == 16384
     with pytest.raises(ValueError, match="no official tokenizer"):
         official_config("smell")
+
+
+def test_edges_and_sam_masks_carry_their_input_convention():
+    """Edges in [-1, 1] like the official edge DiVAE (not standardised like depth: one channel alone implies it)."""
+    from open4m.tokenizers.presets import EDGE_MODALITIES, EDGE_PREPROCESS, MASK_PREPROCESS
+
+    for name in EDGE_MODALITIES:
+        kind, cfg = official_config(name, size="tiny")
+        tok = build_tokenizer(kind, cfg)
+        assert kind == "divae" and cfg["preprocess"] == EDGE_PREPROCESS and tok.preprocessor.input == "image"
+        x = tok.preprocessor.to_model(np.array([[0, 255], [255, 0]], np.uint8))
+        assert x.tolist() == [[[[-1.0, 1.0], [1.0, -1.0]]]]
+    assert OFFICIAL_TOKENIZERS["hed_edge"].tokens == "tok_hed_edge"
+    _, mask = official_config("sam_mask")
+    assert mask["preprocess"] == MASK_PREPROCESS and mask["image_size"] == 64
+    mask["preprocess"]["mean"] = [9.0]  # callers get a copy: the table stays as released
+    assert official_config("sam_mask")[1]["preprocess"]["mean"] == [0.0]

@@ -91,9 +91,12 @@ class MaskedBatches(torch.utils.data.Dataset):
 
     def __getitem__(self, k: int) -> dict:
         masked = []
+        set_epoch = getattr(self.source, "set_epoch", None)  # sources that draw per epoch (stored crops)
         for g in self.positions(k):
             epoch, pos = divmod(g, self.n)
             index = self._index(epoch, pos)
+            if set_epoch is not None:
+                set_epoch(epoch)
             sample = self.source[index]
             masked.append(sample if self.masker is None else
                           self.masker(sample, np.random.default_rng([self.seed, epoch, index])))

@@ -23,15 +23,26 @@ EXTS = IMAGE_EXTS + (".npy", ".json", ".txt")
 _IMAGE_ROLE = {
     "rgb": "rgb", "depth": "depth", "normal": "normal",
     "semseg": "classmap", "semseg_coco": "classmap", "instance": "classmap",
-    "canny_edge": "classmap", "sam_edge": "classmap", "mask_valid": "classmap",
+    "mask_valid": "classmap",
+    # binary edge maps: uint8 {0, 255} (any grey, 1-bit or RGB file reads as one grey channel)
+    "canny_edge": "edge", "sam_edge": "edge",
     # soft maps in [0, 1] (a network's edge probability, a segmentation confidence): 8-bit PNG, read back as float
     "hed_edge": "unit", "person_mask": "unit",
+    # one instance's binary mask (SAM), uint8 {0, 255}; not pixel-aligned with the image (cropped to its own box)
+    "sam_mask": "mask",
 }
+#: Roles whose files are pixel-aligned with the sample's image (cropped and flipped together).
+ALIGNED_ROLES = frozenset({"rgb", "depth", "normal", "classmap", "edge", "unit"})
 
 
 def image_role(modality: str) -> str | None:
-    """'rgb' | 'depth' | 'normal' | 'classmap' | 'unit' for image modalities, None if unknown."""
+    """'rgb' | 'depth' | 'normal' | 'classmap' | 'edge' | 'unit' | 'mask' for image modalities, None if unknown."""
     return _IMAGE_ROLE.get(modality.split("@", 1)[0])
+
+
+def is_aligned_image(modality: str) -> bool:
+    """Whether a modality's images share the sample's pixel grid (so one crop applies to all of them)."""
+    return image_role(modality) in ALIGNED_ROLES
 
 
 def decode(data: bytes, ext: str, modality: str) -> Any:
@@ -71,6 +82,10 @@ def _decode_image(data: bytes, modality: str) -> np.ndarray:
             return arr.astype(np.float32) / DEPTH_PNG_SCALE
         if role == "classmap":
             return np.array(im if im.mode in ("L", "P") else im.convert("L"))
+        if role in ("edge", "mask"):
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: its high byte, not Pillow's clip at 255
+                return (np.asarray(im, np.uint32) >> 8).clip(0, 255).astype(np.uint8)
+            return np.array(im.convert("L"))  # 1-bit files read as {0, 255}, RGB ones as their grey level
         if role == "unit":
             return np.asarray(im.convert("L"), np.float32) / 255.0
         return np.array(im)
@@ -103,6 +118,15 @@ def _encode_image(arr: np.ndarray, ext: str, modality: str) -> bytes:
         im = Image.fromarray(mm)
     elif role == "normal":
         im = Image.fromarray(np.clip(np.round((arr + 1.0) * 127.5), 0, 255).astype(np.uint8))
+    elif role in ("edge", "mask"):
+        grey = np.squeeze(arr)
+        if grey.dtype == bool:
+            grey = grey.astype(np.uint8) * 255
+        elif grey.dtype != np.uint8:
+            if grey.size and (float(grey.min()) < 0 or float(grey.max()) > 1):
+                raise DataError(f"{modality}: a float map must hold values in [0, 1], got {grey.min()}..{grey.max()}")
+            grey = np.round(grey * 255.0).astype(np.uint8)
+        im = Image.fromarray(grey)
     elif role == "unit":
         if arr.dtype == np.uint8:
             raise DataError(f"{modality}: a [0, 1] map is written from a float array, got uint8")

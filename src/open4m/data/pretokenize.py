@@ -8,6 +8,15 @@ token modality added to ``index.json``). Crops are chosen once per sample and st
 every modality tokenized later reuses them, so all ``tok_*`` of a sample describe the same crops
 (row 0 is always the unflipped centre square). Existing outputs are skipped, so an interrupted run
 resumes where it stopped.
+
+Sequence modalities (``caption``, ``det``, ``color_palette``, ``metadata``, ``human_poses``,
+``sam_instance``, ``keypoints``, ``ocr``) go through their codecs and the WordPiece tokenizer into
+``tok_<modality>/<key>.npy``: ``(n_crops, L)`` token ids, rows padded with [PAD] = 0. Row k of
+``det`` / ``keypoints`` / ``ocr`` holds the boxes re-projected into crop k of ``crop_settings``
+(the sample's image gives the size the crop rows refer to), so they describe the same view as the
+image tokens of row k; palettes and metadata draw their size / field order per row.
+SAM instance masks (``sam_mask``) are not cropped with the image: each mask is cut to the box of
+its pixels and resized to the tokenizer's 64 x 64, one row per file.
 """
 
 from __future__ import annotations
@@ -17,18 +26,27 @@ import hashlib
 import io
 import json
 import math
+import random
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 
+from .. import modalities
 from ..errors import ConfigError, DataError
+from ..modalities import Kind
 from ..tokenizers.vqvae import VQTokenizer
+from .codecs import image_role, is_aligned_image
+from .sequence_inputs import CROP_DEPENDENT, crop_sequence, sequence_input
+from .transforms import Crop, instance_box_crop
 
-__all__ = ["PretokenizeReport", "sample_crops", "pretokenize"]
+__all__ = ["PretokenizeReport", "sample_crops", "pretokenize", "is_sequence_modality"]
+
+#: (height, width) of a sample's image, or None when the sample has none.
+SizeOf = Callable[[str], Optional[tuple]]
 
 CROP_DIR = "crop_settings"
 
@@ -83,31 +101,48 @@ def _key_rng(key: str, seed: int) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
+def _token_dtype(vocab_size: int) -> type:
+    return np.int16 if vocab_size <= np.iinfo(np.int16).max + 1 else np.int32
+
+
+def is_sequence_modality(modality: str) -> bool:
+    """Whether a folder holds a sequence modality (text / JSON that the WordPiece tokenizer encodes)."""
+    try:
+        return modalities.get(modality).kind is Kind.SEQUENCE
+    except KeyError:
+        return False
+
+
 class _BatchEncoder:
     """Turns decoded samples into crops, batches them across samples, and hands each sample's tokens
     to ``sink(key, tokens)``; ``crops_for(key, h, w)`` supplies the shared crop rows."""
 
+    needs_size = False  # the crop rows come from the image itself
+
     def __init__(self, tokenizer: VQTokenizer, modality: str, n_crops: int, batch_size: int,
                  image_size: int | None) -> None:
         pre = tokenizer.preprocessor
-        self.croppable = pre.input in ("image", "class_map", "depth")
+        images = pre.input in ("image", "class_map", "depth")
+        self.instance_mask = image_role(modality) == "mask"  # a SAM mask has its own frame, not the image's
+        self.croppable = images and not self.instance_mask
         if not self.croppable and n_crops != 1:
-            raise ConfigError(f"{pre.input} inputs are not images: they cannot be cropped, use n_crops=1")
+            what = "instance masks are cut to their own box" if self.instance_mask else f"{pre.input} inputs are not images"
+            raise ConfigError(f"{what}: they cannot be cropped with the image, use n_crops=1")
         size = image_size or tokenizer.config.image_size
-        self.pre = dataclasses.replace(pre, size=size if self.croppable else None)
+        self.pre = dataclasses.replace(pre, size=size if images else None)
         self.tokenizer, self.modality, self.n_crops, self.batch_size = tokenizer, modality, n_crops, batch_size
-        self.dtype = np.int16 if tokenizer.vocab_size <= np.iinfo(np.int16).max + 1 else np.int32
+        self.dtype = _token_dtype(tokenizer.vocab_size)
         self.pending: list[tuple[str, torch.Tensor]] = []
 
-    def add(self, key: str, value: np.ndarray, crops_for: Callable[[str, int, int], np.ndarray],
-            sink: Callable[[str, np.ndarray], None]) -> None:
+    def add(self, key: str, value: Any, crops_for: Callable[[str, int, int], np.ndarray],
+            sink: Callable[[str, np.ndarray], None], size: tuple | None = None) -> None:
         base = self.modality.split("@")[0]
         value = _as_natural(np.asarray(value), base, self.pre.input)
         if self.croppable:
             rows = crops_for(key, value.shape[0], value.shape[1])[: self.n_crops]
             x = torch.cat([self.pre.to_model(_crop(value, row, base == "normal")) for row in rows])
         else:
-            x = self.pre.to_model(value)
+            x = self.pre.to_model(instance_box_crop(value) if self.instance_mask else value)
         self.pending.append((key, x))
         if sum(t.shape[0] for _, t in self.pending) >= self.batch_size:
             self.flush(sink)
@@ -125,16 +160,90 @@ class _BatchEncoder:
         self.pending.clear()
 
 
-def pretokenize(root: str | Path, modality: str, tokenizer: VQTokenizer, *, out_name: str | None = None,
+class _SequenceEncoder:
+    """One sample's sequence -> ``(n_crops, L)`` token ids through its codec and the text tokenizer.
+
+    Row k of a crop-dependent modality (det, keypoints, ocr) re-projects its boxes into crop k, which
+    needs the sample's image size (``size``); without an image there is nothing to crop, and one row
+    is all that can be written. Palette sizes and metadata orders are drawn per row from (seed, key, k).
+    """
+
+    needs_size = True
+
+    def __init__(self, tokenizer: Any, modality: str, n_crops: int, seed: int) -> None:
+        from ..tokenizers.sequences import CODECS
+
+        if modality not in CODECS:
+            raise ConfigError(f"no sequence codec for {modality!r}; `open4m tokenize` encodes {sorted(CODECS)}")
+        self.codec, self.tokenizer, self.modality, self.n_crops, self.seed = CODECS[modality], tokenizer, modality, \
+            n_crops, seed
+        self.cropped = modality in CROP_DEPENDENT
+        self.dtype = _token_dtype(tokenizer.vocab_size)
+
+    def add(self, key: str, value: Any, crops_for: Callable[[str, int, int], np.ndarray],
+            sink: Callable[[str, np.ndarray], None], size: tuple | None = None) -> None:
+        crops: list[tuple[Crop | None, int, int]]
+        if size is not None:
+            h, w = size
+            crops = [(Crop.from_row(r), h, w) for r in crops_for(key, h, w)[: self.n_crops]]
+        elif self.cropped and self.n_crops > 1:
+            raise DataError(f"{self.modality} of sample {key!r}: {self.n_crops} crops need the sample's image (to know "
+                            "what the crop rows cut); add an image modality folder (e.g. rgb) or use --n-crops 1")
+        else:
+            crops = [(None, 0, 0)] * self.n_crops
+        rows = []
+        for k, (crop, h, w) in enumerate(crops):
+            rng = random.Random(f"{self.seed}:{key}:{k}")
+            data = sequence_input(self.modality, crop_sequence(self.modality, value, crop, h, w), rng)
+            rows.append(self.codec.encode(data, self.tokenizer, rng).reshape(-1))
+        out = np.zeros((len(rows), max(len(r) for r in rows)), dtype=self.dtype)  # [PAD] = 0 after each row
+        for k, r in enumerate(rows):
+            out[k, :len(r)] = r.numpy()
+        sink(key, out)
+
+    def flush(self, sink: Callable[[str, np.ndarray], None]) -> None:
+        return None
+
+
+def pretokenize(root: str | Path, modality: str, tokenizer: Any, *, out_name: str | None = None,
                 n_crops: int = 1, batch_size: int = 16, image_size: int | None = None, seed: int = 0,
                 progress: bool = True) -> PretokenizeReport:
-    """Tokenize ``root/<modality>`` of a folder dataset or of webdataset shards (``root/index.json``)."""
+    """Tokenize ``root/<modality>`` of a folder dataset or of webdataset shards (``root/index.json``).
+
+    An image-like modality takes a VQ tokenizer (:class:`~open4m.tokenizers.VQTokenizer`); a sequence
+    modality takes the text tokenizer (:class:`~open4m.tokenizers.TextTokenizer`).
+    """
+    from ..tokenizers.text import TextTokenizer
     from .formats import is_shard_root
 
     out_name = out_name or f"tok_{modality.split('@')[0]}"
-    encoder = _BatchEncoder(tokenizer, modality, n_crops, batch_size, image_size)
+    encoder: _BatchEncoder | _SequenceEncoder
+    if is_sequence_modality(modality):
+        if not isinstance(tokenizer, TextTokenizer):
+            raise ConfigError(f"{modality} is a sequence modality: tokenize it with the text tokenizer (e.g. --tokenizer "
+                              f"text), not a {type(tokenizer).__name__}")
+        encoder = _SequenceEncoder(tokenizer, modality, n_crops, seed)
+    else:
+        if not isinstance(tokenizer, VQTokenizer):
+            raise ConfigError(f"{modality} is not a sequence modality: tokenize it with an image/vector tokenizer "
+                              f"(VQ-VAE, DiVAE, MLP VQ), not a {type(tokenizer).__name__}")
+        encoder = _BatchEncoder(tokenizer, modality, n_crops, batch_size, image_size)
     run = _pretokenize_shards if is_shard_root(root) else _pretokenize_folder
     return run(Path(root), modality, out_name, encoder, n_crops, seed, progress)
+
+
+def _image_folders(names: Any, modality: str) -> list[str]:
+    """The pixel-aligned image modalities among ``names`` that can give a sample's size (rgb first)."""
+    return sorted((n for n in names if n != modality and is_aligned_image(n)), key=lambda n: (n != "rgb", n))
+
+
+def _size_of_file(path: Path) -> tuple[int, int]:
+    if path.suffix.lower() == ".npy":
+        return tuple(np.load(path, mmap_mode="r", allow_pickle=False).shape[:2])  # type: ignore[return-value]
+    from PIL import Image
+
+    with Image.open(path) as im:  # reads the header only
+        return im.height, im.width
 
 
 def _pretokenize_folder(root: Path, modality: str, out_name: str, encoder: _BatchEncoder, n_crops: int, seed: int,
@@ -147,6 +256,7 @@ def _pretokenize_folder(root: Path, modality: str, out_name: str, encoder: _Batc
     data = FolderDataset(root, modalities=[modality])
     out_dir = root / out_name
     report = PretokenizeReport(0, 0, out_dir)
+    size_of = _folder_sizes(root, modality) if encoder.needs_size else (lambda key: None)
 
     def sink(key: str, tokens: np.ndarray) -> None:
         write_atomic(out_dir / f"{key}.npy", _npy_bytes(tokens))
@@ -166,9 +276,18 @@ def _pretokenize_folder(root: Path, modality: str, out_name: str, encoder: _Batc
             continue
         sample = data.load(key)
         if sample is not None and modality in sample:
-            encoder.add(key, sample[modality], crops_for, sink)
+            encoder.add(key, sample[modality], crops_for, sink, size_of(key))
     encoder.flush(sink)
     return report
+
+
+def _folder_sizes(root: Path, modality: str) -> SizeOf:
+    """key -> (height, width) of the sample's first image file (rgb first), None without one."""
+    from .formats import scan_modality
+
+    folders = _image_folders((p.name for p in root.iterdir() if p.is_dir()), modality)
+    files = [scan_modality(root / f) for f in folders]
+    return lambda key: next((_size_of_file(f[key]) for f in files if key in f), None)
 
 
 def _pretokenize_shards(root: Path, modality: str, out_name: str, encoder: _BatchEncoder, n_crops: int, seed: int,
@@ -207,8 +326,9 @@ def _pretokenize_shards(root: Path, modality: str, out_name: str, encoder: _Batc
         def sink(key: str, rows: np.ndarray) -> None:
             tokens[key] = _npy_bytes(rows)
 
+        sizes = _shard_sizes(root, index["modalities"], modality, shard) if encoder.needs_size else {}
         for key, (data, ext) in _read_tar(root / modality / shard_name(shard), with_ext=True).items():
-            encoder.add(key, decode(data, ext, modality), crops_for, sink)
+            encoder.add(key, decode(data, ext, modality), crops_for, sink, sizes.get(key))
         encoder.flush(sink)
         if grew:
             write_atomic(crop_path, _tar_bytes({k: _npy_bytes(v) for k, v in stored.items()}))
@@ -218,6 +338,27 @@ def _pretokenize_shards(root: Path, modality: str, out_name: str, encoder: _Batc
         index["modalities"].append(out_name)
         write_atomic(root / INDEX_FILE, json.dumps(index, indent=1).encode())
     return report
+
+
+def _shard_sizes(root: Path, names: list, modality: str, shard: int) -> dict[str, tuple[int, int]]:
+    """key -> (height, width) of shard ``shard``'s samples, from the first image modality the shards hold."""
+    from PIL import Image
+
+    from .formats import shard_name
+
+    for name in _image_folders(names, modality):
+        files = _read_tar(root / name / shard_name(shard), with_ext=True)
+        if not files:
+            continue
+        sizes = {}
+        for key, (data, ext) in files.items():
+            if ext == ".npy":
+                sizes[key] = tuple(np.load(io.BytesIO(data), allow_pickle=False).shape[:2])
+            else:
+                with Image.open(io.BytesIO(data)) as im:
+                    sizes[key] = (im.height, im.width)
+        return sizes
+    return {}
 
 
 def _check_crops(crops: np.ndarray, n_crops: int, where: str) -> np.ndarray:

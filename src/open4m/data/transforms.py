@@ -17,12 +17,11 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from .codecs import image_role
+from .codecs import image_role, is_aligned_image
 from ..errors import ConfigError, DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-EDGE_MODALITIES = ("canny_edge", "sam_edge")
 
 
 @dataclass(frozen=True)
@@ -85,9 +84,13 @@ def _resize(arr: np.ndarray, crop: Crop, size: int, role: str | None) -> np.ndar
     import cv2
 
     patch = arr[crop.top:crop.top + crop.height, crop.left:crop.left + crop.width]
-    nearest = role in ("classmap", "depth")  # ids must stay ids; depth must not invent mid-air values
-    out = cv2.resize(np.ascontiguousarray(patch), (size, size),
-                     interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR)
+    if role in ("classmap", "depth"):  # ids must stay ids; depth must not invent mid-air values
+        mode = cv2.INTER_NEAREST
+    elif role in ("edge", "unit") and min(patch.shape[:2]) > size:
+        mode = cv2.INTER_AREA  # shrinking a thin edge map: average (as Pillow's resize does), never skip an edge
+    else:
+        mode = cv2.INTER_LINEAR
+    out = cv2.resize(np.ascontiguousarray(patch), (size, size), interpolation=mode)
     if role == "normal":
         out = out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-6) * (np.abs(out).sum(-1, keepdims=True) > 0)
         out = out.astype(np.float32)
@@ -184,7 +187,7 @@ def clean_caption(caption: Any) -> str:
 
 def augment(sample: Mapping[str, Any], crop: Crop, size: int) -> dict[str, Any]:
     """Apply one crop + flip + resize to every image-like modality, boxes and captions of a sample."""
-    images = {m: v for m, v in sample.items() if image_role(m) is not None and isinstance(v, np.ndarray)}
+    images = {m: v for m, v in sample.items() if is_aligned_image(m) and isinstance(v, np.ndarray)}
     if not images:
         raise DataError(f"sample has no image-like modality to crop; modalities: {sorted(sample)}")
     shapes = {m: v.shape[:2] for m, v in images.items()}
@@ -219,13 +222,39 @@ def _standardise_depth(depth: np.ndarray, trim: float = 0.1) -> np.ndarray:
     return ((depth - core.mean()) / math.sqrt(core.var() + 1e-6)).astype(np.float32)
 
 
+def unit_map(value: np.ndarray) -> torch.Tensor:
+    """A one-channel map (edges, soft maps, masks: uint8 0..255, bool, or float in [0, 1]) as float (1, H, W) in [0, 1]."""
+    arr = np.ascontiguousarray(np.squeeze(value) if value.ndim == 3 and value.shape[-1] == 1 else value)
+    if arr.ndim != 2:
+        raise DataError(f"a one-channel map must be (H, W), got shape {value.shape}")
+    x = torch.from_numpy(arr)
+    return (x.float() / 255 if arr.dtype == np.uint8 else x.float())[None]
+
+
+def instance_box_crop(mask: np.ndarray) -> np.ndarray:
+    """One instance's mask cut to the box of its pixels, the frame the SAM instance tokenizer encodes.
+
+    Officially each instance is rasterised into a 64x64 mask of its own bounding box; a user's SAM
+    output is usually a full-frame mask, so it is cropped to the box here (then resized by the
+    tokenizer). A mask with no pixels set is returned whole.
+    """
+    arr = np.asarray(mask)
+    if arr.ndim == 3:
+        arr = arr.max(axis=-1)
+    ys, xs = np.nonzero(arr)
+    if not len(ys):
+        return arr
+    return arr[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+
+
 def to_tensors(sample: Mapping[str, Any], target: str = "fourm") -> dict[str, Any]:
     """Image-like modalities as normalised torch tensors (C, H, W); everything else unchanged.
 
     `target="fourm"` normalises RGB with ImageNet mean/std (the 4M pixel input); `"tokenizer"`
     maps it to [-1, 1] (what the VQ tokenizers see). Depth gets robust standardisation plus a
     ``mask_valid``; normals are already unit vectors in [-1, 1]; class maps become long (H, W);
-    edges float in [0, 1].
+    edges, soft maps (``hed_edge``, ``person_mask``) and instance masks float (1, H, W) in [0, 1]
+    (never standardised: an edge map is mostly zeros, its 10-90 % quantiles are all 0).
     """
     if target not in ("fourm", "tokenizer"):
         raise ConfigError(f"target must be 'fourm' or 'tokenizer', got {target!r}")
@@ -234,7 +263,6 @@ def to_tensors(sample: Mapping[str, Any], target: str = "fourm") -> dict[str, An
         role = image_role(m)
         if role is None or not isinstance(v, np.ndarray):
             continue
-        base = m.split("@", 1)[0]
         if role == "rgb":
             x = torch.from_numpy(np.ascontiguousarray(v)).permute(2, 0, 1).float() / 255
             if target == "fourm":
@@ -246,8 +274,8 @@ def to_tensors(sample: Mapping[str, Any], target: str = "fourm") -> dict[str, An
             out["mask_valid"] = torch.from_numpy(v > 0)[None]
         elif role == "normal":
             x = torch.from_numpy(np.ascontiguousarray(v, np.float32)).permute(2, 0, 1)
-        elif base in EDGE_MODALITIES:
-            x = torch.from_numpy(np.ascontiguousarray(v)).float()[None] / 255
+        elif role in ("edge", "unit", "mask"):
+            x = unit_map(v)
         else:
             x = torch.from_numpy(np.ascontiguousarray(v)).long()
         out[m] = x
@@ -267,7 +295,10 @@ class AlignedTransform:
         self.size, self.train, self.scale, self.ratio, self.flip_prob, self.target = size, train, scale, ratio, flip_prob, target
 
     def __call__(self, sample: Mapping[str, Any], rng: np.random.Generator | None = None) -> dict[str, Any]:
-        h, w = next(v.shape[:2] for m, v in sample.items() if image_role(m) is not None and isinstance(v, np.ndarray))
+        h, w = next((v.shape[:2] for m, v in sample.items() if is_aligned_image(m) and isinstance(v, np.ndarray)),
+                    (0, 0))
+        if not h:
+            raise DataError(f"sample has no image-like modality to crop; modalities: {sorted(sample)}")
         if "crop_settings" in sample:  # a pre-tokenized sample dictates its crop
             crop = Crop.from_row(sample["crop_settings"])
         elif self.train:

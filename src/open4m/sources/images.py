@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..data.codecs import image_role
+from ..data.transforms import instance_box_crop
 from ..errors import DataError, NotFound
 
 __all__ = ["ImageFiles", "IMAGE_FILE_EXTS", "build"]
@@ -19,7 +21,9 @@ IMAGE_FILE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", "
 class ImageFiles(torch.utils.data.Dataset):
     """Every file of one modality under a folder (any layout, searched recursively), in its natural form.
 
-    Images (.png/.jpg ...) are read with Pillow — 16-bit PNGs as depth in units of the file — and
+    Images (.png/.jpg ...) are read with Pillow — 16-bit PNGs as depth in units of the file, 1-bit /
+    8-bit / RGB files as one grey channel for one-channel image tokenizers (edges, SAM masks; a SAM
+    tokenizer's masks are cut to the box of their pixels first) — and
     ``.npy`` files hold arrays (depth maps, class maps, feature maps, vectors). Each sample goes
     through the tokenizer's own preprocessing (`model.preprocessor`), resized or centre-cropped to
     its image size: items are what the tokenizer's `encode` takes, one sample at a time.
@@ -33,6 +37,8 @@ class ImageFiles(torch.utils.data.Dataset):
         if not self.files:
             raise DataError(f"no image or .npy files under {self.root}")
         self.pre = copy.copy(model.preprocessor)
+        # a SAM instance mask is encoded in the frame of its own box (the official rasterisation)
+        self.instance_mask = image_role(getattr(model.config, "modality", None) or "") == "mask"
         size = image_size or model.config.image_size
         if self.pre.input in ("image", "class_map", "depth"):
             self.pre.size = size
@@ -50,10 +56,23 @@ class ImageFiles(torch.utils.data.Dataset):
             from PIL import Image
 
             with Image.open(path) as im:
-                arr = np.array(im.convert("RGB") if self.pre.input == "image" else im)
+                arr = self._image_array(im)
             if self.pre.input == "depth":
                 arr = arr.astype(np.float32)
-        return self.pre.to_model(arr)[0]
+        return self.pre.to_model(instance_box_crop(arr) if self.instance_mask else arr)[0]
+
+    def _image_array(self, im: Any) -> np.ndarray:
+        """A file as the tokenizer's channels: RGB for 3-channel images; grey for 1-channel ones (edges, SAM
+        masks: 1-bit, 8-bit, 16-bit or RGB files alike); other inputs as stored."""
+        if self.pre.input != "image":
+            return np.array(im)
+        if len(self.pre.mean) == 3:
+            return np.array(im.convert("RGB"))
+        if len(self.pre.mean) != 1:
+            raise DataError(f"{self.root}: a {len(self.pre.mean)}-channel tokenizer reads .npy arrays, not image files")
+        if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: scale to [0, 1] rather than clip at 255
+            return np.asarray(im, np.float32) / 65535.0
+        return np.array(im.convert("L"))
 
 
 def build(arg: str | None, *, model: Any, image_size: int | None = None) -> ImageFiles:

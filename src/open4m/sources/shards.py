@@ -1,44 +1,62 @@
-"""A shard root of pre-tokenized samples: `root/index.json` + per-modality webdataset tars."""
+"""A shard root of pre-tokenized samples: `root/index.json` + per-modality webdataset tars.
+
+Folders are matched to modalities without a map (:mod:`open4m.sources.discover`, over the folders
+``index.json`` lists), and multi-crop token files work as in the token folder: each epoch shows one
+crop per sample, drawn from (seed, epoch, sample key) and shared by every modality of the sample.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 
-from ..data.formats import ShardDataset, is_shard_root
+from ..data.formats import INDEX_FILE, ShardDataset, is_shard_root
 from ..errors import NotFound
+from .discover import discover
+from .tokens import CROP_SETTINGS, key_index, select_crop
 
 __all__ = ["TokenShards", "build", "is_shard_root"]
 
 
 class TokenShards(torch.utils.data.IterableDataset):
-    """A shard stream with its keys renamed from folder names to modality names.
+    """A shard stream with its folders renamed to modality names and one stored crop picked per sample.
 
-    The folder of a modality is `folders[name]`, else its name. Each rank reads its own shards
-    (`ShardDataset` splits by node and worker), hence `splits_by_rank`.
+    The folder of a modality is `folders[name]`, else the one :func:`~open4m.sources.discover.folder_for`
+    finds among the folders of ``index.json``. Each rank reads its own shards (`ShardDataset` splits by
+    node and worker), hence `splits_by_rank`.
     """
 
     splits_by_rank = True
 
-    def __init__(self, root: str | Path, modality_names: Sequence[str], folders: Mapping[str, str] | None = None,
-                 **shard_options: Any) -> None:
+    def __init__(self, root: str | Path, modality_names: Sequence[str] | None = None,
+                 folders: Mapping[str, str] | None = None, *, seed: int = 0, split: str = "train",
+                 image_size: int | None = None, **shard_options: Any) -> None:
         super().__init__()
-        folders = dict(folders or {})
-        self.rename = {folders.get(n, n): n for n in modality_names}
-        self.inner = ShardDataset(str(root), list(self.rename), **shard_options)
+        present = list(json.loads((Path(root) / INDEX_FILE).read_text()).get("modalities", [])) \
+            if is_shard_root(root) else list(folders.values() if folders else modality_names or [])
+        found = discover(str(root), present, modality_names, folders=folders, image_size=image_size)
+        self.names, self.unknown = list(found.folders), found.unknown
+        self.rename = {f: n for n, f in found.folders.items()}
+        wanted = list(self.rename) + ([CROP_SETTINGS] if CROP_SETTINGS in present else [])
+        self.inner = ShardDataset(str(root), wanted, required=list(self.rename), seed=seed, **shard_options)
+        self.seed, self.train, self.image_size = seed, split == "train", image_size or 224
 
     def set_epoch(self, epoch: int) -> None:
         self.inner.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for s in self.inner:
-            yield {self.rename[k]: v for k, v in s.items() if k in self.rename}
+            sample = {self.rename.get(k, k): v for k, v in s.items()}
+            yield select_crop(sample, self.names, self.seed, self.inner.epoch, key_index(s["__key__"]),
+                              train=self.train, image_size=self.image_size)
 
 
-def build(arg: str | None, *, modality_names: Sequence[str], folders: Mapping[str, str] | None = None) -> TokenShards:
+def build(arg: str | None, *, modality_names: Sequence[str] | None = None, folders: Mapping[str, str] | None = None,
+          seed: int = 0, split: str = "train", image_size: int | None = None) -> TokenShards:
     """`shards:DIR` or a folder holding `index.json`."""
     if not arg or not is_shard_root(arg):
         raise NotFound(f"{arg!r} is not a shard root (no index.json); write one with `open4m convert`")
-    return TokenShards(arg, modality_names, folders)
+    return TokenShards(arg, modality_names, folders, seed=seed, split=split, image_size=image_size)

@@ -9,7 +9,8 @@ class-index map, feature map, vector) into the model's input, and model outputs 
 Tensors are taken as already model-ready (that is how the parity fixtures and training loops call
 tokenizers); PIL images and NumPy arrays are converted.
 
-``input`` kinds: ``image`` (uint8 or [0, 1] float -> (x - mean) / std), ``class_map`` (integer ids,
+``input`` kinds: ``image`` (uint8 or [0, 1] float -> (x - mean) / std; one-channel tokenizers also take
+a batch of grey maps (B, H, W): edges in [-1, 1], SAM instance masks in [0, 1]), ``class_map`` (integer ids,
 resized with nearest), ``depth`` (metres -> robust per-image standardisation), ``features`` (float
 maps, unchanged) and ``vector`` ((B, C) -> (B, C, 1, 1)).
 """
@@ -31,8 +32,19 @@ _KINDS = ("image", "class_map", "depth", "features", "vector")
 _MODES = ("nearest", "bilinear", "bicubic")
 
 
-def default_preprocess(n_channels: int, n_labels: int | None, patch_proj: bool, is_mlp: bool) -> dict[str, Any]:
-    """The official convention implied by a checkpoint's architecture (used when its config has none)."""
+def default_preprocess(n_channels: int, n_labels: int | None, patch_proj: bool, is_mlp: bool,
+                       modality: str | None = None) -> dict[str, Any]:
+    """The official convention of a tokenizer whose config has none: its modality's preset when the
+    architecture alone would mislead (a one-channel edge map or SAM mask is not depth), else what the
+    architecture implies."""
+    if modality:
+        import copy
+
+        from .presets import OFFICIAL_TOKENIZERS
+
+        spec = OFFICIAL_TOKENIZERS.get(modality.split("@", 1)[0])
+        if spec is not None and "preprocess" in spec.config:
+            return copy.deepcopy(spec.config["preprocess"])
     if n_labels:
         return {"input": "class_map", "interpolation": "nearest"}
     if is_mlp:
@@ -97,14 +109,14 @@ class Preprocessor:
             return x
         arr = _as_array(x)
         if self.input == "image":
-            if arr.ndim == 2:
-                arr = arr[..., None]
+            if arr.ndim == 2 or (arr.ndim == 3 and len(self.mean) == 1 and arr.shape[-1] != 1):
+                arr = arr[..., None]  # one channel: (H, W) or a batch (B, H, W) of grey maps (edges, masks)
             if arr.ndim == 3:
                 arr = arr[None]
             if arr.ndim != 4:
                 raise DataError(f"an image must be (H, W), (H, W, C) or (B, H, W, C), got shape {arr.shape}")
-            t = torch.from_numpy(arr).permute(0, 3, 1, 2)
-            t = t.float() / 255.0 if arr.dtype == np.uint8 else t.float()
+            t = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2)
+            t = t.float() / 255.0 if arr.dtype == np.uint8 else t.float()  # bool masks -> 0 / 1
             t = self._resize(t)
             mean = torch.tensor(self.mean, dtype=t.dtype).view(1, -1, 1, 1)
             std = torch.tensor(self.std, dtype=t.dtype).view(1, -1, 1, 1)

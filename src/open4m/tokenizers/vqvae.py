@@ -50,7 +50,7 @@ class VQTokenizer(nn.Module):
         self.config = config
         c = config
         self.preprocessor = Preprocessor.from_dict(
-            c.preprocess or default_preprocess(c.n_channels, c.n_labels, c.patch_proj, c.is_mlp)
+            c.preprocess or default_preprocess(c.n_channels, c.n_labels, c.patch_proj, c.is_mlp, c.modality)
         )
         if c.n_labels:
             self.cls_emb = nn.Embedding(c.n_labels, c.n_channels)
