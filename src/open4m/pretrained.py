@@ -24,6 +24,7 @@ __all__ = ["Pretrained", "list_pretrained", "find", "PRETRAINED", "TEXT_TOKENIZE
 OFFICIAL_ORG = "EPFL-VILAB"
 _TOK = f"{OFFICIAL_ORG}/4M_tokenizers_"
 _IMAGE = {"input": "image", "mean": [0.5], "std": [0.5], "interpolation": "bilinear"}
+_MASK = {"input": "image", "mean": [0.0], "std": [1.0], "interpolation": "bilinear"}  # SAM masks: [0, 1], as officially
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ PRETRAINED: tuple[Pretrained, ...] = (
     _tokenizer("ImageBind-H14-global_8k_16_224", ("tok_imagebind_global",), "ImageBind-H/14 global embedding",
                "ImageBind-H/14 class token (1280-d)"),
     _tokenizer("sam-instance_1k_64", ("sam_mask",), "SAM instance masks, 16 tokens per 64x64 mask",
-               "a binary instance mask cropped to its box and resized to 64x64, in [-1, 1]", _IMAGE),
+               "a binary instance mask cropped to its box and resized to 64x64, in [0, 1] (decodes to logits)", _MASK),
     _tokenizer("human-poses_1k_8", ("human_poses",), "3D human poses (SMPL body rotations), 8 tokens",
                "207 numbers: 23 body joints x a 3x3 rotation matrix"),
     TEXT_TOKENIZER,
