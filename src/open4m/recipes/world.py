@@ -133,6 +133,8 @@ def tokenizer_config(base: str, size: int, patch: int, section: WorldTokenizers)
         cfg.update(n_channels=16, n_labels=len(SEMSEG_CLASSES), preprocess={"input": "class_map", "interpolation": "nearest"})
     elif base == "rgb":
         cfg.update(n_channels=3, preprocess={"input": "image", "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear"})
+    elif base == "canny_edge":  # 0/255 maps to [-1, 1] (world.to_model_form): any edge map a user has, HED's too
+        cfg.update(n_channels=1, preprocess={"input": "image", "mean": [0.5], "std": [0.5], "interpolation": "bilinear"})
     else:
         cfg.update(n_channels=3 if base == "normal" else 1, preprocess={"input": "features", "interpolation": "bilinear"})
     return cfg
