@@ -29,14 +29,14 @@ def test_example_scene_fills_every_widget(studio):
 
 
 def test_generate_every_output_side_by_side(studio):
-    scene = studio.example(1)
-    result = studio.generate(["rgb"], ["depth", "normal", "semseg", "canny_edge", "caption", "det", "color_palette",
-                                       "metadata"], image=scene.rgb, steps=4, seed=0)
+    scene = studio.example(0)  # its greedy caption is short (degenerate captions run to 176 tokens: seconds)
+    result = studio.generate(["rgb"], ["depth", "canny_edge", "caption", "det", "color_palette", "metadata"],
+                             image=scene.rgb, steps=4, seed=0)
     labels = [label for _, label in result.gallery]
-    assert labels[:4] == ["depth", "normals", "segmentation", "edges"]
+    assert labels == ["depth", "edges", "boxes", "palette"]  # normals and segmentation: tests/serve/test_browser.py
     assert all(img.size == (256, 256) for img, _ in result.gallery)
     assert set(result.texts) == {"caption", "boxes", "palette", "metadata"}
-    assert result.texts["caption"].startswith(("there", "a room", "the"))
+    assert result.texts["caption"].startswith("there are two objects")
     assert result.seconds > 0 and "rgb@64->tok_depth@64" in result.spec
 
 
@@ -51,8 +51,8 @@ def test_controllable_generation_from_typed_conditions(studio):
 
 
 def test_chain_runs_one_spec(studio):
-    result = studio.generate(["rgb"], ["depth", "caption"], image=studio.example(0).rgb, steps=2, chain=True)
-    assert result.spec == "rgb@64->tok_depth@64->world_caption"
+    result = studio.generate(["rgb"], ["depth", "normal"], image=studio.example(0).rgb, steps=2, chain=True)
+    assert result.spec == "rgb@64->tok_depth@64->tok_normal@64"
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -20,13 +20,13 @@ import numpy as np
 from ..errors import ConfigError, Open4mError
 from .session import ROLES, Result, Scene, Studio, load_image
 
-__all__ = ["build_app", "launch", "import_gradio", "EXAMPLES", "PALETTE_SLOTS", "TITLE"]
+__all__ = ["build_app", "launch", "check_address", "import_gradio", "EXAMPLES", "PALETTE_SLOTS", "TITLE"]
 
 TITLE = "open4m · any-to-any generation"
 EXAMPLES = 6  # example scenes on the page
 PALETTE_SLOTS = 4  # colour pickers (the world model's palettes have 4 colours; official models take 1-7);
 # `generate` below names one argument per picker
-DEFAULT_TARGETS = ("depth", "normal", "semseg", "caption", "det")
+DEFAULT_TARGETS = ("depth", "normal", "semseg", "canny_edge", "caption", "det")
 
 
 def import_gradio():
@@ -120,7 +120,7 @@ def build_app(studio: Studio):
                                            label="generate", elem_id="targets")
                 with gr.Row():
                     steps = gr.Slider(1, 16, value=8, step=1, label="MaskGIT steps (images)")
-                    image_temp = gr.Slider(0, 2, value=0.5, step=0.05, label="temperature (images)")
+                    image_temp = gr.Slider(0, 2, value=0.0, step=0.05, label="temperature (images)")
                     text_temp = gr.Slider(0, 2, value=0.0, step=0.05, label="temperature (texts)")
                 with gr.Row():
                     guidance = gr.Textbox("1", label="guidance: one scale, or per condition (caption=3, rgb=1)",
@@ -141,6 +141,17 @@ def build_app(studio: Studio):
                                 image_temp, text_temp, guidance, seed, chain], [outputs, texts, status],
                      api_name="generate")
     return app
+
+
+def check_address(host: str, port: int) -> None:
+    """Fail at once, before a model loads, when ``host:port`` cannot be listened on (taken, or not this machine's)."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.bind((host, port))
+    except OSError as err:
+        raise ConfigError(f"cannot serve on {host}:{port} ({err.strerror or err}); choose another --port or --host") from None
 
 
 def launch(app, host: str = "127.0.0.1", port: int = 7860, *, block: bool = True) -> str:

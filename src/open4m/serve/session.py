@@ -107,7 +107,7 @@ class Studio:
     def generate(self, conditions: Sequence[str], targets: Sequence[str], *, image: Any = None,
                  scene: Scene | None = None, caption: str = "", boxes: Sequence[Sequence[Any]] = (),
                  palette: Sequence[str] = (), metadata: Sequence[Sequence[Any]] = (), steps: int = 8,
-                 image_temperature: float = 0.5, text_temperature: float = 0.0, guidance: str = "1",
+                 image_temperature: float = 0.0, text_temperature: float = 0.0, guidance: str = "1",
                  seed: int = 0, chain: bool = False, progress: bool = False) -> Result:
         """The page's values -> generated outputs. ``conditions`` and ``targets`` are roles (`rgb`, `depth`, ...).
 
@@ -184,7 +184,7 @@ class Studio:
         backdrop = _backdrop(out, self.outputs.get("rgb"))
         for name in names:
             role = role_of[name]
-            picture = out.images.get(name, [None])[0]
+            picture = self._picture(role, name, out)
             parsed = out.parsed.get(name, [None])[0]
             if role == "det" and isinstance(parsed, list) and backdrop is not None:
                 picture = draw_boxes(backdrop.resize((SHOW, SHOW), Image.BICUBIC), parsed)
@@ -195,6 +195,23 @@ class Studio:
             if name in out.texts:
                 texts[ROLES[role]] = _describe(role, out.texts[name][0], parsed)
         return gallery, texts
+
+
+    def _picture(self, role: str, name: str, out: GenerationOutput):
+        """A generated image as `open4m demo` and `open4m show` draw it (metric depth through turbo with the
+        sky black, normals as RGB, classes coloured, edges white on black), else as the pipeline rendered it."""
+        from PIL import Image
+
+        from ..data.visualize import modality_tile
+
+        if role in IMAGE_ROLES and name in out.decoded:
+            tok = self.model.tokenizer(name)
+            if self.model.forms.unsupported(role, tok) is None:
+                array = self.model.forms.from_model(role, out.decoded[name][:1], tok)[0]
+                tile = modality_tile(role, array, SHOW)
+                if tile is not None:
+                    return Image.fromarray(tile)
+        return out.images.get(name, [None])[0]
 
 
 def _backdrop(out: GenerationOutput, rgb_target: str | None):

@@ -29,9 +29,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port {args.port}: give a port between 1 and 65535")
-    from open4m.serve.app import import_gradio
+    from open4m.serve.app import check_address, import_gradio
 
-    import_gradio()  # a missing extra fails before the model loads
+    import_gradio()  # a missing extra or a taken port fails before the model loads
+    check_address(args.host, args.port)
     from open4m.serve import serve
 
     print(f"open4m serve: loading {args.model or 'the shipped world model'}; Ctrl-C stops the server")
