@@ -53,6 +53,7 @@ PARSE_ONLY_VERBS = {
     "finetune": "training runs take minutes; tests/train runs the fine-tuning recipes at smoke size",
     "train-tokenizer": "training runs take minutes; tests/train runs the tokenizer task at smoke size",
     "tokenize": "needs a dataset of the user's to pre-tokenize; tests/data runs it",
+    "serve": "starts a web server that runs until Ctrl-C; tests/serve drives the page (gradio_client, Chromium)",
 }
 # Commands of a RUN verb that are only parsed, with the reason: (page, the command's start) -> why.
 PARSE_ONLY_COMMANDS = {
