@@ -279,11 +279,57 @@ class FourMTask(Task):
 
         merge_lora(model)  # the export is a plain FourM; the checkpoints keep the adapters
         path = model.save_file(run_dir / "model.safetensors", overwrite=True)
+        inherit_tokenizers(run_dir, list(model.modality_info), self._bundles())
         if ema is not None:
             averaged = FourM(model.config)
             ema.copy_to(averaged)
             averaged.save_file(run_dir / "model_ema.safetensors", overwrite=True)
         return path
+
+
+    def _bundles(self) -> list[Path]:
+        """Model folders whose tokenizers this run's modalities use: `init_from`, then the world sources'."""
+        from ...sources.world import SHIPPED, bundle_of
+
+        d = self.recipe.data
+        folders = [Path(self.recipe.model.init_from)] if self.recipe.model.init_from else []
+        for spec in [d.source, *(entry.get("source", "") for entry in d.sources if isinstance(entry, Mapping))]:
+            if spec == "world" or str(spec).startswith("world:"):
+                folders.append(bundle_of(spec) or SHIPPED)
+        return [f for f in folders if f.is_dir()]
+
+
+def inherit_tokenizers(run_dir: Path, names: list[str], bundles: list[Path]) -> dict[str, str]:
+    """Copy the tokenizers of `names` listed by the `bundles`' `tokenizers.json` into `run_dir` and list them there.
+
+    Why: a model fine-tuned from a world bundle (or trained on world data) predicts tokens only those
+    tokenizers decode; with them beside `model.safetensors`, `open4m generate` / `eval` / `pipeline`
+    take the run folder as they take the bundle. The first bundle listing a modality wins; released
+    ids stay references. Returns the manifest written ({} when no bundle lists any of `names`).
+    """
+    import shutil
+
+    from ...hub import Origin
+    from ...tokenizers.resolver import read_manifest, write_manifest
+
+    table: dict[str, str] = {}
+    for bundle in bundles:
+        for name, source in read_manifest(Origin(bundle)).items():
+            if name not in names or name in table:
+                continue
+            file = bundle / source
+            if not file.is_file():  # a released id or Hub reference: kept as it is
+                table[name] = source
+                continue
+            target = run_dir / "tokenizers" / file.name
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(file, target.with_suffix(target.suffix + ".tmp"))
+                target.with_suffix(target.suffix + ".tmp").replace(target)
+            table[name] = target.relative_to(run_dir).as_posix()
+    if table:
+        write_manifest(run_dir, table)
+    return table
 
 
 def train(recipe: FourMRecipe) -> TrainResult:

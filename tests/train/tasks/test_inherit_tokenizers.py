@@ -1,0 +1,26 @@
+"""A run that starts from (or trains on) a world bundle exports its tokenizers beside model.safetensors."""
+
+import json
+
+from open4m.sources.world import SHIPPED
+from open4m.tokenizers.resolver import TokenizerSet
+from open4m.hub import Origin
+from open4m.train.tasks.fourm import inherit_tokenizers
+
+
+def test_the_run_folder_lists_and_holds_the_bundle_tokenizers(tmp_path):
+    names = ["rgb@64", "tok_rgb@64", "tok_canny_edge@64", "world_caption", "world_det", "caption_emb"]
+    table = inherit_tokenizers(tmp_path, names, [SHIPPED])
+    assert table == {"tok_canny_edge@64": "tokenizers/tok_canny_edge.safetensors",
+                     "tok_rgb@64": "tokenizers/tok_rgb.safetensors",
+                     "world_caption": "tokenizers/text.json", "world_det": "tokenizers/text.json"}
+    assert json.loads((tmp_path / "tokenizers.json").read_text())["tokenizers"] == table
+    assert sorted(p.name for p in (tmp_path / "tokenizers").iterdir()) == [
+        "text.json", "tok_canny_edge.safetensors", "tok_rgb.safetensors"]  # only what the model uses, once each
+    found = TokenizerSet(origin=Origin(tmp_path), registry=False)
+    assert found.get("tok_canny_edge@64").config.codebook_size > 0
+
+
+def test_no_bundle_no_manifest(tmp_path):
+    assert inherit_tokenizers(tmp_path, ["tok_rgb@224"], []) == {}
+    assert not (tmp_path / "tokenizers.json").exists()
