@@ -103,6 +103,13 @@ def tokenizer_overrides(items: list[str]) -> tuple[Path | None, dict[str, str | 
     return folder, named
 
 
+def input_value(name: str, raw: str, model):
+    """One --input value as the library takes it (a file read as an image or array; text stays text)."""
+    from open4m.generation.request import condition_value
+
+    return condition_value(name, raw, model, f"--input {name}=")
+
+
 def run(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
 
