@@ -75,4 +75,4 @@ def test_upload_that_is_no_image_is_a_message(client, tmp_path):
     real = tmp_path / "real.png"
     Image.new("RGB", (100, 80), (200, 30, 30)).save(real)
     image, status = client.predict(handle_file(str(real)), api_name="/upload")  # the scene index is page state
-    assert Image.open(image).size == (64, 64) and "uploaded photo" in status
+    assert Image.open(image).size == (256, 256) and "uploaded photo" in status  # 64 px shown enlarged

@@ -56,6 +56,14 @@ def test_example_generate_in_the_browser(server, browser, tmp_path):
 
     page.locator("#examples button img").nth(2).click()  # the third example scene
     expect(page.locator("#status")).to_contain_text("example scene 2", timeout=30_000)
+    picture = page.locator("#rgb-input img")  # two clicks on the image draw a box
+    box = picture.bounding_box()
+    picture.click(position={"x": box["width"] * 0.25, "y": box["height"] * 0.4})
+    expect(page.locator("#status")).to_contain_text("click the opposite corner", timeout=30_000)
+    picture.click(position={"x": box["width"] * 0.75, "y": box["height"] * 0.6})
+    expect(page.locator("#status")).to_contain_text("added", timeout=30_000)
+    expect(page.locator("#boxes")).to_contain_text("object", timeout=30_000)  # the new row (scene 2 has no "object")
+
     page.locator("#generate").click()
     expect(page.locator("#status")).to_contain_text("Generated", timeout=120_000)
     shown = page.locator("#outputs img")

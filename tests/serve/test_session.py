@@ -107,6 +107,23 @@ def test_guidance():
         parse_guidance("=3", conditions)
 
 
+def test_shown_images_shrink_back_exactly(studio):
+    from PIL import Image
+
+    from open4m.serve.session import to_model_size
+
+    rgb = studio.example(4).rgb
+    shown = Image.fromarray(rgb).resize((256, 256), Image.NEAREST)  # how the page shows the RGB condition
+    assert (np.asarray(to_model_size(shown, 64)) == rgb).all()
+
+
+def test_boxes_drawn_by_two_clicks():
+    from open4m.serve.session import box_from_corners
+
+    assert box_from_corners((192, 200), (64, 32), (256, 256)) == [0.25, 0.125, 0.75, 0.781, "object"]
+    assert box_from_corners((-5, 10), (300, 20), (256, 256))[:4] == [0.0, 0.039, 1.0, 0.078]  # clipped to the image
+
+
 def test_upload_that_is_no_image(tmp_path):
     fake = tmp_path / "photo.png"
     fake.write_text("not a picture")

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, Open4mError
-from .session import ROLES, Result, Scene, Studio, load_image
+from .session import SHOW, ROLES, Result, Scene, Studio, box_from_corners, load_image, table_rows, to_model_size
 
 __all__ = ["build_app", "launch", "check_address", "import_gradio", "EXAMPLES", "PALETTE_SLOTS", "TITLE"]
 
@@ -26,6 +26,8 @@ TITLE = "open4m · any-to-any generation"
 EXAMPLES = 6  # example scenes on the page
 PALETTE_SLOTS = 4  # colour pickers (the world model's palettes have 4 colours; official models take 1-7);
 # `generate` below names one argument per picker
+# Small images (the world model's 64 px) drawn without blur.
+CSS = "#rgb-input img, #examples img, #outputs img { image-rendering: pixelated; }"
 DEFAULT_TARGETS = ("depth", "normal", "semseg", "canny_edge", "caption", "det")
 
 
@@ -55,9 +57,17 @@ def build_app(studio: Studio):
     scene_of = functools.lru_cache(maxsize=EXAMPLES + 2)(studio.example)
     first = scene_of(0)
 
+    def shown(image):
+        """The RGB condition as the page shows it: the model's input, enlarged without blur (SHOW pixels a side),
+        so clicks on it land on whole pixels; `Studio.generate` shrinks it back exactly (box filter)."""
+        from PIL import Image
+
+        picture = image if isinstance(image, Image.Image) else Image.fromarray(image)
+        return to_model_size(picture, studio.size).resize((SHOW, SHOW), Image.NEAREST)
+
     def scene_values(scene: Scene) -> list[Any]:
         colors = (scene.palette + [None] * PALETTE_SLOTS)[:PALETTE_SLOTS]
-        return [scene.rgb, scene.caption, scene.boxes, *colors, scene.metadata, scene.index]
+        return [shown(scene.rgb), scene.caption, scene.boxes, *colors, scene.metadata, scene.index]
 
     def pick_example(evt: gr.SelectData):
         scene = scene_of(int(evt.index))
@@ -69,8 +79,18 @@ def build_app(studio: Studio):
         except Open4mError as err:
             raise gr.Error(str(err)) from None
         size = studio.size
-        shown = image.resize((size, size))
-        return shown, None, f"uploaded photo, shown at the model's {size}x{size} input size"
+        return shown(image), None, f"uploaded photo, shown at the model's {size}x{size} input size"
+
+    def click_corner(shown, table, first, evt: gr.SelectData):
+        """Two clicks on the RGB image draw a box: the first sets a corner, the second adds the row."""
+        if shown is None:
+            raise gr.Error("there is no image to draw on: pick an example scene or upload a photo")
+        point = tuple(evt.index)
+        if first is None:
+            return table, point, f"corner {point} set: click the opposite corner of the box"
+        row = box_from_corners(first, point, shown.size)
+        return [*table_rows(table), row], None, (f"box {row[:4]} added: name its class in the table and tick "
+                                                 "boxes under 'condition on'")
 
     def generate(conditions, targets, image, scene_index, caption, boxes, palette_1, palette_2, palette_3, palette_4,
                  metadata, steps, image_temperature, text_temperature, guidance, seed, chain,
@@ -90,7 +110,7 @@ def build_app(studio: Studio):
     labels_in = [(ROLES[r], r) for r in studio.inputs]
     labels_out = [(ROLES[r], r) for r in studio.outputs]
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
-        gr.Markdown(f"# open4m: any-to-any generation\nModel: `{studio.name}` ({studio.size} px). Pick an example "
+        gr.Markdown(f"# open4m: any-to-any generation\nModel: {studio.name} ({studio.size} px). Pick an example "
                     "scene or upload a photo, choose what conditions and what to generate, press **Generate**.")
         with gr.Row(equal_height=False):
             with gr.Column(scale=5, min_width=320):
@@ -98,7 +118,7 @@ def build_app(studio: Studio):
                                       label="example scenes (click one)", columns=EXAMPLES, height=140,
                                       allow_preview=False, interactive=False, elem_id="examples", format="png")
                 with gr.Row():
-                    image = gr.Image(first.rgb, label="RGB", type="pil", interactive=False, height=200,
+                    image = gr.Image(shown(first.rgb), label="RGB", type="pil", interactive=False, height=280,
                                      elem_id="rgb-input", format="png")
                     with gr.Column():
                         upload_button = gr.UploadButton("Upload a photo", file_types=["image"], elem_id="upload")
@@ -107,7 +127,8 @@ def build_app(studio: Studio):
                 caption = gr.Textbox(first.caption, label="caption", lines=2, elem_id="caption")
                 boxes = gr.Dataframe(first.boxes, headers=["xmin", "ymin", "xmax", "ymax", "class"],
                                      datatype=["number", "number", "number", "number", "str"], column_count=5,
-                                     label="boxes (corners as fractions of the image)", interactive=True,
+                                     label="boxes: type corners as fractions of the image, or click two corners "
+                                           "on the RGB image", interactive=True,
                                      elem_id="boxes")
                 with gr.Row():
                     palette = [gr.ColorPicker(c, label=f"palette {i + 1}", elem_id=f"palette-{i}")
@@ -133,9 +154,11 @@ def build_app(studio: Studio):
                                      elem_id="outputs", format="png")
                 texts = gr.Textbox(label="generated texts", lines=6, interactive=False, elem_id="texts")
         scene_index = gr.State(0)
+        corner = gr.State(None)  # the first corner of a box being drawn on the image
 
         scene_widgets = [image, caption, boxes, *palette, metadata, scene_index]
         examples.select(pick_example, None, [*scene_widgets, status], api_name="example")
+        image.select(click_corner, [image, boxes, corner], [boxes, corner, status])
         upload_button.upload(upload, upload_button, [image, scene_index, status], api_name="upload")
         button.click(generate, [conditions, targets, image, scene_index, caption, boxes, *palette, metadata, steps,
                                 image_temp, text_temp, guidance, seed, chain], [outputs, texts, status],
@@ -159,7 +182,7 @@ def launch(app, host: str = "127.0.0.1", port: int = 7860, *, block: bool = True
     app.queue(default_concurrency_limit=1)  # one generation at a time: the model is shared
     try:
         _, url, _ = app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=not block,
-                               ssr_mode=False, show_error=False, footer_links=["api"])
+                               ssr_mode=False, show_error=False, footer_links=["api"], css=CSS)
     except OSError as err:  # the port is taken, or the host is not an address of this machine
         raise ConfigError(f"cannot serve on {host}:{port} ({err}); choose another --port or --host") from err
     return url

@@ -31,7 +31,8 @@ from ..tokenizers.sequences import Box
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ROLES", "Scene", "Result", "Studio", "parse_boxes", "parse_palette", "parse_metadata", "parse_guidance"]
+__all__ = ["ROLES", "Scene", "Result", "Studio", "parse_boxes", "parse_palette", "parse_metadata", "parse_guidance",
+           "box_from_corners", "table_rows", "to_model_size"]
 
 # Role -> what the page calls it, in the page's order.
 ROLES: dict[str, str] = {"rgb": "RGB", "depth": "depth", "normal": "normals", "semseg": "segmentation",
@@ -74,6 +75,7 @@ class Studio:
 
     def __init__(self, model: Any = None) -> None:
         self.model = EvalModel.load(model)
+        self._label = "the shipped world model (open4m/assets/world64)" if model is None else str(model)
         self.size = self.model.image_size
         self.inputs = {r: n for r in ROLES if (n := self._modality(r, output=False))}
         self.outputs = {r: n for r in ROLES if (n := self._modality(r, output=True))}
@@ -82,7 +84,8 @@ class Studio:
 
     @property
     def name(self) -> str:
-        return self.model.name
+        """What the page calls the model: its name, path or Hub id as given."""
+        return self._label
 
     def _modality(self, role: str, *, output: bool) -> str | None:
         if role == "rgb" and not output:
@@ -159,7 +162,10 @@ class Studio:
         if role == "rgb":
             if image is None:
                 raise DataError("the RGB condition has no image: pick an example scene or upload a photo")
-            return load_image(image) if isinstance(image, str) else image
+            image = load_image(image) if isinstance(image, str) else image
+            if isinstance(image, np.ndarray):
+                return image
+            return to_model_size(image.convert("RGB"), self.size)
         if role in IMAGE_ROLES:
             if scene is None:
                 raise DataError(f"a {ROLES[role]} condition comes from an example scene's ground truth; pick an "
@@ -239,6 +245,14 @@ def _describe(role: str, text: str, parsed: Any) -> str:
     return text.strip()
 
 
+def to_model_size(image, size: int):
+    """A PIL image at the model's ``size`` x ``size``: a box filter, which also undoes an integer nearest-neighbour
+    enlargement exactly (the page shows the input enlarged) and averages a photo's pixels down fairly."""
+    from PIL import Image
+
+    return image if image.size == (size, size) else image.resize((size, size), Image.BOX)
+
+
 def load_image(path: str):
     """An uploaded file -> an RGB PIL image; a file that is no image is a one-line `DataError`."""
     from PIL import Image
@@ -260,7 +274,7 @@ def _number(value: Any, what: str) -> float:
     return number
 
 
-def _rows(table: Any) -> list[list[Any]]:
+def table_rows(table: Any) -> list[list[Any]]:
     """A table from the page (a list of rows, or a pandas DataFrame) -> its non-empty rows."""
     if hasattr(table, "values") and hasattr(table, "columns"):
         table = table.values.tolist()
@@ -270,7 +284,7 @@ def _rows(table: Any) -> list[list[Any]]:
 def parse_boxes(table: Any) -> Boxes:
     """Rows of (xmin, ymin, xmax, ymax, class), corners as fractions of the image -> `Boxes`, each checked."""
     boxes = []
-    for i, row in enumerate(_rows(table), start=1):
+    for i, row in enumerate(table_rows(table), start=1):
         if len(row) < 5:
             raise DataError(f"box {i}: give xmin, ymin, xmax, ymax and a class name")
         x0, y0, x1, y1 = (_number(v, f"box {i}") for v in row[:4])
@@ -284,6 +298,14 @@ def parse_boxes(table: Any) -> Boxes:
     if not boxes:
         raise DataError("the boxes condition has no box: add a row (xmin, ymin, xmax, ymax, class) or untick boxes")
     return Boxes(boxes)
+
+
+def box_from_corners(first: Sequence[float], second: Sequence[float], size: Sequence[int],
+                     label: str = "object") -> list[Any]:
+    """Two clicked pixels (x, y) on an image of ``size`` (width, height) -> a box row of fractions, clipped to it."""
+    (x0, y0), (x1, y1) = ([min(max(float(v) / float(n), 0.0), 1.0) for v, n in zip(point, size)]
+                          for point in (first, second))
+    return [round(min(x0, x1), 3), round(min(y0, y1), 3), round(max(x0, x1), 3), round(max(y0, y1), 3), label]
 
 
 def parse_palette(colors: Sequence[str]) -> ColorPalette:
@@ -314,7 +336,7 @@ def _rgba(text: str) -> str | None:
 def parse_metadata(table: Any) -> Metadata:
     """Rows of (field, value) -> `Metadata`; fields the codec does not know are refused by name."""
     fields = {}
-    for row in _rows(table):
+    for row in table_rows(table):
         key = str(row[0]).strip() if row else ""
         if not key or len(row) < 2:
             raise DataError(f"metadata row {row}: give a field name and a value")
