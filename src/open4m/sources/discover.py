@@ -73,7 +73,7 @@ def discover(root: str, present: Sequence[str], modality_names: Sequence[str] | 
     """The folder of each modality of ``modality_names`` (all trainable registered modalities found when None).
 
     A folder that is the ``path`` of several modalities (``tok_rgb`` for ``tok_rgb@224`` and ``tok_rgb@448``)
-    goes to the one at ``image_size`` (default: the smallest resolution). Requested modalities with no
+    goes to the one at ``image_size`` (default 224; else the smallest resolution). Requested modalities with no
     folder are an error naming the folders that are there.
     """
     present = [f for f in present if not f.startswith(".")]
@@ -100,7 +100,7 @@ def discover(root: str, present: Sequence[str], modality_names: Sequence[str] | 
         if exact:
             name = exact[0]
         else:
-            at_size = [n for n in names if image_size is not None and _resolution(n) == image_size]
+            at_size = [n for n in names if _resolution(n) == (image_size or 224)]
             name = at_size[0] if at_size else min(names, key=lambda n: (_resolution(n) or 0, n))
         if name in out.folders:  # e.g. `caption` raw text beside `tok_caption`: the tokens win
             continue
