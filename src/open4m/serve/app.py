@@ -81,20 +81,21 @@ def build_app(studio: Studio):
         size = studio.size
         return shown(image), None, f"uploaded photo, shown at the model's {size}x{size} input size"
 
-    def click_corner(shown, table, first, evt: gr.SelectData):
+    def click_corner(picture, table, first, evt: gr.SelectData):
         """Two clicks on the RGB image draw a box: the first sets a corner, the second adds the row."""
-        if shown is None:
+        if picture is None:
             raise gr.Error("there is no image to draw on: pick an example scene or upload a photo")
         point = tuple(evt.index)
         if first is None:
             return table, point, f"corner {point} set: click the opposite corner of the box"
-        row = box_from_corners(first, point, shown.size)
+        row = box_from_corners(first, point, picture.size)
         return [*table_rows(table), row], None, (f"box {row[:4]} added: name its class in the table and tick "
                                                  "boxes under 'condition on'")
 
     def generate(conditions, targets, image, scene_index, caption, boxes, palette_1, palette_2, palette_3, palette_4,
                  metadata, steps, image_temperature, text_temperature, guidance, seed, chain,
                  progress=gr.Progress(track_tqdm=True)):
+        """One press of Generate (`progress` makes Gradio follow the sampler's tqdm bars in the page)."""
         try:
             scene = scene_of(int(scene_index)) if scene_index is not None else None
             result: Result = studio.generate(
