@@ -68,6 +68,9 @@ class TokenizerForms:
         if base == "depth" and kind == "depth":
             return ("its depth tokenizer standardises depth per image, so it decodes no metres to score "
                     "(world models decode metric depth)")
+        if base == "depth" and kind == "features":
+            return ("its depth tokenizer declares no metric convention (input 'features'), so it decodes no metres "
+                    "to score; a model trained on world data needs the world's world.json beside it")
         if base == "semseg" and kind != "class_map":
             return f"its {base} tokenizer decodes {kind}, not class maps"
         if kind not in ("image", "features", "depth", "class_map"):

@@ -7,8 +7,9 @@ sequences ``(n_crops, L)`` padded with [PAD] = 0, sequence embeddings ``(n_crops
 ``crop_settings/<key>.npy`` ``(n_crops, 5)``. Each training epoch picks one crop per sample from
 (seed, epoch, index), the same row for every modality (a one-row file serves every crop, e.g. a
 caption); validation uses row 0, the centre crop. Raw RGB pixels stored as images (``rgb@224`` from
-``rgb/*.jpg``) are cut with that crop's settings (the centre square without them) and
-ImageNet-normalised; pixels stored as float ``.npy`` are taken as model-ready.
+``rgb/*.jpg``) are cut with that crop's settings (the centre square without them) and normalised with
+the modality's ``pixel_mean`` / ``pixel_std`` (ImageNet's when it has none, the 4M input; a world
+model's ``rgb@64`` is [-1, 1]); pixels stored as float ``.npy`` are taken as model-ready.
 """
 
 from __future__ import annotations
@@ -90,17 +91,24 @@ def _one_crop(name: str, value: Any, k: int, crops: np.ndarray | None, image_siz
         used = np.flatnonzero(np.abs(emb).sum(-1) > 0)
         return torch.from_numpy(np.ascontiguousarray(emb[:used[-1] + 1 if len(used) else 0], np.float32))
     if mod.kind is Kind.PIXELS and value.dtype == np.uint8:  # an image file; float arrays are model-ready already
-        return _pixels(value, crops[k] if crops is not None and k < len(crops) else None, mod.image_size or image_size)
+        return _pixels(value, crops[k] if crops is not None and k < len(crops) else None, mod.image_size or image_size,
+                       mod.pixel_mean, mod.pixel_std)
     return value
 
 
-def _pixels(image: np.ndarray, row: np.ndarray | None, size: int) -> torch.Tensor:
-    from ..data.transforms import Crop, augment, center_crop, to_tensors
+def _pixels(image: np.ndarray, row: np.ndarray | None, size: int, mean: Sequence[float] | None = None,
+            std: Sequence[float] | None = None) -> torch.Tensor:
+    """The crop of an RGB image as the model's pixel input, normalised with the modality's own mean / std
+    (ImageNet's, the 4M input, when it declares none; the world models use [-1, 1])."""
+    from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, Crop, augment, center_crop
 
     if image.ndim != 3:
         raise DataError(f"the pixel input must be an RGB image (H, W, 3), got shape {image.shape}")
     crop = Crop.from_row(row) if row is not None else center_crop(*image.shape[:2])
-    return to_tensors(augment({"rgb": image}, crop, size), "fourm")["rgb"]
+    x = torch.from_numpy(np.ascontiguousarray(augment({"rgb": image}, crop, size)["rgb"])).permute(2, 0, 1).float() / 255
+    mean_t = torch.tensor(mean or IMAGENET_MEAN, dtype=x.dtype)[:, None, None]
+    std_t = torch.tensor(std or IMAGENET_STD, dtype=x.dtype)[:, None, None]
+    return (x - mean_t) / std_t
 
 
 class TokenFolder(torch.utils.data.Dataset):

@@ -24,3 +24,13 @@ def test_the_run_folder_lists_and_holds_the_bundle_tokenizers(tmp_path):
 def test_no_bundle_no_manifest(tmp_path):
     assert inherit_tokenizers(tmp_path, ["tok_rgb@224"], []) == {}
     assert not (tmp_path / "tokenizers.json").exists()
+
+
+def test_a_run_on_world_modalities_carries_the_world_spec(tmp_path):
+    from open4m.train.tasks.fourm import inherit_world_spec
+
+    assert inherit_world_spec(tmp_path, ["tok_rgb@224"], [SHIPPED]) is None  # not the world's modalities
+    out = inherit_world_spec(tmp_path, ["rgb@64", "tok_depth@64"], [SHIPPED])
+    meta = json.loads(out.read_text())
+    assert meta["spec"] == json.loads((SHIPPED / "world.json").read_text())["spec"]
+    assert "metrics" not in meta and meta["derived_from"] == str(SHIPPED.resolve())  # the bundle's card is not ours

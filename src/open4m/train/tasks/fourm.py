@@ -279,7 +279,9 @@ class FourMTask(Task):
 
         merge_lora(model)  # the export is a plain FourM; the checkpoints keep the adapters
         path = model.save_file(run_dir / "model.safetensors", overwrite=True)
-        inherit_tokenizers(run_dir, list(model.modality_info), self._bundles())
+        bundles = self._bundles()
+        inherit_tokenizers(run_dir, list(model.modality_info), bundles)
+        inherit_world_spec(run_dir, list(model.modality_info), bundles)
         if ema is not None:
             averaged = FourM(model.config)
             ema.copy_to(averaged)
@@ -330,6 +332,35 @@ def inherit_tokenizers(run_dir: Path, names: list[str], bundles: list[Path]) -> 
     if table:
         write_manifest(run_dir, table)
     return table
+
+
+def inherit_world_spec(run_dir: Path, names: list[str], bundles: list[Path]) -> Path | None:
+    """Write the world spec of the first world bundle whose modalities the model has into `run_dir/world.json`.
+
+    Why: a model trained on a world's modalities decodes them as that world does (metric depth through
+    its fixed affine map, edges in [-1, 1]); with the spec beside it, `open4m eval`, `demo` and `serve`
+    treat the run folder as the world model it is. Only the spec is written (not the bundle's metrics,
+    which describe another model), with the bundle it came from.
+    """
+    import json
+
+    from ...atomic import write_text_atomic
+
+    for bundle in bundles:
+        meta_file = bundle / "world.json"
+        if not meta_file.is_file():
+            continue
+        meta = json.loads(meta_file.read_text())
+        from ...data.synthetic.world import WorldSpec
+
+        spec = WorldSpec.from_dict(meta["spec"])
+        if not set(spec.token_modalities) & set(names):
+            continue
+        out = run_dir / "world.json"
+        write_text_atomic(out, json.dumps({"spec": meta["spec"], "derived_from": str(bundle.resolve())}, indent=2)
+                          + "\n", overwrite=True)
+        return out
+    return None
 
 
 def train(recipe: FourMRecipe) -> TrainResult:
