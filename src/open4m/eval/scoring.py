@@ -13,7 +13,7 @@ anything, flattered); `BASELINES` names them, the first is the one `EvalResult.m
 - normal: the set's mean normal everywhere; every normal facing the camera, (0, 0, -1) in the OpenCV
   camera frame (x right, y down, z forward) the data uses;
 - semseg: the set's majority class everywhere;
-- edges: no edges; det: no boxes, and one full-image box of the set's commonest class;
+- edges: no edges, and every pixel an edge (F1 = 2d / (1 + d) for an edge density d); det: no boxes, and one full-image box of the set's commonest class;
 - caption: the set's most common caption, and an empty one; palette: the mean palette;
   metadata: the mean of each field; caption2rgb: the boxes read back from another scene's
   generated image; depthcaption2rgb: the set's mean image.
@@ -39,7 +39,7 @@ BASELINES: dict[str, tuple[str, ...]] = {
     "depth": ("mean depth of the set", "median depth per image"),
     "normal": ("mean normal of the set", "facing the camera"),
     "semseg": ("majority class",),
-    "edges": ("no edges",),
+    "edges": ("no edges", "every pixel an edge"),
     "det": ("no boxes", "one full-image box of the commonest class"),
     "caption": ("most common caption", "empty caption"),
     "palette": ("mean palette",),
@@ -174,7 +174,8 @@ def _semseg(preds, samples, num_classes) -> tuple[dict, list]:
 
 def _edges(preds, samples, num_classes) -> tuple[dict, list]:
     gt = np.concatenate([np.ravel(s["canny_edge"]) for s in samples])
-    return edge_f1(np.concatenate([np.ravel(p) for p in preds]), gt), [edge_f1(np.zeros_like(gt), gt)]
+    return (edge_f1(np.concatenate([np.ravel(p) for p in preds]), gt),
+            [edge_f1(np.zeros_like(gt), gt), edge_f1(np.full_like(gt, 255), gt)])
 
 
 def _parsed(key: str, text: str) -> Any:
