@@ -14,8 +14,9 @@ from open4m.generation.request import build_request, condition_value, schedule_o
 @pytest.fixture(scope="module")
 def world_model():
     from open4m.model import FourM
-    from open4m.sources.world import SHIPPED
+    from open4m.sources.world import SHIPPED, load_tokenizers
 
+    load_tokenizers(SHIPPED)  # registers its modalities (another world model of the session may have other ones)
     return FourM.from_pretrained(SHIPPED)
 
 
