@@ -179,3 +179,10 @@ def test_sequences_in_shards_follow_the_crops_of_the_folder(tmp_path, reference_
 
     for s in ShardDataset(str(tmp_path / "shards"), ["tok_det"]):
         assert np.array_equal(s["tok_det"], np.load(tmp_path / "folder" / "tok_det" / f"{s['__key__']}.npy"))
+
+
+def test_sequence_embeddings_need_no_tokenizing(tmp_path, capsys):
+    (tmp_path / "t5_caption").mkdir()
+    np.save(tmp_path / "t5_caption" / "a.npy", np.zeros((3, 4096), np.float32))
+    assert main(["tokenize", "--data", str(tmp_path), "--modality", "t5_caption"]) == 2
+    assert "nothing to tokenize" in capsys.readouterr().err

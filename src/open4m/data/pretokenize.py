@@ -106,11 +106,19 @@ def _token_dtype(vocab_size: int) -> type:
 
 
 def is_sequence_modality(modality: str) -> bool:
-    """Whether a folder holds a sequence modality (text / JSON that the WordPiece tokenizer encodes)."""
+    """Whether a folder holds a sequence modality (text / JSON that the WordPiece tokenizer encodes).
+
+    Sequence embeddings (``t5_caption``, ``caption_emb``) are an error here: the model reads their
+    ``.npy`` arrays as they are, so there is nothing to tokenize.
+    """
     try:
-        return modalities.get(modality).kind is Kind.SEQUENCE
+        kind = modalities.get(modality).kind
     except KeyError:
         return False
+    if kind is Kind.SEQUENCE_EMBEDDING:
+        raise ConfigError(f"{modality} holds embeddings the model reads as they are (.npy arrays (L, E)): nothing to "
+                          f"tokenize; list {modality} in data.modalities and keep its folder beside the tokens")
+    return kind is Kind.SEQUENCE
 
 
 class _BatchEncoder:
