@@ -1,7 +1,10 @@
+import json
+
 import numpy as np
 import pytest
 
 from open4m.data.labelers import CannyEdges, ColorPalette, ImageMetadata, InstanceEdges
+from open4m.errors import ConfigError
 from open4m.data.labelers.metadata import colorfulness, geometric_complexity, gray_entropy, occlusion_score
 
 
@@ -65,3 +68,28 @@ def test_metadata_uses_the_modalities_present():
     assert "occlusion_score" not in meta  # no depth, no guess
     with pytest.raises(ValueError, match="not in class_names"):
         ImageMetadata(class_names=("a", "b"), walkable_classes=("floor",))
+
+
+def test_canny_at_a_coarser_scale_keeps_the_photo_size_and_thick_edges():
+    rng = np.random.default_rng(0)
+    img = np.zeros((240, 320, 3), np.uint8)
+    img[:, 160:] = 200
+    img[60:180, 40:100] = 120
+    img = np.clip(img.astype(int) + rng.integers(-4, 5, img.shape), 0, 255).astype(np.uint8)
+    fine, coarse = CannyEdges()({"rgb": img}), CannyEdges(size=60)({"rgb": img})
+    assert coarse.shape == fine.shape == (240, 320) and set(np.unique(coarse)) <= {0, 255}
+    # the same boundaries, drawn one pixel thick at 60 px, so about 4 photo pixels thick here
+    assert 2.5 < (coarse > 0).mean() / (fine > 0).mean() < 6
+    assert coarse[:, 150:170].any() and not coarse[:, 120:140].any()
+    with pytest.raises(ConfigError, match="at least 8"):
+        CannyEdges(size=4)
+    assert CannyEdges(size=60).options()["size"] == 60  # recorded in the provenance
+
+
+def test_label_cli_edge_size(tmp_path):
+    from open4m.cli import main
+    from open4m.data import codecs
+
+    (tmp_path / "a.png").write_bytes(codecs.encode(_two_tone(), ".png", "rgb"))
+    assert main(["label", "--data", str(tmp_path), "-m", "canny_edge", "--edge-size", "16"]) == 0
+    assert json.loads((tmp_path / "labels.json").read_text())["canny_edge"]["options"]["size"] == 16

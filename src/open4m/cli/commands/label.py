@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="output modality name for a --model labeler (default: the --modality)")
     p.add_argument("--fov", type=float, default=60.0,
                    help="horizontal field of view (degrees) for normals from depth (default 60)")
+    p.add_argument("--edge-size", type=int, default=None, metavar="PIXELS",
+                   help="canny_edge: find edges at this scale (the photo shrunk to this short side, e.g. the model's "
+                        "input size), written at the photo's size (default: the photo's own scale)")
     p.add_argument("--device", default="cpu", help="where network labelers run: cpu (default), cuda, cuda:1, mps")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--overwrite", action="store_true", help="relabel samples that already have the label")
@@ -45,8 +48,11 @@ def _make(modality: str, args: argparse.Namespace):
 
     if modality in labelers.LABELERS:
         cls = labelers.LABELERS[modality]
-        takes_device = "device" in inspect.signature(cls).parameters
-        return cls(device=args.device) if takes_device else cls()
+        params = inspect.signature(cls).parameters
+        kwargs = {"device": args.device} if "device" in params else {}
+        if modality == "canny_edge" and args.edge_size is not None:
+            kwargs["size"] = args.edge_size
+        return cls(**kwargs)
     if modality == "normal" and not args.model:  # geometry from an existing depth modality
         from open4m.data.labelers.network import NormalLabeler
 
