@@ -34,19 +34,26 @@ class CorruptFileWarning(UserWarning):
     """A file that could not be decoded and was skipped."""
 
 
-def scan_modality(folder: Path, recursive: bool = True) -> dict[str, Path]:
-    """Relative key (no extension) -> file, for one modality folder (top level only if not `recursive`)."""
+def scan_modality(folder: Path, recursive: bool = True, *, exts: Iterable[str] = EXTS,
+                  skip: Iterable[str] = (), what: str = "sample") -> dict[str, Path]:
+    """Relative key (no extension) -> file, for one modality folder (top level only if not `recursive`).
+
+    Hidden files and folders are ignored, and so are the top-level folders named in `skip` (a photo
+    folder's label folders); `exts` are the file types read.
+    """
+    exts, skip = {e.lower() for e in exts}, set(skip)
     files: dict[str, Path] = {}
     for dirpath, subdirs, names in os.walk(folder):
-        if not recursive:
-            subdirs.clear()
-        for name in names:
+        top = Path(dirpath) == Path(folder)
+        subdirs[:] = [] if not recursive else sorted(d for d in subdirs if not d.startswith(".")
+                                                     and not (top and d in skip))
+        for name in sorted(names):
             stem, ext = os.path.splitext(name)
-            if ext.lower() not in EXTS or name.startswith("."):
+            if ext.lower() not in exts or name.startswith("."):
                 continue
             rel = os.path.relpath(os.path.join(dirpath, stem), folder).replace(os.sep, "/")
             if rel in files:
-                raise DataError(f"{folder}: sample {rel!r} has two files ({files[rel].name}, {name}); keep one per modality")
+                raise DataError(f"{folder}: {what} {rel!r} has two files ({files[rel].name}, {name}); keep one")
             files[rel] = Path(dirpath) / name
     return files
 

@@ -95,7 +95,7 @@ def test_provenance_record_is_merged_and_resumes(photos, tmp_path_factory):
     assert record["model"]["sha256"] == hashlib.sha256(b"weights").hexdigest()
     assert record["options"] == {"scale": 1.0}  # device and weights path are not options
     assert {"open4m", "numpy"} <= set(record["packages"])
-    assert data["canny_edge"]["model"] is None and data["canny_edge"]["options"] == {"blur": 3, "sigma": 0.33}
+    assert data["canny_edge"]["model"] is None and data["canny_edge"]["options"] == {"blur": 3, "sigma": 0.33, "size": None}
     # resume: only what is missing runs; the record keeps the total count
     (photos / "mean_grey" / "trip" / "b.json").unlink()
     labeler._sizes.clear()

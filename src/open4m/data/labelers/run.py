@@ -84,20 +84,9 @@ def scan_photos(root: Path) -> dict[str, Path]:
     Top-level folders named like a modality (``hed_edge/``, ``caption/``) hold labels, and hidden
     files and folders are skipped.
     """
-    skip = _output_folders(root)
-    files: dict[str, Path] = {}
-    for dirpath, subdirs, names in os.walk(root):
-        top = Path(dirpath) == root
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and not (top and d in skip))
-        for name in sorted(names):
-            stem, ext = os.path.splitext(name)
-            if ext.lower() not in IMAGE_EXTS or name.startswith("."):
-                continue
-            key = os.path.relpath(os.path.join(dirpath, stem), root).replace(os.sep, "/")
-            if key in files:
-                raise DataError(f"{root}: photo {key!r} has two files ({files[key].name}, {name}); keep one")
-            files[key] = Path(dirpath) / name
-    return files
+    from ..formats import scan_modality  # imports torch; labelers alone stay light
+
+    return scan_modality(root, exts=IMAGE_EXTS, skip=_output_folders(root), what="photo")
 
 
 def _input_files(root: Path, labeler: Labeler) -> dict[str, dict[str, Path]]:
