@@ -55,6 +55,11 @@ PARSE_ONLY_VERBS = {
     "tokenize": "needs a dataset of the user's to pre-tokenize; tests/data runs it",
     "serve": "starts a web server that runs until Ctrl-C; tests/serve drives the page (gradio_client, Chromium)",
 }
+# Pages whose commands are all only parsed here, with the reason: page -> why.
+PARSE_ONLY_PAGES = {
+    "docs/own-data.md": "the tutorial needs the labelers extra and takes minutes; tests/test_own_data.py runs every "
+                        "command of the page, in order, on a few photos",
+}
 # Commands of a RUN verb that are only parsed, with the reason: (page, the command's start) -> why.
 PARSE_ONLY_COMMANDS = {
     ("docs/demo.md", "open4m demo --train"): "the whole world recipe from scratch: 35 minutes",
@@ -234,7 +239,7 @@ def parse_open4m(command: Command, args: list[str]):
 def runs(command: Command, parsed) -> bool:
     """Whether a parsed open4m command also runs (see RUN_VERBS and PARSE_ONLY_COMMANDS)."""
     text = shlex.join(command.argv)
-    return parsed.command in RUN_VERBS and not any(
+    return parsed.command in RUN_VERBS and command.block.page not in PARSE_ONLY_PAGES and not any(
         page == command.block.page and text.startswith(start) for page, start in PARSE_ONLY_COMMANDS)
 
 

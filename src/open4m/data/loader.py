@@ -25,6 +25,7 @@ import torch
 from .. import modalities
 from ..errors import ConfigError, DataError
 from ..modalities import Kind
+from .sequence_inputs import sequence_input
 from .transforms import AlignedTransform, to_tensors
 
 
@@ -134,7 +135,7 @@ class TokenizingDataset(torch.utils.data.Dataset):
             if name in self.embeddings:
                 out[name] = torch.as_tensor(np.asarray(view[source], np.float32))
                 continue
-            value = codec_input(name, view[source], codec_rng)
+            value = sequence_input(name, view[source], codec_rng)
             out[name] = self.codecs[name].encode(value, self.text_tokenizer, codec_rng)
         return out
 
