@@ -51,8 +51,6 @@ def _crops(text: str) -> list[tuple[int, int]]:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from open4m.recipes import real_eval
-
     out = Path(args.out)
     if args.name == "photos":
         from open4m.recipes.photos import sample_photos
@@ -64,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if out.is_dir() and any(out.iterdir()) and not (out / "motorcycle.json").is_file():
         raise ConfigError(f"{out} holds other files; choose a new folder for the {args.name} set")
+    from open4m.recipes import real_eval
+
     views = [v.strip() for v in args.views.split(",") if v.strip()]
     crops = _crops(args.crops) if args.crops else real_eval.CROPS
     try:

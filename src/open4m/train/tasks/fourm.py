@@ -311,6 +311,7 @@ def inherit_tokenizers(run_dir: Path, names: list[str], bundles: list[Path]) -> 
     """
     import shutil
 
+    from ...atomic import atomic_write
     from ...hub import Origin
     from ...tokenizers.resolver import read_manifest, write_manifest
 
@@ -325,9 +326,7 @@ def inherit_tokenizers(run_dir: Path, names: list[str], bundles: list[Path]) -> 
                 continue
             target = run_dir / "tokenizers" / file.name
             if not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(file, target.with_suffix(target.suffix + ".tmp"))
-                target.with_suffix(target.suffix + ".tmp").replace(target)
+                atomic_write(target, lambda tmp, src=file: shutil.copyfile(src, tmp))
             table[name] = target.relative_to(run_dir).as_posix()
     if table:
         write_manifest(run_dir, table)
@@ -345,14 +344,13 @@ def inherit_world_spec(run_dir: Path, names: list[str], bundles: list[Path]) -> 
     import json
 
     from ...atomic import write_text_atomic
+    from ...data.synthetic.world import WorldSpec
 
     for bundle in bundles:
         meta_file = bundle / "world.json"
         if not meta_file.is_file():
             continue
         meta = json.loads(meta_file.read_text())
-        from ...data.synthetic.world import WorldSpec
-
         spec = WorldSpec.from_dict(meta["spec"])
         if not set(spec.token_modalities) & set(names):
             continue
