@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -247,10 +247,12 @@ def instance_box_crop(mask: np.ndarray) -> np.ndarray:
     return arr[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
 
 
-def to_tensors(sample: Mapping[str, Any], target: str = "fourm") -> dict[str, Any]:
+def to_tensors(sample: Mapping[str, Any], target: str = "fourm", *, pixel_mean: Sequence[float] | None = None,
+               pixel_std: Sequence[float] | None = None) -> dict[str, Any]:
     """Image-like modalities as normalised torch tensors (C, H, W); everything else unchanged.
 
-    `target="fourm"` normalises RGB with ImageNet mean/std (the 4M pixel input); `"tokenizer"`
+    `target="fourm"` normalises RGB with the pixel modality's `pixel_mean` / `pixel_std` when it
+    declares them (a world model's are 0.5: [-1, 1]), else ImageNet's (the 4M pixel input); `"tokenizer"`
     maps it to [-1, 1] (what the VQ tokenizers see). Depth gets robust standardisation plus a
     ``mask_valid``; normals are already unit vectors in [-1, 1]; class maps become long (H, W);
     edges, soft maps (``hed_edge``, ``person_mask``) and instance masks float (1, H, W) in [0, 1]
@@ -266,7 +268,8 @@ def to_tensors(sample: Mapping[str, Any], target: str = "fourm") -> dict[str, An
         if role == "rgb":
             x = torch.from_numpy(np.ascontiguousarray(v)).permute(2, 0, 1).float() / 255
             if target == "fourm":
-                x = (x - torch.tensor(IMAGENET_MEAN)[:, None, None]) / torch.tensor(IMAGENET_STD)[:, None, None]
+                mean = torch.tensor(pixel_mean or IMAGENET_MEAN, dtype=x.dtype)[:, None, None]
+                x = (x - mean) / torch.tensor(pixel_std or IMAGENET_STD, dtype=x.dtype)[:, None, None]
             else:
                 x = x * 2 - 1
         elif role == "depth":

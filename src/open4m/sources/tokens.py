@@ -100,15 +100,12 @@ def _pixels(image: np.ndarray, row: np.ndarray | None, size: int, mean: Sequence
             std: Sequence[float] | None = None) -> torch.Tensor:
     """The crop of an RGB image as the model's pixel input, normalised with the modality's own mean / std
     (ImageNet's, the 4M input, when it declares none; the world models use [-1, 1])."""
-    from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, Crop, augment, center_crop
+    from ..data.transforms import Crop, augment, center_crop, to_tensors
 
     if image.ndim != 3:
         raise DataError(f"the pixel input must be an RGB image (H, W, 3), got shape {image.shape}")
     crop = Crop.from_row(row) if row is not None else center_crop(*image.shape[:2])
-    x = torch.from_numpy(np.ascontiguousarray(augment({"rgb": image}, crop, size)["rgb"])).permute(2, 0, 1).float() / 255
-    mean_t = torch.tensor(mean or IMAGENET_MEAN, dtype=x.dtype)[:, None, None]
-    std_t = torch.tensor(std or IMAGENET_STD, dtype=x.dtype)[:, None, None]
-    return (x - mean_t) / std_t
+    return to_tensors(augment({"rgb": image}, crop, size), "fourm", pixel_mean=mean, pixel_std=std)["rgb"]
 
 
 class TokenFolder(torch.utils.data.Dataset):
