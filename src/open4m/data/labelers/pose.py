@@ -67,22 +67,37 @@ def bundled_models(labeler: str) -> tuple[Path, dict[str, Path]]:
 
 
 def _protobuf_compat() -> None:
-    """Give protobuf >= 6 back the ``GetPrototype`` methods mediapipe 0.10.14 calls.
+    """Give newer protobuf back the three names mediapipe 0.10.14 uses.
 
-    mediapipe reads result packets with ``SymbolDatabase.GetPrototype`` (and its bindings look up
-    ``MessageFactory.GetPrototype`` on import); protobuf 6 removed both for
-    ``message_factory.GetMessageClass``, which does the same. tensorboard >= 2.20 needs protobuf >= 6,
-    so an environment with both needs the old names; they are added only where they are missing
-    (protobuf 4 and 5 keep their own).
+    - ``SymbolDatabase.GetPrototype`` / ``MessageFactory.GetPrototype``: mediapipe reads result packets
+      with the first and its bindings look the second up on import; protobuf 6 removed both for
+      ``message_factory.GetMessageClass``, which does the same.
+    - ``FieldDescriptor.label``: mediapipe reads it to tell repeated options from single ones while
+      building its graph; protobuf 7 removed it for ``is_repeated`` / ``is_required``.
+
+    tensorboard >= 2.20 needs protobuf >= 6, so an environment with both needs the old names; each is
+    added only where it is missing (older protobuf keeps its own).
     """
-    from google.protobuf import message_factory, symbol_database
+    from google.protobuf import descriptor, descriptor_pb2, message_factory, symbol_database
 
-    def get_prototype(self: Any, descriptor: Any) -> Any:
-        return message_factory.GetMessageClass(descriptor)
+    def get_prototype(self: Any, message_descriptor: Any) -> Any:
+        return message_factory.GetMessageClass(message_descriptor)
 
     for cls in (symbol_database.SymbolDatabase, message_factory.MessageFactory):
         if not hasattr(cls, "GetPrototype"):
             cls.GetPrototype = get_prototype
+
+    def label(field: Any) -> int:
+        if field.is_repeated:
+            return descriptor.FieldDescriptor.LABEL_REPEATED
+        if field.is_required:
+            return descriptor.FieldDescriptor.LABEL_REQUIRED
+        return descriptor.FieldDescriptor.LABEL_OPTIONAL
+
+    # The class of the descriptors protobuf hands out (its C implementation's, not the Python facade).
+    field_class = type(descriptor_pb2.FileDescriptorProto.DESCRIPTOR.fields[0])
+    if not hasattr(field_class, "label"):
+        field_class.label = property(label)
 
 
 @dataclass(frozen=True)
