@@ -54,7 +54,10 @@ def rank_positions(excluded: torch.Tensor, pos_emb: torch.Tensor, limit: int | N
     rank = rank.clamp_(min=0)
     if limit is not None:
         rank = rank.masked_fill(rank >= limit, 0)
-    if rank.numel() and int(rank.max()) >= pos_emb.shape[1]:
+    # Only a sequence longer than the table can overflow it: the shape test spares the common case a host
+    # sync. A compiled graph skips the check (a data-dependent branch would break it); eager calls check.
+    if (excluded.shape[1] > pos_emb.shape[1] and not torch.compiler.is_compiling()
+            and int(rank.max()) >= pos_emb.shape[1]):
         raise DataError(
             f"sequence has {int(rank.max()) + 1} tokens but the positional table holds {pos_emb.shape[1]}; "
             "truncate it to the modality's max_tokens"

@@ -242,7 +242,7 @@ class FourM(nn.Module):
                 f"this model has no embedding for modality {unknown}; its inputs are {self.input_modalities} "
                 f"and its outputs {self.output_modalities}. Drop those entries or use a model trained on them."
             )
-        if validate:
+        if validate and not torch.compiler.is_compiling():  # its checks read values: eager calls only
             validate_mod_dict(mod_dict)
 
     def select_encoder_tokens(self, mod_dict: Mapping[str, Mapping[str, torch.Tensor]],
@@ -329,7 +329,9 @@ class FourM(nn.Module):
     def encode(self, tokens: EncoderTokens) -> Context:
         """Run the encoder and project its output into the decoder's cross-attention context."""
         mask = None
-        if bool(tokens.blocked.any()):
+        # No mask when nothing is blocked lets SDPA take its fastest kernel; that test reads a value, so a
+        # compiled graph always passes the mask instead of breaking on it.
+        if torch.compiler.is_compiling() or bool(tokens.blocked.any()):
             mask = additive_mask(tokens.blocked[:, None, None, :], tokens.x.dtype)
         x = tokens.x + tokens.emb
         for block in self.encoder:
@@ -378,28 +380,29 @@ class FourM(nn.Module):
         return self._loss(hidden, dec, order, loss_type)
 
     def _loss(self, hidden: torch.Tensor, dec: DecoderTokens, order: list[str], loss_type: str) -> LossOutput:
+        """Cross-entropy per target modality (fp32), combined without reading a value on the host.
+
+        A modality with no targets in the batch gives an empty selection, a zero loss and a zero
+        gradient for its head (it stays in the graph, so data-parallel ranks stay in step); counts
+        are tensors, so neither eager steps nor compiled graphs branch on the data.
+        """
         per_mod: dict[str, torch.Tensor] = {}
         num_targets: dict[str, torch.Tensor] = {}
-        sums, counts, present = [], [], []
+        ce_sums = []
         for name in order:
             sel = dec.mod_ids == self.modality_info[name].id
-            num_targets[name] = sel.sum()  # on the device: no host sync
+            num_targets[name] = sel.sum()
             logits = self.logits(name, hidden[sel])
-            if logits.shape[0] == 0:
-                # Keep the head in the graph (zero gradient) so data-parallel ranks stay in step.
-                per_mod[name] = logits.sum() * 0.0
-                continue
-            ce_sum = F.cross_entropy(logits.float(), dec.target_ids[sel], reduction="sum")
-            per_mod[name] = ce_sum / logits.shape[0]
-            present.append(per_mod[name])
-            sums.append(ce_sum)
-            counts.append(logits.shape[0])
-        if not sums:
-            total = hidden.sum() * 0.0
-        elif loss_type == "token":
-            total = torch.stack(sums).sum() / sum(counts)
-        else:
-            total = torch.stack(present).mean()
+            ce_sums.append(F.cross_entropy(logits.float(), dec.target_ids[sel], reduction="sum"))
+            per_mod[name] = ce_sums[-1] / num_targets[name].clamp(min=1)
+        if not order:
+            return LossOutput(hidden.sum() * 0.0, per_mod, num_targets)
+        counts = torch.stack(list(num_targets.values()))
+        if loss_type == "token":
+            total = torch.stack(ce_sums).sum() / counts.sum().clamp(min=1)
+        else:  # the mean over the modalities that have targets
+            present = (counts > 0).float()
+            total = (torch.stack(list(per_mod.values())) * present).sum() / present.sum().clamp(min=1)
         return LossOutput(total, per_mod, num_targets)
 
     # -- checkpoints -------------------------------------------------------------------------------

@@ -48,12 +48,13 @@ class Linear(nn.Linear):
     regime bound by reading the weights. There MKL's `x @ Wᵀ` runs 1.2-2x slower than the same
     product written as `W @ xᵀ` (2-core AVX2 EPYC, fp32; `python benchmarks/small_linear.py`).
     From about 200 rows on both are compute-bound and equal, so larger inputs and other devices
-    keep `F.linear`.
+    keep `F.linear`, and so does a compiled graph (the compiler picks its own kernels, and a row
+    count that depends on the data would break the graph).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // self.in_features
-        if x.device.type != "cpu" or rows > SMALL_ROWS or rows == 0:
+        if x.device.type != "cpu" or torch.compiler.is_compiling() or rows > SMALL_ROWS or rows == 0:
             return F.linear(x, self.weight, self.bias)
         flat = x.reshape(rows, self.in_features).t()
         out = torch.mm(self.weight, flat) if self.bias is None else torch.addmm(self.bias[:, None], self.weight, flat)

@@ -28,6 +28,7 @@ from torch import nn
 
 from ..config import option, save
 from ..errors import ConfigError
+from ..model.compiled import compile_model
 from ..weights import unshared
 from . import checkpointing, distributed
 from .ema import EMA
@@ -88,7 +89,7 @@ class RunSection:
     keep_last: int = option(2, "Checkpoints kept; older ones are deleted.")
     eval_every: int = option(500, "Validation every N steps (0: only at the end).")
     distributed: str = option("ddp", "Under torchrun: `ddp` (replicated) or `fsdp` (FSDP2 fully_shard).")
-    compile: bool = option(False, "torch.compile the model (pays off on GPUs for long runs).")
+    compile: bool = option(False, "torch.compile the model, one graph per forward and loss (pays off on GPUs for long runs).")
 
     def __post_init__(self) -> None:
         checks = [
@@ -298,7 +299,7 @@ class _Run:
         self.optimizer = build_adamw(task.param_groups(self.o.weight_decay), self.peak, tuple(self.o.betas), self.o.eps,
                                      self.o.fused)
         if t.compile:
-            self.wrapped = torch.compile(self.wrapped)
+            self.wrapped = compile_model(self.wrapped)
         self.scaler = torch.amp.GradScaler(info.device.type, enabled=t.precision == "fp16")
         self.params = [p for p in model.parameters() if p.requires_grad]
         return report
