@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .atomic import atomic_write
 from .errors import NotFound
 
 __all__ = ["HubOptions", "HubFileMissing", "Origin", "is_hub_id", "hub_file", "url_file", "offline", "locate", "push_folder"]
@@ -119,19 +120,17 @@ def url_file(url: str, filename: str, sha256: str, options: HubOptions | None = 
         raise HubFileMissing(f"{what} {filename} is not in the local cache ({path}) and downloads are off "
                              f"(HF_HUB_OFFLINE=1 or local_files_only); on a connected machine run "
                              f"`curl -L {url} -o {path}`, or pass a local path instead")
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".part")
-    try:
-        urllib.request.urlretrieve(url, tmp)  # noqa: S310 - a fixed https URL
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise HubFileMissing(f"cannot download {what} from {url} ({err}); fetch it with `curl -L {url} -o {path}` "
-                             "or pass a local path instead") from None
-    if _sha256(tmp) != sha256:
-        tmp.unlink(missing_ok=True)
-        raise HubFileMissing(f"{url} did not have the expected content (SHA-256 mismatch); pass a local copy instead")
-    os.replace(tmp, path)
-    return path
+    def download(tmp: Path) -> None:  # checked before atomic_write moves it into the cache
+        try:
+            urllib.request.urlretrieve(url, tmp)  # noqa: S310 - a fixed https URL
+        except OSError as err:
+            raise HubFileMissing(f"cannot download {what} from {url} ({err}); fetch it with `curl -L {url} -o {path}` "
+                                 "or pass a local path instead") from None
+        if _sha256(tmp) != sha256:
+            raise HubFileMissing(f"{url} did not have the expected content (SHA-256 mismatch); pass a local copy "
+                                 "instead")
+
+    return atomic_write(path, download)
 
 
 def _sha256(path: Path) -> str:

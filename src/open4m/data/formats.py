@@ -13,6 +13,7 @@ that fails to decode is skipped with a warning and counted (`corrupt`), never en
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -23,7 +24,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 
-from ..atomic import write_atomic
+from ..atomic import staged_file, write_atomic
 from .codecs import EXTS, decode
 from ..errors import ConfigError, DataError, NotFound
 
@@ -157,10 +158,13 @@ def write_shards(
     n = shard = 0
     last_key = None
 
-    def close() -> None:
+    staged = contextlib.ExitStack()  # each shard is written under a temporary name, renamed when complete
+
+    def close(error: BaseException | None = None) -> None:
         for w in writers.values():
             w.close()
         writers.clear()
+        staged.__exit__(type(error) if error else None, error, error.__traceback__ if error else None)
 
     try:
         for sample in samples:
@@ -173,16 +177,18 @@ def write_shards(
                 shard += 1
             if not writers:
                 for m in modalities:
-                    (out / m).mkdir(parents=True, exist_ok=True)
-                    writers[m] = wds.TarWriter(str(out / m / shard_name(shard)), encoder=False)
+                    tmp = staged.enter_context(staged_file(out / m / shard_name(shard)))
+                    writers[m] = wds.TarWriter(str(tmp), encoder=False)
             for m in modalities:
                 if m in sample:
                     data, ext = sample[m]
                     writers[m].write({"__key__": key, ext.lstrip("."): data})
                     counts[m] += 1
             n += 1
-    finally:
-        close()
+    except BaseException as err:
+        close(err)  # the unfinished shards' temporary files are removed
+        raise
+    close()
     index = {"modalities": list(modalities), "num_shards": shard + 1 if n else 0, "num_samples": n,
              "samples_per_shard": samples_per_shard, "files_per_modality": dict(counts)}
     write_atomic(out / INDEX_FILE, json.dumps(index, indent=1).encode())

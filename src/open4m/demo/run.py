@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..atomic import save_image
 from ..data.synthetic import world
 from ..errors import DataError
 from ..eval.models import EvalModel
@@ -106,12 +107,11 @@ def save_pictures(out: Path, samples: Sequence[Mapping[str, Any]], result: EvalR
     cols = task_columns(samples, result)
     written = []
     for task, c in cols.items():
-        path = out / f"{task}.png"
-        Image.fromarray(_labelled(c)).save(path)
+        path = save_image(Image.fromarray(_labelled(c)), out / f"{task}.png")
         written.append(path)
     everything = [col for c in cols.values() for col in c if col[0] != "input RGB"]
     grid = out / "grid.png"
-    Image.fromarray(_labelled([("input RGB", [_tile("rgb", s["rgb"]) for s in samples]), *everything])).save(grid)
+    save_image(Image.fromarray(_labelled([("input RGB", [_tile("rgb", s["rgb"]) for s in samples]), *everything])), grid)
     return [grid, *written]
 
 

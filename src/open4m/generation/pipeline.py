@@ -30,7 +30,7 @@ import torch
 
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .. import modalities
-from ..atomic import atomic_write, write_text_atomic
+from ..atomic import atomic_write, save_image, write_text_atomic
 from ..errors import ConfigError, DataError
 from ..modalities import Kind, Modality
 from ..model.fourm import FourM
@@ -123,12 +123,12 @@ class GenerationOutput:
         for name, images in self.images.items():
             for i, img in enumerate(images):
                 path = out / f"{_safe(name)}_{i}.png"
-                img.save(path)
+                save_image(img, path)
                 written.append(path)
         if panels:
             grid = image_grid([list(col) for col in panels.values()])
             written.append(out / "grid.png")
-            grid.save(written[-1])
+            save_image(grid, written[-1])
         if self.texts:
             written.append(out / "texts.json")
             structured = {n: [_jsonable(p) for p in v] for n, v in self.parsed.items()}

@@ -30,8 +30,9 @@ import numpy as np
 import torch
 import yaml
 
-from ..atomic import write_text_atomic
+from ..atomic import write_atomic, write_text_atomic
 from ..config import from_dict, load, option, section, to_dict
+from ..data.codecs import encode
 from ..errors import NotFound
 from ..train.tasks.fourm import FourMRecipe
 
@@ -183,7 +184,7 @@ def write_token_folder(root: Path, spec: WorldSpec, data: WorldData, tokens: Map
     for name, sample in tqdm(token_samples(spec, data, tokens, text_tok), total=len(data.names),
                              desc="write tokens", unit="scene"):
         for m, value in sample.items():
-            np.save(root / m / f"{name}.npy", value)
+            write_atomic(root / m / f"{name}.npy", encode(value, ".npy", m))
 
 
 def train_fourm(recipe: FourMRecipe, spec: WorldSpec, token_root: Path, run_dir: Path,

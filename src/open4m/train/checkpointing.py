@@ -6,8 +6,9 @@ A checkpoint is a folder `checkpoints/step-00001000/` holding
 - `optimizer.safetensors`: AdamW moments by parameter name, hyper-parameters as JSON metadata,
 - `ema.safetensors` (when an EMA is kept), `rng-rank{r}.safetensors`: each rank's torch RNG,
 - `state.json`: step, tokens seen, data position, loss scaler, the recipe.
-It is written under a temporary name and renamed into place, so a run killed at any moment
-leaves either the complete folder or none (leftovers are swept by the next save).
+It is written under a temporary name, fsynced and renamed into place (`open4m.atomic.commit_dir`), so a
+run killed at any moment (or a power cut) leaves either the complete folder or none; an old checkpoint is
+renamed away before it is deleted. Leftovers are swept by the next save.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model
                                                      get_optimizer_state_dict, set_model_state_dict,
                                                      set_optimizer_state_dict)
 
+from ..atomic import commit_dir
 from ..errors import CheckpointError
 from ..weights import read_safetensors, unshared
 from .distributed import DistInfo, barrier, is_sharded, unwrap
@@ -164,9 +166,11 @@ def save_checkpoint(run_dir: str | Path, step: int, *, model: nn.Module, optimiz
         (tmp / "state.json").write_text(json.dumps({**state, "step": step, "world": info.world}, indent=1))
     barrier(info)
     if info.is_main:
-        os.replace(tmp, final)
+        commit_dir(tmp, final)  # every file fsynced, then one rename: the folder is complete or absent
         for old in checkpoints(run_dir)[:-keep_last]:
-            shutil.rmtree(old, ignore_errors=True)
+            doomed = root / f".tmp-old-{old.name}"  # renamed first: a kill mid-delete leaves no half checkpoint
+            os.replace(old, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
     barrier(info)
     return final
 

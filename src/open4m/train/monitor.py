@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import ConfigError
+from ..atomic import write_text_atomic
+from ..errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -24,10 +25,23 @@ WANDB_ID = "wandb_run_id"
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The records of ``metrics.jsonl``. A run killed mid-write (SIGKILL, power cut) can leave the last line
+    torn: it is dropped (the resumed run logs that step again); a torn line elsewhere is a corrupt file."""
     path = Path(run_dir) / METRICS
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    records = []
+    for i, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            if i == len(lines) - 1:
+                logger.warning("%s: dropped a torn last line (the run was killed while writing it)", path)
+                break
+            raise DataError(f"{path} line {i + 1} is not JSON ({err}); delete the file to start its log "
+                            "afresh") from None
+    return records
 
 
 def _writer_class() -> Any:
@@ -65,7 +79,7 @@ def _wandb_run(run_dir: Path, project: str, name: str | None, config: Mapping[st
     wandb = _wandb_module()
     id_file = run_dir / WANDB_ID
     run_id = id_file.read_text().strip() if id_file.is_file() else wandb.util.generate_id()
-    id_file.write_text(run_id)
+    write_text_atomic(id_file, run_id)
     return wandb.init(project=project, name=name or run_dir.name, id=run_id, resume="allow", config=dict(config),
                       dir=str(run_dir))
 
@@ -80,8 +94,8 @@ class Monitor:
         if not enabled:
             return
         kept = [m for m in read_metrics(run_dir) if m["step"] <= start_step]
-        (run_dir / METRICS).write_text("".join(json.dumps(m) + "\n" for m in kept))
-        self._file = open(run_dir / METRICS, "a")
+        write_text_atomic(run_dir / METRICS, "".join(json.dumps(m) + "\n" for m in kept))
+        self._file = open(run_dir / METRICS, "a", encoding="utf-8")  # append-only: a kill tears at most the last line
         if tensorboard:
             self.tb = _writer_class()(str(run_dir / "tb"), purge_step=start_step + 1 if start_step else None)
         if wandb:

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...atomic import save_image
 from ...config import load, option, section
 from ...errors import CheckpointError, ConfigError
 from ..engine import LogSection, OptimSection, RunSection, StepOutput, Task, TrainResult, run
@@ -276,8 +277,7 @@ def _save_grid(path: Path, model: nn.Module, inputs: torch.Tensor, recon: torch.
 
     a, b = to_rgb(inputs, False), to_rgb(recon, True)
     rows = [np.concatenate([x, y], axis=1) for x, y in zip(a, b)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.concatenate(rows, axis=0)).save(path)
+    save_image(Image.fromarray(np.concatenate(rows, axis=0)), path)
 
 
 def convert_legacy_checkpoint(run_dir: Path, task: TokenizerTask) -> Path | None:
