@@ -118,7 +118,8 @@ def _unknown(key: str, root: type, command: str | None) -> ConfigError:
     valid = keys(root)
     leaf = key.rsplit(".", 1)[-1]
     close = [k for k in valid if k.rsplit(".", 1)[-1] == leaf][:1]  # the right key in the wrong section
-    close = close or difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    sections = sorted({k.rsplit(".", i)[0] for k in valid for i in range(1, k.count(".") + 1)})
+    close = close or difflib.get_close_matches(key, valid + sections, n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     where = f" (`open4m {command} --keys` lists them all)" if command else ""
     return ConfigError(f"unknown config key {key!r}{hint}{where}")

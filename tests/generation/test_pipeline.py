@@ -155,9 +155,10 @@ def test_cli_generate(setup, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"{cap}[0]:" in printed and "tokens [98, 98]" in printed and "cfg 2->1.5 on [rgb@224]" in printed
     assert "cfg 2.0 on [rgb@224, tok_depth@224]" in printed  # the depth joined the caption's guidance
-    rc = cli_main(["generate", "--model", str(tmp_path / "model.safetensors"), "--input", f"rgb={tmp_path / 'photo.png'}",
-                   "--target", cap, "--draft-tokens", "-1", "--out", str(out_dir)])
-    assert rc == 2 and "draft_tokens=-1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # refused while parsing the options
+        cli_main(["generate", "--model", str(tmp_path / "model.safetensors"), "--input", f"rgb={tmp_path / 'photo.png'}",
+                  "--target", cap, "--draft-tokens", "-1", "--out", str(out_dir)])
+    assert refused.value.code == 2 and "argument --draft-tokens: -1 is too small" in capsys.readouterr().err
     rc = cli_main(["generate", "--model", str(tmp_path / "model.safetensors"), "--input", "rgb=nowhere.jpg",
                    "--target", "depth", "--out", str(out_dir)])
     assert rc == 2 and "no such file" in capsys.readouterr().err

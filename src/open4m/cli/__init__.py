@@ -20,11 +20,13 @@ The library itself never configures logging.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import logging
 import os
+import re
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from open4m.errors import Open4mError
 
@@ -50,6 +52,51 @@ COMMAND_MODULES = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that suggests the closest name: Python 3.11's argparse names a misspelt verb, option or
+    choice without saying what was meant. Still exit code 2 and one `open4m VERB: error:` line."""
+
+    def error(self, message: str) -> NoReturn:
+        verb = re.match(r"argument COMMAND: invalid choice: '(.*?)' \(", message)
+        if verb:  # a misspelt verb: say it as the verb's own error line
+            self.print_usage(sys.stderr)
+            self.exit(2, f"open4m {verb.group(1)}: error: unknown command {verb.group(1)!r}"
+                         f"{_did_you_mean(verb.group(1), _choices(message))} (`open4m --help` lists every command)\n")
+        super().error(_with_hint(message, self))
+
+
+def _choices(message: str) -> list[str]:
+    """The quoted names of argparse's `(choose from 'a', 'b')`."""
+    listed = message.rsplit("(choose from ", 1)[-1]
+    return re.findall(r"'((?:[^'\\]|\\.)*)'", listed)
+
+
+def _did_you_mean(name: str, known: Sequence[str], quote: bool = True) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close and quote else f"; did you mean {close[0]}?" if close else ""
+
+
+def _with_hint(message: str, parser: argparse.ArgumentParser) -> str:
+    """argparse's message with the fix: the closest choice or option, or the kind of value wanted."""
+    choice = re.search(r"invalid choice: '(.*?)' \(choose from ", message)
+    if choice:
+        return message + _did_you_mean(choice.group(1), _choices(message))
+    unknown = re.match(r"unrecognized arguments: (.*)", message)
+    if unknown:
+        options = [s for action in parser._actions for s in action.option_strings]
+        for word in unknown.group(1).split():
+            if word.startswith("-"):
+                hint = _did_you_mean(word.split("=", 1)[0], options, quote=False)
+                if hint:
+                    return message + hint
+        return message + f"; `{parser.prog} --help` lists the options"
+    if re.search(r"invalid int value: ", message):
+        return message + "; give a whole number"
+    if re.search(r"invalid float value: ", message):
+        return message + "; give a number"
+    return message
+
+
 def _add_verbosity(parser: argparse.ArgumentParser, default: object) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("-q", "--quiet", action="store_const", dest="log_level", const=logging.WARNING,
@@ -60,7 +107,7 @@ def _add_verbosity(parser: argparse.ArgumentParser, default: object) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `open4m` parser with every verb registered (imports no torch)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="open4m",
         description="open4m: massively multimodal masked modeling (4M) — load, train, generate, evaluate.",
         epilog="`open4m VERB --help` describes one verb. Exit codes: 0 ok, 1 no verb, 2 user error.",
@@ -102,7 +149,10 @@ def _configure_logging(level: int) -> tuple[logging.Logger, logging.Handler, int
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `open4m` verb; returns the exit code (see the module docstring)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the verb's parser, which knows the verb's options (and suggests the closest)
+        verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+        verbs.get(getattr(args, "command", None) or "", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "handler", None):
         parser.print_help()
         return 1

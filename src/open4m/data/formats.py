@@ -14,6 +14,7 @@ that fails to decode is skipped with a warning and counted (`corrupt`), never en
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import os
 import random
@@ -79,7 +80,10 @@ class FolderDataset(torch.utils.data.Dataset):
         self.modalities = list(modalities) if modalities is not None else found
         absent = [m for m in self.modalities if m not in found]
         if absent:
-            raise DataError(f"{self.root}: no folder for modalities {absent}; found {found}")
+            close = [c for m in absent for c in difflib.get_close_matches(m, found, n=1, cutoff=0.5)]
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise DataError(f"{self.root}: no folder for modalities {absent}{hint}; found {found} (a dataset holds "
+                            "root/<modality>/<sample>.<ext>)")
         if not self.modalities:
             raise DataError(f"{self.root} holds no modality folders (expected root/<modality>/<sample>.<ext>)")
         self.required = list(required)

@@ -23,6 +23,8 @@ and the baseline reads back the generated images of *other* scenes.
 
 from __future__ import annotations
 
+import difflib
+
 import itertools
 import json
 import logging
@@ -75,8 +77,12 @@ def parse_tasks(text: str | Sequence[str]) -> list[str]:
     if names == ["all"]:
         return list(TASKS)
     unknown = [t for t in names if t not in TASKS]
-    if unknown or not names:
-        raise ConfigError(f"unknown tasks {unknown}; choose from {', '.join(TASKS)} (or all)")
+    if not names:
+        raise ConfigError(f"no task named; choose from {', '.join(TASKS)} (or all)")
+    if unknown:
+        close = [c for t in unknown for c in difflib.get_close_matches(t, list(TASKS), n=1, cutoff=0.5)]
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise ConfigError(f"unknown tasks {unknown}; {hint}choose from {', '.join(TASKS)} (or all)")
     return names
 
 

@@ -19,7 +19,7 @@ from ..errors import ConfigError, DataError, NotFound
 from ..modalities import Kind
 from .schedules import resolve_modality
 
-__all__ = ["GenerationRequest", "build_request", "condition_value", "open_image", "schedule_options"]
+__all__ = ["GenerationRequest", "build_request", "checked_text", "condition_value", "open_image", "schedule_options"]
 
 # The decoding options a request may set (the keyword arguments of `build_schedule` that users choose).
 SCHEDULE_KEYS = ("schemes", "tokens", "steps", "token_schedules", "temps", "temp_schedules", "cfg", "cfg_schedules",
@@ -65,7 +65,17 @@ def build_request(model, inputs: Mapping[str, Any], targets: Sequence[str], *, s
     names); an empty target list, or a modality both given and generated, is a `ConfigError`.
     """
     size = model.config.image_size
-    resolved = {resolve_modality(n.strip(), size, target=False).name: v for n, v in inputs.items()}
+    resolved: dict[str, Any] = {}
+    given: dict[str, str] = {}
+    for n, v in inputs.items():
+        name = resolve_modality(n.strip(), size, target=False).name
+        if name in resolved:
+            raise ConfigError(f"{given[name]!r} and {n!r} both give the condition {name}; give each condition once")
+        resolved[name], given[name] = v, n
+    if not resolved:
+        raise ConfigError("no condition: give at least one input (rgb=photo.jpg, caption='a red car'; --input NAME=VALUE "
+                          "on the command line); for unconditional generation run a Pipeline with a spec such as "
+                          "'->tok_rgb@224'")
     names = [resolve_modality(t.strip(), size, target=True).name for t in targets if t.strip()]
     if not names:
         raise ConfigError("no target: name at least one modality to generate")
@@ -87,6 +97,31 @@ def open_image(path: str | os.PathLike, label: str):
         raise DataError(f"{label} {path}: not an image file PIL can read (png, jpg, webp, ...)") from err
 
 
+def checked_text(name: str, text: str, label: str) -> str:
+    """A sequence condition typed as text, checked before any generation: not empty, and for the structured
+    roles (boxes, palettes, metadata, poses, ...) written in the form their codec reads (``v0=...`` tokens)."""
+    from ..tokenizers.sequences import CODECS
+    from .pipeline import _sequence_role
+
+    if not text.strip():
+        raise DataError(f"{label}{text!r}: the text is empty; write the {name} text, or leave this condition out")
+    role = _sequence_role(name)
+    codec = CODECS.get(role)
+    if codec is not None and role != "caption":
+        try:
+            codec.from_text(text)
+        except DataError as err:
+            example = f", e.g. {_TEXT_EXAMPLES[role]!r}" if role in _TEXT_EXAMPLES else ""
+            raise DataError(f"{label}{text!r} is not {role} text ({err}); write it in the {role} codec's form"
+                            f"{example} (open4m.tokenizers.sequences.CODECS[{role!r}].to_text makes one)") from None
+    return text
+
+
+# Condition texts of the structured roles, as their codecs write them.
+_TEXT_EXAMPLES = {"det": "v0=100 v1=200 v2=600 v3=900 car", "color_palette": "v1=2 v0=255 v0=0 v0=0 v0=0 v0=0 v0=255",
+                  "metadata": "v1=10 v0=20 v1=11 v0=30"}
+
+
 def condition_value(name: str, value: Any, model, label: str) -> Any:
     """A condition as a person gives it -> what `Pipeline` takes for modality ``name`` of ``model``.
 
@@ -99,6 +134,8 @@ def condition_value(name: str, value: Any, model, label: str) -> Any:
     import torch
 
     kind = model.modality_info[name].kind
+    if kind is Kind.SEQUENCE and isinstance(value, str):
+        return checked_text(name, value, label)
     if kind is Kind.SEQUENCE or isinstance(value, torch.Tensor):  # tensors: pixels or token ids, ready
         return value
     if isinstance(value, (str, os.PathLike)):

@@ -44,6 +44,9 @@ class GalleryIndex:
         if self.vectors.dim() != 2 or self.vectors.shape[0] != len(self.keys):
             raise DataError(f"an index needs vectors (N, D) and N keys; got {tuple(self.vectors.shape)} and "
                              f"{len(self.keys)} keys")
+        if not self.keys:
+            raise DataError("a gallery index of no images: there is nothing to rank; build it with `open4m index "
+                            "--images DIR` on a folder that holds images")
         self.vectors = F.normalize(self.vectors.float(), dim=-1)
 
     @classmethod
@@ -80,6 +83,9 @@ class GalleryIndex:
             meta = f.metadata() or {}
             if "keys" not in meta or "vectors" not in f.keys():
                 raise DataError(f"{path} is not a gallery index (build one with `open4m index`)")
+            if not json.loads(meta["keys"]):
+                raise DataError(f"{path} is an empty gallery index (no images); rebuild it with `open4m index "
+                                "--images DIR` on a folder that holds images")
             return cls(f.get_tensor("vectors"), json.loads(meta["keys"]))
 
 

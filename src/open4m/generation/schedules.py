@@ -203,8 +203,28 @@ def _per_target(value, n: int, name: str, cast) -> list:
     if isinstance(value, (list, tuple)):
         if len(value) != n:
             raise ConfigError(f"{name}: {len(value)} values for {n} targets; give one value or one per target")
-        return [None if v is None else cast(v) for v in value]
-    return [None if value is None else cast(value)] * n
+        return [None if v is None else _cast(cast, v, name) for v in value]
+    return [None if value is None else _cast(cast, value, name)] * n
+
+
+# What each numeric option takes, for the message when a value is not one (`--temps abc`).
+_OPTION_FORMS = {"tokens": "a whole number of tokens, e.g. 64", "steps": "a whole number of steps, e.g. 8 or 8-4",
+                 "temps": "a number, e.g. 1.0 or 3.0-0.5", "top_k": "0 (off), a count such as 40 or a fraction such as 0.1",
+                 "top_p": "a number in [0, 1], e.g. 0.8", "cfg": "one scale (2.0) or weights per condition (caption=3,rgb=1)"}
+
+
+def _cast(cast, value, name: str):
+    """One option value through its cast; a value that is not a (finite) number is a `ConfigError` naming the option."""
+    try:
+        out = cast(value)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError):
+        raise ConfigError(f"{name}={value!r} is not understood; give {_OPTION_FORMS.get(name, 'a valid value')} "
+                          "(one value, or one per target)") from None
+    if isinstance(out, float) and not math.isfinite(out):
+        raise ConfigError(f"{name}={value!r} is not finite; give {_OPTION_FORMS.get(name, 'a finite number')}")
+    return out
 
 
 def resolve_modality(name: str, image_size: int, *, target: bool) -> Modality:

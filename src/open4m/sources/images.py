@@ -35,7 +35,8 @@ class ImageFiles(torch.utils.data.Dataset):
             raise NotFound(f"data folder {self.root} does not exist")
         self.files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_FILE_EXTS | {".npy"})
         if not self.files:
-            raise DataError(f"no image or .npy files under {self.root}")
+            raise DataError(f"no image or .npy files under {self.root}; point the data path (--data) at the folder "
+                            "holding the training files (images, 16-bit depth PNGs, .npy arrays)")
         self.pre = copy.copy(model.preprocessor)
         # a SAM instance mask is encoded in the frame of its own box (the official rasterisation)
         self.instance_mask = image_role(getattr(model.config, "modality", None) or "") == "mask"

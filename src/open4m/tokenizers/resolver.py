@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .. import modalities
 from ..atomic import write_text_atomic
@@ -30,7 +30,7 @@ from ..errors import CheckpointError, ConfigError, NotFound
 from ..hub import HubOptions, Origin
 from ..modalities import Kind
 
-__all__ = ["TokenizerSet", "tokenizer_keys", "write_manifest", "read_manifest", "MANIFEST_NAME"]
+__all__ = ["TokenizerSet", "tokenizer_keys", "data_name", "data_mismatch", "write_manifest", "read_manifest", "MANIFEST_NAME"]
 
 MANIFEST_NAME = "tokenizers.json"
 MANIFEST_FORMAT = 1
@@ -48,6 +48,39 @@ def tokenizer_keys(name: str) -> list[str]:
         return list(dict.fromkeys([name, *_TEXT_KEYS]))
     base = name.split("@", 1)[0]
     return list(dict.fromkeys([name, base, base.removeprefix("tok_")]))
+
+
+def data_name(name: str) -> str:
+    """The data a modality is made from: ``tok_depth@224`` -> ``depth`` (what a tokenizer's metadata names)."""
+    return name.split("@", 1)[0].removeprefix("tok_")
+
+
+def _same_data(a: str, b: str) -> bool:
+    """Whether two data names are one kind of data: equal, one a variant of the other (``semseg`` and
+    ``semseg_coco``), or both edge maps (one released tokenizer serves Canny, SAM and HED edges)."""
+    return a == b or a.startswith(b + "_") or b.startswith(a + "_") or (a.endswith("_edge") and b.endswith("_edge"))
+
+
+def data_mismatch(tok: Any, data: str, rivals: Sequence[str] = ()) -> str | None:
+    """Why ``tok`` does not tokenize ``data`` (``depth``, ``rgb`` ...), judged from its own metadata; None when
+    nothing says so. The modality it declares counts when that is another known kind of data (one of
+    ``rivals``, a model's other modalities, or a registered modality); its channels (or class maps) must
+    match the registry's entry of ``data``. Tokenizers that declare nothing (released ones) pass the first test."""
+    config = getattr(tok, "config", None)
+    if not hasattr(config, "n_channels"):
+        return None  # a text tokenizer
+    known = modalities.all_modalities()
+    declared = data_name(config.modality) if config.modality else None
+    if declared and not _same_data(declared, data) and (declared in rivals or (declared in known and data in known)):
+        return f"it is the {config.modality} tokenizer (its metadata says so), not a {data} one"
+    raw = known.get(data)
+    if raw is None or raw.kind is not Kind.RAW_IMAGE or not raw.num_channels:
+        return None
+    takes = f"{config.n_labels}-class maps" if config.n_labels else f"{config.n_channels}-channel images"
+    needs = f"{raw.num_labels}-class maps" if raw.num_labels else f"{raw.num_channels}-channel images"
+    if bool(config.n_labels) != bool(raw.num_labels) or (not raw.num_labels and config.n_channels != raw.num_channels):
+        return f"it tokenizes {takes} and {data} data are {needs}"
+    return None
 
 
 def read_manifest(origin: Origin) -> dict[str, str]:
@@ -165,6 +198,7 @@ class TokenizerSet:
                              f"pass tokenizers={{{keys[0]!r}: PATH_OR_ID}} (or --tokenizers {keys[0]}=PATH)")
         tok = self._load(src)
         self._check_vocab(name, tok, src)
+        self._check_fits(name, tok, src)
         self._chosen[name] = tok
         return tok
 
@@ -187,6 +221,31 @@ class TokenizerSet:
             where = src if isinstance(src, (str, os.PathLike)) else "the tokenizer given"
             raise CheckpointError(f"{where} has {size} tokens but the model's {name} vocabulary has {expected}; "
                              "use the tokenizer the model was trained with")
+
+    def _check_fits(self, name: str, tok: Any, src: Any) -> None:
+        """A VQ tokenizer's own metadata (the modality it was trained on, its channels, its image size and
+        token grid) against the model's image-token modality ``name``: swapped tokenizer files (depth <->
+        normals) or another model's tokenizer fail here with the reason, instead of decoding garbage."""
+        config = getattr(tok, "config", None)
+        mod = modalities.all_modalities().get(name)
+        if name not in self.vocab or mod is None or mod.kind is not Kind.IMAGE_TOKENS or not hasattr(config, "n_channels"):
+            return  # only a model's own modalities (``vocab``) are held to its grid
+        where = src if isinstance(src, (str, os.PathLike)) else "the tokenizer given"
+        wanted = data_name(name)
+        fix = f"give {name} the {wanted} tokenizer the model was trained with"
+        reason = data_mismatch(tok, wanted, rivals=[data_name(n) for n in self.vocab if n != name])
+        if reason:
+            raise CheckpointError(f"{where} was given for the model's {name} but {reason} (swapped tokenizer files?); "
+                                  f"{fix}")
+        size = mod.image_size
+        if size and mod.patch_size and config.patch_proj and not config.is_mlp:
+            side, own = size // mod.patch_size, size // config.patch_size
+            if own != side:
+                raise CheckpointError(f"{where} cuts a {size} px image into {own}x{own} tokens (patch {config.patch_size}) "
+                                      f"but the model's {name} is a {side}x{side} grid (patch {mod.patch_size}); {fix}")
+            if config.modality and config.image_size != size:
+                raise CheckpointError(f"{where} was trained on {config.image_size} px images but the model's {name} "
+                                      f"works at {size} px; {fix}")
 
     def check_given(self, names: list[str]) -> None:
         """Check now the tokenizers among ``names`` that were given as objects (costs no loading)."""

@@ -80,6 +80,7 @@ class VQTokenizer(nn.Module):
 
     def prepare_input(self, x: Any) -> torch.Tensor:
         """Natural form (or a model-ready tensor) -> encoder input ``(B, C, H, W)``."""
+        self._check_channels(x)
         x = self.preprocessor.to_model(x)
         device = self.quant_proj.weight.device
         c = self.config
@@ -99,6 +100,19 @@ class VQTokenizer(nn.Module):
             std = x.new_tensor(_IMAGENET_STD).view(1, -1, 1, 1)
             x = 2.0 * (x * std + mean) - 1.0
         return x
+
+    def _check_channels(self, x: Any) -> None:
+        """A colour image given to a one-channel tokenizer (RGB to depth or edges) or a grey one to a colour
+        tokenizer is refused by name: as a batch of grey maps or a resized array it would pass unnoticed."""
+        c = self.config
+        got = _image_channels(x)
+        if c.n_labels or c.is_mlp or got is None or (got >= 3) == (c.n_channels >= 3):
+            return
+        who = f"the {c.modality} tokenizer" if c.modality else "this tokenizer"
+        kind = "colour" if got >= 3 else "one-channel"
+        raise DataError(f"{who} takes {c.n_channels}-channel images but got a {kind} image ({got} channels); give it "
+                        f"{c.modality or 'the data it was trained on'}, or tokenize this image with the tokenizer of "
+                        "its own modality")
 
     def quantize_input(self, x: Any) -> QuantizerOutput:
         """Encoder + projection + quantizer: the training path, with gradients and codebook updates."""
@@ -226,6 +240,21 @@ class VQTokenizer(nn.Module):
         info = {"repo_id": repo_id, **(card or {})}
         return push_folder(repo_id, lambda d: self.save_pretrained(d, card=info), private=private, token=token,
                            commit_message=commit_message, branch=branch, create_pr=create_pr)
+
+
+def _image_channels(x: Any) -> int | None:
+    """Channels of an image in natural form when they are unambiguous (a PIL image, an (H, W, 3|4) or
+    (B, H, W, 3|4) array, an (H, W) map), else None (tensors are model form; (B, H, W) may be a batch)."""
+    if isinstance(x, np.ndarray):
+        if x.ndim == 2:
+            return 1
+        if x.ndim in (3, 4) and x.shape[-1] in (3, 4) and min(x.shape[-3:-1]) > 4:
+            return int(x.shape[-1])
+        return None
+    getbands = getattr(x, "getbands", None)  # a PIL image (PIL stays an optional import here)
+    if getbands is None:
+        return None
+    return 3 if getattr(x, "mode", "") == "P" else len(getbands())
 
 
 class VQVAE(VQTokenizer):

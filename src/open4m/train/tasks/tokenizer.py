@@ -11,6 +11,8 @@ losses, codebook usage and perplexity, PSNR / mIoU / cosine; PNG grids of input 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import difflib
 import json
 import math
 from dataclasses import dataclass
@@ -121,6 +123,13 @@ def build_tokenizer(kind: str, model_config: Mapping[str, Any]) -> nn.Module:
     config_cls = DiVAEConfig if kind == "divae" else VQVAEConfig
     if kind not in KINDS:
         raise ConfigError(f"unknown tokenizer kind {kind!r}: use vqvae, divae or mlp (text has its own trainer)")
+    known = [f.name for f in dataclasses.fields(config_cls)]
+    for key in model_config:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+            hint = f"; did you mean 'model.{close[0]}'?" if close else ""
+            raise ConfigError(f"unknown {kind} tokenizer key 'model.{key}'{hint} (open4m.tokenizers.config."
+                              f"{config_cls.__name__} lists them all)")
     try:
         cfg = config_cls(**model_config)
     except TypeError as err:
