@@ -211,12 +211,51 @@ def to_spec(modality: Modality) -> dict:
     return spec
 
 
+def check_types(cls: type, values: Mapping, what: str) -> None:
+    """Each value of `values` (fields of the dataclass `cls`, read from a file) has its field's type: an int
+    is an int (not a bool, not a string), a float is finite, a tuple or list holds the declared items, an
+    enum is one of its values. Otherwise a `ConfigError` naming the field — before the dataclass runs on a
+    value it was never meant to see."""
+    import math
+    import typing
+
+    def ok(tp: object, v: object) -> bool:
+        args = typing.get_args(tp)
+        if type(None) in args:
+            return v is None or ok(next(a for a in args if a is not type(None)), v)
+        origin = typing.get_origin(tp)
+        if origin in (tuple, list):
+            return isinstance(v, (list, tuple)) and all(ok(args[0], x) for x in v)
+        if tp is bool:
+            return isinstance(v, bool)
+        if tp is int:
+            return isinstance(v, int) and not isinstance(v, bool)
+        if tp is float:
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        if isinstance(tp, type) and issubclass(tp, Enum):
+            return isinstance(v, tp) or v in {m.value for m in tp}
+        return isinstance(v, tp) if isinstance(tp, type) else True
+
+    hints = typing.get_type_hints(cls)
+    for name, value in values.items():
+        if name in hints and not ok(hints[name], value):
+            shown = getattr(hints[name], "__name__", None) or str(hints[name]).replace("typing.", "")
+            raise ConfigError(f"{what}: {name}={value!r:.60} is not a valid {shown}")
+
+
 def from_spec(spec: Mapping) -> Modality:
-    """The inverse of :func:`to_spec`; unknown fields are errors naming them."""
+    """The inverse of :func:`to_spec`; unknown fields, missing ones and values of the wrong type are
+    `ConfigError`s naming them (a spec comes from a checkpoint's metadata: anyone's file)."""
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"a modality spec must be a JSON object of fields, got {spec!r:.60}")
     known = {f.name for f in dataclasses.fields(Modality)}
-    unknown = sorted(set(spec) - known)
+    unknown = sorted(str(k) for k in set(spec) - known)
     if unknown:
         raise ConfigError(f"modality spec {spec.get('name')!r} has unknown fields {unknown}")
+    missing = [k for k in ("name", "kind") if k not in spec]
+    if missing:
+        raise ConfigError(f"modality spec {spec.get('name')!r} lacks {missing}")
+    check_types(Modality, spec, f"modality spec {spec.get('name')!r}")
     return Modality(**spec)
 
 
@@ -231,8 +270,12 @@ def register_specs(specs: Iterable[Mapping], *, source: str = "checkpoint") -> l
     An identical entry already registered is fine; a different one under the same name is an
     error, because the checkpoint's embedding tables were built for its own definition.
     """
+    if not isinstance(specs, (list, tuple)):
+        raise ConfigError(f"{source}: the modality descriptions must be a JSON list of specs, got {specs!r:.60}")
     names = []
     for spec in specs:
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str):
+            raise ConfigError(f"{source}: a modality spec must be a JSON object with a 'name', got {spec!r:.60}")
         existing = _REGISTRY.get(spec.get("name"))
         if existing is not None:  # fields a checkpoint predates take the registered value
             spec = {**{f: getattr(existing, f) for f in _ADDED_FIELDS if f not in spec}, **spec}

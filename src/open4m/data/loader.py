@@ -25,7 +25,7 @@ import torch
 from .. import modalities
 from ..errors import ConfigError, DataError
 from ..modalities import Kind
-from .sequence_inputs import sequence_input
+from .sequence_inputs import json_list, numbers, sequence_input
 from .transforms import AlignedTransform, to_tensors
 
 
@@ -44,15 +44,25 @@ def codec_input(name: str, value: Any, rng: random.Random | None) -> Any:
             raise DataError(f"caption: expected text, got {type(value).__name__}; store the caption as a string")
         return value
     if name == "det":
-        instances = value["instances"] if isinstance(value, Mapping) else value
-        return [Box(*inst["boxes"], class_name=inst["class_name"], score=float(inst.get("score", 1.0)))
-                for inst in instances]
+        instances = value.get("instances", []) if isinstance(value, Mapping) else value
+        boxes = []
+        for n, inst in enumerate(json_list(instances, name, "instances")):
+            if not isinstance(inst, Mapping) or "boxes" not in inst or not isinstance(inst.get("class_name"), str):
+                raise DataError(f"det: instance {n} must be a JSON object with 'boxes' [x0, y0, x1, y1] and a "
+                                f"'class_name' string, got {inst!r:.80}")
+            score = numbers([inst.get("score", 1.0)], name, f"instance {n} score", 1)[0]
+            boxes.append(Box(*numbers(inst["boxes"], name, f"instance {n} boxes", 4), class_name=inst["class_name"],
+                             score=score))
+        return boxes
     if name == "color_palette":
         palettes = value[0] if isinstance(value, list) and value and isinstance(value[0], Mapping) else value
         if isinstance(palettes, Mapping):
-            sizes = sorted(palettes, key=int)
-            return [tuple(int(v) for v in c) for c in palettes[rng.choice(sizes) if rng else sizes[-1]]]
-        return [tuple(int(v) for v in c) for c in palettes]
+            sizes = sorted((k for k in palettes if str(k).isdigit()), key=int)
+            if not sizes:
+                raise DataError(f"color_palette: expected palettes by size {{\"1\": [[r, g, b]], ...}}, got "
+                                f"{palettes!r:.80}")
+            palettes = palettes[rng.choice(sizes) if rng else sizes[-1]]
+        return [numbers(c, name, "a colour", 3, integers=True) for c in json_list(palettes, name, "colours")]
     if name == "metadata":
         if not isinstance(value, Mapping):
             raise DataError(f"metadata: expected a dict of fields, got {type(value).__name__}; store metadata as a "

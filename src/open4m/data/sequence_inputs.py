@@ -20,6 +20,7 @@ import random
 from typing import Any, Mapping
 
 from ..errors import DataError
+from ..tokenizers.sequences import json_list, numbers
 from .transforms import Crop, clean_caption, crop_boxes, crop_keypoints, crop_text_boxes
 
 __all__ = ["CROP_DEPENDENT", "crop_sequence", "sequence_input"]
@@ -54,14 +55,18 @@ def sequence_input(name: str, value: Any, rng: random.Random | None = None) -> A
 
     if name == "human_poses":
         keys = ("box", "pose_codes", "global_orient", "camera", "betas")
-        return [HumanPose(*(tuple(v) for v in _fields(h, keys, name, n))) for n, h in enumerate(value)]
+        return [HumanPose(*(numbers(v, name, f"entry {n} {k!r}", integers=k == "pose_codes")
+                            for k, v in zip(keys, _fields(h, keys, name, n))))
+                for n, h in enumerate(json_list(value, name, "persons"))]
     if name == "sam_instance":
         out = []
-        for n, q in enumerate(value):
+        for n, q in enumerate(json_list(value, name, "queries")):
             point, instances = _fields(q, ("point", "instances"), name, n)
-            found = tuple(SamInstance(tuple(int(c) for c in box), tuple(int(c) for c in codes))  # type: ignore[arg-type]
-                          for box, codes in (_fields(i, ("box", "codes"), name, n) for i in instances))
-            out.append(SamQuery((int(point[0]), int(point[1])), found))
+            found = tuple(SamInstance(numbers(box, name, f"entry {n} box", 4, integers=True),  # type: ignore[arg-type]
+                                      numbers(codes, name, f"entry {n} codes", integers=True))
+                          for box, codes in (_fields(i, ("box", "codes"), name, n)
+                                             for i in json_list(instances, name, f"entry {n} instances")))
+            out.append(SamQuery(numbers(point, name, f"entry {n} point", 2, integers=True), found))  # type: ignore[arg-type]
         return out
     if name == "caption":  # a JSON list of per-crop captions or {"caption": ...}, as the official datasets hold
         value = clean_caption(value)

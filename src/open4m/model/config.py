@@ -68,8 +68,15 @@ class FourMConfig:
     """Activation checkpointing of every block during training (trades compute for memory)."""
 
     def __post_init__(self) -> None:
+        modalities.check_types(FourMConfig, {f.name: getattr(self, f.name) for f in fields(self)}, "FourM config")
         self.domains_in = list(self.domains_in)
         self.domains_out = list(self.domains_out)
+        sizes = ("image_size", "patch_size", "dim", "encoder_depth", "num_heads")
+        bad = [f"{k}={getattr(self, k)}" for k in sizes if getattr(self, k) < 1]
+        bad += [f"{k}={getattr(self, k)}" for k in ("decoder_depth", "num_register_tokens") if getattr(self, k) < 0]
+        bad += [f"mlp_ratio={self.mlp_ratio}"] if self.mlp_ratio <= 0 else []
+        if bad:
+            raise ConfigError(f"FourM config: {', '.join(bad)} out of range (sizes, depths and heads are positive)")
         if self.act_layer not in ACTIVATIONS:
             raise ConfigError(f"act_layer={self.act_layer!r} is not supported; use one of {ACTIVATIONS}")
         if self.dim % self.num_heads:
@@ -130,12 +137,14 @@ def parse_literal(value: str) -> Any:
         return value
     try:
         return ast.literal_eval(value)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         pass
     if len(value) <= 10_000:
         try:
-            return yaml.safe_load(value.replace("None", "null"))
-        except yaml.YAMLError:
+            parsed = yaml.safe_load(value.replace("None", "null"))
+            json.dumps(parsed)  # plain data only: no dates, no self-referencing lists YAML anchors build ("&a [*a]")
+            return parsed
+        except (yaml.YAMLError, ValueError, TypeError, RecursionError):  # ValueError: a date YAML cannot build
             pass
     return value
 

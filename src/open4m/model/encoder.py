@@ -30,6 +30,7 @@ from einops import rearrange
 from torch import nn
 
 from ..errors import ConfigError, DataError
+from .. import modalities
 from ..modalities import Kind, Modality
 from . import checkpoint
 from .config import FourMConfig
@@ -457,11 +458,18 @@ def _config_from_json(text: str, where: Path) -> EncoderConfig:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise checkpoint.CheckpointError(f"{where}: unreadable {METADATA_KEY} metadata ({err})") from None
+    if not isinstance(data, dict):
+        raise checkpoint.CheckpointError(f"{where}: {METADATA_KEY} metadata must be a JSON object of settings, got "
+                                         f"{data!r:.60}")
     known = {f.name for f in fields(EncoderConfig)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise checkpoint.CheckpointError(f"{where}: unknown encoder config keys {unknown}; "
                                          "was it written by a newer open4m?")
+    try:
+        modalities.check_types(EncoderConfig, data, f"{where}: {METADATA_KEY}")
+    except ConfigError as err:
+        raise checkpoint.CheckpointError(str(err)) from None
     return EncoderConfig(**data)
 
 

@@ -151,8 +151,10 @@ def parse_official_value(raw: Any) -> Any:
     if not isinstance(raw, str):
         return raw
     try:
-        return yaml.safe_load(raw.replace("None", "null"))
-    except yaml.YAMLError:
+        parsed = yaml.safe_load(raw.replace("None", "null"))
+        json.dumps(parsed)  # plain data only: no dates, no self-referencing lists YAML anchors build ("&a [*a]")
+        return parsed
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError):  # ValueError: a date YAML cannot build
         return raw
 
 

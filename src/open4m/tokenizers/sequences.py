@@ -33,6 +33,7 @@ from .text import TextTokenizer
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "json_list", "numbers",
     "Box", "BoxCodec", "PaletteCodec", "MetadataCodec", "METADATA_FIELDS", "HumanPose", "HumanPoseCodec",
     "SamInstance", "SamQuery", "SamInstanceCodec", "CaptionCodec", "KeypointsCodec", "OcrCodec", "CODECS",
     "BODY_KEYPOINT_NAMES", "BODY_KEYPOINT_FLIP", "NUM_BODY_KEYPOINTS", "normalize_ocr_text",
@@ -40,6 +41,24 @@ __all__ = [
 
 _VALUE = re.compile(r"^v([0-3])=(\d{1,3})$")
 T = TypeVar("T")
+
+
+def json_list(value: Any, name: str, what: str) -> list[Any]:
+    """`value` when it is a JSON list; else a `DataError` naming the modality and what the list holds."""
+    if not isinstance(value, (list, tuple)):
+        raise DataError(f"{name}: expected a JSON list of {what}, got {type(value).__name__} {value!r:.60}")
+    return list(value)
+
+
+def numbers(value: Any, name: str, what: str, length: int | None = None, *, integers: bool = False) -> tuple:
+    """A JSON list of finite numbers (of `length` when given) as a tuple of floats (ints with `integers`);
+    anything else (a string, null, NaN, a nested list, a wrong count) is a `DataError` naming `what`."""
+    items = json_list(value, name, what)
+    ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in items)
+    if not ok or (length is not None and len(items) != length):
+        count = f"{length} " if length is not None else ""
+        raise DataError(f"{name}: {what} must be a list of {count}finite numbers, got {value!r:.80}")
+    return tuple(int(v) if integers else float(v) for v in items)
 
 
 def _v(kind: int, value: int) -> str:
@@ -175,11 +194,13 @@ class PaletteCodec(_TextCodec[list[tuple[int, int, int]]]):
     max_colors: int = 7
 
     def to_text(self, colors: Sequence[Sequence[int]], rng: random.Random | None = None) -> str:
+        colors = json_list(colors, "color_palette", "colours (r, g, b)")
         if not 1 <= len(colors) <= self.max_colors:
             raise DataError(f"color_palette: need 1 to {self.max_colors} colours, got {len(colors)}")
         words = [_v(1, len(colors))]
         for c in colors:
-            if len(c) != 3 or any(not 0 <= int(v) <= 255 for v in c):
+            c = numbers(c, "color_palette", "a colour (r, g, b)", 3)
+            if any(not 0 <= v <= 255 for v in c):
                 raise DataError(f"color_palette: colours are (r, g, b) in 0..255, got {tuple(c)}")
             words += [_v(0, round(v)) for v in c]
         return " ".join(words)
@@ -257,7 +278,10 @@ class MetadataCodec(_TextCodec[dict[str, float]]):
         return min(f.lo + (q + 0.5) / (self.bins - 1) * (f.hi - f.lo), f.hi)
 
     def to_text(self, meta: dict[str, float], rng: random.Random | None = None) -> str:
-        unknown = sorted(set(meta) - set(_FIELD_INDEX))
+        if not isinstance(meta, Mapping):
+            raise DataError(f"metadata: expected a dict of fields, got {type(meta).__name__}; store metadata as a "
+                            "JSON object {field: value}")
+        unknown = sorted(str(k) for k in set(meta) - set(_FIELD_INDEX))
         if unknown:
             raise DataError(f"metadata: unknown fields {unknown}; known: {[f.name for f in METADATA_FIELDS]}")
         names = sorted(meta, key=_FIELD_INDEX.__getitem__)
@@ -266,7 +290,8 @@ class MetadataCodec(_TextCodec[dict[str, float]]):
         pairs = []
         for name in names:
             f = METADATA_FIELDS[_FIELD_INDEX[name]]
-            pairs.append(f"{_v(1, _FIELD_INDEX[name])} {_v(0, self._quantize(f, float(meta[name])))}")
+            value = numbers([meta[name]], "metadata", f"field {name!r}", 1)[0]
+            pairs.append(f"{_v(1, _FIELD_INDEX[name])} {_v(0, self._quantize(f, value))}")
         return " ".join(pairs)
 
     def from_text(self, text: str) -> dict[str, float]:
@@ -455,10 +480,9 @@ _PERSON_HEADER_TOKENS, _KEYPOINT_TOKENS = 5, 3
 
 def _unit(x: Any, what: str) -> float:
     """A finite number clipped into [0, 1]: landmarks of a person cut by the frame lie just outside it."""
-    v = float(x)
-    if not math.isfinite(v):
-        raise DataError(f"{what} must be a finite number, got {x!r}")
-    return min(max(v, 0.0), 1.0)
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+        raise DataError(f"{what} must be a finite number, got {x!r:.40}")
+    return min(max(float(x), 0.0), 1.0)
 
 
 @dataclass(frozen=True)
@@ -494,23 +518,22 @@ class KeypointsCodec(_TextCodec[list[dict[str, Any]]]):
         """(quantised box, words) of one person of the label JSON."""
         if not isinstance(person, Mapping) or "box" not in person or "keypoints" not in person:
             raise DataError(f"keypoints: person {n} must be a dict with 'box' and 'keypoints', got {person!r:.80}")
-        box = [_unit(c, f"keypoints: person {n} box") for c in person["box"]]
+        box = [_unit(c, f"keypoints: person {n} box") for c in numbers(person["box"], "keypoints", f"person {n} box", 4)]
         words = ["person"] + _box_words(box)
         q = tuple(_quantize(c) for c in box)
-        points = person["keypoints"]
+        points = json_list(person["keypoints"], "keypoints", f"person {n} keypoints")
         if len(points) != self.num_keypoints:
             raise DataError(f"keypoints: person {n} has {len(points)} keypoints, the format has {self.num_keypoints}")
         for p in points:
-            if len(p) != 3:
-                raise DataError(f"keypoints: each keypoint is [x, y, visibility], person {n} has {list(p)!r}")
-            x, y, vis = (_unit(c, f"keypoints: person {n} keypoint") for c in p)
+            coords = numbers(p, "keypoints", f"person {n} keypoint [x, y, visibility]", 3)
+            x, y, vis = (_unit(c, f"keypoints: person {n} keypoint") for c in coords)
             words += [_v(0, _quantize(x)), _v(1, _quantize(y)), _v(2, _quantize(vis, self.visibility_levels))]
         return q, words
 
     def to_text(self, persons: Sequence[Mapping[str, Any]], rng: random.Random | None = None) -> str:
         if self.visibility_levels < 2:
             raise DataError(f"keypoints: visibility_levels must be at least 2, got {self.visibility_levels}")
-        rows = [self._person(p, n) for n, p in enumerate(persons)]
+        rows = [self._person(p, n) for n, p in enumerate(json_list(persons, "keypoints", "persons"))]
         rows.sort(key=lambda r: (-(r[0][2] - r[0][0]) * (r[0][3] - r[0][1]), r[0], r[1]))
         keep = self.max_persons
         if len(rows) > keep:
@@ -579,15 +602,15 @@ class OcrCodec(_TextCodec[list[dict[str, Any]]]):
 
     def _rows(self, boxes: Sequence[Mapping[str, Any]]) -> list[str]:
         rows = []
-        for n, b in enumerate(boxes):
-            if not isinstance(b, Mapping) or "box" not in b or "text" not in b:
-                raise DataError(f"ocr: box {n} must be a dict with 'box' and 'text', got {b!r:.80}")
-            if float(b.get("score", 1.0)) < self.score_threshold:
+        for n, b in enumerate(json_list(boxes, "ocr", "text boxes")):
+            if not isinstance(b, Mapping) or "box" not in b or not isinstance(b.get("text"), str):
+                raise DataError(f"ocr: box {n} must be a dict with 'box' and a 'text' string, got {b!r:.80}")
+            if numbers([b.get("score", 1.0)], "ocr", f"box {n} score", 1)[0] < self.score_threshold:
                 continue
             text = normalize_ocr_text(b["text"])
             if not text:
                 continue
-            box = [_unit(c, f"ocr: box {n}") for c in b["box"]]
+            box = [_unit(c, f"ocr: box {n}") for c in numbers(b["box"], "ocr", f"box {n} box", 4)]
             q = [_quantize(c) for c in box]
             rows.append(((q[1], q[0], q[3], q[2], text), " ".join(_box_words(box)) + " " + text))
         rows.sort(key=lambda r: r[0])
