@@ -204,6 +204,16 @@ def train_fourm(recipe: FourMRecipe, spec: WorldSpec, token_root: Path, run_dir:
     return ema if ema.exists() else Path(result.model_path)
 
 
+#: What `run_recipe` writes in its folder: a folder holding only these is a run of the recipe, which resumes.
+RECIPE_ENTRIES = ("tokenizers", "tokens", "fourm", "model")
+
+
+def is_recipe_folder(path: str | Path) -> bool:
+    """Whether `path` holds only what `run_recipe` writes (running the recipe there again resumes it)."""
+    entries = {p.name for p in Path(path).iterdir()} if Path(path).is_dir() else set()
+    return bool(entries) and entries <= set(RECIPE_ENTRIES)
+
+
 def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int = 2, progress: bool = True) -> Path:
     """The whole recipe; returns the bundle directory `out/model` (what `open4m demo --model` loads)."""
     from ..model import FourM
@@ -236,7 +246,7 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
     if not (token_root / "done").exists():
         tokens = {b: encode_images(tokenizers[b], b, data.images[b]) for b in IMAGE_MODALITIES}
         write_token_folder(token_root, spec, data, tokens, text_tok)
-        (token_root / "done").touch()
+        write_text_atomic(token_root / "done", "")
 
     t0 = time.perf_counter()
     log.info("world recipe: training the FourM on %s", token_root)
