@@ -29,6 +29,7 @@ from ..atomic import write_text_atomic
 from ..errors import CheckpointError, ConfigError, NotFound
 from ..hub import HubOptions, Origin
 from ..modalities import Kind
+from ..pretrained import find
 
 __all__ = ["TokenizerSet", "tokenizer_keys", "data_name", "data_mismatch", "write_manifest", "read_manifest", "MANIFEST_NAME"]
 
@@ -243,7 +244,8 @@ class TokenizerSet:
             if own != side:
                 raise CheckpointError(f"{where} cuts a {size} px image into {own}x{own} tokens (patch {config.patch_size}) "
                                       f"but the model's {name} is a {side}x{side} grid (patch {mod.patch_size}); {fix}")
-            if config.modality and config.image_size != size:
+            released = find(str(src)) if isinstance(src, (str, os.PathLike)) else None
+            if config.modality and config.image_size != size and not (released and name in released.modalities):
                 raise CheckpointError(f"{where} was trained on {config.image_size} px images but the model's {name} "
                                       f"works at {size} px; {fix}")
 
