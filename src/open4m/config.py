@@ -252,13 +252,35 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], cls: type, *
     return data
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """`yaml.safe_load`'s loader, except that a key written twice in one mapping is an error: plain YAML
+    keeps the last one silently, so a recipe's first value would be ignored without a word."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue  # `<<: *base` merges (whose keys may be overridden) and complex keys: as YAML has them
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice in one mapping; keep one", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """A YAML mapping from a file (``safe_load``), with one-line errors for missing or malformed files."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"recipe {path} is a folder; give a YAML file (e.g. configs/world_tiny.yaml)")
     if not path.is_file():
         raise NotFound(f"recipe {path} does not exist (see configs/ for examples)")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path} is not a text file ({err.reason} at byte {err.start}); a recipe is YAML text, "
+                          "saved as UTF-8") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -52,18 +52,22 @@ def weights_and_config(path: Path) -> tuple[Path, dict[str, Any] | None]:
             )
         weights = candidates[0]
     config_file = path / CONFIG_NAME
+    if config_file.exists() and not config_file.is_file():
+        raise CheckpointError(f"{config_file} is a folder, not the model's settings; remove it (the weights file "
+                              "carries its config) or save the model again")
     return weights, (_read_config_json(config_file) if config_file.is_file() else None)
 
 def _read_config_json(path: Path) -> dict[str, Any]:
     try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path} is not valid JSON ({err})") from None
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path} is not valid JSON ({err}); download or save the model again") from None
     # The Hub mixin of some huggingface_hub versions nests the constructor argument.
     if isinstance(config, dict) and set(config) == {"config"} and isinstance(config["config"], dict):
         config = config["config"]
     if not isinstance(config, dict):
-        raise CheckpointError(f"{path} must hold a JSON object of settings")
+        raise CheckpointError(f"{path} must hold a JSON object of settings, got {type(config).__name__}; download or "
+                              "save the model again")
     return config
 
 
@@ -74,7 +78,7 @@ def unshared(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     out = {}
     for key in sorted(state):
         t = state[key].detach()
-        ptr = t.data_ptr()
+        ptr = (t.to_local() if hasattr(t, "to_local") else t).data_ptr()  # an FSDP DTensor: its shard's storage
         out[key] = t.clone().contiguous() if ptr in seen else t.contiguous()
         seen.add(ptr)
     return out

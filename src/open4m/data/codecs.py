@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -58,8 +60,56 @@ def decode(data: bytes, ext: str, modality: str) -> Any:
         if ext in IMAGE_EXTS:
             return _decode_image(data, modality)
     except (OSError, ValueError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"cannot decode {modality} {ext} data: {err}") from err
+        from PIL import UnidentifiedImageError
+
+        why = "not an image file PIL can read" if isinstance(err, UnidentifiedImageError) else str(err) or "empty"
+        raise DataError(f"cannot decode {modality} {ext} data: {why}") from err
     raise DataError(f"unsupported file type {ext!r} for modality {modality!r}; supported: {', '.join(EXTS)}")
+
+
+def open_image(path: str | os.PathLike, label: str) -> Any:
+    """`PIL.Image.open(path)`, loaded, with an unreadable file as a one-line `DataError` (``label`` names the input:
+    the option or modality the path was given as)."""
+    from PIL import Image, UnidentifiedImageError
+
+    label = f"{label} " if label and not label.endswith("=") else label  # `--input rgb=PATH` reads as typed
+    if Path(path).is_dir():
+        raise DataError(f"{label}{path} is a folder; give an image file (png, jpg, webp, ...)")
+    try:
+        image = Image.open(path)
+        image.load()  # the pixels now: a truncated file fails here, not halfway through generation
+    except UnidentifiedImageError as err:
+        raise DataError(f"{label}{path}: not an image file PIL can read (png, jpg, webp, ...)") from err
+    except (FileNotFoundError, PermissionError) as err:
+        raise DataError(f"{label}{path}: cannot read it ({err.strerror}); check the path and its permissions") from err
+    except (OSError, SyntaxError, ValueError) as err:  # Pillow's errors for damaged image data
+        raise DataError(f"{label}{path}: the image file is damaged ({err}); save or download it again") from err
+    return image
+
+
+#: Pillow modes of one-channel images with more than 8 bits (16-bit PNGs, 32-bit integer files).
+WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I")
+
+
+def rgb_image(im: Any) -> Any:
+    """Any PIL image as an 8-bit RGB PIL image, the way a person sees the photo.
+
+    Grey, palette and RGBA files convert as Pillow does (alpha dropped). A 16-bit (or 32-bit) grey
+    file is scaled to 8 bits by its real range, the lowest and highest value it holds, because
+    Pillow's own conversion clips every value above 255 (a 16-bit photo would read as white) and the
+    high byte alone leaves a 12-bit camera file nearly black.
+    """
+    from PIL import Image
+
+    if im.mode not in WIDE_GREY_MODES:
+        return im.convert("RGB")
+    values = np.asarray(im, np.float64)
+    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if hi > lo:
+        grey = (values - lo) * (255.0 / (hi - lo))
+    else:  # one flat value: its level within the 16-bit range
+        grey = np.full_like(values, min(hi, 65535.0) * 255.0 / 65535.0)
+    return Image.fromarray(np.round(grey).clip(0, 255).astype(np.uint8)).convert("RGB")
 
 
 def _decode_image(data: bytes, modality: str) -> np.ndarray:
@@ -69,10 +119,7 @@ def _decode_image(data: bytes, modality: str) -> np.ndarray:
         im.load()
         role = image_role(modality)
         if role == "rgb":
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: Pillow's convert would clip at 255
-                grey = (np.asarray(im, np.uint32) >> 8).clip(0, 255).astype(np.uint8)
-                return np.repeat(grey[..., None], 3, axis=-1)
-            return np.array(im.convert("RGB"))  # grey, palette, RGBA (alpha dropped), 16-bit RGB (high byte)
+            return np.array(rgb_image(im))
         if role == "normal":
             return np.asarray(im.convert("RGB"), np.float32) / 127.5 - 1.0
         if role == "depth":
@@ -107,6 +154,11 @@ def encode(value: Any, ext: str, modality: str) -> bytes:
     raise DataError(f"unsupported file type {ext!r} for modality {modality!r}; supported: {', '.join(EXTS)}")
 
 
+def _one_channel(arr: np.ndarray) -> np.ndarray:
+    """(H, W) or (H, W, 1) -> (H, W): the channel axis dropped, never the image's own (a 1x1 map stays 2-d)."""
+    return arr[..., 0] if arr.ndim == 3 and arr.shape[-1] == 1 else arr
+
+
 def _encode_image(arr: np.ndarray, ext: str, modality: str) -> bytes:
     from PIL import Image
 
@@ -119,7 +171,7 @@ def _encode_image(arr: np.ndarray, ext: str, modality: str) -> bytes:
     elif role == "normal":
         im = Image.fromarray(np.clip(np.round((arr + 1.0) * 127.5), 0, 255).astype(np.uint8))
     elif role in ("edge", "mask"):
-        grey = np.squeeze(arr)
+        grey = _one_channel(arr)
         if grey.dtype == bool:
             grey = grey.astype(np.uint8) * 255
         elif grey.dtype != np.uint8:
@@ -130,7 +182,7 @@ def _encode_image(arr: np.ndarray, ext: str, modality: str) -> bytes:
     elif role == "unit":
         if arr.dtype == np.uint8:
             raise DataError(f"{modality}: a [0, 1] map is written from a float array, got uint8")
-        im = Image.fromarray(np.clip(np.round(np.squeeze(arr) * 255.0), 0, 255).astype(np.uint8))
+        im = Image.fromarray(np.clip(np.round(_one_channel(arr) * 255.0), 0, 255).astype(np.uint8))
     else:
         if arr.dtype != np.uint8:
             raise DataError(f"{modality}: images are written from uint8 arrays, got {arr.dtype}")

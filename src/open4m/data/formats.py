@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import json
+import logging
 import os
 import random
 import warnings
@@ -30,6 +31,8 @@ from .codecs import EXTS, decode
 from ..errors import ConfigError, DataError, NotFound
 
 INDEX_FILE = "index.json"
+
+logger = logging.getLogger(__name__)
 
 
 class CorruptFileWarning(UserWarning):
@@ -96,6 +99,7 @@ class FolderDataset(torch.utils.data.Dataset):
         self.excluded = len(all_keys) - len(self.keys)
         self.missing = Counter({m: sum(k not in self.files[m] for k in self.keys) for m in self.modalities})
         self.corrupt: Counter[str] = Counter()
+        self.corrupt_files: dict[Path, str] = {}  # each file skipped so far, with the reason (for summaries)
         self.decode, self.transform = decode, transform
 
     def __len__(self) -> int:
@@ -123,6 +127,7 @@ class FolderDataset(torch.utils.data.Dataset):
                 sample[m] = decode(data, path.suffix, m)
             except ValueError as err:
                 self.corrupt[m] += 1
+                self.corrupt_files[path] = str(err)
                 warnings.warn(f"skipping corrupt file {path} ({err}); {self.corrupt[m]} corrupt {m} files so far",
                               CorruptFileWarning, stacklevel=2)
                 if m in self.required:
@@ -232,15 +237,15 @@ class ShardDataset(torch.utils.data.IterableDataset):
         super().__init__()
         self.root, self.modalities, self.required = str(root).rstrip("/"), list(modalities), list(required)
         if num_shards is None:
-            index_path = Path(self.root) / INDEX_FILE
-            if not index_path.is_file():
+            if not (Path(self.root) / INDEX_FILE).is_file():
                 raise DataError(f"no {INDEX_FILE} under {self.root}; pass num_shards for remote shards")
-            num_shards = int(json.loads(index_path.read_text())["num_shards"])
+            num_shards = read_index(self.root)["num_shards"]
         self.num_shards = num_shards
         self.decode, self.shuffle_shards, self.shuffle_buffer = decode, shuffle_shards, shuffle_buffer
         self.seed, self.epoch, self.transform, self.url_template = seed, 0, transform, url_template
         self.corrupt: Counter[str] = Counter()
         self.missing: Counter[str] = Counter()
+        self.unreadable: list[str] = []  # shard files (or parts) that could not be read, with the reason
 
     def set_epoch(self, epoch: int) -> None:
         """Reshuffle shards for a new epoch (the same epoch gives the same order on every rank)."""
@@ -249,15 +254,19 @@ class ShardDataset(torch.utils.data.IterableDataset):
     def url(self, modality: str, shard: int) -> str:
         return self.url_template.format(root=self.root, modality=modality, shard=shard_name(shard))
 
-    def _handler(self, err: Exception) -> bool:
+    def _handler(self, err: Exception, url: str = "") -> bool:
         self.corrupt["<tar>"] += 1
-        warnings.warn(f"skipping unreadable shard data ({err})", CorruptFileWarning, stacklevel=2)
+        reason = _shard_error(err, url)
+        if reason not in self.unreadable:
+            self.unreadable.append(reason)
+        warnings.warn(f"skipping unreadable shard data ({reason})", CorruptFileWarning, stacklevel=2)
         return True
 
     def _samples_of_shard(self, shard: int) -> Iterator[dict[str, Any]]:
         import webdataset as wds
 
-        streams = {m: wds.tarfile_samples(iter([{"url": self.url(m, shard)}]), handler=self._handler)
+        streams = {m: wds.tarfile_samples(iter([{"url": self.url(m, shard)}]),
+                                          handler=lambda err, url=self.url(m, shard): self._handler(err, url))
                    for m in self.modalities}
         yield from _merge_by_key(streams)
 
@@ -298,32 +307,92 @@ class ShardDataset(torch.utils.data.IterableDataset):
         yield from decoded
 
 
+def _shard_error(err: Exception, url: str) -> str:
+    """webdataset's error for an unreadable shard as one phrase naming the file: "url: reason"."""
+    if isinstance(err, OSError) and err.strerror:
+        reason = err.strerror
+    else:
+        text = next((a for a in err.args if isinstance(a, str)), "") or str(err)
+        reason = text.split(" @ <", 1)[0].strip() or type(err).__name__  # drop the reader's repr
+    return f"{url or getattr(err, 'filename', '') or 'shard'}: {reason}"
+
+
 def is_shard_root(root: str | Path) -> bool:
     return (Path(root) / INDEX_FILE).is_file()
 
 
+def read_index(root: str | Path) -> dict[str, Any]:
+    """A shard root's ``index.json`` (what `write_shards` wrote), checked: a damaged one is a `DataError` naming it."""
+    path = Path(root) / INDEX_FILE
+    fix = f"rewrite it by converting the folder dataset again (open4m convert --to shards), or restore {INDEX_FILE}"
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NotFound(f"{root} has no {INDEX_FILE}: it is not a shard root ({fix})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, IsADirectoryError) as err:
+        raise DataError(f"{path} is not a readable shard index ({err}); {fix}") from None
+    if not isinstance(index, dict):
+        raise DataError(f"{path} must hold a JSON object, got {type(index).__name__}; {fix}")
+    bad = [k for k, kind in (("modalities", list), ("num_shards", int), ("num_samples", int))
+           if not isinstance(index.get(k), kind) or isinstance(index.get(k), bool)]
+    if bad:
+        raise DataError(f"{path} lacks valid {', '.join(bad)}; {fix}")
+    return index
+
+
 def folder_to_shards(src: str | Path, dst: str | Path, samples_per_shard: int = 1000,
-                     modalities: Sequence[str] | None = None, progress: bool = True) -> dict[str, Any]:
-    """Convert a folder dataset to shards byte for byte."""
+                     modalities: Sequence[str] | None = None, progress: bool = True,
+                     skipped: list[str] | None = None) -> dict[str, Any]:
+    """Convert a folder dataset to shards byte for byte.
+
+    Every file is decoded once on the way (as training will): a corrupt one is left out of the shards
+    and, with `skipped`, listed there ("path (reason)"), so a damaged file is found now, not mid-run.
+    """
     from tqdm import tqdm
 
     ds = FolderDataset(src, modalities=modalities, decode=False)
-    samples = (ds.load(k) for k in tqdm(ds.keys, desc="folder -> shards", disable=not progress, unit="sample"))
+    bad = skipped if skipped is not None else []
+
+    def checked(key: str) -> dict[str, Any]:
+        sample = ds.load(key)
+        for m in ds.modalities:
+            if m in sample:
+                try:
+                    decode(*sample[m], m)
+                except ValueError as err:
+                    bad.append(f"{ds.files[m][key]} ({err})")
+                    logger.warning("skipping corrupt file %s (%s)", ds.files[m][key], err)
+                    del sample[m]
+        return sample
+
+    samples = (checked(k) for k in tqdm(ds.keys, desc="folder -> shards", disable=not progress, unit="sample"))
     return write_shards(samples, dst, ds.modalities, samples_per_shard)
 
 
 def shards_to_folder(src: str | Path, dst: str | Path, modalities: Sequence[str] | None = None,
-                     progress: bool = True) -> int:
-    """Convert shards (with an index.json) to the folder layout byte for byte; returns the sample count."""
+                     progress: bool = True, skipped: list[str] | None = None) -> int:
+    """Convert shards (with an index.json) to the folder layout byte for byte; returns the sample count.
+
+    Unreadable shard files (missing, truncated) are skipped with what they still hold; with `skipped`,
+    each is listed there ("shard: reason").
+    """
     from tqdm import tqdm
 
-    index = json.loads((Path(src) / INDEX_FILE).read_text())
+    index = read_index(src)
     ds = ShardDataset(str(src), modalities or index["modalities"], decode=False)
     n = 0
+    bad = skipped if skipped is not None else []
     for sample in tqdm(ds, total=index["num_samples"], desc="shards -> folder", disable=not progress, unit="sample"):
         for m in ds.modalities:
             if m in sample:
                 data, ext = sample[m]
+                try:
+                    decode(data, ext, m)
+                except ValueError as err:
+                    bad.append(f"{ds.url(m, 0).rsplit('/', 1)[0]}: {sample['__key__']}{ext} ({err})")
+                    logger.warning("skipping corrupt %s of %s (%s)", m, sample["__key__"], err)
+                    continue
                 write_atomic(Path(dst) / m / f"{sample['__key__']}{ext}", data)
         n += 1
+    bad += ds.unreadable
     return n

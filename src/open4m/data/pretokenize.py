@@ -25,6 +25,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import logging
 import math
 import random
 import tarfile
@@ -50,12 +51,15 @@ SizeOf = Callable[[str], Optional[tuple]]
 
 CROP_DIR = "crop_settings"
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class PretokenizeReport:
     written: int
-    skipped: int
+    skipped: int  # token files already there (a rerun resumes)
     out_dir: Path
+    corrupt: list[str] = dataclasses.field(default_factory=list)  # input files skipped as unreadable: "path (why)"
 
 
 def sample_crops(height: int, width: int, n_crops: int, rng: np.random.Generator, min_scale: float = 0.2) -> np.ndarray:
@@ -245,13 +249,17 @@ def _image_folders(names: Any, modality: str) -> list[str]:
     return sorted((n for n in names if n != modality and is_aligned_image(n)), key=lambda n: (n != "rgb", n))
 
 
-def _size_of_file(path: Path) -> tuple[int, int]:
+def _size_of_file(path: Path) -> tuple[int, int] | None:
     if path.suffix.lower() == ".npy":
         return tuple(np.load(path, mmap_mode="r", allow_pickle=False).shape[:2])  # type: ignore[return-value]
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(path) as im:  # reads the header only
-        return im.height, im.width
+    try:
+        with Image.open(path) as im:  # reads the header only
+            return im.height, im.width
+    except (UnidentifiedImageError, OSError) as err:  # its own modality skips it as corrupt; no size from it here
+        logger.warning("cannot read the size of %s (%s)", path, err)
+        return None
 
 
 def _pretokenize_folder(root: Path, modality: str, out_name: str, encoder: _BatchEncoder, n_crops: int, seed: int,
@@ -286,6 +294,7 @@ def _pretokenize_folder(root: Path, modality: str, out_name: str, encoder: _Batc
         if sample is not None and modality in sample:
             encoder.add(key, sample[modality], crops_for, sink, size_of(key))
     encoder.flush(sink)
+    report.corrupt = [f"{path} ({why})" for path, why in data.corrupt_files.items()]
     return report
 
 
@@ -306,9 +315,9 @@ def _pretokenize_shards(root: Path, modality: str, out_name: str, encoder: _Batc
 
     from ..atomic import write_atomic
     from .codecs import decode
-    from .formats import INDEX_FILE, shard_name
+    from .formats import INDEX_FILE, read_index, shard_name
 
-    index = json.loads((root / INDEX_FILE).read_text())
+    index = read_index(root)
     if modality not in index.get("modalities", []):
         raise DataError(f"{root}: the shards hold no {modality!r} (modalities: {index.get('modalities')})")
     out_dir = root / out_name
@@ -320,7 +329,7 @@ def _pretokenize_shards(root: Path, modality: str, out_name: str, encoder: _Batc
             continue
         crop_path = root / CROP_DIR / shard_name(shard)
         stored = {k: _check_crops(np.load(io.BytesIO(v), allow_pickle=False), n_crops, f"{crop_path}:{k}")
-                  for k, v in _read_tar(crop_path).items()}
+                  for k, v in _read_tar(crop_path, strict=True).items()}
         grew = False
         tokens: dict[str, bytes] = {}
 
@@ -335,8 +344,15 @@ def _pretokenize_shards(root: Path, modality: str, out_name: str, encoder: _Batc
             tokens[key] = _npy_bytes(rows)
 
         sizes = _shard_sizes(root, index["modalities"], modality, shard) if encoder.needs_size else {}
-        for key, (data, ext) in _read_tar(root / modality / shard_name(shard), with_ext=True).items():
-            encoder.add(key, decode(data, ext, modality), crops_for, sink, sizes.get(key))
+        source = root / modality / shard_name(shard)
+        for key, (data, ext) in _read_tar(source, with_ext=True, corrupt=report.corrupt).items():
+            try:
+                value = decode(data, ext, modality)
+            except ValueError as err:  # one damaged sample: skipped and counted, the shard goes on
+                report.corrupt.append(f"{source}:{key}{ext} ({err})")
+                logger.warning("skipping corrupt %s of %s in %s (%s)", modality, key, source, err)
+                continue
+            encoder.add(key, value, crops_for, sink, sizes.get(key))
         encoder.flush(sink)
         if grew:
             write_atomic(crop_path, _tar_bytes({k: _npy_bytes(v) for k, v in stored.items()}))
@@ -350,7 +366,7 @@ def _pretokenize_shards(root: Path, modality: str, out_name: str, encoder: _Batc
 
 def _shard_sizes(root: Path, names: list, modality: str, shard: int) -> dict[str, tuple[int, int]]:
     """key -> (height, width) of shard ``shard``'s samples, from the first image modality the shards hold."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     from .formats import shard_name
 
@@ -363,8 +379,11 @@ def _shard_sizes(root: Path, names: list, modality: str, shard: int) -> dict[str
             if ext == ".npy":
                 sizes[key] = tuple(np.load(io.BytesIO(data), allow_pickle=False).shape[:2])
             else:
-                with Image.open(io.BytesIO(data)) as im:
-                    sizes[key] = (im.height, im.width)
+                try:
+                    with Image.open(io.BytesIO(data)) as im:
+                        sizes[key] = (im.height, im.width)
+                except (UnidentifiedImageError, OSError) as err:  # no size for this sample; see _size_of_file
+                    logger.warning("cannot read the size of %s in %s (%s)", key, name, err)
         return sizes
     return {}
 
@@ -375,17 +394,30 @@ def _check_crops(crops: np.ndarray, n_crops: int, where: str) -> np.ndarray:
     return crops[:n_crops]
 
 
-def _read_tar(path: Path, with_ext: bool = False) -> dict:
-    """key -> bytes (or (bytes, '.ext')) of a tar shard, in key order; {} when the file does not exist."""
+def _read_tar(path: Path, with_ext: bool = False, corrupt: list[str] | None = None, strict: bool = False) -> dict:
+    """key -> bytes (or (bytes, '.ext')) of a tar shard, in key order; {} when the file does not exist.
+
+    A damaged tar (empty, truncated, not a tar) is an error naming it when `strict` (files we wrote and
+    read back); otherwise it yields the members read before the damage, and is listed in `corrupt`.
+    """
     if not path.exists():
         return {}
     out = {}
-    with tarfile.open(path) as tar:
-        for member in tar.getmembers():
-            if member.isfile():
-                key, _, ext = member.name.partition(".")
-                data = tar.extractfile(member).read()
-                out[key] = (data, "." + ext) if with_ext else data
+    try:
+        with tarfile.open(path) as tar:
+            for member in tar:
+                if member.isfile():
+                    key, _, ext = member.name.partition(".")
+                    data = tar.extractfile(member).read()
+                    out[key] = (data, "." + ext) if with_ext else data
+    except (tarfile.TarError, EOFError, OSError) as err:
+        why = "empty file" if path.is_file() and not path.stat().st_size else \
+            (str(err).splitlines() or [""])[0].rstrip(":") or "truncated"
+        if strict or corrupt is None:
+            raise DataError(f"{path} is not a readable tar shard ({why}); delete it to have it written again, or "
+                            "restore it") from None
+        corrupt.append(f"{path} ({why}; {len(out)} samples read before it)")
+        logger.warning("skipping the unreadable rest of %s (%s)", path, why)
     return dict(sorted(out.items()))
 
 

@@ -271,8 +271,5 @@ def _forms_of(pipe: Pipeline) -> WorldForms | TokenizerForms:
     origin = pipe.model.origin
     folder = getattr(origin, "folder", None)
     if folder is not None and (Path(folder) / "world.json").is_file():
-        import json
-
-        spec = world.WorldSpec.from_dict(json.loads((Path(folder) / "world.json").read_text())["spec"])
-        return WorldForms(spec)
+        return WorldForms(world.read_world_json(folder)[1])
     return TokenizerForms()

@@ -102,6 +102,11 @@ def load_samples(data: str | Path | None = None, *, limit: int = 64, split: str 
         samples = list(itertools.islice(iter(source), limit))
     if not samples:
         raise DataError(f"the data source {data!r} holds no samples")
+    skipped = [f"{p} ({why})" for p, why in getattr(source, "corrupt_files", {}).items()]
+    skipped += list(getattr(source, "unreadable", []))
+    if skipped:  # scored without them: say which files, so the table's sample counts can be trusted
+        log.warning("eval: skipped %d corrupt file(s): %s — replace or delete them and rerun", len(skipped),
+                       "; ".join(skipped[:5]) + ("; ..." if len(skipped) > 5 else ""))
     return samples
 
 

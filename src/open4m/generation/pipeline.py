@@ -28,6 +28,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from ..data.codecs import open_image, rgb_image
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .. import modalities
 from ..atomic import atomic_write, save_image, write_text_atomic
@@ -89,6 +90,9 @@ SR_DEFAULTS: dict[str, Any] = dict(schemes="maskgit", steps=8, token_schedules="
 SR_ORDER = ("tok_clip", "tok_depth", "tok_normal", "tok_semseg", "tok_rgb")
 _PARSERS = {"det": BoxCodec(), "color_palette": PaletteCodec(), "metadata": MetadataCodec()}
 SAM = "sam_instance"
+#: The most elongated RGB input a pipeline squeezes into its square input (wider ones are refused: a 900x4 strip
+#: squeezed to 224x224 would condition on stretched noise).
+MAX_ASPECT = 8
 
 
 # ------------------------------------------------------------------------------------------
@@ -298,12 +302,15 @@ class Pipeline:
         from PIL import Image
 
         if isinstance(value, (str, os.PathLike)):
-            value = Image.open(value)
+            value = open_image(value, f"{mod.name}:")
         img = Image.fromarray(value) if isinstance(value, np.ndarray) else value
         if not isinstance(img, Image.Image):
             raise DataError(f"{mod.name}: cannot read a {type(value).__name__} as an image; pass a file path, a PIL "
                             "image, a uint8 (H, W, 3) array, a list of them, or a normalised tensor")
-        img = img.convert("RGB")
+        img = rgb_image(img)  # grey, palette, RGBA, 16-bit: 8-bit RGB as the photo looks
+        if max(img.size) > MAX_ASPECT * min(img.size):
+            raise DataError(f"{mod.name}: a {img.size[0]}x{img.size[1]} image is too far from square (over "
+                            f"{MAX_ASPECT}:1) to squeeze into the model's square input; crop the part to use first")
         size = mod.image_size or self.image_size
         if img.size != (size, size):
             warnings.warn(f"rgb input of {img.size[0]}x{img.size[1]} resized to {size}x{size} (the model's input size)",

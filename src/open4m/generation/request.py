@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..data.codecs import open_image
 from ..errors import ConfigError, DataError, NotFound
 from ..modalities import Kind
 from .schedules import resolve_modality
@@ -85,16 +86,6 @@ def build_request(model, inputs: Mapping[str, Any], targets: Sequence[str], *, s
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"seed {seed!r}: give a whole number")
     return GenerationRequest(resolved, names, schedule_options(**options), seed)
-
-
-def open_image(path: str | os.PathLike, label: str):
-    """`PIL.Image.open(path)` with an unreadable file as a one-line `DataError` (``label`` names the input)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        return Image.open(path)
-    except UnidentifiedImageError as err:
-        raise DataError(f"{label} {path}: not an image file PIL can read (png, jpg, webp, ...)") from err
 
 
 def checked_text(name: str, text: str, label: str) -> str:

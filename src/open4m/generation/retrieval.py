@@ -18,7 +18,8 @@ from typing import Any, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError, DataError
+from ..errors import CheckpointError, ConfigError, DataError
+from ..weights import read_safetensors
 from .pipeline import Pipeline
 from ..atomic import atomic_write
 
@@ -77,16 +78,34 @@ class GalleryIndex:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "GalleryIndex":
-        from safetensors import safe_open
-
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-            if "keys" not in meta or "vectors" not in f.keys():
-                raise DataError(f"{path} is not a gallery index (build one with `open4m index`)")
-            if not json.loads(meta["keys"]):
-                raise DataError(f"{path} is an empty gallery index (no images); rebuild it with `open4m index "
-                                "--images DIR` on a folder that holds images")
-            return cls(f.get_tensor("vectors"), json.loads(meta["keys"]))
+        """An index `save` wrote; a missing, damaged or foreign file is a one-line error saying to rebuild it."""
+        path = Path(path)
+        rebuild = "rebuild it with `open4m index --images DIR --out INDEX`"
+        if path.is_dir():
+            raise DataError(f"{path} is a folder, not a gallery index file; {rebuild}")
+        try:
+            tensors, meta = read_safetensors(path)
+        except CheckpointError:
+            raise DataError(f"{path} is not a readable gallery index (damaged, truncated or another kind of file); "
+                            f"{rebuild}") from None
+        if "keys" not in meta or "vectors" not in tensors:
+            raise DataError(f"{path} is not a gallery index (it holds {sorted(tensors)[:3]}); {rebuild}")
+        try:
+            keys = json.loads(meta["keys"])
+        except json.JSONDecodeError:
+            keys = None
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise DataError(f"{path}: the index's file names are damaged (not a JSON list of names); {rebuild}")
+        if not keys:
+            raise DataError(f"{path} is an empty gallery index (no images); rebuild it with `open4m index "
+                            "--images DIR` on a folder that holds images")
+        vectors = tensors["vectors"]
+        if vectors.dim() != 2 or vectors.shape[0] != len(keys) or not vectors.is_floating_point():
+            raise DataError(f"{path} holds {tuple(vectors.shape)} {str(vectors.dtype).replace('torch.', '')} vectors for "
+                            f"{len(keys)} images; the index is damaged, {rebuild}")
+        if not torch.isfinite(vectors).all():
+            raise DataError(f"{path} holds vectors that are not finite numbers; the index is damaged, {rebuild}")
+        return cls(vectors, keys)
 
 
 def _faiss_search(gallery: torch.Tensor, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,11 +9,10 @@ modality (plus ``__key__``). Its sources: a folder (`folder:DIR` or a plain fold
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
-from ..data.formats import FolderDataset, ShardDataset, is_shard_root
+from ..data.formats import FolderDataset, ShardDataset, is_shard_root, read_index
 from ..errors import NotFound
 
 __all__ = ["build_folder", "build_shards"]
@@ -33,5 +32,5 @@ def build_shards(arg: str | None, *, modality_names: Sequence[str] | None = None
     if not arg or not is_shard_root(arg):
         raise NotFound(f"{arg!r} is not a shard root (no index.json); write one with `open4m convert`")
     if not modality_names:
-        modality_names = json.loads((Path(arg) / "index.json").read_text())["modalities"]
+        modality_names = read_index(arg)["modalities"]
     return ShardDataset(arg, list(modality_names), required=required)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import copy
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..data.codecs import image_role
+from ..data.codecs import image_role, open_image, rgb_image
 from ..data.transforms import instance_box_crop
 from ..errors import DataError, NotFound
 
 __all__ = ["ImageFiles", "IMAGE_FILE_EXTS", "build"]
+
+logger = logging.getLogger(__name__)
 
 IMAGE_FILE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
 
@@ -37,6 +40,7 @@ class ImageFiles(torch.utils.data.Dataset):
         if not self.files:
             raise DataError(f"no image or .npy files under {self.root}; point the data path (--data) at the folder "
                             "holding the training files (images, 16-bit depth PNGs, .npy arrays)")
+        self.corrupt: dict[Path, str] = {}  # unreadable files skipped so far (this process), with the reason
         self.pre = copy.copy(model.preprocessor)
         # a SAM instance mask is encoded in the frame of its own box (the official rasterisation)
         self.instance_mask = image_role(getattr(model.config, "modality", None) or "") == "mask"
@@ -50,17 +54,31 @@ class ImageFiles(torch.utils.data.Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        path = self.files[i]
-        if path.suffix == ".npy":
-            arr = np.load(path, allow_pickle=False)
-        else:
-            from PIL import Image
+        """Sample `i`; an unreadable file is skipped (warned, counted in `corrupt`) for the next good one, as
+        the dataset formats do, so one damaged photo never ends a training run."""
+        for step in range(len(self.files)):
+            path = self.files[(i + step) % len(self.files)]
+            try:
+                arr = self._read(path)
+            except DataError as err:
+                if path not in self.corrupt:
+                    self.corrupt[path] = str(err)
+                    logger.warning("skipping %s; %d unreadable file(s) skipped so far", err, len(self.corrupt))
+                continue
+            return self.pre.to_model(instance_box_crop(arr) if self.instance_mask else arr)[0]
+        raise DataError(f"no file under {self.root} can be read (e.g. {next(iter(self.corrupt.values()))}); replace "
+                        "the damaged files or point --data at the folder of training files")
 
-            with Image.open(path) as im:
-                arr = self._image_array(im)
-            if self.pre.input == "depth":
-                arr = arr.astype(np.float32)
-        return self.pre.to_model(instance_box_crop(arr) if self.instance_mask else arr)[0]
+    def _read(self, path: Path) -> np.ndarray:
+        """One file as an array; a damaged one is a `DataError` naming it."""
+        if path.suffix.lower() == ".npy":
+            try:
+                return np.load(path, allow_pickle=False)
+            except (ValueError, OSError, EOFError) as err:
+                raise DataError(f"{path}: not a readable NumPy array file ({err or 'empty'})") from err
+        with open_image(path, "") as im:
+            arr = self._image_array(im)
+        return arr.astype(np.float32) if self.pre.input == "depth" else arr
 
     def _image_array(self, im: Any) -> np.ndarray:
         """A file as the tokenizer's channels: RGB for 3-channel images; grey for 1-channel ones (edges, SAM
@@ -68,7 +86,7 @@ class ImageFiles(torch.utils.data.Dataset):
         if self.pre.input != "image":
             return np.array(im)
         if len(self.pre.mean) == 3:
-            return np.array(im.convert("RGB"))
+            return np.array(rgb_image(im))  # grey, palette, RGBA and 16-bit photos alike
         if len(self.pre.mean) != 1:
             raise DataError(f"{self.root}: a {len(self.pre.mean)}-channel tokenizer reads .npy arrays, not image files")
         if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: scale to [0, 1] rather than clip at 255

@@ -7,13 +7,12 @@ crop per sample, drawn from (seed, epoch, sample key) and shared by every modali
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 
-from ..data.formats import INDEX_FILE, ShardDataset, is_shard_root
+from ..data.formats import ShardDataset, is_shard_root, read_index
 from ..errors import NotFound
 from .discover import discover
 from .tokens import CROP_SETTINGS, key_index, select_crop
@@ -35,7 +34,7 @@ class TokenShards(torch.utils.data.IterableDataset):
                  folders: Mapping[str, str] | None = None, *, seed: int = 0, split: str = "train",
                  image_size: int | None = None, **shard_options: Any) -> None:
         super().__init__()
-        present = list(json.loads((Path(root) / INDEX_FILE).read_text()).get("modalities", [])) \
+        present = list(read_index(root)["modalities"]) \
             if is_shard_root(root) else list(folders.values() if folders else modality_names or [])
         found = discover(str(root), present, modality_names, folders=folders, image_size=image_size)
         self.names, self.unknown = list(found.folders), found.unknown

@@ -17,7 +17,6 @@ read through `open4m.tokenizers.resolver`, like every model's. Folders of the ea
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -25,8 +24,8 @@ from typing import Any, Sequence
 
 import torch
 
-from ..data.synthetic.world import (IMAGE_MODALITIES, WorldSpec, encode_images, register_modalities, render_world,
-                                    token_samples)
+from ..data.synthetic.world import (IMAGE_MODALITIES, WorldSpec, encode_images, read_world_json, register_modalities,
+                                    render_world, token_samples)
 from ..errors import ConfigError, NotFound
 
 __all__ = ["SHIPPED", "MissingModelError", "WorldTokens", "WorldScenes", "bundle_of", "bundle_missing",
@@ -70,7 +69,7 @@ def _unlisted_tokenizers(path: Path) -> list[str]:
     from ..hub import Origin
     from ..tokenizers.resolver import read_manifest
 
-    spec = WorldSpec.from_dict(json.loads((path / "world.json").read_text())["spec"])
+    _, spec = read_world_json(path)
     table = read_manifest(Origin(path))
     names = [*spec.token_modalities, *spec.sequence_modalities]
     return ([f"tokenizers.json entry for {n}" for n in names if n not in table]
@@ -86,8 +85,7 @@ def load_tokenizers(path: str | Path | None = None) -> tuple[WorldSpec, dict[str
         raise MissingModelError(f"{where} (missing {', '.join(missing)}). Train one from scratch with "
                                 f"`open4m demo --train --out DIR` (about 35 minutes on 2 CPU cores), then run "
                                 f"`open4m demo --model DIR/model`.")
-    meta = json.loads((path / "world.json").read_text())
-    spec = WorldSpec.from_dict(meta["spec"])
+    meta, spec = read_world_json(path)
     register_modalities(spec)
     toks, text_tok = _legacy_tokenizers(path) if is_legacy(path) else _listed_tokenizers(path, spec)
     return spec, {b: t.float().eval() for b, t in toks.items()}, text_tok, meta

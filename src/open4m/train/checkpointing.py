@@ -6,6 +6,8 @@ A checkpoint is a folder `checkpoints/step-00001000/` holding
 - `optimizer.safetensors`: AdamW moments by parameter name, hyper-parameters as JSON metadata,
 - `ema.safetensors` (when an EMA is kept), `rng-rank{r}.safetensors`: each rank's torch RNG,
 - `state.json`: step, tokens seen, data position, loss scaler, the recipe.
+With `sharded=True` (FSDP runs, `train.checkpoint_format`), `model.safetensors` and `optimizer.safetensors` give
+way to every rank's own shards (`shards/`, `optimizer.json`: `open4m.train.sharded`), readable at any world size.
 It is written under a temporary name, fsynced and renamed into place (`open4m.atomic.commit_dir`), so a
 run killed at any moment (or a power cut) leaves either the complete folder or none; an old checkpoint is
 renamed away before it is deleted. Leftovers are swept by the next save.
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import save_file
 from torch import nn
 from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
                                                      get_optimizer_state_dict, set_model_state_dict,
@@ -33,6 +35,7 @@ from ..errors import CheckpointError
 from ..weights import read_safetensors, unshared
 from .distributed import DistInfo, barrier, is_sharded, unwrap
 from .ema import EMA
+from .sharded import is_sharded_checkpoint, load_sharded, save_sharded
 
 _STEP_DIR = re.compile(r"^step-(\d{8})$")
 _FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
@@ -47,8 +50,37 @@ def checkpoints(run_dir: str | Path) -> list[Path]:
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest checkpoint of a run (None for a new run). A newer step folder without its state.json
+    (we never write one: checkpoints appear complete or not at all) is damaged: an error naming it, rather
+    than a silent start from an older step."""
+    root = Path(run_dir) / "checkpoints"
+    if root.exists() and not root.is_dir():
+        raise CheckpointError(f"{root} is a file, not the run's checkpoint folder; move it away or choose another "
+                              "train.out_dir")
     found = checkpoints(run_dir)
+    broken = sorted(p for p in root.iterdir() if _STEP_DIR.match(p.name) and p not in found) if root.is_dir() else []
+    if broken and (not found or broken[-1].name > found[-1].name):
+        raise CheckpointError(f"{broken[-1]} has no state.json: the checkpoint is damaged; {_fix(broken[-1])}")
     return found[-1] if found else None
+
+
+def _fix(checkpoint: Path) -> str:
+    return (f"delete {checkpoint} to resume from the checkpoint before it, or set train.resume=false (or another "
+            "train.out_dir) to start over")
+
+
+def _read_file(checkpoint: Path, name: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of one file of a checkpoint; a missing or damaged one is a `CheckpointError` saying
+    how to go on (from the checkpoint before, or afresh)."""
+    path = checkpoint / name
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing ({'a folder' if path.is_dir() else 'no such file'}): the checkpoint "
+                              f"is incomplete; {_fix(checkpoint)}")
+    try:
+        return read_safetensors(path)
+    except CheckpointError as err:
+        raise CheckpointError(f"{path} is damaged ({str(err.args[0]).split('(', 1)[-1].split(')', 1)[0]}); "
+                              f"{_fix(checkpoint)}") from None
 
 
 # ------------------------------------------------------------------------------------------
@@ -68,7 +100,7 @@ def full_state(model: nn.Module, info: DistInfo) -> dict[str, torch.Tensor] | No
 
 
 def _load_model(model: nn.Module, path: Path, load_weights: WeightsFromFile) -> None:
-    state, _ = read_safetensors(path)
+    state, _ = _read_file(path.parent, path.name)
     inner = unwrap(model)
     if not is_sharded(inner):
         load_weights(inner, state)
@@ -103,14 +135,17 @@ def _optimizer_tensors(model: nn.Module, optimizer: torch.optim.Optimizer) -> tu
 
 
 def _load_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer, path: Path) -> None:
-    tensors = load_file(str(path))
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
+    tensors, meta = _read_file(path.parent, path.name)
+    try:
+        scalars, groups = json.loads(meta["scalars"]), json.loads(meta["param_groups"])
+    except (KeyError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path} lacks the optimizer settings ({type(err).__name__}: {err}); "
+                              f"{_fix(path.parent)}") from None
     state: dict[str, dict[str, Any]] = {}
-    for key, value in (*tensors.items(), *json.loads(meta["scalars"]).items()):
+    for key, value in (*tensors.items(), *scalars.items()):
         name, _, entry = key.rpartition("/")
         state.setdefault(name, {})[entry] = value
-    sd = {"state": state, "param_groups": json.loads(meta["param_groups"])}
+    sd = {"state": state, "param_groups": groups}
     set_optimizer_state_dict(unwrap(model), optimizer, sd, options=StateDictOptions(full_state_dict=True))
 
 
@@ -129,7 +164,9 @@ def _restore_rng(path: Path, device: torch.device) -> None:
         warnings.warn(f"{path.name} is missing (the run had fewer ranks); this rank's dropout RNG starts fresh",
                       stacklevel=3)
         return
-    rng = load_file(str(path))
+    rng, _ = _read_file(path.parent, path.name)
+    if "torch" not in rng:
+        raise CheckpointError(f"{path} holds no torch RNG state; {_fix(path.parent)}")
     torch.set_rng_state(rng["torch"])
     if device.type == "cuda" and "cuda" in rng:
         torch.cuda.set_rng_state(rng["cuda"], device)
@@ -140,8 +177,10 @@ def _restore_rng(path: Path, device: torch.device) -> None:
 # ------------------------------------------------------------------------------------------
 def save_checkpoint(run_dir: str | Path, step: int, *, model: nn.Module, optimizer: torch.optim.Optimizer,
                     ema: EMA | None, state: dict[str, Any], info: DistInfo, keep_last: int,
-                    weights_to_file: WeightsToFile = _default_to_file) -> Path:
-    """Write checkpoint `step` atomically (every rank calls this), then keep the newest `keep_last`."""
+                    weights_to_file: WeightsToFile = _default_to_file, sharded: bool = False) -> Path:
+    """Write checkpoint `step` atomically (every rank calls this), then keep the newest `keep_last`. `sharded`:
+    each rank writes its own shards of weights and optimizer state (`open4m.train.sharded`) instead of rank 0
+    writing the gathered `model.safetensors` and `optimizer.safetensors`."""
     root = Path(run_dir) / "checkpoints"
     final = root / f"step-{step:08d}"
     tmp = root / f".tmp-step-{step:08d}"
@@ -154,12 +193,16 @@ def save_checkpoint(run_dir: str | Path, step: int, *, model: nn.Module, optimiz
         tmp.mkdir()
     barrier(info)
     save_file(_rng_tensors(info.device), str(tmp / f"rng-rank{info.rank}.safetensors"))
-    opt_tensors, opt_meta = _optimizer_tensors(model, optimizer)
-    weights = full_state(model, info)
-    if weights is not None:
-        tensors, metadata = weights_to_file(weights)
-        save_file(tensors, str(tmp / "model.safetensors"), metadata=metadata or None)
-        save_file(opt_tensors, str(tmp / "optimizer.safetensors"), metadata=opt_meta)
+    if sharded:
+        save_sharded(tmp, model=model, optimizer=optimizer, info=info)
+    else:
+        opt_tensors, opt_meta = _optimizer_tensors(model, optimizer)
+        weights = full_state(model, info)
+        if weights is not None:
+            tensors, metadata = weights_to_file(weights)
+            save_file(tensors, str(tmp / "model.safetensors"), metadata=metadata or None)
+            save_file(opt_tensors, str(tmp / "optimizer.safetensors"), metadata=opt_meta)
+    if info.is_main:
         if ema is not None:
             save_file({k: v.contiguous() for k, v in ema.state_dict().items()}, str(tmp / "ema.safetensors"),
                       metadata={"decay": str(ema.decay)})
@@ -180,15 +223,24 @@ def load_checkpoint(path: str | Path, *, model: nn.Module, optimizer: torch.opti
     """Restore weights, optimizer, EMA and this rank's RNG; return the saved state (step, tokens, ...)."""
     path = Path(path)
     try:
-        state = json.loads((path / "state.json").read_text())
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path}/state.json is corrupt ({err}); delete {path} to resume from the one before") from None
-    _load_model(model, path / "model.safetensors", load_weights)
-    _load_optimizer(model, optimizer, path / "optimizer.safetensors")
+        state = json.loads((path / "state.json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
+        raise CheckpointError(f"{path}/state.json is corrupt ({err}); {_fix(path)}") from None
+    if not isinstance(state, dict) or isinstance(state.get("step"), bool) or not isinstance(state.get("step"), int):
+        raise CheckpointError(f"{path}/state.json holds no step number (a JSON object with \"step\"); {_fix(path)}")
+    if is_sharded_checkpoint(path):
+        load_sharded(path, model=model, optimizer=optimizer, info=info)
+    else:
+        _load_model(model, path / "model.safetensors", load_weights)
+        _load_optimizer(model, optimizer, path / "optimizer.safetensors")
     if ema is not None:
         if not (path / "ema.safetensors").is_file():
             raise CheckpointError(f"{path} has no EMA but train.ema_decay is set; resume without EMA or start a new run")
-        ema.load_state_dict(load_file(str(path / "ema.safetensors")))
+        ema_state, _ = _read_file(path, "ema.safetensors")
+        try:
+            ema.load_state_dict(ema_state)
+        except (KeyError, RuntimeError) as err:
+            raise CheckpointError(f"{path}/ema.safetensors does not match the model ({err}); {_fix(path)}") from None
     _restore_rng(path / f"rng-rank{info.rank}.safetensors", info.device)
     return state
 

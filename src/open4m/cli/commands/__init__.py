@@ -85,3 +85,12 @@ def open_image(path, flag: str):
     from open4m.generation.request import open_image as open_checked
 
     return open_checked(path, flag)
+
+
+def report_skipped(skipped, what: str = "corrupt file(s)", show: int = 5) -> None:
+    """The summary line of the damaged inputs a verb skipped (the first few named, with why), after its work."""
+    skipped = [str(s) for s in skipped]
+    if not skipped:
+        return
+    more = f"; and {len(skipped) - show} more (see the log above)" if len(skipped) > show else ""
+    print(f"skipped {len(skipped)} {what}: {'; '.join(skipped[:show])}{more} — replace or delete them and rerun")

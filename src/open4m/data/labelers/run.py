@@ -129,6 +129,7 @@ def _sample_keys(root: Path, files: dict[str, dict[str, Path]], labeler: Labeler
 
 def label_folder(
     root: str | Path, labeler: Labeler, batch_size: int = 16, overwrite: bool = False, progress: bool = True,
+    skipped: list[str] | None = None,
 ) -> Counter:
     """Write `labeler`'s output for every sample of `root` to ``root/<labeler.name>/<key><ext>``.
 
@@ -137,7 +138,8 @@ def label_folder(
     writes labels records the labeler's provenance in ``root/labels.json`` (``count``: samples that
     have the label now). Returns counts of ``labeled``, ``skipped`` (already present), ``corrupt``
     (unreadable input, logged) and ``missing`` (samples lacking a required input, e.g. a photo
-    without a caption; logged with how to add it).
+    without a caption; logged with how to add it). With `skipped`, each corrupt input file is listed
+    there as "path (reason)" for the caller's summary.
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -148,6 +150,7 @@ def label_folder(
     keys = sorted(set.intersection(*(set(files[m]) for m in labeler.requires)))
     out_dir = root / labeler.name
     stats: Counter = Counter()
+    corrupt_files = skipped if skipped is not None else []
     lacking = sorted(_sample_keys(root, files, labeler).difference(keys))
     if lacking:
         stats["missing"] = len(lacking)
@@ -164,14 +167,18 @@ def label_folder(
     for start in range(0, len(todo), batch_size):
         batch_keys, samples = [], []
         for key in todo[start:start + batch_size]:
-            sample = {}
-            try:
-                for m, mfiles in files.items():
-                    if key in mfiles:
+            sample, bad = {}, None
+            for m, mfiles in files.items():
+                if key in mfiles:
+                    try:
                         sample[m] = decode(mfiles[key].read_bytes(), mfiles[key].suffix, m)
-            except ValueError as err:
-                logger.warning("skipping %s: %s", key, err)
+                    except ValueError as err:
+                        bad = f"{mfiles[key]} ({err})"
+                        break
+            if bad is not None:  # the sample is left unlabelled, named in the log and counted in the summary
+                logger.warning("skipping %s: corrupt file %s", key, bad)
                 stats["corrupt"] += 1
+                corrupt_files.append(bad)
                 continue
             batch_keys.append(key)
             samples.append(sample)

@@ -16,14 +16,17 @@ world source (`open4m.sources.world`) and the world recipe (`open4m.recipes.worl
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
 
 from ... import modalities
-from ...errors import ConfigError
+from ...errors import ConfigError, DataError
 from ...modalities import Kind, Modality
 
 # Image modalities of the procedural world that get a VQ tokenizer, in display order.
@@ -81,6 +84,21 @@ class WorldSpec:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "WorldSpec":
         return cls(int(d["image_size"]), int(d["patch_size"]), dict(d["codebook_sizes"]), int(d["text_vocab_size"]))
+
+
+def read_world_json(folder: str | os.PathLike) -> tuple[dict[str, Any], WorldSpec]:
+    """A world model folder's ``world.json`` (its spec, recipe, timings) and the spec in it; a damaged file is a
+    one-line `DataError` naming it (the fix: restore the file, or save the model again)."""
+    path = Path(folder) / "world.json"
+    fix = "restore it from the model's release, or save the model again (open4m demo --train)"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, IsADirectoryError) as err:
+        raise DataError(f"{path} is not readable JSON ({err}); {fix}") from None
+    try:
+        return meta, WorldSpec.from_dict(meta["spec"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise DataError(f"{path} holds no valid world spec ({type(err).__name__}: {err}); {fix}") from None
 
 
 def register_modalities(spec: WorldSpec) -> list[str]:

@@ -344,14 +344,13 @@ def inherit_world_spec(run_dir: Path, names: list[str], bundles: list[Path]) -> 
     import json
 
     from ...atomic import write_text_atomic
-    from ...data.synthetic.world import WorldSpec
+    from ...data.synthetic.world import read_world_json
 
     for bundle in bundles:
         meta_file = bundle / "world.json"
         if not meta_file.is_file():
             continue
-        meta = json.loads(meta_file.read_text())
-        spec = WorldSpec.from_dict(meta["spec"])
+        meta, spec = read_world_json(bundle)
         if not set(spec.token_modalities) & set(names):
             continue
         out = run_dir / "world.json"

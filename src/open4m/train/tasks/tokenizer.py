@@ -260,7 +260,17 @@ class TokenizerTask(Task):
             return "no training steps were logged"
         keys = [k for k in ("train/loss", "train/recon_loss", "train/psnr", "train/miou", "train/cosine",
                             "train/codebook_usage") if k in train[-1]]
-        return "\n".join(f"{k:22s} {train[0].get(k, float('nan')):10.4f} -> {train[-1][k]:10.4f}" for k in keys)
+        lines = [f"{k:22s} {train[0].get(k, float('nan')):10.4f} -> {train[-1][k]:10.4f}" for k in keys]
+        return "\n".join(lines + skipped_files(getattr(self.dataset, "corrupt", {})))
+
+
+def skipped_files(corrupt: Mapping[Any, str], show: int = 3) -> list[str]:
+    """Summary lines for the unreadable files a run skipped (counted, the first few named); [] when none.
+    Counts come from this process: files skipped inside DataLoader workers are only in their log lines."""
+    if not corrupt:
+        return []
+    named = ", ".join(str(p) for p in list(corrupt)[:show]) + (", ..." if len(corrupt) > show else "")
+    return [f"skipped {len(corrupt)} unreadable file(s): {named} (replace or delete them)"]
 
 
 def _save_grid(path: Path, model: nn.Module, inputs: torch.Tensor, recon: torch.Tensor) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ....errors import ConfigError
@@ -21,9 +20,9 @@ def register_bundle_modalities(init_from: str) -> bool:
     spec_file = folder / "world.json"
     if not spec_file.is_file():
         return False
-    from ....data.synthetic.world import WorldSpec, register_modalities
+    from ....data.synthetic.world import read_world_json, register_modalities
 
-    register_modalities(WorldSpec.from_dict(json.loads(spec_file.read_text())["spec"]))
+    register_modalities(read_world_json(folder)[1])
     return True
 
 
