@@ -35,6 +35,7 @@ from .ema import EMA
 from .monitor import Monitor, check_backends, read_metrics
 from .optim import build_adamw
 from .schedule import lr_at, peak_lr
+from .sharded import FORMATS, use_sharded
 
 logger = logging.getLogger(__name__)
 
@@ -89,12 +90,17 @@ class RunSection:
     keep_last: int = option(2, "Checkpoints kept; older ones are deleted.")
     eval_every: int = option(500, "Validation every N steps (0: only at the end).")
     distributed: str = option("ddp", "Under torchrun: `ddp` (replicated) or `fsdp` (FSDP2 fully_shard).")
+    checkpoint_format: str = option("auto", "`single` (rank 0 writes the gathered model.safetensors), `sharded` (every "
+                                   "rank writes its shards; resumable on any number of ranks) or `auto` (sharded "
+                                   "under FSDP with more than one rank).")
     compile: bool = option(False, "torch.compile the model, one graph per forward and loss (pays off on GPUs for long runs).")
 
     def __post_init__(self) -> None:
         checks = [
             (self.precision in ("fp32", "bf16", "fp16"), f"train.precision={self.precision!r}: use fp32, bf16 or fp16"),
             (self.distributed in ("ddp", "fsdp"), f"train.distributed={self.distributed!r}: use ddp or fsdp"),
+            (self.checkpoint_format in FORMATS,
+             f"train.checkpoint_format={self.checkpoint_format!r}: use {', '.join(FORMATS)}"),
             (self.steps >= 1 and self.accum_steps >= 1, "train.steps and train.accum_steps must be >= 1"),
             (self.keep_last >= 1, "train.keep_last must be >= 1 (the newest checkpoint is what resume needs)"),
             (self.save_every >= 1, "train.save_every must be >= 1"),
@@ -348,6 +354,7 @@ class _Run:
             checkpointing.save_checkpoint(
                 run_dir, step, model=self.wrapped, optimizer=self.optimizer, ema=self.ema, info=info,
                 keep_last=t.keep_last, weights_to_file=task.weights_to_file,
+                sharded=use_sharded(t.checkpoint_format, t.distributed, info),
                 state={"tokens": tokens, "samples_seen": step * self.global_batch, "scaler": self.scaler.state_dict(),
                        **task.resume_state(info, t.accum_steps)})
 
