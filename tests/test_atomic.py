@@ -157,7 +157,11 @@ ALLOWED_DIRECT_WRITES = {
         "inside the temporary checkpoint folder (commit_dir)",
     ("train/checkpointing.py", '(tmp / "state.json").write_text(json.dumps({**state, "step": step, "world": info.world}, indent=1))'):
         "inside the temporary checkpoint folder (commit_dir)",
-    ("train/checkpointing.py", "os.replace(old, doomed)"):
+    ("train/sharded.py", "dcp.save(unshared(tensors), storage_writer=writer, no_dist=not info.enabled)"):
+        "each rank's DCP shards, inside the temporary checkpoint folder that commit_dir fsyncs and renames",
+    ("train/sharded.py", "(folder / META).write_text(json.dumps(meta, indent=1))"):
+        "inside the temporary checkpoint folder (commit_dir)",
+    ("train/checkpointing.py", "os.replace(checkpoint, doomed)"):
         "renames an old checkpoint out of the way before deleting it (writes nothing)",
     ("train/monitor.py", 'self.tb = _writer_class()(str(run_dir / "tb"), purge_step=start_step + 1 if start_step else None)'):
         "TensorBoard's own event files (append-only logs of a third-party writer, optional)",
@@ -169,7 +173,7 @@ _WRITE_CALL = re.compile(
     r"""\.write_text\(|\.write_bytes\(|\.save\(|\btorch\.save\(|\bnp\.save[z]?\(|"""
     r"""(?<![.\w])save_file\(|\bjson\.dump\(|\bpickle\.dump\(|\bcv2\.imwrite\(|\btarfile\.open\(.*["']w|TarWriter\(|"""
     r"""ShardWriter\(|\bshutil\.(copy|copyfile|copy2|copytree|move)\(|\burlretrieve\(|\bos\.(replace|rename)\(|"""
-    r"""\.rename\(|\.replace\(\s*[A-Za-z_]*(path|dst|target)|SummaryWriter\(|_writer_class\(\)\(""")
+    r"""\.rename\(|\.touch\(|\.replace\(\s*[A-Za-z_]*(path|dst|target)|SummaryWriter\(|_writer_class\(\)\(""")
 _OPEN_FOR_WRITING = re.compile(r"""\bopen\([^)]*["'](w|a|x|r\+)b?\+?["']""")  # matched with the strings kept
 # writes into an in-memory buffer, or into the temporary file atomic_write / staged_file hands to a writer
 _STAGED = re.compile(r"""(\(|\s)(buf|tmp|str\(tmp\))(\s*[,)])|fileobj=buf|lambda tmp""")

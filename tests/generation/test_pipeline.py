@@ -160,10 +160,10 @@ def test_cli_generate(setup, tmp_path, capsys):
                   "--target", cap, "--draft-tokens", "-1", "--out", str(out_dir)])
     assert refused.value.code == 2 and "argument --draft-tokens: -1 is too small" in capsys.readouterr().err
     rc = cli_main(["generate", "--model", str(tmp_path / "model.safetensors"), "--input", "rgb=nowhere.jpg",
-                   "--target", "depth", "--out", str(out_dir)])
+                   "--target", "depth", "--out", str(out_dir), "--overwrite"])
     assert rc == 2 and "no such file" in capsys.readouterr().err
     rc = cli_main(["generate", "--model", str(tmp_path / "model.safetensors"), "--input",
-                   f"rgb={tmp_path / 'photo.png'}", "--target", "semseg", "--out", str(out_dir)])
+                   f"rgb={tmp_path / 'photo.png'}", "--target", "semseg", "--out", str(out_dir), "--overwrite"])
     assert rc == 2 and "does not know" in capsys.readouterr().err
 
 

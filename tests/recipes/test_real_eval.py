@@ -107,4 +107,4 @@ def test_the_cli_writes_the_set_and_eval_scores_it(tiny_bundle, tmp_path, capsys
     assert main(["dataset", "motorcycle", "--out", str(tmp_path / "y"), "--crops", "12"]) == 2
     assert main(["dataset", "motorcycle", "--out", str(tmp_path / "z"), "--views", "top"]) == 2
     err = capsys.readouterr().err
-    assert "holds other files" in err and "leaves the" in err and "WxH" in err and "left and/or right" in err
+    assert "already holds files" in err and "--overwrite" in err and "leaves the" in err and "WxH" in err and "left and/or right" in err

@@ -211,11 +211,22 @@ def save_checkpoint(run_dir: str | Path, step: int, *, model: nn.Module, optimiz
     if info.is_main:
         commit_dir(tmp, final)  # every file fsynced, then one rename: the folder is complete or absent
         for old in checkpoints(run_dir)[:-keep_last]:
-            doomed = root / f".tmp-old-{old.name}"  # renamed first: a kill mid-delete leaves no half checkpoint
-            os.replace(old, doomed)
-            shutil.rmtree(doomed, ignore_errors=True)
+            _discard(old)
     barrier(info)
     return final
+
+
+def discard_checkpoints(run_dir: str | Path) -> None:
+    """Delete a run's checkpoints (a fresh start asked for with overwrite): renamed away first, so a kill
+    mid-delete leaves no checkpoint that looks complete."""
+    for old in checkpoints(run_dir):
+        _discard(old)
+
+
+def _discard(checkpoint: Path) -> None:
+    doomed = checkpoint.with_name(f".tmp-old-{checkpoint.name}")  # renamed first: a kill mid-delete leaves no half one
+    os.replace(checkpoint, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def load_checkpoint(path: str | Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, ema: EMA | None,

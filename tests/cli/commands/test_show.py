@@ -10,5 +10,8 @@ def test_show_writes_contact_sheet(tmp_path, capsys):
     assert main(["show", "--data", str(tmp_path / "w"), "--index", "1", "--out", str(out), "--tile", "64"]) == 0
     img = Image.open(out)
     assert img.width >= 64 * 3 and img.height >= 64
-    assert main(["show", "--data", str(tmp_path / "w"), "--index", "5"]) == 2
+    assert main(["show", "--data", str(tmp_path / "w"), "--index", "5", "--out", str(tmp_path / "new.png")]) == 2
     assert "out of range" in capsys.readouterr().err
+    assert main(["show", "--data", str(tmp_path / "w"), "--out", str(out)]) == 2  # never replaced by surprise
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["show", "--data", str(tmp_path / "w"), "--out", str(out), "--overwrite"]) == 0

@@ -6,7 +6,7 @@ import argparse
 
 from open4m.errors import ConfigError
 
-from . import path_errors
+from . import add_overwrite_argument, at_least, check_output, path_errors, report_skipped
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,8 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dst", required=True, help="output root")
     p.add_argument("--to", choices=["auto", "shards", "folder"], default="auto",
                    help="target form (default: the other one than --src)")
-    p.add_argument("--shard-size", type=int, default=1000, help="samples per shard (default 1000)")
+    p.add_argument("--shard-size", type=at_least(1), default=1000, help="samples per shard (default 1000)")
     p.add_argument("--modalities", nargs="+", help="only these modalities (default all)")
+    add_overwrite_argument(p, "into --dst")
     p.set_defaults(handler=run)
 
 
@@ -27,11 +28,14 @@ def run(args: argparse.Namespace) -> int:
     to = args.to if args.to != "auto" else ("folder" if src_is_shards else "shards")
     if (to == "shards") == src_is_shards:
         raise ConfigError(f"{args.src} is already in {'shard' if src_is_shards else 'folder'} form; choose --to accordingly")
+    check_output(args.dst, args, folder=True, flag="--dst")
+    skipped: list[str] = []
     with path_errors("--src/--dst"):
         if to == "shards":
-            index = folder_to_shards(args.src, args.dst, args.shard_size, args.modalities)
+            index = folder_to_shards(args.src, args.dst, args.shard_size, args.modalities, skipped=skipped)
             print(f"wrote {index['num_samples']} samples as {index['num_shards']} shards per modality to {args.dst}")
         else:
-            n = shards_to_folder(args.src, args.dst, args.modalities)
+            n = shards_to_folder(args.src, args.dst, args.modalities, skipped=skipped)
             print(f"wrote {n} samples in the folder layout to {args.dst}")
+    report_skipped(skipped, "unreadable file(s)")
     return 0

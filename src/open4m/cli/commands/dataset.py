@@ -15,7 +15,7 @@ import argparse
 
 from open4m.errors import ConfigError
 
-from . import path_errors
+from . import add_overwrite_argument, check_output, path_errors
 
 DATASETS = {"motorcycle": "real stereo photos (Middlebury 2014, from scikit-image) with metric depth and normals",
             "photos": "16 real photos with captions (scikit-image, scikit-learn, matplotlib) in OUT/train and OUT/val"}
@@ -28,13 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "`open4m eval --data OUT`. Datasets: "
                                    + "; ".join(f"{k}: {v}" for k, v in DATASETS.items()) + ".")
     p.add_argument("name", choices=sorted(DATASETS), help="the dataset")
-    p.add_argument("--out", required=True, help="folder to write (new, empty, or an earlier copy of the same set)")
+    p.add_argument("--out", required=True, help="folder to write (new or empty; --overwrite: one holding files)")
     p.add_argument("--views", default="left,right", help="motorcycle: stereo views, left and/or right (default both)")
     p.add_argument("--crops", default=None,
                    help="motorcycle: WxH crops around each view's principal point (default 600x480,480x480,320x320)")
     p.add_argument("--factors", default=None, help="motorcycle: down-sampling factors of each crop (default 1,2)")
-    p.add_argument("--overwrite", action="store_true", help="photos: write into a folder that holds other files "
-                                                            "(only the set's own files are replaced)")
+    add_overwrite_argument(p, "into --out")
     p.set_defaults(handler=run)
 
 
@@ -51,7 +50,7 @@ def _crops(text: str) -> list[tuple[int, int]]:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    out = Path(args.out)
+    out = check_output(Path(args.out), args, folder=True)
     if args.name == "photos":
         from open4m.recipes.photos import sample_photos
 
@@ -60,8 +59,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {sum(counts.values())} photos with captions to {out} ({counts['train']} in {out / 'train'}, "
               f"{counts['val']} in {out / 'val'}); label them with `open4m label --data {out / 'train'} -m ...`")
         return 0
-    if out.is_dir() and any(out.iterdir()) and not (out / "motorcycle.json").is_file():
-        raise ConfigError(f"{out} holds other files; choose a new folder for the {args.name} set")
     from open4m.recipes import real_eval
 
     views = [v.strip() for v in args.views.split(",") if v.strip()]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from open4m.errors import ConfigError
 
-from . import path_errors, task_names
+from . import add_overwrite_argument, at_least, check_output, path_errors, task_names
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,28 +19,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=None, help="recipe for --train (default: configs/demo/world64.yaml)")
     p.add_argument("--model", default=None, help="a bundle folder (default: the model shipped in the package)")
     p.add_argument("--out", default=None, help="output folder (default: open4m-demo, or open4m-world for --train)")
-    p.add_argument("--scenes", type=int, default=6, help="test scenes to render (default 6)")
-    p.add_argument("--start", type=int, default=0, help="index of the first test scene (default 0)")
+    p.add_argument("--scenes", type=at_least(1), default=6, help="test scenes to render (default 6)")
+    p.add_argument("--start", type=at_least(0), default=0, help="index of the first test scene (default 0)")
     p.add_argument("--tasks", default="all", help="comma-separated tasks of `open4m eval` (default all)")
-    p.add_argument("--workers", type=int, default=2, help="--train: processes rendering the world (default 2)")
+    p.add_argument("--workers", type=at_least(1), default=2, help="--train: processes rendering the world (default 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_overwrite_argument(p, "into --out (--train resumes its own unfinished folder without it)")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.train:
-        from open4m.recipes.world import run_recipe
+        from open4m.recipes.world import is_recipe_folder, run_recipe
 
+        check_output(args.out or "open4m-world", args, folder=True, ours=is_recipe_folder)
         with path_errors("--config/--out"):
             bundle = run_recipe(args.config, args.out or "open4m-world", workers=args.workers,
                                 progress=not args.no_progress)
         print(f"world model written to {bundle}; run it with `open4m demo --model {bundle}`")
         return 0
-    if args.scenes < 1:
-        raise ConfigError(f"--scenes must be >= 1, got {args.scenes}")
     from open4m.demo.run import run_demo
 
     tasks = task_names(args.tasks)
+    check_output(args.out or "open4m-demo", args, folder=True)
     with path_errors("--model/--out"):
         result, out = run_demo(args.model, args.out or "open4m-demo", scenes=args.scenes, start=args.start,
                                tasks=tasks, progress=not args.no_progress)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from open4m.errors import ConfigError
 
-from . import path_errors, task_names
+from . import add_overwrite_argument, at_least, check_output, path_errors, task_names
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,11 +23,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default=None,
                    help="aligned source with ground truth: world, world:SIZE, a folder (root/<modality>/<name>.<ext>) "
                         "or a shard root (default: world)")
-    p.add_argument("--split", default="val", help="split of rendered world scenes (default val)")
-    p.add_argument("--limit", type=int, default=64, help="samples to score (default 64)")
+    p.add_argument("--split", default="val", choices=["train", "val", "test"],
+                   help="split of rendered world scenes (default val)")
+    p.add_argument("--limit", type=at_least(1), default=64, help="samples to score (default 64)")
     p.add_argument("--tasks", default="all", help="comma-separated tasks or `all`")
-    p.add_argument("--batch-size", type=int, default=16, help="samples per generation batch (default 16)")
-    p.add_argument("--json", default=None, help="write the metrics here")
+    p.add_argument("--batch-size", type=at_least(1), default=16, help="samples per generation batch (default 16)")
+    p.add_argument("--json", default=None, help="write the metrics here (a new file)")
+    add_overwrite_argument(p, "--json")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
 
@@ -38,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from open4m.eval.runner import evaluate, load_samples, write_json
 
     tasks = task_names(args.tasks)
-    if args.limit < 1 or args.batch_size < 1:
-        raise ConfigError("--limit and --batch-size must be >= 1")
+    if args.json:
+        check_output(args.json, args, folder=False, flag="--json")
     model = EvalModel.load(args.model)
     with path_errors("--data"):
         samples = load_samples(args.data, limit=args.limit, split=args.split, image_size=model.image_size)

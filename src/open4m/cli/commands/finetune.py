@@ -6,7 +6,7 @@ import argparse
 
 from open4m.errors import ConfigError
 
-from . import add_recipe_arguments, recipe_errors, report_run
+from . import add_recipe_arguments, check_run_folder, recipe_errors, report_run
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
                           "(`open4m finetune --keys` lists every key)")
     with recipe_errors(args.recipe):
         recipe = load_recipe(args.recipe, args.overrides)
+    check_run_folder(recipe.train, args)
     result = finetune(recipe)
     report_run(result, "model", " (FourMEncoder.from_pretrained)")
     return 0

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from open4m.errors import ConfigError, NotFound
 
-from . import path_errors
+from . import add_overwrite_argument, at_least, check_output, path_errors
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,21 +49,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", help="top-k filtering (0 = off)")
     p.add_argument("--top-p", help="nucleus filtering (0 = off; demo preset: 0.8)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--draft-tokens", type=int, default=8, metavar="N",
+    p.add_argument("--draft-tokens", type=at_least(0), default=8, metavar="N",
                    help="most guessed tokens one autoregressive pass verifies (speculative decoding; exact at "
                         "temperature 0; 0 = off; default 8)")
-    p.add_argument("--dense", type=int, default=1, metavar="N",
+    p.add_argument("--dense", type=at_least(1), default=1, metavar="N",
                    help="sam_instance targets: N prompted passes per image, merged into one instance map "
                         "(drawn with the sam_mask tokenizer; the 4M-21 demo uses 32)")
     p.add_argument("--sr", metavar="MODEL", help="a super-resolution model (e.g. 4M-7-SR_L_CC12M): every tok_*@224 "
                                                 "output is then refined to @448")
-    p.add_argument("--decode-steps", type=int, metavar="N",
+    p.add_argument("--decode-steps", type=at_least(1), metavar="N",
                    help="denoising steps of the diffusion tokenizers (RGB, depth, normals, edges; default 25)")
     p.add_argument("--decode-scheduler", choices=["ddim", "ddpm"],
                    help="sampler of the diffusion tokenizers (default: each tokenizer's own; ddim is the fast path)")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="the model's weights and compute")
     p.add_argument("--revision", help="Hub revision (branch, tag or commit) of --model")
     p.add_argument("--out", type=Path, required=True, help="output folder")
+    add_overwrite_argument(p, "into --out")
     p.set_defaults(handler=run)
 
 
@@ -74,6 +75,8 @@ def parse_inputs(items: list[str]) -> dict[str, str]:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise ConfigError(f"--input {item!r}: write NAME=VALUE, e.g. rgb=photo.jpg or caption='a red car'")
+        if name.strip() in out:
+            raise ConfigError(f"--input {name.strip()}= is given twice; give each condition once")
         out[name.strip()] = value
     return out
 
@@ -100,6 +103,9 @@ def tokenizer_overrides(items: list[str]) -> tuple[Path | None, dict[str, str | 
             folder = Path(item)
             if not folder.is_dir():
                 raise NotFound(f"--tokenizers {item}: no such folder (for one modality write NAME=PATH)")
+            if not any(p.suffix in (".safetensors", ".json") or p.is_dir() for p in folder.iterdir()):
+                raise NotFound(f"--tokenizers {item}: the folder holds no tokenizers (tok_<modality>.safetensors, "
+                               "text.json, or their folders); point at the folder that does")
     return folder, named
 
 
@@ -119,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
     from open4m.model import FourM
 
     raw_inputs = parse_inputs(args.input)  # option errors before the (slow) model load
+    check_output(args.out, args, folder=True)
     folder, named = tokenizer_overrides(args.tokenizers)
     model = FourM.from_pretrained(args.model, revision=args.revision, dtype=None)
     request = build_request(model, raw_inputs, args.target.split(","), seed=args.seed, schemes=args.schemes,

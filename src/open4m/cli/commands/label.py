@@ -11,7 +11,7 @@ import inspect
 
 from open4m.errors import ConfigError, UnknownNameError
 
-from . import path_errors
+from . import at_least, available_device, device_name, path_errors, report_skipped
 
 
 def _names() -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -37,8 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--edge-size", type=int, default=None, metavar="PIXELS",
                    help="canny_edge: find edges at this scale (the photo shrunk to this short side, e.g. the model's "
                         "input size), written at the photo's size (default: the photo's own scale)")
-    p.add_argument("--device", default="cpu", help="where network labelers run: cpu (default), cuda, cuda:1, mps")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="cpu", type=device_name, help="where network labelers run: cpu (default), cuda, cuda:1, mps")
+    p.add_argument("--batch-size", type=at_least(1), default=16)
     p.add_argument("--overwrite", action="store_true", help="relabel samples that already have the label")
     p.set_defaults(handler=run)
 
@@ -77,11 +77,23 @@ def _make(modality: str, args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from open4m.data.labelers import label_folder
 
+    from pathlib import Path
+
+    from open4m.atomic import check_output
+
+    if Path(args.data).is_dir():  # labels are written beside the data: a read-only dataset fails before any work
+        check_output(args.data, folder=True, overwrite=True, flag="--data")
+    if not 0 < args.fov < 180:
+        raise ConfigError(f"--fov {args.fov:g}: give the camera's horizontal field of view in degrees, between 0 and 180")
+    args.device = available_device(args.device)
     made = [_make(m, args) for m in args.modality]  # every name checked (and every extra found) before any work
     for modality, labeler in zip(args.modality, made):
+        skipped: list[str] = []
         with path_errors("--data"):
-            stats = label_folder(args.data, labeler, batch_size=args.batch_size, overwrite=args.overwrite)
+            stats = label_folder(args.data, labeler, batch_size=args.batch_size, overwrite=args.overwrite,
+                                 skipped=skipped)
         lacking = f", {stats['missing']} lack an input (see the warning)" if stats["missing"] else ""
         print(f"{modality}: {stats['labeled']} labeled, {stats['skipped']} already present, {stats['corrupt']} corrupt"
               f"{lacking}")
+        report_skipped(skipped, "corrupt file(s), not labelled")
     return 0

@@ -4,7 +4,9 @@
         --input caption="a dog on a beach" --k 5
 
 The query's global embedding is predicted exactly as the gallery's was (same target, sampling and
-seed), then the gallery is ranked by cosine similarity (exact; `--faiss` uses a FAISS index).
+seed), then the gallery is ranked by cosine similarity: exactly, or through the approximate FAISS
+index `open4m index --approximate` stored in the file (`--exact` ignores it; `--probe` trades speed
+for recall). `--faiss` runs the exact search with FAISS.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from open4m.errors import ConfigError, NotFound
 
+from . import at_least
 from .index import add_embedding_options, embedding_pipeline
 
 
@@ -25,8 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--index", type=Path, required=True, help="an index written by `open4m index`")
     p.add_argument("--input", action="append", default=[], metavar="NAME=VALUE",
                    help="a query condition: rgb=photo.jpg, caption='a dog' (repeatable)")
-    p.add_argument("--k", type=int, default=5, help="how many results")
+    p.add_argument("--k", type=at_least(1), default=5, help="how many results")
     p.add_argument("--faiss", action="store_true", help="search with FAISS instead of exact torch search")
+    p.add_argument("--exact", action="store_true", help="exact search even when the index holds an approximate one")
+    p.add_argument("--probe", type=int, default=None,
+                   help="approximate search effort (ivf cells scanned / hnsw beam width; default: the index's)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(handler=run)
 
@@ -37,8 +43,6 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.input:
         raise ConfigError("give the query with --input NAME=VALUE (e.g. --input caption='a red car')")
-    if args.k < 1:
-        raise ConfigError(f"--k {args.k}: ask for at least one result")
     if not args.index.exists():
         raise NotFound(f"--index {args.index}: no such file (build one with `open4m index`)")
     index = GalleryIndex.load(args.index)
@@ -46,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     pipe, conds = embedding_pipeline(args, list(raw))
     values = {c: input_value(c, v, pipe.model) for c, v in zip(conds, raw.values())}
     query = predict_embeddings(pipe, values, seed=args.seed)
-    results = index.search(query, args.k, use_faiss=args.faiss)[0]
+    results = index.search(query, args.k, use_faiss=args.faiss, exact=args.exact, probe=args.probe)[0]
     if args.json:
         print(json.dumps([{"key": k, "score": s} for k, s in results]))
     else:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from open4m.errors import ConfigError
 
-from . import path_errors
+from . import add_overwrite_argument, at_least, check_output, path_errors, report_skipped
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,8 +15,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, required=True, help="aligned folder dataset (root/<modality>/<sample>.<ext>)")
     p.add_argument("--index", type=int, default=0, help="sample index (samples sorted by key)")
     p.add_argument("--key", help="sample key instead of an index (relative path without extension)")
-    p.add_argument("--out", type=Path, help="PNG path (default: <key>.png in the current folder)")
-    p.add_argument("--tile", type=int, default=192, help="size of one modality's tile in pixels")
+    p.add_argument("--out", type=Path, required=True,
+                   help="PNG file to write (required: show never writes into the current folder by surprise)")
+    add_overwrite_argument(p, "--out")
+    p.add_argument("--tile", type=at_least(16), default=192, help="size of one modality's tile in pixels")
     p.set_defaults(handler=run)
 
 
@@ -24,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from open4m.data.formats import FolderDataset
     from open4m.data.visualize import save_contact_sheet
 
+    check_output(args.out, args, folder=False)
     dataset = FolderDataset(args.data)
     if args.key is not None:
         if args.key not in dataset.keys:
@@ -34,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= index < len(dataset):
         raise ConfigError(f"--index {index} is out of range: {args.data} holds {len(dataset)} samples")
     sample = dataset[index]
-    out = args.out or Path(f"{dataset.keys[index].replace('/', '_')}.png")
     with path_errors("--out"):
-        save_contact_sheet(sample, out, tile=args.tile)
-    print(f"wrote {out} ({', '.join(m for m in sample if not m.startswith('__'))})")
+        save_contact_sheet(sample, args.out, tile=args.tile)
+    print(f"wrote {args.out} ({', '.join(m for m in sample if not m.startswith('__'))})")
+    report_skipped([f"{path} ({why})" for path, why in dataset.corrupt_files.items()], "corrupt file(s), not shown")
     return 0

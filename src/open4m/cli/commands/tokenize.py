@@ -14,7 +14,7 @@ from pathlib import Path
 
 from open4m.errors import ConfigError
 
-from . import path_errors
+from . import add_overwrite_argument, at_least, available_device, check_output, device_name, path_errors, report_skipped
 
 _EPILOG = """\
 what goes in and what comes out:
@@ -46,30 +46,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", help="tokenizer .safetensors file, directory, released name or Hub id (sequence "
                                        "modalities: a text tokenizer, default `text`; required for the others)")
     p.add_argument("--out-name", help="output folder name under --data (default tok_<modality>)")
-    p.add_argument("--n-crops", type=int, default=1, help="crops per sample; row 0 is the centre crop")
-    p.add_argument("--image-size", type=int, help="resize crops to this size (default: the tokenizer's)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--device", help="default: cuda when available, else cpu")
+    p.add_argument("--n-crops", type=at_least(1), default=1, help="crops per sample; row 0 is the centre crop")
+    p.add_argument("--image-size", type=at_least(1), help="resize crops to this size (default: the tokenizer's)")
+    p.add_argument("--batch-size", type=at_least(1), default=16)
+    p.add_argument("--device", type=device_name, help="cpu, cuda, cuda:N, mps (default auto: cuda when available, else cpu)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random crops, palette sizes and metadata orders")
+    add_overwrite_argument(p, "into --out-name when it holds files other than token files (a rerun resumes its own "
+                              "token folder without it)")
     p.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    import torch
+def _token_folder(path: Path) -> bool:
+    """A folder of token files an earlier `open4m tokenize` wrote (a rerun resumes it)."""
+    return all(p.suffix in (".npy", ".tar") for p in path.rglob("*") if p.is_file())
 
+
+def run(args: argparse.Namespace) -> int:
     from open4m.data.pretokenize import is_sequence_modality, pretokenize
     from open4m.tokenizers import load_tokenizer
+    from open4m.tokenizers.resolver import data_mismatch
 
-    if args.n_crops < 1:
-        raise ConfigError("--n-crops must be at least 1")
+    out_name = args.out_name or f"tok_{args.modality.split('@')[0]}"
+    if Path(out_name).name != out_name or out_name in (args.modality, args.modality.split("@")[0]):
+        raise ConfigError(f"--out-name {out_name!r}: name a new folder under --data (e.g. tok_{args.modality}), not "
+                          "the modality's own folder or a path")
+    check_output(args.data / out_name, args, folder=True, flag="--out-name", ours=_token_folder)
     sequence = is_sequence_modality(args.modality)
     if args.tokenizer is None and not sequence:
         raise ConfigError(f"--modality {args.modality} needs --tokenizer (a VQ tokenizer file, folder or released name)")
     tokenizer = load_tokenizer(args.tokenizer or "text", encoder_only=True)  # decoders are not needed to tokenize
+    mismatch = data_mismatch(tokenizer, args.modality)
+    if mismatch:
+        raise ConfigError(f"--tokenizer {args.tokenizer} cannot tokenize --modality {args.modality}: {mismatch}; give "
+                          f"the {args.modality} tokenizer, or the --modality it was trained on")
     if not sequence:
-        tokenizer.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        tokenizer.to(available_device(args.device))
     with path_errors("--data"):
         report = pretokenize(args.data, args.modality, tokenizer, out_name=args.out_name, n_crops=args.n_crops,
                              batch_size=args.batch_size, image_size=args.image_size, seed=args.seed)
     print(f"wrote {report.written} token files to {report.out_dir} ({report.skipped} already there)")
+    report_skipped(report.corrupt)
     return 0

@@ -7,8 +7,11 @@ Under `torchrun --nproc_per_node N -m open4m.cli train ...` (or `-m open4m`) eve
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from . import add_recipe_arguments, recipe_errors, report_run
+from open4m.errors import ConfigError
+
+from . import add_recipe_arguments, check_run_folder, recipe_errors, report_run
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,8 +31,12 @@ def run(args: argparse.Namespace) -> int:
     config, overrides = args.recipe, list(args.overrides)
     if config is not None and "=" in config:  # only overrides were given
         config, overrides = None, [config, *overrides]
+    elif config is not None and "." in config and not config.endswith((".yaml", ".yml")) and not Path(config).exists():
+        raise ConfigError(f"{config!r} is neither a recipe file nor an override: write {config}=VALUE, or name a "
+                          "YAML recipe (configs/*.yaml)")
     with recipe_errors(config):
         recipe = load_recipe(config, overrides)
+    check_run_folder(recipe.train, args)
     result = train(recipe)
     report_run(result, "model")
     return 0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from open4m.errors import ConfigError, NotFound
 
-from . import path_errors, recipe_errors, report_run
+from . import add_overwrite_argument, at_least, check_output, device_name, check_run_folder, path_errors, recipe_errors, report_run
 
 KINDS = ("vqvae", "divae", "mlp", "text")
 ALIASES = {"mlp-vq": "mlp"}  # the name the issue tracker and the 4M papers use for the bottleneck-MLP VQ
@@ -33,16 +33,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "official tokenizer architecture (see open4m.tokenizers.presets), or fills n_channels/n_labels")
     p.add_argument("--size", choices=["official", "tiny"], default="official",
                    help="network size of the --modality preset (tiny: a quick CPU run)")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--steps", type=at_least(1))
+    p.add_argument("--batch-size", type=at_least(1))
     p.add_argument("--lr", type=float)
-    p.add_argument("--image-size", type=int)
-    p.add_argument("--device", help="cpu, cuda, auto ...")
-    p.add_argument("--vocab-size", type=int, default=30000, help="--kind text: total vocabulary size")
+    p.add_argument("--image-size", type=at_least(1))
+    p.add_argument("--device", type=device_name, help="cpu, cuda, cuda:N, mps or auto")
+    p.add_argument("--vocab-size", type=at_least(1), default=30000, help="--kind text: total vocabulary size")
     p.add_argument("--no-resume", action="store_true", help="start over even if OUT holds a checkpoint")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting, e.g. --set model.codebook_size=1024 --set objective.loss=smooth_l1")
     p.add_argument("--keys", action="store_true", help="list every recipe key with its default and meaning, then exit")
+    add_overwrite_argument(p, "into --out (a run folder resumes without it; with --no-resume its checkpoints are "
+                              "discarded)")
     p.set_defaults(handler=run)
 
 
@@ -78,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give the training files with --data DIR (or data.path in the recipe)")
     if not Path(recipe.data.path).is_dir():
         raise NotFound(f"data folder {recipe.data.path} does not exist")
+    check_run_folder(recipe.train, args)
     with path_errors("--data/--out"):
         result = train_tokenizer(recipe)
     report_run(result, "tokenizer")
@@ -115,7 +118,8 @@ def _train_text(args: argparse.Namespace) -> int:
         raise ConfigError("--kind text needs --data (a .txt file or a folder of them) and --out")
     files = [args.data] if args.data.is_file() else sorted(p for p in args.data.rglob("*.txt"))
     if not files:
-        raise NotFound(f"--data {args.data}: no .txt files there")
+        raise NotFound(f"--data {args.data}: no .txt files there; give a .txt file or a folder of .txt files")
+    check_output(args.out, args, folder=args.out.suffix != ".json")
     tok = TextTokenizer.train(files, vocab_size=args.vocab_size, show_progress=True)
     with path_errors("--out"):
         path = tok.save_pretrained(args.out)
