@@ -221,3 +221,22 @@ def test_every_write_goes_through_open4m_atomic():
                        "staged_file, or allow-list them with the reason):\n" + "\n".join(found))
     stale = set(ALLOWED_DIRECT_WRITES) - seen_allowed
     assert not stale, f"allow-listed writes no longer in src/ (drop them from the list): {sorted(stale)}"
+
+
+def test_a_killed_writers_temp_file_is_swept_by_the_next_write(tmp_path):
+    """`.NAME.PID-RANDOM.tmp` of a process that is gone goes; a running writer's (here: ours) stays."""
+    import subprocess
+    import sys
+
+    from open4m.atomic import sweep_stale_temps
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = tmp_path / f".f[1].bin.{dead}-abcdef12.tmp"
+    live = tmp_path / f".f[1].bin.{os.getpid()}-abcdef12.tmp"
+    other = tmp_path / f".g.bin.{dead}-abcdef12.tmp"
+    for p in (stale, live, other):
+        p.write_bytes(b"half")
+    write_atomic(tmp_path / "f[1].bin", b"new")
+    assert not stale.exists() and live.exists() and other.exists()  # only the same file's, only the dead's
+    assert sweep_stale_temps(tmp_path / "g.bin") == [other]

@@ -3,7 +3,8 @@
 - **Atomic**: the bytes go to a temporary file beside the target, then one ``os.replace`` moves it onto
   the target. An interrupted run (Ctrl-C, SIGKILL, a full disk) leaves either the old file or the new
   one, never a torn one. The temporary name (``.NAME.PID-RANDOM.tmp``) is unique per process and call,
-  so concurrent writers never share one; a failed write removes it.
+  so concurrent writers never share one; a failed write removes it, and one a killed process left is
+  removed by the next write of the same file.
 - **Durable**: the temporary file is fsynced before the rename and its folder after it, so after a
   power cut the target is the old file or the complete new one, never an empty or partial one (a
   rename can otherwise reach the disk before the data it names). Whole folders written under a
@@ -22,6 +23,7 @@ This module imports nothing from open4m but its errors (it sits at the bottom of
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import uuid
 from pathlib import Path
@@ -30,7 +32,7 @@ from typing import Callable, Iterator
 from .errors import ConfigError, OutputExists
 
 __all__ = ["atomic_write", "write_atomic", "write_text_atomic", "save_image", "staged_file", "commit_dir",
-           "fsync_dir", "fsync_file", "check_output"]
+           "fsync_dir", "fsync_file", "check_output", "sweep_stale_temps"]
 
 
 def fsync_file(path: str | os.PathLike) -> None:
@@ -67,6 +69,29 @@ def _temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # another user's process (or a platform without signals): keep its file
+        return True
+    return True
+
+
+def sweep_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files of `path` that a killed process left (``.NAME.PID-RANDOM.tmp`` whose PID is
+    no longer running); a live writer's file is left alone. Called before each write of `path`."""
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*-*.tmp"):
+        pid = tmp.name[len(path.name) + 2:].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 @contextlib.contextmanager
 def staged_file(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[Path]:
     """``with staged_file(target) as tmp:`` write `tmp` however you like (a streaming writer kept open
@@ -76,6 +101,7 @@ def staged_file(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
     if not overwrite and path.exists():
         raise OutputExists(f"{path} exists; pass overwrite=True to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temps(path)
     tmp = _temp_name(path)
     try:
         yield tmp

@@ -153,6 +153,7 @@ def _check_resume(path, run_dir, reference, kept_step: int | None):
     assert [p.name for p in checkpoints(run_dir)] == [f"step-{s:08d}" for s in (STEPS - 2, STEPS)]
     assert not [p.name for p in (run_dir / "checkpoints").iterdir() if p.name.startswith(".tmp")], \
         "the killed save's leftovers are swept"
+    assert not list(run_dir.glob(".*.tmp")), "a killed export's temporary file is swept by the next export"
     for name in ("model.safetensors", "model_ema.safetensors"):
         a, b = FourM.from_pretrained(run_dir / name).state_dict(), FourM.from_pretrained(reference / name).state_dict()
         assert all(a[k].equal(b[k]) for k in a)
@@ -182,3 +183,15 @@ def test_kill_at_random_points_of_the_loop(recipe, tmp_path, reference, at):
     path, run_dir = _recipe(recipe, tmp_path, "killed")
     _kill(path, tmp_path, "at-step", at)
     _check_resume(path, run_dir, reference, kept_step=None)
+
+
+def test_a_torn_last_metrics_line_is_dropped(tmp_path):
+    """A kill mid-append tears at most metrics.jsonl's last line: it is dropped (the resumed run logs that step
+    again); a damaged line before the last is a corrupt file, said so."""
+    from open4m.errors import DataError
+
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "train/loss": 2.0}\n{"step": 2, "train/lo')
+    assert read_metrics(tmp_path) == [{"step": 1, "train/loss": 2.0}]
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "tr\n{"step": 2, "train/loss": 2.0}\n')
+    with pytest.raises(DataError, match="line 1 is not JSON"):
+        read_metrics(tmp_path)
