@@ -27,7 +27,7 @@ def test_parse_tasks():
     assert parse_tasks("depth, det") == ["depth", "det"]
     with pytest.raises(ValueError, match="unknown tasks \\['albedo'\\]"):
         parse_tasks("depth,albedo")
-    with pytest.raises(ValueError, match="unknown tasks"):
+    with pytest.raises(ValueError, match="no task named; choose from depth"):
         parse_tasks("")
 
 
