@@ -157,10 +157,14 @@ class Origin:
         """``relpath`` inside the model's folder (fetched from its repo on first use), or None when absent."""
         if self.folder is not None and (self.folder / relpath).is_file():
             return self.folder / relpath
+        if self.folder is not None and (self.folder / relpath).exists():
+            raise HubFileMissing(f"{what}: {self.folder / relpath} is a folder, not a file; restore the file (or save "
+                                 "the model again)")
         if self.repo_id is not None:
             return hub_file(self.repo_id, relpath, self.options, what=what, required=required)
         if required:
-            raise HubFileMissing(f"{what}: {relpath} is not in {self.folder}")
+            raise HubFileMissing(f"{what}: {relpath} is not in {self.folder}; restore it, or save the model again "
+                                 "with its tokenizers")
         return None
 
     def __str__(self) -> str:

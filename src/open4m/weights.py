@@ -25,8 +25,10 @@ CONFIG_NAME = "config.json"
 def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and metadata of a safetensors file, with a readable error for corrupt files."""
     path = Path(path)
+    if path.is_dir():
+        raise NotFound(f"{path} is a folder, not a safetensors file; restore the file (download or save it again)")
     if not path.is_file():
-        raise NotFound(f"no checkpoint file at {path}")
+        raise NotFound(f"no checkpoint file at {path}; check the path")
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = dict(f.metadata() or {})

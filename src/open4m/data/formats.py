@@ -77,6 +77,8 @@ class FolderDataset(torch.utils.data.Dataset):
         decode: bool = True, transform: Callable[[dict], dict] | None = None,
     ) -> None:
         self.root = Path(root)
+        if self.root.is_file():
+            raise DataError(f"dataset root {self.root} is a file; give the folder holding <modality>/<sample>.<ext>")
         if not self.root.is_dir():
             raise NotFound(f"dataset root {self.root} does not exist")
         found = sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))

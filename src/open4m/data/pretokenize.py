@@ -241,7 +241,11 @@ def pretokenize(root: str | Path, modality: str, tokenizer: Any, *, out_name: st
                               f"(VQ-VAE, DiVAE, MLP VQ), not a {type(tokenizer).__name__}")
         encoder = _BatchEncoder(tokenizer, modality, n_crops, batch_size, image_size)
     run = _pretokenize_shards if is_shard_root(root) else _pretokenize_folder
-    return run(Path(root), modality, out_name, encoder, n_crops, seed, progress)
+    report = run(Path(root), modality, out_name, encoder, n_crops, seed, progress)
+    if report.corrupt and not report.written and not report.skipped:
+        raise DataError(f"none of the {modality} files under {root} can be read ({len(report.corrupt)} damaged, e.g. "
+                        f"{report.corrupt[0]}); replace them, or point --data at the dataset that holds good ones")
+    return report
 
 
 def _image_folders(names: Any, modality: str) -> list[str]:
@@ -281,7 +285,12 @@ def _pretokenize_folder(root: Path, modality: str, out_name: str, encoder: _Batc
     def crops_for(key: str, h: int, w: int) -> np.ndarray:
         path = root / CROP_DIR / f"{key}.npy"
         if path.exists():
-            return _check_crops(np.load(path, allow_pickle=False), n_crops, str(path))
+            try:
+                stored = np.load(path, allow_pickle=False)
+            except (ValueError, EOFError, OSError) as err:
+                raise DataError(f"{path} is not a readable crop settings file ({err or 'empty'}); delete it to redo "
+                                "the crops of that sample (then re-tokenize its other modalities too)") from None
+            return _check_crops(stored, n_crops, str(path))
         crops = sample_crops(h, w, n_crops, _key_rng(key, seed))
         write_atomic(path, _npy_bytes(crops))
         return crops
@@ -345,7 +354,11 @@ def _pretokenize_shards(root: Path, modality: str, out_name: str, encoder: _Batc
 
         sizes = _shard_sizes(root, index["modalities"], modality, shard) if encoder.needs_size else {}
         source = root / modality / shard_name(shard)
-        for key, (data, ext) in _read_tar(source, with_ext=True, corrupt=report.corrupt).items():
+        damaged = len(report.corrupt)
+        members = _read_tar(source, with_ext=True, corrupt=report.corrupt)
+        if len(report.corrupt) > damaged:  # the shard file itself is damaged: no token shard, so a rerun redoes it
+            continue
+        for key, (data, ext) in members.items():
             try:
                 value = decode(data, ext, modality)
             except ValueError as err:  # one damaged sample: skipped and counted, the shard goes on

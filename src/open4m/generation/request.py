@@ -136,8 +136,9 @@ def condition_value(name: str, value: Any, model, label: str) -> Any:
         if path.suffix == ".npy":
             try:
                 return np.load(path, allow_pickle=False)
-            except ValueError as err:  # not an .npy file, or one holding Python objects
-                raise DataError(f"{label}{value}: not a plain NumPy array file ({err})") from err
+            except (ValueError, EOFError, OSError) as err:  # not an .npy file, an empty one, or one of Python objects
+                raise DataError(f"{label}{value}: not a plain NumPy array file ({err or 'empty'}); write it with "
+                                "numpy.save") from err
         value = open_image(path, label)
     if kind is Kind.PIXELS:
         return value

@@ -117,8 +117,10 @@ def _resolve(spec: Any, family: str) -> tuple[SourceInfo, Any]:
         spec = str(spec)
     if not isinstance(spec, str) or not spec:
         raise ConfigError(f"a source is a string (a name or a path) or a list of mixture entries, got {spec!r}")
-    name, _, arg = spec.partition(":")
-    if name in table:
+    name, sep, arg = spec.partition(":")
+    folder_named_like_source = not sep and name in table and table[name].takes_path and \
+        not table[name].generated and Path(spec).is_dir()  # `--data shards`: the user's folder called shards
+    if name in table and not folder_named_like_source:
         return table[name], (arg or None)
     path = Path(spec)
     for info in table.values():

@@ -161,7 +161,8 @@ class TextTokenizer:
         try:
             backend = Tokenizer.from_file(str(path))
         except Exception as err:  # the Rust library raises its own exception type for bad JSON
-            raise CheckpointError(f"{path} is not a readable tokenizers JSON file ({err})") from None
+            raise CheckpointError(f"{path} is not a readable tokenizers JSON file ({err}); download or save the "
+                                  "text tokenizer again") from None
         return cls(backend)
 
     def save_pretrained(self, path: str | os.PathLike) -> Path:

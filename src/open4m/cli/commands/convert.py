@@ -37,5 +37,5 @@ def run(args: argparse.Namespace) -> int:
         else:
             n = shards_to_folder(args.src, args.dst, args.modalities, skipped=skipped)
             print(f"wrote {n} samples in the folder layout to {args.dst}")
-    report_skipped(skipped, "unreadable file(s)")
+    report_skipped(skipped, "unreadable file(s)" if to == "folder" else "corrupt file(s)")
     return 0

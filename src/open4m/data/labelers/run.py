@@ -144,8 +144,11 @@ def label_folder(
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     root = Path(root)
+    if root.is_file():
+        raise DataError(f"--data {root} is a file; give the dataset folder (DIR/rgb/...) or a folder of photos")
     if not root.is_dir():
         raise NotFound(f"dataset root {root} does not exist")
+    read_provenance(root)  # a damaged labels.json is refused before any work, not after it
     files = _input_files(root, labeler)
     keys = sorted(set.intersection(*(set(files[m]) for m in labeler.requires)))
     out_dir = root / labeler.name
@@ -187,6 +190,9 @@ def label_folder(
             stats["labeled"] += 1
         bar.update(len(todo[start:start + batch_size]))
     bar.close()
+    if stats["corrupt"] and not stats["labeled"] and not stats["skipped"]:
+        raise DataError(f"none of the {stats['corrupt']} sample(s) under {root} can be read (e.g. {corrupt_files[0]}); "
+                        "replace the damaged files, or point --data at the dataset that holds good ones")
     if stats["labeled"]:
         _record(root, labeler, stats)
     return stats
