@@ -21,6 +21,10 @@ def _finetune_recipe(world, user):
     shutil.copy(ROOT / "configs" / "finetune" / "world_seg.yaml", user / "seg.yaml")
 
 
+def _generate_with(w, *extra):
+    return ["generate", "--model", w.model, "--input", f"rgb={w.photo}", "--target", "depth", "--out", "out", *extra]
+
+
 def misspelt_modality(world, user):
     """open4m.modalities.get("dpeth")"""
     from open4m import modalities
@@ -132,6 +136,16 @@ CASES = [
          r"no folder for modalities \['rbg'\]; did you mean rgb\?",
          argv=lambda w, u: ["tokenize", "--data", w.data, "--modality", "rbg", "--tokenizer",
                             w.model / "tokenizers" / "tok_rgb.safetensors"]),
+    Case("name-generate-tokenizers", AREA, "a misspelt modality in --tokenizers (dpeth=...)",
+         r"--tokenizers dpeth=: the model has no modality 'dpeth'; did you mean depth\?",
+         argv=lambda w, u: _generate_with(w, "--tokenizers", f"dpeth={w.model / 'tokenizers' / 'tok_depth.safetensors'}")),
+    Case("name-generate-model", AREA, "a misspelt released model name (--model 4M-21_Bx)",
+         r"no FourM at '4M-21_Bx'.*did you mean 4M-21_B",
+         argv=lambda w, u: ["generate", "--model", "4M-21_Bx", "--input", f"rgb={w.photo}", "--target", "depth",
+                            "--out", "out"]),
+    Case("name-generate-released-tokenizer", AREA, "a misspelt released tokenizer name (--tokenizers depth=...)",
+         r"no tokenizer at '4M_tokenizers_dpeth_8k_224-448'.*did you mean 4M_tokenizers_depth_8k_224-448",
+         argv=lambda w, u: _generate_with(w, "--tokenizers", "depth=4M_tokenizers_dpeth_8k_224-448")),
     Case("name-label", AREA, "a misspelt labeler (label -m canny_edg)",
          r"unknown label modality 'canny_edg'; did you mean canny_edge",
          argv=lambda w, u: ["label", "--data", w.data, "-m", "canny_edg"]),

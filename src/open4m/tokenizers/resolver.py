@@ -31,19 +31,19 @@ from ..hub import HubOptions, Origin
 from ..modalities import Kind
 from ..pretrained import find
 
-__all__ = ["TokenizerSet", "tokenizer_keys", "data_name", "data_mismatch", "write_manifest", "read_manifest", "MANIFEST_NAME"]
+__all__ = ["TokenizerSet", "tokenizer_keys", "data_name", "data_mismatch", "SAM_MASK_KEYS", "write_manifest", "read_manifest", "MANIFEST_NAME"]
 
 MANIFEST_NAME = "tokenizers.json"
 MANIFEST_FORMAT = 1
 _TEXT_KEYS = ("text", "caption")
 _TEXT_FILES = ("text.json", "tokenizer.json", "text_tokenizer.json")
-_SAM_MASK_KEYS = ("sam_mask", "tok_sam_mask", "sam_instance_mask")
+SAM_MASK_KEYS = ("sam_mask", "tok_sam_mask", "sam_instance_mask")
 
 
 def tokenizer_keys(name: str) -> list[str]:
     """Names a tokenizer may be given under for a modality, most specific first."""
-    if name in _SAM_MASK_KEYS:
-        return list(dict.fromkeys([name, *_SAM_MASK_KEYS]))
+    if name in SAM_MASK_KEYS:
+        return list(dict.fromkeys([name, *SAM_MASK_KEYS]))
     mod = modalities.all_modalities().get(name)
     if mod is not None and mod.kind in (Kind.SEQUENCE, Kind.SEQUENCE_EMBEDDING):
         return list(dict.fromkeys([name, *_TEXT_KEYS]))
