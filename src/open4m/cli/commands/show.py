@@ -30,7 +30,12 @@ def run(args: argparse.Namespace) -> int:
     dataset = FolderDataset(args.data)
     if args.key is not None:
         if args.key not in dataset.keys:
-            raise ConfigError(f"--key: no sample with key {args.key!r} in {args.data} ({len(dataset)} samples)")
+            import difflib
+
+            close = difflib.get_close_matches(args.key, dataset.keys, n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"--key: no sample with key {args.key!r} in {args.data} ({len(dataset)} samples); "
+                              f"{hint}give a key as the files are named, without extension, or --index N")
         index = dataset.keys.index(args.key)
     else:
         index = args.index
