@@ -46,6 +46,34 @@ def misspelt_pipeline_target(world, user):
     open4m.pipeline("rgb->depht", model=world.model)
 
 
+def misspelt_preset_override(world, user):
+    """open4m.preset("base-swiglu_nobias", dimm=256)"""
+    import open4m
+
+    open4m.preset("base-swiglu_nobias", dimm=256)
+
+
+def misspelt_released_tokenizer(world, user):
+    """open4m.load_tokenizer("4M_tokenizers_dpeth_8k_224-448")"""
+    import open4m
+
+    open4m.load_tokenizer("4M_tokenizers_dpeth_8k_224-448")
+
+
+def taken_modality_name(world, user):
+    """open4m.register(Modality("depth", Kind.RAW_IMAGE, num_channels=3))"""
+    import open4m
+
+    open4m.register(open4m.Modality("depth", open4m.Kind.RAW_IMAGE, num_channels=3))
+
+
+def modality_name_with_a_space(world, user):
+    """open4m.Modality("my depth", Kind.RAW_IMAGE, num_channels=1)"""
+    import open4m
+
+    open4m.Modality("my depth", open4m.Kind.RAW_IMAGE, num_channels=1)
+
+
 def misspelt_task(world, user):
     """open4m.eval.runner.parse_tasks("depth,normls")"""
     from open4m.eval.runner import parse_tasks
@@ -177,6 +205,19 @@ CASES = [
     Case("name-model-preset", AREA, "a misspelt FourM preset",
          r"unknown FourM preset 'base-swiglu_nobia'\. Did you mean .*swiglu_nobias",
          call=misspelt_model_preset),
+    Case("name-preset-override", AREA, "a misspelt config field overriding a preset",
+         r"unknown FourM config key\(s\): 'dimm' \(did you mean 'dim'\?\)",
+         call=misspelt_preset_override),
+    Case("name-library-released-tokenizer", AREA, "a misspelt released tokenizer name in load_tokenizer",
+         r"no tokenizer at '4M_tokenizers_dpeth_8k_224-448'.*did you mean 4M_tokenizers_depth_8k_224-448",
+         call=misspelt_released_tokenizer),
+    Case("name-register-taken", AREA, "a new modality under a built-in name",
+         r"modality 'depth' is already registered with different fields; pass overwrite=True to replace it or pick "
+         r"another name",
+         call=taken_modality_name),
+    Case("name-register-space", AREA, "a modality name with a space",
+         r"modality name 'my depth' must be non-empty without spaces",
+         call=modality_name_with_a_space),
     Case("name-eval-task", AREA, "a misspelt task (eval --tasks normls)",
          r"unknown tasks \['normls'\]; did you mean normal\? choose from",
          argv=lambda w, u: ["eval", "--model", w.model, "--data", w.data, "--tasks", "depth,normls"]),

@@ -185,4 +185,4 @@ def preset(name: str, **overrides: Any) -> FourMConfig:
         close = difflib.get_close_matches(name, list(PRESETS), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise ConfigError(f"unknown FourM preset {name!r}.{hint} See `open4m info` for the list.")
-    return FourMConfig(**{**PRESETS[key], **overrides})
+    return FourMConfig.from_dict({**PRESETS[key], **overrides})  # a misspelt override names the closest key
