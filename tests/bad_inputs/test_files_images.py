@@ -110,7 +110,8 @@ CASES = [
          r"--input tok_depth@64=depth\.npy: not a plain NumPy array file \(.*\); write it with numpy\.save",
          setup=_files(**{"depth.npy": "[[0.5, 0.7]]"}), argv=_generate("tok_depth=depth.npy", target="normal")),
     Case("image-gallery-all-unreadable", AREA, "a gallery folder whose every image is damaged (index)",
-         r"--images gallery: none of its 2 images can be read \(e\.g\. --images: file gallery/a\.jpg: not an image",
+         r"--images gallery: none of its 2 images can be read \(e\.g\. --images: file gallery/a\.jpg: not an image .*\); "
+         r"replace them, or point --images at a folder of good ones",
          setup=_files(**{"gallery/a.jpg": "not a photo", "gallery/b.png": b""}),
          argv=lambda w, u: ["index", "--model", w.asset("gallery_model") / "model.safetensors", "--tokenizers",
                             w.asset("gallery_model") / "tokenizers", "--images", "gallery", "--out", "g.index"]),

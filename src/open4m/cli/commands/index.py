@@ -59,13 +59,14 @@ def embedding_pipeline(args: argparse.Namespace, conditions: list[str]):
     from open4m.generation.pipeline import Pipeline
     from open4m.generation.schedules import resolve_modality
     from open4m.model import FourM
-    from .generate import tokenizer_overrides
+    from .generate import check_tokenizer_names, tokenizer_overrides
 
     model = FourM.from_pretrained(args.model)
     size = model.config.image_size
     conds = [resolve_modality(c, size, target=False).name for c in conditions]
     target = resolve_modality(args.target, size, target=True).name
     folder, named = tokenizer_overrides(args.tokenizers)
+    check_tokenizer_names(named, model)
     spec = ",".join(conds) + "->" + target
     return Pipeline(spec, model, named, tokenizer_folder=folder, schemes="roar", steps=1, temps=args.temps,
                     top_p=args.top_p), conds
@@ -101,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
         vectors.append(predict_embeddings(pipe, {cond: value}, seed=args.seed))
         names.append(path.name)
     if not vectors:
-        raise DataError(f"--images {args.images}: none of its {len(files)} images can be read (e.g. {skipped[0]})")
+        raise DataError(f"--images {args.images}: none of its {len(files)} images can be read (e.g. {skipped[0]}); "
+                        "replace them, or point --images at a folder of good ones")
     index = GalleryIndex.build(vectors, names)
     if args.approximate:
         index = index.with_approximate(args.approximate, lists=args.lists, links=args.links, probe=args.probe)
