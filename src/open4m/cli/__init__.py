@@ -10,7 +10,7 @@ specific errors it knows how to explain (an unreadable input image, an unwritabl
 an `Open4mError`. Every other exception is a bug and propagates with its traceback.
 
 Exit codes: 0 success; 1 no verb given (the help is printed on stdout); 2 a user error (bad
-arguments included, as argparse does); 130 interrupted (Ctrl-C); 141 stdout closed early (`| head`).
+arguments included, as argparse does, with the closest verb, option or choice suggested); 130 interrupted (Ctrl-C); 141 stdout closed early (`| head`).
 
 Logging: `main` sends the library's `logging` records (the ``open4m`` logger tree) to stderr as plain
 messages: INFO and above by default, WARNING and above with ``-q/--quiet``, DEBUG with ``-v/--verbose``.
@@ -72,6 +72,7 @@ def _choices(message: str) -> list[str]:
 
 
 def _did_you_mean(name: str, known: Sequence[str], quote: bool = True) -> str:
+    """`; did you mean 'x'?` for the closest of ``known`` (empty when none is close)."""
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)
     return f"; did you mean {close[0]!r}?" if close and quote else f"; did you mean {close[0]}?" if close else ""
 
