@@ -342,3 +342,25 @@ def test_index_leaves_out_and_names_an_unreadable_image(world, tmp_path, capsys)
     from open4m.generation.retrieval import GalleryIndex
 
     assert GalleryIndex.load(tmp_path / "g.index").keys == ["img0.png", "img1.png"]
+
+
+def test_classification_data_skips_a_corrupt_image_for_the_next_good_one(tmp_path, caplog):
+    """Fine-tuning on class folders: a damaged photo is logged and replaced, every image unreadable is an error."""
+    import logging
+
+    from open4m.errors import DataError
+    from open4m.sources.labelled import ImageFolderSource
+
+    for name in ("cat", "dog"):
+        (tmp_path / name).mkdir()
+        Image.fromarray(PHOTO).save(tmp_path / name / "a.png")
+    (tmp_path / "cat" / "b.jpg").write_text("not a photo")
+    source = ImageFolderSource(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="open4m.sources.labelled"):
+        labels = [source[i]["label"] for i in range(len(source))]
+    assert labels == [0, 1, 1] and list(source.corrupt) == [tmp_path / "cat" / "b.jpg"]
+    assert f"skipping corrupt image {tmp_path / 'cat' / 'b.jpg'}" in caplog.text
+    for path in tmp_path.rglob("a.png"):
+        path.write_bytes(b"")
+    with pytest.raises(DataError, match="no image under .* can be read"):
+        ImageFolderSource(tmp_path)[0]

@@ -16,6 +16,7 @@ Samples are dicts with `rgb` (H, W, 3 uint8) and the target of the task: `label`
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,6 +26,8 @@ from ..errors import ConfigError, DataError, NotFound
 
 __all__ = ["TARGET_KEY", "WorldSource", "ImageFolderSource", "PairedFolderSource", "Subset", "labelled_folder",
            "build_world", "build_folder", "build_classes", "build_paired"]
+
+logger = logging.getLogger(__name__)
 
 TARGET_KEY = {"classification": "label", "segmentation": "semseg", "depth": "depth"}
 
@@ -78,13 +81,24 @@ class ImageFolderSource:
                       for p in sorted((root / name).rglob("*")) if p.suffix.lower() in IMAGE_EXTS]
         if not self.items:
             raise DataError(f"{root}: no images ({', '.join(IMAGE_EXTS)}) in its class folders")
+        self.root, self.corrupt = root, {}  # corrupt: unreadable images skipped so far (this process), with why
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        path, label = self.items[i]
-        return {"rgb": decode(path.read_bytes(), path.suffix, "rgb"), "label": label}
+        """Image `i`; an unreadable one is skipped (logged, kept in `corrupt`) for the next good one, as the
+        dataset formats do, so one damaged photo never ends a fine-tuning run."""
+        for step in range(len(self.items)):
+            path, label = self.items[(i + step) % len(self.items)]
+            try:
+                return {"rgb": decode(path.read_bytes(), path.suffix, "rgb"), "label": label}
+            except DataError as err:
+                if path not in self.corrupt:
+                    self.corrupt[path] = str(err)
+                    logger.warning("skipping corrupt image %s (%s); %d skipped so far", path, err, len(self.corrupt))
+        raise DataError(f"no image under {self.root} can be read (e.g. {next(iter(self.corrupt))}); replace the "
+                        "damaged files")
 
 
 class PairedFolderSource:
