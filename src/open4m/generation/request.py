@@ -100,11 +100,15 @@ def checked_text(name: str, text: str, label: str) -> str:
     codec = CODECS.get(role)
     if codec is not None and role != "caption":
         try:
-            codec.from_text(text)
+            parsed = codec.from_text(text)
         except DataError as err:
             example = f", e.g. {_TEXT_EXAMPLES[role]!r}" if role in _TEXT_EXAMPLES else ""
             raise DataError(f"{label}{text!r} is not {role} text ({err}); write it in the {role} codec's form"
                             f"{example} (open4m.tokenizers.sequences.CODECS[{role!r}].to_text makes one)") from None
+        flipped = [i for i, b in enumerate(parsed, 1) if role == "det" and not (b.xmin < b.xmax and b.ymin < b.ymax)]
+        if flipped:
+            raise DataError(f"{label}{text!r}: box {flipped[0]} has no area (xmin >= xmax or ymin >= ymax); write "
+                            "v0=xmin v1=ymin v2=xmax v3=ymax, the top-left corner first")
     return text
 
 
