@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import numbers
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Iterable, Mapping
@@ -92,6 +93,13 @@ class Modality:
                 object.__setattr__(self, name, tuple(float(v) for v in value))
         if self.id == -1:
             object.__setattr__(self, "id", modality_id(self.name))
+        for size in ("image_size", "patch_size", "max_tokens", "num_channels"):
+            value = getattr(self, size)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0):
+                raise ConfigError(f"modality {self.name!r}: {size}={value!r}; give a whole number > 0 (or leave it out)")
+        if self.image_size and self.patch_size and self.image_size % self.patch_size:
+            raise ConfigError(f"modality {self.name!r}: image size {self.image_size} is not a multiple of its patch "
+                              f"size {self.patch_size}; choose sizes whose ratio is whole")
         if self.kind in (Kind.IMAGE_TOKENS, Kind.SEQUENCE) and (self.encoder or self.decoder):
             if not self.vocab_size or self.vocab_size <= 0:
                 raise ConfigError(f"modality {self.name!r}: a {self.kind.value} modality needs vocab_size > 0")

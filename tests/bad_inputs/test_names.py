@@ -74,6 +74,13 @@ def modality_name_with_a_space(world, user):
     open4m.Modality("my depth", open4m.Kind.RAW_IMAGE, num_channels=1)
 
 
+def image_size_not_a_multiple(world, user):
+    """open4m.Modality("tok_x@60", Kind.IMAGE_TOKENS, vocab_size=256, image_size=60, patch_size=16, encoder=True)"""
+    import open4m
+
+    open4m.Modality("tok_x@60", open4m.Kind.IMAGE_TOKENS, vocab_size=256, image_size=60, patch_size=16, encoder=True)
+
+
 def misspelt_task(world, user):
     """open4m.eval.runner.parse_tasks("depth,normls")"""
     from open4m.eval.runner import parse_tasks
@@ -218,6 +225,9 @@ CASES = [
     Case("name-register-space", AREA, "a modality name with a space",
          r"modality name 'my depth' must be non-empty without spaces",
          call=modality_name_with_a_space),
+    Case("name-register-grid", "Values: types and ranges", "a modality whose image size is not a multiple of its patch size",
+         r"image size 60 is not a multiple of its patch size 16; choose sizes whose ratio is whole",
+         call=image_size_not_a_multiple),
     Case("name-eval-task", AREA, "a misspelt task (eval --tasks normls)",
          r"unknown tasks \['normls'\]; did you mean normal\? choose from",
          argv=lambda w, u: ["eval", "--model", w.model, "--data", w.data, "--tasks", "depth,normls"]),
