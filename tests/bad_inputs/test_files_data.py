@@ -11,6 +11,7 @@ import yaml
 
 from battery import Case
 from conftest import BUILDERS
+from test_files_images import tiny_tokenizer_training
 
 CKPT = "Training checkpoints (resume)"
 RECIPES = "Recipes (YAML)"
@@ -49,7 +50,24 @@ def _shards(world):
     return out
 
 
-BUILDERS.update(run=_run, shards=_shards)
+def _tokenizer_run(world):
+    """A finished tiny tokenizer run (a checkpoint at each of its 2 steps), trained on the world's photos."""
+    from open4m.cli import main
+
+    folder = world.root / "tokenizer_run"
+    folder.mkdir()
+    args = tiny_tokenizer_training(str(world.data / "rgb"), str(folder / "run"))
+    assert main(["-q", *args, "--set", "train.save_every=1"]) == 0
+    return folder
+
+
+BUILDERS.update(run=_run, shards=_shards, tokenizer_run=_tokenizer_run)
+
+
+def _tokenizer_resume(world, user):
+    """Setup: a copy of the tokenizer run whose newest checkpoint's weights are 0 bytes."""
+    shutil.copytree(world.asset("tokenizer_run") / "run", user / "run")
+    (user / "run" / "checkpoints" / "step-00000002" / "model.safetensors").write_bytes(b"")
 
 
 def _resume(change):
@@ -243,6 +261,10 @@ CASES = [
     Case("ckpt-state-missing", CKPT, "resume: the newest checkpoint lacks state.json",
          STEP + r" has no state\.json: the checkpoint is damaged; " + FIX,
          setup=_resume(_remove("state.json")), argv=_train),
+    Case("ckpt-tokenizer-model-empty", CKPT, "resume a tokenizer run whose checkpoint weights are 0 bytes",
+         STEP + r"/model\.safetensors is damaged \(.*\); " + FIX,
+         setup=_tokenizer_resume,
+         argv=lambda w, u: [*tiny_tokenizer_training(w.data / "rgb", "run"), "--steps", "3"]),  # the last --steps wins
     Case("ckpt-checkpoints-file", CKPT, "resume: the run's checkpoints/ is a file",
          r"run/checkpoints is a file, not the run's checkpoint folder; move it away or choose another train\.out_dir",
          setup=_resume(_checkpoints_as_file), argv=_train),

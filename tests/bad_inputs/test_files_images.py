@@ -72,12 +72,12 @@ def _generate(value, target="depth"):
     return lambda w, u: ["generate", "--model", w.model, "--input", value, "--target", target, "--out", "out"]
 
 
-def _tiny_tokenizer_training(data):
-    """`open4m train-tokenizer` of a tiny VQ-VAE (about a second per step) on `data`."""
+def tiny_tokenizer_training(data, out="run"):
+    """`open4m train-tokenizer` of a tiny VQ-VAE (about a second per step) on `data`, into `out`."""
     sets = {"image_size": 16, "n_channels": 3, "enc_type": "vit", "dec_type": "vit", "enc_dim": 16, "enc_depth": 1,
             "enc_heads": 1, "dec_dim": 16, "dec_depth": 1, "dec_heads": 1, "patch_size": 8, "codebook_size": 16,
             "latent_dim": 4}
-    args = ["train-tokenizer", "--kind", "vqvae", "--data", data, "--out", "run", "--steps", "2", "--batch-size", "2",
+    args = ["train-tokenizer", "--kind", "vqvae", "--data", data, "--out", out, "--steps", "2", "--batch-size", "2",
             "--device", "cpu", "--set", "optim.warmup=0"]
     for key, value in sets.items():
         args += ["--set", f"model.{key}={value}"]
@@ -119,7 +119,7 @@ CASES = [
          r"no file under photos can be read \(e\.g\. photos/a\.jpg: not an image file PIL can read .*\); replace the "
          r"damaged files",
          setup=_files(**{"photos/a.jpg": "text", "photos/b.npy": b""}),
-         argv=lambda w, u: _tiny_tokenizer_training("photos")),
+         argv=lambda w, u: tiny_tokenizer_training("photos")),
     Case("image-tokenize-all-unreadable", AREA, "a dataset whose every rgb file is damaged (tokenize)",
          r"none of the rgb files under data can be read \(2 damaged, e\.g\. data/rgb/a\.png \(.*\)\); replace them",
          setup=_files(**{"data/rgb/a.png": "text", "data/rgb/b.png": b""}),
@@ -320,8 +320,7 @@ def test_tokenizer_training_skips_counts_and_names_a_corrupt_image(world, tmp_pa
     bad = photos / "scene_00000001.png"
     bad.write_text("not a photo")
     (photos / "extra.npy").write_bytes(b"")
-    args = _tiny_tokenizer_training(str(photos))
-    args[args.index("--out") + 1] = str(tmp_path / "run")
+    args = tiny_tokenizer_training(str(photos), str(tmp_path / "run"))
     assert main(["-q", *args]) == 0
     out = capsys.readouterr().out
     assert "skipped 2 unreadable file(s): " in out and str(bad) in out
