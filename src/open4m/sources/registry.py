@@ -21,6 +21,7 @@ imports no source module; :func:`register_source` adds your own.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
 from dataclasses import dataclass
@@ -128,7 +129,10 @@ def _resolve(spec: Any, family: str) -> tuple[SourceInfo, Any]:
             return info, spec
     names = ", ".join(i.form for i in table.values())
     if not path.exists():
-        raise NotFound(f"{spec} does not exist; point the data source at an existing folder, or use one of: {names}")
+        close = difflib.get_close_matches(name, list(table), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise NotFound(f"{spec} does not exist{hint}; point the data source at an existing folder, or use one of: "
+                       f"{names}")
     raise NotFound(f"data source {spec!r} is neither a registered {family} source nor a folder; use one of: {names}")
 
 
