@@ -109,6 +109,22 @@ def tokenizer_overrides(items: list[str]) -> tuple[Path | None, dict[str, str | 
     return folder, named
 
 
+def check_tokenizer_names(named: dict[str, str | None], model) -> None:
+    """Each `--tokenizers NAME=...` must name a modality of the model (or a short form of one): a misspelt name
+    would otherwise be ignored and the model's own tokenizer used without a word."""
+    import difflib
+
+    from open4m.tokenizers.resolver import SAM_MASK_KEYS, tokenizer_keys
+
+    known = {key for name in model.modality_info for key in tokenizer_keys(name)} | set(SAM_MASK_KEYS)
+    for name in named:
+        if name not in known and name.split("@", 1)[0] not in known:  # tok_depth@448: the --sr model's size
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"--tokenizers {name}=: the model has no modality {name!r}{hint} (name one of "
+                              f"{', '.join(sorted(model.modality_info))}, or its short form)")
+
+
 def input_value(name: str, raw: str, model):
     """One --input value as the library takes it (a file read as an image or array; text stays text)."""
     from open4m.generation.request import condition_value
@@ -128,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, args, folder=True)
     folder, named = tokenizer_overrides(args.tokenizers)
     model = FourM.from_pretrained(args.model, revision=args.revision, dtype=None)
+    check_tokenizer_names(named, model)
     request = build_request(model, raw_inputs, args.target.split(","), seed=args.seed, schemes=args.schemes,
                             tokens=args.tokens, steps=args.steps, token_schedules=args.token_schedules,
                             temps=args.temps, temp_schedules=args.temp_schedules, cfg=args.cfg,
