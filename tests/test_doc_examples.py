@@ -62,6 +62,10 @@ PARSE_ONLY_PAGES = {
 }
 # Commands of a RUN verb that are only parsed, with the reason: (page, the command's start) -> why.
 PARSE_ONLY_COMMANDS = {
+    ("docs/generation.md", "open4m index --model 4M-21_B --images photos/ --out gallery-ivf.index --approximate"):
+        "needs the faiss extra; tests/generation/test_retrieval_faiss.py runs index/retrieve with an approximate index",
+    ("docs/generation.md", "open4m retrieve --model 4M-21_B --index gallery-ivf.index"):
+        "reads the approximate index the command before it builds (the faiss extra)",
     ("docs/demo.md", "open4m demo --train"): "the whole world recipe from scratch: 35 minutes",
     ("docs/results.md", "open4m demo --train"): "the whole world recipe from scratch: 35 minutes",
     ("docs/demo.md", "open4m demo --model world/model"): "runs the bundle `open4m demo --train --out world` trains",

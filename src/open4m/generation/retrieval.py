@@ -3,12 +3,14 @@
 A FourM model predicts the tokens of a global embedding (`tok_dinov2_global`, 16 tokens) from
 any subset of input modalities; the global tokenizer decodes them to a vector. A gallery is
 embedded once into a `GalleryIndex` (saved as safetensors) and ranked by cosine similarity —
-an exact search with one matrix product, or FAISS (inner product on normalised vectors) when
-installed and asked for. The official notebook said "cosine" but ranked by L2; this is cosine.
+an exact search with one matrix product (the default), or, for large galleries, an approximate
+FAISS index (IVF or HNSW, `open4m.generation.ann`) built once and stored in the same file. The
+official notebook said "cosine" but ranked by L2; this is cosine.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ import torch.nn.functional as F
 
 from ..errors import CheckpointError, ConfigError, DataError
 from ..weights import read_safetensors
+from .ann import ApproximateIndex, require_faiss
 from .pipeline import Pipeline
 from ..atomic import atomic_write
 
@@ -34,29 +37,46 @@ def predict_embeddings(pipe: Pipeline, inputs: Mapping[str, Any] | Any, *, seed:
     return out.vectors[target]
 
 
+_EMPTY = ("a gallery index of no images: there is nothing to rank; build it with `open4m index --images DIR` on a "
+          "folder that holds images")
+
+
 @dataclass
 class GalleryIndex:
-    """L2-normalised gallery vectors (N, D) and a key (file name, id) per row."""
+    """L2-normalised gallery vectors (N, D) and a key (file name, id) per row; `approximate`, when built,
+    answers searches through FAISS instead of the exact matrix product."""
 
     vectors: torch.Tensor
     keys: list[str]
+    approximate: ApproximateIndex | None = None
 
     def __post_init__(self) -> None:
         if self.vectors.dim() != 2 or self.vectors.shape[0] != len(self.keys):
             raise DataError(f"an index needs vectors (N, D) and N keys; got {tuple(self.vectors.shape)} and "
                              f"{len(self.keys)} keys")
         if not self.keys:
-            raise DataError("a gallery index of no images: there is nothing to rank; build it with `open4m index "
-                            "--images DIR` on a folder that holds images")
+            raise DataError(_EMPTY)
         self.vectors = F.normalize(self.vectors.float(), dim=-1)
 
     @classmethod
     def build(cls, vectors: Sequence[torch.Tensor] | torch.Tensor, keys: Sequence[str]) -> "GalleryIndex":
+        if not isinstance(vectors, torch.Tensor) and not len(vectors):
+            raise DataError(_EMPTY)
         stacked = vectors if isinstance(vectors, torch.Tensor) else torch.cat([v.reshape(-1, v.shape[-1]) for v in vectors])
         return cls(stacked, list(keys))
 
-    def search(self, queries: torch.Tensor, k: int = 5, *, use_faiss: bool = False) -> list[list[tuple[str, float]]]:
-        """The `k` most cosine-similar gallery entries for each query row, best first."""
+    def with_approximate(self, kind: str = "ivf", **options: Any) -> "GalleryIndex":
+        """This gallery with an approximate FAISS index of `kind` (`ivf`, `hnsw`; options: `lists`, `links`,
+        `probe`, see `ApproximateIndex.build`) built over its vectors."""
+        made = copy.copy(self)  # not the constructor: the vectors are normalised already, and stay bit-identical
+        made.approximate = ApproximateIndex.build(self.vectors, kind, **options)
+        return made
+
+    def search(self, queries: torch.Tensor, k: int = 5, *, use_faiss: bool = False, exact: bool = False,
+               probe: int | None = None) -> list[list[tuple[str, float]]]:
+        """The `k` most cosine-similar gallery entries for each query row, best first: through the approximate
+        index when there is one (`probe`: its search effort), exactly with `exact=True` or without one
+        (`use_faiss`: the exact search done by FAISS)."""
         if queries.dim() == 1:
             queries = queries[None]
         if queries.shape[-1] != self.vectors.shape[1]:
@@ -64,17 +84,22 @@ class GalleryIndex:
                              "embed them with the same model and tokenizer")
         k = min(k, len(self.keys))
         q = F.normalize(queries.float(), dim=-1)
-        if use_faiss:
+        if self.approximate is not None and not exact:
+            scores, idx = self.approximate.search(q, k, probe)
+        elif use_faiss:
             scores, idx = _faiss_search(self.vectors, q, k)
         else:
             scores, idx = (q @ self.vectors.T).topk(k, dim=-1)
-        return [[(self.keys[i], float(s)) for s, i in zip(srow.tolist(), irow.tolist())] for srow, irow in zip(scores, idx)]
+        return [[(self.keys[i], float(s)) for s, i in zip(srow.tolist(), irow.tolist()) if i >= 0]
+                for srow, irow in zip(scores, idx)]
 
     def save(self, path: str | os.PathLike) -> Path:
         from safetensors.torch import save_file
 
-        return atomic_write(path, lambda tmp: save_file({"vectors": self.vectors.contiguous()}, str(tmp),
-                                                          metadata={"keys": json.dumps(self.keys)}))
+        tensors, metadata = {"vectors": self.vectors.contiguous()}, {"keys": json.dumps(self.keys)}
+        if self.approximate is not None:
+            tensors["faiss"], metadata["faiss"] = self.approximate.to_file()
+        return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "GalleryIndex":
@@ -105,14 +130,13 @@ class GalleryIndex:
                             f"{len(keys)} images; the index is damaged, {rebuild}")
         if not torch.isfinite(vectors).all():
             raise DataError(f"{path} holds vectors that are not finite numbers; the index is damaged, {rebuild}")
-        return cls(vectors, keys)
+        approximate = ApproximateIndex.from_file(tensors["faiss"], meta.get("faiss", ""), str(path)) \
+            if "faiss" in tensors else None
+        return cls(vectors, keys, approximate)
 
 
 def _faiss_search(gallery: torch.Tensor, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    try:
-        import faiss
-    except ImportError:
-        raise ConfigError("FAISS is not installed: `pip install faiss-cpu`, or search without it (exact torch search)") from None
+    faiss = require_faiss("--faiss")
     index = faiss.IndexFlatIP(gallery.shape[1])
     index.add(gallery.numpy())
     scores, idx = index.search(queries.numpy(), k)
