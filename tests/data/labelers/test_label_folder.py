@@ -138,9 +138,10 @@ def test_corrupt_photos_are_skipped_and_counted(photos, caplog):
     assert read_provenance(photos)["canny_edge"]["count"] == 3
 
 
-def test_nothing_readable_writes_no_record(tmp_path):
+def test_nothing_readable_is_an_error_and_writes_no_record(tmp_path):
     (tmp_path / "broken.jpg").write_bytes(b"garbage")
-    assert label_folder(tmp_path, CannyEdges(), progress=False)["corrupt"] == 1
+    with pytest.raises(DataError, match=r"none of the 1 sample\(s\) under .* can be read \(e\.g\. .*broken\.jpg"):
+        label_folder(tmp_path, CannyEdges(), progress=False)
     assert read_provenance(tmp_path) == {}
 
 
