@@ -293,7 +293,7 @@ def test_the_models_own_tokenizers_pass_every_check(world, tmp_path):
 
     out = tmp_path / "out"
     assert main(["-q", "generate", "--model", str(world.model), "--input", f"rgb={world.photo}", "--target",
-                 "depth,normal,semseg,canny_edge,rgb", "--steps", "2", "--out", str(out)]) == 0
+                 "depth,normal", "--steps", "1", "--out", str(out)]) == 0
     assert {"tok_depth_64_0.png", "tok_normal_64_0.png"} <= {p.name for p in out.iterdir()}
 
 
