@@ -10,7 +10,6 @@ import pytest
 import yaml
 
 from battery import Case
-from conftest import BUILDERS
 from test_files_images import tiny_tokenizer_training
 
 CKPT = "Training checkpoints (resume)"
@@ -61,12 +60,18 @@ def _tokenizer_run(world):
     return folder
 
 
-BUILDERS.update(run=_run, shards=_shards, tokenizer_run=_tokenizer_run)
+BUILT = {"run": _run, "shards": _shards, "tokenizer_run": _tokenizer_run}
+
+
+def asset(world, name):
+    """A valid asset of this module, built once per session (registered with the world on first use)."""
+    world.builders.setdefault(name, BUILT[name])
+    return world.asset(name)
 
 
 def _tokenizer_resume(world, user):
     """Setup: a copy of the tokenizer run whose newest checkpoint's weights are 0 bytes."""
-    shutil.copytree(world.asset("tokenizer_run") / "run", user / "run")
+    shutil.copytree(asset(world, "tokenizer_run") / "run", user / "run")
     (user / "run" / "checkpoints" / "step-00000002" / "model.safetensors").write_bytes(b"")
 
 
@@ -75,7 +80,7 @@ def _resume(change):
     asks for one more step, so training must resume from the checkpoint."""
 
     def setup(world, user):
-        shutil.copytree(world.asset("run") / "run", user / "run")
+        shutil.copytree(asset(world, "run") / "run", user / "run")
         (user / "recipe.yaml").write_text(yaml.safe_dump(MICRO))
         change(user / STEP, world)
 
@@ -135,7 +140,7 @@ def _recipe(text, name="recipe.yaml"):
 
 def _shard_copy(change):
     def setup(world, user):
-        shutil.copytree(world.asset("shards"), user / "shards")
+        shutil.copytree(asset(world, "shards"), user / "shards")
         change(user / "shards")
 
     return setup

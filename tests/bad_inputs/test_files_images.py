@@ -12,7 +12,6 @@ import torch
 from PIL import Image
 
 from battery import Case
-from conftest import BUILDERS
 from open4m.cli import main
 
 AREA = "Images"
@@ -37,7 +36,10 @@ def _gallery_model(world):
     return folder
 
 
-BUILDERS.update(gallery_model=_gallery_model)
+def gallery_model(world):
+    """The gallery model's folder, built once per session (registered with the world on first use)."""
+    world.builders.setdefault("gallery_model", _gallery_model)
+    return world.asset("gallery_model")
 
 
 def _files(**files):
@@ -113,8 +115,8 @@ CASES = [
          r"--images gallery: none of its 2 images can be read \(e\.g\. --images: file gallery/a\.jpg: not an image .*\); "
          r"replace them, or point --images at a folder of good ones",
          setup=_files(**{"gallery/a.jpg": "not a photo", "gallery/b.png": b""}),
-         argv=lambda w, u: ["index", "--model", w.asset("gallery_model") / "model.safetensors", "--tokenizers",
-                            w.asset("gallery_model") / "tokenizers", "--images", "gallery", "--out", "g.index"]),
+         argv=lambda w, u: ["index", "--model", gallery_model(w) / "model.safetensors", "--tokenizers",
+                            gallery_model(w) / "tokenizers", "--images", "gallery", "--out", "g.index"]),
     Case("image-tokenizer-data-all-unreadable", AREA, "tokenizer training files that are all damaged",
          r"no file under photos can be read \(e\.g\. photos/a\.jpg: not an image file PIL can read .*\); replace the "
          r"damaged files",
@@ -333,7 +335,7 @@ def test_index_leaves_out_and_names_an_unreadable_image(world, tmp_path, capsys)
     for i in range(2):
         Image.fromarray(RNG.integers(0, 256, (224, 224, 3), dtype=np.uint8)).save(gallery / f"img{i}.png")
     (gallery / "broken.jpg").write_text("not a photo")
-    folder = world.asset("gallery_model")
+    folder = gallery_model(world)
     assert main(["-q", "index", "--model", str(folder / "model.safetensors"), "--tokenizers", str(folder / "tokenizers"),
                  "--images", str(gallery), "--out", str(tmp_path / "g.index")]) == 0
     out = capsys.readouterr().out

@@ -54,29 +54,34 @@ class ImageFiles(torch.utils.data.Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        """Sample `i`; an unreadable file is skipped (warned, counted in `corrupt`) for the next good one, as
-        the dataset formats do, so one damaged photo never ends a training run."""
+        """Sample `i`; an unreadable file is skipped (logged, kept in `corrupt`) for the next good one, as
+        the dataset formats do, so one damaged photo never ends a training run. Only damaged files are
+        skipped: a file the tokenizer cannot take (wrong channels) stays an error."""
         for step in range(len(self.files)):
             path = self.files[(i + step) % len(self.files)]
             try:
-                arr = self._read(path)
+                data = self._read(path)
             except DataError as err:
                 if path not in self.corrupt:
                     self.corrupt[path] = str(err)
                     logger.warning("skipping %s; %d unreadable file(s) skipped so far", err, len(self.corrupt))
                 continue
+            arr = data if isinstance(data, np.ndarray) else self._as_array(data)
             return self.pre.to_model(instance_box_crop(arr) if self.instance_mask else arr)[0]
         raise DataError(f"no file under {self.root} can be read (e.g. {next(iter(self.corrupt.values()))}); replace "
                         "the damaged files or point --data at the folder of training files")
 
-    def _read(self, path: Path) -> np.ndarray:
-        """One file as an array; a damaged one is a `DataError` naming it."""
+    def _read(self, path: Path) -> Any:
+        """One file: an .npy array or a loaded PIL image; a damaged one is a `DataError` naming it."""
         if path.suffix.lower() == ".npy":
             try:
                 return np.load(path, allow_pickle=False)
             except (ValueError, OSError, EOFError) as err:
                 raise DataError(f"{path}: not a readable NumPy array file ({err or 'empty'})") from err
-        with open_image(path, "") as im:
+        return open_image(path, "")
+
+    def _as_array(self, im: Any) -> np.ndarray:
+        with im:
             arr = self._image_array(im)
         return arr.astype(np.float32) if self.pre.input == "depth" else arr
 
