@@ -13,7 +13,7 @@ import difflib
 import errno
 import re
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from open4m.errors import ConfigError, NotFound, Open4mError
 
@@ -182,7 +182,7 @@ def open_image(path, flag: str):
     return open_checked(path, flag)
 
 
-def report_skipped(skipped, what: str = "corrupt file(s)", show: int = 5) -> None:
+def report_skipped(skipped: Iterable[object], what: str = "corrupt file(s)", show: int = 5) -> None:
     """The summary line of the damaged inputs a verb skipped (the first few named, with why), after its work."""
     skipped = [str(s) for s in skipped]
     if not skipped:
