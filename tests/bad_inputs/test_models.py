@@ -153,6 +153,10 @@ CASES = [
          r"m\.safetensors " + SAFETENSORS_BROKEN,
          setup=_files(**{"m.safetensors": b""}),
          argv=lambda w, u: ["eval", "--model", "m.safetensors", "--data", w.data, "--limit", "1"]),
+    Case("file-train-init-from-empty", AREA, "train model.init_from naming an empty .safetensors file",
+         r"m\.safetensors " + SAFETENSORS_BROKEN,
+         setup=_files(**{"m.safetensors": b""}),
+         argv=lambda w, u: ["train", "model.init_from=m.safetensors", "train.steps=1", "train.out_dir=run"]),
     # -- its settings --------------------------------------------------------------------------------
     Case("file-config-empty", AREA, "config.json of 0 bytes",
          r"model/config\.json is not valid JSON \(.*\); download or save the model again",
