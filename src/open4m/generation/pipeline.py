@@ -515,7 +515,9 @@ def pipeline(spec: str, *, model: FourM | str | os.PathLike, tokenizers: Mapping
     Unset decoding options follow the official demo for official modalities (`preset="auto"`).
     Pass `sr_model=` (a 4M-7-SR-style model) to super-resolve every `tok_*@224` output to `@448`,
     `decode_steps=`/`decode_scheduler=` for the diffusion decoders, `dtype="bf16"` to run the model
-    in bfloat16, `draft_tokens=0` to decode sequences one token per pass (no speculative guesses),
+    in bfloat16 (`dtype="int8"`: int8 linear weights through torchao; `"int8-dynamic"`: int8 weights and
+    activations, torch's kernels; both for CPUs, see `open4m.model.quantize`), `draft_tokens=0` to decode
+    sequences one token per pass (no speculative guesses),
     and `dense=32` to generate `sam_instance` with 32 prompted passes per image, merged (painted into
     one instance map when a `sam_mask` tokenizer is available).
     """
@@ -526,17 +528,28 @@ _DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat
            "fp16": torch.float16, "float16": torch.float16}
 
 
-def parse_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
-    """'bf16' / 'fp16' / 'fp32' (or a torch dtype) -> the torch dtype; None stays None."""
+INT8 = ("int8", "int8-dynamic")  # not torch dtypes to cast to: int8 linear layers (open4m.model.quantize)
+
+
+def parse_dtype(dtype: torch.dtype | str | None) -> torch.dtype | str | None:
+    """'bf16' / 'fp16' / 'fp32' (or a torch dtype) -> the torch dtype; 'int8' / 'int8-dynamic' stay strings;
+    None stays None."""
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
+    if str(dtype).lower() in INT8:
+        return str(dtype).lower()
     if str(dtype).lower() not in _DTYPES:
-        raise ConfigError(f"dtype {dtype!r}: use bf16, fp16 or fp32")
+        raise ConfigError(f"dtype {dtype!r}: use bf16, fp16, fp32, int8 or int8-dynamic")
     return _DTYPES[str(dtype).lower()]
 
 
-def _as_model(model: FourM | str | os.PathLike, dtype: torch.dtype | None) -> FourM:
-    """A FourM as given, or loaded from a released name, Hub id or path; cast to ``dtype`` when one is asked for."""
+def _as_model(model: FourM | str | os.PathLike, dtype: torch.dtype | str | None) -> FourM:
+    """A FourM as given, or loaded from a released name, Hub id or path; cast to ``dtype`` when one is asked for
+    (int8: quantised in place, like a cast, after a float32 load)."""
+    if dtype in INT8:
+        from ..model.quantize import quantize_int8
+
+        return quantize_int8(_as_model(model, torch.float32), dtype)
     if isinstance(model, (str, os.PathLike)):
         return FourM.from_pretrained(model, dtype=dtype)
     if not isinstance(model, FourM):

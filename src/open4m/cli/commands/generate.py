@@ -61,7 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="denoising steps of the diffusion tokenizers (RGB, depth, normals, edges; default 25)")
     p.add_argument("--decode-scheduler", choices=["ddim", "ddpm"],
                    help="sampler of the diffusion tokenizers (default: each tokenizer's own; ddim is the fast path)")
-    p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="the model's weights and compute")
+    p.add_argument("--dtype", choices=["fp32", "bf16", "fp16", "int8", "int8-dynamic"], default="fp32",
+                   help="the model's weights and compute (CPU: int8 = int8 linear weights, needs open4m[int8]; "
+                        "int8-dynamic = int8 weights and activations, faster)")
     p.add_argument("--revision", help="Hub revision (branch, tag or commit) of --model")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     add_overwrite_argument(p, "into --out")
