@@ -190,7 +190,8 @@ An exception that is not an `Open4mError` is a bug: its traceback is the report 
 `.` is the folder the command ran in; `MODEL` is a valid model folder, `DATA` a valid dataset folder,
 `PHOTO` a valid photo. This page is generated from the battery:
 `OPEN4M_WRITE_ERRORS_DOC=1 python -m pytest tests/bad_inputs` rewrites it, and the battery fails
-when a message differs from its row here.
+when a message differs from its row here. The cases with a read-only output folder need a user other
+than root (root may write anywhere): they are skipped, and have no row, when the tests run as root.
 """
 
 
