@@ -90,6 +90,12 @@ def no_condition(world, user):
 
 CASES = [
     # -- a tokenizer that is not the model's -----------------------------------------------------------------
+    Case("mismatch-features-tokenizer-on-files", AREA,
+         "depth PNG files tokenized with a tokenizer that takes model-form depth (the world model's)",
+         r"reads depth already in its model's form.*tokenize them with a tokenizer that reads such files",
+         setup=lambda w, u: shutil.copytree(w.data, u / "data"),
+         argv=lambda w, u: ["tokenize", "--data", "data", "--modality", "depth", "--tokenizer",
+                            w.model / "tokenizers" / "tok_depth.safetensors"]),
     Case("mismatch-vocab", AREA, "a tokenizer with another vocabulary size",
          r"tok_rgb\.safetensors has 512 tokens but the model's tok_depth@64 vocabulary has 256; use the tokenizer",
          argv=lambda w, u: _generate(w, "--tokenizers", f"depth={w.model / 'tokenizers' / 'tok_rgb.safetensors'}")),

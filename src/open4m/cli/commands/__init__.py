@@ -73,8 +73,8 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, recipe_help: str, over
                         help=f"override recipe keys, e.g. {overrides_example}")
     parser.add_argument("--keys", action="store_true",
                         help="list every recipe key with its default and meaning, then exit")
-    add_overwrite_argument(parser, "into train.out_dir (a run folder resumes without it; with train.resume=false "
-                                   "its checkpoints are discarded)")
+    add_overwrite_argument(parser, "into train.out_dir", "a run folder resumes without it; with train.resume=false "
+                                                          "its checkpoints are discarded")
 
 
 @contextmanager
@@ -110,11 +110,13 @@ def recipe_errors(recipe: str | None) -> Iterator[None]:
         raise ConfigError(f"{where}{message}") from err
 
 
-def add_overwrite_argument(parser: argparse.ArgumentParser, what: str = "the output") -> None:
-    """`--overwrite`: the one switch that lets a verb write where files are already (see open4m.atomic.check_output)."""
+def add_overwrite_argument(parser: argparse.ArgumentParser, what: str = "the output", note: str = "") -> None:
+    """`--overwrite`: the one switch that lets a verb write where files are already (see open4m.atomic.check_output).
+
+    `note` says what the verb does without it (e.g. a run folder resumes)."""
     parser.add_argument("--overwrite", action="store_true",
                         help=f"write {what} even where files are already (only the files this command writes are "
-                             "replaced; nothing else is deleted). Default: refuse")
+                             f"replaced; nothing else is deleted). Default: refuse{'; ' + note if note else ''}")
 
 
 def check_output(path, args: argparse.Namespace, *, folder: bool, flag: str = "--out", ours=None):

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tasks", default="all", help="comma-separated tasks of `open4m eval` (default all)")
     p.add_argument("--workers", type=at_least(1), default=2, help="--train: processes rendering the world (default 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    add_overwrite_argument(p, "into --out (--train resumes its own unfinished folder without it)")
+    add_overwrite_argument(p, "into --out", "--train resumes its own unfinished folder without it")
     p.set_defaults(handler=run)
 
 

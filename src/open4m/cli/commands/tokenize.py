@@ -51,8 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=at_least(1), default=16)
     p.add_argument("--device", type=device_name, help="cpu, cuda, cuda:N, mps (default auto: cuda when available, else cpu)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random crops, palette sizes and metadata orders")
-    add_overwrite_argument(p, "into --out-name when it holds files other than token files (a rerun resumes its own "
-                              "token folder without it)")
+    add_overwrite_argument(p, "into --out-name", "a rerun resumes its own token folder without it")
     p.set_defaults(handler=run)
 
 

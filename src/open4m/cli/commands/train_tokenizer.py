@@ -43,8 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting, e.g. --set model.codebook_size=1024 --set objective.loss=smooth_l1")
     p.add_argument("--keys", action="store_true", help="list every recipe key with its default and meaning, then exit")
-    add_overwrite_argument(p, "into --out (a run folder resumes without it; with --no-resume its checkpoints are "
-                              "discarded)")
+    add_overwrite_argument(p, "into --out", "a run folder resumes without it; with --no-resume its checkpoints are "
+                                            "discarded")
     p.set_defaults(handler=run)
 
 
