@@ -51,6 +51,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="query timing: best of N")
     ap.add_argument("--single", type=int, default=50, help="queries timed one at a time")
     ap.add_argument("--lists", type=int, default=None, help="ivf cells (default: open4m's, about 4 sqrt(N))")
+    ap.add_argument("--spread", type=float, default=0.6,
+                    help="noise around the centres, per dimension (centres ~ N(0, 1)): higher = less clustered, harder")
     args = ap.parse_args()
 
     from open4m.generation.ann import ApproximateIndex, require_faiss
@@ -60,13 +62,13 @@ def main() -> None:
     threads = torch.get_num_threads()
     faiss.omp_set_num_threads(threads)
     print(f"# FAISS {faiss.__version__} vs exact torch search — {platform.machine()}, {threads} threads, "
-          f"{args.dim}-d, {args.queries} queries (one batch), best of {args.repeats}")
+          f"{args.dim}-d, spread {args.spread}, {args.queries} queries (one batch), best of {args.repeats}")
     print(f"| {'gallery':>9} | {'index':<18} | {'build s':>8} | {'ms/q batch':>10} | {'ms/q single':>11} | "
           f"{'recall@1':>8} | {'recall@10':>9} | {'memory MB':>9} |")
     print("|-----------|--------------------|----------|------------|-------------|----------|-----------|-----------|")
     for n in args.sizes:
         g = torch.Generator().manual_seed(n)
-        points = clustered(n + args.queries, args.dim, max(100, n // 500), 0.6, g)
+        points = clustered(n + args.queries, args.dim, max(100, n // 500), args.spread, g)
         gallery = GalleryIndex(points[:n], [str(i) for i in range(n)])
         queries = points[n:]
         del points
