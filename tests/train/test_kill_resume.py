@@ -23,12 +23,13 @@ import sys
 import time
 
 import pytest
-import yaml
 
 from open4m.model import FourM
 from open4m.train.checkpointing import checkpoints, latest_checkpoint
 from open4m.train.monitor import read_metrics
 from open4m.train.tasks.fourm import load_recipe, train
+
+from run_recipes import train_losses, write_recipe
 
 STEPS = 8
 
@@ -91,26 +92,10 @@ train(load_recipe(recipe_path))
 """
 
 
-def _recipe(micro_recipe, tmp_path, name):
-    recipe = micro_recipe(tmp_path / name, train={"steps": STEPS, "save_every": 2, "eval_every": 3, "keep_last": 2,
-                                                  "ema_decay": 0.9})
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    return path, tmp_path / name
-
-
-def _losses(run_dir):
-    last = {}
-    for r in read_metrics(run_dir):
-        if "train/loss" in r:
-            last[r["step"]] = {k: v for k, v in r.items() if k.startswith("train/loss") or k == "train/lr"}
-    return last
-
-
 @pytest.fixture
 def reference(recipe, tmp_path):
     """The uninterrupted run (in this process: the killed one runs in a child)."""
-    path, run_dir = _recipe(recipe, tmp_path, "ref")
+    path, run_dir = write_recipe(recipe, tmp_path, "ref", steps=STEPS, save_every=2, eval_every=3)
     train(load_recipe(path))
     return run_dir
 
@@ -148,8 +133,8 @@ def _check_resume(path, run_dir, reference, kept_step: int | None):
         FourM.from_pretrained(latest / "model.safetensors")  # loadable, not torn
     result = train(load_recipe(path))
     assert result.steps == STEPS
-    assert _losses(run_dir) == _losses(reference)  # bit-identical, not approximately equal
-    assert sorted(_losses(run_dir)) == list(range(1, STEPS + 1))
+    assert train_losses(run_dir) == train_losses(reference)  # bit-identical, not approximately equal
+    assert sorted(train_losses(run_dir)) == list(range(1, STEPS + 1))
     assert [p.name for p in checkpoints(run_dir)] == [f"step-{s:08d}" for s in (STEPS - 2, STEPS)]
     assert not [p.name for p in (run_dir / "checkpoints").iterdir() if p.name.startswith(".tmp")], \
         "the killed save's leftovers are swept"
@@ -161,7 +146,7 @@ def _check_resume(path, run_dir, reference, kept_step: int | None):
 
 def test_kill_while_a_checkpoint_is_saved_keeps_the_previous_one(recipe, tmp_path, reference):
     """SIGKILL after every file of checkpoint 4 is written, before its folder is renamed into place."""
-    path, run_dir = _recipe(recipe, tmp_path, "killed")
+    path, run_dir = write_recipe(recipe, tmp_path, "killed", steps=STEPS, save_every=2, eval_every=3)
     _kill(path, tmp_path, "before-rename", 4)
     assert (run_dir / "checkpoints" / ".tmp-step-00000004").is_dir()  # the save that was cut short
     _check_resume(path, run_dir, reference, kept_step=2)
@@ -171,7 +156,7 @@ def test_kill_while_a_checkpoint_is_saved_keeps_the_previous_one(recipe, tmp_pat
 @pytest.mark.parametrize("mode,at,kept", [("mid-write", 4, 2), ("mid-write", 6, 4), ("mid-prune", 6, 6),
                                           ("before-rename", 8, 6), ("export", 0, 8)])
 def test_kill_mid_save_points(recipe, tmp_path, reference, mode, at, kept):
-    path, run_dir = _recipe(recipe, tmp_path, "killed")
+    path, run_dir = write_recipe(recipe, tmp_path, "killed", steps=STEPS, save_every=2, eval_every=3)
     _kill(path, tmp_path, mode, at)
     _check_resume(path, run_dir, reference, kept_step=kept)
 
@@ -180,7 +165,7 @@ def test_kill_mid_save_points(recipe, tmp_path, reference, mode, at, kept):
 @pytest.mark.parametrize("at", [3, 5, 7])
 def test_kill_at_random_points_of_the_loop(recipe, tmp_path, reference, at):
     """A plain SIGKILL once step `at` is logged (wherever the loop then is: a step, a validation, a save)."""
-    path, run_dir = _recipe(recipe, tmp_path, "killed")
+    path, run_dir = write_recipe(recipe, tmp_path, "killed", steps=STEPS, save_every=2, eval_every=3)
     _kill(path, tmp_path, "at-step", at)
     _check_resume(path, run_dir, reference, kept_step=None)
 
