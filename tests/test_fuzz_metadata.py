@@ -22,6 +22,8 @@ from open4m.model.checkpoint import MODALITIES_KEY, config_of, load_config
 from open4m.model.config import FourMConfig, parse_literal
 from open4m.tokenizers.config import DiVAEConfig, VQVAEConfig, config_from_dict, parse_official_value
 
+from fuzzing import ours_or_value
+
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                        HealthCheck.function_scoped_fixture])
 
@@ -57,14 +59,6 @@ def registry():
     modalities._REGISTRY.update(saved)
 
 
-def _ours_or_value(call):
-    try:
-        return call()
-    except Open4mError as err:
-        assert str(err) and "\n" not in str(err), f"not a one-line message: {err!r}"
-        return err
-
-
 @FUZZ
 @given(text=values)
 def test_literal_parsers_take_any_string(text):
@@ -80,7 +74,7 @@ def test_fourm_metadata_becomes_a_config_or_our_error(registry, metadata, specs)
         metadata = {**metadata, MODALITIES_KEY: specs}
     saved = dict(modalities._REGISTRY)
     try:
-        result = _ours_or_value(lambda: config_of(Path("fuzzed.safetensors"), None, metadata))
+        result = ours_or_value(lambda: config_of(Path("fuzzed.safetensors"), None, metadata))
         assert isinstance(result, (FourMConfig, Open4mError))
     finally:
         modalities._REGISTRY.clear()
@@ -92,13 +86,13 @@ def test_fourm_metadata_becomes_a_config_or_our_error(registry, metadata, specs)
                               max_size=12))
 def test_fourm_config_json_becomes_a_config_or_our_error(config):
     """config.json beside the weights (already parsed JSON values of any type)."""
-    _ours_or_value(lambda: FourMConfig.from_dict(config))
+    ours_or_value(lambda: FourMConfig.from_dict(config))
 
 
 @FUZZ
 @given(metadata=tokenizer_metadata)
 def test_tokenizer_metadata_becomes_a_config_or_our_error(metadata):
-    _ours_or_value(lambda: config_from_dict(metadata))
+    ours_or_value(lambda: config_from_dict(metadata))
 
 
 @FUZZ
@@ -108,7 +102,7 @@ def test_tokenizer_metadata_becomes_a_config_or_our_error(metadata):
 def test_encoder_metadata_becomes_a_config_or_our_error(text):
     from open4m.model.encoder import _config_from_json
 
-    _ours_or_value(lambda: _config_from_json(text, Path("fuzzed.safetensors")))
+    ours_or_value(lambda: _config_from_json(text, Path("fuzzed.safetensors")))
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -122,8 +116,8 @@ def test_a_file_with_any_metadata_loads_a_config_or_says_why(registry, tmp_path_
     save_file({"w": torch.zeros(1)}, str(path), metadata=metadata)
     saved = dict(modalities._REGISTRY)
     try:
-        _ours_or_value(lambda: load_config(path))
-        _ours_or_value(lambda: config_from_dict(read_checkpoint(path)[1]))
+        ours_or_value(lambda: load_config(path))
+        ours_or_value(lambda: config_from_dict(read_checkpoint(path)[1]))
     finally:
         modalities._REGISTRY.clear()
         modalities._REGISTRY.update(saved)

@@ -12,24 +12,15 @@ import torch
 from PIL import Image
 
 from battery import Case
+from gallery_model import GLOBAL, tiny_gallery_model
 from open4m.cli import main
 
 AREA = "Images"
-GLOBAL = "tok_dinov2_global"
 
 
 def _gallery_model(world):
     """A tiny model that predicts a global embedding from 224 px RGB, with its tokenizer beside it (for `index`)."""
-    from open4m.model import FourM, preset
-    from open4m.tokenizers.config import VQVAEConfig
-    from open4m.tokenizers.vqvae import VQVAE
-
-    torch.manual_seed(0)
-    model = FourM(preset("tiny-swiglu_nobias", domains_in=["rgb@224", GLOBAL], domains_out=[GLOBAL], dim=32,
-                         encoder_depth=1, decoder_depth=1, num_heads=2)).eval()
-    tok = VQVAE(VQVAEConfig(image_size=1, n_channels=768, enc_type="BottleneckMLP/B_2-Wi_128",
-                            dec_type="BottleneckMLP/B_2-Wi_128", patch_size=1, quant_type="memcodes",
-                            codebook_size=8192, num_codebooks=16, latent_dim=32)).eval()
+    model, tok = tiny_gallery_model()
     folder = world.root / "gallery_model"
     model.save_file(folder / "model.safetensors")
     tok.save_pretrained(folder / "tokenizers" / GLOBAL)

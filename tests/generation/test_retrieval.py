@@ -13,22 +13,13 @@ from PIL import Image
 from open4m.cli import main as cli_main
 from open4m.generation.pipeline import pipeline
 from open4m.generation.retrieval import GalleryIndex, predict_embeddings
-from open4m.model import FourM, preset
-from open4m.tokenizers.config import VQVAEConfig
-from open4m.tokenizers.vqvae import VQVAE
 
-GLOBAL = "tok_dinov2_global"
+from gallery_model import GLOBAL, tiny_gallery_model
 
 
 @pytest.fixture(scope="module")
 def setup():
-    torch.manual_seed(0)
-    model = FourM(preset("tiny-swiglu_nobias", domains_in=["rgb@224", GLOBAL], domains_out=[GLOBAL], dim=32,
-                         encoder_depth=1, decoder_depth=1, num_heads=2)).eval()
-    tok = VQVAE(VQVAEConfig(image_size=1, n_channels=768, enc_type="BottleneckMLP/B_2-Wi_128",
-                            dec_type="BottleneckMLP/B_2-Wi_128", patch_size=1, quant_type="memcodes",
-                            codebook_size=8192, num_codebooks=16, latent_dim=32)).eval()
-    return model, tok
+    return tiny_gallery_model()
 
 
 def test_exact_cosine_search_and_round_trip(tmp_path):

@@ -17,6 +17,8 @@ from open4m.errors import Open4mError
 from open4m.tokenizers.sequences import CODECS
 from open4m.tokenizers.text import TextTokenizer
 
+from fuzzing import ours_or_value
+
 TEXT = Path(__file__).resolve().parents[2] / "src" / "open4m" / "assets" / "world64" / "tokenizers" / "text.json"
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                        HealthCheck.function_scoped_fixture])
@@ -26,15 +28,6 @@ NAMES = sorted(CODECS)
 @pytest.fixture(scope="module")
 def tok() -> TextTokenizer:
     return TextTokenizer.from_pretrained(TEXT)
-
-
-def _ours_or_value(call):
-    """Run `call`; an Open4mError is a fine answer (one line), anything else propagates as the bug it is."""
-    try:
-        return call()
-    except Open4mError as err:
-        assert str(err) and "\n" not in str(err), f"not a one-line message: {err!r}"
-        return err
 
 
 # Words of the codecs' formats, so random texts often come close to valid sequences.
@@ -47,14 +40,14 @@ texts = st.one_of(st.text(max_size=60), st.lists(st.sampled_from(WORDS), max_siz
 @FUZZ
 @given(name=st.sampled_from(NAMES), text=texts)
 def test_from_text_takes_any_text(name, text):
-    _ours_or_value(lambda: CODECS[name].from_text(text))
+    ours_or_value(lambda: CODECS[name].from_text(text))
 
 
 @FUZZ
 @given(name=st.sampled_from(NAMES), ids=st.lists(st.integers(-5, 5000), max_size=80))
 def test_decode_takes_any_token_ids(tok, name, ids):
     """What a model samples (any ids, in or out of the vocabulary) decodes or is refused with our error."""
-    _ours_or_value(lambda: CODECS[name].decode(ids, tok))
+    ours_or_value(lambda: CODECS[name].decode(ids, tok))
 
 
 JSON = st.recursive(
@@ -86,7 +79,7 @@ def test_encode_takes_any_label_json(tok, name, value, seed):
         assert all(0 <= int(i) < tok.vocab_size for i in ids)
         return ids
 
-    _ours_or_value(run)
+    ours_or_value(run)
 
 
 @FUZZ
@@ -94,7 +87,7 @@ def test_encode_takes_any_label_json(tok, name, value, seed):
 def test_to_text_takes_any_json_value(name, value):
     """The codecs whose input is the label JSON itself, given garbage directly: a string or our error. (det,
     human_poses and sam_instance take dataclasses: `sequence_input` builds them from JSON, fuzzed above.)"""
-    result = _ours_or_value(lambda: CODECS[name].to_text(value))
+    result = ours_or_value(lambda: CODECS[name].to_text(value))
     assert isinstance(result, (str, Open4mError))
 
 
