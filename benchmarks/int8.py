@@ -1,4 +1,4 @@
-"""int8 inference (torchao weight-only, and torch's dynamic int8) against float32: token agreement and speed.
+"""int8 inference (torchao weight-only, and torch's dynamic int8) and bf16 against float32: token agreement and speed.
 
     python benchmarks/int8.py                       # the shipped world model and a random base-size model
     python benchmarks/int8.py --models world --images 16 --repeats 5
@@ -6,7 +6,8 @@
 For each model, greedy generation (temperature 0) runs on the same inputs with the float32 model and
 with copies quantised by `open4m.model.quantize.quantize_int8` (what `Pipeline(dtype=...)` does):
 `int8` (torchao `Int8WeightOnlyConfig`: int8 weights, float32 activations) and `int8-dynamic` (torch's
-`quantize_dynamic`: int8 weights and per-batch int8 activations). Tasks: MaskGIT rgb -> depth tokens
+`quantize_dynamic`: int8 weights and per-batch int8 activations), and `bf16` (the model's weights
+in bfloat16: `Pipeline(dtype="bf16")`). Tasks: MaskGIT rgb -> depth tokens
 (8 steps) and an autoregressive caption.
 Agreement is the share of generated tokens equal to float32's (position by position; a caption that
 stops early or late counts its missing positions as different) and the share of images whose whole
@@ -64,8 +65,9 @@ def generate(model, cond: str, rgb: torch.Tensor, target: str, steps: int | None
     schedule = build_schedule(f"{cond}->{target}", temps=0.0, **options)
     sampler = Sampler(model)
     outs = []
+    dtype = model.mask_token.dtype  # the pixels in the model's float type (bf16 for a bf16 model)
     for i in range(len(rgb)):
-        out = sampler.generate({cond: rgb[i:i + 1]}, schedule)[target]
+        out = sampler.generate({cond: rgb[i:i + 1].to(dtype)}, schedule)[target]
         outs.append(out["tensor"][0] if steps else out["tensor"][0][~out["input_mask"][0]])
     return outs
 
@@ -101,7 +103,8 @@ def main() -> None:
           "---------|------------|")
     for which in args.models.split(","):
         name, model, cond, rgb, depth, caption = (world_case if which == "world" else base_case)(args.images)
-        models = {"fp32": model, **{mode: quantize_int8(copy.deepcopy(model), mode) for mode in INT8_MODES}}
+        models = {"fp32": model, **{mode: quantize_int8(copy.deepcopy(model), mode) for mode in INT8_MODES},
+                  "bf16": copy.deepcopy(model).to(torch.bfloat16)}
         for task, target, steps, tokens in ((f"MaskGIT rgb->depth 8", depth, 8, None),
                                             (f"caption ({args.caption_tokens} tok)", caption, None,
                                              args.caption_tokens + 1)):

@@ -20,10 +20,11 @@ fresh processes, alternating open4m and the reference (A B A B ...), and keeps t
 
 Everything is fp32 at temperature 0, so both sides must give the same tokens; the table says so per
 case, and the training losses of both sides are compared step by step. `--precision bf16` runs open4m's
-side under bfloat16 autocast (fp32 master weights, optimizer and loss; the CPU's AMX / AVX-512 bf16
-units do the matrix products), the reference staying at its CPU setting, fp32 (its autocast is CUDA
-only): the table then gives the largest loss difference and the share of generated tokens equal to
-the reference's instead of an exact match. The weights' caption head
+side in bfloat16 — training under autocast (fp32 master weights, optimizer and loss; the CPU's AMX /
+AVX-512 bf16 units do the matrix products), generation with the model's weights in bf16 (open4m's
+`dtype="bf16"`) — the reference staying at its CPU setting, fp32 (its autocast is CUDA only): the
+table then gives the largest loss difference and the share of generated tokens equal to the
+reference's instead of an exact match. The weights' caption head
 gives the end-of-span token [S_2] a zero logit (its output row is zeroed), so random weights never
 stop a caption early and both sides decode exactly 32 tokens.
 
@@ -143,7 +144,7 @@ def best_of(fn, reps: int) -> tuple[float, object]:
 # open4m side
 # ------------------------------------------------------------------------------------------
 def autocast(precision: str):
-    """bfloat16 autocast on the CPU for `--precision bf16` (the loss stays fp32: FourM computes it in fp32)."""
+    """bfloat16 autocast on the CPU for `--precision bf16` training (the loss stays fp32: FourM computes it in fp32)."""
     import contextlib
 
     import torch
@@ -185,9 +186,12 @@ def ours_generate(workdir: Path, args: argparse.Namespace) -> dict:
     from open4m.generation import Sampler, build_schedule
     from open4m.model import FourM
 
-    model = FourM.from_pretrained(workdir / "weights.safetensors").eval()
+    # bf16 generation runs the model in bfloat16 (open4m's `dtype="bf16"`): decoding one token at a time
+    # is bound by reading the weights, so halving their bytes is what pays; autocast would re-read fp32.
+    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+    model = FourM.from_pretrained(workdir / "weights.safetensors", dtype=dtype).eval()
     sampler = Sampler(model)
-    rgb = load_file(str(workdir / "image.safetensors"))["rgb"]
+    rgb = load_file(str(workdir / "image.safetensors"))["rgb"].to(dtype)
     cases = {}
     for name in GEN_CASES:
         if name.startswith("maskgit"):
@@ -200,7 +204,7 @@ def ours_generate(workdir: Path, args: argparse.Namespace) -> dict:
             target = CAPTION
 
         def run(schedule=schedule, target=target):
-            with torch.inference_mode(), autocast(args.precision):
+            with torch.inference_mode():
                 return sampler.generate({"rgb@224": rgb}, schedule)[target]["tensor"]
 
         ms, out = best_of(run, args.reps)
