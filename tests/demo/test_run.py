@@ -20,9 +20,19 @@ def test_demo_writes_grid_task_pngs_and_metrics(tiny_bundle, tmp_path, capsys):
     assert set(metrics["metrics"]["depth"]) == {"model", "baseline"}
     table = capsys.readouterr().out
     assert "abs_rel" in table and "recon/rgb" in table
+    # Run again into the same folder: it holds only the demo's own results, which are rewritten ...
+    assert main(["demo", "--model", str(tiny_bundle), "--out", str(out), "--scenes", "1", "--no-progress",
+                 "--tasks", "depth"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["num_samples"] == 1
+    # ... but a file of the user's there makes it refuse (nothing a user saved is replaced).
+    (out / "notes.txt").write_text("mine")
+    assert main(["demo", "--model", str(tiny_bundle), "--out", str(out), "--scenes", "1", "--no-progress",
+                 "--tasks", "depth"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
 
 
-def test_missing_bundle_says_how_to_train_one(tmp_path, capsys):
+def test_missing_bundle_says_how_to_train_one(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default --out (open4m-demo) is made in the working folder
     with pytest.raises(MissingModelError, match="open4m demo --train"):
         run_demo(tmp_path, tmp_path / "out", scenes=1, progress=False)
     assert main(["demo", "--model", str(tmp_path), "--no-progress"]) == 2

@@ -115,6 +115,13 @@ def save_pictures(out: Path, samples: Sequence[Mapping[str, Any]], result: EvalR
     return [grid, *written]
 
 
+def is_demo_output(path: str | Path) -> bool:
+    """Whether `path` holds only what `run_demo` writes (the demo run again replaces its own results)."""
+    own = {"grid.png", "metrics.json", *(f"{task}.png" for task in TASKS)}
+    entries = {p.name for p in Path(path).iterdir()} if Path(path).is_dir() else set()
+    return bool(entries) and entries <= own
+
+
 def run_demo(model_path: str | Path | None = None, out: str | Path = "open4m-demo", *, scenes: int = 6, start: int = 0,
              tasks: Sequence[str] = TASKS, progress: bool = True) -> tuple[EvalResult, Path]:
     """Render `scenes` test-split scenes from index `start`, run `tasks`, write pictures and metrics.

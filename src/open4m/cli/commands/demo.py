@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tasks", default="all", help="comma-separated tasks of `open4m eval` (default all)")
     p.add_argument("--workers", type=at_least(1), default=2, help="--train: processes rendering the world (default 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    add_overwrite_argument(p, "into --out", "--train resumes its own unfinished folder without it")
+    add_overwrite_argument(p, "into --out", "a folder holding only an earlier demo's results is rewritten "
+                                            "without it, and --train resumes its own unfinished folder")
     p.set_defaults(handler=run)
 
 
@@ -38,10 +39,10 @@ def run(args: argparse.Namespace) -> int:
                                 progress=not args.no_progress)
         print(f"world model written to {bundle}; run it with `open4m demo --model {bundle}`")
         return 0
-    from open4m.demo.run import run_demo
+    from open4m.demo.run import is_demo_output, run_demo
 
     tasks = task_names(args.tasks)
-    check_output(args.out or "open4m-demo", args, folder=True)
+    check_output(args.out or "open4m-demo", args, folder=True, ours=is_demo_output)
     with path_errors("--model/--out"):
         result, out = run_demo(args.model, args.out or "open4m-demo", scenes=args.scenes, start=args.start,
                                tasks=tasks, progress=not args.no_progress)
