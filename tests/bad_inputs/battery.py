@@ -77,6 +77,23 @@ class Case:
             raise TypeError(f"case {self.id}: give exactly one of argv / call")
 
 
+def user_files(**files: Any) -> Callable[[World, Path], None]:
+    """A case's setup writing files into the user's folder: bytes, text, a callable of the world giving
+    either, or None for an empty folder (names may hold subfolders)."""
+
+    def setup(world: World, user: Path) -> None:
+        for name, data in files.items():
+            path = user / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if data is None:
+                path.mkdir()
+                continue
+            data = data(world) if callable(data) else data
+            path.write_bytes(data) if isinstance(data, bytes) else path.write_text(data)
+
+    return setup
+
+
 @dataclass(frozen=True)
 class Seen:
     """What a case showed, for docs/errors.md."""

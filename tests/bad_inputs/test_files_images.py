@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from battery import Case
+from battery import Case, user_files
 from gallery_model import GLOBAL, tiny_gallery_model
 from open4m.cli import main
 
@@ -31,22 +31,6 @@ def gallery_model(world):
     """The gallery model's folder, built once per session (registered with the world on first use)."""
     world.builders.setdefault("gallery_model", _gallery_model)
     return world.asset("gallery_model")
-
-
-def _files(**files):
-    """Setup: files in the user's folder (bytes, text, a callable of the world giving bytes, or None: a folder)."""
-
-    def setup(world, user):
-        for name, data in files.items():
-            path = user / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if data is None:
-                path.mkdir()
-            else:
-                data = data(world) if callable(data) else data
-                path.write_bytes(data) if isinstance(data, bytes) else path.write_text(data)
-
-    return setup
 
 
 def _png_prefix(world):
@@ -80,47 +64,47 @@ def tiny_tokenizer_training(data, out="run"):
 CASES = [
     Case("image-text-named-jpg", AREA, "a text file named photo.jpg (generate --input rgb=)",
          r"--input rgb@64=photo\.jpg: not an image file PIL can read \(png, jpg, webp, \.\.\.\)",
-         setup=_files(**{"photo.jpg": "a photo of a cat"}), argv=_generate("rgb=photo.jpg"), process=True),
+         setup=user_files(**{"photo.jpg": "a photo of a cat"}), argv=_generate("rgb=photo.jpg"), process=True),
     Case("image-empty", AREA, "a photo of 0 bytes (generate --input rgb=)",
          r"--input rgb@64=photo\.png: not an image file PIL can read",
-         setup=_files(**{"photo.png": b""}), argv=_generate("rgb=photo.png")),
+         setup=user_files(**{"photo.png": b""}), argv=_generate("rgb=photo.png")),
     Case("image-truncated", AREA, "a PNG cut short (generate --input rgb=)",
          r"--input rgb@64=photo\.png: the image file is damaged \(.*truncated\); save or download it again",
-         setup=_files(**{"photo.png": _png_prefix}), argv=_generate("rgb=photo.png")),
+         setup=user_files(**{"photo.png": _png_prefix}), argv=_generate("rgb=photo.png")),
     Case("image-folder", AREA, "a folder named photo.png given as the photo",
          r"--input rgb@64=photo\.png is a folder; give an image file",
-         setup=_files(**{"photo.png": None}), argv=_generate("rgb=photo.png")),
+         setup=user_files(**{"photo.png": None}), argv=_generate("rgb=photo.png")),
     Case("image-strip", AREA, "a 900x4 strip as the RGB condition (generate)",
          r"rgb@64: a 900x4 image is too far from square \(over 8:1\) to squeeze into the model's square input; crop",
-         setup=_files(**{"strip.png": _strip}), argv=_generate("rgb=strip.png")),
+         setup=user_files(**{"strip.png": _strip}), argv=_generate("rgb=strip.png")),
     Case("image-depth-not-image", AREA, "a text file as a depth condition (--input tok_depth=depth.png)",
          r"--input tok_depth@64=depth\.png: not an image file PIL can read",
-         setup=_files(**{"depth.png": "0.5 0.7"}), argv=_generate("tok_depth=depth.png", target="normal")),
+         setup=user_files(**{"depth.png": "0.5 0.7"}), argv=_generate("tok_depth=depth.png", target="normal")),
     Case("image-npy-empty", AREA, "a depth condition .npy of 0 bytes",
          r"--input tok_depth@64=depth\.npy: not a plain NumPy array file \(.*\); write it with numpy\.save",
-         setup=_files(**{"depth.npy": b""}), argv=_generate("tok_depth=depth.npy", target="normal")),
+         setup=user_files(**{"depth.npy": b""}), argv=_generate("tok_depth=depth.npy", target="normal")),
     Case("image-npy-text", AREA, "a depth condition .npy holding text",
          r"--input tok_depth@64=depth\.npy: not a plain NumPy array file \(.*\); write it with numpy\.save",
-         setup=_files(**{"depth.npy": "[[0.5, 0.7]]"}), argv=_generate("tok_depth=depth.npy", target="normal")),
+         setup=user_files(**{"depth.npy": "[[0.5, 0.7]]"}), argv=_generate("tok_depth=depth.npy", target="normal")),
     Case("image-gallery-all-unreadable", AREA, "a gallery folder whose every image is damaged (index)",
          r"--images gallery: none of its 2 images can be read \(e\.g\. --images: file gallery/a\.jpg: not an image .*\); "
          r"replace them, or point --images at a folder of good ones",
-         setup=_files(**{"gallery/a.jpg": "not a photo", "gallery/b.png": b""}),
+         setup=user_files(**{"gallery/a.jpg": "not a photo", "gallery/b.png": b""}),
          argv=lambda w, u: ["index", "--model", gallery_model(w) / "model.safetensors", "--tokenizers",
                             gallery_model(w) / "tokenizers", "--images", "gallery", "--out", "g.index"]),
     Case("image-tokenizer-data-all-unreadable", AREA, "tokenizer training files that are all damaged",
          r"no file under photos can be read \(e\.g\. photos/a\.jpg: not an image file PIL can read .*\); replace the "
          r"damaged files",
-         setup=_files(**{"photos/a.jpg": "text", "photos/b.npy": b""}),
+         setup=user_files(**{"photos/a.jpg": "text", "photos/b.npy": b""}),
          argv=lambda w, u: tiny_tokenizer_training("photos")),
     Case("image-tokenize-all-unreadable", AREA, "a dataset whose every rgb file is damaged (tokenize)",
          r"none of the rgb files under data can be read \(2 damaged, e\.g\. data/rgb/a\.png \(.*\)\); replace them",
-         setup=_files(**{"data/rgb/a.png": "text", "data/rgb/b.png": b""}),
+         setup=user_files(**{"data/rgb/a.png": "text", "data/rgb/b.png": b""}),
          argv=lambda w, u: ["tokenize", "--data", "data", "--modality", "rgb", "--tokenizer",
                             w.model / "tokenizers" / "tok_rgb.safetensors"]),
     Case("image-label-all-unreadable", AREA, "a photo folder whose every photo is damaged (label)",
          r"none of the 2 sample\(s\) under photos can be read \(e\.g\. photos/a\.jpg \(.*\)\); replace the damaged",
-         setup=_files(**{"photos/a.jpg": "text", "photos/b.png": _png_prefix}),
+         setup=user_files(**{"photos/a.jpg": "text", "photos/b.png": _png_prefix}),
          argv=lambda w, u: ["label", "--data", "photos", "-m", "canny_edge"]),
     Case("image-label-data-is-photo", AREA, "label --data naming one photo instead of a folder",
          r"--data photo\.png is a file; give the dataset folder \(DIR/rgb/\.\.\.\) or a folder of photos",

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from battery import Case
+from battery import Case, user_files
 
 AREA = "Models and checkpoints"
 TOKS = "Tokenizer files"
@@ -88,23 +88,6 @@ def _text_as_safetensors(world, user):
     (user / "model" / "config.json").write_text((world.model / "config.json").read_text())
 
 
-def _files(**files):
-    """Setup: files in the user's folder (bytes or text; a value of None makes an empty folder)."""
-
-    def setup(world, user):
-        for name, data in files.items():
-            path = user / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if data is None:
-                path.mkdir()
-            elif isinstance(data, bytes):
-                path.write_bytes(data)
-            else:
-                path.write_text(data)
-
-    return setup
-
-
 def _tokenizer_prefix(world, user):
     """A depth tokenizer cut short: its header is there, most of its tensors are not."""
     data = (world.model / "tokenizers" / "tok_depth.safetensors").read_bytes()
@@ -151,11 +134,11 @@ CASES = [
          setup=_model_copy(_remove("model.safetensors")), argv=_generate("model")),
     Case("file-model-file-empty", AREA, "--model naming an empty .safetensors file (eval)",
          r"m\.safetensors " + SAFETENSORS_BROKEN,
-         setup=_files(**{"m.safetensors": b""}),
+         setup=user_files(**{"m.safetensors": b""}),
          argv=lambda w, u: ["eval", "--model", "m.safetensors", "--data", w.data, "--limit", "1"]),
     Case("file-train-init-from-empty", AREA, "train model.init_from naming an empty .safetensors file",
          r"m\.safetensors " + SAFETENSORS_BROKEN,
-         setup=_files(**{"m.safetensors": b""}),
+         setup=user_files(**{"m.safetensors": b""}),
          argv=lambda w, u: ["train", "model.init_from=m.safetensors", "train.steps=1", "train.out_dir=run"]),
     # -- its settings --------------------------------------------------------------------------------
     Case("file-config-empty", AREA, "config.json of 0 bytes",
@@ -230,32 +213,32 @@ CASES = [
     # -- tokenizer files given on their own ----------------------------------------------------------
     Case("file-tokenize-tokenizer-empty", TOKS, "tokenize --tokenizer naming an empty file",
          r"tok\.safetensors " + SAFETENSORS_BROKEN,
-         setup=_with_data(_files(**{"tok.safetensors": b""})), argv=_tokenize("tok.safetensors")),
+         setup=_with_data(user_files(**{"tok.safetensors": b""})), argv=_tokenize("tok.safetensors")),
     Case("file-tokenize-tokenizer-text", TOKS, "tokenize --tokenizer naming a text file called .safetensors",
          r"tok\.safetensors " + SAFETENSORS_BROKEN,
-         setup=_with_data(_files(**{"tok.safetensors": "a tokenizer, honest"})), argv=_tokenize("tok.safetensors")),
+         setup=_with_data(user_files(**{"tok.safetensors": "a tokenizer, honest"})), argv=_tokenize("tok.safetensors")),
     Case("file-tokenize-tokenizer-truncated", TOKS, "tokenize --tokenizer naming a tokenizer cut short",
          r"tok\.safetensors " + SAFETENSORS_BROKEN,
          setup=_with_data(_tokenizer_prefix), argv=_tokenize("tok.safetensors", modality="depth")),
     Case("file-tokenize-tokenizer-empty-folder", TOKS, "tokenize --tokenizer naming an empty folder",
          r"tok has no model\.safetensors; point at the \.safetensors file itself",
-         setup=_with_data(_files(tok=None)), argv=_tokenize("tok")),
+         setup=_with_data(user_files(tok=None)), argv=_tokenize("tok")),
     Case("file-tokenize-text-tokenizer-broken", TOKS, "tokenize --tokenizer naming a text.json that is not JSON",
          r"text\.json is not a readable tokenizers JSON file \(.*\); download or save the text tokenizer again",
-         setup=_with_data(_files(**{"text.json": '{"model": '})), argv=_tokenize("text.json", modality="det")),
+         setup=_with_data(user_files(**{"text.json": '{"model": '})), argv=_tokenize("text.json", modality="det")),
     Case("file-tokenize-text-tokenizer-list", TOKS, "tokenize --tokenizer naming a text.json holding a list",
          r"text\.json is not a readable tokenizers JSON file \(.*\); download or save the text tokenizer again",
-         setup=_with_data(_files(**{"text.json": "[1, 2]"})), argv=_tokenize("text.json", modality="det")),
+         setup=_with_data(user_files(**{"text.json": "[1, 2]"})), argv=_tokenize("text.json", modality="det")),
     Case("file-generate-tokenizer-override-empty", TOKS, "generate --tokenizers depth=FILE naming an empty file",
          r"tok\.safetensors " + SAFETENSORS_BROKEN,
-         setup=_files(**{"tok.safetensors": b""}),
+         setup=user_files(**{"tok.safetensors": b""}),
          argv=_generate(lambda w: w.model, "--tokenizers", "depth=tok.safetensors")),
     Case("file-generate-tokenizer-folder-empty", TOKS, "generate --tokenizers naming an empty folder",
          r"--tokenizers toks: the folder holds no tokenizers .*; point at the folder that does",
-         setup=_files(toks=None), argv=_generate(lambda w: w.model, "--tokenizers", "toks")),
+         setup=user_files(toks=None), argv=_generate(lambda w: w.model, "--tokenizers", "toks")),
     Case("file-generate-tokenizer-folder-broken", TOKS, "generate --tokenizers folder holding a broken tok_depth",
          r"toks/tok_depth\.safetensors " + SAFETENSORS_BROKEN,
-         setup=_files(**{"toks/tok_depth.safetensors": "not a tokenizer"}),
+         setup=user_files(**{"toks/tok_depth.safetensors": "not a tokenizer"}),
          argv=_generate(lambda w: w.model, "--tokenizers", "toks")),
 ]
 
