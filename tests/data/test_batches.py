@@ -6,6 +6,7 @@ import torch
 
 from open4m.data.batches import MaskedBatches, StreamBatches, batch_loader, build_masker, sample_batches
 from open4m.data.masking import collate
+from open4m.errors import DataError
 from open4m.sources.synthetic import SyntheticTokens
 
 MODS = ["rgb@224", "tok_rgb@224", "tok_semseg@224", "caption", "det"]
@@ -52,14 +53,48 @@ def test_epochs_reshuffle(masker):
 
 def test_stream_resume_replays_to_the_same_batches(masker):
     samples = [SyntheticTokens(MODS, 12)[i] for i in range(12)]
-    full = list(StreamBatches(samples, masker, 3, seed=0))
-    later = list(StreamBatches(samples, masker, 3, seed=0, start=2))
+    full = list(StreamBatches(samples, masker, 3, seed=0, stop=4))
+    later = list(StreamBatches(samples, masker, 3, seed=0, start=2, stop=4))
     assert len(full) == 4 and len(later) == 2
     assert all(_equal(a, b) for a, b in zip(full[2:], later))
-    rank1 = list(StreamBatches(samples, masker, 3, seed=0, rank=1, world=2))
+    rank1 = list(StreamBatches(samples, masker, 3, seed=0, rank=1, world=2, stop=2))
     assert len(rank1) == 2
     rows = [s["tok_rgb@224"] for s in samples[1:6:2]]
     assert torch.equal(rank1[0]["tok_rgb@224"]["tensor"], torch.stack(rows))
+
+
+class _EpochStream:
+    """A stream of 4 samples per pass that records the epochs it is told and marks its samples with them."""
+
+    def __init__(self) -> None:
+        self.epochs, self.epoch = [], 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epochs.append(epoch)
+        self.epoch = epoch
+
+    def __iter__(self):
+        for i in range(4):
+            yield {"x": torch.tensor([i + 10 * self.epoch])}
+
+
+def test_a_stream_is_read_pass_after_pass_with_its_epoch_set_and_resumes_across_passes(masker):
+    stream = _EpochStream()
+    batches = [b["x"].flatten().tolist() for b in StreamBatches(stream, None, 2, seed=0, stop=5)]
+    assert batches == [[0, 1], [2, 3], [10, 11], [12, 13], [20, 21]] and stream.epochs == [0, 1, 2]
+    resumed = [b["x"].flatten().tolist() for b in StreamBatches(_EpochStream(), None, 2, seed=0, start=3, stop=5)]
+    assert resumed == batches[3:]
+    samples = [SyntheticTokens(MODS, 4)[i] for i in range(4)]  # a list: read again on every pass
+    masked = list(StreamBatches(samples, masker, 2, seed=0, stop=3))
+    assert not _equal(masked[0], masked[2])  # the same samples on pass 1 are masked anew
+
+
+def test_a_stream_that_cannot_restart_is_a_clear_error(masker):
+    one_shot = iter([SyntheticTokens(MODS, 2)[i] for i in range(2)])
+    with pytest.raises(DataError, match="ended after one pass .* can be iterated again"):
+        list(StreamBatches(one_shot, None, 1, seed=0, stop=5))
+    with pytest.raises(DataError, match="gave no samples"):
+        list(StreamBatches([], None, 1, seed=0, stop=1))
 
 
 def test_official_mixture_needs_its_modalities():

@@ -16,6 +16,7 @@ Global batch layout: optimizer step s consumes `world x accum` micro-batches ("p
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -104,36 +105,54 @@ class MaskedBatches(torch.utils.data.Dataset):
 
 
 class StreamBatches(torch.utils.data.IterableDataset):
-    """Micro-batches from an iterable source; resuming replays the stream up to `start`.
+    """Micro-batches `start, start+1, ...` (up to `stop`, or endlessly) from an iterable source; resuming
+    replays the stream up to `start`.
 
-    Exact only when the stream itself is deterministic. Sources that do not split themselves
-    across ranks (`splits_by_rank`) are strided: rank r keeps every world-th sample.
+    The stream is read pass after pass: before pass e a source with `set_epoch` is told e (shard
+    order, shuffle buffer and stored-crop choice are drawn per epoch), and masks are seeded by the
+    sample's position in the whole run, so every pass is masked anew. Exact only when the stream itself
+    is deterministic per epoch. Sources that do not split themselves across ranks (`splits_by_rank`)
+    are strided: rank r keeps every world-th sample.
     """
 
     def __init__(self, source: Any, masker: Any, batch_size: int, seed: int, *, rank: int = 0,
-                 world: int = 1, start: int = 0) -> None:
+                 world: int = 1, start: int = 0, stop: int | None = None) -> None:
         super().__init__()
         self.source, self.masker, self.batch_size, self.seed = source, masker, batch_size, seed
-        self.rank, self.world, self.start = rank, world, start
+        self.rank, self.world, self.start, self.stop = rank, world, start, stop
 
     def __iter__(self) -> Iterator[dict]:
         own_split = getattr(self.source, "splits_by_rank", False)
         stride, offset = (1, 0) if own_split else (self.world, self.rank)
         stream_id = self.rank if own_split else 0  # masks are seeded by (seed, stream, position)
-        buf, k, count = [], 0, 0
-        for i, sample in enumerate(self.source):
-            if i % stride != offset:
-                continue
-            count += 1
-            if k < self.start:  # replaying what the resumed run already consumed
-                if count % self.batch_size == 0:
-                    k += 1
-                continue
-            buf.append(sample if self.masker is None else
-                       self.masker(sample, np.random.default_rng([self.seed, stream_id, i])))
-            if len(buf) == self.batch_size:
-                yield _collate(buf, self.masker)
-                buf, k = [], k + 1
+        set_epoch = getattr(self.source, "set_epoch", None)
+        buf, k, count, i = [], 0, 0, -1
+        for epoch in itertools.count():
+            if self.stop is not None and k >= self.stop:
+                return
+            if set_epoch is not None:
+                set_epoch(epoch)
+            seen = 0
+            for sample in self.source:
+                i, seen = i + 1, seen + 1
+                if i % stride != offset:
+                    continue
+                count += 1
+                if k < self.start:  # replaying what the resumed run already consumed
+                    if count % self.batch_size == 0:
+                        k += 1
+                    continue
+                buf.append(sample if self.masker is None else
+                           self.masker(sample, np.random.default_rng([self.seed, stream_id, i])))
+                if len(buf) == self.batch_size:
+                    yield _collate(buf, self.masker)
+                    buf, k = [], k + 1
+                    if self.stop is not None and k >= self.stop:
+                        return
+            if not seen:
+                raise DataError("the data stream gave no samples" if epoch == 0 else
+                                f"the data stream ended after one pass ({i + 1} samples) and gives none on the "
+                                "next; give a source that can be iterated again (its __iter__ starts over)")
 
 
 def _collate(samples: list, masker: Any) -> Any:
@@ -153,7 +172,8 @@ def batch_loader(source: Any, masker: Any, batch_size: int, seed: int, *, start:
         ds = MaskedBatches(source, masker, batch_size, seed, rank=rank, world=world, accum=accum, shuffle=shuffle)
         sampler = range(start, stop if stop is not None else 2**62)
     else:
-        ds, sampler = StreamBatches(source, masker, batch_size, seed, rank=rank, world=world, start=start), None
+        ds = StreamBatches(source, masker, batch_size, seed, rank=rank, world=world, start=start, stop=stop)
+        sampler = None
         num_workers = min(num_workers, 1)  # one worker keeps the stream's order
     # a private generator: creating the loader must not draw from torch's global RNG (dropout, drop-path and
     # diffusion noise use it, and a resumed run restores it from the checkpoint before building the loader)
