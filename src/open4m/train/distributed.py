@@ -33,15 +33,19 @@ class DistInfo:
         return self.world > 1
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
+def pick_device(name: str | None, option: str = "train.device") -> torch.device:
+    """A device name (``auto`` or None: CUDA when there is one, else the CPU) as a torch device; a name torch
+    does not know, or a device this machine lacks, is a `ConfigError` naming `option` (the recipe key or flag)."""
+    if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:  # torch's own message lists every backend; say what a recipe takes
-        raise ConfigError(f"train.device={name!r} is not a device; use cpu, cuda, cuda:N, mps or auto") from None
+        raise ConfigError(f"{option}={name!r} is not a device; use cpu, cuda, cuda:N, mps or auto") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={name!r} but no CUDA device is visible; use cpu or auto")
+        raise ConfigError(f"{option}={name!r} but no CUDA device is visible on this machine; use cpu or auto")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"{option}={name!r} but Apple's MPS is not available on this machine; use cpu or auto")
     return device
 
 

@@ -52,20 +52,6 @@ def device_name(text: str) -> str:
     raise argparse.ArgumentTypeError(f"{text!r} is not a device{hint} (give cpu, cuda, cuda:N, mps or auto)")
 
 
-def available_device(name: str | None) -> str:
-    """``--device`` as torch takes it (``auto`` or nothing: CUDA when there is one, else the CPU); a device this
-    machine lacks (CUDA on a CPU-only install) is a `ConfigError`, not torch's assertion."""
-    import torch
-
-    if name in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: no CUDA device is visible on this machine; use --device cpu (or auto)")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("--device mps: Apple's MPS is not available on this machine; use --device cpu (or auto)")
-    return name
-
-
 def add_recipe_arguments(parser: argparse.ArgumentParser, recipe_help: str, overrides_example: str) -> None:
     """`RECIPE.yaml [section.key=value ...] [--keys]`, shared by the recipe-driven commands (train, finetune)."""
     parser.add_argument("recipe", nargs="?", help=recipe_help)

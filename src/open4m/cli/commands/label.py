@@ -11,7 +11,7 @@ import inspect
 
 from open4m.errors import ConfigError, UnknownNameError
 
-from . import at_least, available_device, device_name, path_errors, report_skipped
+from . import at_least, device_name, path_errors, report_skipped
 
 
 def _names() -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -75,17 +75,17 @@ def _make(modality: str, args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from open4m.data.labelers import label_folder
-
     from pathlib import Path
 
     from open4m.atomic import check_output
+    from open4m.data.labelers import label_folder
+    from open4m.train.distributed import pick_device
 
     if Path(args.data).is_dir():  # labels are written beside the data: a read-only dataset fails before any work
         check_output(args.data, folder=True, overwrite=True, flag="--data")
     if not 0 < args.fov < 180:
         raise ConfigError(f"--fov {args.fov:g}: give the camera's horizontal field of view in degrees, between 0 and 180")
-    args.device = available_device(args.device)
+    args.device = str(pick_device(args.device, "--device"))
     made = [_make(m, args) for m in args.modality]  # every name checked (and every extra found) before any work
     for modality, labeler in zip(args.modality, made):
         skipped: list[str] = []

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from open4m.errors import ConfigError
 
-from . import add_overwrite_argument, at_least, available_device, check_output, device_name, path_errors, report_skipped
+from . import add_overwrite_argument, at_least, check_output, device_name, path_errors, report_skipped
 
 _EPILOG = """\
 what goes in and what comes out:
@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from open4m.data.pretokenize import is_sequence_modality, pretokenize
     from open4m.tokenizers import load_tokenizer
     from open4m.tokenizers.resolver import data_mismatch
+    from open4m.train.distributed import pick_device
 
     out_name = args.out_name or f"tok_{args.modality.split('@')[0]}"
     if Path(out_name).name != out_name or out_name in (args.modality, args.modality.split("@")[0]):
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--tokenizer {args.tokenizer} cannot tokenize --modality {args.modality}: {mismatch}; give "
                           f"the {args.modality} tokenizer, or the --modality it was trained on")
     if not sequence:
-        tokenizer.to(available_device(args.device))
+        tokenizer.to(pick_device(args.device, "--device"))
     with path_errors("--data"):
         report = pretokenize(args.data, args.modality, tokenizer, out_name=args.out_name, n_crops=args.n_crops,
                              batch_size=args.batch_size, image_size=args.image_size, seed=args.seed)
