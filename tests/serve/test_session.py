@@ -129,3 +129,14 @@ def test_upload_that_is_no_image(tmp_path):
     fake.write_text("not a picture")
     with pytest.raises(DataError, match="not an image file"):
         load_image(str(fake))
+
+
+def test_upload_of_a_16_bit_photo_reads_as_the_photo_looks(tmp_path):
+    from PIL import Image
+
+    ramp = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 15)  # 0 .. 61425: most above 255
+    path = tmp_path / "deep.png"
+    Image.fromarray(ramp).save(path)
+    rgb = np.asarray(load_image(str(path)))
+    assert rgb.shape == (64, 64, 3) and rgb.dtype == np.uint8
+    assert rgb[0, 0, 0] == 0 and rgb[-1, -1, 0] == 255 and 100 < rgb[32, 0, 0] < 155  # scaled, not clipped white

@@ -80,6 +80,8 @@ def open_image(path: str | os.PathLike, label: str) -> Any:
         image.load()  # the pixels now: a truncated file fails here, not halfway through generation
     except UnidentifiedImageError as err:
         raise DataError(f"{label}{path}: not an image file PIL can read (png, jpg, webp, ...)") from err
+    except Image.DecompressionBombError as err:  # a hostile (or absurdly large) file: Pillow refuses to decode it
+        raise DataError(f"{label}{path}: too large to decode safely ({err}); give a smaller image") from err
     except (FileNotFoundError, PermissionError) as err:
         raise DataError(f"{label}{path}: cannot read it ({err.strerror}); check the path and its permissions") from err
     except (OSError, SyntaxError, ValueError) as err:  # Pillow's errors for damaged image data

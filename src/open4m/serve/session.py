@@ -25,7 +25,8 @@ from ..data.synthetic import world
 from ..errors import ConfigError, DataError
 from ..eval.models import EvalModel
 from ..generation.pipeline import Boxes, ColorPalette, GenerationOutput, Metadata, draw_boxes
-from ..generation.request import build_request, open_image
+from ..data.codecs import open_image, rgb_image
+from ..generation.request import build_request
 from ..modalities import Kind
 from ..tokenizers.sequences import Box
 
@@ -254,14 +255,9 @@ def to_model_size(image, size: int):
 
 
 def load_image(path: str):
-    """An uploaded file -> an RGB PIL image; a file that is no image is a one-line `DataError`."""
-    from PIL import Image
-
-    img = open_image(path, "the uploaded file")
-    try:
-        return img.convert("RGB")
-    except (OSError, Image.DecompressionBombError) as err:  # a truncated or hostile file
-        raise DataError(f"the uploaded file: not a readable image ({err})") from err
+    """An uploaded file -> an 8-bit RGB PIL image (grey, palette, RGBA and 16-bit files as the photo looks); a
+    file that is no image, a truncated or a hostile one is a one-line `DataError`."""
+    return rgb_image(open_image(path, "the uploaded file"))
 
 
 def _number(value: Any, what: str) -> float:

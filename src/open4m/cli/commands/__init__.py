@@ -163,13 +163,6 @@ def task_names(text: str) -> list[str]:
         raise ConfigError(f"--tasks {text!r}: {err}") from err
 
 
-def open_image(path, flag: str):
-    """`PIL.Image.open(path)` with an unreadable file as a one-line `DataError` (`flag` names the option)."""
-    from open4m.generation.request import open_image as open_checked
-
-    return open_checked(path, flag)
-
-
 def report_skipped(skipped: Iterable[object], what: str = "corrupt file(s)", show: int = 5) -> None:
     """The summary line of the damaged inputs a verb skipped (the first few named, with why), after its work."""
     skipped = [str(s) for s in skipped]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from open4m.errors import DataError, NotFound
 
-from . import add_overwrite_argument, check_output, open_image, path_errors, report_skipped
+from . import add_overwrite_argument, check_output, path_errors, report_skipped
 from .generate import add_tokenizer_option
 
 logger = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm.auto import tqdm
 
+    from open4m.data.codecs import open_image
     from open4m.generation.ann import check_settings, require_faiss
     from open4m.generation.retrieval import GalleryIndex, predict_embeddings
     from open4m.modalities import Kind
