@@ -109,7 +109,8 @@ def test_cli_builds_and_searches_an_approximate_index(tmp_path, monkeypatch, cap
 
     monkeypatch.setattr(index_cmd, "embedding_pipeline", lambda args, conds: (Pipe(), ["rgb@224"]))
     monkeypatch.setattr(retrieve_cmd, "embedding_pipeline", lambda args, conds: (Pipe(), ["rgb@224"]))
-    monkeypatch.setattr(index_cmd, "open_image", lambda path, what: path.name)
+    import open4m.data.codecs as codecs
+    monkeypatch.setattr(codecs, "open_image", lambda path, what: path.name)  # index opens the gallery through it
     monkeypatch.setattr(retrieval, "predict_embeddings", lambda pipe, inputs, seed=0: vectors[row[next(iter(
         inputs.values()))]][None])
     import open4m.cli.commands.generate as generate_cmd
