@@ -7,6 +7,10 @@ parameters x tokens, attention scores ignored, against the bf16 dense peak in --
 
     python benchmarks/train_throughput.py                          # CPU: tiny and base, fp32
     python benchmarks/train_throughput.py --device cuda --sizes base large --precision bf16 --compile both
+    python benchmarks/train_throughput.py --device cuda --sizes base large --compile on --attention sdpa flex
+
+`--attention` compares the attention backends (`model.attention`: SDPA with additive masks, or
+FlexAttention with block masks); flex trains on CUDA only, so the CPU skips it with a note.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ import tempfile
 MODS = ["rgb@224", "caption", "det", "tok_rgb@224", "tok_depth@224", "tok_normal@224", "tok_semseg@224", "tok_clip@224"]
 
 
-def run_one(size: str, device: str, precision: str, compile_: bool, batch: int, steps: int, threads: int) -> dict:
+def run_one(size: str, device: str, precision: str, compile_: bool, batch: int, steps: int, threads: int,
+            attention: str = "sdpa") -> dict:
     import torch
 
     from open4m.config import from_dict
@@ -30,7 +35,7 @@ def run_one(size: str, device: str, precision: str, compile_: bool, batch: int, 
 
     out = tempfile.mkdtemp(prefix="open4m-bench-")
     cfg = from_dict(FourMRecipe, {
-        "model": {"preset": f"{size}-swiglu_nobias"},
+        "model": {"preset": f"{size}-swiglu_nobias", "attention": attention},
         "data": {"modalities": MODS, "mixture": "4m-7", "batch_size": batch, "num_samples": batch * (steps + 1),
                  "num_workers": 2 if device != "cpu" else 0},
         "optim": {"blr": 1e-4},
@@ -50,7 +55,8 @@ def run_one(size: str, device: str, precision: str, compile_: bool, batch: int, 
     enc = sum(p.numel() for n, p in model.named_parameters() if n.startswith(("encoder.", "encoder_norm")))
     dec = sum(p.numel() for n, p in model.named_parameters() if n.startswith(("decoder.", "decoder_norm", "decoder_proj")))
     flops_per_token = 6 * (enc + dec) / 2  # half the tokens pass the encoder, half the decoder (128 + 128)
-    row = dict(size=size, device=device, precision=precision, compile=compile_, batch=batch, threads=threads,
+    row = dict(size=size, device=device, precision=precision, compile=compile_, attention=attention, batch=batch,
+               threads=threads,
                tokens_s=rate, params_m=sum(p.numel() for p in model.parameters()) / 1e6,
                tflops=rate * flops_per_token / 1e12)
     if device.startswith("cuda"):
@@ -66,6 +72,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default=None, help="default: fp32 on CPU, bf16 on CUDA")
     ap.add_argument("--compile", choices=("off", "on", "both"), default="off")
+    ap.add_argument("--attention", nargs="+", choices=("sdpa", "flex"), default=["sdpa"],
+                    help="attention backends to compare (flex: CUDA only)")
     ap.add_argument("--batch", type=int, default=None, help="default: 8 on CPU, 128 on CUDA")
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
@@ -79,25 +87,36 @@ def main() -> None:
     precision = args.precision or ("bf16" if cuda else "fp32")
     batch = args.batch or (128 if cuda else 8)
     compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
+    import torch
+
+    from open4m.errors import ConfigError
+    from open4m.model.flex import check_training_device
+
+    attentions = []
+    for attention in args.attention:
+        try:
+            check_training_device(attention, torch.device(args.device))
+            attentions.append(attention)
+        except ConfigError as err:
+            print(f"skipped: {err}", file=sys.stderr)
     rows = []
-    for size in args.sizes:
-        for comp in compiles:
-            spec = dict(size=size, device=args.device, precision=precision, compile_=comp, batch=batch,
-                        steps=args.steps, threads=args.threads)
-            env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-            done = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True,
-                                  text=True, env=env)
-            line = next((l for l in done.stdout.splitlines() if l.startswith("RESULT ")), None)
-            if line is None:
-                print(f"{size} compile={comp} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
-                continue
-            rows.append(json.loads(line[7:]))
-    header = f"{'size':6} {'device':7} {'prec':5} {'compile':7} {'batch':>5} {'params M':>9} {'tokens/s':>10} {'TFLOP/s':>8} {'MFU':>6} {'peak MB':>8}"
+    for size, comp, attention in ((s, c, a) for s in args.sizes for c in compiles for a in attentions):
+        spec = dict(size=size, device=args.device, precision=precision, compile_=comp, batch=batch,
+                    steps=args.steps, threads=args.threads, attention=attention)
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+        done = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True,
+                              text=True, env=env)
+        line = next((l for l in done.stdout.splitlines() if l.startswith("RESULT ")), None)
+        if line is None:
+            print(f"{size} compile={comp} attention={attention} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
+            continue
+        rows.append(json.loads(line[7:]))
+    header = f"{'size':6} {'device':7} {'prec':5} {'compile':7} {'attn':5} {'batch':>5} {'params M':>9} {'tokens/s':>10} {'TFLOP/s':>8} {'MFU':>6} {'peak MB':>8}"
     print(header)
     print("-" * len(header))
     for r in rows:
         mfu = f"{100 * r['tflops'] / args.peak_tflops:5.1f}%" if cuda else "-"
-        print(f"{r['size']:6} {r['device']:7} {r['precision']:5} {str(r['compile']):7} {r['batch']:>5} "
+        print(f"{r['size']:6} {r['device']:7} {r['precision']:5} {str(r['compile']):7} {r['attention']:5} {r['batch']:>5} "
               f"{r['params_m']:>9.1f} {r['tokens_s']:>10,.0f} {r['tflops']:>8.3f} {mfu:>6} {r['peak_mb']:>8.0f}")
     print(f"(threads={args.threads}, steps={args.steps}, 128 input + 128 target tokens per sample, synthetic 4M-7 data)")
 

@@ -3,10 +3,11 @@
 Parameter names follow the official checkpoints (`attn.qkv`, `cross_attn.kv`, `mlp.fc1/fc2/fc3`,
 `norm1`, `query_norm`, `context_norm`, ...) so released weights load without renaming.
 
-Attention always goes through `F.scaled_dot_product_attention`. Masks are *additive* float
+Attention goes through `F.scaled_dot_product_attention`. Masks are *additive* float
 tensors holding `finfo.min` where attention is forbidden: a partially masked row then behaves
 exactly like the official masked_fill(-max) + softmax, and a fully masked row (a padded slot
-with nothing to look at) gets the same uniform average instead of NaN.
+with nothing to look at) gets the same uniform average instead of NaN. A `FlexMask` instead of an
+additive mask runs FlexAttention (the `flex` backend, `open4m.model.flex`), with the same results.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..ops import additive_mask, merge_heads, split_heads
+from .flex import FlexMask
 
 
 class LayerNorm(nn.Module):
@@ -53,12 +55,48 @@ class Linear(nn.Linear):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (torch.is_autocast_enabled(x.device.type) and torch.is_grad_enabled() and self.weight.requires_grad
+                and not torch.compiler.is_compiling()):
+            return _AutocastLinear.apply(x, self.weight, self.bias, torch.get_autocast_dtype(x.device.type))
         rows = x.numel() // self.in_features
         if x.device.type != "cpu" or torch.compiler.is_compiling() or rows > SMALL_ROWS or rows == 0:
             return F.linear(x, self.weight, self.bias)
         flat = x.reshape(rows, self.in_features).t()
         out = torch.mm(self.weight, flat) if self.bias is None else torch.addmm(self.bias[:, None], self.weight, flat)
         return out.t().reshape(*x.shape[:-1], self.out_features)
+
+
+class _AutocastLinear(torch.autograd.Function):
+    """A linear layer under autocast that keeps no low-precision copy of its weight for the backward pass.
+
+    Why: autocast casts each fp32 weight to bf16 and the backward pass holds that copy until it is
+    used — half the model's size in copies (0.7 GB for base 4M-7), alive at the peak of a step. Here
+    the backward pass casts the weight again instead (one cheap pass over it); the results are those
+    of autocast's linear.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,  # noqa: ANN001
+                dtype: torch.dtype) -> torch.Tensor:
+        low_x = x.to(dtype)
+        ctx.save_for_backward(low_x, weight)
+        ctx.dtypes = (x.dtype, bias is not None)
+        return F.linear(low_x, weight.to(dtype), None if bias is None else bias.to(dtype))
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):  # noqa: ANN001, ANN205
+        low_x, weight = ctx.saved_tensors
+        x_dtype, has_bias = ctx.dtypes
+        need_x, need_w, need_b, _ = ctx.needs_input_grad
+        grad_x = grad_w = grad_b = None
+        if need_x:
+            grad_x = (grad_out @ weight.to(grad_out.dtype)).to(x_dtype)
+        rows = grad_out.reshape(-1, grad_out.shape[-1])
+        if need_w:
+            grad_w = (rows.t() @ low_x.reshape(-1, low_x.shape[-1])).to(weight.dtype)
+        if has_bias and need_b:
+            grad_b = rows.sum(0).to(weight.dtype)
+        return grad_x, grad_w, grad_b, None
 
 
 class Attention(nn.Module):
@@ -97,7 +135,7 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None,
                 kv: tuple[torch.Tensor, torch.Tensor] | None = None,
                 cache: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        """`mask` is additive, broadcastable to (B, heads, Nq, Nk).
+        """`mask` is additive, broadcastable to (B, heads, Nq, Nk), or a `FlexMask` (FlexAttention).
 
         Cross-attention takes `context`, or precomputed `kv` from `project_kv`. Self-attention
         with a `cache` dict (`{"capacity": n}` to start) appends this call's keys/values to it and
@@ -114,7 +152,10 @@ class Attention(nn.Module):
                 k, v = _append_to_cache(cache, k, v)
         if self.q_norm is not None:
             q = self.q_norm(q)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        if isinstance(mask, FlexMask):
+            out = mask.attend(q, k, v)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.proj(merge_heads(out))
 
 
@@ -158,10 +199,50 @@ class Mlp(nn.Module):
         self.fc2 = Linear(hidden, dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.act(self.fc1(x))
-        if self.fc3 is not None:
-            h = h * self.fc3(x)
-        return self.fc2(h)
+        a = self.fc1(x)
+        gate = self.fc3(x) if self.fc3 is not None else None
+        if torch.is_grad_enabled() and isinstance(self.fc2, Linear) and not torch.compiler.is_compiling():
+            dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else None
+            return _ActivatedDownProjection.apply(a, gate, self.fc2.weight, self.fc2.bias, self.act, dtype)
+        h = self.act(a)
+        return self.fc2(h if gate is None else h * gate)
+
+
+class _ActivatedDownProjection(torch.autograd.Function):
+    """``fc2(act(a) * gate)`` (or ``fc2(act(a))``) that keeps only ``a`` and ``gate`` for the backward pass.
+
+    Why: autograd would keep four hidden-width tensors per MLP — act's input, its output, the gate
+    and their product (fc2's input) — the largest activations of a training step (384 MB of the
+    1 GB a base 4M-7 step holds). The backward pass recomputes the cheap elementwise part instead;
+    the results are bit-identical. Under autocast fc2 runs in the autocast dtype, as ``Linear`` does.
+    """
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, gate: torch.Tensor | None, weight: torch.Tensor,  # noqa: ANN001
+                bias: torch.Tensor | None, act: nn.Module, dtype: torch.dtype | None) -> torch.Tensor:
+        h = act(a) if gate is None else act(a) * gate
+        h = h.to(dtype) if dtype is not None else h
+        ctx.save_for_backward(a, gate, weight)
+        ctx.act, ctx.has_bias = act, bias is not None
+        return F.linear(h, weight.to(h.dtype), None if bias is None else bias.to(h.dtype))
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):  # noqa: ANN001, ANN205
+        a, gate, weight = ctx.saved_tensors
+        need_a, need_gate, need_w, need_b = ctx.needs_input_grad[:4]
+        with torch.enable_grad():
+            inputs = [t.detach().requires_grad_() for t in (a, gate) if t is not None]
+            h = ctx.act(inputs[0]) if gate is None else ctx.act(inputs[0]) * inputs[1]
+        low_h = h.detach().to(grad_out.dtype)
+        rows = grad_out.reshape(-1, grad_out.shape[-1])
+        grad_w = (rows.t() @ low_h.reshape(-1, low_h.shape[-1])).to(weight.dtype) if need_w else None
+        grad_b = rows.sum(0).to(weight.dtype) if ctx.has_bias and need_b else None
+        grad_a = grad_gate = None
+        if need_a or need_gate:
+            grad_h = (grad_out @ weight.to(grad_out.dtype)).to(h.dtype)
+            grads = torch.autograd.grad(h, inputs, grad_h)
+            grad_a, grad_gate = grads[0], grads[1] if gate is not None else None
+        return grad_a, grad_gate, grad_w, grad_b, None, None
 
 
 class DropPath(nn.Module):

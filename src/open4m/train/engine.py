@@ -33,6 +33,7 @@ from ..weights import unshared
 from . import checkpointing, distributed
 from .ema import EMA
 from .monitor import Monitor, check_backends, read_metrics
+from .adamw import StepInBackward
 from .optim import build_adamw
 from .schedule import lr_at, peak_lr
 from .sharded import FORMATS, use_sharded
@@ -64,10 +65,18 @@ class OptimSection:
     eps: float = option(1e-8, "AdamW epsilon.")
     clip_grad: float | None = option(3.0, "Clip the global gradient norm to this (null: no clipping).")
     fused: bool | None = option(None, "Fused AdamW kernel; null picks it where the device supports it.")
+    state_dtype: str = option("fp32", "AdamW moments' storage: fp32, or bf16 to halve the optimizer's memory (the "
+                                      "update is still computed in fp32; needs betas[1] <= 0.99).")
+    step_in_backward: bool = option(False, "Apply each parameter's update as soon as its gradient is complete and free "
+                                           "it, so the gradients never all exist at once (needs clip_grad: null, one "
+                                           "process, no fp16).")
 
     def __post_init__(self) -> None:
         if len(self.betas) != 2:
             raise ConfigError(f"optim.betas needs two values, e.g. [0.9, 0.95], got {self.betas}")
+        if self.step_in_backward and self.clip_grad is not None:
+            raise ConfigError("optim.step_in_backward updates each parameter before the others have gradients, so "
+                              "the global norm cannot be clipped; set optim.clip_grad: null (or step_in_backward: false)")
         if self.lr is None and self.blr <= 0 or self.lr is not None and self.lr <= 0:
             raise ConfigError("optim.blr / optim.lr must be positive")
 
@@ -284,6 +293,10 @@ class _Run:
             torch.set_num_threads(t.threads)
         if t.ema_decay is not None and t.distributed == "fsdp" and info.enabled:
             raise ConfigError("train.ema_decay is not supported with train.distributed=fsdp; use ddp")
+        if self.o.step_in_backward and (info.enabled or t.precision == "fp16"):
+            raise ConfigError("optim.step_in_backward needs one process and fp32 or bf16: ranks must average their "
+                              "gradients and fp16 must check them all for overflow before any update; turn it off "
+                              "(or train in one process with train.precision: bf16)")
         check_backends(self.log.tensorboard, self.log.wandb)
         torch.manual_seed(t.seed)
         report = task.setup(info)
@@ -303,7 +316,8 @@ class _Run:
         self.skeleton = distributed.skeleton(model) if t.distributed == "fsdp" and info.enabled else None
         self.wrapped = task.wrap(model, t.distributed, info)  # before the optimizer: FSDP2 swaps in sharded parameters
         self.optimizer = build_adamw(task.param_groups(self.o.weight_decay), self.peak, tuple(self.o.betas), self.o.eps,
-                                     self.o.fused)
+                                     self.o.fused, self.o.state_dtype)
+        self.stepper = StepInBackward(self.optimizer) if self.o.step_in_backward else None
         if t.compile:
             self.wrapped = compile_model(self.wrapped)
         self.scaler = torch.amp.GradScaler(info.device.type, enabled=t.precision == "fp16")
@@ -412,23 +426,29 @@ class _Run:
         """One optimizer step over ``accum_steps`` micro-batches; returns the last batch, its output and the
         gradient norm (a tensor: read only when logged, so steps need no host sync)."""
         t, model = self.t, self.wrapped
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         batch = output = None
         for micro in range(t.accum_steps):
-            sync = micro == t.accum_steps - 1 or not hasattr(model, "no_sync")
+            last = micro == t.accum_steps - 1
+            sync = last or not hasattr(model, "no_sync")
             with contextlib.nullcontext() if sync else model.no_sync():
                 batch = next(batches)
                 with autocast(self.info.device, t.precision):
                     output = self.task.loss(model, batch, self.info.device)
+                if last and self.stepper is not None:
+                    self.stepper.arm()  # this backward pass completes the gradients: update inside it
                 self.scaler.scale(output.loss / t.accum_steps).backward()
             tally.add(output)
-        self.scaler.unscale_(self.optimizer)
-        clip = self.o.clip_grad
-        norm = torch.nn.utils.clip_grad_norm_(self.params, clip if clip is not None else math.inf)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_scale", 1.0)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
+        if self.stepper is not None:
+            norm = self.stepper.finish()
+        else:
+            self.scaler.unscale_(self.optimizer)
+            clip = self.o.clip_grad
+            norm = torch.nn.utils.clip_grad_norm_(self.params, clip if clip is not None else math.inf)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
             self.ema.update(distributed.unwrap(model))
         norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm

@@ -8,13 +8,13 @@ widths the optimizer update over the large embedding tables dominates a training
 
 from __future__ import annotations
 
-import inspect
 from typing import Iterable
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .adamw import AdamW, fused_available
 
 
 def parameter_groups(model: nn.Module, weight_decay: float, skip: Iterable[str] | None = None) -> list[dict]:
@@ -30,27 +30,23 @@ def parameter_groups(model: nn.Module, weight_decay: float, skip: Iterable[str] 
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def fused_available(device: torch.device | str) -> bool:
-    """Whether torch.optim.AdamW(fused=True) supports parameters on this device type."""
-    if "fused" not in inspect.signature(torch.optim.AdamW).parameters:
-        return False
-    device = torch.device(device)
-    if device.type == "cuda":
-        return True
-    return device.type == "cpu" and tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 4)
+STATE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def build_adamw(groups: list[dict], lr: float, betas: tuple[float, float] = (0.9, 0.95), eps: float = 1e-8,
-                fused: bool | None = None) -> torch.optim.AdamW:
+                fused: bool | None = None, state_dtype: str = "fp32") -> AdamW:
     """AdamW over parameter ``groups`` (see :func:`parameter_groups`); ``fused=None`` picks the fused kernel
-    where the parameters' device supports it. A group's ``lr_scale`` is kept for the engine's schedule."""
+    where the parameters' device supports it; ``state_dtype="bf16"`` stores the moments in bf16 (see
+    :mod:`open4m.train.adamw`). A group's ``lr_scale`` is kept for the engine's schedule."""
     params = [p for g in groups for p in g["params"]]
     if not params:
         raise ConfigError("no trainable parameters: every parameter is frozen; drop some model.freeze prefixes "
                           "(or set model.lora_rank to train adapters)")
+    if state_dtype not in STATE_DTYPES:
+        raise ConfigError(f"optim.state_dtype={state_dtype!r}: use {' or '.join(STATE_DTYPES)}")
     if fused is None:
         fused = fused_available(params[0].device)
-    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=True if fused else None)
+    return AdamW(groups, lr=lr, betas=betas, eps=eps, fused=fused, state_dtype=STATE_DTYPES[state_dtype])
 
 
 class SparseGradientDensifier:

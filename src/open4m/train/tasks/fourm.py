@@ -46,6 +46,8 @@ class ModelSection:
     lora_alpha: float | None = option(None, "LoRA scale numerator (update x alpha / rank); null: alpha = rank.")
     lora_targets: list = option(["qkv", "q", "kv", "proj", "fc1", "fc2", "fc3"], "Linear layer names LoRA adapts.")
     activation_checkpointing: bool = option(False, "Recompute block activations in backward: less memory, ~30% slower.")
+    attention: str = option("sdpa", "Attention backend: sdpa (every device) or flex (FlexAttention block masks; CUDA "
+                                    "only for training, fastest with train.compile). Not saved in checkpoints.")
 
 
 @dataclass
@@ -160,6 +162,9 @@ def build_model(section: ModelSection, data_modalities: list[str], image_size: i
     if section.freeze:
         report += freeze(model, section.freeze)
     model.set_activation_checkpointing(section.activation_checkpointing)
+    model.set_attention_backend(section.attention)
+    if section.attention != "sdpa":
+        report += f"; {section.attention} attention"
     return model, report
 
 
@@ -206,6 +211,7 @@ class FourMTask(Task):
         self.recipe = recipe
 
     def setup(self, info: Any) -> str:
+        from ...model.flex import check_training_device
         from ...sources import build_masker, build_recipe_sources
 
         r, d = self.recipe, self.recipe.data
@@ -215,6 +221,7 @@ class FourMTask(Task):
                                    target_tokens=d.target_tokens, image_size=d.image_size, input_only=d.input_only,
                                    target_only=d.target_only, allow_missing=bool(d.sources))
         self.model, report = build_model(r.model, d.modalities, d.image_size, d.input_only, d.target_only)
+        check_training_device(r.model.attention, info.device)
         if r.model.lora_rank is not None and r.train.distributed == "fsdp" and info.enabled:
             raise ConfigError("model.lora_rank is not supported with train.distributed=fsdp; use ddp")
         return report
