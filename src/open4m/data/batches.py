@@ -111,44 +111,67 @@ class StreamBatches(torch.utils.data.IterableDataset):
     The stream is read pass after pass: before pass e a source with `set_epoch` is told e (shard
     order, shuffle buffer and stored-crop choice are drawn per epoch), and masks are seeded by the
     sample's position in the whole run, so every pass is masked anew. Exact only when the stream itself
-    is deterministic per epoch. Sources that do not split themselves across ranks (`splits_by_rank`)
-    are strided: rank r keeps every world-th sample.
+    is deterministic per epoch.
+
+    The global batch layout is the map-style one: step s is `world x accum` pieces of `batch_size`
+    samples and rank r, micro-step m takes piece `r x accum + m`, so the batches of a step do not
+    depend on how the pieces are spread over ranks (2 ranks x accum 1 = 1 rank x accum 2):
+    - a source with `split(part, parts)` (shards) is read as `world x accum` part streams, each over
+      its own shards; piece p of every step is the next batch of part p, so a rank opens only its own
+      parts' shards, and a resumed run replays only those;
+    - any other stream is read whole by every rank, which keeps the samples of its own pieces
+      (consecutive runs of `batch_size` samples, dealt out in piece order);
+    - a source that splits itself by rank (`splits_by_rank` without `split`: a stream mixture, seeded
+      per rank) is read as it comes; its batches then depend on the number of ranks.
     """
 
     def __init__(self, source: Any, masker: Any, batch_size: int, seed: int, *, rank: int = 0,
-                 world: int = 1, start: int = 0, stop: int | None = None) -> None:
+                 world: int = 1, accum: int = 1, start: int = 0, stop: int | None = None) -> None:
         super().__init__()
         self.source, self.masker, self.batch_size, self.seed = source, masker, batch_size, seed
-        self.rank, self.world, self.start, self.stop = rank, world, start, stop
+        self.rank, self.world, self.accum, self.start, self.stop = rank, world, accum, start, stop
 
     def __iter__(self) -> Iterator[dict]:
-        own_split = getattr(self.source, "splits_by_rank", False)
-        stride, offset = (1, 0) if own_split else (self.world, self.rank)
-        stream_id = self.rank if own_split else 0  # masks are seeded by (seed, stream, position)
-        set_epoch = getattr(self.source, "set_epoch", None)
-        buf, k, count, i = [], 0, 0, -1
+        count = None if self.stop is None else max(self.stop - self.start, 0)
+        first, parts = self.rank * self.accum, self.world * self.accum
+        split = getattr(self.source, "split", None)
+        if split is not None:
+            # Part `first + m` serves micro-steps m, m + accum, ...: it skips the ones before `start`.
+            streams = [self._batches(split(first + m, parts), first + m, None, len(range(m, self.start, self.accum)))
+                       for m in range(self.accum)]
+            batches = (next(streams[k % self.accum]) for k in itertools.count(self.start))
+        elif getattr(self.source, "splits_by_rank", False):
+            batches = self._batches(self.source, self.rank, None, self.start)
+        else:
+            def mine(i: int) -> bool:
+                return first <= (i // self.batch_size) % parts < first + self.accum
+
+            batches = self._batches(self.source, 0, mine, self.start)
+        yield from itertools.islice(batches, count)
+
+    def _batches(self, source: Any, stream_id: int, keep: Any, skip: int) -> Iterator[dict]:
+        """Batches of the samples of `source` that `keep(position)` accepts (all when None), pass after
+        pass, masks seeded by (seed, stream_id, position); the first `skip` batches are read, not masked."""
+        set_epoch = getattr(source, "set_epoch", None)
+        buf, skipped, count, i = [], 0, 0, -1
         for epoch in itertools.count():
-            if self.stop is not None and k >= self.stop:
-                return
             if set_epoch is not None:
                 set_epoch(epoch)
             seen = 0
-            for sample in self.source:
+            for sample in source:
                 i, seen = i + 1, seen + 1
-                if i % stride != offset:
+                if keep is not None and not keep(i):
                     continue
                 count += 1
-                if k < self.start:  # replaying what the resumed run already consumed
+                if skipped < skip:  # replaying what the resumed run already consumed
                     if count % self.batch_size == 0:
-                        k += 1
+                        skipped += 1
                     continue
                 buf.append(sample if self.masker is None else
                            self.masker(sample, np.random.default_rng([self.seed, stream_id, i])))
                 if len(buf) == self.batch_size:
                     yield _collate(buf, self.masker)
-                    buf, k = [], k + 1
-                    if self.stop is not None and k >= self.stop:
-                        return
+                    buf = []
             if not seen:
                 raise DataError("the data stream gave no samples" if epoch == 0 else
                                 f"the data stream ended after one pass ({i + 1} samples) and gives none on the "
@@ -172,7 +195,8 @@ def batch_loader(source: Any, masker: Any, batch_size: int, seed: int, *, start:
         ds = MaskedBatches(source, masker, batch_size, seed, rank=rank, world=world, accum=accum, shuffle=shuffle)
         sampler = range(start, stop if stop is not None else 2**62)
     else:
-        ds = StreamBatches(source, masker, batch_size, seed, rank=rank, world=world, start=start, stop=stop)
+        ds = StreamBatches(source, masker, batch_size, seed, rank=rank, world=world, accum=accum, start=start,
+                           stop=stop)
         sampler = None
         num_workers = min(num_workers, 1)  # one worker keeps the stream's order
     # a private generator: creating the loader must not draw from torch's global RNG (dropout, drop-path and

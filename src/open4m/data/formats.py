@@ -14,6 +14,7 @@ that fails to decode is skipped with a warning and counted (`corrupt`), never en
 from __future__ import annotations
 
 import contextlib
+import copy
 import difflib
 import json
 import logging
@@ -228,7 +229,10 @@ class ShardDataset(torch.utils.data.IterableDataset):
     `root` is a local folder or a URL prefix (``https://...``, ``s3://...`` through ``pipe:``
     commands, anything `webdataset` opens); `num_shards` is read from ``root/index.json`` when local.
     Shards are shuffled per epoch (`shuffle_shards`), split across distributed ranks and DataLoader
-    workers, and samples pass a shuffle buffer of `shuffle_buffer` (0 = keep order).
+    workers, and samples pass a shuffle buffer of `shuffle_buffer` (0 = keep order). `split(part, parts)`
+    gives a copy that reads only every parts-th shard of each epoch's order, whatever the rank: the
+    training loader reads one such part per piece of the global batch, so its batches do not depend on
+    the number of ranks.
     """
 
     def __init__(
@@ -248,10 +252,23 @@ class ShardDataset(torch.utils.data.IterableDataset):
         self.corrupt: Counter[str] = Counter()
         self.missing: Counter[str] = Counter()
         self.unreadable: list[str] = []  # shard files (or parts) that could not be read, with the reason
+        self.part: tuple[int, int] | None = None  # (part, parts) of `split`; None: split by rank and worker
 
     def set_epoch(self, epoch: int) -> None:
         """Reshuffle shards for a new epoch (the same epoch gives the same order on every rank)."""
         self.epoch = epoch
+
+    def split(self, part: int, parts: int) -> "ShardDataset":
+        """A copy streaming shards `part, part + parts, ...` of each epoch's (shuffled) shard order."""
+        if not 0 <= part < parts:
+            raise ConfigError(f"part {part} of {parts}: give 0 <= part < parts")
+        if parts > self.num_shards:
+            raise DataError(f"{self.root} has {self.num_shards} shard(s), fewer than the {parts} parts a training step "
+                            "reads (one per rank and accumulation step); write at least that many shards "
+                            "(open4m convert --to shards --shard-size with fewer samples per shard)")
+        other = copy.copy(self)
+        other.part = (part, parts)
+        return other
 
     def url(self, modality: str, shard: int) -> str:
         return self.url_template.format(root=self.root, modality=modality, shard=shard_name(shard))
@@ -299,12 +316,17 @@ class ShardDataset(torch.utils.data.IterableDataset):
         shards = list(range(self.num_shards))
         if self.shuffle_shards:
             random.Random(self.seed * 1_000_003 + self.epoch).shuffle(shards)
-        shards = list(wds.split_by_worker(wds.split_by_node(shards)))
+        if self.part is None:
+            shards = list(wds.split_by_node(shards))
+        else:
+            shards = shards[self.part[0]::self.part[1]]
+        shards = list(wds.split_by_worker(shards))
         stream = (s for shard in shards for s in self._samples_of_shard(shard))
         decoded = (d for d in map(self._decoded, stream) if d is not None)
         if self.shuffle_buffer > 0:
             info = torch.utils.data.get_worker_info()
-            rng = random.Random(f"{self.seed}-{self.epoch}-{info.id if info else 0}")
+            stream_id = f"{info.id if info else 0}" + ("" if self.part is None else f"-part{self.part[0]}")
+            rng = random.Random(f"{self.seed}-{self.epoch}-{stream_id}")
             decoded = wds.filters._shuffle(decoded, self.shuffle_buffer, min(100, self.shuffle_buffer), rng=rng)
         yield from decoded
 

@@ -207,7 +207,8 @@ class Pipeline:
 
     def __init__(self, spec: str, model: FourM | str | os.PathLike, tokenizers: Mapping[str, Any] | None = None, *,
                  tokenizer_folder: str | os.PathLike | None = None, sr_model: FourM | str | os.PathLike | None = None,
-                 sr_options: Mapping[str, Any] | None = None, draft_tokens: int = 8, dense: int = 1,
+                 sr_options: Mapping[str, Any] | None = None, draft_tokens: int = 8, compile: bool | str = False,
+                 dense: int = 1,
                  preset: str = "auto", decode_steps: int | None = None, decode_scheduler: str | None = None,
                  dtype: torch.dtype | str | None = None, **schedule_options: Any) -> None:
         if isinstance(dense, bool) or not isinstance(dense, int) or dense < 1:
@@ -217,7 +218,8 @@ class Pipeline:
         self.dense = dense
         self.decode_options = {k: v for k, v in dict(steps=decode_steps, scheduler=decode_scheduler).items()
                                if v is not None}
-        self.sampler = Sampler(self.model, draft_tokens=draft_tokens)
+        self.sampler = Sampler(self.model, draft_tokens=draft_tokens, compile=compile)
+        self.compile = compile
         self.image_size = self.model.config.image_size
         self.sr_model = _as_model(sr_model, self.dtype) if sr_model is not None else None
         self.sr_options = dict(SR_DEFAULTS, **(sr_options or {}))
@@ -450,7 +452,8 @@ class Pipeline:
         extra_passes = self._dense_sam(tokens, generator) if self.dense > 1 and SAM in targets else None
         if self.sr_schedule is not None:
             sr_inputs = {n: tokens[n] for n in self.sr_schedule.conditions}
-            high = Sampler(self.sr_model).generate(sr_inputs, self.sr_schedule, generator=generator, progress=progress)
+            high = Sampler(self.sr_model, compile=self.compile).generate(sr_inputs, self.sr_schedule,
+                                                                         generator=generator, progress=progress)
             tokens = {**tokens, **{t: high[t] for t in self.sr_schedule.targets}}
             targets += self.sr_schedule.targets
         out = self.detokenize(tokens, shown, targets, seed=seed, progress=progress)
@@ -517,7 +520,8 @@ def pipeline(spec: str, *, model: FourM | str | os.PathLike, tokenizers: Mapping
     `decode_steps=`/`decode_scheduler=` for the diffusion decoders, `dtype="bf16"` to run the model
     in bfloat16 (`dtype="int8"`: int8 linear weights through torchao; `"int8-dynamic"`: int8 weights and
     activations, torch's kernels; both for CPUs, see `open4m.model.quantize`), `draft_tokens=0` to decode
-    sequences one token per pass (no speculative guesses),
+    sequences one token per pass (no speculative guesses), `compile=True` to run MaskGIT / ROAR steps as one
+    `torch.compile` graph (`open4m.generation.static_step`),
     and `dense=32` to generate `sam_instance` with 32 prompted passes per image, merged (painted into
     one instance map when a `sam_mask` tokenizer is available).
     """

@@ -18,11 +18,14 @@ token at temperature 0), but does much less work:
 
 Also fixed: generated sequences are cut at their end token, and their target masks are "no
 target" (the official merge copied the input mask into the target mask).
+
+`Sampler(model, compile=True)` runs each MaskGIT / ROAR step as one `torch.compile` graph with
+static shapes (`static_step.py`), with the same tokens; eager is the default.
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 from tqdm.auto import tqdm
@@ -35,8 +38,9 @@ from ..model.fourm import Context, EncoderTokens, FourM
 from ..model.layers import rewind_cache
 from ..ops import additive_mask
 from .placeholders import blank, empty_target, from_token_lists, full_input
-from .sampling import sample_tokens
+from .sampling import guide, sample_tokens
 from .schedules import GenerationSchedule, ScheduleStep
+from .static_step import CompiledStep, gather_rows
 from .speculative import DraftLength, causal_block_mask, drafts_tensor, lookup_draft, verify
 from ..errors import ConfigError, DataError
 
@@ -79,20 +83,6 @@ def _cat_contexts(parts: list[Context]) -> Context:
     return Context(torch.cat(contexts), torch.cat(masks))
 
 
-def _guide(logits: torch.Tensor, weights: tuple[float, ...]) -> torch.Tensor:
-    """uncond + sum_i w_i (cond_i - uncond); passes are stacked [cond_1, ..., cond_k, uncond]."""
-    parts = logits.chunk(len(weights) + 1)
-    uncond = parts[-1]
-    out = uncond
-    for w, cond in zip(weights, parts[:-1]):
-        out = out + (cond - uncond) * w
-    return out
-
-
-def _gather_rows(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    return torch.gather(t, 1, idx[..., None].expand(-1, -1, t.shape[-1]))
-
-
 def _remaining(entry: Mapping[str, torch.Tensor], name: str) -> tuple[torch.Tensor, int]:
     """Positions still to predict, in order (B, n), and n; every row must have the same count."""
     todo = ~entry["target_mask"]
@@ -108,15 +98,23 @@ def _remaining(entry: Mapping[str, torch.Tensor], name: str) -> tuple[torch.Tens
 class Sampler:
     """Runs generation schedules on a FourM model (see the module docstring)."""
 
-    def __init__(self, model: FourM, special: SpecialTokens = SpecialTokens(), *, draft_tokens: int = 8) -> None:
+    def __init__(self, model: FourM, special: SpecialTokens = SpecialTokens(), *, draft_tokens: int = 8,
+                 compile: bool | str | Callable = False) -> None:
         """`draft_tokens`: most guessed tokens one autoregressive decoder pass verifies
-        (speculative decoding, `open4m.generation.speculative`); 0 decodes one token per pass."""
+        (speculative decoding, `open4m.generation.speculative`); 0 decodes one token per pass.
+        `compile`: run MaskGIT / ROAR steps as one `torch.compile` graph with static shapes
+        (`open4m.generation.static_step`); True uses inductor, a string or callable is another backend.
+        The first step of each shape pays the compilation; autoregressive passes stay eager."""
         if isinstance(draft_tokens, bool) or not isinstance(draft_tokens, int) or draft_tokens < 0:
             raise ConfigError(f"draft_tokens={draft_tokens!r}: give a count >= 0 (0 turns speculative decoding off)")
+        if not (isinstance(compile, (bool, str)) or callable(compile)) or compile == "":
+            raise ConfigError(f"compile={compile!r}: give True (inductor), False, or a torch.compile backend")
         self.model = model
         self.special = special
         self.image_size = model.config.image_size
         self.draft_tokens = draft_tokens
+        backend = "inductor" if compile is True else compile
+        self.compiled = CompiledStep(model, backend) if backend else None
 
     # -- setting up -----------------------------------------------------------------------------
     def prepare(self, conditions: Mapping[str, Condition], schedule: GenerationSchedule,
@@ -218,7 +216,7 @@ class Sampler:
     def _sample(self, logits: torch.Tensor, weights: tuple[float, ...] | None, step: ScheduleStep,
                 generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         if weights is not None:
-            logits = _guide(logits, weights)
+            logits = guide(logits, weights)
         return sample_tokens(logits, step.temperature, step.top_k, step.top_p, generator)
 
     # -- image targets ------------------------------------------------------------------------------
@@ -233,11 +231,16 @@ class Sampler:
             noise = torch.rand(order.shape, generator=generator, device=order.device)
             order = order.gather(1, noise.argsort(dim=1)[:, :step.num_tokens])
         passes, weights = self._passes(mod_dict, step)
-        context = self._encode(passes)
-        emb = self.model.decoder_embeddings[name].embed(entry)[1]
-        queries = self.model.mask_token + _gather_rows(emb, order)
-        hidden = self.model.decode(queries.repeat(len(passes), 1, 1), context, None)
-        ids, confidence = self._sample(self.model.logits(name, hidden), weights, step, generator)
+        sampled = None
+        if self.compiled is not None and self.compiled.covers(passes):
+            sampled = self.compiled(passes, weights, step, order, generator)
+        if sampled is None:
+            context = self._encode(passes)
+            emb = self.model.decoder_embeddings[name].embed(entry)[1]
+            queries = self.model.mask_token + gather_rows(emb, order)
+            hidden = self.model.decode(queries.repeat(len(passes), 1, 1), context, None)
+            sampled = self._sample(self.model.logits(name, hidden), weights, step, generator)
+        ids, confidence = sampled
         if step.scheme == "maskgit":
             best = torch.topk(confidence, step.num_tokens, dim=-1).indices
             ids, order = ids.gather(1, best), order.gather(1, best)
@@ -268,7 +271,7 @@ class Sampler:
         stop = entry["tensor"].gather(1, order[:, n - 1:n])
         module = model.decoder_embeddings[name]
         # Positional + modality embeddings of the target ranks, added exactly as in training.
-        pos_emb = _gather_rows(module.embed(entry)[1], order[:, :length])
+        pos_emb = gather_rows(module.embed(entry)[1], order[:, :length])
 
         passes, weights = self._passes(mod_dict, step)
         context = self._encode(passes)
@@ -294,7 +297,7 @@ class Sampler:
                 y = block(y, None, sa_mask, xa_mask, kv=block_kv, cache=cache)
             logits = model.logits(name, model.decoder_norm(y))
             if weights is not None:
-                logits = _guide(logits, weights)
+                logits = guide(logits, weights)
             new = verify(logits, draft, done, step.temperature, step.top_k, step.top_p, generator)
             kept = new.shape[1] - 1
             fed += kept + 1

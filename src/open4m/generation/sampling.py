@@ -70,11 +70,43 @@ def sample_tokens(
     if temperature < GREEDY_TEMPERATURE:
         ids = logits.argmax(dim=-1)
         return ids, torch.ones(ids.shape, dtype=torch.float32, device=logits.device)
-    probs = (filter_logits(logits, top_k, top_p).float() / temperature).softmax(dim=-1)
+    return draw_tokens(token_probabilities(logits, temperature, top_k, top_p), generator)
+
+
+def token_probabilities(logits: torch.Tensor, temperature: float | torch.Tensor, top_k: int | float = 0,
+                        top_p: float = 0.0) -> torch.Tensor:
+    """The fp32 distribution `sample_tokens` draws from: filtered raw logits over the temperature, softmaxed.
+
+    A compiled sampler step passes the temperature as a 0-d tensor, so a temperature schedule
+    (a new value every step) reuses one graph instead of recompiling per value.
+    """
+    return (filter_logits(logits, top_k, top_p).float() / temperature).softmax(dim=-1)
+
+
+def draw_tokens(probs: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One draw per row of (..., vocab) probabilities; returns (ids, probability of each id).
+
+    Kept apart from the distribution because TorchDynamo cannot trace a `torch.Generator`
+    argument: a compiled step computes the probabilities and this draw stays eager, so a seeded
+    generator gives the same tokens compiled or not.
+    """
     flat = probs.reshape(-1, probs.shape[-1])
     ids = torch.multinomial(flat, 1, generator=generator)
     confidence = flat.gather(-1, ids)
     return ids.reshape(probs.shape[:-1]), confidence.reshape(probs.shape[:-1])
 
 
-__all__ = ["GREEDY_TEMPERATURE", "filter_logits", "sample_tokens"]
+def guide(logits: torch.Tensor, weights: tuple[float, ...] | torch.Tensor) -> torch.Tensor:
+    """Classifier-free guidance: uncond + sum_i w_i (cond_i - uncond); passes are stacked [cond_1, ..., cond_k, uncond].
+
+    `weights` may be a 1-d tensor (a compiled step takes it so a guidance schedule does not recompile).
+    """
+    parts = logits.chunk(len(weights) + 1)
+    uncond = parts[-1]
+    out = uncond
+    for w, cond in zip(weights, parts[:-1]):
+        out = out + (cond - uncond) * w
+    return out
+
+
+__all__ = ["GREEDY_TEMPERATURE", "filter_logits", "sample_tokens", "token_probabilities", "draw_tokens", "guide"]

@@ -7,6 +7,7 @@ crop per sample, drawn from (seed, epoch, sample key) and shared by every modali
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -24,8 +25,9 @@ class TokenShards(torch.utils.data.IterableDataset):
     """A shard stream with its folders renamed to modality names and one stored crop picked per sample.
 
     The folder of a modality is `folders[name]`, else the one :func:`~open4m.sources.discover.folder_for`
-    finds among the folders of ``index.json``. Each rank reads its own shards (`ShardDataset` splits by
-    node and worker), hence `splits_by_rank`.
+    finds among the folders of ``index.json``. Each rank reads its own shards: the training loader reads
+    one `split` part per piece of the global batch (the same parts whatever the number of ranks);
+    iterated plainly, `ShardDataset` splits by node and worker, hence `splits_by_rank`.
     """
 
     splits_by_rank = True
@@ -45,6 +47,12 @@ class TokenShards(torch.utils.data.IterableDataset):
 
     def set_epoch(self, epoch: int) -> None:
         self.inner.set_epoch(epoch)
+
+    def split(self, part: int, parts: int) -> "TokenShards":
+        """A copy reading only its part of each epoch's shards (`ShardDataset.split`)."""
+        other = copy.copy(self)
+        other.inner = self.inner.split(part, parts)
+        return other
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for s in self.inner:

@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--draft-tokens", type=at_least(0), default=8, metavar="N",
                    help="most guessed tokens one autoregressive pass verifies (speculative decoding; exact at "
                         "temperature 0; 0 = off; default 8)")
+    p.add_argument("--compile", action="store_true",
+                   help="run each MaskGIT / ROAR step as one torch.compile graph with static shapes (the same "
+                        "tokens; compiles on the first step; on CPUs slower than eager, see docs/generation.md)")
     p.add_argument("--dense", type=at_least(1), default=1, metavar="N",
                    help="sam_instance targets: N prompted passes per image, merged into one instance map "
                         "(drawn with the sam_mask tokenizer; the 4M-21 demo uses 32)")
@@ -155,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
     extra = {k: v for k, v in dict(decode_steps=args.decode_steps, decode_scheduler=args.decode_scheduler,
                                    sr_model=args.sr).items() if v is not None}
     pipe = Pipeline(request.spec, model, named, tokenizer_folder=folder, preset=args.preset,
-                    draft_tokens=args.draft_tokens, dense=args.dense, dtype=args.dtype, **request.options, **extra)
+                    draft_tokens=args.draft_tokens, compile=args.compile, dense=args.dense, dtype=args.dtype,
+                    **request.options, **extra)
     print(pipe.schedule)
     out = request.run(pipe, progress=True, label="--input {name}=")
     targets = request.targets
