@@ -12,7 +12,11 @@ fresh processes, alternating open4m and the reference (A B A B ...), and keeps t
   the process's peak resident set (max RSS). The reference steps through its own `create_optimizer`
   and `NativeScalerWithGradNormCount` (fp32: the scaler is off), decoder modality order shuffled by a
   seeded `random` (its Python >= 3.11 incompatibility patched in the process, not in the copy); open4m
-  uses its documented settings (fused AdamW, row-sparse embedding gradients).
+  uses its documented settings (fused AdamW, row-sparse embedding gradients). `--memory lean` adds what
+  `optim.state_dtype: bf16`, `optim.step_in_backward: true` and `train.release_memory: true` do in the
+  engine: AdamW moments in bf16, each parameter updated inside the backward pass as soon as its gradient
+  is complete (no gradient-norm summing: the engine sums it on logging steps only), and the heap's free
+  pages handed back after the forward pass and halfway through the backward pass.
 - generate: RGB -> tok_depth@224 by MaskGIT in 1 and 8 cosine steps, with and without guidance
   (scale 2 on the RGB condition), and a 32-token caption (greedy, autoregressive); ms per image,
   best of the repeats. The reference runs `GenerationSampler.generate` with schedules from
@@ -32,6 +36,7 @@ stop a caption early and both sides decode exactly 32 tokens.
     python benchmarks/vs_reference.py --reference /work/reference --sizes tiny --rounds 2
     python benchmarks/vs_reference.py --ours-only --sizes tiny                   # open4m side only
     python benchmarks/vs_reference.py --reference /work/reference --precision bf16
+    python benchmarks/vs_reference.py --reference /work/reference --sizes base --precision bf16 --memory lean
 
 The last line is `ratios: train_speed=X train_memory=Y maskgit=Z maskgit_cfg=W ar=V` for the first
 size given: open4m over the reference for speed (8-step MaskGIT for maskgit / maskgit_cfg), open4m's
@@ -156,12 +161,17 @@ def ours_train(workdir: Path, args: argparse.Namespace) -> dict:
     import torch
 
     from open4m.model import FourM
+    from open4m.train.adamw import StepInBackward
+    from open4m.train.memory import release_free_memory
     from open4m.train.optim import SparseGradientDensifier, build_adamw, parameter_groups
 
     model = FourM.from_pretrained(workdir / "weights.safetensors").train()
     model.set_sparse_embedding_gradients(True)
+    lean = args.memory == "lean"
+    opt = build_adamw(parameter_groups(model, 0.05), lr=1e-4, betas=(0.9, 0.95), eps=1e-8,
+                      state_dtype="bf16" if lean else "fp32")
+    stepper = StepInBackward(opt, release_midway=True) if lean else None
     densify = SparseGradientDensifier()
-    opt = build_adamw(parameter_groups(model, 0.05), lr=1e-4, betas=(0.9, 0.95), eps=1e-8)
     batches = load_batches(workdir)
     gen = torch.Generator().manual_seed(args.seed)
     start_mb = peak_rss_mb()
@@ -169,10 +179,16 @@ def ours_train(workdir: Path, args: argparse.Namespace) -> dict:
     def step(batch):
         with autocast(args.precision):
             loss, _ = model(batch, 128, 128, shuffle_decoder_modalities=True, generator=gen, validate=False)
-        loss.backward()
-        densify(model)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        if lean:  # what optim.state_dtype: bf16, optim.step_in_backward and train.release_memory do in the engine
+            release_free_memory()
+            stepper.arm(track_norm=False)  # the engine sums the gradient norm on logging steps only
+            loss.backward()
+            stepper.finish()
+        else:
+            loss.backward()
+            densify(model)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
         return loss.item()
 
     sec, losses = timed_steps(step, batches, args.warmup)
@@ -311,7 +327,7 @@ def run_child(side: str, task: str, workdir: Path, args: argparse.Namespace) -> 
              "--steps", str(args.steps), "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
              "--reps", str(args.reps), "--cfg", str(args.cfg), "--seed", str(args.seed)]
     if side == "ours":
-        flags += ["--precision", args.precision]
+        flags += ["--precision", args.precision, "--memory", args.memory]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     if side == "ours":
         cmd, cwd = [sys.executable, __file__, *flags], None
@@ -443,6 +459,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="open4m's compute: fp32, or bf16 autocast (the reference stays fp32, its CPU setting)")
+    p.add_argument("--memory", choices=("default", "lean"), default="default",
+                   help="open4m's training memory: default (fp32 AdamW moments, update after the backward pass) or "
+                        "lean (bf16 moments, updates inside the backward pass, freed memory handed back)")
     p.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
     p.add_argument("--task", choices=("train", "generate"), help=argparse.SUPPRESS)
     p.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
@@ -471,7 +490,7 @@ def main() -> None:
         loads.extend(res["load"])
         rows.extend(rows_of(size, res))
     print(f"open4m vs official 4M (apple/ml-4m) | 4M-7 SwiGLU no-bias, random init (seed {args.seed}), CPU, open4m "
-          f"{args.precision} / reference fp32, "
+          f"{args.precision} {args.memory} memory / reference fp32, "
           f"{args.threads} threads, torch {torch.__version__} | train: batch {args.batch_size}, 128 in / 128 out "
           f"tokens, best of {args.steps} steps after {args.warmup} | generate: batch {args.gen_batch}, temperature 0, "
           f"cfg {args.cfg:g}, best of {args.reps} | best of {args.rounds} alternating processes | "

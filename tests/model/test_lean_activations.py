@@ -113,3 +113,34 @@ def test_gather_keeps_only_indices_for_the_backward_pass():
     out.sum().backward()
     ref = torch.zeros_like(t).scatter_add_(1, idx[..., None].expand(-1, -1, 8), torch.ones(3, 6, 8))
     assert torch.equal(t.grad, ref)
+
+
+def _official_attention(q, k, v, blocked):
+    """The official formulation: masked_fill(-max) then softmax, materialised."""
+    scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+    scores = scores.masked_fill(blocked, -torch.finfo(scores.dtype).max)
+    return torch.softmax(scores, dim=-1) @ v
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_short_attention_backward_equals_the_official_gradients(dtype):
+    from open4m.model.layers import attend
+    from open4m.ops import additive_mask, split_heads
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 12, 8, dtype=dtype) for _ in range(3))
+    blocked = torch.zeros(2, 1, 12, 12, dtype=torch.bool)
+    blocked[0, :, :, 9:] = True  # padded keys
+    blocked[1] = torch.triu(torch.ones(12, 12, dtype=torch.bool), 1)  # causal
+    blocked[1, :, 4] = True  # a query with nothing to look at: uniform average, no gradient to q or k
+    grad_out = torch.randn(2, 3, 12, 8, dtype=dtype)
+    results = []
+    for ours in (True, False):
+        qq, kk, vv = (t.clone().requires_grad_() for t in (q, k, v))
+        out = (split_heads(attend(qq, kk, vv, additive_mask(blocked, dtype)), 3) if ours
+               else _official_attention(qq, kk, vv, blocked))
+        out.backward(grad_out)
+        results.append((out, qq.grad, kk.grad, vv.grad))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert results[0][1][1, :, 4].abs().max() == 0

@@ -144,3 +144,22 @@ def _step(net, opt, x=None, y=None):
     torch.nn.functional.cross_entropy(net(x), y).backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
+
+
+def test_release_midway_hands_memory_back_once_per_stepping_backward(monkeypatch):
+    calls = []
+    monkeypatch.setattr(adamw_module, "release_free_memory", lambda: calls.append(1))
+    net = _net()
+    stepper = StepInBackward(AdamW(net.parameters(), **HYPER), release_midway=True)
+    for armed in (True, False, True):
+        if armed:
+            stepper.arm(track_norm=False)
+        torch.nn.functional.cross_entropy(net(torch.randn(6, 16)), torch.randint(0, 5, (6,))).backward()
+        norm = stepper.finish()
+        if armed:
+            assert torch.isnan(norm)  # not summed when not asked for
+        else:
+            for p in net.parameters():  # not armed: gradients stay for an ordinary step
+                assert p.grad is not None
+                p.grad = None
+    assert len(calls) == 2

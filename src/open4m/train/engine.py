@@ -34,6 +34,7 @@ from . import checkpointing, distributed
 from .ema import EMA
 from .monitor import Monitor, check_backends, read_metrics
 from .adamw import StepInBackward
+from .memory import release_free_memory
 from .optim import build_adamw
 from .schedule import lr_at, peak_lr
 from .sharded import FORMATS, use_sharded
@@ -103,6 +104,10 @@ class RunSection:
                                    "rank writes its shards; resumable on any number of ranks) or `auto` (sharded "
                                    "under FSDP with more than one rank).")
     compile: bool = option(False, "torch.compile the model, one graph per forward and loss (pays off on GPUs for long runs).")
+    release_memory: bool = option(False, "After each forward pass (and halfway through the backward pass with "
+                                         "optim.step_in_backward), hand the heap's free pages back to the operating "
+                                         "system (glibc malloc_trim; CPU training): a lower peak resident memory for "
+                                         "some page faults.")
 
     def __post_init__(self) -> None:
         checks = [
@@ -317,7 +322,7 @@ class _Run:
         self.wrapped = task.wrap(model, t.distributed, info)  # before the optimizer: FSDP2 swaps in sharded parameters
         self.optimizer = build_adamw(task.param_groups(self.o.weight_decay), self.peak, tuple(self.o.betas), self.o.eps,
                                      self.o.fused, self.o.state_dtype)
-        self.stepper = StepInBackward(self.optimizer) if self.o.step_in_backward else None
+        self.stepper = StepInBackward(self.optimizer, t.release_memory) if self.o.step_in_backward else None
         if t.compile:
             self.wrapped = compile_model(self.wrapped)
         self.scaler = torch.amp.GradScaler(info.device.type, enabled=t.precision == "fp16")
@@ -377,10 +382,10 @@ class _Run:
             while step < self.total_steps:
                 progress = tokens if t.tokens is not None else step
                 lr = lr_at(progress, self.total, self.peak, self.o.warmup, self.o.min_lr)
-                batch, output, grad_norm = self._step(batches, lr, tally)
+                logging_step = (step + 1) % self.log.every == 0 or step + 1 in (1, self.total_steps)
+                batch, output, grad_norm = self._step(batches, lr, tally, logging_step)
                 step += 1
                 tokens += self.tokens_per_step
-                logging_step = step % self.log.every == 0 or step == self.total_steps or step == 1
                 if logging_step or step % t.save_every == 0:
                     means = tally.means(info)
                     tally = _Tally()
@@ -422,9 +427,11 @@ class _Run:
         self.skeleton.load_state_dict(state, strict=True, assign=True)
         return self.skeleton.to("cpu")
 
-    def _step(self, batches: Iterator[Any], lr: float, tally: _Tally) -> tuple[Any, StepOutput, torch.Tensor]:
+    def _step(self, batches: Iterator[Any], lr: float, tally: _Tally,
+              logged: bool) -> tuple[Any, StepOutput, torch.Tensor]:
         """One optimizer step over ``accum_steps`` micro-batches; returns the last batch, its output and the
-        gradient norm (a tensor: read only when logged, so steps need no host sync)."""
+        gradient norm (a tensor: read only when logged, so steps need no host sync; updates inside the
+        backward pass only sum it for a ``logged`` step)."""
         t, model = self.t, self.wrapped
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
@@ -436,8 +443,10 @@ class _Run:
                 batch = next(batches)
                 with autocast(self.info.device, t.precision):
                     output = self.task.loss(model, batch, self.info.device)
-                if last and self.stepper is not None:
-                    self.stepper.arm()  # this backward pass completes the gradients: update inside it
+                if t.release_memory:
+                    release_free_memory()  # the forward's temporaries left holes the backward pass would keep
+                if last and self.stepper is not None:  # this backward pass completes the gradients: update inside it
+                    self.stepper.arm(track_norm=logged)
                 self.scaler.scale(output.loss / t.accum_steps).backward()
             tally.add(output)
         if self.stepper is not None:
