@@ -85,9 +85,10 @@ def test_bad_arguments_are_one_line_errors(argv, message):
 
 
 @pytest.mark.slow
-def test_runs_on_tiny_ours_only():
-    out = subprocess.run([sys.executable, str(SCRIPT), "--ours-only", *TINY_RUN], capture_output=True, text=True,
-                         check=True)
+@pytest.mark.parametrize("settings", [[], ["--precision", "bf16", "--memory", "lean"]])
+def test_runs_on_tiny_ours_only(settings):
+    out = subprocess.run([sys.executable, str(SCRIPT), "--ours-only", *TINY_RUN, *settings], capture_output=True,
+                         text=True, check=True)
     lines = out.stdout.strip().splitlines()
     assert RATIOS.match(lines[-1]), lines[-1]
     assert sum(line.startswith("tiny ") for line in lines) == 7  # 2 training rows, 5 generation cases

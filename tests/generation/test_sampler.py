@@ -9,22 +9,14 @@ import torch
 
 from open4m.generation import GenerationSchedule, Sampler, ScheduleStep, blank, build_schedule
 from open4m.generation.sampler import _cat_encoder_tokens
-from open4m.model import FourM, preset
+from open4m.model import FourM
 
-MODS = ["rgb@224", "tok_depth@224", "tok_normal@224", "caption"]
+from spread_model import spread_tiny_model
 
 
 @pytest.fixture(scope="module")
 def model() -> FourM:
-    """A tiny SwiGLU no-bias model with spread-out logits (random init is near-uniform, full of ties)."""
-    torch.manual_seed(0)
-    cfg = preset("tiny-swiglu_nobias", domains_in=MODS, domains_out=MODS[1:], dim=32, encoder_depth=2,
-                 decoder_depth=2, num_heads=2)
-    m = FourM(cfg).eval()
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(torch.randn_like(p) * 0.2)
-    return m
+    return spread_tiny_model(depth=2)
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from functools import lru_cache
 from typing import Iterable
 
 import torch
@@ -51,12 +52,16 @@ def check_state_dtype(state_dtype: torch.dtype, betas: tuple[float, float]) -> N
 
 def fused_available(device: torch.device | str) -> bool:
     """Whether torch.optim.AdamW(fused=True) supports parameters on this device type."""
+    return _fused_for_type(torch.device(device).type)
+
+
+@lru_cache(maxsize=None)
+def _fused_for_type(device_type: str) -> bool:  # asked per parameter and step: inspect once
     if "fused" not in inspect.signature(torch.optim.AdamW).parameters:
         return False
-    device = torch.device(device)
-    if device.type == "cuda":
+    if device_type == "cuda":
         return True
-    return device.type == "cpu" and tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 4)
+    return device_type == "cpu" and tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 4)
 
 
 _TORCH_KEYS = dict(amsgrad=False, maximize=False, foreach=None, capturable=False, differentiable=False,
