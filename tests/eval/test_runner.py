@@ -148,3 +148,21 @@ def test_eval_cli_scores_a_source_and_says_what_it_skipped(tiny_bundle, tmp_path
     assert written["data"] == "world:32"
     assert main(["eval", "--model", str(tiny_bundle), "--data", str(tmp_path / "nope"), "--no-progress"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_bootstrap_intervals_bracket_the_headline_metric(samples):
+    from open4m.errors import ConfigError
+    from open4m.eval.runner import bootstrap_interval
+
+    truths = [s["semseg"] for s in samples]
+    noisy = [np.where(np.arange(t.size).reshape(t.shape) % (3 + i) == 0, 0, t).astype(t.dtype)
+             for i, t in enumerate(truths)]
+    miou = score("semseg", noisy, samples, 9)[0]["miou"]
+    ci = bootstrap_interval("semseg", noisy, samples, 9, resamples=50)
+    assert ci["metric"] == "miou" and ci["resamples"] == 50 and ci["level"] == 0.95
+    assert ci["low"] <= miou <= ci["high"] and ci["low"] < ci["high"]
+    assert bootstrap_interval("semseg", noisy, samples, 9, resamples=50) == ci  # seeded
+    assert bootstrap_interval("semseg", truths, samples, 9, resamples=0) is None
+    assert bootstrap_interval("recon", truths, samples, 9, resamples=10) is None  # no single headline metric
+    with pytest.raises(ConfigError, match="resamples must be >= 0"):
+        evaluate(None, samples, ["semseg"], resamples=-1)

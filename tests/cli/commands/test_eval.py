@@ -43,6 +43,9 @@ def test_eval_scores_a_labelled_folder_at_its_own_resolutions(tiny_bundle, tmp_p
     assert set(written["baselines"]["det"]) == {"no boxes", "one full-image box of the commonest class"}
     depth = written["metrics"]["depth"]
     assert 0 <= depth["model"]["scaled_delta1"] <= 1 and depth["baseline"] == written["baselines"]["depth"]["mean depth of the set"]
+    ci = written["intervals"]["semseg"]  # the default 100 bootstrap draws of the scored samples
+    assert ci["metric"] == "miou" and ci["resamples"] == 100 and 0 <= ci["low"] <= ci["high"] <= 1
+    assert "95% CI [" in table
 
 
 def test_predictions_are_scored_at_the_ground_truth_resolution(tiny_bundle, tmp_path):

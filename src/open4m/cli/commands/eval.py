@@ -28,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=at_least(1), default=64, help="samples to score (default 64)")
     p.add_argument("--tasks", default="all", help="comma-separated tasks or `all`")
     p.add_argument("--batch-size", type=at_least(1), default=16, help="samples per generation batch (default 16)")
+    p.add_argument("--resamples", type=at_least(0), default=100,
+                   help="bootstrap resamples for each headline metric's 95%% confidence interval (0: none; default 100)")
     p.add_argument("--json", default=None, help="write the metrics here (a new file)")
     add_overwrite_argument(p, "--json")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -44,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     model = EvalModel.load(args.model)
     with path_errors("--data"):
         samples = load_samples(args.data, limit=args.limit, split=args.split, image_size=model.image_size)
-    result = evaluate(model, samples, tasks, batch_size=args.batch_size, progress=not args.no_progress)
+    result = evaluate(model, samples, tasks, batch_size=args.batch_size, progress=not args.no_progress,
+                      resamples=args.resamples)
     data = args.data or f"world ({args.split} split)"
     print(result.table(f"{args.model or 'shipped world model'} on {data}: {result.num_samples} samples"))
     if args.json:
