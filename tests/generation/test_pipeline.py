@@ -220,3 +220,13 @@ def test_dense_sam_instances_run_every_pass_and_paint_a_map(monkeypatch):
         pipeline("rgb->sam_instance", model=model, dense=4)  # the registry's text tokenizer, not downloadable here
     with pytest.raises(ValueError, match="repeats the prompted passes"):
         pipeline("rgb->depth", model=model, dense=4)
+
+
+def test_a_generated_box_with_swapped_corners_is_drawn_not_refused():
+    from open4m.generation.pipeline import draw_boxes
+    from open4m.tokenizers.sequences import Box
+
+    canvas = Image.new("RGB", (40, 40), "white")
+    drawn = draw_boxes(canvas, [Box(0.8, 0.7, 0.2, 0.1, "cube"), Box(0.1, 0.1, 0.1, 0.1, "cone")])
+    pixels = np.asarray(drawn)
+    assert (pixels[4:28, 8] == (255, 0, 0)).all()  # the left edge of the swapped box, at x = 0.2 * 40

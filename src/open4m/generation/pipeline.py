@@ -186,14 +186,16 @@ def palette_swatch(colors: Sequence[Sequence[int]], size: int = 224):
 
 
 def draw_boxes(image, boxes: Sequence[Box]):
-    """The image with each box outlined and labelled (boxes in [0, 1] coordinates)."""
+    """The image with each box outlined and labelled (boxes in [0, 1] coordinates). A generated box may come
+    with its corners swapped (ymax above ymin): it is drawn between the coordinates it names."""
     from PIL import ImageDraw
 
     img = image.convert("RGB").copy()
     draw = ImageDraw.Draw(img)
     w, h = img.size
     for b in boxes:
-        xy = (b.xmin * w, b.ymin * h, b.xmax * w, b.ymax * h)
+        (x0, x1), (y0, y1) = sorted((b.xmin * w, b.xmax * w)), sorted((b.ymin * h, b.ymax * h))
+        xy = (x0, y0, x1, y1)
         draw.rectangle(xy, outline=(255, 0, 0), width=2)
         draw.text((xy[0] + 2, xy[1] + 1), b.class_name, fill=(255, 0, 0))
     return img
