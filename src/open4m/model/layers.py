@@ -88,15 +88,19 @@ class _AutocastLinear(torch.autograd.Function):
         low_x, weight = ctx.saved_tensors
         x_dtype, has_bias = ctx.dtypes
         need_x, need_w, need_b, _ = ctx.needs_input_grad
-        grad_x = grad_w = grad_b = None
-        if need_x:
-            grad_x = (grad_out @ weight.to(grad_out.dtype)).to(x_dtype)
-        rows = grad_out.reshape(-1, grad_out.shape[-1])
-        if need_w:
-            grad_w = (rows.t() @ low_x.reshape(-1, low_x.shape[-1])).to(weight.dtype)
-        if has_bias and need_b:
-            grad_b = rows.sum(0).to(weight.dtype)
-        return grad_x, grad_w, grad_b, None
+        grad_x, grad_w, grad_b = _linear_grads(grad_out, low_x, weight, need_x, need_w, has_bias and need_b)
+        return None if grad_x is None else grad_x.to(x_dtype), grad_w, grad_b, None
+
+
+def _linear_grads(grad_out: torch.Tensor, low_x: torch.Tensor, weight: torch.Tensor, need_x: bool, need_w: bool,
+                  need_b: bool) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """The backward pass of ``F.linear(low_x, weight.to(low))``, the weight cast again here: the input's
+    gradient in ``grad_out``'s dtype, the weight's and the bias's in the weight's (as autocast gives them)."""
+    rows = grad_out.reshape(-1, grad_out.shape[-1])
+    grad_x = grad_out @ weight.to(grad_out.dtype) if need_x else None
+    grad_w = (rows.t() @ low_x.reshape(-1, low_x.shape[-1])).to(weight.dtype) if need_w else None
+    grad_b = rows.sum(0).to(weight.dtype) if need_b else None
+    return grad_x, grad_w, grad_b
 
 
 class Attention(nn.Module):
@@ -289,14 +293,11 @@ class _ActivatedDownProjection(torch.autograd.Function):
         with torch.enable_grad():
             inputs = [t.detach().requires_grad_() for t in (a, gate) if t is not None]
             h = ctx.act(inputs[0]) if gate is None else ctx.act(inputs[0]) * inputs[1]
-        low_h = h.detach().to(grad_out.dtype)
-        rows = grad_out.reshape(-1, grad_out.shape[-1])
-        grad_w = (rows.t() @ low_h.reshape(-1, low_h.shape[-1])).to(weight.dtype) if need_w else None
-        grad_b = rows.sum(0).to(weight.dtype) if ctx.has_bias and need_b else None
+        grad_h, grad_w, grad_b = _linear_grads(grad_out, h.detach().to(grad_out.dtype), weight, need_a or need_gate,
+                                               need_w, ctx.has_bias and need_b)
         grad_a = grad_gate = None
-        if need_a or need_gate:
-            grad_h = (grad_out @ weight.to(grad_out.dtype)).to(h.dtype)
-            grads = torch.autograd.grad(h, inputs, grad_h)
+        if grad_h is not None:
+            grads = torch.autograd.grad(h, inputs, grad_h.to(h.dtype))
             grad_a, grad_gate = grads[0], grads[1] if gate is not None else None
         return grad_a, grad_gate, grad_w, grad_b, None, None
 

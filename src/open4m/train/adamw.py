@@ -116,6 +116,10 @@ class AdamW(torch.optim.Optimizer):
             raise ValueError("the optimizer state has a different parameter layout than this optimizer "
                              f"({[len(g['params']) for g in saved_groups]} vs "
                              f"{[len(g['params']) for g in self.param_groups]} parameters per group)")
+        unsupported = [(k, g[k]) for g in saved_groups for k in ("amsgrad", "maximize") if g.get(k)]
+        if unsupported:
+            raise ValueError(f"the optimizer state was written by an AdamW with {dict(unsupported)}, which this "
+                             "AdamW does not implement")
         params = {pid: p for saved, own in zip(saved_groups, self.param_groups)
                   for pid, p in zip(saved["params"], own["params"])}
         for pid, saved in state_dict["state"].items():
@@ -124,10 +128,6 @@ class AdamW(torch.optim.Optimizer):
             own["step"] = torch.as_tensor(saved["step"], dtype=torch.float32).to(self._step_device(p)).reshape(())
             for key in ("exp_avg", "exp_avg_sq"):
                 own[key].copy_(saved[key])  # in place: the moments stay where they were first allocated
-        unsupported = [(k, g[k]) for g in saved_groups for k in ("amsgrad", "maximize") if g.get(k)]
-        if unsupported:
-            raise ValueError(f"the optimizer state was written by an AdamW with {dict(unsupported)}, which this "
-                             "AdamW does not implement")
         for saved, own in zip(saved_groups, self.param_groups):
             own.update({k: v for k, v in saved.items() if k not in ("params", "fused", "foreach")})
 
@@ -138,18 +138,22 @@ class AdamW(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            exact = [p for p in group["params"] if p.grad is not None and self.state[p]["exp_avg"].dtype == p.dtype]
+            exact = [p for p in group["params"] if p.grad is not None and self._exact(p)]
             if exact:
                 self._torch_update(exact, [p.grad.to_dense() if p.grad.is_sparse else p.grad for p in exact], group)
             for p in group["params"]:
-                if p.grad is not None and self.state[p]["exp_avg"].dtype != p.dtype:
+                if p.grad is not None and not self._exact(p):
                     self._rounded_update(p, p.grad, group)
         return loss
+
+    def _exact(self, p: torch.Tensor) -> bool:
+        """Whether ``p``'s moments are stored in its own dtype (torch's kernel updates them in place)."""
+        return self.state[p]["exp_avg"].dtype == p.dtype
 
     @torch.no_grad()
     def step_parameter(self, p: torch.Tensor, grad: torch.Tensor, group: dict) -> None:
         """Update one parameter of ``group`` from ``grad`` (what :class:`StepInBackward` calls)."""
-        if self.state[p]["exp_avg"].dtype == p.dtype:
+        if self._exact(p):
             self._torch_update([p], [grad.to_dense() if grad.is_sparse else grad], group)
         else:
             self._rounded_update(p, grad, group)
@@ -232,16 +236,16 @@ class StepInBackward:
     (200 MB less peak memory at base 4M-7 size, for a few milliseconds).
 
     With gradient accumulation only the last micro-batch's backward steps (:meth:`arm` before it);
-    earlier ones accumulate into ``.grad`` as usual. :attr:`grad_norm` is the global gradient norm of
-    the last step, summed as the gradients went by (what the engine logs).
+    earlier ones accumulate into ``.grad`` as usual. :meth:`finish` returns the step's global gradient
+    norm, summed as the gradients went by (what the engine logs).
     """
 
     def __init__(self, optimizer: AdamW, release_midway: bool = False) -> None:
         self.optimizer = optimizer
         self._track_norm = True
-        self._release_at = len({p for g in optimizer.param_groups for p in g["params"]}) // 2 if release_midway else -1
-        self._applied = 0
         self._group_of = {p: g for g in optimizer.param_groups for p in g["params"]}
+        self._release_at = len(self._group_of) // 2 if release_midway else -1
+        self._applied = 0
         self._armed = False
         self._norm_sq: torch.Tensor | None = None
         self._handles = [p.register_post_accumulate_grad_hook(self._apply) for p in self._group_of]
