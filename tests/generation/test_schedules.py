@@ -27,13 +27,20 @@ def test_linear_schedule_sums_and_descends(tokens, data):
 
 
 @given(tokens=st.integers(1, 2000), steps=st.integers(1, 64))
-def test_cosine_schedule_sums_or_refuses(tokens, steps):
-    try:
-        counts = token_schedule("cosine", steps, tokens)
-    except ValueError as err:
-        assert "steps" in str(err)
+def test_cosine_schedule_sums_whenever_each_step_can_commit_a_token(tokens, steps):
+    if steps > tokens:
+        with pytest.raises(ValueError, match="steps <= "):
+            token_schedule("cosine", steps, tokens)
         return
+    counts = token_schedule("cosine", steps, tokens)
     assert sum(counts) == tokens and len(counts) == steps and min(counts) >= 1
+
+
+def test_cosine_schedule_where_official_rounding_overshoots():
+    # rounding each step alone gives [1, 2, 3, 4, 5, 6, 6, 6, 6, 6, 6, 5, 4, 3, 2, -1] (the official code
+    # would commit -1 tokens); the running total is rounded instead, keeping the cosine shape
+    counts = token_schedule("cosine", 16, 64)
+    assert counts == [1, 1, 3, 4, 5, 6, 6, 6, 6, 6, 6, 5, 4, 3, 1, 1]
 
 
 def test_official_temperature_schedules():

@@ -90,6 +90,20 @@ def test_metadata_values_and_errors():
         codec.to_text({"sharpness": 1.0})
 
 
+def test_metadata_from_generated_text_keeps_every_readable_field():
+    """A generation that drops its first token (seen on the world model) loses one field, not eleven."""
+    codec = MetadataCodec()
+    text = codec.to_text({"n_coco_instances": 3, "brightness": 100.0, "entropy": 5.0})
+    dropped = text.split(" ", 1)[1]  # 'v0=3 v1=10 ...': the first field's name token is missing
+    back = codec.from_text(dropped)
+    assert set(back) == {"brightness", "entropy"}
+    assert back == {k: v for k, v in codec.from_text(text).items() if k != "n_coco_instances"}
+    assert codec.from_text("v1=7 v0=2 v1=7 v0=5") == {"n_coco_instances": 2.0}  # a repeated field keeps its first
+    assert set(codec.from_text("v1=99 v0=1 v1=13 v0=20")) == {"entropy"}  # an unknown field index is skipped
+    with pytest.raises(ValueError, match="no 'v1=<field> v0=<value>' pair"):
+        codec.from_text("v0=1 v0=2 a b")
+
+
 poses = st.lists(st.builds(
     HumanPose, st.tuples(unit, unit, unit, unit), codes,
     st.tuples(*[st.floats(-1, 1)] * 9), st.tuples(*[st.floats(-1, 19)] * 3), st.tuples(*[st.floats(-3, 3)] * 10),

@@ -33,6 +33,20 @@ CFG_SCHEDULES = ("constant", "linear", "cosine", "rising")
 # ------------------------------------------------------------------------------------------
 # Token and temperature schedules
 # ------------------------------------------------------------------------------------------
+def _cumulative_counts(fractions: list[float], tokens: int) -> list[int]:
+    """Per-step counts from the fraction committed after each step, rounded as running totals.
+
+    Each step commits at least one token and leaves at least one for every later step, so any
+    `len(fractions) <= tokens` schedule is valid and the counts sum to `tokens`.
+    """
+    steps, done, counts = len(fractions), 0, []
+    for i, f in enumerate(fractions):
+        total = min(max(round(tokens * f), done + 1), tokens - (steps - 1 - i))
+        counts.append(total - done)
+        done = total
+    return counts
+
+
 def token_schedule(kind: str, steps: int, tokens: int) -> list[int]:
     """Tokens committed per step; they sum to `tokens`.
 
@@ -48,13 +62,13 @@ def token_schedule(kind: str, steps: int, tokens: int) -> list[int]:
         s = [0.5 * (1 + math.cos(math.pi * i / steps)) for i in range(steps)]
         counts = [round(tokens * (a - b)) for a, b in zip(s[:-1], s[1:])]
         counts.append(tokens - sum(counts))
+        if min(counts) < 1:  # rounding each step alone overshot (64 tokens in 16 steps): round the running total
+            counts = _cumulative_counts([1 - v for v in s[1:]] + [1.0], tokens)
     elif kind == "linear":
         edges = np.linspace(0, tokens, steps + 1).astype(int)
         counts = sorted(np.diff(edges).tolist(), reverse=True)
     else:
         raise ConfigError(f"unknown token schedule {kind!r}; choose one of {TOKEN_SCHEDULES}")
-    if min(counts) < 1:
-        raise ConfigError(f"the {kind} schedule of {tokens} tokens in {steps} steps leaves a step empty ({counts}); use fewer steps")
     return counts
 
 

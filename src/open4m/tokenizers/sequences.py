@@ -295,17 +295,30 @@ class MetadataCodec(_TextCodec[dict[str, float]]):
         return " ".join(pairs)
 
     def from_text(self, text: str) -> dict[str, float]:
+        """Every well-formed ``v1=<field> v0=<value>`` pair; stray tokens between pairs are skipped.
+
+        Generated metadata is read field by field: a sampler that drops or repeats one token should cost
+        that field, not the whole sequence. A field named twice keeps its first value; text without a
+        single decodable pair is an error.
+        """
         words = text.split()
-        if len(words) % 2:
-            raise DataError("metadata: expected pairs of 'v1=<field> v0=<value>' tokens")
-        out = {}
-        for i in range(0, len(words), 2):
-            _, idx = _parse_value(words[i], 1, "metadata field")
-            _, q = _parse_value(words[i + 1], 0, "metadata value")
-            if idx >= len(METADATA_FIELDS):
-                raise DataError(f"metadata: field index {idx} does not exist (0..{len(METADATA_FIELDS) - 1})")
-            f = METADATA_FIELDS[idx]
-            out[f.name] = self._dequantize(f, q)
+        out: dict[str, float] = {}
+        problems = []
+        i = 0
+        while i < len(words):
+            try:
+                _, idx = _parse_value(words[i], 1, "metadata field")
+                _, q = _parse_value(_at(words, i + 1), 0, "metadata value")
+                if idx >= len(METADATA_FIELDS):
+                    raise DataError(f"metadata: field index {idx} does not exist (0..{len(METADATA_FIELDS) - 1})")
+                f = METADATA_FIELDS[idx]
+                out.setdefault(f.name, self._dequantize(f, q))
+                i += 2
+            except DataError as e:
+                problems.append(str(e))
+                i += 1
+        if not out and words:
+            raise DataError(f"metadata: no 'v1=<field> v0=<value>' pair could be read ({problems[0]})")
         return out
 
 
