@@ -12,7 +12,7 @@ def test_demo_writes_grid_task_pngs_and_metrics(tiny_bundle, tmp_path, capsys):
     code = main(["demo", "--model", str(tiny_bundle), "--out", str(out), "--scenes", "2", "--no-progress",
                  "--tasks", "depth,normal,semseg,edges,palette,recon,depthcaption2rgb"])
     assert code == 0
-    for name in ("grid.png", "depth.png", "normal.png", "semseg.png", "edges.png", "palette.png",
+    for name in ("grid.png", "controls.png", "depth.png", "normal.png", "semseg.png", "edges.png", "palette.png",
                  "depthcaption2rgb.png", "metrics.json"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())

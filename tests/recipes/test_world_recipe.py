@@ -94,3 +94,21 @@ def test_old_layout_still_loads_and_converts_bit_exactly(tmp_path):
         assert set(a.keys()) == set(b.keys())
         assert all(torch.equal(a.get_tensor(k), b.get_tensor(k)) and a.get_tensor(k).dtype == b.get_tensor(k).dtype
                    for k in a.keys())
+
+
+def test_resuming_with_other_text_settings_is_refused_before_anything_changes(tiny_bundle, tmp_path):
+    """A rerun into a recipe folder reuses its tokens; with another vocabulary every text id would be stale."""
+    from conftest import TINY_RECIPE
+
+    from open4m.errors import ConfigError
+    from open4m.recipes.world import run_recipe
+
+    run = tiny_bundle.parent
+    done = run / "tokens" / "done"
+    assert json.loads(done.read_text())["text"] == {"extra_words": 100}
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+    recipe = tmp_path / "more_words.yaml"
+    recipe.write_text(TINY_RECIPE.replace("extra_words: 100", "extra_words: 300"))
+    with pytest.raises(ConfigError, match=r"other text settings.*new --out"):
+        run_recipe(recipe, run, workers=1, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before

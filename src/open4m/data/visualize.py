@@ -53,13 +53,18 @@ def pca_rgb(features: np.ndarray) -> np.ndarray:
     return (rgb.reshape(h, w, 3) * 255).round().astype(np.uint8)
 
 
-def _text_tile(text: str, size: int) -> np.ndarray:
+def text_tile(text: str, width: int, height: int | None = None) -> np.ndarray:
+    """Text wrapped to `width` pixels on a light tile: `height` pixels (cut to fit) or, with None, as tall as
+    the whole text needs, so a caption is shown in full."""
     from PIL import Image, ImageDraw
 
-    im = Image.new("RGB", (size, size), (250, 250, 250))
-    chars = max(8, size // 6)
+    chars = max(8, width // 6)
     lines = [ln for para in text.splitlines() for ln in textwrap.wrap(para, chars) or [""]]
-    ImageDraw.Draw(im).multiline_text((3, 3), "\n".join(lines[: size // 11]), fill=(20, 20, 20), spacing=1)
+    line_height = 11
+    if height is None:
+        height = 6 + line_height * len(lines)
+    im = Image.new("RGB", (width, height), (250, 250, 250))
+    ImageDraw.Draw(im).multiline_text((3, 3), "\n".join(lines[: height // line_height]), fill=(20, 20, 20), spacing=1)
     return np.asarray(im)
 
 
@@ -146,9 +151,10 @@ def modality_tile(name: str, value: Any, size: int, rgb: np.ndarray | None = Non
             img[band] = colour
         return img
     if isinstance(value, str):
-        return _text_tile(value, size)
+        return text_tile(value, size, size)
     if name == "metadata" and isinstance(value, dict):
-        return _text_tile("\n".join(f"{k}: {v:.3g}" if isinstance(v, float) else f"{k}: {v}" for k, v in value.items()), size)
+        return text_tile("\n".join(f"{k}: {v:.3g}" if isinstance(v, float) else f"{k}: {v}" for k, v in value.items()),
+                         size, size)
     return None
 
 

@@ -24,6 +24,7 @@ from ..eval.runner import TASKS, EvalResult, evaluate, write_json
 log = logging.getLogger(__name__)
 
 TILE = 128
+CAPTION_INPUT = "caption (input)"
 
 
 def _tile(name: str, value: Any, rgb: np.ndarray | None = None) -> np.ndarray:
@@ -51,18 +52,32 @@ def _safe_parse(key: str, text: str) -> Any:
         return None
 
 
-def _labelled(columns: Sequence[tuple[str, list[np.ndarray]]]) -> np.ndarray:
-    """Columns of equal tiles with a title row -> one image."""
+def _caption_tile(text: str) -> np.ndarray:
+    """The whole caption, two tiles wide and as tall as it needs (the row grows to fit)."""
+    from ..data.visualize import text_tile
+
+    return text_tile(text, 2 * TILE)
+
+
+def labelled(columns: Sequence[tuple[str, list[np.ndarray]]]) -> np.ndarray:
+    """Columns of tiles under a title row -> one image. Each column is as wide as its widest tile and
+    each row as tall as its tallest, so full captions sit beside square maps."""
     from PIL import Image, ImageDraw
 
-    rows = len(columns[0][1])
     head = 16
-    canvas = Image.new("RGB", (TILE * len(columns), head + TILE * rows), "white")
+    rows = len(columns[0][1])
+    widths = [max(t.shape[1] for t in tiles) for _, tiles in columns]
+    heights = [max(tiles[r].shape[0] for _, tiles in columns) for r in range(rows)]
+    canvas = Image.new("RGB", (sum(widths), head + sum(heights)), "white")
     draw = ImageDraw.Draw(canvas)
-    for x, (title, tiles) in enumerate(columns):
-        draw.text((x * TILE + 3, 2), title, fill=(0, 0, 0))
-        for y, t in enumerate(tiles):
-            canvas.paste(Image.fromarray(np.ascontiguousarray(t)), (x * TILE, head + y * TILE))
+    x = 0
+    for (title, tiles), width in zip(columns, widths):
+        draw.text((x + 3, 2), title, fill=(0, 0, 0))
+        y = head
+        for t, height in zip(tiles, heights):
+            canvas.paste(Image.fromarray(np.ascontiguousarray(t)), (x, y))
+            y += height
+        x += width
     return np.asarray(canvas)
 
 
@@ -80,8 +95,8 @@ def task_columns(samples: Sequence[Mapping[str, Any]], result: EvalResult) -> di
         cols["det"] = [("boxes truth", [_tile("det", s["det"], s["rgb"]) for s in samples]),
                        ("boxes pred", [_tile("det", _boxes_value(t), r) for t, r in zip(p["det"], rgb)])]
     if "caption" in p:
-        cols["caption"] = [inp, ("caption truth", [_tile("caption", s["caption"]) for s in samples]),
-                           ("caption pred", [_tile("caption", t) for t in p["caption"]])]
+        cols["caption"] = [inp, ("caption truth", [_caption_tile(s["caption"]) for s in samples]),
+                           ("caption pred", [_caption_tile(t) for t in p["caption"]])]
     if "palette" in p:
         cols["palette"] = [inp, ("palette truth", [_palette_tile(world.palette_of(s)) for s in samples]),
                            ("palette pred", [_palette_tile(_safe_parse("color_palette", t) or [[255, 255, 255]])
@@ -90,7 +105,7 @@ def task_columns(samples: Sequence[Mapping[str, Any]], result: EvalResult) -> di
         cols["metadata"] = [inp, ("metadata pred", [_tile("metadata", _safe_parse("metadata", t) or {"unparsable": t})
                                                     for t in p["metadata"]])]
     if "caption2rgb" in p:
-        cols["caption2rgb"] = [("caption", [_tile("caption", s["caption"]) for s in samples]),
+        cols["caption2rgb"] = [(CAPTION_INPUT, [_caption_tile(s["caption"]) for s in samples]),
                                ("caption->RGB", [_tile("rgb", g) for g, _ in p["caption2rgb"]]),
                                ("its boxes", [_tile("det", _boxes_value(d), g) for g, d in p["caption2rgb"]])]
     if "depthcaption2rgb" in p:
@@ -100,24 +115,37 @@ def task_columns(samples: Sequence[Mapping[str, Any]], result: EvalResult) -> di
     return cols
 
 
-def save_pictures(out: Path, samples: Sequence[Mapping[str, Any]], result: EvalResult) -> list[Path]:
-    """grid.png (all tasks side by side) and one PNG per task."""
+def save_pictures(out: Path, samples: Sequence[Mapping[str, Any]], result: EvalResult, model: Any = None) -> list[Path]:
+    """grid.png (all tasks side by side), one PNG per task and, for a `model` that reads captions and
+    boxes, controls.png (generation under edited conditions, `open4m.demo.controls`)."""
     from PIL import Image
+
+    from .controls import can_control, control_columns
 
     cols = task_columns(samples, result)
     written = []
     for task, c in cols.items():
-        path = save_image(Image.fromarray(_labelled(c)), out / f"{task}.png")
+        path = save_image(Image.fromarray(labelled(c)), out / f"{task}.png")
         written.append(path)
-    everything = [col for c in cols.values() for col in c if col[0] != "input RGB"]
+    # the grid shows each caption once: caption -> RGB's input is the caption task's ground truth
+    everything = [col for c in cols.values() for col in c
+                  if col[0] != "input RGB" and not (col[0] == CAPTION_INPUT and "caption" in cols)]
     grid = out / "grid.png"
-    save_image(Image.fromarray(_labelled([("input RGB", [_tile("rgb", s["rgb"]) for s in samples]), *everything])), grid)
-    return [grid, *written]
+    save_image(Image.fromarray(labelled([("input RGB", [_tile("rgb", s["rgb"]) for s in samples]), *everything])), grid)
+    written.insert(0, grid)
+    if model is not None:
+        why = can_control(model)
+        if why:
+            log.info("demo: no controls.png (%s)", why)
+        else:
+            columns = control_columns(model, samples, tile=_tile, caption_tile=_caption_tile)
+            written.append(save_image(Image.fromarray(labelled(columns)), out / "controls.png"))
+    return written
 
 
 def is_demo_output(path: str | Path) -> bool:
     """Whether `path` holds only what `run_demo` writes (the demo run again replaces its own results)."""
-    own = {"grid.png", "metrics.json", *(f"{task}.png" for task in TASKS)}
+    own = {"grid.png", "controls.png", "metrics.json", *(f"{task}.png" for task in TASKS)}
     entries = {p.name for p in Path(path).iterdir()} if Path(path).is_dir() else set()
     return bool(entries) and entries <= own
 
@@ -146,7 +174,7 @@ def run_demo(model_path: str | Path | None = None, out: str | Path = "open4m-dem
     log.info("demo: %d test scenes scored in %.1f s", scenes, time.perf_counter() - t0)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    save_pictures(out, samples, result)
+    save_pictures(out, samples, result, model)
     seconds = time.perf_counter() - t0
     write_json(result, out / "metrics.json", {"split": "test", "first_scene": start, "seconds": round(seconds, 1),
                                               "model": str(model_path or "shipped")})

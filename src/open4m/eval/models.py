@@ -199,14 +199,14 @@ class EvalModel:
     # -- generation -------------------------------------------------------------------------------------
     def pipeline(self, conditions: Sequence[str], target: str, *, steps: int = 4, temperature: float = 0.0) -> Pipeline:
         """The pipeline of `conditions -> target` (built once): `steps` MaskGIT steps for image targets
-        (at most a quarter of the grid's tokens), autoregressive for sequences; greedy at temperature 0."""
+        (at most one per token of the grid), autoregressive for sequences; greedy at temperature 0."""
         key = (tuple(conditions), target, steps, temperature)
         if key not in self._pipes:
             options: dict[str, Any] = {"temps": temperature}
             mod = self.model.modality_info[target]
             if mod.kind is Kind.IMAGE_TOKENS:
                 grid = ((mod.image_size or self.model.config.image_size) // (mod.patch_size or 16)) ** 2
-                options["steps"] = max(1, min(steps, grid // 4))  # small grids: a cosine schedule would leave steps empty
+                options["steps"] = max(1, min(steps, grid))  # a step commits at least one token
             self._pipes[key] = self.base.with_spec(f"{','.join(conditions)}->{target}", **options)
         return self._pipes[key]
 

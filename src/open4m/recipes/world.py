@@ -33,7 +33,7 @@ import yaml
 from ..atomic import write_atomic, write_text_atomic
 from ..config import from_dict, load, option, section, to_dict
 from ..data.codecs import encode
-from ..errors import NotFound
+from ..errors import ConfigError, DataError, NotFound
 from ..train.tasks.fourm import FourMRecipe
 
 from ..data.synthetic import world
@@ -175,14 +175,14 @@ def text_vocab(texts: Mapping[str, list[str]], extra_words: int) -> Any:
 
 # -- stage 3: pre-tokenized folder and FourM --------------------------------------------------------------
 def write_token_folder(root: Path, spec: WorldSpec, data: WorldData, tokens: Mapping[str, np.ndarray],
-                       text_tok: Any) -> None:
+                       text_tok: Any, progress: bool = True) -> None:
     """`root/<modality>/<name>.npy` for every model modality: the layout `open4m train` reads."""
     from tqdm import tqdm
 
     for m in spec.all_modalities:
         (root / m).mkdir(parents=True, exist_ok=True)
     for name, sample in tqdm(token_samples(spec, data, tokens, text_tok), total=len(data.names),
-                             desc="write tokens", unit="scene"):
+                             desc="write tokens", unit="scene", disable=not progress):
         for m, value in sample.items():
             write_atomic(root / m / f"{name}.npy", encode(value, ".npy", m))
 
@@ -221,6 +221,9 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
 
     recipe = load_recipe(recipe_path)
     out = Path(out)
+    made_from = _stages_fingerprint(recipe)
+    if (out / "tokens" / "done").is_file():
+        _check_reused(out / "tokens" / "done", made_from, out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(int(recipe.fourm.train.threads or torch.get_num_threads()))
     w = recipe.world
@@ -245,8 +248,8 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
     token_root = out / "tokens"
     if not (token_root / "done").exists():
         tokens = {b: encode_images(tokenizers[b], b, data.images[b]) for b in IMAGE_MODALITIES}
-        write_token_folder(token_root, spec, data, tokens, text_tok)
-        write_text_atomic(token_root / "done", "")
+        write_token_folder(token_root, spec, data, tokens, text_tok, progress)
+        write_text_atomic(token_root / "done", json.dumps(made_from, sort_keys=True))
 
     t0 = time.perf_counter()
     log.info("world recipe: training the FourM on %s", token_root)
@@ -257,6 +260,29 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
     bundle = save_bundle(out / "model", spec, model, tokenizers, text_tok, info)
     log.info("world recipe: bundle written to %s", bundle)
     return bundle
+
+
+def _stages_fingerprint(recipe: WorldRecipe) -> dict[str, Any]:
+    """What the token folder is made from: the world, tokenizer and text sections of the recipe."""
+    d = to_dict(recipe)
+    return {k: d[k] for k in ("world", "tokenizers", "text")}
+
+
+def _check_reused(done: Path, made_from: Mapping[str, Any], out: Path) -> None:
+    """Refuse to resume on a token folder made by other world/tokenizer/text settings: the FourM would train on
+    tokens the recipe no longer describes (a changed vocabulary shifts every text id), silently."""
+    text = done.read_text().strip()
+    if not text:  # written before the fingerprint was recorded: nothing to compare
+        return
+    try:
+        before = json.loads(text)
+    except json.JSONDecodeError:
+        raise DataError(f"{done} is damaged (not JSON); delete {done.parent} to rebuild the token folder") from None
+    changed = sorted(k for k in set(before) | set(made_from) if before.get(k) != made_from.get(k))
+    if changed:
+        raise ConfigError(f"{out} was made with other {', '.join(changed)} settings than this recipe; its tokenizers, "
+                          f"tokens and FourM belong to those. Run the recipe into a new --out folder (nothing in "
+                          f"{out} is changed)")
 
 
 def load_recipe_text(path: str | Path | None) -> str:
