@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=400, help="optimizer steps of every model")
     ap.add_argument("--eval-scenes", type=int, default=48)
     ap.add_argument("--out", default=None, help="training runs go here (default RUN/benchmark)")
+    ap.add_argument("--record", action="store_true", help="record the table in RUN/model's world.json and model card")
     args = ap.parse_args()
     torch.set_num_threads(1)
 
@@ -69,6 +70,13 @@ def main() -> None:
     print(f"{'model':<14}{'task':<8}{'metric':<10}{'value':>9}{'baseline':>10}{'train s':>9}")
     for r in rows:
         print(f"{r[0]:<14}{r[1]:<8}{r[2]:<10}{r[3]:>9.4f}{r[4]:>10.4f}{r[5]:>9.0f}")
+    if args.record:
+        from open4m.recipes.world import record_evaluation
+
+        comparison = [dict(model=r[0], task=r[1], metric=r[2], value=r[3], baseline=r[4], train_s=r[5], steps=args.steps)
+                      for r in rows]
+        record_evaluation(run / "model", comparison=comparison)
+        print(f"recorded in {run / 'model'}/world.json and its README.md")
 
 
 if __name__ == "__main__":

@@ -112,3 +112,29 @@ def test_resuming_with_other_text_settings_is_refused_before_anything_changes(ti
     with pytest.raises(ConfigError, match=r"other text settings.*new --out"):
         run_recipe(recipe, run, workers=1, progress=False)
     assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_record_evaluation_puts_metrics_intervals_and_comparison_in_the_card(tiny_bundle, tmp_path):
+    from open4m.eval.runner import evaluate, load_samples
+    from open4m.recipes.world import record_evaluation
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    from safetensors.torch import load_file
+
+    before = load_file(bundle / "model.safetensors")
+    samples = load_samples("world", limit=4, split="val", image_size=32)
+    result = evaluate(bundle, samples, ["depth"], progress=False, resamples=5)
+    comparison = [dict(model="multitask", task="depth", metric="abs_rel", value=0.5, baseline=0.9, train_s=3.0, steps=3),
+                  dict(model="rgb->depth", task="depth", metric="abs_rel", value=0.6, baseline=0.9, train_s=1.0, steps=3)]
+    record_evaluation(bundle, evaluation={**result.to_json(), "scenes": 4, "split": "val", "command": "x"},
+                      comparison=comparison)
+    info = json.loads((bundle / "world.json").read_text())
+    assert info["eval"]["scenes"] == 4 and info["comparison"] == comparison
+    card = (bundle / "README.md").read_text()
+    ci = result.intervals["depth"]
+    assert f"[{ci['low']:.4g}, {ci['high']:.4g}] (baseline" in card
+    assert "| rgb->depth | depth | abs_rel | 0.6 | 0.9 | 1 |" in card and "for 3 steps each" in card
+    after = load_file(bundle / "model.safetensors")
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)  # bit for bit
+    assert EvalModel.load(bundle).image_size == 32

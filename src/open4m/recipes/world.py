@@ -41,7 +41,7 @@ from ..data.synthetic.world import (IMAGE_MODALITIES, SEQUENCE_MODALITIES, World
                                     render_world, token_samples)
 
 __all__ = ["DEFAULT_RECIPE", "WorldRecipe", "load_recipe", "load_recipe_text", "run_recipe", "train_image_tokenizer",
-           "text_vocab", "write_token_folder", "train_fourm", "save_bundle", "convert_bundle"]
+           "text_vocab", "write_token_folder", "train_fourm", "save_bundle", "record_evaluation", "convert_bundle"]
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +308,27 @@ def save_bundle(out: str | Path, spec: WorldSpec, model: Any, tokenizers: Mappin
     write_text_atomic(out / "world.json", json.dumps({"spec": spec.to_dict(), **info}, indent=2) + "\n",
                       overwrite=True)
     return out
+
+
+def record_evaluation(bundle: str | Path, *, evaluation: Mapping[str, Any] | None = None,
+                      comparison: list[Mapping[str, Any]] | None = None, notes: str | None = None) -> Path:
+    """Record measurements in a bundle's `world.json` and rewrite its model card from them.
+
+    `evaluation` is an `open4m eval` metrics.json (plus `scenes`, `split`, `command`), `comparison` the rows
+    of `benchmarks/multitask_vs_specialist.py --json`, `notes` what a person read off the runs. Weights and
+    tokenizers are saved again unchanged (float16 weights round-trip exactly).
+    """
+    from ..model import FourM
+    from ..sources.world import load_tokenizers
+
+    bundle = Path(bundle)
+    spec, tokenizers, text_tok, meta = load_tokenizers(bundle)
+    info = {k: v for k, v in meta.items() if k != "spec"}
+    for key, value in (("eval", evaluation), ("comparison", comparison), ("notes", notes)):
+        if value is not None:
+            info[key] = value
+    model = FourM.from_pretrained(bundle).float().eval()
+    return save_bundle(bundle, spec, model, tokenizers, text_tok, info)
 
 
 def _half_except_pos_emb(model: torch.nn.Module) -> torch.nn.Module:

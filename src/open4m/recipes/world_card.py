@@ -33,8 +33,10 @@ def card_info(spec: WorldSpec, model: Any, tokenizers: Mapping[str, Any], text_t
         "tags": ["world-model", "procedural-data", "toy"],
     }
     if evaluation.get("metrics"):
-        card["metrics"] = _metric_rows(evaluation["metrics"])
+        card["metrics"] = _metric_rows(evaluation["metrics"], evaluation.get("intervals") or {})
     notes = [_eval_note(evaluation)] if evaluation else []
+    if info.get("comparison"):
+        notes.append(_comparison(info["comparison"]))
     notes += [info["notes"]] if info.get("notes") else []
     if notes:
         card["notes"] = "\n\n".join(notes)
@@ -108,8 +110,9 @@ def _training(recipe: Mapping[str, Any]) -> list[str]:
             f"{train.get('ema_decay')}, {train.get('threads')} threads."]
 
 
-def _metric_rows(metrics: Mapping[str, Any]) -> dict[str, dict[str, str]]:
-    """`world.json`'s eval metrics as card rows: scalars as "model (baseline b)"; tokenizer round trips per modality."""
+def _metric_rows(metrics: Mapping[str, Any], intervals: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """`world.json`'s eval metrics as card rows: scalars as "model [95% interval] (baseline b)"; tokenizer round
+    trips per modality."""
     rows: dict[str, dict[str, str]] = {}
     for task, result in metrics.items():
         model, baseline = result.get("model") or {}, result.get("baseline") or {}
@@ -117,9 +120,23 @@ def _metric_rows(metrics: Mapping[str, Any]) -> dict[str, dict[str, str]]:
             for modality, values in model.items():
                 rows[f"recon/{modality}"] = {k: _num(v) for k, v in values.items() if _scalar(v)}
             continue
-        rows[task] = {k: _num(v) + (f" (baseline {_num(baseline[k])})" if _scalar(baseline.get(k)) else "")
+        ci = intervals.get(task) or {}
+        rows[task] = {k: _num(v) + (f" [{_num(ci['low'])}, {_num(ci['high'])}]" if ci.get("metric") == k else "")
+                      + (f" (baseline {_num(baseline[k])})" if _scalar(baseline.get(k)) else "")
                       for k, v in model.items() if _scalar(v)}
     return rows
+
+
+def _comparison(rows: list[Mapping[str, Any]]) -> str:
+    """The multitask model against single-task specialists trained with the same compute (a table)."""
+    head = ["| model | task | metric | value | baseline | train s |", "| --- | --- | --- | --- | --- | --- |"]
+    body = [f"| {r['model']} | {r['task']} | {r['metric']} | {_num(r['value'])} | {_num(r['baseline'])} | "
+            f"{r['train_s']:.0f} |" for r in rows]
+    steps = {r.get("steps") for r in rows} - {None}
+    equal = f" for {steps.pop()} steps each" if len(steps) == 1 else ""
+    return ("Multitask vs single-task specialists at equal compute (`benchmarks/multitask_vs_specialist.py`): the "
+            f"same architecture, batch and token budget trained from scratch{equal}; a specialist reads RGB pixels "
+            "and predicts only its own modality.\n\n" + "\n".join(head + body))
 
 
 def _scalar(value: Any) -> bool:
@@ -132,6 +149,8 @@ def _num(value: float) -> str:
 
 def _eval_note(evaluation: Mapping[str, Any]) -> str:
     command = f" (`{evaluation['command']}`)" if evaluation.get("command") else ""
+    ci = (" Brackets: the 95% bootstrap interval of each task's headline metric over the scenes."
+          if evaluation.get("intervals") else "")
     return (f"Metrics: {evaluation.get('scenes')} scenes of the `{evaluation.get('split')}` split, greedy decoding"
             f"{command}; each trivial baseline (docs/demo.md) is computed on the same scenes. The `recon/*` rows "
-            f"are the tokenizers' own round trips, upper bounds for the predictions.")
+            f"are the tokenizers' own round trips, upper bounds for the predictions.{ci}")

@@ -1,0 +1,150 @@
+"""Why the world model's weak tasks are weak: the measurements behind docs/results.md ("Diagnosis").
+
+    python benchmarks/world_diagnosis.py --model RUN/model [--run RUN] [--scenes 64] [--curves curves.png]
+
+Prints, for a world model bundle (default: the shipped one):
+- vocabulary: text tokens per caption and the world's words the WordPiece vocabulary splits into pieces;
+- token accuracy per image modality: RGB -> tokens in one greedy MaskGIT step, compared with the
+  tokenizer's own encoding of the ground truth (train and val scenes: a gap is overfitting, none is
+  under-fitting);
+- objects: semseg object-vs-not IoU and the shape accuracy on true object pixels (chance is 1/6), and
+  box mAP@50 with and without the class (localisation vs recognition);
+- sampling: semseg mIoU and box mAP@50 for several MaskGIT step counts and temperatures.
+With `--run RUN` (an `open4m demo --train --out RUN` folder) it also draws the per-modality training loss
+curves of `RUN/fourm/metrics.jsonl` into `--curves` (needs matplotlib).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def vocabulary(model, samples) -> None:
+    tok = model.base.tokenizer(model.sequence_modality("caption"))
+    captions = [s["caption"] for s in samples]
+    counts = [len(tok.encode(c)) for c in captions]
+    words = sorted({w for c in captions for w in re.findall(r"[a-z]+", c.lower())})
+    split = [w for w in words if len(tok.encode(w)) > 1]
+    limit = model.model.modality_info[model.sequence_modality("caption")].max_tokens - 2
+    print(f"vocabulary: {tok.vocab_size} ids; caption tokens mean {np.mean(counts):.1f}, max {max(counts)} "
+          f"(the model reads {limit}; {np.mean(np.array(counts) > limit):.0%} of captions cut); "
+          f"{len(split)} of {len(words)} words split into pieces{': ' + ', '.join(split[:12]) if split else ''}")
+
+
+def token_accuracy(model, samples, split: str) -> None:
+    from open4m.eval.runner import _at
+
+    rgb = {model.rgb: np.stack(_at(model, "rgb", [s["rgb"] for s in samples], model.rgb))}
+    row = []
+    for base in ("rgb", "depth", "normal", "semseg", "canny_edge"):
+        name = model.image_modality(base)
+        if name is None or base == "rgb" and model.image_modality("rgb") is None:
+            continue
+        truth = model.image_tokens(base, _at(model, base, [s[base] for s in samples], name), name)
+        out = model.generate(rgb, name, steps=1)
+        pred = out.tokens[name]["tensor"].reshape(truth.shape)
+        row.append(f"{base} {float((pred == truth).float().mean()):.3f}")
+    print(f"token accuracy ({split}, RGB -> tokens, 1 greedy step): " + ", ".join(row))
+
+
+def objects(model, samples, split: str) -> None:
+    from open4m.eval.runner import _at, _fitted
+    from open4m.eval.scoring import score
+
+    rgb = {model.rgb: np.stack(_at(model, "rgb", [s["rgb"] for s in samples], model.rgb))}
+    pred = _fitted("semseg", list(model.image("semseg", rgb)), samples)
+    p = np.concatenate([x.ravel() for x in pred])
+    g = np.concatenate([np.asarray(s["semseg"]).ravel() for s in samples])
+    po, go = p >= 3, g >= 3  # classes 0-2: background, floor, wall; 3-8: the six shapes
+    miou = score("semseg", pred, samples, 9)[0]["miou"]
+    texts = model.texts("det", rgb)
+    with_class = score("det", texts, samples, 0)[0]["map_50"]
+    anon = copy.deepcopy(list(samples))
+    for s in anon:
+        for inst in s["det"]["instances"]:
+            inst["class_name"] = "cube"
+    anon_texts = [re.sub(r"[a-z]+(?= v0=|$)", "cube", t) for t in texts]
+    without = score("det", anon_texts, anon, 0)[0]["map_50"]
+    print(f"objects ({split}): semseg mIoU {miou:.3f}, object-vs-not IoU {(po & go).sum() / max((po | go).sum(), 1):.3f}, "
+          f"shape accuracy on object pixels {(p[go] == g[go]).mean():.3f} (chance 0.167); "
+          f"box mAP@50 {with_class:.3f}, class-agnostic {without:.3f}")
+
+
+def sampling(model, samples) -> None:
+    from open4m.eval.runner import _at, _fitted
+    from open4m.eval.scoring import score
+
+    rgb = {model.rgb: np.stack(_at(model, "rgb", [s["rgb"] for s in samples], model.rgb))}
+    print("sampling (val): steps temperature -> semseg mIoU")
+    for steps, temp in ((1, 0.0), (4, 0.0), (8, 0.0), (16, 0.0), (8, 0.5), (8, 1.0)):
+        pred = _fitted("semseg", list(model.image("semseg", rgb, steps=steps, temperature=temp, seed=0)), samples)
+        print(f"  {steps:2d} {temp:.1f} -> {score('semseg', pred, samples, 9)[0]['miou']:.3f}")
+    print("sampling (val): box temperature -> mAP@50")
+    for temp in (0.0, 0.5):
+        print(f"  {temp:.1f} -> {score('det', model.texts('det', rgb, temperature=temp), samples, 0)[0]['map_50']:.3f}")
+
+
+def curves(metrics: Path, out: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SystemExit("--curves needs matplotlib: pip install matplotlib") from None
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    keys = sorted({k for r in rows for k in r if k.startswith("train/loss/")})
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for k in keys:
+        pts = [(r["step"], r[k]) for r in rows if k in r]
+        steps, values = zip(*pts)
+        kernel = np.ones(5) / 5  # 5-log-window moving average: each logged loss is one batch
+        smooth = np.convolve(values, kernel, mode="valid") if len(values) > 5 else values
+        ax.plot(steps[len(steps) - len(smooth):], smooth, label=k.removeprefix("train/loss/"))
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (per target token)")
+    ax.set_yscale("log")
+    ax.set_title(f"FourM training loss per modality ({metrics.parent.parent.name})")
+    ax.legend(fontsize=8, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(f"curves: {out}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="a world model bundle (default: the shipped one)")
+    ap.add_argument("--run", default=None, help="an `open4m demo --train --out RUN` folder: draw its loss curves")
+    ap.add_argument("--curves", default="curves.png", help="where the loss curves go")
+    ap.add_argument("--scenes", type=int, default=64, help="scenes per split")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from open4m.eval.models import EvalModel
+    from open4m.eval.runner import load_samples
+
+    model = EvalModel.load(args.model)
+    val = load_samples(limit=args.scenes, split="val")
+    train = load_samples(limit=args.scenes, split="train")
+    print(f"config: model={args.model or 'shipped'} scenes={args.scenes} per split (train scenes are the first "
+          f"ones the recipe trains on) threads={args.threads} torch={torch.__version__}")
+    vocabulary(model, train)
+    for split, samples in (("train", train), ("val", val)):
+        token_accuracy(model, samples, split)
+        objects(model, samples, split)
+    sampling(model, val)
+    if args.run:
+        curves(Path(args.run) / "fourm" / "metrics.jsonl", Path(args.curves))
+
+
+if __name__ == "__main__":
+    main()
