@@ -119,6 +119,30 @@ def test_rgb_to_all_mixture_half_the_samples_see_only_pixels():
         build_masker("rgb-to-all", ["tok_rgb@224", "caption"])
 
 
+@pytest.mark.parametrize("mixture", ["symmetric", "rgb-to-all"])
+def test_target_alphas_give_a_modality_more_of_the_target_budget(mixture):
+    names = ["rgb@224", "tok_rgb@224", "tok_depth@224", "tok_semseg@224", "caption"]
+    source = SyntheticTokens(names, 200, seed=0)
+
+    def semseg_share(masker):
+        picked = [(~masker(source[i], np.random.default_rng(i))["tok_semseg@224"]["target_mask"]).sum() for i in range(200)]
+        return float(np.mean(picked)) / 32
+
+    plain = build_masker(mixture, names, input_tokens=32, target_tokens=32)
+    weighted = build_masker(mixture, names, input_tokens=32, target_tokens=32, target_alphas={"tok_semseg@224": 2.0})
+    assert semseg_share(weighted) > 1.5 * semseg_share(plain)  # alpha 2 vs 0.5 among four targets: ~0.57 vs 0.25
+
+
+def test_target_alphas_are_checked():
+    names = ["rgb@224", "tok_rgb@224", "caption"]
+    with pytest.raises(ValueError, match="lacks"):
+        build_masker("symmetric", names, target_alphas={"tok_semseg@224": 1.0})
+    with pytest.raises(ValueError, match="> 0"):
+        build_masker("symmetric", names, target_alphas={"caption": 0})
+    with pytest.raises(ValueError, match="fixes its own"):
+        build_masker("4m-7", ["rgb@224"], target_alphas={"rgb@224": 1.0})
+
+
 def test_caption_only_samples_mix_with_full_ones_in_one_batch():
     names = ["rgb@224", "tok_rgb@224", "caption"]
     masker = build_masker("rgb-to-all", names, input_tokens=24, target_tokens=24, allow_missing=True)

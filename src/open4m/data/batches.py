@@ -17,7 +17,7 @@ Global batch layout: optimizer step s consumes `world x accum` micro-batches ("p
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -40,11 +40,30 @@ def is_map_style(source: Any) -> bool:
 # ------------------------------------------------------------------------------------------
 def build_masker(mixture: str, modality_names: Sequence[str], *, alpha: float = 0.5, input_tokens: int = 128,
                  target_tokens: int = 128, image_size: int = 224, input_only: Sequence[str] = (),
-                 target_only: Sequence[str] = (), allow_missing: bool = False) -> DirichletMasking:
+                 target_only: Sequence[str] = (), allow_missing: bool = False,
+                 target_alphas: Mapping[str, float] | None = None) -> DirichletMasking:
+    """The 4M masking of `mixture` over `modality_names`.
+
+    `target_alphas` overrides `alpha` for some targets of the symmetric and rgb-to-all mixtures: a
+    modality's expected share of the target budget grows with its alpha, so a task that learns slowly can
+    get more of the budget without changing the others' relative shares.
+    """
+    weights = dict(target_alphas or {})
+    unknown = sorted(set(weights) - set(modality_names))
+    if unknown:
+        raise ConfigError(f"data.target_alphas names {unknown}, which data.modalities lacks; choose from "
+                          f"{list(modality_names)}")
+    bad = sorted(m for m, a in weights.items() if not float(a) > 0)
+    if bad:
+        raise ConfigError(f"data.target_alphas must be > 0, got {[(m, weights[m]) for m in bad]}")
+    if weights and mixture not in ("symmetric", "rgb-to-all"):
+        raise ConfigError(f"data.target_alphas works with the symmetric and rgb-to-all mixtures; {mixture!r} fixes its own "
+                          "alphas")
     if mixture == "symmetric":
-        mix = AlphaMixture.single(list(modality_names), alpha)
+        names = list(modality_names)
+        mix = AlphaMixture.single(names, alpha, [float(weights.get(m, alpha)) for m in names])
     elif mixture == "rgb-to-all":
-        mix = rgb_to_all_mixture(modality_names, alpha)
+        mix = rgb_to_all_mixture(modality_names, alpha, weights)
     elif mixture in OFFICIAL_MIXTURES:
         mix = OFFICIAL_MIXTURES[mixture]
         absent = [m for m in mix.modalities if m not in modality_names]

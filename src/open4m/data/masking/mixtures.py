@@ -207,9 +207,11 @@ FOURM_21_MIXTURE = AlphaMixture(
 )
 
 
-def rgb_to_all_mixture(modality_names: Sequence[str], alpha: float = 0.5) -> AlphaMixture:
+def rgb_to_all_mixture(modality_names: Sequence[str], alpha: float = 0.5,
+                       target_alphas: Mapping[str, float] | None = None) -> AlphaMixture:
     """The 4M-7 main recipe on any modality set: half the samples take their inputs from the
-    raw-pixel modality alone (RGB-to-all), half from all modalities (all-to-all), alpha `alpha`.
+    raw-pixel modality alone (RGB-to-all), half from all modalities (all-to-all), alpha `alpha`
+    (`target_alphas` overrides it per target modality in both halves).
 
     The RGB-to-all half is what makes a model good at predicting everything from a photo, the
     task users run most; a symmetric Dirichlet over many modalities rarely shows it.
@@ -219,8 +221,9 @@ def rgb_to_all_mixture(modality_names: Sequence[str], alpha: float = 0.5) -> Alp
     if len(pixels) != 1:
         raise ConfigError(f"the rgb-to-all mixture needs exactly one raw-pixel modality (e.g. rgb@224) among "
                           f"{names}, found {pixels}; list exactly one")
-    return AlphaMixture((_biased("rgb-to-all", names, {pixels[0]: 1000.0}, {}, 0.0, alpha, {}),
-                         _all_to_all("all-to-all", names, alpha, {})))
+    targets = dict(target_alphas or {})
+    all_to_all = _biased("all-to-all", names, {}, targets, alpha, alpha, {})
+    return AlphaMixture((_biased("rgb-to-all", names, {pixels[0]: 1000.0}, targets, 0.0, alpha, {}), all_to_all))
 
 
 OFFICIAL_MIXTURES: dict[str, AlphaMixture] = {

@@ -71,6 +71,9 @@ class DataSection:
                                        "4M-7 recipe: half the samples see only the raw-pixel modality as input, half "
                                        "are symmetric) or an official mixture: 4m-7, 4m-7-capbias, 4m-21.")
     alpha: float = option(0.5, "Dirichlet alpha of the `symmetric` and `rgb-to-all` mixtures (input and target).")
+    target_alphas: dict = option({}, "Per-modality target alpha overriding `alpha` in the `symmetric` and `rgb-to-all` "
+                                     "mixtures, e.g. {tok_semseg@64: 1.5}: a larger alpha gives that modality a larger "
+                                     "expected share of the target budget.")
     input_tokens: int = option(128, "Encoder tokens per sample (official: 128 at 224 px).")
     target_tokens: int = option(128, "Decoder target tokens per sample (official: 128).")
     input_only: list = option([], "Modalities never used as targets.")
@@ -219,7 +222,8 @@ class FourMTask(Task):
         self.source, self.val_source = build_recipe_sources(d, seed=r.train.seed)
         self.masker = build_masker(d.mixture, d.modalities, alpha=d.alpha, input_tokens=d.input_tokens,
                                    target_tokens=d.target_tokens, image_size=d.image_size, input_only=d.input_only,
-                                   target_only=d.target_only, allow_missing=bool(d.sources))
+                                   target_only=d.target_only, allow_missing=bool(d.sources),
+                                   target_alphas=d.target_alphas)
         self.model, report = build_model(r.model, d.modalities, d.image_size, d.input_only, d.target_only)
         check_training_device(r.model.attention, info.device)
         if r.model.lora_rank is not None and r.train.distributed == "fsdp" and info.enabled:
