@@ -78,7 +78,7 @@ def objects(model, samples, split: str) -> None:
 
 
 def sampling(model, samples) -> None:
-    from open4m.eval.runner import _at, _fitted
+    from open4m.eval.runner import _at, _fitted, _rgb_from
     from open4m.eval.scoring import score
 
     rgb = {model.rgb: np.stack(_at(model, "rgb", [s["rgb"] for s in samples], model.rgb))}
@@ -86,6 +86,17 @@ def sampling(model, samples) -> None:
     for steps, temp in ((1, 0.0), (4, 0.0), (8, 0.0), (16, 0.0), (8, 0.5), (8, 1.0)):
         pred = _fitted("semseg", list(model.image("semseg", rgb, steps=steps, temperature=temp, seed=0)), samples)
         print(f"  {steps:2d} {temp:.1f} -> {score('semseg', pred, samples, 9)[0]['miou']:.3f}")
+    truth = [np.asarray(s["rgb"]) for s in samples]
+    mean_image = next(iter(score("depthcaption2rgb", truth, samples, 9)[1].values()))["psnr"]
+    print(f"sampling (val): RGB generation steps temperature -> depth+caption->RGB PSNR (mean image {mean_image:.2f} dB), "
+          "caption->RGB shape F1")
+    for steps, temp in ((8, 0.0), (8, 0.5), (8, 1.0), (16, 0.5)):
+        gen = _rgb_from(model, [s["caption"] for s in samples], [s["depth"] for s in samples], steps=steps,
+                        temperature=temp)
+        psnr = score("depthcaption2rgb", _fitted("depthcaption2rgb", list(gen), samples), samples, 9)[0]["psnr"]
+        cap = _rgb_from(model, [s["caption"] for s in samples], steps=steps, temperature=temp)
+        f1 = score("caption2rgb", list(zip(cap, model.texts("det", {model.rgb: cap}))), samples, 9)[0]["shape_f1"]
+        print(f"  {steps:2d} {temp:.1f} -> {psnr:.2f} dB, shape F1 {f1:.3f}")
     print("sampling (val): box temperature -> mAP@50")
     for temp in (0.0, 0.5):
         print(f"  {temp:.1f} -> {score('det', model.texts('det', rgb, temperature=temp), samples, 0)[0]['map_50']:.3f}")

@@ -204,3 +204,21 @@ def test_cider_d_clips_and_damps_length():
 
     assert cider("red car on a road") > cider("red red red car car on a road") > 0  # repeats are clipped
     assert cider("red car") < cider("red car on a road")
+
+
+def test_depth_caption_to_rgb_scores_the_pixel_mean_of_its_samples():
+    """The sample mean is the least-squares estimate: it beats each sample when they disagree on what is unknown."""
+    from open4m.eval.scoring import score
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 256, (2, 8, 8, 3)).astype(np.uint8)
+    samples = [{"rgb": t} for t in truth]
+    # two samples per scene: truth plus or minus 40 on alternating pixels, so their mean is the truth
+    noise = np.where(rng.random((2, 8, 8, 3)) < 0.5, 40, -40)
+    draws = [np.stack([np.clip(t.astype(int) + n, 0, 255), np.clip(t.astype(int) - n, 0, 255)]).astype(np.uint8)
+             for t, n in zip(truth, noise)]
+    scores, baselines = score("depthcaption2rgb", draws, samples, 0)
+    single, _ = score("depthcaption2rgb", [d[0] for d in draws], samples, 0)  # one image per scene: K = 1
+    assert scores["psnr_sample"] == pytest.approx(single["psnr"]) == pytest.approx(single["psnr_sample"])
+    assert scores["psnr"] > single["psnr"] + 10  # clipping aside, the mean is the truth
+    assert set(baselines["mean image"]) == {"mse", "l1", "psnr"}

@@ -290,9 +290,14 @@ def _pixels(maps: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def _depthcaption2rgb(preds, samples, num_classes) -> tuple[dict, list]:
+    """Each prediction is one image (H, W, 3) or a stack of samples (K, H, W, 3): `psnr` (and mse, l1) score
+    the stack's pixel mean, the least-squares estimate; `psnr_sample` the first sample alone."""
     gts = [s["rgb"] for s in samples]
+    stacks = [np.asarray(p)[None] if np.ndim(p) == 3 else np.asarray(p) for p in preds]
     mean = _mean_map(gts, "rgb")
-    return reconstruction_metrics(_pixels(preds), _pixels(gts)), [reconstruction_metrics(_pixels(mean), _pixels(gts))]
+    scores = reconstruction_metrics(_pixels([p.astype(np.float64).mean(0) for p in stacks]), _pixels(gts))
+    scores["psnr_sample"] = reconstruction_metrics(_pixels([p[0] for p in stacks]), _pixels(gts))["psnr"]
+    return scores, [reconstruction_metrics(_pixels(mean), _pixels(gts))]
 
 
 def _recon(preds, samples, num_classes) -> tuple[dict, list]:
