@@ -102,8 +102,10 @@ def task_columns(samples: Sequence[Mapping[str, Any]], result: EvalResult) -> di
                            ("palette pred", [_palette_tile(_safe_parse("color_palette", t) or [[255, 255, 255]])
                                              for t in p["palette"]])]
     if "metadata" in p:
-        cols["metadata"] = [inp, ("metadata pred", [_tile("metadata", _safe_parse("metadata", t) or {"unparsable": t})
-                                                    for t in p["metadata"]])]
+        truth = [{k: float(s["metadata"][k]) for k in world.METADATA_KEYS} for s in samples]
+        cols["metadata"] = [inp, ("metadata truth", [_tile("metadata", t) for t in truth]),
+                            ("metadata pred", [_tile("metadata", _safe_parse("metadata", t) or {"unparsable": t})
+                                               for t in p["metadata"]])]
     if "caption2rgb" in p:
         cols["caption2rgb"] = [(CAPTION_INPUT, [_caption_tile(s["caption"]) for s in samples]),
                                ("caption->RGB", [_tile("rgb", g) for g, _ in p["caption2rgb"]]),
