@@ -505,7 +505,7 @@ def _sequence_role(name: str) -> str:
 
 def _parse(parser, text: str):
     try:
-        return parser.from_text(text)
+        return parser.read_generated(text)
     except ValueError as err:  # generated text need not be well formed; keep the reason
         return err
 

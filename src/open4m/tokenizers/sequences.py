@@ -133,11 +133,16 @@ class _TextCodec(Generic[T]):
     def from_text(self, text: str) -> T:
         raise NotImplementedError
 
+    def read_generated(self, text: str) -> T:
+        """A model's generated text -> data. The same as `from_text` unless a codec can keep the readable part
+        of a slightly malformed generation (metadata: field by field); text a user writes goes to `from_text`."""
+        return self.from_text(text)
+
     def encode(self, data: T, tokenizer: TextTokenizer, rng: random.Random | None = None) -> torch.Tensor:
         return tokenizer.encode(self.to_text(data, rng))
 
     def decode(self, ids: torch.Tensor | Sequence[int], tokenizer: TextTokenizer) -> T:
-        return self.from_text(tokenizer.decode(ids))
+        return self.read_generated(tokenizer.decode(ids))
 
 
 # -- det ---------------------------------------------------------------------------------------
@@ -295,11 +300,17 @@ class MetadataCodec(_TextCodec[dict[str, float]]):
         return " ".join(pairs)
 
     def from_text(self, text: str) -> dict[str, float]:
+        words = text.split()
+        if len(words) % 2:
+            raise DataError("metadata: expected pairs of 'v1=<field> v0=<value>' tokens")
+        return dict(self._pair(words[i], words[i + 1]) for i in range(0, len(words), 2))
+
+    def read_generated(self, text: str) -> dict[str, float]:
         """Every well-formed ``v1=<field> v0=<value>`` pair; stray tokens between pairs are skipped.
 
-        Generated metadata is read field by field: a sampler that drops or repeats one token should cost
-        that field, not the whole sequence. A field named twice keeps its first value; text without a
-        single decodable pair is an error.
+        A sampler that drops or repeats one token should cost that field, not the whole sequence (the world
+        model sometimes drops the first `v1=`). A field named twice keeps its first value; text without a
+        single readable pair is an error.
         """
         words = text.split()
         out: dict[str, float] = {}
@@ -307,12 +318,8 @@ class MetadataCodec(_TextCodec[dict[str, float]]):
         i = 0
         while i < len(words):
             try:
-                _, idx = _parse_value(words[i], 1, "metadata field")
-                _, q = _parse_value(_at(words, i + 1), 0, "metadata value")
-                if idx >= len(METADATA_FIELDS):
-                    raise DataError(f"metadata: field index {idx} does not exist (0..{len(METADATA_FIELDS) - 1})")
-                f = METADATA_FIELDS[idx]
-                out.setdefault(f.name, self._dequantize(f, q))
+                name, value = self._pair(words[i], _at(words, i + 1))
+                out.setdefault(name, value)
                 i += 2
             except DataError as e:
                 problems.append(str(e))
@@ -320,6 +327,14 @@ class MetadataCodec(_TextCodec[dict[str, float]]):
         if not out and words:
             raise DataError(f"metadata: no 'v1=<field> v0=<value>' pair could be read ({problems[0]})")
         return out
+
+    def _pair(self, field_word: str, value_word: str) -> tuple[str, float]:
+        _, idx = _parse_value(field_word, 1, "metadata field")
+        _, q = _parse_value(value_word, 0, "metadata value")
+        if idx >= len(METADATA_FIELDS):
+            raise DataError(f"metadata: field index {idx} does not exist (0..{len(METADATA_FIELDS) - 1})")
+        f = METADATA_FIELDS[idx]
+        return f.name, self._dequantize(f, q)
 
 
 # -- human poses ---------------------------------------------------------------------------------

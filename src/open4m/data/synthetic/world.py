@@ -194,7 +194,7 @@ def parse_text(key: str, text: str) -> Any:
 
     if key == "caption":
         return text
-    return CODECS[key].from_text(text)
+    return CODECS[key].read_generated(text)
 
 
 # -- many scenes in model form ------------------------------------------------------------------
