@@ -98,7 +98,7 @@ def test_old_layout_still_loads_and_converts_bit_exactly(tmp_path):
 
 def test_resuming_with_other_text_settings_is_refused_before_anything_changes(tiny_bundle, tmp_path):
     """A rerun into a recipe folder reuses its tokens; with another vocabulary every text id would be stale."""
-    from conftest import TINY_RECIPE
+    import yaml
 
     from open4m.errors import ConfigError
     from open4m.recipes.world import run_recipe
@@ -107,8 +107,10 @@ def test_resuming_with_other_text_settings_is_refused_before_anything_changes(ti
     done = run / "tokens" / "done"
     assert json.loads(done.read_text())["text"] == {"extra_words": 100}
     before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+    recorded = yaml.safe_load(json.loads((tiny_bundle / "world.json").read_text())["recipe"])  # the run's own recipe
+    recorded["text"]["extra_words"] = 300
     recipe = tmp_path / "more_words.yaml"
-    recipe.write_text(TINY_RECIPE.replace("extra_words: 100", "extra_words: 300"))
+    recipe.write_text(yaml.safe_dump(recorded))
     with pytest.raises(ConfigError, match=r"other text settings.*new --out"):
         run_recipe(recipe, run, workers=1, progress=False)
     assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before
