@@ -195,8 +195,10 @@ def train_fourm(recipe: FourMRecipe, spec: WorldSpec, token_root: Path, run_dir:
     """
     from ..train.tasks.fourm import train
 
-    data = replace(recipe.data, source=str(token_root), modalities=list(modality_names or spec.all_modalities),
-                   image_size=spec.image_size, input_only=[spec.rgb_pixels])
+    names = list(modality_names or spec.all_modalities)
+    data = replace(recipe.data, source=str(token_root), modalities=names, image_size=spec.image_size,
+                   input_only=[spec.rgb_pixels],  # a specialist keeps the target alphas of its own modalities
+                   target_alphas={m: a for m, a in recipe.data.target_alphas.items() if m in names})
     model = replace(recipe.model, arch={**recipe.model.arch, "patch_size": spec.patch_size})
     log = recipe.log if progress else replace(recipe.log, progress=False)
     result = train(replace(recipe, data=data, model=model, train=replace(recipe.train, out_dir=str(run_dir)), log=log))
