@@ -19,7 +19,10 @@ def test_shipped_card_carries_the_description_metrics_and_notes():
     card = (SHIPPED / "README.md").read_text()
     metrics = json.loads((SHIPPED / "world.json").read_text())["eval"]["metrics"]
     assert "It is a toy" in card and "3000 scenes of the `train` split" in card
-    assert f"| depth | abs_rel | {metrics['depth']['model']['abs_rel']:.4g} (baseline" in card
+    interval = json.loads((SHIPPED / "world.json").read_text())["eval"]["intervals"]["depth"]
+    assert (f"| depth | abs_rel | {metrics['depth']['model']['abs_rel']:.4g} "
+            f"[{interval['low']:.4g}, {interval['high']:.4g}] (baseline") in card
+    assert "Multitask vs single-task specialists at equal compute" in card and "| rgb->semseg | semseg | miou |" in card
     assert "FourM training loss" in card and "What the metrics mean" in card
 
 

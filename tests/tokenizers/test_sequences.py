@@ -107,3 +107,213 @@ def test_metadata_from_generated_text_keeps_every_readable_field():
         codec.from_text(dropped)
     with pytest.raises(ValueError, match="expected v1=<n>, got 'bright'"):
         codec.from_text("v1=10 v0=20 bright v0=3")
+
+
+
+poses = st.lists(st.builds(
+    HumanPose, st.tuples(unit, unit, unit, unit), codes,
+    st.tuples(*[st.floats(-1, 1)] * 9), st.tuples(*[st.floats(-1, 19)] * 3), st.tuples(*[st.floats(-3, 3)] * 10),
+), max_size=3)
+
+
+@settings(max_examples=30, deadline=None)
+@given(poses, st.integers(0, 5))
+def test_human_poses_round_trip(humans, seed):
+    codec = HumanPoseCodec()
+    shuffled = codec.to_text(humans, random.Random(seed))
+    back = codec.from_text(shuffled)
+    assert codec.to_text(back) == codec.to_text(humans)
+    assert [h.pose_codes for h in back] == [h.pose_codes for h in humans]
+    if humans:
+        assert len(shuffled.split()) == 39 * len(humans)
+
+
+def test_human_poses_through_the_tokenizer(tok):
+    codec = HumanPoseCodec()
+    h = HumanPose((0.1, 0.2, 0.3, 0.4), (0, 511, 512, 1023, 5, 6, 7, 8), (0.0,) * 9, (1.0, 0.0, 2.0), (0.5,) * 10)
+    assert codec.decode(codec.encode([h], tok), tok)[0].pose_codes == h.pose_codes
+    assert codec.decode(codec.encode([], tok), tok) == []
+
+
+sam = st.lists(st.builds(
+    SamQuery, st.tuples(st.integers(0, 223), st.integers(0, 223)),
+    st.lists(st.builds(SamInstance, st.tuples(*[st.integers(0, 223)] * 4),
+                       st.lists(st.integers(0, 1023), min_size=16, max_size=16).map(tuple)), max_size=2).map(tuple),
+), max_size=4)
+
+
+@settings(max_examples=30, deadline=None)
+@given(sam)
+def test_sam_round_trip_is_exact(queries):
+    codec = SamInstanceCodec()
+    assert codec.from_text(codec.to_text(queries)) == queries
+
+
+def test_sam_through_the_tokenizer(tok):
+    codec = SamInstanceCodec()
+    q = [SamQuery((10, 20), (SamInstance((1, 2, 3, 4), tuple(range(0, 1024, 64))),)), SamQuery((5, 6))]
+    assert codec.decode(codec.encode(q, tok), tok) == q
+
+
+def test_caption_round_trip(tok):
+    codec = CaptionCodec()
+    assert codec.decode(codec.encode("A dog chasing a ball", tok), tok) == "a dog chasing a ball"
+
+
+@pytest.mark.parametrize("text,match", [("v0=1 v1=2", "det"), ("v1=2 v0=1", "header says"),
+                                        ("human v0=1", "human box"), ("point v1=3", "sam point")])
+def test_malformed_sequences_give_clear_errors(text, match):
+    codec = {"det": BoxCodec(), "header says": PaletteCodec(), "human box": HumanPoseCodec(),
+             "sam point": SamInstanceCodec()}[match]
+    with pytest.raises(ValueError, match=match):
+        codec.from_text(text)
+
+
+def test_codec_registry_covers_the_sequence_modalities():
+    official = {"caption", "det", "color_palette", "metadata", "human_poses", "sam_instance"}
+    assert set(CODECS) == official | {"keypoints", "ocr"}  # open4m's own labeller formats
+
+
+# -- keypoints ----------------------------------------------------------------------------------
+def _q(x: float) -> float:
+    return round(min(max(x, 0.0), 1.0) * 999) / 999
+
+
+def quantised_persons(persons, keep=2):
+    """What KeypointsCodec must give back: corners and coordinates in 1000 bins, visibility in 3, largest first."""
+    out = [{"box": [_q(c) for c in p["box"]],
+            "keypoints": [[_q(x), _q(y), round(min(max(v, 0.0), 1.0) * 2) / 2] for x, y, v in p["keypoints"]]}
+           for p in persons]
+    q = lambda p: [round(c * 999) for c in p["box"]]  # noqa: E731
+    out.sort(key=lambda p: (-(q(p)[2] - q(p)[0]) * (q(p)[3] - q(p)[1]), q(p)))
+    return out[:keep]
+
+
+point = st.tuples(st.floats(-0.2, 1.2), st.floats(-0.2, 1.2), unit).map(list)
+person = st.fixed_dictionaries({"box": st.tuples(unit, unit, unit, unit).map(list),
+                                "keypoints": st.lists(point, min_size=33, max_size=33)})
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(person, max_size=4, unique_by=lambda p: tuple(round(c * 999) for c in p["box"])))
+def test_keypoints_round_trip_is_exact_after_quantisation(persons):
+    codec = KeypointsCodec()
+    text = codec.to_text(persons)
+    back = codec.from_text(text)
+    assert back == quantised_persons(persons)
+    assert codec.to_text(back) == text
+    assert len(text.split()) == (104 * len(back) if back else 1)
+
+
+def test_keypoints_format_and_budget():
+    codec = KeypointsCodec()
+    assert codec.tokens_per_person == 5 + 3 * 33 and codec.max_persons == 2  # 256 tokens, [EOS] included
+    assert codec.to_text([]) == "none" and codec.from_text("none") == []
+    small = {"box": [0.1, 0.1, 0.2, 0.2], "keypoints": [[0.15, 0.15, 1.0]] * 33}
+    big = {"box": [0.0, 0.0, 0.9, 1.0], "keypoints": [[0.5, 0.5, 0.2]] * 33}
+    words = codec.to_text([small, big]).split()
+    assert words[:8] == ["person", "v0=0", "v1=0", "v2=899", "v3=999", "v0=500", "v1=500", "v2=0"]
+    assert words[104:109] == ["person", "v0=100", "v1=100", "v2=200", "v3=200"]
+    assert len(codec.from_text(codec.to_text([small, big, small]))) == 2  # the third does not fit 256 tokens
+    assert len(KeypointsCodec(max_tokens=105).from_text(KeypointsCodec(max_tokens=105).to_text([small, big]))) == 1
+
+
+def test_keypoints_through_the_tokenizer(tok):
+    codec = KeypointsCodec()
+    persons = [{"box": [0.1, 0.2, 0.6, 1.0], "keypoints": [[i / 40, 1 - i / 40, (i % 3) / 2] for i in range(33)]},
+               {"box": [0.5, 0.0, 1.0, 0.7], "keypoints": [[0.9, 0.1, 0.97]] * 33}]
+    ids = codec.encode(persons, tok)
+    assert ids[0].item() == tok.token_to_id("person") and len(ids) == 2 * 104 <= 255
+    assert ids[1:5].tolist() == [tok.value_id(0, 100), tok.value_id(1, 200), tok.value_id(2, 599), tok.value_id(3, 999)]
+    assert codec.decode(ids, tok) == quantised_persons(persons)
+    assert codec.decode(codec.encode([], tok), tok) == []
+
+
+def test_keypoint_names_and_flip():
+    assert len(BODY_KEYPOINT_NAMES) == 33 and BODY_KEYPOINT_NAMES[11] == "left_shoulder"
+    assert BODY_KEYPOINT_NAMES[BODY_KEYPOINT_FLIP[11]] == "right_shoulder"
+    assert BODY_KEYPOINT_FLIP[0] == 0 and all(BODY_KEYPOINT_FLIP[j] == i for i, j in enumerate(BODY_KEYPOINT_FLIP))
+
+
+# -- ocr ----------------------------------------------------------------------------------------
+words = st.lists(st.sampled_from(["open", "cafe", "latte", "menu", "exit", "dog", "zebra", "4m", "12"]),
+                 min_size=1, max_size=3).map(" ".join)
+line = st.fixed_dictionaries({"box": st.tuples(unit, unit, unit, unit).map(list), "text": words,
+                              "score": st.floats(0.7, 1)})
+
+
+def quantised_lines(lines):
+    """What OcrCodec must give back: boxes in 1000 bins, text as written, reading order, no score."""
+    out = [{"box": [_q(c) for c in b["box"]], "text": normalize_ocr_text(b["text"])} for b in lines]
+    out.sort(key=lambda b: ([round(b["box"][i] * 999) for i in (1, 0, 3, 2)], b["text"]))
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(line, max_size=5))
+def test_ocr_round_trip_is_exact_after_quantisation(lines):
+    codec = OcrCodec()
+    text = codec.to_text(lines)
+    assert codec.from_text(text) == quantised_lines(lines)
+    assert codec.to_text(codec.from_text(text)) == text
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(line, max_size=5))
+def test_ocr_through_the_tokenizer_is_exact(tok, lines):
+    codec = OcrCodec()
+    assert codec.decode(codec.encode(lines, tok), tok) == quantised_lines(lines)
+
+
+def test_ocr_text_normalisation_and_threshold(tok):
+    codec = OcrCodec()
+    lines = [{"box": [0.5, 0.8, 0.77, 0.88], "text": "Latte  3:50", "score": 0.98},
+             {"box": [0.09, 0.1, 0.58, 0.19], "text": "OPEN 4M CAFE", "score": 0.93},
+             {"box": [0.0, 0.0, 0.1, 0.1], "text": "O", "score": 0.54},  # under the threshold (0.7)
+             {"box": [0.2, 0.5, 0.3, 0.6], "text": "set v1=20", "score": 0.9}]
+    text = codec.to_text(lines)
+    assert text == "v0=90 v1=100 v2=579 v3=190 open 4m cafe v0=200 v1=500 v2=300 v3=599 set v1 =20 " \
+                   "v0=500 v1=799 v2=769 v3=879 latte 3:50"
+    back = codec.decode(codec.encode(lines, tok), tok)  # the WordPiece normaliser splits punctuation off
+    assert [b["text"] for b in back] == ["open 4m cafe", "set v1 = 20", "latte 3 : 50"]
+    assert codec.decode(codec.encode(back, tok), tok) == back  # stable after one pass
+    assert codec.from_text(codec.to_text([{"box": [0, 0, 1, 1], "text": "日本"}])) == [
+        {"box": [0.0, 0.0, 1.0, 1.0], "text": "日本"}]
+    unknown = codec.decode(codec.encode([{"box": [0, 0, 1, 1], "text": "日本"}], tok), tok)
+    assert codec.decode(codec.encode(unknown, tok), tok) == unknown
+
+
+def test_ocr_budget_cuts_between_boxes(tok):
+    lines = [{"box": [0.0, i / 10, 0.5, i / 10 + 0.05], "text": "open cafe menu"} for i in range(10)]
+    per_box = len(tok.encode(OcrCodec().to_text(lines[:1])))
+    assert per_box >= 7
+    ids = OcrCodec(max_tokens=2 * per_box + 2).encode(lines, tok)  # room for two boxes and a bit, not three
+    assert len(ids) == 2 * per_box
+    assert OcrCodec().decode(ids, tok) == quantised_lines(lines[:2])
+    assert len(OcrCodec().encode(lines, tok)) == 10 * per_box
+
+
+@pytest.mark.parametrize("codec,text,match", [
+    (KeypointsCodec(), "person v0=1 v1=2 v2=3 v3=4 v0=5", "keypoint"),
+    (KeypointsCodec(), "human v0=1", "expected 'person'"),
+    (OcrCodec(), "v0=1 v1=2 v2=3 v3=4", "no text"),
+    (OcrCodec(), "v0=1 v1=2 exit", "ocr"),
+])
+def test_malformed_keypoints_and_ocr_give_clear_errors(codec, text, match):
+    with pytest.raises(ValueError, match=match):
+        codec.from_text(text)
+
+
+def test_keypoints_and_ocr_codecs_are_registered():
+    assert isinstance(CODECS["keypoints"], KeypointsCodec) and isinstance(CODECS["ocr"], OcrCodec)
+
+
+def test_palette_from_generated_text_keeps_the_first_complete_palette():
+    codec = PaletteCodec()
+    text = codec.to_text([(156, 167, 174), (63, 64, 66), (199, 214, 237), (67, 22, 5)])
+    runs_on = text + " v1=4 v0=67 v0=22"  # what the world model wrote past its palette's end
+    assert codec.read_generated(runs_on) == codec.from_text(text)
+    with pytest.raises(ValueError, match="expected v0=<n>, got 'v1=4'"):
+        codec.from_text(runs_on)  # text a user writes is read strictly
+    with pytest.raises(ValueError, match="header says 4 colours"):
+        codec.read_generated("v1=4 v0=1 v0=2")  # too short is still an error

@@ -220,6 +220,16 @@ class PaletteCodec(_TextCodec[list[tuple[int, int, int]]]):
             raise DataError(f"color_palette: header says {k} colours but {len(values)} values follow")
         return [tuple(values[i:i + 3]) for i in range(0, len(values), 3)]  # type: ignore[misc]
 
+    def read_generated(self, text: str) -> list[tuple[int, int, int]]:
+        """The first complete palette of a generation: a sampler that runs on after the palette's last value
+        (a second `v1=<k>` header, stray values) keeps the palette it finished."""
+        words = text.split()
+        if words:
+            _, k = _parse_value(words[0], 1, "color_palette")
+            if len(words) > 1 + 3 * k:
+                return self.from_text(" ".join(words[:1 + 3 * k]))
+        return self.from_text(text)
+
 
 # -- metadata ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
