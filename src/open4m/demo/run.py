@@ -142,6 +142,7 @@ def save_pictures(out: Path, samples: Sequence[Mapping[str, Any]], result: EvalR
         why = can_control(model)
         if why:
             log.info("demo: no controls.png (%s)", why)
+            (out / "controls.png").unlink(missing_ok=True)  # an earlier demo's, which this model could not draw
         else:
             columns = control_columns(model, samples, tile=_tile, caption_tile=_caption_tile)
             written.append(save_image(Image.fromarray(labelled(columns)), out / "controls.png"))

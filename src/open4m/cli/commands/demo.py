@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo", help="any-to-any predictions of the shipped world model on fresh scenes (or --train it from scratch)",
         description="Without arguments: render fresh held-out scenes, run RGB -> depth/normals/segmentation/edges/"
                     "boxes/caption/palette/metadata, caption -> RGB and depth+caption -> RGB with the shipped model, "
-                    "and write open4m-demo/ (grid.png, one PNG per task, metrics.json). With --train: run the whole "
+                    "and write open4m-demo/ (grid.png, controls.png, one PNG per task, metrics.json). With --train: run the whole "
                     "recipe (world -> tokenizers -> FourM) and write a model bundle to OUT/model.")
     p.add_argument("--train", action="store_true", help="train the world model from scratch instead of running it")
     p.add_argument("--config", default=None, help="recipe for --train (default: configs/demo/world64.yaml)")
@@ -47,5 +47,6 @@ def run(args: argparse.Namespace) -> int:
         result, out = run_demo(args.model, args.out or "open4m-demo", scenes=args.scenes, start=args.start,
                                tasks=tasks, progress=not args.no_progress)
     print(result.table())
-    print(f"\nwrote {out}/grid.png, one PNG per task and {out}/metrics.json")
+    controls = f", {out}/controls.png" if (out / "controls.png").is_file() else ""
+    print(f"\nwrote {out}/grid.png{controls}, one PNG per task and {out}/metrics.json")
     return 0
