@@ -104,7 +104,8 @@ def _training(recipe: Mapping[str, Any]) -> list[str]:
     tokens = int(train["steps"]) * int(data["batch_size"]) * (int(data["input_tokens"]) + int(data["target_tokens"]))
     weights = data.get("target_alphas") or {}
     if weights:
-        masking += "; target alphas " + ", ".join(f"`{m}` {a}" for m, a in weights.items())
+        alphas = "target alphas " + ", ".join(f"`{m}` {a}" for m, a in weights.items())
+        masking = f"{masking}; {alphas}" if masking else alphas
     return [f"Training (`open4m demo --train`): tokenizers {tok['steps']} steps, batch {tok['batch_size']}, AdamW "
             f"lr {tok['lr']}, EMA {tok.get('ema_decay')}. FourM: `open4m train` with `data.mixture: {mixture}`"
             f"{f' ({masking})' if masking else ''}, {data['input_tokens']} input + {data['target_tokens']} target "
