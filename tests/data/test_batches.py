@@ -104,19 +104,29 @@ def test_official_mixture_needs_its_modalities():
         build_masker("4m-8", ["tok_rgb@224"])
 
 
-def test_rgb_to_all_mixture_half_the_samples_see_only_pixels():
+@pytest.mark.parametrize("rgb_share, low, high", [(0.5, 44, 84), (0.85, 92, 124)])
+def test_rgb_to_all_mixture_a_share_of_the_samples_see_only_pixels(rgb_share, low, high):
     names = ["rgb@224", "tok_rgb@224", "tok_depth@224", "caption"]
-    masker = build_masker("rgb-to-all", names, input_tokens=32, target_tokens=32)
-    source = SyntheticTokens(names, 64, seed=0)
+    masker = build_masker("rgb-to-all", names, input_tokens=32, target_tokens=32, rgb_share=rgb_share)
+    source = SyntheticTokens(names, 128, seed=0)
     only_pixels = 0
-    for i in range(64):
+    for i in range(128):
         sample = masker(source[i], np.random.default_rng(i))
         visible = {m for m, d in sample.items() if (~d["input_mask"]).any()}
         assert not (~sample["rgb@224"]["target_mask"]).any()  # raw pixels are never a target
         only_pixels += visible == {"rgb@224"}
-    assert 16 < only_pixels < 48  # about half: the rgb-to-all component
+    assert low < only_pixels < high  # the rgb-to-all component's share (binomial, n=128, +-3.5 sigma)
     with pytest.raises(ValueError, match="exactly one raw-pixel modality"):
         build_masker("rgb-to-all", ["tok_rgb@224", "caption"])
+
+
+def test_rgb_share_is_checked():
+    names = ["rgb@224", "tok_rgb@224", "caption"]
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="strictly between 0 and 1"):
+            build_masker("rgb-to-all", names, rgb_share=bad)
+    with pytest.raises(ValueError, match="has none"):
+        build_masker("symmetric", names, rgb_share=0.7)
 
 
 @pytest.mark.parametrize("mixture", ["symmetric", "rgb-to-all"])

@@ -140,3 +140,19 @@ def test_record_evaluation_puts_metrics_intervals_and_comparison_in_the_card(tin
     after = load_file(bundle / "model.safetensors")
     assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)  # bit for bit
     assert EvalModel.load(bundle).image_size == 32
+
+
+def test_card_states_the_masking_the_model_was_trained_with():
+    from open4m.recipes.world_card import _training
+
+    recipe = {"tokenizers": {"train": {"steps": 5, "batch_size": 2, "lr": 1e-3}},
+              "fourm": {"data": {"mixture": "rgb-to-all", "alpha": 0.5, "rgb_share": 0.65,
+                                 "target_alphas": {"tok_semseg@64": 1.5}, "input_tokens": 8, "target_tokens": 8,
+                                 "batch_size": 2},
+                        "optim": {"lr": 1e-3}, "train": {"steps": 10}}}
+    (line,) = _training(recipe)
+    assert "a share 0.65 of the samples take their inputs from the RGB pixels alone" in line
+    assert "; target alphas `tok_semseg@64` 1.5)" in line
+    del recipe["fourm"]["data"]["rgb_share"], recipe["fourm"]["data"]["target_alphas"]
+    (line,) = _training(recipe)  # a bundle from before the option: the official half, nothing dangling
+    assert "a share 0.5 of the samples" in line and "Dirichlet(0.5) over everything)" in line

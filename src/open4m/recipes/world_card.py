@@ -16,8 +16,8 @@ from ..data.synthetic.world import IMAGE_MODALITIES, WorldSpec
 
 # What each `fourm.data.mixture` of the recipe means, for readers of the card.
 _MIXTURES = {
-    "rgb-to-all": "the 4M-7 structure: half the samples take their inputs from the RGB pixels alone, half from a "
-                  "symmetric Dirichlet({alpha}) over everything",
+    "rgb-to-all": "the 4M-7 structure: a share {share:g} of the samples take their inputs from the RGB pixels alone, "
+                  "the rest from a symmetric Dirichlet({alpha}) over everything",
     "symmetric": "a symmetric Dirichlet({alpha}) over every modality for inputs and targets",
 }
 
@@ -100,12 +100,13 @@ def _training(recipe: Mapping[str, Any]) -> list[str]:
     if not (tok and data and optim and train):
         return []
     mixture = str(data.get("mixture", "symmetric"))
-    masking = _MIXTURES.get(mixture, "").format(alpha=data.get("alpha"))
+    masking = _MIXTURES.get(mixture, "").format(alpha=data.get("alpha"), share=float(data.get("rgb_share", 0.5)))
     tokens = int(train["steps"]) * int(data["batch_size"]) * (int(data["input_tokens"]) + int(data["target_tokens"]))
     weights = data.get("target_alphas") or {}
+    extras = []
     if weights:
-        alphas = "target alphas " + ", ".join(f"`{m}` {a}" for m, a in weights.items())
-        masking = f"{masking}; {alphas}" if masking else alphas
+        extras.append("target alphas " + ", ".join(f"`{m}` {a}" for m, a in weights.items()))
+    masking = "; ".join([masking, *extras] if masking else extras)
     return [f"Training (`open4m demo --train`): tokenizers {tok['steps']} steps, batch {tok['batch_size']}, AdamW "
             f"lr {tok['lr']}, EMA {tok.get('ema_decay')}. FourM: `open4m train` with `data.mixture: {mixture}`"
             f"{f' ({masking})' if masking else ''}, {data['input_tokens']} input + {data['target_tokens']} target "

@@ -208,14 +208,18 @@ FOURM_21_MIXTURE = AlphaMixture(
 
 
 def rgb_to_all_mixture(modality_names: Sequence[str], alpha: float = 0.5,
-                       target_alphas: Mapping[str, float] | None = None) -> AlphaMixture:
-    """The 4M-7 main recipe on any modality set: half the samples take their inputs from the
-    raw-pixel modality alone (RGB-to-all), half from all modalities (all-to-all), alpha `alpha`
-    (`target_alphas` overrides it per target modality in both halves).
+                       target_alphas: Mapping[str, float] | None = None, rgb_share: float = 0.5) -> AlphaMixture:
+    """The 4M-7 main recipe on any modality set: a share `rgb_share` of the samples (the official
+    half) take their inputs from the raw-pixel modality alone (RGB-to-all), the rest from all
+    modalities (all-to-all), alpha `alpha` (`target_alphas` overrides it per target modality in both).
 
-    The RGB-to-all half is what makes a model good at predicting everything from a photo, the
-    task users run most; a symmetric Dirichlet over many modalities rarely shows it.
+    The RGB-to-all part is what makes a model good at predicting everything from a photo, the
+    task users run most; a symmetric Dirichlet over many modalities rarely shows it. A larger
+    share trades generation from other modalities for perception from pixels.
     """
+    if not 0.0 < rgb_share < 1.0:
+        raise ConfigError(f"rgb_share must lie strictly between 0 and 1 (the official 4M-7 recipe uses 0.5), "
+                          f"got {rgb_share}")
     names = list(modality_names)
     pixels = [m for m in names if modalities.get(m).kind is Kind.PIXELS]
     if len(pixels) != 1:
@@ -223,7 +227,8 @@ def rgb_to_all_mixture(modality_names: Sequence[str], alpha: float = 0.5,
                           f"{names}, found {pixels}; list exactly one")
     targets = dict(target_alphas or {})
     all_to_all = _biased("all-to-all", names, {}, targets, alpha, alpha, {})
-    return AlphaMixture((_biased("rgb-to-all", names, {pixels[0]: 1000.0}, targets, 0.0, alpha, {}), all_to_all))
+    return AlphaMixture((_biased("rgb-to-all", names, {pixels[0]: 1000.0}, targets, 0.0, alpha, {}), all_to_all),
+                        weights=(rgb_share, 1.0 - rgb_share))
 
 
 OFFICIAL_MIXTURES: dict[str, AlphaMixture] = {

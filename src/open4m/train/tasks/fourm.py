@@ -74,6 +74,9 @@ class DataSection:
     target_alphas: dict = option({}, "Per-modality target alpha overriding `alpha` in the `symmetric` and `rgb-to-all` "
                                      "mixtures, e.g. {tok_semseg@64: 1.5}: a larger alpha gives that modality a larger "
                                      "expected share of the target budget.")
+    rgb_share: float = option(0.5, "`rgb-to-all` only: share of the samples whose only input is the raw-pixel modality "
+                                   "(official 4M-7: 0.5); more trains perception from pixels, less trains generation "
+                                   "from the other modalities.")
     input_tokens: int = option(128, "Encoder tokens per sample (official: 128 at 224 px).")
     target_tokens: int = option(128, "Decoder target tokens per sample (official: 128).")
     input_only: list = option([], "Modalities never used as targets.")
@@ -223,7 +226,7 @@ class FourMTask(Task):
         self.masker = build_masker(d.mixture, d.modalities, alpha=d.alpha, input_tokens=d.input_tokens,
                                    target_tokens=d.target_tokens, image_size=d.image_size, input_only=d.input_only,
                                    target_only=d.target_only, allow_missing=bool(d.sources),
-                                   target_alphas=d.target_alphas)
+                                   target_alphas=d.target_alphas, rgb_share=d.rgb_share)
         self.model, report = build_model(r.model, d.modalities, d.image_size, d.input_only, d.target_only)
         check_training_device(r.model.attention, info.device)
         if r.model.lora_rank is not None and r.train.distributed == "fsdp" and info.enabled:
