@@ -32,27 +32,27 @@ from tqdm import tqdm
 
 
 def scenes(split: str, count: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """RGB in the tokenizers' model form and class maps of `count` scenes of `split`."""
     from open4m.data.synthetic import generate_sample, seed_for
+    from open4m.data.synthetic.world import to_model_form
 
     rgb, sem = [], []
     for i in tqdm(range(count), desc=f"{split} scenes at {size} px", leave=False):
         s = generate_sample(seed_for(split, i), size=size)
-        rgb.append(s["rgb"])
-        sem.append(s["semseg"])
-    x = torch.from_numpy(np.stack(rgb)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-    return x, torch.from_numpy(np.stack(sem).astype(np.int64))
+        rgb.append(to_model_form("rgb", s["rgb"]))
+        sem.append(to_model_form("semseg", s["semseg"]))
+    return torch.stack(rgb), torch.stack(sem)
 
 
 def scores(pred: torch.Tensor, truth: torch.Tensor, num_classes: int) -> tuple[float, float]:
-    """Shape accuracy on object pixels (class >= 3) and mIoU over the classes present in either map."""
+    """Shape accuracy on object pixels (class >= 3) and the set's mIoU (`open4m.metrics.SegmentationMetrics`)."""
+    from open4m.metrics import SegmentationMetrics
+
     objects = truth >= 3
     acc = float((pred[objects] == truth[objects]).float().mean())
-    ious = []
-    for c in range(num_classes):
-        union = int(((pred == c) | (truth == c)).sum())
-        if union:
-            ious.append(int(((pred == c) & (truth == c)).sum()) / union)
-    return acc, float(np.mean(ious))
+    seg = SegmentationMetrics(num_classes)
+    seg.update(pred, truth)
+    return acc, seg.compute()["miou"]
 
 
 class PatchClassifier(nn.Module):
@@ -71,22 +71,22 @@ class PatchClassifier(nn.Module):
 
 
 def probe(size: int, patch: int, data, args) -> list[tuple]:
-    import yaml
-
     from open4m.data.synthetic.scene import SEMSEG_CLASSES
     from open4m.model import preset
     from open4m.model.encoder import EncoderConfig, FourMEncoder
     from open4m.modalities import Kind, Modality
+    from open4m.recipes.world import load_recipe
 
-    recipe = yaml.safe_load(open(args.recipe, encoding="utf-8"))["fourm"]
-    config = preset(recipe["model"]["preset"], **recipe["model"]["arch"], image_size=size, patch_size=patch)
+    recipe = load_recipe(args.recipe).fourm
+    if recipe.optim.lr is None:
+        raise SystemExit(f"{args.recipe} sets no fourm.optim.lr (only blr); the probe needs an absolute learning rate")
+    config = preset(recipe.model.preset, **recipe.model.arch, image_size=size, patch_size=patch)
     pixels = Modality(f"rgb@{size}", Kind.PIXELS, image_size=size, patch_size=patch, num_channels=3, encoder=True)
     torch.manual_seed(0)
     model = PatchClassifier(FourMEncoder(EncoderConfig.from_fourm(config, pixels)), patch, len(SEMSEG_CLASSES))
-    optim = torch.optim.AdamW(model.parameters(), lr=recipe["optim"]["lr"],
-                              weight_decay=recipe["optim"].get("weight_decay", 0.05))
+    optim = torch.optim.AdamW(model.parameters(), lr=recipe.optim.lr, weight_decay=recipe.optim.weight_decay)
     (x, y), (xv, yv) = data
-    batch = args.batch or recipe["data"]["batch_size"]
+    batch = args.batch or recipe.data.batch_size
     rng = np.random.default_rng(0)
     rows, start = [], time.perf_counter()
     for step in tqdm(range(1, args.steps + 1), desc=f"{size} px / patch {patch}", leave=False):

@@ -317,8 +317,9 @@ def record_evaluation(bundle: str | Path, *, evaluation: Mapping[str, Any] | Non
     """Record measurements in a bundle's `world.json` and rewrite its model card from them.
 
     `evaluation` is an `open4m eval` metrics.json (plus `scenes`, `split`, `command`), `comparison` the rows
-    `benchmarks/multitask_vs_specialist.py --record` writes (model, task, metric, value, baseline, train_s, steps), `notes` what a person read off the runs. Weights and
-    tokenizers are saved again unchanged (float16 weights round-trip exactly).
+    `benchmarks/multitask_vs_specialist.py --record` writes (model, task, metric, value, baseline, train_s,
+    steps), `notes` what a person read off the runs. Weights and tokenizers are saved again unchanged (float16
+    weights round-trip exactly).
     """
     from ..model import FourM
     from ..sources.world import load_tokenizers

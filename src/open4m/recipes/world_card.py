@@ -103,10 +103,9 @@ def _training(recipe: Mapping[str, Any]) -> list[str]:
     masking = _MIXTURES.get(mixture, "").format(alpha=data.get("alpha"), share=float(data.get("rgb_share", 0.5)))
     tokens = int(train["steps"]) * int(data["batch_size"]) * (int(data["input_tokens"]) + int(data["target_tokens"]))
     weights = data.get("target_alphas") or {}
-    extras = []
     if weights:
-        extras.append("target alphas " + ", ".join(f"`{m}` {a}" for m, a in weights.items()))
-    masking = "; ".join([masking, *extras] if masking else extras)
+        alphas = "target alphas " + ", ".join(f"`{m}` {a}" for m, a in weights.items())
+        masking = f"{masking}; {alphas}" if masking else alphas
     return [f"Training (`open4m demo --train`): tokenizers {tok['steps']} steps, batch {tok['batch_size']}, AdamW "
             f"lr {tok['lr']}, EMA {tok.get('ema_decay')}. FourM: `open4m train` with `data.mixture: {mixture}`"
             f"{f' ({masking})' if masking else ''}, {data['input_tokens']} input + {data['target_tokens']} target "
