@@ -20,6 +20,7 @@ from open4m import modalities
 from open4m.errors import Open4mError
 from open4m.model.checkpoint import MODALITIES_KEY, config_of, load_config
 from open4m.model.config import FourMConfig, parse_literal
+from open4m.model.encoder import _config_from_json
 from open4m.tokenizers.config import DiVAEConfig, VQVAEConfig, config_from_dict, parse_official_value
 
 from fuzzing import ours_or_value
@@ -100,8 +101,6 @@ def test_tokenizer_metadata_becomes_a_config_or_our_error(metadata):
                                                                max_size=6).map(json.dumps),
                       st.sampled_from(['{"dim": "a"}', "[]", "null", '{"num_classes": -1}', "1"])))
 def test_encoder_metadata_becomes_a_config_or_our_error(text):
-    from open4m.model.encoder import _config_from_json
-
     ours_or_value(lambda: _config_from_json(text, Path("fuzzed.safetensors")))
 
 
@@ -121,3 +120,14 @@ def test_a_file_with_any_metadata_loads_a_config_or_says_why(registry, tmp_path_
     finally:
         modalities._REGISTRY.clear()
         modalities._REGISTRY.update(saved)
+
+
+@pytest.mark.parametrize("build", [
+    lambda big: config_from_dict({"threshold_ema_dead_code": str(big)}),  # tokenizer metadata: strings
+    lambda big: FourMConfig.from_dict({"mlp_ratio": big}),  # a float field given an integer beyond float's range
+    lambda big: _config_from_json(json.dumps({"drop_path_rate": big}), Path("fuzzed.safetensors")),
+])
+def test_an_integer_too_large_for_a_float_field_is_our_error(build):
+    """Found by the fuzzer ("7" * 400 as a float field): `float()` and `math.isfinite` raise OverflowError."""
+    err = ours_or_value(lambda: build(int("7" * 400)))
+    assert isinstance(err, Open4mError) and "7777" in str(err)

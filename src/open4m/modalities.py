@@ -239,7 +239,12 @@ def check_types(cls: type, values: Mapping, what: str) -> None:
         if tp is int:
             return isinstance(v, int) and not isinstance(v, bool)
         if tp is float:
-            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                return False
+            try:
+                return math.isfinite(v)
+            except OverflowError:  # an integer beyond the range of a float
+                return False
         if isinstance(tp, type) and issubclass(tp, Enum):
             return isinstance(v, tp) or v in {m.value for m in tp}
         return isinstance(v, tp) if isinstance(tp, type) else True

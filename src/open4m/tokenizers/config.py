@@ -182,7 +182,7 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
             if isinstance(parsed, str):
                 parsed = json.loads(parsed)
             return dict(parsed)
-    except (TypeError, ValueError, json.JSONDecodeError):
+    except (TypeError, ValueError, OverflowError, json.JSONDecodeError):  # overflow: an integer too large for a float
         raise ConfigError(f"config field {name!r}: cannot read {value!r} as {getattr(tp, '__name__', tp)}") from None
     return parsed
 
