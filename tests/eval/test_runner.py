@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -61,7 +62,7 @@ def test_perfect_segmentation_and_edges(samples):
 
 
 def test_sequence_tasks_score_exact_texts_perfectly(samples):
-    det = _score("det", [world.sequence_text("det", s) for s in samples], samples, 9)
+    det = _score("det", [world.parse_text("det", world.sequence_text("det", s)) for s in samples], samples, 9)
     assert det["model"]["map_50"] > 0.99 and det["baseline"]["map_50"] == 0.0
     cap = _score("caption", [s["caption"] for s in samples], samples, 9)
     assert cap["model"]["count_acc"] == 1.0
@@ -72,10 +73,33 @@ def test_sequence_tasks_score_exact_texts_perfectly(samples):
 
 
 def test_garbage_generations_score_as_misses(samples):
-    det = _score("det", ["v0=1 v1=2"] * len(samples), samples, 9)
+    det = _score("det", [None] * len(samples), samples, 9)
     assert det["model"]["parse_rate"] == 0.0 and det["model"]["map_50"] == 0.0
     pal = _score("palette", ["cube"] * len(samples), samples, 9)
     assert pal["model"]["parse_rate"] == 0.0
+
+
+def test_box_confidence_ranks_detections_and_runner_up_classes_count(samples):
+    """A box whose class the model got wrong but weighed second scores as a detection of the right class at
+    that probability; confident right boxes rank above unsure wrong ones."""
+    truth = [world.parse_text("det", world.sequence_text("det", s)) for s in samples]
+    swap = {"cube": "sphere", "sphere": "cube"}
+
+    def guessed(boxes, sure):
+        out = []
+        for b in boxes:
+            wrong = swap.get(b.class_name, "cube")
+            out.append(replace(b, class_name=wrong, confidence=0.3, alternatives=((b.class_name, 0.2),)) if not sure
+                       else replace(b, confidence=0.9, alternatives=((wrong, 0.05),)))
+        return out
+
+    unsure = [guessed(b, sure=False) for b in truth]
+    assert _score("det", unsure, samples, 9)["model"]["map_50"] > 0.3
+    first_choice_only = [[replace(x, alternatives=()) for x in boxes] for boxes in unsure]
+    assert _score("det", first_choice_only, samples, 9)["model"]["map_50"] == 0.0
+    mixed = [guessed(b, sure=i % 2 == 0) for i, b in enumerate(truth)]
+    plain = [[replace(x, confidence=None, alternatives=()) for x in boxes] for boxes in mixed]
+    assert _score("det", mixed, samples, 9)["model"]["map_50"] > _score("det", plain, samples, 9)["model"]["map_50"]
 
 
 def test_load_folder_reads_what_synth_writes(tmp_path):

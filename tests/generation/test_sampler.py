@@ -75,6 +75,35 @@ def test_kv_cached_autoregressive_equals_full_recompute(model, rgb):
         assert row[: len(ref)].tolist() == ref
 
 
+@pytest.mark.parametrize("draft_tokens", [0, 8])
+def test_token_scores_are_the_log_probabilities_of_the_generated_tokens(model, rgb, draft_tokens):
+    """Scores read off the cached (and speculative) passes equal a teacher-forced full recompute."""
+    max_new = 12
+    schedule = build_schedule("rgb@224->caption", tokens=max_new + 1, temps=0.0)
+    scores: dict = {}
+    Sampler(model, draft_tokens=draft_tokens).generate({"rgb@224": rgb}, schedule, scores=scores)
+    expected = uncached_greedy(model, rgb, max_new)
+    sampler = Sampler(model)
+    mod_dict = sampler.prepare({"rgb@224": rgb}, schedule)
+    context = model.encode(model.select_encoder_tokens(mod_dict))
+    entry, module = mod_dict["caption"], model.decoder_embeddings["caption"]
+    fed = torch.cat([entry["tensor"][:, 1:2], expected[:, :-1]], dim=1)
+    n = fed.shape[1]
+    causal = torch.ones(n, n, dtype=torch.bool).triu(1).expand(fed.shape[0], n, n)
+    hidden = model.decode(module.token_emb(fed) + module.embed(entry)[1][:, 1:n + 1], context, causal)
+    logprobs = model.logits("caption", hidden).float().log_softmax(-1)
+    assert len(scores["caption"]) == rgb.shape[0]
+    for row, ref, lp in zip(scores["caption"], expected.tolist(), logprobs):
+        if 6 in ref:  # the row's end token closes its scores
+            ref = ref[:ref.index(6) + 1]
+        assert row.ids == ref and len(row.logprobs) == len(ref) == len(row.choices)
+        want = lp[torch.arange(len(ref)), torch.tensor(ref)]
+        torch.testing.assert_close(torch.tensor(row.logprobs), want, atol=1e-4, rtol=1e-4)
+        for (best, best_lp), token, token_lp in zip((c[0] for c in row.choices), ref, row.logprobs):
+            assert best == token and best_lp == pytest.approx(token_lp)  # greedy: the chosen token is the likeliest
+        assert all(len(c) == 5 and [v for _, v in c] == sorted((v for _, v in c), reverse=True) for c in row.choices)
+
+
 def guided_logits_two_passes(model: FourM, mod_dict: dict, target: str, uncond: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """Conditional and unconditional logits over every masked position, one pass each."""
     out = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -40,6 +42,8 @@ def test_generate_every_output_side_by_side(studio):
     assert all(img.size == (256, 256) for img, _ in result.gallery)
     assert set(result.texts) == {"caption", "boxes", "palette", "metadata"}
     assert parse_caption(result.texts["caption"])["num_objects"] >= 1  # a world caption that states its count
+    # each generated box with the model's confidence (and its runner-up class where it weighed one)
+    assert re.fullmatch(r"([a-z ]+ \d+%: \([\d., ]+\) - \([\d., ]+\)(; else [a-z ]+ \d+%)?\n?)+", result.texts["boxes"])
     assert result.seconds > 0 and "rgb@64->tok_depth@64" in result.spec
 
 

@@ -20,6 +20,7 @@ from ..data.synthetic import world
 from ..errors import DataError
 from ..eval.models import EvalModel
 from ..eval.runner import TASKS, EvalResult, evaluate, write_json
+from ..tokenizers.sequences import Box
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,10 @@ def _tile(name: str, value: Any, rgb: np.ndarray | None = None) -> np.ndarray:
     return tile
 
 
-def _boxes_value(text: str) -> dict[str, Any]:
-    boxes = _safe_parse("det", text) or []
-    return {"instances": [{"boxes": [b.xmin, b.ymin, b.xmax, b.ymax], "class_name": b.class_name} for b in boxes]}
+def _boxes_value(boxes: Sequence[Box] | None) -> dict[str, Any]:
+    """Generated boxes (None: a generation that did not parse) in the data's det form, for drawing."""
+    return {"instances": [{"boxes": [b.xmin, b.ymin, b.xmax, b.ymax], "class_name": b.class_name}
+                          for b in boxes or []]}
 
 
 def _palette_tile(colors: Sequence[Sequence[int]]) -> np.ndarray:
@@ -93,7 +95,7 @@ def task_columns(samples: Sequence[Mapping[str, Any]], result: EvalResult) -> di
                           (f"{task} pred", [_tile(name, v) for v in p[task]])]
     if "det" in p:
         cols["det"] = [("boxes truth", [_tile("det", s["det"], s["rgb"]) for s in samples]),
-                       ("boxes pred", [_tile("det", _boxes_value(t), r) for t, r in zip(p["det"], rgb)])]
+                       ("boxes pred", [_tile("det", _boxes_value(b), r) for b, r in zip(p["det"], rgb)])]
     if "caption" in p:
         cols["caption"] = [inp, ("caption truth", [_caption_tile(s["caption"]) for s in samples]),
                            ("caption pred", [_caption_tile(t) for t in p["caption"]])]
@@ -109,7 +111,8 @@ def task_columns(samples: Sequence[Mapping[str, Any]], result: EvalResult) -> di
     if "caption2rgb" in p:
         cols["caption2rgb"] = [(CAPTION_INPUT, [_caption_tile(s["caption"]) for s in samples]),
                                ("caption->RGB", [_tile("rgb", g) for g, _ in p["caption2rgb"]]),
-                               ("its boxes", [_tile("det", _boxes_value(d), g) for g, d in p["caption2rgb"]])]
+                               ("its boxes", [_tile("det", _boxes_value(_safe_parse("det", d)), g)
+                                              for g, d in p["caption2rgb"]])]
     if "depthcaption2rgb" in p:
         cols["depthcaption2rgb"] = [("depth input", [_tile("depth", s["depth"]) for s in samples]),
                                     ("RGB truth", [_tile("rgb", r) for r in rgb]),

@@ -29,6 +29,7 @@ from ..errors import ConfigError
 from ..generation.pipeline import GenerationOutput, Pipeline
 from ..modalities import Kind
 from ..model import FourM
+from ..tokenizers.sequences import Box
 
 __all__ = ["EvalModel", "WorldForms", "TokenizerForms", "SEQUENCE_ROLES"]
 
@@ -220,6 +221,12 @@ class EvalModel:
         target = self.image_modality(base)
         out = self.generate(inputs, target, **options)
         return self.forms.from_model(base, out.decoded[target], self.tokenizer(target))
+
+    def boxes(self, inputs: dict[str, Any], **options: Any) -> list[list[Box] | None]:
+        """Detections generated from ``inputs``, with the model's `confidence` and runner-up classes
+        (`open4m.generation.confidence`); None for a generation that does not parse as boxes."""
+        target = self.sequence_modality("det")
+        return [None if isinstance(p, Exception) else p for p in self.generate(inputs, target, **options).parsed[target]]
 
     def texts(self, key: str, inputs: dict[str, Any], **options: Any) -> list[str]:
         """Sequence role ``key`` (`caption`, `det`, ...) generated from ``inputs``, as texts."""

@@ -417,6 +417,8 @@ def _predict(task: str, model: Any, chunk: Sequence[Mapping[str, Any]]) -> list[
     rgb = {model.rgb: np.stack(_at(model, "rgb", [s["rgb"] for s in chunk], model.rgb))}
     if task in IMAGE_TASKS:
         return list(model.image(IMAGE_TASKS[task], rgb))
+    if task == "det":
+        return model.boxes(rgb)
     return model.texts(TEXT_TASKS[task], rgb)
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from .captions import SceneCaptionMetrics
 from ..errors import UnknownNameError
+from ..tokenizers.sequences import Box
 from ..metrics import (BoxAP, CaptionMetrics, DepthMetrics, NormalMetrics, SegmentationMetrics, palette_distance,
                        reconstruction_metrics)
 
@@ -191,17 +192,25 @@ def _boxes_of(sample: Mapping[str, Any]) -> list[tuple[list[float], str]]:
     return [(inst["boxes"], inst["class_name"]) for inst in sample["det"]["instances"]]
 
 
+def _detections(box: Box, position: int) -> list[tuple[list[float], str, float]]:
+    """A generated box as scored detections: its class at the model's confidence, and each runner-up class
+    at its own probability (a detector with per-class scores). Without a confidence (boxes read from text),
+    the order of writing ranks them: the model writes its surest box first."""
+    corners = [box.xmin, box.ymin, box.xmax, box.ymax]
+    if box.confidence is None:
+        return [(corners, box.class_name, 1.0 - 1e-3 * position)]
+    return [(corners, box.class_name, box.confidence), *((corners, name, p) for name, p in box.alternatives)]
+
+
 def _det(preds, samples, num_classes) -> tuple[dict, list]:
+    """`preds`: per sample, the generated boxes (`EvalModel.boxes`), None where the text did not parse."""
     gts = [_boxes_of(s) for s in samples]
     commonest = Counter(c for boxes in gts for _, c in boxes).most_common(1)
     full = [([0.0, 0.0, 1.0, 1.0], commonest[0][0], 1.0)] if commonest else []
     model, parsed_ok = BoxAP(), 0
-    for text, truth in zip(preds, gts):
-        boxes = _parsed("det", text)
+    for boxes, truth in zip(preds, gts):
         parsed_ok += boxes is not None
-        # the model writes its boxes most confident first: scores fall with the position
-        model.update([([x.xmin, x.ymin, x.xmax, x.ymax], x.class_name, 1.0 - 1e-3 * i)
-                      for i, x in enumerate(boxes or [])], truth)
+        model.update([d for i, x in enumerate(boxes or []) for d in _detections(x, i)], truth)
     out = []
     for dets in ([], full):
         b = BoxAP()

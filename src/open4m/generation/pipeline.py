@@ -40,7 +40,8 @@ from ..tokenizers.divae import DiVAE
 from ..tokenizers.resolver import TokenizerSet
 from .dense import colorize_instances, generate_dense, merge_sam_instances, sam_instance_map
 from .render import render
-from .sampler import Sampler
+from .confidence import scored_boxes
+from .sampler import Sampler, TokenScores
 from .schedules import GenerationSchedule, build_schedule
 
 
@@ -116,6 +117,7 @@ class GenerationOutput:
     parsed: dict[str, list[Any]] = field(default_factory=dict)
     decoded: dict[str, torch.Tensor] = field(default_factory=dict)  # image-token targets: raw decoder output
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # image-token targets: natural form (to_numpy)
+    scores: dict[str, list[TokenScores]] = field(default_factory=dict)  # sequence targets: per-token probabilities
 
     def save(self, out_dir: str | os.PathLike) -> list[Path]:
         """One PNG per image output and sample, a side-by-side grid, `texts.json`, and `vectors.safetensors`
@@ -154,7 +156,11 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list):
         return [_jsonable(v) for v in value]
     if isinstance(value, Box):
-        return {"xmin": value.xmin, "ymin": value.ymin, "xmax": value.xmax, "ymax": value.ymax, "class": value.class_name}
+        out = {"xmin": value.xmin, "ymin": value.ymin, "xmax": value.xmax, "ymax": value.ymax, "class": value.class_name}
+        if value.confidence is not None:
+            out["confidence"] = round(value.confidence, 4)
+            out["alternatives"] = [[name, round(p, 4)] for name, p in value.alternatives]
+        return out
     if isinstance(value, SamInstance):
         return {"box": list(value.box), "codes": list(value.codes)}
     if isinstance(value, Exception):
@@ -186,8 +192,9 @@ def palette_swatch(colors: Sequence[Sequence[int]], size: int = 224):
 
 
 def draw_boxes(image, boxes: Sequence[Box]):
-    """The image with each box outlined and labelled (boxes in [0, 1] coordinates). A generated box may come
-    with its corners swapped (ymax above ymin): it is drawn between the coordinates it names."""
+    """The image with each box outlined and labelled (boxes in [0, 1] coordinates), with the model's confidence
+    where it has one. A generated box may come with its corners swapped (ymax above ymin): it is drawn
+    between the coordinates it names."""
     from PIL import ImageDraw
 
     img = image.convert("RGB").copy()
@@ -197,7 +204,8 @@ def draw_boxes(image, boxes: Sequence[Box]):
         (x0, x1), (y0, y1) = sorted((b.xmin * w, b.xmax * w)), sorted((b.ymin * h, b.ymax * h))
         xy = (x0, y0, x1, y1)
         draw.rectangle(xy, outline=(255, 0, 0), width=2)
-        draw.text((xy[0] + 2, xy[1] + 1), b.class_name, fill=(255, 0, 0))
+        label = b.class_name if b.confidence is None else f"{b.class_name} {b.confidence:.2f}"
+        draw.text((xy[0] + 2, xy[1] + 1), label, fill=(255, 0, 0))
     return img
 
 
@@ -388,9 +396,16 @@ class Pipeline:
 
     # -- outputs --------------------------------------------------------------------------------
     def detokenize(self, tokens: Mapping[str, Mapping[str, torch.Tensor]], shown: Mapping[str, list],
-                   targets: Sequence[str], *, seed: int | None = 0, progress: bool = False) -> GenerationOutput:
-        """Decode every target with its tokenizer (diffusion decoders with ``decode_steps`` and ``seed``)."""
-        out = GenerationOutput(tokens={k: dict(v) for k, v in tokens.items()}, inputs=dict(shown))
+                   targets: Sequence[str], *, seed: int | None = 0, progress: bool = False,
+                   scores: Mapping[str, list[TokenScores]] | None = None) -> GenerationOutput:
+        """Decode every target with its tokenizer (diffusion decoders with ``decode_steps`` and ``seed``).
+
+        `scores` (from `Sampler.generate`) are kept in the output and give generated boxes their
+        `confidence` and `alternatives`.
+        """
+        scores = scores or {}
+        out = GenerationOutput(tokens={k: dict(v) for k, v in tokens.items()}, inputs=dict(shown),
+                               scores={n: list(v) for n, v in scores.items() if n in targets})
         for name in targets:
             entry, mod = tokens[name], modalities.get(name)
             tok = self.tokenizer(name, required=False)
@@ -415,6 +430,9 @@ class Pipeline:
             parser = _PARSERS.get(role)
             if parser is not None:
                 out.parsed[name] = [_parse(parser, t) for t in texts]
+                if role == "det" and name in scores:
+                    out.parsed[name] = [p if isinstance(p, Exception) else scored_boxes(p, s, tok)
+                                        for p, s in zip(out.parsed[name], scores[name])]
                 pictures = []
                 if role == "color_palette":
                     pictures = [palette_swatch(p) for p in out.parsed[name] if not isinstance(p, Exception)]
@@ -448,8 +466,9 @@ class Pipeline:
         for name in targets:  # resolve (and fetch) the decoders now: a missing file fails before generating
             self.tokenizer(name, required=False)
         conditions, shown = self.tokenize(inputs)
+        scores: dict[str, list[TokenScores]] = {}
         tokens = self.sampler.generate(conditions, self.schedule, generator=generator, progress=progress,
-                                       batch_size=None if conditions else 1)
+                                       batch_size=None if conditions else 1, scores=scores)
         targets = list(self.schedule.targets)
         extra_passes = self._dense_sam(tokens, generator) if self.dense > 1 and SAM in targets else None
         if self.sr_schedule is not None:
@@ -458,7 +477,7 @@ class Pipeline:
                                                                          generator=generator, progress=progress)
             tokens = {**tokens, **{t: high[t] for t in self.sr_schedule.targets}}
             targets += self.sr_schedule.targets
-        out = self.detokenize(tokens, shown, targets, seed=seed, progress=progress)
+        out = self.detokenize(tokens, shown, targets, seed=seed, progress=progress, scores=scores)
         if SAM in out.texts:
             self._sam_outputs(out, extra_passes)
         return out

@@ -25,6 +25,7 @@ static shapes (`static_step.py`), with the same tokens; eager is the default.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import torch
@@ -46,6 +47,23 @@ from ..errors import ConfigError, DataError
 
 Condition = torch.Tensor | Mapping[str, torch.Tensor]
 PADDING_SLACK = 1.25  # encode guidance passes as one batch while padding adds at most 25% tokens
+#: How many likeliest tokens `TokenScores` keeps per generated position (the model's runner-up choices).
+TOP_CHOICES = 5
+
+
+@dataclass(frozen=True)
+class TokenScores:
+    """How sure the model was of one generated sequence, token by token.
+
+    Read off the distributions the autoregressive decoder computed anyway (after guidance, at
+    temperature 1, whatever temperature drew the tokens), so it costs no extra pass. Detections
+    use it for their confidence and runner-up classes (`open4m.generation.scored_boxes`); a
+    caption's total log-probability ranks samples.
+    """
+
+    ids: list[int]  # the generated tokens, the end token included
+    logprobs: list[float]  # log-probability of each generated token
+    choices: list[list[tuple[int, float]]]  # per position, the TOP_CHOICES likeliest tokens and their log-probs
 
 
 def _cat_encoder_tokens(parts: list[EncoderTokens]) -> EncoderTokens:
@@ -163,23 +181,26 @@ class Sampler:
     @torch.no_grad()
     def generate(self, conditions: Mapping[str, Condition], schedule: GenerationSchedule, *,
                  generator: torch.Generator | None = None, batch_size: int | None = None,
-                 progress: bool = False) -> ModDict:
+                 progress: bool = False, scores: dict[str, list[TokenScores]] | None = None) -> ModDict:
         """Generate every target of `schedule`; returns the token dict with all of them filled in.
 
         Image-token targets come back as (B, N) ids; sequences as right-padded (B, L) ids whose
-        `input_mask` hides the padding. Pass a seeded `generator` to reproduce a sample.
+        `input_mask` hides the padding. Pass a seeded `generator` to reproduce a sample. Pass a
+        dict as `scores` to get a `TokenScores` per row of every autoregressive target in it.
         """
         mod_dict = self.prepare(conditions, schedule, batch_size)
         for step in tqdm(schedule.steps, desc="generating", unit="step", disable=not progress):
-            self.step(mod_dict, step, generator)
+            self.step(mod_dict, step, generator, scores)
         return mod_dict
 
-    def step(self, mod_dict: ModDict, step: ScheduleStep, generator: torch.Generator | None = None) -> None:
-        """Run one schedule step in place (for callers that show or edit intermediate results)."""
+    def step(self, mod_dict: ModDict, step: ScheduleStep, generator: torch.Generator | None = None,
+             scores: dict[str, list[TokenScores]] | None = None) -> None:
+        """Run one schedule step in place (for callers that show or edit intermediate results); an
+        autoregressive step puts its `TokenScores` in `scores` when given."""
         if step.target not in mod_dict:
             raise DataError(f"{step.target!r} has no entry to fill; build the dict with Sampler.prepare")
         if step.scheme == "autoregressive":
-            self._autoregressive(mod_dict, step, generator)
+            self._autoregressive(mod_dict, step, generator, scores)
         else:
             self._parallel(mod_dict, step, generator)
 
@@ -255,7 +276,8 @@ class Sampler:
         entry["target_mask"] = entry["target_mask"].scatter(1, positions, True)
 
     # -- sequence targets ---------------------------------------------------------------------------
-    def _autoregressive(self, mod_dict: ModDict, step: ScheduleStep, generator: torch.Generator | None) -> None:
+    def _autoregressive(self, mod_dict: ModDict, step: ScheduleStep, generator: torch.Generator | None,
+                        scores: dict[str, list[TokenScores]] | None = None) -> None:
         """Decode a sequence with a KV cache (and verified guesses), then splice it into the entry.
 
         The target span starts with its first token (`[S_1]`) and ends at its last one (`[S_2]`,
@@ -282,6 +304,7 @@ class Sampler:
         sources = self._draft_sources(mod_dict, name)
 
         tokens, token, fed, guess = [start], start, 0, DraftLength(self.draft_tokens)
+        picks: list[tuple[torch.Tensor, ...]] = []  # per pass, for `scores`: (chosen, top values, top ids) log-probs
         done = (start == stop).squeeze(1)
         while fed < length and not bool(done.all()):
             room = min(guess.next(), length - fed - 1)
@@ -300,6 +323,8 @@ class Sampler:
                 logits = guide(logits, weights)
             new = verify(logits, draft, done, step.temperature, step.top_k, step.top_p, generator)
             kept = new.shape[1] - 1
+            if scores is not None:
+                picks.append(_picks(logits[:, :kept + 1], new))
             fed += kept + 1
             for cache in caches:  # forget the keys/values of rejected guesses
                 rewind_cache(cache, fed)
@@ -309,7 +334,10 @@ class Sampler:
                 h.extend(row)
             token = new[:, -1:]
             done = done | (new == stop).any(dim=1)
-        mod_dict[name] = self._merge(entry, torch.cat(tokens, dim=1), stop)
+        generated = torch.cat(tokens, dim=1)
+        if scores is not None:
+            scores[name] = _token_scores(generated[:, 1:], picks, stop[:, 0])
+        mod_dict[name] = self._merge(entry, generated, stop)
 
     def _draft_sources(self, mod_dict: ModDict, target: str) -> list[list[list[int]]]:
         """Per row, the visible tokens of every sequence in the dict that shares the target's vocabulary."""
@@ -335,4 +363,24 @@ class Sampler:
         return from_token_lists(rows, special=self.special, device=generated.device)
 
 
-__all__ = ["Sampler"]
+def _picks(logits: torch.Tensor, new: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Log-probabilities of the tokens one pass chose, and the pass's likeliest tokens (kept small: the
+    whole (B, L, vocab) distribution of a long sequence would not fit in memory)."""
+    dist = logits.float().log_softmax(dim=-1)
+    top = dist.topk(min(TOP_CHOICES, dist.shape[-1]), dim=-1)
+    return dist.gather(-1, new[..., None]).squeeze(-1), top.values, top.indices
+
+
+def _token_scores(new: torch.Tensor, picks: list[tuple[torch.Tensor, ...]], stop: torch.Tensor) -> list[TokenScores]:
+    """Per row, the scores of the generated tokens up to and including the row's first end token."""
+    if not picks:
+        return [TokenScores([], [], []) for _ in range(new.shape[0])]
+    chosen, values, indices = (torch.cat(parts, dim=1).tolist() for parts in zip(*picks))
+    rows = []
+    for ids, lps, vals, idx, end in zip(new.tolist(), chosen, values, indices, stop.tolist()):
+        n = ids.index(end) + 1 if end in ids else len(ids)
+        rows.append(TokenScores(ids[:n], lps[:n], [list(zip(i, v)) for i, v in zip(idx[:n], vals[:n])]))
+    return rows
+
+
+__all__ = ["Sampler", "TokenScores", "TOP_CHOICES"]

@@ -237,13 +237,22 @@ def _describe(role: str, text: str, parsed: Any) -> str:
     if isinstance(parsed, Exception) or parsed is None:
         return text.strip() if not isinstance(parsed, Exception) else f"{text.strip()}\n(does not parse: {parsed})"
     if role == "det":
-        return "\n".join(f"{b.class_name}: ({b.xmin:.2f}, {b.ymin:.2f}) - ({b.xmax:.2f}, {b.ymax:.2f})"
-                         for b in parsed) or "(no boxes)"
+        return "\n".join(_describe_box(b) for b in parsed) or "(no boxes)"
     if role == "color_palette":
         return " ".join("#%02x%02x%02x" % tuple(int(v) for v in c) for c in parsed)
     if role == "metadata":
         return "\n".join(f"{k}: {v:.3g}" for k, v in parsed.items())
     return text.strip()
+
+
+def _describe_box(box: Any) -> str:
+    """``cube 58%: (0.56, 0.31) - (0.77, 0.52); else sphere 2%`` (the model's confidence and its runner-up
+    class, where the generation had them)."""
+    where = f"({box.xmin:.2f}, {box.ymin:.2f}) - ({box.xmax:.2f}, {box.ymax:.2f})"
+    if box.confidence is None:
+        return f"{box.class_name}: {where}"
+    runner_up = f"; else {box.alternatives[0][0]} {box.alternatives[0][1]:.0%}" if box.alternatives else ""
+    return f"{box.class_name} {box.confidence:.0%}: {where}{runner_up}"
 
 
 def to_model_size(image, size: int):

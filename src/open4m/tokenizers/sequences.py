@@ -148,7 +148,13 @@ class _TextCodec(Generic[T]):
 # -- det ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Box:
-    """A detection: corners normalised to [0, 1] (x right, y down) and a class name."""
+    """A detection: corners normalised to [0, 1] (x right, y down) and a class name.
+
+    `score` is a labeler's detector score (`BoxCodec` drops boxes under its threshold when writing
+    pseudo-labels). A box a FourM generated has `confidence`, the model's probability of it, and
+    `alternatives`, the other (class name, probability) pairs it weighed for the same box
+    (`open4m.generation.confidence`); writing the box back as a condition keeps it whatever they are.
+    """
 
     xmin: float
     ymin: float
@@ -156,6 +162,8 @@ class Box:
     ymax: float
     class_name: str
     score: float = 1.0
+    confidence: float | None = None
+    alternatives: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)

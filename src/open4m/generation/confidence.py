@@ -1,0 +1,76 @@
+"""Detection confidence from the probabilities of the generated tokens.
+
+A `det` sequence is text (``v0=.. v1=.. v2=.. v3=.. <class>`` per box), so a generated box carries
+no score of its own. Box AP ranks every box of a dataset by its score, and ranking by the order
+of writing (first box surest) throws away what the decoder knew. Here each box gets:
+
+- ``confidence``: the probability of its class name given the box, times the geometric mean of
+  the probabilities of its four coordinate tokens (how sure the model was of what and where) —
+  the class-token likelihood is Pix2Seq's detection score, the coordinate term breaks its ties;
+- ``alternatives``: the other class names the model weighed at the class position, each with
+  its own probability times the same coordinate term: a detector with per-class scores (COCO
+  takes up to 100 detections per image) counts the same box once per likely class.
+
+Runner-up classes are offered for one-token class names (every COCO class is one token of the 4M
+vocabulary; so is every word of a world vocabulary trained with ``text.extra_words``): the first
+piece of a longer name is not a name of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Sequence
+
+from ..modalities import CLASS_BASE, NUM_BINS, NUM_VALUE_KINDS, VALUE_BASE
+from ..tokenizers.sequences import Box
+from .sampler import TokenScores
+
+
+def _is_value(token: int) -> bool:
+    return VALUE_BASE <= token < VALUE_BASE + NUM_VALUE_KINDS * NUM_BINS
+
+
+def _is_word(token: int, tokenizer) -> bool:
+    """A token that is a whole class-name word on its own (not structural, not a value, not a ``##`` piece)."""
+    return token >= CLASS_BASE and not tokenizer.id_to_token(token).startswith("##")
+
+
+def _box_spans(ids: Sequence[int]) -> list[tuple[list[int], list[int]]]:
+    """(positions of the 4 coordinate tokens, positions of the class-name tokens) of each complete box."""
+    spans, values, name = [], [], []
+    for i, t in enumerate(ids):
+        if _is_value(t):
+            if name:  # a value after a class name starts the next box
+                if len(values) == 4:
+                    spans.append((values, name))
+                values, name = [], []
+            values.append(i)
+        elif t >= CLASS_BASE:
+            name.append(i)
+    if len(values) == 4 and name:
+        spans.append((values, name))
+    return spans
+
+
+def scored_boxes(boxes: Sequence[Box], scores: TokenScores, tokenizer) -> list[Box]:
+    """`boxes` (parsed from the generated text) with the `confidence` and `alternatives` the token
+    scores give them; unchanged when the tokens do not line up with the parsed boxes."""
+    spans = _box_spans(scores.ids)
+    if len(spans) != len(boxes):
+        return list(boxes)
+    out = []
+    for box, (coords, name) in zip(boxes, spans):
+        where = math.exp(sum(scores.logprobs[i] for i in coords) / len(coords))
+        alternatives: tuple[tuple[str, float], ...] = ()
+        if len(name) == 1:
+            first = name[0]
+            alternatives = tuple((tokenizer.decode([t]).strip(), math.exp(lp) * where)
+                                 for t, lp in scores.choices[first]
+                                 if t != scores.ids[first] and _is_word(t, tokenizer))
+        what = math.exp(sum(scores.logprobs[i] for i in name))
+        out.append(dataclasses.replace(box, confidence=what * where, alternatives=alternatives))
+    return out
+
+
+__all__ = ["scored_boxes"]
