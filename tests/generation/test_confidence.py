@@ -46,6 +46,13 @@ def test_multi_token_class_names_multiply_and_offer_no_runner_ups(tok):
     assert out[0].alternatives == ()
 
 
+def test_a_garbled_box_is_skipped_in_the_tokens_as_in_the_text(tok):
+    text = "v0=10 v1=20 v2=300 v3=400 dog v1=3 v2=4 v3=5 cat v0=500 v1=500 v2=900 v3=950 cat"
+    boxes = BoxCodec().read_generated(text)
+    out = scored_boxes(boxes, _scores(tok, text, math.log(0.5), {}), tok)
+    assert [b.class_name for b in out] == ["dog", "cat"] and all(b.confidence == pytest.approx(0.25) for b in out)
+
+
 def test_tokens_that_do_not_line_up_leave_the_boxes_unscored(tok):
     boxes = BoxCodec().from_text("v0=10 v1=20 v2=300 v3=400 dog")
     other = _scores(tok, "v0=10 v1=20 v2=300 v3=400 dog v0=1 v1=2 v2=3 v3=4 cat", -0.1, {})

@@ -53,6 +53,22 @@ def test_det_through_the_tokenizer(tok):
     assert back[0].xmin == pytest.approx(0.1, abs=1 / 999)
 
 
+def test_det_from_generated_text_keeps_every_well_formed_box():
+    """A generation with one garbled box (a missing corner, a box without a name) keeps the boxes around it;
+    text a user writes is still read strictly, and a generation with no box at all is still an error."""
+    codec = BoxCodec()
+    text = ("v0=172 v1=484 v2=297 v3=562 torus v1=265 v2=656 v3=468 cone v0=1 v1=2 v2=3 v3=4 "
+            "v0=624 v1=359 v2=796 v3=562 traffic light v0=5")
+    boxes = codec.read_generated(text)
+    assert [b.class_name for b in boxes] == ["torus", "traffic light"]
+    assert boxes[1].xmin == pytest.approx(624 / 999)
+    with pytest.raises(ValueError, match="expected v0"):
+        codec.from_text(text)
+    with pytest.raises(ValueError, match="no class name"):
+        codec.read_generated("v0=1 v1=2 v2=3 v3=4")
+    assert codec.read_generated("") == [] and codec.read_generated(codec.to_text([Box(0, 0, 1, 1, "cat")]))[0].xmax == 1
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(*[st.integers(0, 255)] * 3), min_size=1, max_size=7))
 def test_palette_round_trip_is_exact(colors):

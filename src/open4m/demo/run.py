@@ -38,9 +38,10 @@ def _tile(name: str, value: Any, rgb: np.ndarray | None = None) -> np.ndarray:
 
 
 def _boxes_value(boxes: Sequence[Box] | None) -> dict[str, Any]:
-    """Generated boxes (None: a generation that did not parse) in the data's det form, for drawing."""
-    return {"instances": [{"boxes": [b.xmin, b.ymin, b.xmax, b.ymax], "class_name": b.class_name}
-                          for b in boxes or []]}
+    """Generated boxes (None: a generation that did not parse) in the data's det form, for drawing (with the
+    model's confidence where it has one)."""
+    return {"instances": [{"boxes": [b.xmin, b.ymin, b.xmax, b.ymax], "class_name": b.class_name,
+                           **({} if b.confidence is None else {"confidence": b.confidence})} for b in boxes or []]}
 
 
 def _palette_tile(colors: Sequence[Sequence[int]]) -> np.ndarray:

@@ -37,19 +37,21 @@ def _is_word(token: int, tokenizer) -> bool:
 
 
 def _box_spans(ids: Sequence[int]) -> list[tuple[list[int], list[int]]]:
-    """(positions of the 4 coordinate tokens, positions of the class-name tokens) of each complete box."""
-    spans, values, name = [], [], []
-    for i, t in enumerate(ids):
-        if _is_value(t):
-            if name:  # a value after a class name starts the next box
-                if len(values) == 4:
-                    spans.append((values, name))
-                values, name = [], []
-            values.append(i)
-        elif t >= CLASS_BASE:
-            name.append(i)
-    if len(values) == 4 and name:
-        spans.append((values, name))
+    """(positions of the 4 coordinate tokens, positions of the class-name tokens) of each well-formed box,
+    found as `BoxCodec.read_generated` finds them in the text: v0..v3 in order, then a name; anything else
+    is skipped."""
+    spans, i = [], 0
+    while i < len(ids):
+        corners = ids[i:i + 4]
+        if len(corners) < 4 or any(not _is_value(t) or (t - VALUE_BASE) // NUM_BINS != k for k, t in enumerate(corners)):
+            i += 1
+            continue
+        end = i + 4
+        while end < len(ids) and ids[end] >= CLASS_BASE:
+            end += 1
+        if end > i + 4:
+            spans.append((list(range(i, i + 4)), list(range(i + 4, end))))
+        i = max(end, i + 1)
     return spans
 
 

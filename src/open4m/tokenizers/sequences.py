@@ -198,6 +198,26 @@ class BoxCodec(_TextCodec[list[Box]]):
             boxes.append(Box(*box, class_name=" ".join(name)))
         return boxes
 
+    def read_generated(self, text: str) -> list[Box]:
+        """Every well-formed box of a generation (``v0= v1= v2= v3=`` in order, then a class name); words that
+        start no such box are skipped, so one garbled box (a missing corner, a stray value) does not cost the
+        others. A generation with no well-formed box is an error, as in `from_text`."""
+        words, boxes, i = text.split(), [], 0
+        while i < len(words):
+            corners = [_VALUE.match(w) for w in words[i:i + 4]]
+            if len(corners) < 4 or any(m is None or int(m.group(1)) != k for k, m in enumerate(corners)):
+                i += 1
+                continue
+            end = i + 4
+            while end < len(words) and not _VALUE.match(words[end]):
+                end += 1
+            if end > i + 4:
+                boxes.append(Box(*(int(m.group(2)) / 999 for m in corners), class_name=" ".join(words[i + 4:end])))
+            i = max(end, i + 1)
+        if text.strip() and not boxes:
+            return self.from_text(text)  # raises with what is wrong at the first box
+        return boxes
+
 
 # -- color palette -------------------------------------------------------------------------------
 @dataclass(frozen=True)
