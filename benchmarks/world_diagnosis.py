@@ -20,6 +20,7 @@ import argparse
 import copy
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -64,14 +65,14 @@ def objects(model, samples, split: str) -> None:
     g = np.concatenate([np.asarray(s["semseg"]).ravel() for s in samples])
     po, go = p >= 3, g >= 3  # classes 0-2: background, floor, wall; 3-8: the six shapes
     miou = score("semseg", pred, samples, 9)[0]["miou"]
-    texts = model.texts("det", rgb)
-    with_class = score("det", texts, samples, 0)[0]["map_50"]
+    boxes = model.boxes(rgb)
+    with_class = score("det", boxes, samples, 0)[0]["map_50"]
     anon = copy.deepcopy(list(samples))
     for s in anon:
         for inst in s["det"]["instances"]:
             inst["class_name"] = "cube"
-    anon_texts = [re.sub(r"[a-z]+(?= v0=|$)", "cube", t) for t in texts]
-    without = score("det", anon_texts, anon, 0)[0]["map_50"]
+    anon_boxes = [None if b is None else [replace(x, class_name="cube", alternatives=()) for x in b] for b in boxes]
+    without = score("det", anon_boxes, anon, 0)[0]["map_50"]
     print(f"objects ({split}): semseg mIoU {miou:.3f}, object-vs-not IoU {(po & go).sum() / max((po | go).sum(), 1):.3f}, "
           f"shape accuracy on object pixels {(p[go] == g[go]).mean():.3f} (chance 0.167); "
           f"box mAP@50 {with_class:.3f}, class-agnostic {without:.3f}")
@@ -99,7 +100,7 @@ def sampling(model, samples) -> None:
         print(f"  {steps:2d} {temp:.1f} -> {psnr['psnr_sample']:.2f} / {psnr['psnr']:.2f} dB, shape F1 {f1:.3f}")
     print("sampling (val): box temperature -> mAP@50")
     for temp in (0.0, 0.5):
-        print(f"  {temp:.1f} -> {score('det', model.texts('det', rgb, temperature=temp), samples, 0)[0]['map_50']:.3f}")
+        print(f"  {temp:.1f} -> {score('det', model.boxes(rgb, temperature=temp), samples, 0)[0]['map_50']:.3f}")
 
 
 def curves(metrics: Path, out: Path) -> None:

@@ -1,6 +1,6 @@
 """The procedural world in model form: modality names, registry entries, conversions, rendering.
 
-A *world model* works at a small resolution (a 2-core CPU trains one in under an hour), so its
+A *world model* works at a small resolution (a 2-core CPU trains one in under two hours), so its
 image-token modalities get their own registry entries (`tok_depth@64`, ...) with their own token
 grid and vocabulary, and its sequence modalities (`world_caption`, ...) get a vocabulary sized
 to the world's text tokenizer instead of the official 30k WordPiece one: the embedding tables are
