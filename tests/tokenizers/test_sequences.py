@@ -331,5 +331,11 @@ def test_palette_from_generated_text_keeps_the_first_complete_palette():
     assert codec.read_generated(runs_on) == codec.from_text(text)
     with pytest.raises(ValueError, match="expected v0=<n>, got 'v1=4'"):
         codec.from_text(runs_on)  # text a user writes is read strictly
+    # a palette that stopped early keeps its complete colours; a repeated header is skipped
+    assert codec.read_generated("v1=4 v0=167 v0=148 v0=134 v0=84 v0=76 v0=83 v0=23 v0=87") == [(167, 148, 134),
+                                                                                              (84, 76, 83)]
+    assert codec.read_generated("v1=2 v1=2 v0=79 v0=87 v0=163 v0=1 v0=2 v0=3 v0=4") == [(79, 87, 163), (1, 2, 3)]
     with pytest.raises(ValueError, match="header says 4 colours"):
-        codec.read_generated("v1=4 v0=1 v0=2")  # too short is still an error
+        codec.read_generated("v1=4 v0=1 v0=2")  # not one complete colour is still an error
+    with pytest.raises(ValueError, match="expected v1=<n>"):
+        codec.read_generated("v0=1 v0=2 v0=3")  # nor is a palette without its header

@@ -57,8 +57,8 @@ class TokenScores:
 
     Read off the distributions the autoregressive decoder computed anyway (after guidance, at
     temperature 1, whatever temperature drew the tokens), so it costs no extra pass. Detections
-    use it for their confidence and runner-up classes (`open4m.generation.scored_boxes`); a
-    caption's total log-probability ranks samples.
+    use it for their confidence and runner-up classes (`open4m.generation.scored_boxes`); the
+    summed log-probability of a caption can rank several samples of it.
     """
 
     ids: list[int]  # the generated tokens, the end token included

@@ -249,13 +249,17 @@ class PaletteCodec(_TextCodec[list[tuple[int, int, int]]]):
         return [tuple(values[i:i + 3]) for i in range(0, len(values), 3)]  # type: ignore[misc]
 
     def read_generated(self, text: str) -> list[tuple[int, int, int]]:
-        """The first complete palette of a generation: a sampler that runs on after the palette's last value
-        (a second `v1=<k>` header, stray values) keeps the palette it finished."""
+        """The readable palette of a generation, colour by colour: the header's count of complete ``v0=``
+        triples, skipping stray tokens (a repeated ``v1=<k>`` header). A sampler that runs on after the last
+        colour keeps the palette it finished; one that stopped early keeps its complete colours (a palette
+        distance then charges the missing ones). No complete colour at all is an error, as in `from_text`."""
         words = text.split()
         if words:
             _, k = _parse_value(words[0], 1, "color_palette")
-            if len(words) > 1 + 3 * k:
-                return self.from_text(" ".join(words[:1 + 3 * k]))
+            values = [int(m.group(2)) for m in map(_VALUE.match, words[1:]) if m is not None and m.group(1) == "0"]
+            colors = [tuple(values[i:i + 3]) for i in range(0, 3 * min(k, len(values) // 3), 3)]
+            if colors:
+                return colors  # type: ignore[return-value]
         return self.from_text(text)
 
 
