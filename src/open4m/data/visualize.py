@@ -83,13 +83,12 @@ def _boxes_on(rgb: np.ndarray, boxes: list[tuple[Any, str]], size: int) -> np.nd
     return img
 
 
-def _box_label(instance: Mapping[str, Any]) -> str:
-    """The class name, and a generated box's confidence where the instance has one (``cube .58``); a label's
-    detector `score` is not shown (ground truth carries 1.0)."""
-    confidence = instance.get("confidence")
+def box_label(class_name: str, confidence: float | None = None) -> str:
+    """What a drawn box says: its class, and a generated box's confidence where it has one (``cube .58``).
+    A label's detector `score` is not shown (ground truth carries 1.0)."""
     if confidence is None:
-        return instance["class_name"]
-    return f"{instance['class_name']} {float(confidence):.2f}".replace(" 0.", " .")
+        return class_name
+    return f"{class_name} {float(confidence):.2f}".replace(" 0.", " .")
 
 
 def _keypoints_on(rgb: np.ndarray, persons: list[Mapping[str, Any]], size: int, min_visibility: float = 0.5) -> np.ndarray:
@@ -145,7 +144,8 @@ def modality_tile(name: str, value: Any, size: int, rgb: np.ndarray | None = Non
             img = class_colors(256)[value.astype(np.int64) % 256]
         return cv2.resize(np.ascontiguousarray(img, np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
     if name == "det" and rgb is not None:
-        return _boxes_on(rgb, [(i["boxes"], _box_label(i)) for i in value.get("instances", [])], size)
+        return _boxes_on(rgb, [(i["boxes"], box_label(i["class_name"], i.get("confidence")))
+                              for i in value.get("instances", [])], size)
     if name == "ocr" and rgb is not None:
         return _boxes_on(rgb, [(b["box"], b["text"]) for b in value], size)
     if name == "keypoints" and rgb is not None:

@@ -27,8 +27,10 @@ from ..tokenizers.sequences import Box
 from .sampler import TokenScores
 
 
-def _is_value(token: int) -> bool:
-    return VALUE_BASE <= token < VALUE_BASE + NUM_VALUE_KINDS * NUM_BINS
+def _value_kind(token: int) -> int | None:
+    """k of a value token ``v{k}=..``; None for any other token."""
+    offset = token - VALUE_BASE
+    return offset // NUM_BINS if 0 <= offset < NUM_VALUE_KINDS * NUM_BINS else None
 
 
 def _is_word(token: int, tokenizer) -> bool:
@@ -42,8 +44,7 @@ def _box_spans(ids: Sequence[int]) -> list[tuple[list[int], list[int]]]:
     is skipped."""
     spans, i = [], 0
     while i < len(ids):
-        corners = ids[i:i + 4]
-        if len(corners) < 4 or any(not _is_value(t) or (t - VALUE_BASE) // NUM_BINS != k for k, t in enumerate(corners)):
+        if [_value_kind(t) for t in ids[i:i + 4]] != [0, 1, 2, 3]:
             i += 1
             continue
         end = i + 4

@@ -30,6 +30,7 @@ import torch
 
 from ..data.codecs import open_image, rgb_image
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..data.visualize import box_label
 from .. import modalities
 from ..atomic import atomic_write, save_image, write_text_atomic
 from ..errors import ConfigError, DataError
@@ -204,8 +205,7 @@ def draw_boxes(image, boxes: Sequence[Box]):
         (x0, x1), (y0, y1) = sorted((b.xmin * w, b.xmax * w)), sorted((b.ymin * h, b.ymax * h))
         xy = (x0, y0, x1, y1)
         draw.rectangle(xy, outline=(255, 0, 0), width=2)
-        label = b.class_name if b.confidence is None else f"{b.class_name} {b.confidence:.2f}"
-        draw.text((xy[0] + 2, xy[1] + 1), label, fill=(255, 0, 0))
+        draw.text((xy[0] + 2, xy[1] + 1), box_label(b.class_name, b.confidence), fill=(255, 0, 0))
     return img
 
 

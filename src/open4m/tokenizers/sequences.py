@@ -204,15 +204,16 @@ class BoxCodec(_TextCodec[list[Box]]):
         others. A generation with no well-formed box is an error, as in `from_text`."""
         words, boxes, i = text.split(), [], 0
         while i < len(words):
-            corners = [_VALUE.match(w) for w in words[i:i + 4]]
-            if len(corners) < 4 or any(m is None or int(m.group(1)) != k for k, m in enumerate(corners)):
+            try:
+                corners = _parse_box(words, i, "det")
+            except DataError:
                 i += 1
                 continue
             end = i + 4
             while end < len(words) and not _VALUE.match(words[end]):
                 end += 1
             if end > i + 4:
-                boxes.append(Box(*(int(m.group(2)) / 999 for m in corners), class_name=" ".join(words[i + 4:end])))
+                boxes.append(Box(*corners, class_name=" ".join(words[i + 4:end])))
             i = max(end, i + 1)
         if text.strip() and not boxes:
             return self.from_text(text)  # raises with what is wrong at the first box
