@@ -31,7 +31,7 @@ def reference_dir() -> Path:
 # A tiny world-model bundle trained once per session by the real recipe (about 30 s on 2 cores): the
 # world source (tests/sources) reads its tokenizers, the demo (tests/demo) runs it.
 TINY_RECIPE = """
-world: {image_size: 32, patch_size: 8, train_scenes: 24}
+world: {image_size: 32, patch_size: 8, rgb_patch_size: 4, train_scenes: 24}  # finer RGB input patches
 tokenizers:
   codebook_size: {rgb: 32, depth: 32, normal: 32, semseg: 32, canny_edge: 32}
   latent_dim: 8

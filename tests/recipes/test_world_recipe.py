@@ -25,6 +25,13 @@ def test_recipe_sections_are_checked(tmp_path):
         load_recipe(tmp_path / "nope.yaml")
 
 
+def test_patch_sizes_that_do_not_divide_the_image_are_refused_when_the_recipe_is_read(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("world: {image_size: 64, rgb_patch_size: 6}\n")
+    with pytest.raises(ValueError, match=r"world.rgb_patch_size=6 does not divide world.image_size=64"):
+        load_recipe(bad)
+
+
 def test_shipped_recipe_is_complete():
     recipe = load_recipe()
     assert recipe.world.image_size % recipe.world.patch_size == 0
@@ -37,6 +44,12 @@ def test_recipe_writes_a_complete_bundle(tiny_bundle):
     card = (tiny_bundle / "README.md").read_text()  # written from world.json: no eval yet, so no metrics
     assert "24 scenes of the `train` split" in card and "## Metrics" not in card
     assert 'open4m.pipeline("rgb->depth", model=FOLDER)' in card
+    # the tiny recipe's RGB input uses 4 px patches over 8 px token grids: both reach the bundle and its card
+    assert info["spec"]["rgb_patch_size"] == 4 and info["spec"]["patch_size"] == 8
+    assert "4 px patches: 8x8 tokens" in card and "(4x4 tokens)" in card
+    with safe_open(str(tiny_bundle / "model.safetensors"), "pt") as f:
+        key = next(k for k in f.keys() if k.startswith("encoder_embeddings.rgb@32.") and k.endswith("proj.weight"))
+        assert f.get_slice(key).get_shape()[1] == 3 * 4 * 4
 
 
 def test_the_bundle_predicts_every_modality_through_the_pipeline(tiny_bundle):

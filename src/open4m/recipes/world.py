@@ -55,7 +55,17 @@ _TOKENIZER_LOSS = {"depth": "smooth_l1", "normal": "smooth_l1", "canny_edge": "m
 class WorldSection:
     image_size: int = option(64, "Scene size in pixels.")
     patch_size: int = option(8, "Pixels per token side (image_size / patch_size tokens per row).")
+    rgb_patch_size: int | None = option(None, "Pixels per side of the RGB input's patches (null: patch_size). Finer "
+                                        "patches give the encoder more tokens per object, which is what recognition "
+                                        "needs; the token grids of the other modalities keep patch_size.")
     train_scenes: int = option(3000, "Scenes rendered for training the tokenizers and the FourM.")
+
+    def __post_init__(self) -> None:
+        for key in ("patch_size", "rgb_patch_size"):
+            patch = getattr(self, key)
+            if patch is not None and (patch < 1 or self.image_size % patch):
+                raise ConfigError(f"world.{key}={patch} does not divide world.image_size={self.image_size}; choose a "
+                                  f"patch size whose ratio to the image size is whole (e.g. 4 or 8 for 64 px)")
 
 
 @dataclass
@@ -245,7 +255,8 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
                   for b in IMAGE_MODALITIES}
     timings["tokenizers_s"] = time.perf_counter() - t0
 
-    spec = WorldSpec(size, patch, {b: t.config.codebook_size for b, t in tokenizers.items()}, text_tok.vocab_size)
+    spec = WorldSpec(size, patch, {b: t.config.codebook_size for b, t in tokenizers.items()}, text_tok.vocab_size,
+                     w.rgb_patch_size)
     world.register_modalities(spec)
     token_root = out / "tokens"
     if not (token_root / "done").exists():
@@ -267,6 +278,8 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
 def _stages_fingerprint(recipe: WorldRecipe) -> dict[str, Any]:
     """What the token folder is made from: the world, tokenizer and text sections of the recipe."""
     d = to_dict(recipe)
+    if d["world"].get("rgb_patch_size") is None:  # unset: the fingerprint of folders made before the option existed
+        d["world"].pop("rgb_patch_size", None)
     return {k: d[k] for k in ("world", "tokenizers", "text")}
 
 

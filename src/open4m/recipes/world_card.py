@@ -61,7 +61,8 @@ def _description(spec: WorldSpec, model: Any, tokenizers: Mapping[str, Any], tex
         ["FourM", f"{f'preset `{preset}`, ' if preset else ''}dim {c.dim}, {c.encoder_depth} encoder + "
                   f"{c.decoder_depth} decoder blocks, {c.num_heads} heads, patch {p}",
          f"{_params(model):.2f} M params"],
-        ["modalities", f"`{spec.rgb_pixels}` (pixels in [-1, 1], input only), "
+        ["modalities", f"`{spec.rgb_pixels}` (pixels in [-1, 1], input only, {spec.rgb_patch_size} px patches: "
+                       f"{s // spec.rgb_patch_size}x{s // spec.rgb_patch_size} tokens), "
                        f"`tok_{{{','.join(IMAGE_MODALITIES)}}}@{s}` ({s // p}x{s // p} tokens), "
                        f"`{{{','.join(spec.sequence_modalities)}}}` (text)", ""],
         ["image tokenizers", f"VQ-VAE per modality, {tok_arch}{p} px patches, codebooks {codebooks}",

@@ -60,3 +60,20 @@ def test_register_is_idempotent_and_uses_the_demo_grid():
     assert modalities.get(spec.tok("depth")).grid_size() == (4, 4)
     assert modalities.get(SEQUENCE_MODALITIES["caption"]).vocab_size == 4400
     assert WorldSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_rgb_input_patches_can_be_finer_than_the_token_grids():
+    spec = WorldSpec(32, 8, {b: 16 for b in IMAGE_MODALITIES}, 4400, rgb_patch_size=4)
+    world.register_modalities(spec)
+    assert modalities.get(spec.rgb_pixels).grid_size() == (8, 8)
+    assert modalities.get(spec.tok("semseg")).grid_size() == (4, 4)
+    assert WorldSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_a_bundle_spec_written_before_rgb_patch_size_reads_as_the_token_patch():
+    old = {"image_size": 32, "patch_size": 8, "codebook_sizes": {b: 16 for b in IMAGE_MODALITIES},
+           "text_vocab_size": 4400}
+    spec = WorldSpec.from_dict(old)
+    assert spec.rgb_patch_size == 8
+    world.register_modalities(spec)
+    assert modalities.get(spec.rgb_pixels).grid_size() == (4, 4)

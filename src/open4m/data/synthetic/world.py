@@ -56,6 +56,13 @@ class WorldSpec:
     patch_size: int
     codebook_sizes: Mapping[str, int]
     text_vocab_size: int
+    #: pixels per side of the RGB input's patches (None: patch_size); finer than the token grids' when the recipe
+    #: asks, so the encoder sees more tokens per object
+    rgb_patch_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.rgb_patch_size is None:
+            object.__setattr__(self, "rgb_patch_size", self.patch_size)
 
     @property
     def rgb_pixels(self) -> str:
@@ -78,12 +85,14 @@ class WorldSpec:
         return [self.rgb_pixels, *self.token_modalities, *self.sequence_modalities]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"image_size": self.image_size, "patch_size": self.patch_size,
+        return {"image_size": self.image_size, "patch_size": self.patch_size, "rgb_patch_size": self.rgb_patch_size,
                 "codebook_sizes": dict(self.codebook_sizes), "text_vocab_size": self.text_vocab_size}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "WorldSpec":
-        return cls(int(d["image_size"]), int(d["patch_size"]), dict(d["codebook_sizes"]), int(d["text_vocab_size"]))
+        rgb_patch = d.get("rgb_patch_size")  # absent in bundles made before it existed: the token grids' patch
+        return cls(int(d["image_size"]), int(d["patch_size"]), dict(d["codebook_sizes"]), int(d["text_vocab_size"]),
+                   int(rgb_patch) if rgb_patch else None)
 
 
 def read_world_json(folder: str | os.PathLike) -> tuple[dict[str, Any], WorldSpec]:
@@ -104,8 +113,8 @@ def read_world_json(folder: str | os.PathLike) -> tuple[dict[str, Any], WorldSpe
 def register_modalities(spec: WorldSpec) -> list[str]:
     """Add the world model's modalities to the registry (idempotent); returns their names."""
     s, p = spec.image_size, spec.patch_size
-    entries = [Modality(spec.rgb_pixels, Kind.PIXELS, image_size=s, patch_size=p, num_channels=3, encoder=True,
-                        path="rgb", description=f"RGB pixels at {s}px" + _TAG, pixel_mean=(0.5,) * 3,
+    entries = [Modality(spec.rgb_pixels, Kind.PIXELS, image_size=s, patch_size=spec.rgb_patch_size, num_channels=3,
+                        encoder=True, path="rgb", description=f"RGB pixels at {s}px" + _TAG, pixel_mean=(0.5,) * 3,
                         pixel_std=(0.5,) * 3)]  # to_model_form("rgb") maps pixels to [-1, 1]
     for base in IMAGE_MODALITIES:
         entries.append(Modality(spec.tok(base), Kind.IMAGE_TOKENS, vocab_size=int(spec.codebook_sizes[base]),
