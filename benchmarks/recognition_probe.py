@@ -1,7 +1,7 @@
 """How fast can the world model's encoder learn to recognise shapes, and does resolution help?
 
     python benchmarks/recognition_probe.py [--steps 2000] [--train-scenes 1500] [--val-scenes 200]
-                                           [--configs 64/8,128/16,128/8]
+                                           [--configs 64/8,128/16,128/8,64/4]
 
 The diagnosis in docs/results.md found the world model locating objects but not recognising their
 shape. This probe separates the trunk from the 4M machinery: the shipped encoder trunk (the recipe's
@@ -11,7 +11,8 @@ per-pixel class (every pixel supervised, every step; no VQ tokens, no masking, n
 the recipe's batch and learning rate. It shows how fast the trunk can learn shapes when every pixel is
 supervised at every step: a generous reference for the FourM's RGB -> semseg at that size. It also
 measures resolution at fixed compute: `128/16` sees 128 px scenes as the same 8x8 token grid as
-`64/8`, `128/8` as a 16x16 grid (4x the tokens).
+`64/8`, `128/8` as a 16x16 grid (4x the tokens), and `64/4` the 64 px scenes as a 16x16 grid (the recipe's
+`world.rgb_patch_size: 4`).
 
 Prints, per configuration and checkpoint: the shape accuracy on true object pixels (chance 1/6),
 the 9-class mIoU at the scene's own resolution, samples seen and seconds.
@@ -117,7 +118,7 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=500, help="score the val scenes every this many steps")
     ap.add_argument("--train-scenes", type=int, default=1500)
     ap.add_argument("--val-scenes", type=int, default=200)
-    ap.add_argument("--configs", default="64/8,128/16,128/8", help="image size / patch size pairs")
+    ap.add_argument("--configs", default="64/8,128/16,128/8,64/4", help="image size / patch size pairs")
     ap.add_argument("--recipe", default="configs/demo/world64.yaml", help="the world recipe whose trunk is probed")
     ap.add_argument("--batch", type=int, default=0, help="samples per step (default: the recipe's)")
     ap.add_argument("--threads", type=int, default=2)
