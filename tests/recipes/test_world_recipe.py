@@ -129,6 +129,41 @@ def test_resuming_with_other_text_settings_is_refused_before_anything_changes(ti
     assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before
 
 
+def test_a_resumed_run_keeps_the_text_vocabulary_its_tokens_were_written_with(tiny_bundle, tmp_path, monkeypatch):
+    """The vocabulary is kept in the run: training it again may give other ids (on this tiny corpus it often
+    does). A run made before that is resumed only if a new vocabulary encodes its token folder to the same ids."""
+    from open4m.data.synthetic.world import SEQUENCE_MODALITIES, render_world
+    from open4m.errors import ConfigError
+    from open4m.recipes import world as recipe_module
+    from open4m.recipes.world import run_text_vocab
+    from open4m.tokenizers import TextTokenizer
+
+    run = tiny_bundle.parent
+    kept = run / "tokenizers" / "text.json"
+    assert kept.is_file()
+    assert (TextTokenizer.from_pretrained(kept).backend.to_str()
+            == TextTokenizer.from_pretrained(tiny_bundle / "tokenizers" / "text.json").backend.to_str())
+    data = render_world("train", 24, 32, workers=1, progress=False)
+    assert run_text_vocab(data, 100, run / "tokenizers", run / "tokens").backend.to_str() \
+        == TextTokenizer.from_pretrained(kept).backend.to_str()
+
+    # a run folder of the earlier layout (tokens written, no text.json), and a retrained vocabulary that
+    # happens to give the same ids: the run's own, so that the test does not depend on the trainer's tie order
+    monkeypatch.setattr(recipe_module, "text_vocab", lambda texts, extra: TextTokenizer.from_pretrained(kept))
+    legacy = tmp_path / "legacy"
+    shutil.copytree(run / "tokens", legacy / "tokens")
+    (legacy / "tokenizers").mkdir()
+    run_text_vocab(data, 100, legacy / "tokenizers", legacy / "tokens")
+    assert (legacy / "tokenizers" / "text.json").is_file()
+
+    (legacy / "tokenizers" / "text.json").unlink()
+    caption = legacy / "tokens" / SEQUENCE_MODALITIES["caption"] / f"{data.names[0]}.npy"
+    np.save(caption, np.load(caption)[::-1].copy())  # written with some other vocabulary
+    with pytest.raises(ConfigError, match=r"text vocabulary this run did not keep.*delete .*tokens"):
+        run_text_vocab(data, 100, legacy / "tokenizers", legacy / "tokens")
+    assert not (legacy / "tokenizers" / "text.json").exists()
+
+
 def test_record_evaluation_puts_metrics_intervals_and_comparison_in_the_card(tiny_bundle, tmp_path):
     from open4m.eval.runner import evaluate, load_samples
     from open4m.recipes.world import record_evaluation

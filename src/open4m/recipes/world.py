@@ -38,7 +38,7 @@ from ..train.tasks.fourm import FourMRecipe
 
 from ..data.synthetic import world
 from ..data.synthetic.world import (IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldData, WorldSpec, encode_images,
-                                    render_world, token_samples)
+                                    render_world, sequence_ids, token_samples)
 
 __all__ = ["DEFAULT_RECIPE", "WorldRecipe", "load_recipe", "load_recipe_text", "run_recipe", "train_image_tokenizer",
            "text_vocab", "write_token_folder", "train_fourm", "save_bundle", "record_evaluation", "convert_bundle"]
@@ -183,6 +183,43 @@ def text_vocab(texts: Mapping[str, list[str]], extra_words: int) -> Any:
     return TextTokenizer.train(corpus, vocab_size=len(special_token_layout()) + extra_words)
 
 
+def run_text_vocab(data: WorldData, extra_words: int, tok_dir: Path, token_root: Path) -> Any:
+    """The run's text vocabulary, trained once and kept as `tok_dir/text.json`.
+
+    A resumed run must write its bundle with the vocabulary its token folder and FourM were made with, and
+    training it again is not guaranteed to give the same ids (the WordPiece trainer breaks ties by hash-map
+    order, huggingface/tokenizers#1794). A run made before the file was kept gets a fresh vocabulary only
+    if it encodes the token folder's texts to the same ids; otherwise it is refused, never silently mixed.
+    """
+    from ..tokenizers import TextTokenizer
+
+    path = tok_dir / "text.json"
+    if path.is_file():
+        return TextTokenizer.from_pretrained(path)
+    text_tok = text_vocab(data.texts, extra_words)
+    if (token_root / "done").is_file():
+        _check_text_ids(text_tok, data, token_root)
+    text_tok.save_pretrained(path)
+    return text_tok
+
+
+def _check_text_ids(text_tok: Any, data: WorldData, token_root: Path, scenes: int = 64) -> None:
+    """Refuse a vocabulary that encodes the token folder's texts (its first `scenes` scenes) to other ids."""
+    for i, name in enumerate(data.names[:scenes]):
+        for mod, ids in sequence_ids(data, i, text_tok).items():
+            try:
+                stored = np.load(token_root / mod / f"{name}.npy")
+            except (OSError, ValueError) as err:
+                raise DataError(f"{token_root / mod / name}.npy is missing or damaged ({err}); delete {token_root} to "
+                                f"write the token folder again") from None
+            if not np.array_equal(stored, ids):
+                raise ConfigError(f"{token_root} was written with a text vocabulary this run did not keep "
+                                  f"({token_root.parent / 'tokenizers' / 'text.json'} is missing), and a new one "
+                                  f"encodes {mod} of {name} to other ids; delete {token_root} and "
+                                  f"{token_root.parent / 'fourm'} and run the recipe again (the image tokenizers "
+                                  f"are reused)")
+
+
 # -- stage 3: pre-tokenized folder and FourM --------------------------------------------------------------
 def write_token_folder(root: Path, spec: WorldSpec, data: WorldData, tokens: Mapping[str, np.ndarray],
                        text_tok: Any, progress: bool = True) -> None:
@@ -248,8 +285,8 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
 
     t0 = time.perf_counter()
     log.info("world recipe: text vocabulary and one VQ-VAE per image modality (%s)", ", ".join(IMAGE_MODALITIES))
-    text_tok = text_vocab(data.texts, recipe.text.extra_words)
     tok_dir = out / "tokenizers"
+    text_tok = run_text_vocab(data, recipe.text.extra_words, tok_dir, out / "tokens")
     tokenizers = {b: VQVAE.from_pretrained(train_image_tokenizer(b, data, recipe.tokenizers, size, patch, tok_dir,
                                                                  progress))
                   for b in IMAGE_MODALITIES}

@@ -262,7 +262,14 @@ def token_samples(spec: WorldSpec, data: WorldData, tokens: Mapping[str, np.ndar
         sample = {spec.rgb_pixels: to_model_form("rgb", data.images["rgb"][i]).numpy()}
         for base in IMAGE_MODALITIES:
             sample[spec.tok(base)] = tokens[base][i]
-        for key, mod in SEQUENCE_MODALITIES.items():
-            ids = text_tok.encode(data.texts[key][i]).numpy().astype(np.int64)
-            sample[mod] = ids[:SEQUENCE_MAX_TOKENS[key] - 2]  # room for [EOS] and a sentinel
+        sample.update(sequence_ids(data, i, text_tok))
         yield name, sample
+
+
+def sequence_ids(data: WorldData, i: int, text_tok: Any) -> dict[str, np.ndarray]:
+    """Scene `i`'s sequence modalities as the token ids the model trains on."""
+    out = {}
+    for key, mod in SEQUENCE_MODALITIES.items():
+        ids = text_tok.encode(data.texts[key][i]).numpy().astype(np.int64)
+        out[mod] = ids[:SEQUENCE_MAX_TOKENS[key] - 2]  # room for [EOS] and a sentinel
+    return out
