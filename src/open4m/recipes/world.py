@@ -32,7 +32,7 @@ import yaml
 
 from ..atomic import write_atomic, write_text_atomic
 from ..config import from_dict, load, option, section, to_dict
-from ..data.codecs import encode
+from ..data.codecs import decode, encode
 from ..errors import ConfigError, DataError, NotFound
 from ..train.tasks.fourm import FourMRecipe
 
@@ -193,30 +193,30 @@ def run_text_vocab(data: WorldData, extra_words: int, tok_dir: Path, token_root:
     """
     from ..tokenizers import TextTokenizer
 
-    path = tok_dir / "text.json"
-    if path.is_file():
-        return TextTokenizer.from_pretrained(path)
+    kept = tok_dir / "text.json"
+    if kept.is_file():
+        return TextTokenizer.from_pretrained(kept)
     text_tok = text_vocab(data.texts, extra_words)
     if (token_root / "done").is_file():
-        _check_text_ids(text_tok, data, token_root)
-    text_tok.save_pretrained(path)
+        _check_text_ids(text_tok, data, token_root, kept)
+    text_tok.save_pretrained(kept)
     return text_tok
 
 
-def _check_text_ids(text_tok: Any, data: WorldData, token_root: Path, scenes: int = 64) -> None:
+def _check_text_ids(text_tok: Any, data: WorldData, token_root: Path, kept: Path, scenes: int = 64) -> None:
     """Refuse a vocabulary that encodes the token folder's texts (its first `scenes` scenes) to other ids."""
     for i, name in enumerate(data.names[:scenes]):
         for mod, ids in sequence_ids(data, i, text_tok).items():
+            path = token_root / mod / f"{name}.npy"
             try:
-                stored = np.load(token_root / mod / f"{name}.npy")
-            except (OSError, ValueError) as err:
-                raise DataError(f"{token_root / mod / name}.npy is missing or damaged ({err}); delete {token_root} to "
-                                f"write the token folder again") from None
+                stored = decode(path.read_bytes(), ".npy", mod)  # the reader of what write_token_folder encoded
+            except (OSError, DataError) as err:
+                raise DataError(f"{path} is missing or damaged ({err}); delete {token_root} to write the token "
+                                f"folder again") from None
             if not np.array_equal(stored, ids):
-                raise ConfigError(f"{token_root} was written with a text vocabulary this run did not keep "
-                                  f"({token_root.parent / 'tokenizers' / 'text.json'} is missing), and a new one "
-                                  f"encodes {mod} of {name} to other ids; delete {token_root} and "
-                                  f"{token_root.parent / 'fourm'} and run the recipe again (the image tokenizers "
+                raise ConfigError(f"{token_root} was written with a text vocabulary this run did not keep ({kept} is "
+                                  f"missing), and a new one encodes {mod} of {name} to other ids; delete {token_root} "
+                                  f"and {token_root.parent / 'fourm'} and run the recipe again (the image tokenizers "
                                   f"are reused)")
 
 
@@ -285,8 +285,8 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
 
     t0 = time.perf_counter()
     log.info("world recipe: text vocabulary and one VQ-VAE per image modality (%s)", ", ".join(IMAGE_MODALITIES))
-    tok_dir = out / "tokenizers"
-    text_tok = run_text_vocab(data, recipe.text.extra_words, tok_dir, out / "tokens")
+    tok_dir, token_root = out / "tokenizers", out / "tokens"
+    text_tok = run_text_vocab(data, recipe.text.extra_words, tok_dir, token_root)
     tokenizers = {b: VQVAE.from_pretrained(train_image_tokenizer(b, data, recipe.tokenizers, size, patch, tok_dir,
                                                                  progress))
                   for b in IMAGE_MODALITIES}
@@ -295,7 +295,6 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
     spec = WorldSpec(size, patch, {b: t.config.codebook_size for b, t in tokenizers.items()}, text_tok.vocab_size,
                      w.rgb_patch_size)
     world.register_modalities(spec)
-    token_root = out / "tokens"
     if not (token_root / "done").exists():
         tokens = {b: encode_images(tokenizers[b], b, data.images[b]) for b in IMAGE_MODALITIES}
         write_token_folder(token_root, spec, data, tokens, text_tok, progress)
