@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+import yaml
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -32,6 +33,25 @@ def test_patch_sizes_that_do_not_divide_the_image_are_refused_when_the_recipe_is
         load_recipe(bad)
 
 
+def test_a_misspelt_stage_setting_is_refused_when_the_recipe_is_read(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stages: [{optim: {lr: 1.0e-3}}, {optim: {lrr: 1.0e-3}}]\n")
+    with pytest.raises(ValueError, match=r"stages\[1\]: unknown config key 'optim.lrr'"):
+        load_recipe(bad)
+    bad.write_text("stages: [5]\n")
+    with pytest.raises(ValueError, match=r"stages\[0\] must be a mapping"):
+        load_recipe(bad)
+
+
+def test_a_stage_changes_only_the_settings_it_names(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("fourm: {optim: {lr: 2.0e-3, warmup: 100}, train: {steps: 50}}\n"
+                      "stages: [{optim: {lr: 6.0e-4}, train: {steps: 20, seed: 1}}]\n")
+    stage = load_recipe(recipe).stage(2)
+    assert (stage.optim.lr, stage.optim.warmup, stage.train.steps, stage.train.seed) == (6e-4, 100, 20, 1)
+    assert load_recipe(recipe).stage(1).optim.lr == 2e-3
+
+
 def test_shipped_recipe_is_complete():
     recipe = load_recipe()
     assert recipe.world.image_size % recipe.world.patch_size == 0
@@ -50,6 +70,39 @@ def test_recipe_writes_a_complete_bundle(tiny_bundle):
     with safe_open(str(tiny_bundle / "model.safetensors"), "pt") as f:
         key = next(k for k in f.keys() if k.startswith("encoder_embeddings.rgb@32.") and k.endswith("proj.weight"))
         assert f.get_slice(key).get_shape()[1] == 3 * 4 * 4
+
+
+def test_a_stage_restarts_from_the_previous_stages_ema_weights_and_the_bundle_is_the_last_stages(tiny_bundle):
+    from safetensors.torch import load_file
+
+    run = tiny_bundle.parent
+    stage2 = run / "fourm-2"
+    recorded = yaml.safe_load((stage2 / "config.yaml").read_text())
+    assert recorded["model"]["init_from"] == str(run / "fourm" / "model_ema.safetensors")
+    assert (recorded["optim"]["lr"], recorded["train"]["steps"], recorded["train"]["seed"]) == (1e-3, 2, 1)
+    steps = [json.loads(line)["step"] for line in (stage2 / "metrics.jsonl").read_text().splitlines()
+             if '"train/loss"' in line]
+    assert steps == [1, 2]  # a fresh schedule, not a resume of the first stage
+    shipped, last = load_file(tiny_bundle / "model.safetensors"), load_file(stage2 / "model_ema.safetensors")
+    first = load_file(run / "fourm" / "model_ema.safetensors")
+    key = next(k for k in shipped if k.startswith("encoder.") and k.endswith("weight"))
+    assert torch.equal(shipped[key], last[key].half()) and not torch.equal(shipped[key], first[key].half())
+    card = (tiny_bundle / "README.md").read_text()
+    assert "Stage 2 restarts from stage 1's EMA weights with a fresh AdamW: 2 steps, lr 0.001" in card
+
+
+def test_a_rerun_of_a_finished_run_with_stages_trains_nothing(tiny_bundle, tmp_path):
+    from open4m.recipes.world import is_recipe_folder, run_recipe
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_bundle.parent, run, ignore=shutil.ignore_patterns("model"))
+    assert is_recipe_folder(run)
+    before = {p: p.stat().st_mtime_ns for p in (run / "fourm-2" / "checkpoints").rglob("*")}
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(json.loads((tiny_bundle / "world.json").read_text())["recipe"])
+    bundle = run_recipe(recipe, run, workers=1, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in (run / "fourm-2" / "checkpoints").rglob("*")} == before
+    assert bundle_missing(bundle) == []
 
 
 def test_the_bundle_predicts_every_modality_through_the_pipeline(tiny_bundle):

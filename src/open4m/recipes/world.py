@@ -1,10 +1,11 @@
 """The world recipe (`open4m demo --train`): a world model from scratch, driven by one YAML file.
 
 world (scenes rendered by `open4m.data.synthetic.world.render_world`) -> text tokenizer + one VQ-VAE
-per image modality -> pre-tokenized folder -> FourM trained by `open4m.train` with the 4M masking ->
-a bundle (:func:`save_bundle`). The default recipe is `configs/demo/world64.yaml` (the shipped model's).
+per image modality -> pre-tokenized folder -> FourM trained by `open4m.train` with the 4M masking (then
+any further `stages`, warm restarts from the previous stage's EMA weights) -> a bundle (:func:`save_bundle`).
+The default recipe is `configs/demo/world64.yaml` (the shipped model's).
 Everything goes into `out/`; a rerun re-renders the (deterministic) world but reuses finished
-tokenizers, the token folder and the newest FourM checkpoint, so an interrupted run continues.
+tokenizers, the token folder and each stage's newest FourM checkpoint, so an interrupted run continues.
 
 A bundle is an ordinary open4m model folder (`FourM.save_pretrained`: `config.json`,
 `model.safetensors` whose metadata describes the world's modalities, pixel normalisation included,
@@ -40,7 +41,8 @@ from ..data.synthetic import world
 from ..data.synthetic.world import (IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldData, WorldSpec, encode_images,
                                     render_world, sequence_ids, token_samples)
 
-__all__ = ["DEFAULT_RECIPE", "WorldRecipe", "load_recipe", "load_recipe_text", "run_recipe", "train_image_tokenizer",
+__all__ = ["DEFAULT_RECIPE", "WorldRecipe", "load_recipe", "load_recipe_text", "run_recipe", "stage_folder",
+           "train_image_tokenizer",
            "text_vocab", "write_token_folder", "train_fourm", "save_bundle", "record_evaluation", "convert_bundle"]
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,35 @@ class WorldRecipe:
     tokenizers: WorldTokenizers = section(WorldTokenizers, "One VQ-VAE per image modality.")
     text: TextSection = section(TextSection, "The WordPiece vocabulary of the sequences.")
     fourm: FourMRecipe = section(FourMRecipe, "The FourM (data.source, modalities and out_dir are filled in).")
+    stages: list = option([], "Further FourM stages after `fourm`, each a warm restart from the previous stage's EMA "
+                              "weights with a fresh optimizer and LR schedule: a list of `fourm` settings to change, "
+                              "e.g. [{optim: {lr: 6.0e-4, warmup: 200}, train: {steps: 12000, seed: 1}}]. Stage n "
+                              "trains in OUT/fourm-n; the bundle is the last stage's.")
+
+    def __post_init__(self) -> None:
+        for n in range(2, len(self.stages) + 2):
+            self.stage(n)  # a misspelt key is an error when the recipe is read, not hours later
+
+    def stage(self, n: int) -> FourMRecipe:
+        """The FourM recipe of stage `n` (1: `fourm`; n >= 2: `fourm` with `stages[n - 2]` merged in)."""
+        if n == 1:
+            return self.fourm
+        changes = self.stages[n - 2]
+        if not isinstance(changes, Mapping):
+            raise ConfigError(f"stages[{n - 2}] must be a mapping of `fourm` settings, e.g. {{train: {{steps: 1000}}}}; "
+                              f"got {changes!r}")
+        try:
+            return from_dict(FourMRecipe, _merged(to_dict(self.fourm), changes), command="demo")
+        except ConfigError as err:
+            raise ConfigError(f"stages[{n - 2}]: {err}") from None
+
+
+def _merged(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `changes` written over it, mapping by mapping (a stage changes `optim.lr`, not all of `optim`)."""
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = _merged(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) else value
+    return out
 
 
 def load_recipe(path: str | Path | None = None) -> WorldRecipe:
@@ -253,14 +284,21 @@ def train_fourm(recipe: FourMRecipe, spec: WorldSpec, token_root: Path, run_dir:
     return ema if ema.exists() else Path(result.model_path)
 
 
-#: What `run_recipe` writes in its folder: a folder holding only these is a run of the recipe, which resumes.
+#: What `run_recipe` writes in its folder (plus `fourm-<n>` for the stages after the first): a folder holding only
+#: these is a run of the recipe, which resumes.
 RECIPE_ENTRIES = ("tokenizers", "tokens", "fourm", "model")
+
+
+def stage_folder(n: int) -> str:
+    """The run folder of FourM stage `n` inside the recipe's output (`fourm`, then `fourm-2`, `fourm-3`, ...)."""
+    return "fourm" if n == 1 else f"fourm-{n}"
 
 
 def is_recipe_folder(path: str | Path) -> bool:
     """Whether `path` holds only what `run_recipe` writes (running the recipe there again resumes it)."""
     entries = {p.name for p in Path(path).iterdir()} if Path(path).is_dir() else set()
-    return bool(entries) and entries <= set(RECIPE_ENTRIES)
+    stages = {e for e in entries if e.startswith("fourm-") and e[len("fourm-"):].isdigit()}
+    return bool(entries) and entries - stages <= set(RECIPE_ENTRIES)
 
 
 def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int = 2, progress: bool = True) -> Path:
@@ -301,8 +339,13 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
         write_text_atomic(token_root / "done", json.dumps(made_from, sort_keys=True))
 
     t0 = time.perf_counter()
-    log.info("world recipe: training the FourM on %s", token_root)
-    weights = train_fourm(recipe.fourm, spec, token_root, out / "fourm", progress=progress)
+    weights = None
+    for n in range(1, len(recipe.stages) + 2):
+        stage = recipe.stage(n)
+        if weights is not None:  # a warm restart: the previous stage's EMA weights, a fresh optimizer and schedule
+            stage = replace(stage, model=replace(stage.model, init_from=str(weights)))
+        log.info("world recipe: training the FourM on %s (stage %d of %d)", token_root, n, len(recipe.stages) + 1)
+        weights = train_fourm(stage, spec, token_root, out / stage_folder(n), progress=progress)
     timings["fourm_s"] = time.perf_counter() - t0
     model = FourM.from_pretrained(weights)
     info = {"recipe": load_recipe_text(recipe_path), "train_scenes": len(data.names), "timings": timings}

@@ -112,7 +112,20 @@ def _training(recipe: Mapping[str, Any]) -> list[str]:
             f"{f' ({masking})' if masking else ''}, {data['input_tokens']} input + {data['target_tokens']} target "
             f"tokens per sample, batch {data['batch_size']}, {train['steps']} steps ({tokens / 1e6:.1f} M tokens), "
             f"lr {optim['lr']} with {optim.get('warmup', 0)} warm-up steps and cosine decay, EMA "
-            f"{train.get('ema_decay')}, {train.get('threads')} threads."]
+            f"{train.get('ema_decay')}, {train.get('threads')} threads.{_stages(recipe.get('stages') or [], fourm)}"]
+
+
+def _stages(stages: list, fourm: Mapping[str, Any]) -> str:
+    """The recipe's further FourM stages (warm restarts) in a sentence each."""
+    text = ""
+    for n, changes in enumerate(stages, start=2):
+        optim = {**(fourm.get("optim") or {}), **(changes.get("optim") or {})}
+        train = {**(fourm.get("train") or {}), **(changes.get("train") or {})}
+        other = ", ".join(sorted(f"`{k}`" for k in changes if k not in ("optim", "train")))
+        text += (f" Stage {n} restarts from stage {n - 1}'s EMA weights with a fresh AdamW: {train['steps']} steps, lr "
+                 f"{optim['lr']} with {optim.get('warmup', 0)} warm-up steps and cosine decay, seed {train.get('seed')}"
+                 f"{f'; it also changes the {other} settings' if other else ''}.")
+    return text
 
 
 def _metric_rows(metrics: Mapping[str, Any], intervals: Mapping[str, Any]) -> dict[str, dict[str, str]]:
