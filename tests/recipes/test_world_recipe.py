@@ -41,6 +41,9 @@ def test_a_misspelt_stage_setting_is_refused_when_the_recipe_is_read(tmp_path):
     bad.write_text("stages: [5]\n")
     with pytest.raises(ValueError, match=r"stages\[0\] must be a mapping"):
         load_recipe(bad)
+    bad.write_text("stages: [{model: {init_from: x.safetensors}}]\n")
+    with pytest.raises(ValueError, match=r"stages\[0\] sets model.init_from.*previous stage's weights"):
+        load_recipe(bad)
 
 
 def test_a_stage_changes_only_the_settings_it_names(tmp_path):

@@ -120,6 +120,10 @@ class WorldRecipe:
         if not isinstance(changes, Mapping):
             raise ConfigError(f"stages[{n - 2}] must be a mapping of `fourm` settings, e.g. {{train: {{steps: 1000}}}}; "
                               f"got {changes!r}")
+        if "init_from" in (changes.get("model") or {}):
+            raise ConfigError(f"stages[{n - 2}] sets model.init_from, but a stage starts from the previous stage's "
+                              f"weights; remove it (to start the first stage from a checkpoint, set "
+                              f"fourm.model.init_from)")
         try:
             return from_dict(FourMRecipe, _merged(to_dict(self.fourm), changes), command="demo")
         except ConfigError as err:
