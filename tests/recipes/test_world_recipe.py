@@ -41,6 +41,9 @@ def test_a_misspelt_stage_setting_is_refused_when_the_recipe_is_read(tmp_path):
     bad.write_text("stages: [5]\n")
     with pytest.raises(ValueError, match=r"stages\[0\] must be a mapping"):
         load_recipe(bad)
+    bad.write_text("stages: [{scenes: 0}]\n")
+    with pytest.raises(ValueError, match=r"stages\[0\].scenes=0: give a whole number"):
+        load_recipe(bad)
     bad.write_text("stages: [{model: {init_from: x.safetensors}}]\n")
     with pytest.raises(ValueError, match=r"stages\[0\] sets model.init_from.*previous stage's weights"):
         load_recipe(bad)
@@ -83,6 +86,9 @@ def test_a_stage_restarts_from_the_previous_stages_ema_weights_and_the_bundle_is
     recorded = yaml.safe_load((stage2 / "config.yaml").read_text())
     assert recorded["model"]["init_from"] == str(run / "fourm" / "model_ema.safetensors")
     assert (recorded["optim"]["lr"], recorded["train"]["steps"], recorded["train"]["seed"]) == (1e-3, 2, 1)
+    assert recorded["data"]["source"] == str(run / "tokens-30")  # the stage's own scenes, the run's tokenizers
+    assert len(list((run / "tokens-30" / "tok_depth@32").glob("*.npy"))) == 30
+    assert len(list((run / "tokens" / "tok_depth@32").glob("*.npy"))) == 24
     steps = [json.loads(line)["step"] for line in (stage2 / "metrics.jsonl").read_text().splitlines()
              if '"train/loss"' in line]
     assert steps == [1, 2]  # a fresh schedule, not a resume of the first stage
@@ -91,7 +97,7 @@ def test_a_stage_restarts_from_the_previous_stages_ema_weights_and_the_bundle_is
     key = next(k for k in shipped if k.startswith("encoder.") and k.endswith("weight"))
     assert torch.equal(shipped[key], last[key].half()) and not torch.equal(shipped[key], first[key].half())
     card = (tiny_bundle / "README.md").read_text()
-    assert "Stage 2 restarts from stage 1's EMA weights with a fresh AdamW: 2 steps, lr 0.001" in card
+    assert "Stage 2 restarts from stage 1's EMA weights with a fresh AdamW on 30 train scenes: 2 steps, lr 0.001" in card
 
 
 def test_a_rerun_of_a_finished_run_with_stages_trains_nothing(tiny_bundle, tmp_path):

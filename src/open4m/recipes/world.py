@@ -105,12 +105,22 @@ class WorldRecipe:
     fourm: FourMRecipe = section(FourMRecipe, "The FourM (data.source, modalities and out_dir are filled in).")
     stages: list = option([], "Further FourM stages after `fourm`, each a warm restart from the previous stage's EMA "
                               "weights with a fresh optimizer and LR schedule: a list of `fourm` settings to change, "
-                              "e.g. [{optim: {lr: 6.0e-4, warmup: 200}, train: {steps: 12000, seed: 1}}]. Stage n "
-                              "trains in OUT/fourm-n; the bundle is the last stage's.")
+                              "e.g. [{optim: {lr: 6.0e-4, warmup: 200}, train: {steps: 12000, seed: 1}}]; `scenes: "
+                              "N` in an entry trains that stage on N train scenes instead of world.train_scenes "
+                              "(tokenized with the same tokenizers into OUT/tokens-N). Stage n trains in OUT/fourm-n; "
+                              "the bundle is the last stage's.")
 
     def __post_init__(self) -> None:
         for n in range(2, len(self.stages) + 2):
             self.stage(n)  # a misspelt key is an error when the recipe is read, not hours later
+            self.stage_scenes(n)
+
+    def stage_scenes(self, n: int) -> int:
+        """How many train scenes stage `n` trains on (`scenes` of its entry, else world.train_scenes)."""
+        scenes = self.world.train_scenes if n == 1 else self.stages[n - 2].get("scenes", self.world.train_scenes)
+        if isinstance(scenes, bool) or not isinstance(scenes, int) or scenes < 1:
+            raise ConfigError(f"stages[{n - 2}].scenes={scenes!r}: give a whole number of train scenes >= 1")
+        return scenes
 
     def stage(self, n: int) -> FourMRecipe:
         """The FourM recipe of stage `n` (1: `fourm`; n >= 2: `fourm` with `stages[n - 2]` merged in)."""
@@ -124,6 +134,7 @@ class WorldRecipe:
             raise ConfigError(f"stages[{n - 2}] sets model.init_from, but a stage starts from the previous stage's "
                               f"weights; remove it (to start the first stage from a checkpoint, set "
                               f"fourm.model.init_from)")
+        changes = {k: v for k, v in changes.items() if k != "scenes"}
         try:
             return from_dict(FourMRecipe, _merged(to_dict(self.fourm), changes), command="demo")
         except ConfigError as err:
@@ -288,8 +299,8 @@ def train_fourm(recipe: FourMRecipe, spec: WorldSpec, token_root: Path, run_dir:
     return ema if ema.exists() else Path(result.model_path)
 
 
-#: What `run_recipe` writes in its folder (plus `fourm-<n>` for the stages after the first): a folder holding only
-#: these is a run of the recipe, which resumes.
+#: What `run_recipe` writes in its folder (plus `fourm-<n>` for the stages after the first and `tokens-<scenes>` for
+#: stages on more scenes): a folder holding only these is a run of the recipe, which resumes.
 RECIPE_ENTRIES = ("tokenizers", "tokens", "fourm", "model")
 
 
@@ -301,7 +312,7 @@ def stage_folder(n: int) -> str:
 def is_recipe_folder(path: str | Path) -> bool:
     """Whether `path` holds only what `run_recipe` writes (running the recipe there again resumes it)."""
     entries = {p.name for p in Path(path).iterdir()} if Path(path).is_dir() else set()
-    stages = {e for e in entries if e.startswith("fourm-") and e[len("fourm-"):].isdigit()}
+    stages = {e for e in entries if e.partition("-")[0] in ("fourm", "tokens") and e.partition("-")[2].isdigit()}
     return bool(entries) and entries - stages <= set(RECIPE_ENTRIES)
 
 
@@ -337,19 +348,30 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
     spec = WorldSpec(size, patch, {b: t.config.codebook_size for b, t in tokenizers.items()}, text_tok.vocab_size,
                      w.rgb_patch_size)
     world.register_modalities(spec)
-    if not (token_root / "done").exists():
-        tokens = {b: encode_images(tokenizers[b], b, data.images[b]) for b in IMAGE_MODALITIES}
-        write_token_folder(token_root, spec, data, tokens, text_tok, progress)
-        write_text_atomic(token_root / "done", json.dumps(made_from, sort_keys=True))
 
+    def token_folder(scenes: int) -> Path:
+        """The token folder of `scenes` train scenes (written once, with the run's tokenizers and vocabulary)."""
+        root = token_root if scenes == w.train_scenes else out / f"tokens-{scenes}"
+        if (root / "done").is_file():
+            _check_reused(root / "done", made_from, out)
+            return root
+        some = data if scenes == len(data.names) else render_world("train", scenes, size, workers=workers,
+                                                                   progress=progress)
+        tokens = {b: encode_images(tokenizers[b], b, some.images[b]) for b in IMAGE_MODALITIES}
+        write_token_folder(root, spec, some, tokens, text_tok, progress)
+        write_text_atomic(root / "done", json.dumps(made_from, sort_keys=True))
+        return root
+
+    token_folder(w.train_scenes)
     t0 = time.perf_counter()
     weights = None
     for n in range(1, len(recipe.stages) + 2):
         stage = recipe.stage(n)
         if weights is not None:  # a warm restart: the previous stage's EMA weights, a fresh optimizer and schedule
             stage = replace(stage, model=replace(stage.model, init_from=str(weights)))
-        log.info("world recipe: training the FourM on %s (stage %d of %d)", token_root, n, len(recipe.stages) + 1)
-        weights = train_fourm(stage, spec, token_root, out / stage_folder(n), progress=progress)
+        root = token_folder(recipe.stage_scenes(n))
+        log.info("world recipe: training the FourM on %s (stage %d of %d)", root, n, len(recipe.stages) + 1)
+        weights = train_fourm(stage, spec, root, out / stage_folder(n), progress=progress)
     timings["fourm_s"] = time.perf_counter() - t0
     model = FourM.from_pretrained(weights)
     info = {"recipe": load_recipe_text(recipe_path), "train_scenes": len(data.names), "timings": timings}

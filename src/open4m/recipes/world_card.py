@@ -121,9 +121,10 @@ def _stages(stages: list, fourm: Mapping[str, Any]) -> str:
     for n, changes in enumerate(stages, start=2):
         optim = {**(fourm.get("optim") or {}), **(changes.get("optim") or {})}
         train = {**(fourm.get("train") or {}), **(changes.get("train") or {})}
-        other = ", ".join(sorted(f"`{k}`" for k in changes if k not in ("optim", "train")))
-        text += (f" Stage {n} restarts from stage {n - 1}'s EMA weights with a fresh AdamW: {train['steps']} steps, lr "
-                 f"{optim['lr']} with {optim.get('warmup', 0)} warm-up steps and cosine decay, seed {train.get('seed')}"
+        other = ", ".join(sorted(f"`{k}`" for k in changes if k not in ("optim", "train", "scenes")))
+        scenes = f" on {changes['scenes']} train scenes" if "scenes" in changes else ""
+        text += (f" Stage {n} restarts from stage {n - 1}'s EMA weights with a fresh AdamW{scenes}: {train['steps']} "
+                 f"steps, lr {optim['lr']} with {optim.get('warmup', 0)} warm-up steps and cosine decay, seed {train.get('seed')}"
                  f"{f'; it also changes the {other} settings' if other else ''}.")
     return text
 
