@@ -33,19 +33,16 @@ def test_patch_sizes_that_do_not_divide_the_image_are_refused_when_the_recipe_is
         load_recipe(bad)
 
 
-def test_a_misspelt_stage_setting_is_refused_when_the_recipe_is_read(tmp_path):
+@pytest.mark.parametrize("stages, error", [
+    ("[{optim: {lr: 1.0e-3}}, {optim: {lrr: 1.0e-3}}]", r"stages\[1\]: unknown config key 'optim.lrr'"),
+    ("[5]", r"stages\[0\] must be a mapping"),
+    ("[{scenes: 0}]", r"stages\[0\].scenes=0: give a whole number"),
+    ("[{model: {init_from: x.safetensors}}]", r"stages\[0\] sets model.init_from.*previous stage's weights"),
+])
+def test_a_wrong_stage_is_refused_when_the_recipe_is_read(tmp_path, stages, error):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("stages: [{optim: {lr: 1.0e-3}}, {optim: {lrr: 1.0e-3}}]\n")
-    with pytest.raises(ValueError, match=r"stages\[1\]: unknown config key 'optim.lrr'"):
-        load_recipe(bad)
-    bad.write_text("stages: [5]\n")
-    with pytest.raises(ValueError, match=r"stages\[0\] must be a mapping"):
-        load_recipe(bad)
-    bad.write_text("stages: [{scenes: 0}]\n")
-    with pytest.raises(ValueError, match=r"stages\[0\].scenes=0: give a whole number"):
-        load_recipe(bad)
-    bad.write_text("stages: [{model: {init_from: x.safetensors}}]\n")
-    with pytest.raises(ValueError, match=r"stages\[0\] sets model.init_from.*previous stage's weights"):
+    bad.write_text(f"stages: {stages}\n")
+    with pytest.raises(ValueError, match=error):
         load_recipe(bad)
 
 
