@@ -86,7 +86,14 @@ def _description(spec: WorldSpec, model: Any, tokenizers: Mapping[str, Any], tex
 
 def _data(spec: WorldSpec, scenes: int, recipe: Mapping[str, Any]) -> str:
     s = spec.image_size
-    text = (f"{scenes} scenes of the `train` split (seeds 0..{scenes - 1}) rendered at {s}x{s}: RGB, metric depth, "
+    more = sorted({int(st["scenes"]) for st in recipe.get("stages") or [] if isinstance(st, Mapping) and "scenes" in st}
+                  - {scenes})
+    if more:  # later FourM stages train on other (usually more) scenes of the same split
+        staged = ", ".join(f"{n} (seeds 0..{n - 1})" for n in more)
+        scenes_text = f"{scenes} scenes of the `train` split (seeds 0..{scenes - 1}; later FourM stages: {staged})"
+    else:
+        scenes_text = f"{scenes} scenes of the `train` split (seeds 0..{scenes - 1})"
+    text = (f"{scenes_text} rendered at {s}x{s}: RGB, metric depth, "
             f"surface normals, semantic segmentation (9 classes: background, floor, wall, 6 shapes), Canny edges, "
             f"boxes, scene-graph captions, 4-colour palettes and 11 image-metadata fields. Evaluation uses the "
             f"disjoint `val` split (seeds 10,000,000+); `open4m demo` shows the `test` split.")
