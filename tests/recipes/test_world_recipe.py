@@ -94,7 +94,8 @@ def test_a_stage_restarts_from_the_previous_stages_ema_weights_and_the_bundle_is
     key = next(k for k in shipped if k.startswith("encoder.") and k.endswith("weight"))
     assert torch.equal(shipped[key], last[key].half()) and not torch.equal(shipped[key], first[key].half())
     card = (tiny_bundle / "README.md").read_text()
-    assert "Stage 2 restarts from stage 1's EMA weights with a fresh AdamW on 30 train scenes: 2 steps, lr 0.001" in card
+    assert ("Stage 2 restarts from stage 1's EMA weights with a fresh AdamW on 30 train scenes: 2 steps, lr 0.001"
+            in card)
     assert "24 scenes of the `train` split (seeds 0..23; later FourM stages: 30 (seeds 0..29))" in card
 
 

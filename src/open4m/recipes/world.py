@@ -128,8 +128,8 @@ class WorldRecipe:
             return self.fourm
         changes = self.stages[n - 2]
         if not isinstance(changes, Mapping):
-            raise ConfigError(f"stages[{n - 2}] must be a mapping of `fourm` settings, e.g. {{train: {{steps: 1000}}}}; "
-                              f"got {changes!r}")
+            raise ConfigError(f"stages[{n - 2}] must be a mapping of `fourm` settings, e.g. "
+                              f"{{train: {{steps: 1000}}}}; got {changes!r}")
         if "init_from" in (changes.get("model") or {}):
             raise ConfigError(f"stages[{n - 2}] sets model.init_from, but a stage starts from the previous stage's "
                               f"weights; remove it (to start the first stage from a checkpoint, set "
@@ -145,7 +145,8 @@ def _merged(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, An
     """`base` with `changes` written over it, mapping by mapping (a stage changes `optim.lr`, not all of `optim`)."""
     out = dict(base)
     for key, value in changes.items():
-        out[key] = _merged(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) else value
+        nested = isinstance(value, Mapping) and isinstance(out.get(key), Mapping)
+        out[key] = _merged(out[key], value) if nested else value
     return out
 
 

@@ -131,8 +131,8 @@ def _stages(stages: list, fourm: Mapping[str, Any]) -> str:
         other = ", ".join(sorted(f"`{k}`" for k in changes if k not in ("optim", "train", "scenes")))
         scenes = f" on {changes['scenes']} train scenes" if "scenes" in changes else ""
         text += (f" Stage {n} restarts from stage {n - 1}'s EMA weights with a fresh AdamW{scenes}: {train['steps']} "
-                 f"steps, lr {optim['lr']} with {optim.get('warmup', 0)} warm-up steps and cosine decay, seed {train.get('seed')}"
-                 f"{f'; it also changes the {other} settings' if other else ''}.")
+                 f"steps, lr {optim['lr']} with {optim.get('warmup', 0)} warm-up steps and cosine decay, seed "
+                 f"{train.get('seed')}{f'; it also changes the {other} settings' if other else ''}.")
     return text
 
 
