@@ -112,6 +112,15 @@ def test_a_rerun_of_a_finished_run_with_stages_trains_nothing(tiny_bundle, tmp_p
     assert {p: p.stat().st_mtime_ns for p in (run / "fourm-2" / "checkpoints").rglob("*")} == before
     assert bundle_missing(bundle) == []
 
+    # a later stage's token folder made by other settings is refused on entry, like the first one's
+    from open4m.errors import ConfigError
+
+    done = run / "tokens-30" / "done"
+    made_from = json.loads(done.read_text())
+    done.write_text(json.dumps({**made_from, "text": {"extra_words": 300}}))
+    with pytest.raises(ConfigError, match=r"other text settings.*new --out"):
+        run_recipe(recipe, run, workers=1, progress=False)
+
 
 def test_the_bundle_predicts_every_modality_through_the_pipeline(tiny_bundle):
     model = EvalModel.load(tiny_bundle)

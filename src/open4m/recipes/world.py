@@ -313,8 +313,8 @@ def stage_folder(n: int) -> str:
 def is_recipe_folder(path: str | Path) -> bool:
     """Whether `path` holds only what `run_recipe` writes (running the recipe there again resumes it)."""
     entries = {p.name for p in Path(path).iterdir()} if Path(path).is_dir() else set()
-    stages = {e for e in entries if e.partition("-")[0] in ("fourm", "tokens") and e.partition("-")[2].isdigit()}
-    return bool(entries) and entries - stages <= set(RECIPE_ENTRIES)
+    numbered = {e for e in entries if e.partition("-")[0] in ("fourm", "tokens") and e.partition("-")[2].isdigit()}
+    return bool(entries) and entries - numbered <= set(RECIPE_ENTRIES)
 
 
 def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int = 2, progress: bool = True) -> Path:
@@ -325,8 +325,8 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
     recipe = load_recipe(recipe_path)
     out = Path(out)
     made_from = _stages_fingerprint(recipe)
-    if (out / "tokens" / "done").is_file():
-        _check_reused(out / "tokens" / "done", made_from, out)
+    for done in sorted(out.glob("tokens*/done")):  # every token folder, the later stages' too, before anything changes
+        _check_reused(done, made_from, out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(int(recipe.fourm.train.threads or torch.get_num_threads()))
     w = recipe.world
@@ -353,8 +353,7 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
     def token_folder(scenes: int) -> Path:
         """The token folder of `scenes` train scenes (written once, with the run's tokenizers and vocabulary)."""
         root = token_root if scenes == w.train_scenes else out / f"tokens-{scenes}"
-        if (root / "done").is_file():
-            _check_reused(root / "done", made_from, out)
+        if (root / "done").is_file():  # its settings were checked against the recipe's on entry
             return root
         some = data if scenes == len(data.names) else render_world("train", scenes, size, workers=workers,
                                                                    progress=progress)
