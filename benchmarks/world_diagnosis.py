@@ -9,6 +9,10 @@ Prints, for a world model bundle (default: the shipped one):
   under-fitting);
 - objects: semseg object-vs-not IoU and the shape accuracy on true object pixels (chance is 1/6), and
   box mAP@50 with and without the class (localisation vs recognition);
+- shapes: the multiset F1 of the shapes the boxes read from the photo name against the shapes the
+  caption names (where the model's knowledge of shapes is lost on the way to text);
+- generation: depth + caption -> RGB's PSNR (mean of 8 samples) split into object pixels and the rest, each
+  swapped for the truth or for the set's mean floor / wall / background colour (what each part costs);
 - sampling: semseg mIoU and box mAP@50 for several MaskGIT step counts and temperatures.
 With `--run RUN` (an `open4m demo --train --out RUN` folder) it also draws the per-modality training loss
 curves of `RUN/fourm/metrics.jsonl` into `--curves` (needs matplotlib).
@@ -78,6 +82,47 @@ def objects(model, samples, split: str) -> None:
           f"box mAP@50 {with_class:.3f}, class-agnostic {without:.3f}")
 
 
+def shapes(model, samples) -> None:
+    from open4m.eval.captions import SceneCaptionMetrics
+    from open4m.eval.runner import _at
+    from open4m.eval.scoring import score
+
+    rgb = np.stack(_at(model, "rgb", [s["rgb"] for s in samples], model.rgb))
+    read = score("caption2rgb", list(zip(rgb, model.texts("det", {model.rgb: rgb}))), samples, 9)[0]
+    said = SceneCaptionMetrics()
+    for text, s in zip(model.texts("caption", {model.rgb: rgb}), samples):
+        said.update(text, s["scene_graph"])
+    said_scores = said.compute()
+    print(f"shapes (val, from the photo): boxes shape F1 {read['shape_f1']:.3f}, count {read['count_acc']:.3f}; "
+          f"caption shape F1 {said_scores['shape_f1']:.3f}, count {said_scores['count_acc']:.3f}")
+
+
+def generation(model, samples, draws: int = 8) -> None:
+    from open4m.eval.runner import _fitted, _rgb_from
+
+    captions, depths = [s["caption"] for s in samples], [s["depth"] for s in samples]
+    stacks = np.stack([_rgb_from(model, captions, depths, seed=k) for k in range(draws)], 1)
+    pred = np.stack([p.astype(np.float64).mean(0) for p in _fitted("depthcaption2rgb", list(stacks), samples)])
+    truth = np.stack([np.asarray(s["rgb"], np.float64) for s in samples])
+    seg = np.stack([np.asarray(s["semseg"]) for s in samples])
+    objects = seg >= 3  # classes 0-2: background, floor, wall
+    class_mean = truth.copy()
+    for c in range(3):
+        if (seg == c).any():
+            class_mean[seg == c] = truth[seg == c].mean(0)
+    mean_image = np.broadcast_to(truth.mean(0), truth.shape)
+
+    def psnr(objects_from: np.ndarray, rest_from: np.ndarray) -> float:
+        image = np.where(objects[..., None], objects_from, rest_from)
+        return float(10 * np.log10(4 / np.mean(((image - truth) / 127.5) ** 2)))
+
+    print(f"generation (val, depth + caption -> RGB, mean of {draws} samples; objects are {objects.mean():.1%} of "
+          f"the pixels): model {psnr(pred, pred):.2f} dB; true objects + model rest {psnr(truth, pred):.2f}; "
+          f"model objects + class-mean rest {psnr(pred, class_mean):.2f}; true objects + class-mean rest "
+          f"{psnr(truth, class_mean):.2f}; true objects + mean image {psnr(truth, mean_image):.2f}; "
+          f"mean image {psnr(mean_image, mean_image):.2f}")
+
+
 def sampling(model, samples) -> None:
     from open4m.eval.runner import _at, _fitted, _rgb_from
     from open4m.eval.scoring import score
@@ -138,6 +183,7 @@ def main() -> None:
     ap.add_argument("--curves", default="curves.png", help="where the loss curves go")
     ap.add_argument("--scenes", type=int, default=64, help="scenes per split")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-sampling", action="store_true", help="skip the sampling sweep (the slowest part)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -145,15 +191,19 @@ def main() -> None:
     from open4m.eval.runner import load_samples
 
     model = EvalModel.load(args.model)
-    val = load_samples(limit=args.scenes, split="val")
-    train = load_samples(limit=args.scenes, split="train")
+    # the scenes at the model's own size, as `open4m eval` renders them (not resized from 128 px)
+    val = load_samples(limit=args.scenes, split="val", image_size=model.image_size)
+    train = load_samples(limit=args.scenes, split="train", image_size=model.image_size)
     print(f"config: model={args.model or 'shipped'} scenes={args.scenes} per split (train scenes are the first "
           f"ones the recipe trains on) threads={args.threads} torch={torch.__version__}")
     vocabulary(model, train)
     for split, samples in (("train", train), ("val", val)):
         token_accuracy(model, samples, split)
         objects(model, samples, split)
-    sampling(model, val)
+    shapes(model, val)
+    generation(model, val)
+    if not args.no_sampling:
+        sampling(model, val)
     if args.run:
         curves(Path(args.run) / "fourm" / "metrics.jsonl", Path(args.curves))
 

@@ -32,13 +32,13 @@ _RELATION_TEMPLATES = {
     "behind": ("The {a} is behind the {b}.", "Behind the {b} there is the {a}."),
 }
 _PHRASE = (f"(?:{'|'.join(SIZES)}) (?:{'|'.join(COLORS)}) (?:{'|'.join(MATERIALS)}) (?:{'|'.join(SHAPES)})")
-_PHRASE_RE = re.compile(rf"\b({_PHRASE})\b")
+_PHRASE_RE = re.compile(rf"\b({_PHRASE})\b", re.IGNORECASE)
 _COUNT_RE = re.compile(rf"\b({'|'.join(NUMBER_WORDS)}) objects?\b", re.IGNORECASE)
 
 
 def _relation_regex(template: str) -> re.Pattern:
     pattern = re.escape(template).replace(r"\{a\}", f"(?P<a>{_PHRASE})").replace(r"\{b\}", f"(?P<b>{_PHRASE})")
-    return re.compile(pattern)
+    return re.compile(pattern, re.IGNORECASE)  # uncased text vocabularies give the model's captions in lower case
 
 
 _RELATION_RES = [(rel, _relation_regex(t)) for rel, ts in _RELATION_TEMPLATES.items() for t in ts]
@@ -97,7 +97,7 @@ def caption(scene: Scene, visible: list[int], max_relations: int = 3) -> str:
 
 
 def _parse_phrase(phrase: str) -> dict[str, str]:
-    size, color, material, shape = phrase.split()
+    size, color, material, shape = phrase.lower().split()
     return {"size": size, "color": color, "material": material, "shape": shape}
 
 
@@ -105,15 +105,18 @@ def parse_caption(text: str) -> dict:
     """Read a caption back into {num_objects, objects, relations} (the inverse of :func:`caption`).
 
     Objects are the distinct phrases in order of first mention; relations are the sentences that
-    match a relation template. Raises ValueError when the text states no object count.
+    match a relation template. Case and the spaces a tokenizer's decode puts before punctuation do not
+    matter, so a model's lower-cased captions read back like the originals. Raises ValueError when the
+    text states no object count.
     """
+    text = re.sub(r"\s+([.,:])", r"\1", text.strip())  # a WordPiece decode spaces punctuation: "floor : a"
     m = _COUNT_RE.search(text)
-    if m is None and text.strip() != "The room is empty.":
+    if m is None and text.lower() != "the room is empty.":
         raise DataError(f"caption states no object count (expected e.g. 'three objects'): {text[:80]!r}")
     num = 0 if m is None else NUMBER_WORDS.index(m.group(1).lower())
     seen: dict[str, None] = {}
     for phrase in _PHRASE_RE.findall(text):
-        seen.setdefault(phrase)
+        seen.setdefault(phrase.lower())
     rels = []
     for sentence in re.split(r"(?<=\.)\s+", text):
         for rel, regex in _RELATION_RES:
