@@ -128,12 +128,24 @@ def _stages(stages: list, fourm: Mapping[str, Any]) -> str:
     for n, changes in enumerate(stages, start=2):
         optim = {**(fourm.get("optim") or {}), **(changes.get("optim") or {})}
         train = {**(fourm.get("train") or {}), **(changes.get("train") or {})}
-        other = ", ".join(sorted(f"`{k}`" for k in changes if k not in ("optim", "train", "scenes")))
+        other = ", ".join(f"`{k}` {v}" for k, v in _dotted({k: v for k, v in changes.items()
+                                                             if k not in ("optim", "train", "scenes")}))
         scenes = f" on {changes['scenes']} train scenes" if "scenes" in changes else ""
         text += (f" Stage {n} restarts from stage {n - 1}'s EMA weights with a fresh AdamW{scenes}: {train['steps']} "
                  f"steps, lr {optim['lr']} with {optim.get('warmup', 0)} warm-up steps and cosine decay, seed "
-                 f"{train.get('seed')}{f'; it also changes the {other} settings' if other else ''}.")
+                 f"{train.get('seed')}{f'; it also sets {other}' if other else ''}.")
     return text
+
+
+def _dotted(changes: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """A stage's nested changes as (dotted key, value) pairs, so the card states what a stage sets, not only where."""
+    pairs: list[tuple[str, Any]] = []
+    for key, value in changes.items():
+        if isinstance(value, Mapping):
+            pairs += _dotted(value, f"{prefix}{key}.")
+        else:
+            pairs.append((f"{prefix}{key}", value))
+    return pairs
 
 
 def _metric_rows(metrics: Mapping[str, Any], intervals: Mapping[str, Any]) -> dict[str, dict[str, str]]:
