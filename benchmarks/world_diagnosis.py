@@ -15,7 +15,8 @@ Prints, for a world model bundle (default: the shipped one):
   swapped for the truth or for the set's mean floor / wall / background colour (what each part costs);
 - sampling: semseg mIoU and box mAP@50 for several MaskGIT step counts and temperatures.
 With `--run RUN` (an `open4m demo --train --out RUN` folder) it also draws the per-modality training loss
-curves of `RUN/fourm/metrics.jsonl` into `--curves` (needs matplotlib).
+curves of `RUN/fourm/metrics.jsonl` into `--curves` (needs matplotlib); `--stage N` draws those of a later
+stage of the recipe (`RUN/fourm-N`).
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ def curves(metrics: Path, out: Path) -> None:
     ax.set_xlabel("step")
     ax.set_ylabel("cross-entropy (per target token)")
     ax.set_yscale("log")
-    ax.set_title(f"FourM training loss per modality ({metrics.parent.parent.name})")
+    ax.set_title(f"FourM training loss per modality ({metrics.parent.parent.name}/{metrics.parent.name})")
     ax.legend(fontsize=8, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -181,6 +182,8 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="a world model bundle (default: the shipped one)")
     ap.add_argument("--run", default=None, help="an `open4m demo --train --out RUN` folder: draw its loss curves")
     ap.add_argument("--curves", default="curves.png", help="where the loss curves go")
+    ap.add_argument("--stage", type=int, default=1, help="whose loss curves --run draws: 1 the recipe's `fourm`, "
+                    "N >= 2 its stage N (`fourm-N`)")
     ap.add_argument("--scenes", type=int, default=64, help="scenes per split")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-sampling", action="store_true", help="skip the sampling sweep (the slowest part)")
@@ -205,7 +208,9 @@ def main() -> None:
     if not args.no_sampling:
         sampling(model, val)
     if args.run:
-        curves(Path(args.run) / "fourm" / "metrics.jsonl", Path(args.curves))
+        from open4m.recipes.world import stage_folder
+
+        curves(Path(args.run) / stage_folder(args.stage) / "metrics.jsonl", Path(args.curves))
 
 
 if __name__ == "__main__":
