@@ -100,6 +100,7 @@ def shapes(model, samples) -> None:
 
 def generation(model, samples, draws: int = 8) -> None:
     from open4m.eval.runner import _fitted, _rgb_from
+    from open4m.metrics import reconstruction_metrics
 
     captions, depths = [s["caption"] for s in samples], [s["depth"] for s in samples]
     stacks = np.stack([_rgb_from(model, captions, depths, seed=k) for k in range(draws)], 1)
@@ -114,8 +115,7 @@ def generation(model, samples, draws: int = 8) -> None:
     mean_image = np.broadcast_to(truth.mean(0), truth.shape)
 
     def psnr(objects_from: np.ndarray, rest_from: np.ndarray) -> float:
-        image = np.where(objects[..., None], objects_from, rest_from)
-        return float(10 * np.log10(4 / np.mean(((image - truth) / 127.5) ** 2)))
+        return reconstruction_metrics(np.where(objects[..., None], objects_from, rest_from), truth, 255.0)["psnr"]
 
     print(f"generation (val, depth + caption -> RGB, mean of {draws} samples; objects are {objects.mean():.1%} of "
           f"the pixels): model {psnr(pred, pred):.2f} dB; true objects + model rest {psnr(truth, pred):.2f}; "

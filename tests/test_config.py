@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from open4m.config import apply_overrides, describe, from_dict, keys, load, option, save, section, to_dict
+from open4m.config import apply_overrides, describe, from_dict, keys, load, merged, option, save, section, to_dict
 from open4m.errors import ConfigError, NotFound
 from open4m.train.tasks.fourm import FourMRecipe, load_recipe
 
@@ -155,3 +155,11 @@ def test_cli_lists_keys_and_reports_bad_keys(capsys):
     assert "optim:" in capsys.readouterr().out
     assert main(["train", "optim.bl=1"]) == 2
     assert "did you mean 'optim.blr'" in capsys.readouterr().err
+
+
+def test_merged_changes_a_nested_key_and_keeps_its_siblings():
+    base = {"optim": {"lr": 2e-3, "warmup": 500}, "data": {"target_alphas": {"det": 1.5}}, "seed": 0}
+    out = merged(base, {"optim": {"lr": 6e-4}, "data": {"target_alphas": {"caption": 5.0}}, "seed": 2})
+    assert out == {"optim": {"lr": 6e-4, "warmup": 500}, "data": {"target_alphas": {"det": 1.5, "caption": 5.0}},
+                   "seed": 2}
+    assert base["optim"]["lr"] == 2e-3  # the base is not changed

@@ -33,7 +33,7 @@ import yaml
 
 from .errors import ConfigError, NotFound
 
-__all__ = ["option", "section", "from_dict", "apply_overrides", "load", "to_dict", "save", "describe", "keys",
+__all__ = ["option", "section", "from_dict", "apply_overrides", "merged", "load", "to_dict", "save", "describe", "keys",
            "resolve_input_path", "resolve_checkpoint_path", "read_yaml"]
 
 T = TypeVar("T")
@@ -219,6 +219,16 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, *, command: str | No
     """
     data = _move_renamed(copy.deepcopy(dict(data or {})), cls)
     return _build(cls, data, "", cls, command, Path(base) if base is not None else None)
+
+
+def merged(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `changes` written over it, mapping by mapping: a change of `optim.lr` keeps the rest of
+    `optim` (how a recipe's later stage names only what it changes)."""
+    out = dict(base)
+    for key, value in changes.items():
+        nested = isinstance(value, Mapping) and isinstance(out.get(key), Mapping)
+        out[key] = merged(out[key], value) if nested else value
+    return out
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str], cls: type, *, command: str | None = None) -> dict:

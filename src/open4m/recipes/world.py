@@ -32,7 +32,7 @@ import torch
 import yaml
 
 from ..atomic import write_atomic, write_text_atomic
-from ..config import from_dict, load, option, section, to_dict
+from ..config import from_dict, load, merged, option, section, to_dict
 from ..data.codecs import decode, encode
 from ..errors import ConfigError, DataError, NotFound
 from ..train.tasks.fourm import FourMRecipe
@@ -136,18 +136,9 @@ class WorldRecipe:
                               f"fourm.model.init_from)")
         changes = {k: v for k, v in changes.items() if k != "scenes"}
         try:
-            return from_dict(FourMRecipe, _merged(to_dict(self.fourm), changes), command="demo")
+            return from_dict(FourMRecipe, merged(to_dict(self.fourm), changes), command="demo")
         except ConfigError as err:
             raise ConfigError(f"stages[{n - 2}]: {err}") from None
-
-
-def _merged(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
-    """`base` with `changes` written over it, mapping by mapping (a stage changes `optim.lr`, not all of `optim`)."""
-    out = dict(base)
-    for key, value in changes.items():
-        nested = isinstance(value, Mapping) and isinstance(out.get(key), Mapping)
-        out[key] = _merged(out[key], value) if nested else value
-    return out
 
 
 def load_recipe(path: str | Path | None = None) -> WorldRecipe:

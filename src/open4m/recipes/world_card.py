@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from ..config import merged
 from ..data.synthetic.world import IMAGE_MODALITIES, WorldSpec
 
 # What each `fourm.data.mixture` of the recipe means, for readers of the card.
@@ -126,8 +127,8 @@ def _stages(stages: list, fourm: Mapping[str, Any]) -> str:
     """The recipe's further FourM stages (warm restarts) in a sentence each."""
     text = ""
     for n, changes in enumerate(stages, start=2):
-        optim = {**(fourm.get("optim") or {}), **(changes.get("optim") or {})}
-        train = {**(fourm.get("train") or {}), **(changes.get("train") or {})}
+        stage = merged(fourm, changes)
+        optim, train = stage.get("optim") or {}, stage.get("train") or {}
         other = ", ".join(f"`{k}` {v}" for k, v in _dotted({k: v for k, v in changes.items()
                                                              if k not in ("optim", "train", "scenes")}))
         scenes = f" on {changes['scenes']} train scenes" if "scenes" in changes else ""

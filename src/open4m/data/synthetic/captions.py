@@ -32,13 +32,14 @@ _RELATION_TEMPLATES = {
     "behind": ("The {a} is behind the {b}.", "Behind the {b} there is the {a}."),
 }
 _PHRASE = (f"(?:{'|'.join(SIZES)}) (?:{'|'.join(COLORS)}) (?:{'|'.join(MATERIALS)}) (?:{'|'.join(SHAPES)})")
-_PHRASE_RE = re.compile(rf"\b({_PHRASE})\b", re.IGNORECASE)
-_COUNT_RE = re.compile(rf"\b({'|'.join(NUMBER_WORDS)}) objects?\b", re.IGNORECASE)
+_PHRASE_RE = re.compile(rf"\b({_PHRASE})\b")
+_COUNT_RE = re.compile(rf"\b({'|'.join(NUMBER_WORDS)}) objects?\b")
 
 
 def _relation_regex(template: str) -> re.Pattern:
-    pattern = re.escape(template).replace(r"\{a\}", f"(?P<a>{_PHRASE})").replace(r"\{b\}", f"(?P<b>{_PHRASE})")
-    return re.compile(pattern, re.IGNORECASE)  # uncased text vocabularies give the model's captions in lower case
+    """The template as a pattern over the lower-cased text `parse_caption` reads."""
+    pattern = re.escape(template.lower()).replace(r"\{a\}", f"(?P<a>{_PHRASE})").replace(r"\{b\}", f"(?P<b>{_PHRASE})")
+    return re.compile(pattern)
 
 
 _RELATION_RES = [(rel, _relation_regex(t)) for rel, ts in _RELATION_TEMPLATES.items() for t in ts]
@@ -97,7 +98,7 @@ def caption(scene: Scene, visible: list[int], max_relations: int = 3) -> str:
 
 
 def _parse_phrase(phrase: str) -> dict[str, str]:
-    size, color, material, shape = phrase.lower().split()
+    size, color, material, shape = phrase.split()
     return {"size": size, "color": color, "material": material, "shape": shape}
 
 
@@ -109,16 +110,17 @@ def parse_caption(text: str) -> dict:
     matter, so a model's lower-cased captions read back like the originals. Raises ValueError when the
     text states no object count.
     """
-    text = re.sub(r"\s+([.,:])", r"\1", text.strip())  # a WordPiece decode spaces punctuation: "floor : a"
-    m = _COUNT_RE.search(text)
-    if m is None and text.lower() != "the room is empty.":
+    # an uncased vocabulary writes the model's captions in lower case, and its decode spaces punctuation ("floor : a")
+    said = re.sub(r"\s+([.,:])", r"\1", text.strip()).lower()
+    m = _COUNT_RE.search(said)
+    if m is None and said != "the room is empty.":
         raise DataError(f"caption states no object count (expected e.g. 'three objects'): {text[:80]!r}")
-    num = 0 if m is None else NUMBER_WORDS.index(m.group(1).lower())
+    num = 0 if m is None else NUMBER_WORDS.index(m.group(1))
     seen: dict[str, None] = {}
-    for phrase in _PHRASE_RE.findall(text):
-        seen.setdefault(phrase.lower())
+    for phrase in _PHRASE_RE.findall(said):
+        seen.setdefault(phrase)
     rels = []
-    for sentence in re.split(r"(?<=\.)\s+", text):
+    for sentence in re.split(r"(?<=\.)\s+", said):
         for rel, regex in _RELATION_RES:
             hit = regex.fullmatch(sentence.strip())
             if hit:
