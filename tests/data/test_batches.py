@@ -153,6 +153,40 @@ def test_target_alphas_are_checked():
         build_masker("4m-7", ["rgb@224"], target_alphas={"rgb@224": 1.0})
 
 
+def test_biased_shares_add_samples_whose_input_is_the_whole_caption():
+    names = ["rgb@224", "tok_rgb@224", "tok_depth@224", "caption"]
+    source = SyntheticTokens(names, 200, seed=0)
+
+    def caption_led(masker):  # the whole caption shown, most of the input, and no caption target
+        count = 0
+        for i in range(200):
+            sample = masker(source[i], np.random.default_rng(i))
+            shown = {m: int((~d["input_mask"]).sum()) for m, d in sample.items()}
+            whole = shown["caption"] >= len(source[i]["caption"])
+            count += bool(whole and shown["caption"] >= 0.8 * sum(shown.values())
+                          and (~sample["caption"]["target_mask"]).sum() == 0)
+        return count
+
+    plain = build_masker("rgb-to-all", names, input_tokens=32, target_tokens=32)
+    biased = build_masker("rgb-to-all", names, input_tokens=32, target_tokens=32, rgb_share=0.4,
+                          biased_shares={"caption": 0.4})
+    assert caption_led(biased) > caption_led(plain) + 40  # 0.4 of 200 samples against a few by chance
+
+
+def test_biased_shares_are_checked():
+    names = ["rgb@224", "tok_rgb@224", "caption"]
+    with pytest.raises(ValueError, match="lack"):
+        build_masker("rgb-to-all", names, biased_shares={"tok_depth@224": 0.2})
+    with pytest.raises(ValueError, match="raw-pixel"):
+        build_masker("rgb-to-all", names, biased_shares={"rgb@224": 0.2})
+    with pytest.raises(ValueError, match="no all-to-all"):
+        build_masker("rgb-to-all", names, rgb_share=0.7, biased_shares={"caption": 0.3})
+    with pytest.raises(ValueError, match="strictly between"):
+        build_masker("rgb-to-all", names, biased_shares={"caption": 0.0})
+    with pytest.raises(ValueError, match="has its own"):
+        build_masker("symmetric", names, biased_shares={"caption": 0.2})
+
+
 def test_caption_only_samples_mix_with_full_ones_in_one_batch():
     names = ["rgb@224", "tok_rgb@224", "caption"]
     masker = build_masker("rgb-to-all", names, input_tokens=24, target_tokens=24, allow_missing=True)

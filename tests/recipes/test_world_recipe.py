@@ -271,6 +271,10 @@ def test_card_states_the_masking_the_model_was_trained_with():
     (line,) = _training(recipe)
     assert "a share 0.65 of the samples take their inputs from the RGB pixels alone" in line
     assert "; target alphas `tok_semseg@64` 1.5)" in line
+    recipe["fourm"]["data"]["biased_shares"] = {"world_caption": 0.15}
+    (line,) = _training(recipe)
+    assert "1.5; a share 0.15 whose input is `world_caption` alone (4M's caption-biased part))" in line
+    del recipe["fourm"]["data"]["biased_shares"]
     del recipe["fourm"]["data"]["rgb_share"], recipe["fourm"]["data"]["target_alphas"]
     (line,) = _training(recipe)  # a bundle from before the option: the official half, nothing dangling
     assert "a share 0.5 of the samples" in line and "Dirichlet(0.5) over everything)" in line

@@ -41,13 +41,15 @@ def is_map_style(source: Any) -> bool:
 def build_masker(mixture: str, modality_names: Sequence[str], *, alpha: float = 0.5, input_tokens: int = 128,
                  target_tokens: int = 128, image_size: int = 224, input_only: Sequence[str] = (),
                  target_only: Sequence[str] = (), allow_missing: bool = False,
-                 target_alphas: Mapping[str, float] | None = None, rgb_share: float = 0.5) -> DirichletMasking:
+                 target_alphas: Mapping[str, float] | None = None, rgb_share: float = 0.5,
+                 biased_shares: Mapping[str, float] | None = None) -> DirichletMasking:
     """The 4M masking of `mixture` over `modality_names`.
 
     `target_alphas` overrides `alpha` for some targets of the symmetric and rgb-to-all mixtures: a
     modality's expected share of the target budget grows with its alpha, so a task that learns slowly can
     get more of the budget without changing the others' relative shares. `rgb_share` is the rgb-to-all
-    mixture's share of samples whose only input is the raw-pixel modality (official: one half).
+    mixture's share of samples whose only input is the raw-pixel modality (official: one half);
+    `biased_shares` its shares of samples whose input one modality dominates (4M's caption-biased part).
     """
     weights = dict(target_alphas or {})
     unknown = sorted(set(weights) - set(modality_names))
@@ -63,11 +65,14 @@ def build_masker(mixture: str, modality_names: Sequence[str], *, alpha: float = 
     if rgb_share != 0.5 and mixture != "rgb-to-all":
         raise ConfigError(f"data.rgb_share sets the rgb-to-all mixture's pixel-only share; mixture {mixture!r} has none "
                           "(use mixture: rgb-to-all, or leave rgb_share at 0.5)")
+    if biased_shares and mixture != "rgb-to-all":
+        raise ConfigError(f"data.biased_shares adds parts to the rgb-to-all mixture; mixture {mixture!r} has its own "
+                          "(use mixture: rgb-to-all, or leave biased_shares empty)")
     if mixture == "symmetric":
         names = list(modality_names)
         mix = AlphaMixture.single(names, alpha, [float(weights.get(m, alpha)) for m in names])
     elif mixture == "rgb-to-all":
-        mix = rgb_to_all_mixture(modality_names, alpha, weights, rgb_share)
+        mix = rgb_to_all_mixture(modality_names, alpha, weights, rgb_share, biased_shares)
     elif mixture in OFFICIAL_MIXTURES:
         mix = OFFICIAL_MIXTURES[mixture]
         absent = [m for m in mix.modalities if m not in modality_names]

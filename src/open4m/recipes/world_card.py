@@ -115,6 +115,10 @@ def _training(recipe: Mapping[str, Any]) -> list[str]:
     if weights:
         alphas = "target alphas " + ", ".join(f"`{m}` {a}" for m, a in weights.items())
         masking = f"{masking}; {alphas}" if masking else alphas
+    biased = data.get("biased_shares") or {}
+    if biased:
+        led = "; ".join(f"a share {float(v):g} whose input is `{m}` alone (4M's caption-biased part)" for m, v in biased.items())
+        masking = f"{masking}; {led}" if masking else led
     return [f"Training (`open4m demo --train`): tokenizers {tok['steps']} steps, batch {tok['batch_size']}, AdamW "
             f"lr {tok['lr']}, EMA {tok.get('ema_decay')}. FourM: `open4m train` with `data.mixture: {mixture}`"
             f"{f' ({masking})' if masking else ''}, {data['input_tokens']} input + {data['target_tokens']} target "

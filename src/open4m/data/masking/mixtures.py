@@ -208,14 +208,20 @@ FOURM_21_MIXTURE = AlphaMixture(
 
 
 def rgb_to_all_mixture(modality_names: Sequence[str], alpha: float = 0.5,
-                       target_alphas: Mapping[str, float] | None = None, rgb_share: float = 0.5) -> AlphaMixture:
+                       target_alphas: Mapping[str, float] | None = None, rgb_share: float = 0.5,
+                       biased_shares: Mapping[str, float] | None = None) -> AlphaMixture:
     """The 4M-7 main recipe on any modality set: a share `rgb_share` of the samples (the official
     half) take their inputs from the raw-pixel modality alone (RGB-to-all), the rest from all
-    modalities (all-to-all), alpha `alpha` (`target_alphas` overrides it per target modality in both).
+    modalities (all-to-all), alpha `alpha` (`target_alphas` overrides it per target modality in all parts).
 
     The RGB-to-all part is what makes a model good at predicting everything from a photo, the
     task users run most; a symmetric Dirichlet over many modalities rarely shows it. A larger
     share trades generation from other modalities for perception from pixels.
+
+    `biased_shares` ({modality: share}) adds 4M's caption-biased parts: in that share of the samples the
+    modality dominates the input (alpha 5, a sequence kept whole; the others 0.05) and is no target. It
+    is what trains generation *from* that modality (caption -> RGB): in all-to-all a caption-only
+    condition is rare.
     """
     if not 0.0 < rgb_share < 1.0:
         raise ConfigError(f"rgb_share must lie strictly between 0 and 1 (the official 4M-7 recipe uses 0.5), "
@@ -226,9 +232,29 @@ def rgb_to_all_mixture(modality_names: Sequence[str], alpha: float = 0.5,
         raise ConfigError(f"the rgb-to-all mixture needs exactly one raw-pixel modality (e.g. rgb@224) among "
                           f"{names}, found {pixels}; list exactly one")
     targets = dict(target_alphas or {})
-    all_to_all = _biased("all-to-all", names, {}, targets, alpha, alpha, {})
-    return AlphaMixture((_biased("rgb-to-all", names, {pixels[0]: 1000.0}, targets, 0.0, alpha, {}), all_to_all),
-                        weights=(rgb_share, 1.0 - rgb_share))
+    biased = _checked_biased_shares(dict(biased_shares or {}), names, pixels[0])
+    rest = 1.0 - rgb_share - sum(biased.values())
+    if rest < 1e-6:  # float sums: 0.7 + 0.3 leaves 5e-17
+        raise ConfigError(f"rgb_share {rgb_share} plus the biased_shares {biased} leave no all-to-all samples "
+                          f"({rest:g}); keep their sum below 1")
+    parts = [_biased("rgb-to-all", names, {pixels[0]: 1000.0}, targets, 0.0, alpha, {})]
+    for mod in biased:
+        keep = {mod: "all"} if modalities.get(mod).kind is Kind.SEQUENCE else {}
+        parts.append(_biased(f"{mod}-biased", names, {mod: 5.0}, {**targets, mod: 0.0}, 0.05, alpha, keep))
+    parts.append(_biased("all-to-all", names, {}, targets, alpha, alpha, {}))
+    return AlphaMixture(tuple(parts), weights=(rgb_share, *biased.values(), rest))
+
+
+def _checked_biased_shares(shares: dict[str, float], names: Sequence[str], pixels: str) -> dict[str, float]:
+    for mod, share in shares.items():
+        if mod not in names:
+            raise ConfigError(f"biased_shares names {mod!r}, which the modalities lack; choose from {list(names)}")
+        if mod == pixels:
+            raise ConfigError(f"biased_shares names the raw-pixel modality {mod!r}, whose part is rgb_share; "
+                              "name another modality")
+        if not 0.0 < float(share) < 1.0:
+            raise ConfigError(f"biased_shares[{mod!r}] must lie strictly between 0 and 1, got {share}")
+    return {m: float(s) for m, s in shares.items()}
 
 
 OFFICIAL_MIXTURES: dict[str, AlphaMixture] = {

@@ -77,6 +77,10 @@ class DataSection:
     rgb_share: float = option(0.5, "`rgb-to-all` only: share of the samples whose only input is the raw-pixel modality "
                                    "(official 4M-7: 0.5); more trains perception from pixels, less trains generation "
                                    "from the other modalities.")
+    biased_shares: dict = option({}, "`rgb-to-all` only: {modality: share} of samples whose input that modality "
+                                     "dominates (kept whole, the others rare) and which is no target there, as 4M's "
+                                     "caption-biased part, e.g. {world_caption: 0.15}: trains generation from it; the "
+                                     "all-to-all part keeps 1 - rgb_share - their sum.")
     input_tokens: int = option(128, "Encoder tokens per sample (official: 128 at 224 px).")
     target_tokens: int = option(128, "Decoder target tokens per sample (official: 128).")
     input_only: list = option([], "Modalities never used as targets.")
@@ -226,7 +230,8 @@ class FourMTask(Task):
         self.masker = build_masker(d.mixture, d.modalities, alpha=d.alpha, input_tokens=d.input_tokens,
                                    target_tokens=d.target_tokens, image_size=d.image_size, input_only=d.input_only,
                                    target_only=d.target_only, allow_missing=bool(d.sources),
-                                   target_alphas=d.target_alphas, rgb_share=d.rgb_share)
+                                   target_alphas=d.target_alphas, rgb_share=d.rgb_share,
+                                   biased_shares=d.biased_shares)
         self.model, report = build_model(r.model, d.modalities, d.image_size, d.input_only, d.target_only)
         check_training_device(r.model.attention, info.device)
         if r.model.lora_rank is not None and r.train.distributed == "fsdp" and info.enabled:
