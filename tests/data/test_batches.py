@@ -173,18 +173,16 @@ def test_biased_shares_add_samples_whose_input_is_the_whole_caption():
     assert caption_led(biased) > caption_led(plain) + 40  # 0.4 of 200 samples against a few by chance
 
 
-def test_biased_shares_are_checked():
-    names = ["rgb@224", "tok_rgb@224", "caption"]
-    with pytest.raises(ValueError, match="lack"):
-        build_masker("rgb-to-all", names, biased_shares={"tok_depth@224": 0.2})
-    with pytest.raises(ValueError, match="raw-pixel"):
-        build_masker("rgb-to-all", names, biased_shares={"rgb@224": 0.2})
-    with pytest.raises(ValueError, match="no all-to-all"):
-        build_masker("rgb-to-all", names, rgb_share=0.7, biased_shares={"caption": 0.3})
-    with pytest.raises(ValueError, match="strictly between"):
-        build_masker("rgb-to-all", names, biased_shares={"caption": 0.0})
-    with pytest.raises(ValueError, match="has its own"):
-        build_masker("symmetric", names, biased_shares={"caption": 0.2})
+@pytest.mark.parametrize("mixture, options, match", [
+    ("rgb-to-all", {"biased_shares": {"tok_depth@224": 0.2}}, "lack"),
+    ("rgb-to-all", {"biased_shares": {"rgb@224": 0.2}}, "raw-pixel"),
+    ("rgb-to-all", {"rgb_share": 0.7, "biased_shares": {"caption": 0.3}}, "no all-to-all"),
+    ("rgb-to-all", {"biased_shares": {"caption": 0.0}}, "strictly between"),
+    ("symmetric", {"biased_shares": {"caption": 0.2}}, "has its own"),
+])
+def test_biased_shares_are_checked(mixture, options, match):
+    with pytest.raises(ValueError, match=match):
+        build_masker(mixture, ["rgb@224", "tok_rgb@224", "caption"], **options)
 
 
 def test_caption_only_samples_mix_with_full_ones_in_one_batch():
