@@ -178,6 +178,9 @@ def test_biased_shares_add_samples_whose_input_is_the_whole_caption():
     ("rgb-to-all", {"biased_shares": {"rgb@224": 0.2}}, "raw-pixel"),
     ("rgb-to-all", {"rgb_share": 0.7, "biased_shares": {"caption": 0.3}}, "no all-to-all"),
     ("rgb-to-all", {"biased_shares": {"caption": 0.0}}, "strictly between"),
+    ("rgb-to-all", {"biased_shares": {"caption": "0.2"}}, "a number"),
+    ("rgb-to-all", {"biased_shares": ["caption"]}, "map a modality"),
+    ("rgb-to-all", {"biased_shares": {"caption": 0.2}, "target_only": ["caption"]}, "target_only"),
     ("symmetric", {"biased_shares": {"caption": 0.2}}, "has its own"),
 ])
 def test_biased_shares_are_checked(mixture, options, match):

@@ -252,8 +252,8 @@ def _checked_biased_shares(shares: dict[str, float], names: Sequence[str], pixel
         if mod == pixels:
             raise ConfigError(f"biased_shares names the raw-pixel modality {mod!r}, whose part is rgb_share; "
                               "name another modality")
-        if not 0.0 < float(share) < 1.0:
-            raise ConfigError(f"biased_shares[{mod!r}] must lie strictly between 0 and 1, got {share}")
+        if not isinstance(share, (int, float)) or not 0.0 < float(share) < 1.0:
+            raise ConfigError(f"biased_shares[{mod!r}] must be a number strictly between 0 and 1, got {share!r}")
     return {m: float(s) for m, s in shares.items()}
 
 
