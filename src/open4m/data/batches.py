@@ -68,9 +68,6 @@ def build_masker(mixture: str, modality_names: Sequence[str], *, alpha: float = 
     if biased_shares and mixture != "rgb-to-all":
         raise ConfigError(f"data.biased_shares adds parts to the rgb-to-all mixture; mixture {mixture!r} has its own "
                           "(use mixture: rgb-to-all, or leave biased_shares empty)")
-    if not isinstance(biased_shares or {}, Mapping):
-        raise ConfigError(f"data.biased_shares must map a modality to its share, e.g. {{caption: 0.15}}; got "
-                          f"{biased_shares!r}")
     never_input = sorted(set(biased_shares or {}) & set(target_only))
     if never_input:
         raise ConfigError(f"data.biased_shares names {never_input}, which data.target_only keeps from the input; "

@@ -109,16 +109,13 @@ def _training(recipe: Mapping[str, Any]) -> list[str]:
     if not (tok and data and optim and train):
         return []
     mixture = str(data.get("mixture", "symmetric"))
-    masking = _MIXTURES.get(mixture, "").format(alpha=data.get("alpha"), share=float(data.get("rgb_share", 0.5)))
     tokens = int(train["steps"]) * int(data["batch_size"]) * (int(data["input_tokens"]) + int(data["target_tokens"]))
     weights = data.get("target_alphas") or {}
-    if weights:
-        alphas = "target alphas " + ", ".join(f"`{m}` {a}" for m, a in weights.items())
-        masking = f"{masking}; {alphas}" if masking else alphas
-    biased = data.get("biased_shares") or {}
-    if biased:
-        led = "; ".join(f"a share {float(v):g} whose input is `{m}` alone (4M's caption-biased part)" for m, v in biased.items())
-        masking = f"{masking}; {led}" if masking else led
+    parts = [_MIXTURES.get(mixture, "").format(alpha=data.get("alpha"), share=float(data.get("rgb_share", 0.5))),
+             "target alphas " + ", ".join(f"`{m}` {a}" for m, a in weights.items()) if weights else "",
+             *(f"a share {float(v):g} whose input is `{m}` alone (4M's caption-biased part)"
+               for m, v in (data.get("biased_shares") or {}).items())]
+    masking = "; ".join(p for p in parts if p)
     return [f"Training (`open4m demo --train`): tokenizers {tok['steps']} steps, batch {tok['batch_size']}, AdamW "
             f"lr {tok['lr']}, EMA {tok.get('ema_decay')}. FourM: `open4m train` with `data.mixture: {mixture}`"
             f"{f' ({masking})' if masking else ''}, {data['input_tokens']} input + {data['target_tokens']} target "

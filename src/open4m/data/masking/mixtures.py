@@ -232,7 +232,7 @@ def rgb_to_all_mixture(modality_names: Sequence[str], alpha: float = 0.5,
         raise ConfigError(f"the rgb-to-all mixture needs exactly one raw-pixel modality (e.g. rgb@224) among "
                           f"{names}, found {pixels}; list exactly one")
     targets = dict(target_alphas or {})
-    biased = _checked_biased_shares(dict(biased_shares or {}), names, pixels[0])
+    biased = _checked_biased_shares(biased_shares or {}, names, pixels[0])
     rest = 1.0 - rgb_share - sum(biased.values())
     if rest < 1e-6:  # float sums: 0.7 + 0.3 leaves 5e-17
         raise ConfigError(f"rgb_share {rgb_share} plus the biased_shares {biased} leave no all-to-all samples "
@@ -245,7 +245,9 @@ def rgb_to_all_mixture(modality_names: Sequence[str], alpha: float = 0.5,
     return AlphaMixture(tuple(parts), weights=(rgb_share, *biased.values(), rest))
 
 
-def _checked_biased_shares(shares: dict[str, float], names: Sequence[str], pixels: str) -> dict[str, float]:
+def _checked_biased_shares(shares: Mapping[str, float], names: Sequence[str], pixels: str) -> dict[str, float]:
+    if not isinstance(shares, Mapping):
+        raise ConfigError(f"biased_shares must map a modality to its share, e.g. {{caption: 0.15}}; got {shares!r}")
     for mod, share in shares.items():
         if mod not in names:
             raise ConfigError(f"biased_shares names {mod!r}, which the modalities lack; choose from {list(names)}")
