@@ -42,7 +42,8 @@ def main() -> None:
         demo_s = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     model = EvalModel.load(args.model)
-    samples = load_samples("world", limit=args.eval_scenes, split="val", image_size=model.image_size)
+    samples = load_samples("world", limit=args.eval_scenes, split="val", image_size=model.image_size,
+                           caption_order=model.caption_order)
     t0 = time.perf_counter()
     result = evaluate(model, samples, batch_size=16, progress=False, resamples=args.resamples)
     eval_s = time.perf_counter() - t0

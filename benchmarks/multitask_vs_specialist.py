@@ -48,7 +48,8 @@ def main() -> None:
     recipe = from_dict(WorldRecipe, yaml.safe_load(info["recipe"]), command="demo").fourm
     recipe = replace(recipe, train=replace(recipe.train, steps=args.steps, save_every=args.steps, resume=True))
     out = Path(args.out) if args.out else run / "benchmark"
-    samples = load_samples("world", limit=args.eval_scenes, split="val", image_size=spec.image_size)
+    samples = load_samples("world", limit=args.eval_scenes, split="val", image_size=spec.image_size,
+                           caption_order=spec.caption_order)
 
     variants = {"multitask": None, **{f"rgb->{t}": t for t in TASKS}}
     rows = []

@@ -44,7 +44,8 @@ fourm:
   optim: {lr: 2.0e-3, warmup: 1}
   train: {steps: 3, threads: 1, ema_decay: 0.9, save_every: 100, eval_every: 0, eval_batches: 1}
   log: {every: 1, tensorboard: false, progress: false}
-stages: [{optim: {lr: 1.0e-3}, train: {steps: 2, seed: 1}, scenes: 30}]  # a warm restart on more scenes
+# a warm restart on more scenes, whose captions list their objects left to right
+stages: [{optim: {lr: 1.0e-3}, train: {steps: 2, seed: 1}, scenes: 30, caption_order: left_to_right}]
 """
 
 

@@ -174,6 +174,28 @@ def test_eval_cli_scores_a_source_and_says_what_it_skipped(tiny_bundle, tmp_path
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_world_scenes_are_rendered_with_the_captions_the_model_was_trained_on(tiny_bundle, monkeypatch):
+    """The tiny bundle's last stage read captions listing objects left to right: eval, demo and studio render those."""
+    from open4m.eval import runner
+    from open4m.serve.session import Studio
+
+    ordered = load_samples("world", limit=3, split="val", image_size=32, caption_order="left_to_right")
+    assert [s["caption"] for s in ordered] == [
+        generate_sample(seed_for("val", i), 32, caption_order="left_to_right")["caption"] for i in range(3)]
+    seen = {}
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return load_samples(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "load_samples", spy)
+    assert main(["eval", "--model", str(tiny_bundle), "--data", "world:32", "--limit", "1", "--tasks", "caption",
+                 "--resamples", "0", "--no-progress"]) == 0
+    assert seen["caption_order"] == "left_to_right"
+    assert Studio(tiny_bundle).example(3).caption == generate_sample(seed_for("test", 3), 32,
+                                                                     caption_order="left_to_right")["caption"]
+
+
 def test_bootstrap_intervals_bracket_the_headline_metric(samples):
     from open4m.errors import ConfigError
     from open4m.eval.runner import bootstrap_interval

@@ -38,6 +38,7 @@ def test_patch_sizes_that_do_not_divide_the_image_are_refused_when_the_recipe_is
     ("[5]", r"stages\[0\] must be a mapping"),
     ("[{scenes: 0}]", r"stages\[0\].scenes=0: give a whole number"),
     ("[{model: {init_from: x.safetensors}}]", r"stages\[0\] sets model.init_from.*previous stage's weights"),
+    ("[{caption_order: diagonal}]", r"stages\[0\].caption_order: unknown caption order 'diagonal'; choose one of"),
 ])
 def test_a_wrong_stage_is_refused_when_the_recipe_is_read(tmp_path, stages, error):
     bad = tmp_path / "bad.yaml"
@@ -53,6 +54,28 @@ def test_a_stage_changes_only_the_settings_it_names(tmp_path):
     stage = load_recipe(recipe).stage(2)
     assert (stage.optim.lr, stage.optim.warmup, stage.train.steps, stage.train.seed) == (6e-4, 100, 20, 1)
     assert load_recipe(recipe).stage(1).optim.lr == 2e-3
+
+
+def test_a_world_caption_order_that_does_not_exist_is_refused_when_the_recipe_is_read(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("world: {caption_order: top_down}\n")
+    with pytest.raises(ValueError, match=r"unknown caption order 'top_down'; choose one of \['random', 'left_to_right'\]"):
+        load_recipe(bad)
+
+
+def test_a_stage_with_its_own_caption_order_trains_on_those_captions_and_the_bundle_records_it(tiny_bundle):
+    """The tiny recipe's stage 2 lists caption objects left to right; stage 1 kept the random order."""
+    run = tiny_bundle.parent
+    first = sorted((run / "tokens" / "world_caption").glob("*.npy"))
+    second = {p.name: p for p in (run / "tokens-30-left_to_right" / "world_caption").glob("*.npy")}
+    pairs = [(np.load(p), np.load(second[p.name])) for p in first]
+    assert all(len(a) == len(b) and sorted(a) == sorted(b) for a, b in pairs)  # the same words, in another order
+    assert sum(not np.array_equal(a, b) for a, b in pairs) >= 5
+    assert json.loads((tiny_bundle / "world.json").read_text())["spec"]["caption_order"] == "left_to_right"
+    model = EvalModel.load(tiny_bundle)
+    assert model.caption_order == "left_to_right"
+    card = (tiny_bundle / "README.md").read_text()
+    assert "captions (objects listed left to right in the image)" in card and "`caption_order` left_to_right" in card
 
 
 def test_shipped_recipe_is_complete():
@@ -83,8 +106,9 @@ def test_a_stage_restarts_from_the_previous_stages_ema_weights_and_the_bundle_is
     recorded = yaml.safe_load((stage2 / "config.yaml").read_text())
     assert recorded["model"]["init_from"] == str(run / "fourm" / "model_ema.safetensors")
     assert (recorded["optim"]["lr"], recorded["train"]["steps"], recorded["train"]["seed"]) == (1e-3, 2, 1)
-    assert recorded["data"]["source"] == str(run / "tokens-30")  # the stage's own scenes, the run's tokenizers
-    assert len(list((run / "tokens-30" / "tok_depth@32").glob("*.npy"))) == 30
+    stage_tokens = run / "tokens-30-left_to_right"  # the stage's own scenes and caption order, the run's tokenizers
+    assert recorded["data"]["source"] == str(stage_tokens)
+    assert len(list((stage_tokens / "tok_depth@32").glob("*.npy"))) == 30
     assert len(list((run / "tokens" / "tok_depth@32").glob("*.npy"))) == 24
     steps = [json.loads(line)["step"] for line in (stage2 / "metrics.jsonl").read_text().splitlines()
              if '"train/loss"' in line]
@@ -115,7 +139,7 @@ def test_a_rerun_of_a_finished_run_with_stages_trains_nothing(tiny_bundle, tmp_p
     # a later stage's token folder made by other settings is refused on entry, like the first one's
     from open4m.errors import ConfigError
 
-    done = run / "tokens-30" / "done"
+    done = run / "tokens-30-left_to_right" / "done"
     made_from = json.loads(done.read_text())
     done.write_text(json.dumps({**made_from, "text": {"extra_words": 300}}))
     with pytest.raises(ConfigError, match=r"other text settings.*new --out"):

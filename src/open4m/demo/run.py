@@ -178,7 +178,7 @@ def run_demo(model_path: str | Path | None = None, out: str | Path = "open4m-dem
         load_tokenizers(folder)  # raises MissingModelError, naming what is missing and how to train one
     model = EvalModel.load(folder)
     size = model.image_size
-    samples = [generate_sample(seed_for("test", start + i), size)
+    samples = [generate_sample(seed_for("test", start + i), size, caption_order=model.caption_order)
                for i in tqdm(range(scenes), desc="render test scenes", unit="scene", disable=not progress)]
     result = evaluate(model, samples, tasks, batch_size=scenes, progress=progress)
     log.info("demo: %d test scenes scored in %.1f s", scenes, time.perf_counter() - t0)

@@ -136,6 +136,11 @@ class EvalModel:
         """The world spec of a world model (None for other models)."""
         return self.forms.spec if isinstance(self.forms, WorldForms) else None
 
+    @property
+    def caption_order(self) -> str:
+        """How the captions this model was trained on list their objects (`random` for models not of the world)."""
+        return self.spec.caption_order if self.spec else "random"
+
     @classmethod
     def load(cls, model: Any = None, *, tokenizers: str | os.PathLike | None = None) -> "EvalModel":
         """Load a model to evaluate; ``tokenizers`` is a (world) model folder whose tokenizers serve it instead of its own."""

@@ -91,15 +91,17 @@ def parse_tasks(text: str | Sequence[str]) -> list[str]:
 
 
 def load_samples(data: str | Path | None = None, *, limit: int = 64, split: str = "val",
-                 image_size: int | None = None) -> list[dict[str, Any]]:
-    """The first `limit` samples of an aligned source: `world` (scenes of `split` at `image_size`, default 128),
-    `world:SIZE`, a folder (`root/<modality>/<name>.<ext>`, as `open4m synth` writes), a shard root."""
+                 image_size: int | None = None, caption_order: str = "random") -> list[dict[str, Any]]:
+    """The first `limit` samples of an aligned source: `world` (scenes of `split` at `image_size`, default 128,
+    captions in `caption_order`: pass the model's, `EvalModel.caption_order`, so it reads captions written
+    the way it was trained), `world:SIZE`, a folder (`root/<modality>/<name>.<ext>`, as `open4m synth`
+    writes), a shard root."""
     from ..sources import build_source
 
     if limit < 1:
         raise ConfigError(f"limit must be >= 1, got {limit}")
     source = build_source(str(data) if data else "world", family="aligned", num_samples=limit, split=split,
-                          image_size=image_size)
+                          image_size=image_size, caption_order=caption_order)
     if hasattr(source, "__len__") and hasattr(source, "__getitem__"):
         samples = [source[i] for i in range(min(limit, len(source)))]
     else:

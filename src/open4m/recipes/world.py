@@ -37,7 +37,7 @@ from ..data.codecs import decode, encode
 from ..errors import ConfigError, DataError, NotFound
 from ..train.tasks.fourm import FourMRecipe
 
-from ..data.synthetic import world
+from ..data.synthetic import check_caption_order, world
 from ..data.synthetic.world import (IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldData, WorldSpec, encode_images,
                                     render_world, sequence_ids, token_samples)
 
@@ -61,8 +61,13 @@ class WorldSection:
                                         "patches give the encoder more tokens per object, which is what recognition "
                                         "needs; the token grids of the other modalities keep patch_size.")
     train_scenes: int = option(3000, "Scenes rendered for training the tokenizers and the FourM.")
+    caption_order: str = option("random", "How captions list their objects: random (an order drawn from each scene's "
+                                "seed) or left_to_right (by the centre of each object's box in the image). A stage "
+                                "may set its own (`caption_order` in its entry); the bundle records the last "
+                                "stage's, and the eval, demo and studio render captions that way for it.")
 
     def __post_init__(self) -> None:
+        check_caption_order(self.caption_order)
         for key in ("patch_size", "rgb_patch_size"):
             patch = getattr(self, key)
             if patch is not None and (patch < 1 or self.image_size % patch):
@@ -107,13 +112,15 @@ class WorldRecipe:
                               "weights with a fresh optimizer and LR schedule: a list of `fourm` settings to change, "
                               "e.g. [{optim: {lr: 6.0e-4, warmup: 200}, train: {steps: 12000, seed: 1}}]; `scenes: "
                               "N` in an entry trains that stage on N train scenes instead of world.train_scenes "
-                              "(tokenized with the same tokenizers into OUT/tokens-N). Stage n trains in OUT/fourm-n; "
-                              "the bundle is the last stage's.")
+                              "(tokenized with the same tokenizers into OUT/tokens-N); `caption_order: ORDER` "
+                              "trains it on captions listed in that order instead of world.caption_order "
+                              "(OUT/tokens-N-ORDER). Stage n trains in OUT/fourm-n; the bundle is the last stage's.")
 
     def __post_init__(self) -> None:
         for n in range(2, len(self.stages) + 2):
             self.stage(n)  # a misspelt key is an error when the recipe is read, not hours later
             self.stage_scenes(n)
+            self.stage_caption_order(n)
 
     def stage_scenes(self, n: int) -> int:
         """How many train scenes stage `n` trains on (`scenes` of its entry, else world.train_scenes)."""
@@ -121,6 +128,14 @@ class WorldRecipe:
         if isinstance(scenes, bool) or not isinstance(scenes, int) or scenes < 1:
             raise ConfigError(f"stages[{n - 2}].scenes={scenes!r}: give a whole number of train scenes >= 1")
         return scenes
+
+    def stage_caption_order(self, n: int) -> str:
+        """How the captions stage `n` trains on list their objects (`caption_order` of its entry, else the world's)."""
+        order = self.world.caption_order if n == 1 else self.stages[n - 2].get("caption_order", self.world.caption_order)
+        try:
+            return check_caption_order(order)
+        except ConfigError as err:
+            raise ConfigError(f"stages[{n - 2}].caption_order: {err}") from None
 
     def stage(self, n: int) -> FourMRecipe:
         """The FourM recipe of stage `n` (1: `fourm`; n >= 2: `fourm` with `stages[n - 2]` merged in)."""
@@ -134,7 +149,7 @@ class WorldRecipe:
             raise ConfigError(f"stages[{n - 2}] sets model.init_from, but a stage starts from the previous stage's "
                               f"weights; remove it (to start the first stage from a checkpoint, set "
                               f"fourm.model.init_from)")
-        changes = {k: v for k, v in changes.items() if k != "scenes"}
+        changes = {k: v for k, v in changes.items() if k not in ("scenes", "caption_order")}
         try:
             return from_dict(FourMRecipe, merged(to_dict(self.fourm), changes), command="demo")
         except ConfigError as err:
@@ -291,8 +306,9 @@ def train_fourm(recipe: FourMRecipe, spec: WorldSpec, token_root: Path, run_dir:
     return ema if ema.exists() else Path(result.model_path)
 
 
-#: What `run_recipe` writes in its folder (plus `fourm-<n>` for the stages after the first and `tokens-<scenes>` for
-#: stages on more scenes): a folder holding only these is a run of the recipe, which resumes.
+#: What `run_recipe` writes in its folder (plus `fourm-<n>` for the stages after the first, and `tokens-<scenes>` or
+#: `tokens-<scenes>-<caption order>` for stages on other scenes or captions): a folder holding only these is a run of
+#: the recipe, which resumes.
 RECIPE_ENTRIES = ("tokenizers", "tokens", "fourm", "model")
 
 
@@ -304,7 +320,8 @@ def stage_folder(n: int) -> str:
 def is_recipe_folder(path: str | Path) -> bool:
     """Whether `path` holds only what `run_recipe` writes (running the recipe there again resumes it)."""
     entries = {p.name for p in Path(path).iterdir()} if Path(path).is_dir() else set()
-    numbered = {e for e in entries if e.partition("-")[0] in ("fourm", "tokens") and e.partition("-")[2].isdigit()}
+    numbered = {e for e in entries if e.partition("-")[0] in ("fourm", "tokens")
+                and e.partition("-")[2].partition("-")[0].isdigit()}
     return bool(entries) and entries - numbered <= set(RECIPE_ENTRIES)
 
 
@@ -325,7 +342,8 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     log.info("world recipe: rendering %d train scenes at %d px", w.train_scenes, size)
-    data = render_world("train", w.train_scenes, size, workers=workers, progress=progress)
+    data = render_world("train", w.train_scenes, size, workers=workers, progress=progress,
+                        caption_order=w.caption_order)
     timings["render_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -338,34 +356,38 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
     timings["tokenizers_s"] = time.perf_counter() - t0
 
     spec = WorldSpec(size, patch, {b: t.config.codebook_size for b, t in tokenizers.items()}, text_tok.vocab_size,
-                     w.rgb_patch_size)
+                     w.rgb_patch_size, w.caption_order)
     world.register_modalities(spec)
 
-    def token_folder(scenes: int) -> Path:
-        """The token folder of `scenes` train scenes (written once, with the run's tokenizers and vocabulary)."""
-        root = token_root if scenes == w.train_scenes else out / f"tokens-{scenes}"
+    def token_folder(scenes: int, order: str) -> Path:
+        """The token folder of `scenes` train scenes with captions in `order` (written once, with the run's
+        tokenizers and vocabulary)."""
+        own = order == w.caption_order
+        root = token_root if scenes == w.train_scenes and own else out / (
+            f"tokens-{scenes}" if own else f"tokens-{scenes}-{order}")
         if (root / "done").is_file():  # its settings were checked against the recipe's on entry
             return root
-        some = data if scenes == len(data.names) else render_world("train", scenes, size, workers=workers,
-                                                                   progress=progress)
+        some = data if scenes == len(data.names) and own else render_world(
+            "train", scenes, size, workers=workers, progress=progress, caption_order=order)
         tokens = {b: encode_images(tokenizers[b], b, some.images[b]) for b in IMAGE_MODALITIES}
         write_token_folder(root, spec, some, tokens, text_tok, progress)
         write_text_atomic(root / "done", json.dumps(made_from, sort_keys=True))
         return root
 
-    token_folder(w.train_scenes)
+    token_folder(w.train_scenes, w.caption_order)
     t0 = time.perf_counter()
     weights = None
     for n in range(1, len(recipe.stages) + 2):
         stage = recipe.stage(n)
         if weights is not None:  # a warm restart: the previous stage's EMA weights, a fresh optimizer and schedule
             stage = replace(stage, model=replace(stage.model, init_from=str(weights)))
-        root = token_folder(recipe.stage_scenes(n))
+        root = token_folder(recipe.stage_scenes(n), recipe.stage_caption_order(n))
         log.info("world recipe: training the FourM on %s (stage %d of %d)", root, n, len(recipe.stages) + 1)
         weights = train_fourm(stage, spec, root, out / stage_folder(n), progress=progress)
     timings["fourm_s"] = time.perf_counter() - t0
     model = FourM.from_pretrained(weights)
     info = {"recipe": load_recipe_text(recipe_path), "train_scenes": len(data.names), "timings": timings}
+    spec = replace(spec, caption_order=recipe.stage_caption_order(len(recipe.stages) + 1))  # what the model last read
     bundle = save_bundle(out / "model", spec, model, tokenizers, text_tok, info)
     log.info("world recipe: bundle written to %s", bundle)
     return bundle
@@ -376,6 +398,8 @@ def _stages_fingerprint(recipe: WorldRecipe) -> dict[str, Any]:
     d = to_dict(recipe)
     if d["world"].get("rgb_patch_size") is None:  # unset: the fingerprint of folders made before the option existed
         d["world"].pop("rgb_patch_size", None)
+    if d["world"].get("caption_order") == "random":  # likewise
+        d["world"].pop("caption_order", None)
     return {k: d[k] for k in ("world", "tokenizers", "text")}
 
 

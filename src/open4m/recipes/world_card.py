@@ -85,6 +85,10 @@ def _description(spec: WorldSpec, model: Any, tokenizers: Mapping[str, Any], tex
             f"timings and the evaluation this card shows.")
 
 
+#: How the card says the captions list their objects (nothing for the random order every world began with).
+_CAPTION_ORDER_TEXT = {"left_to_right": " (objects listed left to right in the image)"}
+
+
 def _data(spec: WorldSpec, scenes: int, recipe: Mapping[str, Any]) -> str:
     s = spec.image_size
     more = sorted({int(st["scenes"]) for st in recipe.get("stages") or [] if isinstance(st, Mapping) and "scenes" in st}
@@ -96,7 +100,7 @@ def _data(spec: WorldSpec, scenes: int, recipe: Mapping[str, Any]) -> str:
         scenes_text = f"{scenes} scenes of the `train` split (seeds 0..{scenes - 1})"
     text = (f"{scenes_text} rendered at {s}x{s}: RGB, metric depth, "
             f"surface normals, semantic segmentation (9 classes: background, floor, wall, 6 shapes), Canny edges, "
-            f"boxes, scene-graph captions, 4-colour palettes and 11 image-metadata fields. Evaluation uses the "
+            f"boxes, scene-graph captions{_CAPTION_ORDER_TEXT.get(spec.caption_order, '')}, 4-colour palettes and 11 image-metadata fields. Evaluation uses the "
             f"disjoint `val` split (seeds 10,000,000+); `open4m demo` shows the `test` split.")
     return "\n\n".join([text, *_training(recipe)])
 

@@ -100,7 +100,7 @@ class Studio:
         """Test-split scene ``index`` (never seen in training) with its ground truth as the page's values."""
         from ..data.synthetic import generate_sample, seed_for
 
-        s = generate_sample(seed_for("test", int(index)), self.size)
+        s = generate_sample(seed_for("test", int(index)), self.size, caption_order=self.model.caption_order)
         boxes = [[*(round(float(c), 3) for c in inst["boxes"]), inst["class_name"]] for inst in s["det"]["instances"]]
         palette = ["#%02x%02x%02x" % tuple(int(v) for v in c) for c in world.palette_of(s)]
         metadata = [[k, round(float(s["metadata"][k]), 3)] for k in world.METADATA_KEYS]

@@ -127,7 +127,8 @@ class WorldTokens(torch.utils.data.Dataset):
             raise ConfigError(f"the world source has no modality {unknown}; it provides {spec.all_modalities}")
         workers = min(2, os.cpu_count() or 1) if num_samples >= 256 else 1  # a process pool pays off past a few s
         log.info("world source: rendering and tokenizing %d %s scenes at %d px", num_samples, split, spec.image_size)
-        data = render_world(split, num_samples, spec.image_size, workers=workers, progress=progress)
+        data = render_world(split, num_samples, spec.image_size, workers=workers, progress=progress,
+                            caption_order=spec.caption_order)
         tokens = {b: encode_images(tokenizers[b], b, data.images[b]) for b in IMAGE_MODALITIES}
         wanted = set(modality_names)
         self.samples = [{m: v for m, v in sample.items() if m in wanted}
@@ -142,12 +143,17 @@ class WorldTokens(torch.utils.data.Dataset):
 
 
 class WorldScenes(torch.utils.data.Dataset):
-    """Scenes `0 .. num_samples-1` of a split as decoded aligned samples, rendered on access (`__key__` = scene name)."""
+    """Scenes `0 .. num_samples-1` of a split as decoded aligned samples, rendered on access (`__key__` = scene name),
+    their captions listing objects in `caption_order` (a world model's `WorldSpec.caption_order`)."""
 
-    def __init__(self, num_samples: int, *, split: str = "train", image_size: int = 128, labels: bool = True) -> None:
+    def __init__(self, num_samples: int, *, split: str = "train", image_size: int = 128, labels: bool = True,
+                 caption_order: str = "random") -> None:
+        from ..data.synthetic import check_caption_order
+
         if num_samples < 1:
             raise ConfigError(f"num_samples must be >= 1, got {num_samples}")
         self.num_samples, self.split, self.image_size, self.labels = num_samples, split, image_size, labels
+        self.caption_order = check_caption_order(caption_order)
 
     def __len__(self) -> int:
         return self.num_samples
@@ -158,7 +164,8 @@ class WorldScenes(torch.utils.data.Dataset):
         if not 0 <= index < self.num_samples:
             raise IndexError(index)
         seed = seed_for(self.split, index)
-        return {"__key__": sample_name(seed), **generate_sample(seed, self.image_size, labels=self.labels)}
+        return {"__key__": sample_name(seed), **generate_sample(seed, self.image_size, labels=self.labels,
+                                                                caption_order=self.caption_order)}
 
 
 def build(arg: str | None, *, modality_names: Sequence[str], num_samples: int = 1024, split: str = "train",
@@ -169,8 +176,9 @@ def build(arg: str | None, *, modality_names: Sequence[str], num_samples: int = 
 
 
 def build_scenes(arg: str | None, *, num_samples: int = 1024, split: str = "train",
-                 image_size: int | None = None) -> WorldScenes:
+                 image_size: int | None = None, caption_order: str = "random") -> WorldScenes:
     """`world` in the aligned family: decoded scenes (`world:SIZE` renders at SIZE px, default 128)."""
     if arg and not arg.isdigit():
         raise ConfigError(f"aligned world scenes take a size, world:SIZE, got 'world:{arg}'")
-    return WorldScenes(num_samples, split=split, image_size=int(arg) if arg else (image_size or 128))
+    return WorldScenes(num_samples, split=split, image_size=int(arg) if arg else (image_size or 128),
+                       caption_order=caption_order)

@@ -62,3 +62,21 @@ def test_synth_jpeg_rgb(tmp_path):
     assert main(["synth", "--out", str(tmp_path), "--n", "1", "--size", "32", "--rgb-format", "jpg"]) == 0
     s = FolderDataset(tmp_path, modalities=["rgb"])[0]
     assert next((tmp_path / "rgb").iterdir()).suffix == ".jpg" and s["rgb"].shape == (32, 32, 3)
+
+
+def test_synth_writes_captions_in_the_order_a_world_model_reads(tmp_path):
+    from open4m.data.synthetic import CAPTION_ORDERS, generate_sample, seed_for
+
+    assert main(["synth", "--out", str(tmp_path), "--n", "2", "--size", "32", "--split", "val", "--seed", "5",
+                 "--caption-order", "left_to_right"]) == 0
+    written = sorted((tmp_path / "caption").iterdir())
+    assert [p.read_text() for p in written] == [
+        generate_sample(seed_for("val", i), 32, labels=False, caption_order="left_to_right")["caption"] for i in (5, 6)]
+    import argparse
+
+    from open4m.cli.commands import synth
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    synth.register(sub)
+    choices = next(a.choices for a in sub.choices["synth"]._actions if a.dest == "caption_order")
+    assert tuple(choices) == CAPTION_ORDERS  # the flag offers every order the world knows

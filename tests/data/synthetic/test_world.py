@@ -1,4 +1,5 @@
 import math
+import re
 from collections import Counter
 
 import numpy as np
@@ -123,6 +124,35 @@ def test_caption_parses_back_into_the_scene_graph():
             assert (key(rel["subject"]), rel["relation"], key(rel["object"])) in facts
         templates.add(s["caption"].split(" ")[0])
     assert len(templates) >= 3  # wording varies
+
+
+def test_a_left_to_right_caption_lists_the_objects_by_box_centre_and_keeps_the_wording():
+    """Only the list's order changes: the same templates, objects and relations as the random order's."""
+    moved = 0
+    for seed in range(30):
+        random = syn.generate_sample(seed, 64, labels=False)
+        ordered = syn.generate_sample(seed, 64, labels=False, caption_order="left_to_right")
+        graph = ordered["scene_graph"]
+        centres = {tuple(graph["objects"][v["index"]][a] for a in ("size", "color", "material", "shape")):
+                   (v["box"][0] + v["box"][2]) / 2 for v in graph["visible"]}
+        listed = [tuple(o.values()) for o in syn.parse_caption(ordered["caption"])["objects"]][:len(centres)]
+        assert [centres[o] for o in listed] == sorted(centres.values())
+        a, b = syn.parse_caption(random["caption"]), syn.parse_caption(ordered["caption"])
+        assert sorted(map(str, a["objects"])) == sorted(map(str, b["objects"])) and a["relations"] == b["relations"]
+        words = [re.sub(r"\ba (\w+ ){3}\w+", "a THING", c) for c in (random["caption"], ordered["caption"])]
+        assert words[0] == words[1]  # the same sentences, word for word, but for which object is named where
+        moved += random["caption"] != ordered["caption"]
+    assert moved >= 10
+
+
+def test_a_caption_order_that_does_not_exist_or_lacks_boxes_is_a_clear_error():
+    from open4m.data.synthetic.captions import caption
+
+    with pytest.raises(ValueError, match=r"unknown caption order 'top_down'; choose one of \['random', 'left_to_right'\]"):
+        syn.generate_sample(0, 32, labels=False, caption_order="top_down")
+    scene = syn.sample_scene(0)
+    with pytest.raises(ValueError, match="left_to_right caption needs one box per visible object"):
+        caption(scene, [0], order="left_to_right")
 
 
 def test_parse_caption_rejects_text_without_count():

@@ -74,6 +74,13 @@ def test_a_bundle_spec_written_before_rgb_patch_size_reads_as_the_token_patch():
     old = {"image_size": 32, "patch_size": 8, "codebook_sizes": {b: 16 for b in IMAGE_MODALITIES},
            "text_vocab_size": 4400}
     spec = WorldSpec.from_dict(old)
-    assert spec.rgb_patch_size == 8
+    assert spec.rgb_patch_size == 8 and spec.caption_order == "random"  # the order every world began with
     world.register_modalities(spec)
     assert modalities.get(spec.rgb_pixels).grid_size() == (4, 4)
+
+
+def test_the_caption_order_is_part_of_the_spec_and_checked():
+    spec = WorldSpec(32, 8, {b: 16 for b in IMAGE_MODALITIES}, 4400, caption_order="left_to_right")
+    assert WorldSpec.from_dict(spec.to_dict()) == spec and spec.to_dict()["caption_order"] == "left_to_right"
+    with pytest.raises(ValueError, match="unknown caption order 'sideways'"):
+        WorldSpec(32, 8, {b: 16 for b in IMAGE_MODALITIES}, 4400, caption_order="sideways")

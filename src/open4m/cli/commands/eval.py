@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
         check_output(args.json, args, folder=False, flag="--json")
     model = EvalModel.load(args.model)
     with path_errors("--data"):
-        samples = load_samples(args.data, limit=args.limit, split=args.split, image_size=model.image_size)
+        samples = load_samples(args.data, limit=args.limit, split=args.split, image_size=model.image_size,
+                               caption_order=model.caption_order)
     result = evaluate(model, samples, tasks, batch_size=args.batch_size, progress=not args.no_progress,
                       resamples=args.resamples)
     data = args.data or f"world ({args.split} split)"

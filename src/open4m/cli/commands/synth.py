@@ -17,6 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="seed range to draw from; splits never share scenes (default train)")
     p.add_argument("--workers", type=at_least(1), default=1, help="render in this many processes (default 1)")
     p.add_argument("--rgb-format", choices=["png", "jpg"], default="png", help="rgb file type (default png)")
+    p.add_argument("--caption-order", choices=["random", "left_to_right"], default="random",
+                   help="how captions list their objects; write the one a world model was trained on (its "
+                        "world.json spec.caption_order) to evaluate it here (default random)")
     add_overwrite_argument(p, "into --out")
     p.set_defaults(handler=run)
 
@@ -27,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, args, folder=True)
     with path_errors("--out"):
         names = write_dataset(args.out, args.n, size=args.size, split=args.split, start=args.seed,
-                              rgb_ext="." + args.rgb_format, workers=args.workers)
+                              rgb_ext="." + args.rgb_format, workers=args.workers,
+                              caption_order=args.caption_order)
     print(f"wrote {len(names)} {args.split} scenes at {args.size}px to {args.out}")
     return 0

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .captions import caption, parse_caption, relations
+from .captions import CAPTION_ORDERS, caption, check_caption_order, parse_caption, relations
 from .render import Rendering, render
 from .scene import COLORS, MATERIALS, SEMSEG_CLASSES, SHAPES, SIZES, Scene, SceneObject, sample_scene
 from ...errors import ConfigError
@@ -30,8 +30,8 @@ FILE_EXT: dict[str, str] = {
 }
 
 __all__ = [
-    "COLORS", "FILE_EXT", "MATERIALS", "SEMSEG_CLASSES", "SHAPES", "SIZES", "SPLITS", "Rendering", "Scene",
-    "SceneObject", "caption", "generate_sample", "parse_caption", "relations", "render", "sample_scene",
+    "CAPTION_ORDERS", "COLORS", "FILE_EXT", "MATERIALS", "SEMSEG_CLASSES", "SHAPES", "SIZES", "SPLITS", "Rendering", "Scene",
+    "SceneObject", "caption", "check_caption_order", "generate_sample", "parse_caption", "relations", "render", "sample_scene",
     "sample_name", "seed_for", "split_of", "write_dataset",
 ]
 
@@ -73,8 +73,10 @@ def _boxes(scene: Scene, instance: np.ndarray) -> tuple[list[int], list[list[flo
     return visible, boxes, pixels
 
 
-def generate_sample(seed: int, size: int | tuple[int, int] = 128, labels: bool = True) -> dict[str, Any]:
-    """One aligned sample: every modality of :data:`FILE_EXT` (labeler outputs only if `labels`)."""
+def generate_sample(seed: int, size: int | tuple[int, int] = 128, labels: bool = True,
+                    caption_order: str = "random") -> dict[str, Any]:
+    """One aligned sample: every modality of :data:`FILE_EXT` (labeler outputs only if `labels`); its caption
+    lists the objects in `caption_order` (:data:`CAPTION_ORDERS`)."""
     scene = sample_scene(seed)
     r = render(scene, size)
     visible, boxes, pixels = _boxes(scene, r.instance)
@@ -89,7 +91,7 @@ def generate_sample(seed: int, size: int | tuple[int, int] = 128, labels: bool =
         "rgb": r.rgb, "depth": r.depth, "normal": r.normal, "semseg": r.semseg, "instance": r.instance,
         "det": {"instances": [{"boxes": b, "class_name": scene.objects[i].shape, "score": 1.0}
                               for i, b in zip(visible, boxes)]},
-        "caption": caption(scene, visible),
+        "caption": caption(scene, visible, order=caption_order, boxes=boxes),
         "scene_graph": graph,
     }
     if labels:
@@ -100,27 +102,28 @@ def generate_sample(seed: int, size: int | tuple[int, int] = 128, labels: bool =
     return sample
 
 
-def _write_scene(job: tuple[str, str, int, int | tuple[int, int], str]) -> str:
+def _write_scene(job: tuple[str, str, int, int | tuple[int, int], str, str]) -> str:
     """Render and write one scene (a top-level function so worker processes can run it)."""
     from ...atomic import write_atomic
     from ..codecs import encode
 
-    root, split, index, size, rgb_ext = job
+    root, split, index, size, rgb_ext, caption_order = job
     seed = seed_for(split, index)
     name = sample_name(seed)
     exts = dict(FILE_EXT, rgb=rgb_ext)
-    for modality, value in generate_sample(seed, size).items():
+    for modality, value in generate_sample(seed, size, caption_order=caption_order).items():
         write_atomic(Path(root) / modality / f"{name}{exts[modality]}", encode(value, exts[modality], modality))
     return name
 
 
 def write_dataset(
     out: str | Path, n: int, size: int = 128, split: str = "train", start: int = 0,
-    rgb_ext: str = ".png", workers: int = 1, progress: bool = True,
+    rgb_ext: str = ".png", workers: int = 1, progress: bool = True, caption_order: str = "random",
 ) -> list[str]:
     """Write scenes `start .. start+n-1` of `split` as `out/<modality>/<name><ext>`; returns the names.
 
-    `workers` > 1 renders in that many processes; the output is identical either way.
+    `workers` > 1 renders in that many processes; the output is identical either way. Captions list their
+    objects in `caption_order` (write a world model's, `WorldSpec.caption_order`, to evaluate it on the folder).
     """
     from multiprocessing import get_context
 
@@ -132,8 +135,9 @@ def write_dataset(
         raise ConfigError(f"workers must be >= 1, got {workers}")
     if rgb_ext not in (".png", ".jpg"):
         raise ConfigError(f"rgb_ext must be '.png' or '.jpg', got {rgb_ext!r}")
+    check_caption_order(caption_order)
     seed_for(split, start + n - 1)  # fail before rendering if the range leaves the split
-    jobs = [(str(out), split, index, size, rgb_ext) for index in range(start, start + n)]
+    jobs = [(str(out), split, index, size, rgb_ext, caption_order) for index in range(start, start + n)]
     bar = dict(total=n, desc=f"synth {split}", disable=not progress, unit="scene")
     if workers == 1:
         return [_write_scene(job) for job in tqdm(jobs, **bar)]

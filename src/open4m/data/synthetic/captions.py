@@ -8,15 +8,20 @@ relations it states: generated captions can be scored against the scene they cam
 from __future__ import annotations
 
 import re
+from typing import Sequence
 
 import numpy as np
 
 from .scene import COLORS, MATERIALS, SHAPES, SIZES, Scene
-from ...errors import DataError
+from ...errors import ConfigError, DataError
 
 NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 RELATIONS = ("left_of", "right_of", "in_front_of", "behind")
 RELATION_MARGIN = 0.3  # metres in the camera frame; closer pairs are not described (ambiguous)
+#: How a caption lists its objects: in a random order drawn from the scene seed, or from left to right in the
+#: image (by the centre of each object's visible box). A fixed spatial order gives an autoregressive decoder one
+#: right next object instead of any of the ones not yet named, and tells a caption -> RGB model where each goes.
+CAPTION_ORDERS = ("random", "left_to_right")
 
 _COUNT_TEMPLATES = (
     "There {be} {n} {objects} in the room.",
@@ -69,11 +74,18 @@ def _join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def caption(scene: Scene, visible: list[int], max_relations: int = 3) -> str:
+def caption(scene: Scene, visible: list[int], max_relations: int = 3, *, order: str = "random",
+            boxes: Sequence[Sequence[float]] | None = None) -> str:
     """A caption of the visible objects: a count, the list of objects, up to `max_relations` relations.
 
-    Wording is drawn from a generator seeded by the scene seed, so it is deterministic too.
+    Wording is drawn from a generator seeded by the scene seed, so it is deterministic too. `order` is one of
+    :data:`CAPTION_ORDERS`; ``left_to_right`` needs `boxes`, each visible object's (xmin, ymin, xmax, ymax),
+    and changes only the order of the list: the wording is the random order's, word for word.
     """
+    check_caption_order(order)
+    if order == "left_to_right" and (boxes is None or len(boxes) != len(visible)):
+        raise DataError(f"a left_to_right caption needs one box per visible object ({len(visible)}), "
+                        f"got {None if boxes is None else len(boxes)}")
     rng = np.random.default_rng([scene.seed, 7])
     n = len(visible)
     if n == 0:
@@ -82,8 +94,11 @@ def caption(scene: Scene, visible: list[int], max_relations: int = 3) -> str:
     count = _COUNT_TEMPLATES[rng.integers(len(_COUNT_TEMPLATES))].format(
         be="is" if n == 1 else "are", n=word, N=word.capitalize(), objects="object" if n == 1 else "objects",
         rest="rests" if n == 1 else "rest")
-    order = [visible[k] for k in rng.permutation(n)]
-    items = [f"a {scene.objects[i].phrase}" for i in order]
+    listed = [visible[k] for k in rng.permutation(n)]  # drawn in either order, so the wording stays the same
+    if order == "left_to_right":
+        centres = {i: ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for i, b in zip(visible, boxes)}
+        listed = sorted(visible, key=lambda i: (centres[i], i))
+    items = [f"a {scene.objects[i].phrase}" for i in listed]
     listing = _LIST_TEMPLATES[rng.integers(len(_LIST_TEMPLATES))].format(
         Them="It is" if n == 1 else "They are", items=_join(items))
     sentences = [count, listing]
@@ -95,6 +110,13 @@ def caption(scene: Scene, visible: list[int], max_relations: int = 3) -> str:
             sentences.append(options[rng.integers(len(options))].format(
                 a=scene.objects[i].phrase, b=scene.objects[j].phrase))
     return " ".join(sentences)
+
+
+def check_caption_order(order: str) -> str:
+    """`order` if it is one of :data:`CAPTION_ORDERS`, else a `ConfigError` naming them."""
+    if order not in CAPTION_ORDERS:
+        raise ConfigError(f"unknown caption order {order!r}; choose one of {list(CAPTION_ORDERS)}")
+    return order
 
 
 def _parse_phrase(phrase: str) -> dict[str, str]:

@@ -28,6 +28,7 @@ import torch
 from ... import modalities
 from ...errors import ConfigError, DataError
 from ...modalities import Kind, Modality
+from .captions import check_caption_order
 
 # Image modalities of the procedural world that get a VQ tokenizer, in display order.
 IMAGE_MODALITIES: tuple[str, ...] = ("rgb", "depth", "normal", "semseg", "canny_edge")
@@ -59,10 +60,14 @@ class WorldSpec:
     #: pixels per side of the RGB input's patches (None: patch_size); finer than the token grids' when the recipe
     #: asks, so the encoder sees more tokens per object
     rgb_patch_size: int | None = None
+    #: how captions list their objects (`open4m.data.synthetic.CAPTION_ORDERS`): the model reads and writes
+    #: captions in this order, so its scenes are rendered with it everywhere (training, eval, demo)
+    caption_order: str = "random"
 
     def __post_init__(self) -> None:
         if self.rgb_patch_size is None:
             object.__setattr__(self, "rgb_patch_size", self.patch_size)
+        check_caption_order(self.caption_order)
 
     @property
     def rgb_pixels(self) -> str:
@@ -86,13 +91,14 @@ class WorldSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {"image_size": self.image_size, "patch_size": self.patch_size, "rgb_patch_size": self.rgb_patch_size,
-                "codebook_sizes": dict(self.codebook_sizes), "text_vocab_size": self.text_vocab_size}
+                "codebook_sizes": dict(self.codebook_sizes), "text_vocab_size": self.text_vocab_size,
+                "caption_order": self.caption_order}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "WorldSpec":
         rgb_patch = d.get("rgb_patch_size")  # absent in bundles made before it existed: the token grids' patch
         return cls(int(d["image_size"]), int(d["patch_size"]), dict(d["codebook_sizes"]), int(d["text_vocab_size"]),
-                   int(rgb_patch) if rgb_patch else None)
+                   int(rgb_patch) if rgb_patch else None, str(d.get("caption_order", "random")))
 
 
 def read_world_json(folder: str | os.PathLike) -> tuple[dict[str, Any], WorldSpec]:
@@ -216,25 +222,28 @@ class WorldData:
     texts: dict[str, list[str]]  # world key -> N strings
 
 
-def _render(job: tuple[int, int]) -> dict[str, Any]:
+def _render(job: tuple[int, int, str]) -> dict[str, Any]:
     """One scene's image arrays and sequence texts (top level, so worker processes can run it)."""
     from . import generate_sample, sample_name
 
-    seed, size = job
-    s = generate_sample(seed, size)
+    seed, size, caption_order = job
+    s = generate_sample(seed, size, caption_order=caption_order)
     return {"name": sample_name(seed), **{b: s[b] for b in IMAGE_MODALITIES},
             **{k: sequence_text(k, s) for k in SEQUENCE_MODALITIES}}
 
 
-def render_world(split: str, n: int, size: int, workers: int = 1, start: int = 0, progress: bool = True) -> WorldData:
-    """Render scenes `start .. start+n-1` of a split (the same seeds give the same scenes everywhere)."""
+def render_world(split: str, n: int, size: int, workers: int = 1, start: int = 0, progress: bool = True,
+                 caption_order: str = "random") -> WorldData:
+    """Render scenes `start .. start+n-1` of a split (the same seeds give the same scenes everywhere), their
+    captions listing objects in `caption_order`."""
     from multiprocessing import get_context
 
     from tqdm import tqdm
 
     from . import seed_for
 
-    jobs = [(seed_for(split, i), size) for i in range(start, start + n)]
+    check_caption_order(caption_order)
+    jobs = [(seed_for(split, i), size, caption_order) for i in range(start, start + n)]
     bar = dict(total=n, desc=f"render {split} scenes", unit="scene", disable=not progress)
     if workers > 1:
         with get_context("spawn").Pool(workers) as pool:
