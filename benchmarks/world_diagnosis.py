@@ -195,8 +195,9 @@ def main() -> None:
 
     model = EvalModel.load(args.model)
     # the scenes at the model's own size, as `open4m eval` renders them (not resized from 128 px)
-    val = load_samples(limit=args.scenes, split="val", image_size=model.image_size)
-    train = load_samples(limit=args.scenes, split="train", image_size=model.image_size)
+    val = load_samples(limit=args.scenes, split="val", image_size=model.image_size, caption_order=model.caption_order)
+    train = load_samples(limit=args.scenes, split="train", image_size=model.image_size,
+                         caption_order=model.caption_order)
     print(f"config: model={args.model or 'shipped'} scenes={args.scenes} per split (train scenes are the first "
           f"ones the recipe trains on) threads={args.threads} torch={torch.__version__}")
     vocabulary(model, train)

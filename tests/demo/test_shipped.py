@@ -43,9 +43,12 @@ def test_shipped_model_loads_and_predicts_depth():
 def test_shipped_model_reproduces_its_card_metrics():
     from open4m.eval.runner import HEADLINE, evaluate, load_samples
 
+    from open4m.eval.models import EvalModel
+
     card = json.loads((SHIPPED / "world.json").read_text())["eval"]
-    samples = load_samples("world:64", limit=card["scenes"], split=card["split"])  # rendered val scenes
-    result = evaluate(SHIPPED, samples, ["depth", "normal", "semseg"], batch_size=16, progress=False)
+    model = EvalModel.load(SHIPPED)  # rendered val scenes, their captions in the order the model was trained on
+    samples = load_samples("world:64", limit=card["scenes"], split=card["split"], caption_order=model.caption_order)
+    result = evaluate(model, samples, ["depth", "normal", "semseg", "caption"], batch_size=16, progress=False)
     for task, res in result.metrics.items():
         key, _ = HEADLINE[task]
         assert res["model"][key] == pytest.approx(card["metrics"][task]["model"][key], rel=1e-3)
