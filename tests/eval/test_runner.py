@@ -196,6 +196,18 @@ def test_world_scenes_are_rendered_with_the_captions_the_model_was_trained_on(ti
                                                                      caption_order="left_to_right")["caption"]
 
 
+def test_captions_in_another_order_than_the_model_read_are_named_in_a_warning(tiny_bundle, caplog):
+    random = [generate_sample(seed_for("val", i), 32, labels=False) for i in range(6)]
+    ordered = [generate_sample(seed_for("val", i), 32, labels=False, caption_order="left_to_right") for i in range(6)]
+    with caplog.at_level("WARNING", logger="open4m.eval.runner"):
+        evaluate(tiny_bundle, ordered, ["caption"], batch_size=6, progress=False)
+    assert "left to right" not in caplog.text
+    with caplog.at_level("WARNING", logger="open4m.eval.runner"):
+        evaluate(tiny_bundle, random, ["caption"], batch_size=6, progress=False)
+    assert "captions do not list their objects left to right" in caplog.text
+    assert "--caption-order left_to_right" in caplog.text
+
+
 def test_bootstrap_intervals_bracket_the_headline_metric(samples):
     from open4m.errors import ConfigError
     from open4m.eval.runner import bootstrap_interval

@@ -312,6 +312,7 @@ def evaluate(model: Any, samples: Sequence[Mapping[str, Any]], tasks: Sequence[s
     tasks = parse_tasks(list(tasks))
     if not samples:
         raise DataError("no samples to evaluate")
+    _check_caption_order(model, samples)
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     if resamples < 0:
@@ -398,6 +399,28 @@ def _at(model: Any, base: str, values: Sequence[np.ndarray], name: str) -> list[
     """The data's arrays of `base` resized to the side of the model's modality `name`."""
     side = _side(model, name)
     return [resize(v, (side, side), base) for v in values]
+
+
+def _check_caption_order(model: Any, samples: Sequence[Mapping[str, Any]]) -> None:
+    """Warn when a model trained on left-to-right captions is given captions in another order (a folder written
+    by `open4m synth` without `--caption-order`): its generation from them is then scored on captions unlike
+    the ones it learnt from. Only samples with a scene graph can be checked."""
+    from ..data.synthetic.captions import lists_left_to_right
+
+    if model.caption_order != "left_to_right":
+        return
+    verdicts = []
+    for s in samples:
+        try:
+            verdicts.append(lists_left_to_right(s["caption"], s["scene_graph"]))
+        except (KeyError, TypeError, IndexError, AttributeError):  # no caption, or a scene graph not of the world
+            continue
+    other, checked = verdicts.count(False), verdicts
+    if other:
+        log.warning("eval: %d of %d captions do not list their objects left to right, the order %s was trained on; "
+                    "caption -> RGB is scored on captions unlike its training ones. Write the data with "
+                    "`open4m synth --caption-order left_to_right` (or `load_samples(..., caption_order=model."
+                    "caption_order)`)", other, len(checked), model.name)
 
 
 def _predict(task: str, model: Any, chunk: Sequence[Mapping[str, Any]]) -> list[Any]:

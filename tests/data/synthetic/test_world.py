@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from open4m.data import synthetic as syn
+from open4m.data.synthetic.captions import lists_left_to_right
 from open4m.data.synthetic.render import _shadowed
 from open4m.data.synthetic.scene import Camera, Scene, SceneObject
 
@@ -142,6 +143,8 @@ def test_a_left_to_right_caption_lists_the_objects_by_box_centre_and_keeps_the_w
         words = [re.sub(r"\ba (\w+ ){3}\w+", "a THING", c) for c in (random["caption"], ordered["caption"])]
         assert words[0] == words[1]  # the same sentences, word for word, but for which object is named where
         moved += random["caption"] != ordered["caption"]
+        assert lists_left_to_right(ordered["caption"], graph)
+        assert lists_left_to_right(random["caption"], graph) == (random["caption"] == ordered["caption"])
     assert moved >= 10
 
 

@@ -8,7 +8,7 @@ relations it states: generated captions can be scored against the scene they cam
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -117,6 +117,18 @@ def check_caption_order(order: str) -> str:
     if order not in CAPTION_ORDERS:
         raise ConfigError(f"unknown caption order {order!r}; choose one of {list(CAPTION_ORDERS)}")
     return order
+
+
+def lists_left_to_right(text: str, scene_graph: Mapping[str, Any]) -> bool:
+    """Whether caption `text` lists the visible objects of `scene_graph` left to right, as
+    ``caption(..., order="left_to_right")`` writes them (a random order may happen to as well)."""
+    objects, visible = scene_graph["objects"], scene_graph["visible"]
+    phrase = {v["index"]: " ".join(objects[v["index"]][a] for a in ("size", "color", "material", "shape"))
+              for v in visible}
+    centres = {v["index"]: ((v["box"][0] + v["box"][2]) / 2, (v["box"][1] + v["box"][3]) / 2) for v in visible}
+    expected = [phrase[i] for i in sorted(phrase, key=lambda i: (centres[i], i))]
+    said = " ".join(p for p, _ in zip(_PHRASE_RE.findall(text.lower()), expected))
+    return said == " ".join(expected)
 
 
 def _parse_phrase(phrase: str) -> dict[str, str]:
