@@ -415,12 +415,12 @@ def _check_caption_order(model: Any, samples: Sequence[Mapping[str, Any]]) -> No
             verdicts.append(lists_left_to_right(s["caption"], s["scene_graph"]))
         except (KeyError, TypeError, IndexError, AttributeError):  # no caption, or a scene graph not of the world
             continue
-    other, checked = verdicts.count(False), verdicts
+    other = verdicts.count(False)
     if other:
         log.warning("eval: %d of %d captions do not list their objects left to right, the order %s was trained on; "
                     "caption -> RGB is scored on captions unlike its training ones. Write the data with "
                     "`open4m synth --caption-order left_to_right` (or `load_samples(..., caption_order=model."
-                    "caption_order)`)", other, len(checked), model.name)
+                    "caption_order)`)", other, len(verdicts), model.name)
 
 
 def _predict(task: str, model: Any, chunk: Sequence[Mapping[str, Any]]) -> list[Any]:

@@ -96,8 +96,7 @@ def caption(scene: Scene, visible: list[int], max_relations: int = 3, *, order: 
         rest="rests" if n == 1 else "rest")
     listed = [visible[k] for k in rng.permutation(n)]  # drawn in either order, so the wording stays the same
     if order == "left_to_right":
-        centres = {i: ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for i, b in zip(visible, boxes)}
-        listed = sorted(visible, key=lambda i: (centres[i], i))
+        listed = _left_to_right(dict(zip(visible, boxes)))
     items = [f"a {scene.objects[i].phrase}" for i in listed]
     listing = _LIST_TEMPLATES[rng.integers(len(_LIST_TEMPLATES))].format(
         Them="It is" if n == 1 else "They are", items=_join(items))
@@ -110,6 +109,12 @@ def caption(scene: Scene, visible: list[int], max_relations: int = 3, *, order: 
             sentences.append(options[rng.integers(len(options))].format(
                 a=scene.objects[i].phrase, b=scene.objects[j].phrase))
     return " ".join(sentences)
+
+
+def _left_to_right(boxes: Mapping[int, Sequence[float]]) -> list[int]:
+    """Object indices by the centre (x, then y) of their (xmin, ymin, xmax, ymax) boxes, ties by index."""
+    centres = {i: ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for i, b in boxes.items()}
+    return sorted(boxes, key=lambda i: (centres[i], i))
 
 
 def check_caption_order(order: str) -> str:
@@ -125,8 +130,7 @@ def lists_left_to_right(text: str, scene_graph: Mapping[str, Any]) -> bool:
     objects, visible = scene_graph["objects"], scene_graph["visible"]
     phrase = {v["index"]: " ".join(objects[v["index"]][a] for a in ("size", "color", "material", "shape"))
               for v in visible}
-    centres = {v["index"]: ((v["box"][0] + v["box"][2]) / 2, (v["box"][1] + v["box"][3]) / 2) for v in visible}
-    expected = [phrase[i] for i in sorted(phrase, key=lambda i: (centres[i], i))]
+    expected = [phrase[i] for i in _left_to_right({v["index"]: v["box"] for v in visible})]
     said = " ".join(p for p, _ in zip(_PHRASE_RE.findall(text.lower()), expected))
     return said == " ".join(expected)
 
