@@ -61,9 +61,12 @@ def measure(model, val, train, base, configs: list[str]) -> list[tuple]:
     size, patch = model.image_size, model.spec.patch_size
     photos = np.stack([np.asarray(s["rgb"]) for s in val])
     rows = [("photo itself", "-", float("inf"), *read_back(model, photos, val))]
-    shipped = model.round_trip("rgb", list(photos))
-    rows.append(("the model's tokenizer", "-", reconstruction_metrics(shipped, photos, 255.0)["psnr"],
-                 *read_back(model, shipped, val)))
+
+    def row(label: str, tokenizer, seconds: str) -> tuple:
+        recon = round_trip(tokenizer, photos)
+        return label, seconds, reconstruction_metrics(recon, photos, 255.0)["psnr"], *read_back(model, recon, val)
+
+    rows.append(row("the model's tokenizer", model.tokenizer(model.image_modality("rgb")), "-"))
     with tempfile.TemporaryDirectory() as tmp:
         for text in configs:
             dim, depth, steps = parse_config(text)
@@ -73,9 +76,7 @@ def measure(model, val, train, base, configs: list[str]) -> list[tuple]:
             path = train_image_tokenizer("rgb", train, section, size, patch, Path(tmp) / text.replace(":", "_"),
                                          progress=False)
             seconds = time.perf_counter() - start
-            recon = round_trip(VQVAE.from_pretrained(path).eval(), photos)
-            psnr = reconstruction_metrics(recon, photos, 255.0)["psnr"]
-            rows.append((f"{dim}x{depth}, {steps} steps", f"{seconds:.0f}", psnr, *read_back(model, recon, val)))
+            rows.append(row(f"{dim}x{depth}, {steps} steps", VQVAE.from_pretrained(path).eval(), f"{seconds:.0f}"))
     return rows
 
 
