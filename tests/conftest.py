@@ -37,6 +37,7 @@ tokenizers:
   latent_dim: 8
   arch: {dim: 32, depth: 1, heads: 2}
   train: {steps: 3, batch_size: 8, lr: 2.0e-3, warmup: 1, ema_decay: 0.9}
+  per_modality: {rgb: {arch: {dim: 48}, train: {steps: 4}}}  # a wider RGB tokenizer
 text: {extra_words: 100}
 fourm:
   model: {preset: tiny-swiglu_nobias, arch: {dim: 32, encoder_depth: 1, decoder_depth: 1, num_heads: 2}}

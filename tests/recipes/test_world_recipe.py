@@ -47,6 +47,30 @@ def test_a_wrong_stage_is_refused_when_the_recipe_is_read(tmp_path, stages, erro
         load_recipe(bad)
 
 
+@pytest.mark.parametrize("per_modality, error", [
+    ("{rgbb: {arch: {dim: 8}}}", r"per_modality.rgbb: 'rgbb' is no image modality of the world; choose one of rgb"),
+    ("{rgb: {codebook_size: 8}}", r"per_modality.rgb must be a mapping of arch, train, latent_dim"),
+    ("{depth: {train: {stepz: 3}}}", r"per_modality.depth: unknown config key 'train.stepz'; did you mean 'train.steps'"),
+])
+def test_a_wrong_per_modality_tokenizer_setting_is_refused_when_the_recipe_is_read(tmp_path, per_modality, error):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"tokenizers: {{per_modality: {per_modality}}}\n")
+    with pytest.raises(ValueError, match=error):
+        load_recipe(bad)
+
+
+def test_one_modalitys_tokenizer_trains_with_its_own_settings_and_the_rest_with_the_common_ones(tiny_bundle):
+    from open4m.tokenizers import VQVAE
+
+    tokenizers = tiny_bundle / "tokenizers"
+    rgb, depth = (VQVAE.from_pretrained(tokenizers / f"tok_{b}.safetensors").config for b in ("rgb", "depth"))
+    assert (rgb.enc_dim, rgb.dec_dim, rgb.enc_depth) == (48, 48, 1)  # its arch.dim, the common depth
+    assert (depth.enc_dim, depth.dec_dim) == (32, 32)
+    runs = tiny_bundle.parent / "tokenizers" / "runs"
+    steps = {b: yaml.safe_load((runs / b / "config.yaml").read_text())["train"]["steps"] for b in ("rgb", "depth")}
+    assert steps == {"rgb": 4, "depth": 3}
+
+
 def test_a_stage_changes_only_the_settings_it_names(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("fourm: {optim: {lr: 2.0e-3, warmup: 100}, train: {steps: 50}}\n"

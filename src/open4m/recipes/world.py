@@ -91,6 +91,36 @@ class WorldTokenizers:
     latent_dim: int = option(16, "Quantizer latent width.")
     arch: dict = option({"dim": 64, "depth": 1, "heads": 2}, "ViT encoder/decoder width, depth and heads.")
     train: TokenizerTraining = section(TokenizerTraining, "How each VQ-VAE trains.")
+    per_modality: dict = option({}, "What one modality's tokenizer sets differently from the sections above, e.g. "
+                                "{rgb: {arch: {dim: 128, depth: 2, heads: 4}, train: {steps: 3000}}} (keys: arch, "
+                                "train, latent_dim). RGB is the one worth more: every image the FourM generates is "
+                                "decoded by it, so it caps how legible a generated scene can be "
+                                "(benchmarks/rgb_tokenizer_probe.py), while the maps read well from small ones.")
+
+    _PER_MODALITY_KEYS: ClassVar[tuple[str, ...]] = ("arch", "train", "latent_dim")
+
+    def __post_init__(self) -> None:
+        for base in self.per_modality:
+            self.for_modality(base)  # a misspelt modality or key is an error when the recipe is read
+
+    def for_modality(self, base: str) -> "WorldTokenizers":
+        """The settings `base`'s tokenizer trains with: these, with `per_modality[base]` written over them."""
+        changes = self.per_modality.get(base)
+        if changes is None:
+            return self
+        where = f"tokenizers.per_modality.{base}"
+        if base not in IMAGE_MODALITIES:
+            raise ConfigError(f"{where}: {base!r} is no image modality of the world; choose one of "
+                              f"{', '.join(IMAGE_MODALITIES)}")
+        if not isinstance(changes, Mapping) or set(changes) - set(self._PER_MODALITY_KEYS):
+            raise ConfigError(f"{where} must be a mapping of {', '.join(self._PER_MODALITY_KEYS)} (the tokenizer "
+                              f"settings it changes), e.g. {{arch: {{dim: 128}}, train: {{steps: 3000}}}}; got "
+                              f"{changes!r}")
+        common = {k: v for k, v in to_dict(self).items() if k != "per_modality"}
+        try:
+            return from_dict(WorldTokenizers, merged(common, changes), command="demo")
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
 
 
 @dataclass
@@ -188,6 +218,7 @@ def tokenizer_config(base: str, size: int, patch: int, section: WorldTokenizers)
     """VQ-VAE config fields of one image modality's tokenizer."""
     from ..data.synthetic import SEMSEG_CLASSES
 
+    section = section.for_modality(base)
     arch = dict(section.arch)
     cfg = dict(image_size=size, patch_size=patch, codebook_size=int(section.codebook_size[base]),
                latent_dim=int(section.latent_dim), enc_type="vit", dec_type="vit", modality=base,
@@ -212,7 +243,7 @@ def train_image_tokenizer(base: str, data: WorldData, section: WorldTokenizers, 
     final = out / f"tok_{base}.safetensors"
     if final.exists():
         return final
-    t = section.train
+    t = section.for_modality(base).train
     recipe = task.TokenizerRecipe(
         kind="vqvae", model=tokenizer_config(base, size, patch, section),
         data=task.DataSection(batch_size=t.batch_size),
@@ -400,6 +431,8 @@ def _stages_fingerprint(recipe: WorldRecipe) -> dict[str, Any]:
         d["world"].pop("rgb_patch_size", None)
     if d["world"].get("caption_order") == "random":  # likewise
         d["world"].pop("caption_order", None)
+    if not d["tokenizers"].get("per_modality"):  # likewise
+        d["tokenizers"].pop("per_modality", None)
     return {k: d[k] for k in ("world", "tokenizers", "text")}
 
 
