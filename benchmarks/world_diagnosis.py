@@ -1,6 +1,7 @@
 """Why the world model's weak tasks are weak: the measurements behind docs/results.md ("Diagnosis").
 
     python benchmarks/world_diagnosis.py --model RUN/model [--run RUN] [--scenes 64] [--curves curves.png]
+    python benchmarks/world_diagnosis.py --guidance-only test --scenes 256   # caption -> RGB guidance alone
 
 Prints, for a world model bundle (default: the shipped one):
 - vocabulary: text tokens per caption and the world's words the WordPiece vocabulary splits into pieces;
@@ -13,7 +14,8 @@ Prints, for a world model bundle (default: the shipped one):
   caption names (where the model's knowledge of shapes is lost on the way to text);
 - generation: depth + caption -> RGB's PSNR (mean of 8 samples) split into object pixels and the rest, each
   swapped for the truth or for the set's mean floor / wall / background colour (what each part costs);
-- sampling: semseg mIoU and box mAP@50 for several MaskGIT step counts and temperatures.
+- sampling: semseg mIoU and box mAP@50 for several MaskGIT step counts and temperatures, and caption -> RGB
+  read back under classifier-free guidance.
 With `--run RUN` (an `open4m demo --train --out RUN` folder) it also draws the per-modality training loss
 curves of `RUN/fourm/metrics.jsonl` into `--curves` (needs matplotlib); `--stage N` draws those of a later
 stage of the recipe (`RUN/fourm-N`).
@@ -144,6 +146,7 @@ def sampling(model, samples) -> None:
         cap = _rgb_from(model, captions, steps=steps, temperature=temp)
         f1 = score("caption2rgb", list(zip(cap, model.texts("det", {model.rgb: cap}))), samples, 9)[0]["shape_f1"]
         print(f"  {steps:2d} {temp:.1f} -> {psnr['psnr_sample']:.2f} / {psnr['psnr']:.2f} dB, shape F1 {f1:.3f}")
+    caption_guidance(model, samples)
     print("sampling (val): box temperature -> mAP@50")
     for temp in (0.0, 0.5):
         print(f"  {temp:.1f} -> {score('det', model.boxes(rgb, temperature=temp), samples, 0)[0]['map_50']:.3f}")
@@ -177,6 +180,24 @@ def curves(metrics: Path, out: Path) -> None:
     print(f"curves: {out}")
 
 
+def caption_guidance(model, samples, scales=(1.0, 2.0, 3.0, 4.0), temperatures=(1.0, 0.5)) -> None:
+    """Caption -> RGB read back under classifier-free guidance (8 MaskGIT steps, seed 0): guidance draws more
+    objects, in another scene's image too, so the margin over that baseline is what to compare."""
+    from open4m.eval.scoring import score
+
+    cap, target = model.sequence_modality("caption", output=False), model.image_modality("rgb")
+    condition = {cap: model.text_condition("caption", [s["caption"] for s in samples])}
+    print("sampling: caption -> RGB guidance temperature -> shape F1, count accuracy, another scene's F1")
+    for temp in temperatures:
+        for cfg in scales:
+            out = model.base.with_spec(f"{cap}->{target}", steps=8, temps=temp, cfg=cfg)(condition, seed=0)
+            drawn = model.forms.from_model("rgb", out.decoded[target], model.tokenizer(target))
+            scores, base = score("caption2rgb", list(zip(drawn, model.texts("det", {model.rgb: drawn}))), samples, 9)
+            other = next(iter(base.values()))["shape_f1"]
+            print(f"  {cfg:3.1f} {temp:.1f} -> {scores['shape_f1']:.3f}, {scores['count_acc']:.3f}, {other:.3f} "
+                  f"(margin {scores['shape_f1'] - other:+.3f})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="a world model bundle (default: the shipped one)")
@@ -187,6 +208,8 @@ def main() -> None:
     ap.add_argument("--scenes", type=int, default=64, help="scenes per split")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-sampling", action="store_true", help="skip the sampling sweep (the slowest part)")
+    ap.add_argument("--guidance-only", default=None, metavar="SPLIT",
+                    help="only the caption -> RGB guidance sweep, on --scenes scenes of SPLIT (val, test, train)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -194,6 +217,12 @@ def main() -> None:
     from open4m.eval.runner import load_samples
 
     model = EvalModel.load(args.model)
+    if args.guidance_only:
+        print(f"config: model={args.model or 'shipped'} scenes={args.scenes} of {args.guidance_only} "
+              f"threads={args.threads} torch={torch.__version__}")
+        caption_guidance(model, load_samples(limit=args.scenes, split=args.guidance_only,
+                                             image_size=model.image_size, caption_order=model.caption_order))
+        return
     # the scenes at the model's own size, as `open4m eval` renders them (not resized from 128 px)
     val = load_samples(limit=args.scenes, split="val", image_size=model.image_size, caption_order=model.caption_order)
     train = load_samples(limit=args.scenes, split="train", image_size=model.image_size,
