@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,17 +11,7 @@ import torch
 
 from open4m.tokenizers import DiVAE, DiVAEConfig
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "divae_decode.py"
-
-
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("divae_decode_bench", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+BENCHMARK = "divae_decode"  # the `bench` fixture (tests/benchmarks/conftest.py) loads it
 
 
 def test_measure_gives_one_row_per_sampler_and_step_count(bench):

@@ -6,7 +6,6 @@ code also needs its folder (`../shared/reference/setup.sh GIT_DIR DIR`), given a
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import re
@@ -16,22 +15,10 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-SCRIPT = BENCH / "vs_reference.py"
+BENCHMARK = "vs_reference"  # the `bench` fixture (tests/benchmarks/conftest.py) loads it
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "vs_reference.py"
 RATIOS = re.compile(r"^ratios: train_speed=(\S+) train_memory=(\S+) maskgit=(\S+) maskgit_cfg=(\S+) ar=(\S+)$")
 TINY_RUN = ["--sizes", "tiny", "--rounds", "1", "--steps", "1", "--warmup", "0", "--reps", "1"]
-
-
-@pytest.fixture(scope="module")
-def bench():
-    sys.path.insert(0, str(BENCH))  # the script imports its sibling train_step.py, as when run directly
-    try:
-        spec = importlib.util.spec_from_file_location("vs_reference_bench", SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.path.remove(str(BENCH))
 
 
 def result(samples_s: float, peak_mb: float, ms: float, losses: list[float], tokens: list) -> dict:

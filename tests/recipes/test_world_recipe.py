@@ -33,28 +33,21 @@ def test_patch_sizes_that_do_not_divide_the_image_are_refused_when_the_recipe_is
         load_recipe(bad)
 
 
-@pytest.mark.parametrize("stages, error", [
-    ("[{optim: {lr: 1.0e-3}}, {optim: {lrr: 1.0e-3}}]", r"stages\[1\]: unknown config key 'optim.lrr'"),
-    ("[5]", r"stages\[0\] must be a mapping"),
-    ("[{scenes: 0}]", r"stages\[0\].scenes=0: give a whole number"),
-    ("[{model: {init_from: x.safetensors}}]", r"stages\[0\] sets model.init_from.*previous stage's weights"),
-    ("[{caption_order: diagonal}]", r"stages\[0\].caption_order: unknown caption order 'diagonal'; choose one of"),
+@pytest.mark.parametrize("recipe, error", [
+    ("stages: [{optim: {lr: 1.0e-3}}, {optim: {lrr: 1.0e-3}}]", r"stages\[1\]: unknown config key 'optim.lrr'"),
+    ("stages: [5]", r"stages\[0\] must be a mapping"),
+    ("stages: [{scenes: 0}]", r"stages\[0\].scenes=0: give a whole number"),
+    ("stages: [{model: {init_from: x.safetensors}}]", r"stages\[0\] sets model.init_from.*previous stage's weights"),
+    ("stages: [{caption_order: diagonal}]", r"stages\[0\].caption_order: unknown caption order 'diagonal'; choose one"),
+    ("tokenizers: {per_modality: {rgbb: {arch: {dim: 8}}}}",
+     r"per_modality.rgbb: 'rgbb' is no image modality of the world; choose one of rgb"),
+    ("tokenizers: {per_modality: {rgb: {codebook_size: 8}}}", r"per_modality.rgb must be a mapping of arch, train"),
+    ("tokenizers: {per_modality: {depth: {train: {stepz: 3}}}}",
+     r"per_modality.depth: unknown config key 'train.stepz'; did you mean 'train.steps'"),
 ])
-def test_a_wrong_stage_is_refused_when_the_recipe_is_read(tmp_path, stages, error):
+def test_a_wrong_stage_or_tokenizer_setting_is_refused_when_the_recipe_is_read(tmp_path, recipe, error):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(f"stages: {stages}\n")
-    with pytest.raises(ValueError, match=error):
-        load_recipe(bad)
-
-
-@pytest.mark.parametrize("per_modality, error", [
-    ("{rgbb: {arch: {dim: 8}}}", r"per_modality.rgbb: 'rgbb' is no image modality of the world; choose one of rgb"),
-    ("{rgb: {codebook_size: 8}}", r"per_modality.rgb must be a mapping of arch, train, latent_dim"),
-    ("{depth: {train: {stepz: 3}}}", r"per_modality.depth: unknown config key 'train.stepz'; did you mean 'train.steps'"),
-])
-def test_a_wrong_per_modality_tokenizer_setting_is_refused_when_the_recipe_is_read(tmp_path, per_modality, error):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(f"tokenizers: {{per_modality: {per_modality}}}\n")
+    bad.write_text(recipe + "\n")
     with pytest.raises(ValueError, match=error):
         load_recipe(bad)
 
