@@ -47,16 +47,6 @@ def round_trip(tokenizer, photos: np.ndarray) -> np.ndarray:
     return from_model_form("rgb", decoded)
 
 
-def read_back(model, images: np.ndarray, samples) -> tuple[dict, dict]:
-    """Shape F1 and count accuracy of the boxes the model reads from `images` (and the other-scene baseline)."""
-    from open4m.eval.runner import _at
-    from open4m.eval.scoring import score
-
-    rgb = np.stack(_at(model, "rgb", list(images), model.rgb))
-    scores, baselines = score("caption2rgb", list(zip(rgb, model.texts("det", {model.rgb: rgb}))), samples, 9)
-    return scores, next(iter(baselines.values()))
-
-
 def refit_decoder(tokenizer, train, base, dim: int, depth: int, steps: int, out: Path):
     """`tokenizer` with a new ViT decoder of `dim` x `depth` trained on `train`'s RGB at the recipe's batch, learning
     rate and EMA; its encoder and codebook are frozen, so it gives the same tokens."""
@@ -104,6 +94,7 @@ def measure(model, val, train, base, configs: list[str], refits: list[str] = ())
     model's tokenizer with each of `refits` as its decoder. `drawn` is (scores, baseline scores) of the model's
     caption -> RGB token grids decoded by that decoder, where the tokenizer shares the model's tokens (else None)."""
     from open4m.data.synthetic.world import encode_images, from_model_form
+    from open4m.eval.runner import read_back_shapes
     from open4m.metrics import reconstruction_metrics
     from open4m.recipes.world import train_image_tokenizer
     from open4m.tokenizers import VQVAE
@@ -111,7 +102,7 @@ def measure(model, val, train, base, configs: list[str], refits: list[str] = ())
     size, patch = model.image_size, model.spec.patch_size
     photos = np.stack([np.asarray(s["rgb"]) for s in val])
     own = model.tokenizer(model.image_modality("rgb"))
-    rows = [("photo itself", "-", float("inf"), *read_back(model, photos, val), None)]
+    rows = [("photo itself", "-", float("inf"), *read_back_shapes(model, photos, val), None)]
     drawn = drawn_from_captions(model, val)
 
     def row(label: str, tokenizer, seconds: str, same_tokens: bool = False) -> tuple:
@@ -119,8 +110,9 @@ def measure(model, val, train, base, configs: list[str], refits: list[str] = ())
         read = None
         if same_tokens:
             with torch.no_grad():
-                read = read_back(model, from_model_form("rgb", tokenizer.decode(drawn)), val)
-        return label, seconds, reconstruction_metrics(recon, photos, 255.0)["psnr"], *read_back(model, recon, val), read
+                read = read_back_shapes(model, from_model_form("rgb", tokenizer.decode(drawn)), val)
+        psnr = reconstruction_metrics(recon, photos, 255.0)["psnr"]
+        return label, seconds, psnr, *read_back_shapes(model, recon, val), read
 
     rows.append(row("the model's tokenizer", own, "-", same_tokens=True))
     with tempfile.TemporaryDirectory() as tmp:

@@ -87,11 +87,10 @@ def objects(model, samples, split: str) -> None:
 
 def shapes(model, samples) -> None:
     from open4m.eval.captions import SceneCaptionMetrics
-    from open4m.eval.runner import _at
-    from open4m.eval.scoring import score
+    from open4m.eval.runner import _at, read_back_shapes
 
+    read = read_back_shapes(model, [s["rgb"] for s in samples], samples)[0]
     rgb = np.stack(_at(model, "rgb", [s["rgb"] for s in samples], model.rgb))
-    read = score("caption2rgb", list(zip(rgb, model.texts("det", {model.rgb: rgb}))), samples, 9)[0]
     said = SceneCaptionMetrics()
     for text, s in zip(model.texts("caption", {model.rgb: rgb}), samples):
         said.update(text, s["scene_graph"])
@@ -127,7 +126,7 @@ def generation(model, samples, draws: int = 8) -> None:
 
 
 def sampling(model, samples) -> None:
-    from open4m.eval.runner import _at, _fitted, _rgb_from
+    from open4m.eval.runner import _at, _fitted, _rgb_from, read_back_shapes
     from open4m.eval.scoring import score
 
     rgb = {model.rgb: np.stack(_at(model, "rgb", [s["rgb"] for s in samples], model.rgb))}
@@ -143,8 +142,7 @@ def sampling(model, samples) -> None:
     for steps, temp in ((8, 0.0), (8, 0.5), (8, 1.0), (16, 0.5)):
         draws = np.stack([_rgb_from(model, captions, depths, steps=steps, temperature=temp, seed=k) for k in range(4)], 1)
         psnr = score("depthcaption2rgb", _fitted("depthcaption2rgb", list(draws), samples), samples, 9)[0]
-        cap = _rgb_from(model, captions, steps=steps, temperature=temp)
-        f1 = score("caption2rgb", list(zip(cap, model.texts("det", {model.rgb: cap}))), samples, 9)[0]["shape_f1"]
+        f1 = read_back_shapes(model, _rgb_from(model, captions, steps=steps, temperature=temp), samples)[0]["shape_f1"]
         print(f"  {steps:2d} {temp:.1f} -> {psnr['psnr_sample']:.2f} / {psnr['psnr']:.2f} dB, shape F1 {f1:.3f}")
     caption_guidance(model, samples)
     print("sampling (val): box temperature -> mAP@50")
@@ -183,7 +181,7 @@ def curves(metrics: Path, out: Path) -> None:
 def caption_guidance(model, samples, scales=(1.0, 2.0, 3.0, 4.0), temperatures=(1.0, 0.5)) -> None:
     """Caption -> RGB read back under classifier-free guidance (8 MaskGIT steps, seed 0): guidance draws more
     objects, in another scene's image too, so the margin over that baseline is what to compare."""
-    from open4m.eval.scoring import score
+    from open4m.eval.runner import read_back_shapes
 
     cap, target = model.sequence_modality("caption", output=False), model.image_modality("rgb")
     condition = {cap: model.text_condition("caption", [s["caption"] for s in samples])}
@@ -192,8 +190,8 @@ def caption_guidance(model, samples, scales=(1.0, 2.0, 3.0, 4.0), temperatures=(
         for cfg in scales:
             out = model.base.with_spec(f"{cap}->{target}", steps=8, temps=temp, cfg=cfg)(condition, seed=0)
             drawn = model.forms.from_model("rgb", out.decoded[target], model.tokenizer(target))
-            scores, base = score("caption2rgb", list(zip(drawn, model.texts("det", {model.rgb: drawn}))), samples, 9)
-            other = next(iter(base.values()))["shape_f1"]
+            scores, base = read_back_shapes(model, drawn, samples)
+            other = base["shape_f1"]
             print(f"  {cfg:3.1f} {temp:.1f} -> {scores['shape_f1']:.3f}, {scores['count_acc']:.3f}, {other:.3f} "
                   f"(margin {scores['shape_f1'] - other:+.3f})")
 

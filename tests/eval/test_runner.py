@@ -224,3 +224,17 @@ def test_bootstrap_intervals_bracket_the_headline_metric(samples):
     assert bootstrap_interval("recon", truths, samples, 9, resamples=10) is None  # no single headline metric
     with pytest.raises(ConfigError, match="resamples must be >= 0"):
         evaluate(None, samples, ["semseg"], resamples=-1)
+
+
+def test_read_back_shapes_scores_what_an_image_shows_at_any_size():
+    from open4m.eval.runner import read_back_shapes
+    from open4m.eval.scoring import resize
+
+    model = EvalModel.load(None)
+    val = load_samples(limit=4, split="val", image_size=model.image_size, caption_order=model.caption_order)
+    photos = [np.asarray(s["rgb"]) for s in val]
+    seen, other = read_back_shapes(model, photos, val)
+    larger = [resize(p, (96, 96), "rgb") for p in photos]  # resized to the model's side first
+    grey = [np.full_like(p, 128) for p in photos]  # an empty room reads back no shapes
+    assert read_back_shapes(model, larger, val)[0]["shape_f1"] > read_back_shapes(model, grey, val)[0]["shape_f1"]
+    assert seen["shape_f1"] > 0.3 and set(other) == {"shape_f1", "count_acc"}

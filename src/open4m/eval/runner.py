@@ -40,7 +40,7 @@ from ..atomic import write_text_atomic
 from ..errors import ConfigError, DataError, NotFound
 
 __all__ = ["TASKS", "HEADLINE", "TABLE_METRICS", "EvalResult", "evaluate", "bootstrap_interval", "load_samples",
-           "load_folder", "parse_tasks", "unscorable", "write_json", "edge_f1", "metadata_error"]
+           "load_folder", "parse_tasks", "unscorable", "write_json", "edge_f1", "metadata_error", "read_back_shapes"]
 
 log = logging.getLogger(__name__)
 
@@ -393,6 +393,18 @@ def _num_classes(model: Any) -> int:
 def _side(model: Any, name: str) -> int:
     """The image side modality `name` of the model works at."""
     return model.model.modality_info[name].image_size or model.image_size
+
+
+def read_back_shapes(model: Any, images: Sequence[np.ndarray],
+                     samples: Sequence[Mapping[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:
+    """Caption -> RGB's scores of `images` (uint8, any size) as if the model had drawn them from `samples`'
+    captions, and of the baseline (another scene's image): the shapes of the boxes the model reads back against
+    each scene's visible shapes. How to ask what an image shows the model, be it a photo, a tokenizer's round
+    trip or a draw under other sampling settings (benchmarks/rgb_tokenizer_probe.py, world_diagnosis.py)."""
+    rgb = np.stack(_at(model, "rgb", list(images), model.rgb))
+    scores, baselines = score("caption2rgb", list(zip(rgb, model.texts("det", {model.rgb: rgb}))), samples,
+                              _num_classes(model))
+    return scores, next(iter(baselines.values()))
 
 
 def _at(model: Any, base: str, values: Sequence[np.ndarray], name: str) -> list[np.ndarray]:
