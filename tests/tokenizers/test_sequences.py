@@ -339,3 +339,9 @@ def test_palette_from_generated_text_keeps_the_first_complete_palette():
         codec.read_generated("v1=4 v0=1 v0=2")  # not one complete colour is still an error
     with pytest.raises(ValueError, match="expected v1=<n>"):
         codec.read_generated("v0=1 v0=2 v0=3")  # nor is a palette without its header
+    # a channel over 255 (a value token no colour has; a weak model writes them) is no colour: skipped when
+    # generated, refused when written
+    assert codec.read_generated("v1=2 v0=309 v0=2 v0=3 v0=4 v0=5 v0=6") == [(4, 5, 6)]
+    for read in (codec.read_generated, codec.from_text):  # with no colour left, the error says why
+        with pytest.raises(ValueError, match=r"colours are \(r, g, b\) in 0..255, got \(309, 2, 3\)"):
+            read("v1=1 v0=309 v0=2 v0=3")

@@ -247,18 +247,25 @@ class PaletteCodec(_TextCodec[list[tuple[int, int, int]]]):
         values = [_parse_value(w, 0, "color_palette")[1] for w in words[1:]]
         if len(values) != 3 * k:
             raise DataError(f"color_palette: header says {k} colours but {len(values)} values follow")
-        return [tuple(values[i:i + 3]) for i in range(0, len(values), 3)]  # type: ignore[misc]
+        colors = [tuple(values[i:i + 3]) for i in range(0, len(values), 3)]
+        for c in colors:
+            if max(c) > 255:
+                raise DataError(f"color_palette: colours are (r, g, b) in 0..255, got {c}")
+        return colors  # type: ignore[return-value]
 
     def read_generated(self, text: str) -> list[tuple[int, int, int]]:
         """The readable palette of a generation, colour by colour: the header's count of complete ``v0=``
         triples, skipping stray tokens (a repeated ``v1=<k>`` header). A sampler that runs on after the last
         colour keeps the palette it finished; one that stopped early keeps its complete colours (a palette
-        distance then charges the missing ones). No complete colour at all is an error, as in `from_text`."""
+        distance then charges the missing ones). A colour with a channel over 255 (a value token no colour has,
+        which a weak model can write) is no colour and is skipped. No readable colour at all is an error, as in
+        `from_text`."""
         words = text.split()
         if words:
             _, k = _parse_value(words[0], 1, "color_palette")
             values = [int(m.group(2)) for m in map(_VALUE.match, words[1:]) if m is not None and m.group(1) == "0"]
-            colors = [tuple(values[i:i + 3]) for i in range(0, 3 * min(k, len(values) // 3), 3)]
+            triples = [tuple(values[i:i + 3]) for i in range(0, 3 * min(k, len(values) // 3), 3)]
+            colors = [c for c in triples if max(c) <= 255]
             if colors:
                 return colors  # type: ignore[return-value]
         return self.from_text(text)
