@@ -15,7 +15,7 @@ learning rate; heads: DIM / 32). `64x1:600` is the recipe's (`tokenizers` in con
 `--refit DIMxDEPTH:STEPS,...` trains only a new decoder of that size for the model's own RGB tokenizer (its
 encoder and codebook frozen, so its tokens, and the FourM trained on them, stay as they are). For the model's
 tokenizer and each refit the last columns read back what the FourM draws from a caption (the eval's caption ->
-RGB: 8 MaskGIT steps, temperature 1, seed 0), decoded by that decoder: a better round trip of a photo need not
+RGB settings: 8 MaskGIT steps, temperature 1, seed 0), decoded by that decoder: a better round trip of a photo need not
 make the model's own token grids more legible.
 """
 
@@ -81,7 +81,8 @@ def refit_decoder(tokenizer, train, base, dim: int, depth: int, steps: int, out:
 
 
 def drawn_from_captions(model, val) -> torch.Tensor:
-    """The RGB token grids the model draws from `val`'s captions, as `open4m eval`'s caption -> RGB draws them."""
+    """The RGB token grids the model draws from `val`'s captions with `open4m eval`'s caption -> RGB settings, all
+    in one batch (the eval draws in batches, so its draws differ: the same distribution, other samples)."""
     cap, target = model.sequence_modality("caption", output=False), model.image_modality("rgb")
     out = model.generate({cap: model.text_condition("caption", [s["caption"] for s in val])}, target, steps=8,
                          temperature=1.0, seed=0)
