@@ -89,8 +89,8 @@ def shapes(model, samples) -> None:
     from open4m.eval.captions import SceneCaptionMetrics
     from open4m.eval.runner import _at, read_back_shapes
 
-    read = read_back_shapes(model, [s["rgb"] for s in samples], samples)[0]
     rgb = np.stack(_at(model, "rgb", [s["rgb"] for s in samples], model.rgb))
+    read = read_back_shapes(model, rgb, samples)[0]
     said = SceneCaptionMetrics()
     for text, s in zip(model.texts("caption", {model.rgb: rgb}), samples):
         said.update(text, s["scene_graph"])

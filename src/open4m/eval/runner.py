@@ -402,9 +402,13 @@ def read_back_shapes(model: Any, images: Sequence[np.ndarray],
     each scene's visible shapes. How to ask what an image shows the model, be it a photo, a tokenizer's round
     trip or a draw under other sampling settings (benchmarks/rgb_tokenizer_probe.py, world_diagnosis.py)."""
     rgb = np.stack(_at(model, "rgb", list(images), model.rgb))
-    scores, baselines = score("caption2rgb", list(zip(rgb, model.texts("det", {model.rgb: rgb}))), samples,
-                              _num_classes(model))
+    scores, baselines = score("caption2rgb", _with_boxes_read(model, rgb), samples, _num_classes(model))
     return scores, next(iter(baselines.values()))
+
+
+def _with_boxes_read(model: Any, rgb: np.ndarray) -> list[tuple[np.ndarray, str]]:
+    """Each image (at the model's side) with the boxes the model reads from it: what caption -> RGB scores."""
+    return list(zip(rgb, model.texts("det", {model.rgb: rgb})))
 
 
 def _at(model: Any, base: str, values: Sequence[np.ndarray], name: str) -> list[np.ndarray]:
@@ -445,8 +449,7 @@ def _predict(task: str, model: Any, chunk: Sequence[Mapping[str, Any]]) -> list[
             rec[b] = model.round_trip(b, _at(model, b, [s[b] for s in chunk], name))
         return [{b: rec[b][i] for b in bases} for i in range(len(chunk))]
     if task == "caption2rgb":
-        gen = _rgb_from(model, [s["caption"] for s in chunk])
-        return list(zip(gen, model.texts("det", {model.rgb: gen})))
+        return _with_boxes_read(model, _rgb_from(model, [s["caption"] for s in chunk]))
     if task == "depthcaption2rgb":  # (RGB_SAMPLES, H, W, 3) per scene
         draws = [_rgb_from(model, [s["caption"] for s in chunk], [s["depth"] for s in chunk], seed=k)
                  for k in range(RGB_SAMPLES)]

@@ -221,6 +221,17 @@ class BoxCodec(_TextCodec[list[Box]]):
 
 
 # -- color palette -------------------------------------------------------------------------------
+def _is_colour(channels: Sequence[float]) -> bool:
+    return all(0 <= v <= 255 for v in channels)
+
+
+def _checked_colour(channels: Sequence[float]) -> tuple:
+    """`channels` as a colour, or the error that says why they are none."""
+    if not _is_colour(channels):
+        raise DataError(f"color_palette: colours are (r, g, b) in 0..255, got {tuple(channels)}")
+    return tuple(channels)
+
+
 @dataclass(frozen=True)
 class PaletteCodec(_TextCodec[list[tuple[int, int, int]]]):
     """``v1=<k>`` then ``v0=r v0=g v0=b`` per colour, channels as 0..255 integers, 1 to 7 colours."""
@@ -233,9 +244,7 @@ class PaletteCodec(_TextCodec[list[tuple[int, int, int]]]):
             raise DataError(f"color_palette: need 1 to {self.max_colors} colours, got {len(colors)}")
         words = [_v(1, len(colors))]
         for c in colors:
-            c = numbers(c, "color_palette", "a colour (r, g, b)", 3)
-            if any(not 0 <= v <= 255 for v in c):
-                raise DataError(f"color_palette: colours are (r, g, b) in 0..255, got {tuple(c)}")
+            c = _checked_colour(numbers(c, "color_palette", "a colour (r, g, b)", 3))
             words += [_v(0, round(v)) for v in c]
         return " ".join(words)
 
@@ -247,11 +256,7 @@ class PaletteCodec(_TextCodec[list[tuple[int, int, int]]]):
         values = [_parse_value(w, 0, "color_palette")[1] for w in words[1:]]
         if len(values) != 3 * k:
             raise DataError(f"color_palette: header says {k} colours but {len(values)} values follow")
-        colors = [tuple(values[i:i + 3]) for i in range(0, len(values), 3)]
-        for c in colors:
-            if max(c) > 255:
-                raise DataError(f"color_palette: colours are (r, g, b) in 0..255, got {c}")
-        return colors  # type: ignore[return-value]
+        return [_checked_colour(tuple(values[i:i + 3])) for i in range(0, len(values), 3)]  # type: ignore[misc]
 
     def read_generated(self, text: str) -> list[tuple[int, int, int]]:
         """The readable palette of a generation, colour by colour: the header's count of complete ``v0=``
@@ -265,7 +270,7 @@ class PaletteCodec(_TextCodec[list[tuple[int, int, int]]]):
             _, k = _parse_value(words[0], 1, "color_palette")
             values = [int(m.group(2)) for m in map(_VALUE.match, words[1:]) if m is not None and m.group(1) == "0"]
             triples = [tuple(values[i:i + 3]) for i in range(0, 3 * min(k, len(values) // 3), 3)]
-            colors = [c for c in triples if max(c) <= 255]
+            colors = [c for c in triples if _is_colour(c)]
             if colors:
                 return colors  # type: ignore[return-value]
         return self.from_text(text)
