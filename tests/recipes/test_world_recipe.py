@@ -140,7 +140,7 @@ def test_a_stage_restarts_from_the_previous_stages_ema_weights_and_the_bundle_is
     assert "24 scenes of the `train` split (seeds 0..23; later FourM stages: 30 (seeds 0..29))" in card
 
 
-def test_a_rerun_of_a_finished_run_with_stages_trains_nothing(tiny_bundle, tmp_path):
+def test_a_rerun_of_a_finished_run_with_stages_trains_nothing_and_keeps_its_training_times(tiny_bundle, tmp_path):
     from open4m.recipes.world import is_recipe_folder, run_recipe
 
     run = tmp_path / "run"
@@ -152,6 +152,9 @@ def test_a_rerun_of_a_finished_run_with_stages_trains_nothing(tiny_bundle, tmp_p
     bundle = run_recipe(recipe, run, workers=1, progress=False)
     assert {p: p.stat().st_mtime_ns for p in (run / "fourm-2" / "checkpoints").rglob("*")} == before
     assert bundle_missing(bundle) == []
+    # the card's training times are the engine's counts over the runs, not this rerun's few seconds
+    first, again = (json.loads((b / "world.json").read_text())["timings"] for b in (tiny_bundle, bundle))
+    assert again["fourm_s"] == first["fourm_s"] > 0 and again["tokenizers_s"] == first["tokenizers_s"] > 0
 
     # a later stage's token folder made by other settings is refused on entry, like the first one's
     from open4m.errors import ConfigError

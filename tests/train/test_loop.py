@@ -55,6 +55,26 @@ def test_resume_with_another_global_batch_is_refused(micro):
         train(micro("a", data={"batch_size": 2}, train={"steps": 4, "save_every": 2, "eval_every": 0}))
 
 
+def test_training_time_adds_up_over_resumes_and_an_old_checkpoints_is_unknown(micro):
+    import json
+
+    from open4m.train.checkpointing import latest_checkpoint, run_train_seconds
+
+    flat, quiet = {"warmup": 0}, {"save_every": 2, "eval_every": 0}
+    first = train(micro("t", optim=flat, train={"steps": 2, **quiet}))
+    assert first.train_seconds > 0 and run_train_seconds(first.run_dir) == pytest.approx(first.train_seconds)
+    resumed = train(micro("t", optim=flat, train={"steps": 4, **quiet}))
+    assert resumed.train_seconds > first.train_seconds
+    assert run_train_seconds(resumed.run_dir) == pytest.approx(resumed.train_seconds)
+
+    state = latest_checkpoint(resumed.run_dir) / "state.json"  # as the engine wrote it before it kept the count
+    state.write_text(json.dumps({k: v for k, v in json.loads(state.read_text()).items() if k != "train_seconds"}))
+    assert run_train_seconds(resumed.run_dir) is None
+    legacy = train(micro("t", optim=flat, train={"steps": 6, **quiet}))
+    assert legacy.train_seconds is None and run_train_seconds(legacy.run_dir) is None  # unknown stays unknown
+    assert run_train_seconds(legacy.run_dir.parent / "never_trained") is None
+
+
 def _token_folder(root, names, n, seed):
     import numpy as np
 

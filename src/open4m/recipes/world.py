@@ -377,14 +377,12 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
                         caption_order=w.caption_order)
     timings["render_s"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
     log.info("world recipe: text vocabulary and one VQ-VAE per image modality (%s)", ", ".join(IMAGE_MODALITIES))
     tok_dir, token_root = out / "tokenizers", out / "tokens"
     text_tok = run_text_vocab(data, recipe.text.extra_words, tok_dir, token_root)
     tokenizers = {b: VQVAE.from_pretrained(train_image_tokenizer(b, data, recipe.tokenizers, size, patch, tok_dir,
                                                                  progress))
                   for b in IMAGE_MODALITIES}
-    timings["tokenizers_s"] = time.perf_counter() - t0
 
     spec = WorldSpec(size, patch, {b: t.config.codebook_size for b, t in tokenizers.items()}, text_tok.vocab_size,
                      w.rgb_patch_size, w.caption_order)
@@ -406,7 +404,6 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
         return root
 
     token_folder(w.train_scenes, w.caption_order)
-    t0 = time.perf_counter()
     weights = None
     for n in range(1, len(recipe.stages) + 2):
         stage = recipe.stage(n)
@@ -415,13 +412,31 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
         root = token_folder(recipe.stage_scenes(n), recipe.stage_caption_order(n))
         log.info("world recipe: training the FourM on %s (stage %d of %d)", root, n, len(recipe.stages) + 1)
         weights = train_fourm(stage, spec, root, out / stage_folder(n), progress=progress)
-    timings["fourm_s"] = time.perf_counter() - t0
+    timings.update(_training_times({"tokenizers_s": [tok_dir / "runs" / b for b in IMAGE_MODALITIES],
+                                    "fourm_s": [out / stage_folder(n) for n in range(1, len(recipe.stages) + 2)]}))
     model = FourM.from_pretrained(weights)
     info = {"recipe": load_recipe_text(recipe_path), "train_scenes": len(data.names), "timings": timings}
     spec = replace(spec, caption_order=recipe.stage_caption_order(len(recipe.stages) + 1))  # what the model last read
     bundle = save_bundle(out / "model", spec, model, tokenizers, text_tok, info)
     log.info("world recipe: bundle written to %s", bundle)
     return bundle
+
+
+def _training_times(runs: Mapping[str, list[Path]]) -> dict[str, float]:
+    """Each group's training seconds, summed over its engine runs and their resumes: a run resumed over several
+    sessions states its whole time, not the last session's. A group with a run that predates the engine's count
+    is left out (its time is unknown), and the log says so."""
+    from ..train.checkpointing import run_train_seconds
+
+    times = {}
+    for key, folders in runs.items():
+        seconds = [run_train_seconds(f) for f in folders]
+        if any(s is None for s in seconds):
+            log.warning("world recipe: %s has no training time (trained before open4m kept the count); the card "
+                        "states none", ", ".join(str(f) for f, s in zip(folders, seconds) if s is None))
+        else:
+            times[key] = sum(seconds)
+    return times
 
 
 def _stages_fingerprint(recipe: WorldRecipe) -> dict[str, Any]:

@@ -64,6 +64,33 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
+def read_state(checkpoint: Path) -> dict[str, Any]:
+    """A checkpoint's `state.json`, checked to be a JSON object with its step number."""
+    try:
+        state = json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
+        raise CheckpointError(f"{checkpoint}/state.json is corrupt ({err}); {_fix(checkpoint)}") from None
+    if not isinstance(state, dict) or isinstance(state.get("step"), bool) or not isinstance(state.get("step"), int):
+        raise CheckpointError(f"{checkpoint}/state.json holds no step number (a JSON object with \"step\"); "
+                              f"{_fix(checkpoint)}")
+    return state
+
+
+def train_seconds(state: Mapping[str, Any]) -> float | None:
+    """Seconds a checkpoint's run spent in its training loop, over every resume before it; None for a checkpoint
+    written before the engine kept the count (its run's time is unknown, not zero)."""
+    value = state.get("train_seconds")
+    return None if value is None else float(value)
+
+
+def run_train_seconds(run_dir: str | Path) -> float | None:
+    """`train_seconds` of a run's newest checkpoint (None when it has none, or it predates the count)."""
+    latest = latest_checkpoint(run_dir)
+    if latest is None:
+        return None
+    return train_seconds(read_state(latest))
+
+
 def _fix(checkpoint: Path) -> str:
     return (f"delete {checkpoint} to resume from the checkpoint before it, or set train.resume=false (or another "
             "train.out_dir) to start over")
@@ -233,12 +260,7 @@ def load_checkpoint(path: str | Path, *, model: nn.Module, optimizer: torch.opti
                     info: DistInfo, load_weights: WeightsFromFile = _default_from_file) -> dict[str, Any]:
     """Restore weights, optimizer, EMA and this rank's RNG; return the saved state (step, tokens, ...)."""
     path = Path(path)
-    try:
-        state = json.loads((path / "state.json").read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
-        raise CheckpointError(f"{path}/state.json is corrupt ({err}); {_fix(path)}") from None
-    if not isinstance(state, dict) or isinstance(state.get("step"), bool) or not isinstance(state.get("step"), int):
-        raise CheckpointError(f"{path}/state.json holds no step number (a JSON object with \"step\"); {_fix(path)}")
+    state = read_state(path)
     if is_sharded_checkpoint(path):
         load_sharded(path, model=model, optimizer=optimizer, info=info)
     else:

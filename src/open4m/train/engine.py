@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -237,6 +238,9 @@ class TrainResult:
     metrics: list[dict[str, Any]]
     summary: str
     final: dict[str, float] = field(default_factory=dict)  # the last validation scalars
+    # Seconds in the training loop over every resume of the run (None: resumed from a checkpoint that predates the
+    # count, so the total is unknown): what a run's card states as its training time.
+    train_seconds: float | None = None
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -329,11 +333,11 @@ class _Run:
         self.params = [p for p in model.parameters() if p.requires_grad]
         return report
 
-    def _resume(self) -> tuple[int, int, str]:
+    def _resume(self) -> tuple[int, int, float | None, str]:
         run_dir, t = Path(self.t.out_dir), self.t
         latest = checkpointing.latest_checkpoint(run_dir) if t.resume else None
         if latest is None:
-            return 0, 0, ""
+            return 0, 0, 0.0, ""
         state = checkpointing.load_checkpoint(latest, model=self.wrapped, optimizer=self.optimizer, ema=self.ema,
                                               info=self.info, load_weights=self.task.weights_from_file)
         for key, value in self.task.resume_state(self.info, t.accum_steps).items():
@@ -342,12 +346,22 @@ class _Run:
                                   "or set train.resume=false (or another train.out_dir)")
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        return state["step"], state.get("tokens", state["step"] * self.tokens_per_step), f"; resumed from {latest.name}"
+        tokens = state.get("tokens", state["step"] * self.tokens_per_step)
+        return state["step"], tokens, checkpointing.train_seconds(state), f"; resumed from {latest.name}"
 
     def go(self) -> TrainResult:
         task, t, info = self.task, self.t, self.info
         report = self._build()
-        step, tokens, resumed = self._resume()
+        step, tokens, seconds_before, resumed = self._resume()
+        started, first_step = time.perf_counter(), step
+
+        def train_seconds() -> float | None:
+            """The run's seconds so far: the loop's since this start (none when it trains no step: a rerun of a
+            finished run adds nothing) on top of the checkpoint's count."""
+            if seconds_before is None:
+                return None
+            return seconds_before + (time.perf_counter() - started if step > first_step else 0.0)
+
         run_dir = Path(t.out_dir)
         if info.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -369,13 +383,13 @@ class _Run:
                 final = values
                 monitor.log(step, tokens, _scalars("val", values))
 
-        def save_checkpoint() -> None:
+        def save_checkpoint(seconds: float | None) -> None:
             checkpointing.save_checkpoint(
                 run_dir, step, model=self.wrapped, optimizer=self.optimizer, ema=self.ema, info=info,
                 keep_last=t.keep_last, weights_to_file=task.weights_to_file,
                 sharded=use_sharded(t.checkpoint_format, t.distributed, info),
                 state={"tokens": tokens, "samples_seen": step * self.global_batch, "scaler": self.scaler.state_dict(),
-                       **task.resume_state(info, t.accum_steps)})
+                       "train_seconds": seconds, **task.resume_state(info, t.accum_steps)})
 
         try:
             tally = _Tally()
@@ -399,9 +413,10 @@ class _Run:
                 if t.eval_every and step % t.eval_every == 0 and step < self.total_steps:
                     validate()
                 if step % t.save_every == 0 and step < self.total_steps:
-                    save_checkpoint()
+                    save_checkpoint(train_seconds())
+            seconds = train_seconds()  # the clock stops with the last step: the final checkpoint and result agree
             validate()
-            save_checkpoint()
+            save_checkpoint(seconds)
             distributed.check_in_sync(self.wrapped, info)
             plain = self._plain_model()
             model_path = task.export(plain, self.ema, run_dir) if info.is_main else None
@@ -412,7 +427,7 @@ class _Run:
         if info.is_main:  # the table is TrainResult.summary (the CLI prints it); the log says where the result is
             logger.debug("%s", summary)
             logger.info("finished at step %d (%s tokens): %s", step, f"{tokens:,}", model_path)
-        return TrainResult(run_dir, model_path, step, tokens, records, summary, final)
+        return TrainResult(run_dir, model_path, step, tokens, records, summary, final, seconds)
 
     def _plain_model(self) -> nn.Module | None:
         """The trained model as an ordinary module for the task's export (gathered from FSDP shards on
