@@ -62,6 +62,9 @@ def test_one_modalitys_tokenizer_trains_with_its_own_settings_and_the_rest_with_
     runs = tiny_bundle.parent / "tokenizers" / "runs"
     steps = {b: yaml.safe_load((runs / b / "config.yaml").read_text())["train"]["steps"] for b in ("rgb", "depth")}
     assert steps == {"rgb": 4, "depth": 3}
+    card = (tiny_bundle / "README.md").read_text()  # the card reads the sizes from the tokenizers, not the recipe
+    assert "rgb: vit encoder 1 block(s) dim 48, vit decoder 1 block(s) dim 48," in card
+    assert "depth / normal / semseg / canny_edge: vit encoder 1 block(s) dim 32, vit decoder 1 block(s) dim 32," in card
 
 
 def test_a_stage_changes_only_the_settings_it_names(tmp_path):
@@ -104,7 +107,9 @@ def test_recipe_writes_a_complete_bundle(tiny_bundle):
     assert bundle_missing(tiny_bundle) == []
     info = json.loads((tiny_bundle / "world.json").read_text())
     assert info["train_scenes"] == 24 and set(info["timings"]) == {"render_s", "tokenizers_s", "fourm_s"}
+    assert info["device"] == "cpu"
     card = (tiny_bundle / "README.md").read_text()  # written from world.json: no eval yet, so no metrics
+    assert f"{info['timings']['fourm_s'] / 60:.0f} minutes of FourM training on the CPU" in card
     assert "24 scenes of the `train` split" in card and "## Metrics" not in card
     assert 'open4m.pipeline("rgb->depth", model=FOLDER)' in card
     # the tiny recipe's RGB input uses 4 px patches over 8 px token grids: both reach the bundle and its card

@@ -35,6 +35,7 @@ from ..atomic import write_atomic, write_text_atomic
 from ..config import from_dict, load, merged, option, section, to_dict
 from ..data.codecs import decode, encode
 from ..errors import ConfigError, DataError, NotFound
+from ..train.distributed import pick_device
 from ..train.tasks.fourm import FourMRecipe
 
 from ..data.synthetic import check_caption_order, world
@@ -415,7 +416,8 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
     timings.update(_training_times({"tokenizers_s": [tok_dir / "runs" / b for b in IMAGE_MODALITIES],
                                     "fourm_s": [out / stage_folder(n) for n in range(1, len(recipe.stages) + 2)]}))
     model = FourM.from_pretrained(weights)
-    info = {"recipe": load_recipe_text(recipe_path), "train_scenes": len(data.names), "timings": timings}
+    info = {"recipe": load_recipe_text(recipe_path), "train_scenes": len(data.names), "timings": timings,
+            "device": pick_device(recipe.fourm.train.device).type}  # where this sitting trained: the card says
     spec = replace(spec, caption_order=recipe.stage_caption_order(len(recipe.stages) + 1))  # what the model last read
     bundle = save_bundle(out / "model", spec, model, tokenizers, text_tok, info)
     log.info("world recipe: bundle written to %s", bundle)

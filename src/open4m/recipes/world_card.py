@@ -29,7 +29,8 @@ def card_info(spec: WorldSpec, model: Any, tokenizers: Mapping[str, Any], text_t
     recipe = yaml.safe_load(info.get("recipe") or "{}") or {}
     evaluation = info.get("eval") or {}
     card: dict[str, Any] = {
-        "description": _description(spec, model, tokenizers, text_tok, recipe, info.get("timings") or {}),
+        "description": _description(spec, model, tokenizers, text_tok, recipe, info.get("timings") or {},
+                                    info.get("device")),
         "data": _data(spec, int(info.get("train_scenes", 0)), recipe),
         "tags": ["world-model", "procedural-data", "toy"],
     }
@@ -48,13 +49,31 @@ def _params(module: Any) -> float:
     return sum(p.numel() for p in module.parameters()) / 1e6
 
 
+_DEVICES = {"cpu": "the CPU", "cuda": "a CUDA GPU", "mps": "Apple's MPS"}
+
+
+def _tokenizer_sizes(tokenizers: Mapping[str, Any]) -> str:
+    """Each image tokenizer's encoder and decoder as its own config states them, modalities of one size together:
+    a recipe may size one modality's tokenizer apart (`tokenizers.per_modality`), so no recipe-wide figure holds."""
+    groups: dict[str, dict[str, float]] = {}
+    for b in IMAGE_MODALITIES:
+        c = tokenizers[b].config
+        parts = [f"{c.enc_type} encoder" + (f" {c.enc_depth} block(s) dim {c.enc_dim}" if c.enc_type == "vit" else ""),
+                 f"{c.dec_type} decoder" + (f" {c.dec_depth} block(s) dim {c.dec_dim}" if c.dec_type == "vit" else "")]
+        groups.setdefault(", ".join(parts), {})[b] = _params(tokenizers[b])
+    out = []
+    for arch, sizes in groups.items():
+        low, high = f"{min(sizes.values()):.2f}", f"{max(sizes.values()):.2f}"
+        size = f"{low if low == high else f'{low}-{high}'} M params" + (" each" if len(sizes) > 1 else "")
+        out.append(f"{' / '.join(sizes)}: {arch}, {size}")
+    return "; ".join(out)
+
+
 def _description(spec: WorldSpec, model: Any, tokenizers: Mapping[str, Any], text_tok: Any,
-                 recipe: Mapping[str, Any], timings: Mapping[str, float]) -> str:
+                 recipe: Mapping[str, Any], timings: Mapping[str, float], device: str | None) -> str:
     s, p, c = spec.image_size, spec.patch_size, model.config
-    minutes = f", {timings['fourm_s'] / 60:.0f} minutes of CPU training" if "fourm_s" in timings else ""
-    tok_sizes = [_params(tokenizers[b]) for b in IMAGE_MODALITIES]
-    arch = (recipe.get("tokenizers") or {}).get("arch") or {}
-    tok_arch = f"ViT {arch['depth']} block(s) dim {arch['dim']}, " if {"depth", "dim"} <= set(arch) else ""
+    on = f" on {_DEVICES.get(device, device)}" if device else ""
+    minutes = f", {timings['fourm_s'] / 60:.0f} minutes of FourM training{on}" if "fourm_s" in timings else ""
     preset = ((recipe.get("fourm") or {}).get("model") or {}).get("preset")
     codebooks = " / ".join(f"{spec.codebook_sizes[b]} ({b})" for b in IMAGE_MODALITIES)
     extra = (recipe.get("text") or {}).get("extra_words")
@@ -66,8 +85,9 @@ def _description(spec: WorldSpec, model: Any, tokenizers: Mapping[str, Any], tex
                        f"{s // spec.rgb_patch_size}x{s // spec.rgb_patch_size} tokens), "
                        f"`tok_{{{','.join(IMAGE_MODALITIES)}}}@{s}` ({s // p}x{s // p} tokens), "
                        f"`{{{','.join(spec.sequence_modalities)}}}` (text)", ""],
-        ["image tokenizers", f"VQ-VAE per modality, {tok_arch}{p} px patches, codebooks {codebooks}",
-         f"{min(tok_sizes):.2f}-{max(tok_sizes):.2f} M params each"],
+        ["image tokenizers", f"VQ-VAE per modality, {p} px patches, codebooks {codebooks}; "
+                             + _tokenizer_sizes(tokenizers),
+         f"{sum(_params(tokenizers[b]) for b in IMAGE_MODALITIES):.2f} M params in all"],
         ["text", "WordPiece in the 4M id layout" + (f" + {extra} world words" if extra else "")
          + f" ({text_tok.vocab_size} ids), one tokenizer for every sequence modality", ""],
     ]
