@@ -35,6 +35,7 @@ from ..atomic import write_atomic, write_text_atomic
 from ..config import from_dict, load, merged, option, section, to_dict
 from ..data.codecs import decode, encode
 from ..errors import ConfigError, DataError, NotFound
+from ..train.checkpointing import run_train_seconds
 from ..train.distributed import pick_device
 from ..train.tasks.fourm import FourMRecipe
 
@@ -428,8 +429,6 @@ def _training_times(runs: Mapping[str, list[Path]]) -> dict[str, float]:
     """Each group's training seconds, summed over its engine runs and their resumes: a run resumed over several
     sessions states its whole time, not the last session's. A group with a run that predates the engine's count
     is left out (its time is unknown), and the log says so."""
-    from ..train.checkpointing import run_train_seconds
-
     times = {}
     for key, folders in runs.items():
         seconds = [run_train_seconds(f) for f in folders]
