@@ -240,3 +240,15 @@ def test_a_killed_writers_temp_file_is_swept_by_the_next_write(tmp_path):
     write_atomic(tmp_path / "f[1].bin", b"new")
     assert not stale.exists() and live.exists() and other.exists()  # only the same file's, only the dead's
     assert sweep_stale_temps(tmp_path / "g.bin") == [other]
+
+
+def test_writing_many_files_into_one_folder_lists_it_once(tmp_path, monkeypatch):
+    """Listing the folder at every write made n writes cost n^2 (a 48000-scene token folder took hours)."""
+    import open4m.atomic as atomic
+
+    listed = []
+    scandir = os.scandir
+    monkeypatch.setattr(atomic.os, "scandir", lambda path: listed.append(path) or scandir(path))
+    for i in range(50):
+        write_atomic(tmp_path / "tokens" / f"scene_{i:03d}.npy", b"x")
+    assert listed == [tmp_path / "tokens"] and len(list((tmp_path / "tokens").iterdir())) == 50

@@ -4,7 +4,8 @@
   the target. An interrupted run (Ctrl-C, SIGKILL, a full disk) leaves either the old file or the new
   one, never a torn one. The temporary name (``.NAME.PID-RANDOM.tmp``) is unique per process and call,
   so concurrent writers never share one; a failed write removes it, and one a killed process left is
-  removed by the next write of the same file.
+  removed by the next write of the same file (from a folder listed once per process, so writing many
+  files into one folder stays linear).
 - **Durable**: the temporary file is fsynced before the rename and its folder after it, so after a
   power cut the target is the old file or the complete new one, never an empty or partial one (a
   rename can otherwise reach the disk before the data it names). Whole folders written under a
@@ -23,8 +24,8 @@ This module imports nothing from open4m but its errors (it sits at the bottom of
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import Callable, Iterator
@@ -79,16 +80,37 @@ def _alive(pid: int) -> bool:
     return True
 
 
+#: Per folder, the temporary files that dead writers left there, by the name of the file each was for. A folder
+#: is listed once per process: listing it at every write made writing n files into one folder cost n^2 (a
+#: 48000-scene token folder: hours). A writer killed after that listing leaves its file for the next process.
+_STALE: dict[str, dict[str, list[Path]]] = {}
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
+
+
+def _stale_temps(folder: Path) -> dict[str, list[Path]]:
+    key = os.path.abspath(folder)
+    if key not in _STALE:
+        found: dict[str, list[Path]] = {}
+        alive: dict[int, bool] = {}
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                match = _TEMP.match(entry.name)
+                if match is None:
+                    continue
+                pid = int(match["pid"])
+                if pid != os.getpid() and not alive.setdefault(pid, _alive(pid)):
+                    found.setdefault(match["name"], []).append(Path(folder) / entry.name)
+        _STALE[key] = found
+    return _STALE[key]
+
+
 def sweep_stale_temps(path: str | os.PathLike) -> list[Path]:
     """Remove the temporary files of `path` that a killed process left (``.NAME.PID-RANDOM.tmp`` whose PID is
     no longer running); a live writer's file is left alone. Called before each write of `path`."""
     path = Path(path)
-    removed = []
-    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*-*.tmp"):
-        pid = tmp.name[len(path.name) + 2:].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
+    removed = sorted(_stale_temps(path.parent).pop(path.name, []))
+    for tmp in removed:
+        tmp.unlink(missing_ok=True)
     return removed
 
 
