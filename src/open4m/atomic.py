@@ -91,14 +91,10 @@ def _stale_temps(folder: Path) -> dict[str, list[Path]]:
     key = os.path.abspath(folder)
     if key not in _STALE:
         found: dict[str, list[Path]] = {}
-        alive: dict[int, bool] = {}
         with os.scandir(folder) as entries:
             for entry in entries:
                 match = _TEMP.match(entry.name)
-                if match is None:
-                    continue
-                pid = int(match["pid"])
-                if pid != os.getpid() and not alive.setdefault(pid, _alive(pid)):
+                if match is not None and int(match["pid"]) != os.getpid() and not _alive(int(match["pid"])):
                     found.setdefault(match["name"], []).append(Path(folder) / entry.name)
         _STALE[key] = found
     return _STALE[key]

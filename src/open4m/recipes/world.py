@@ -418,7 +418,7 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
                                     "fourm_s": [out / stage_folder(n) for n in range(1, len(recipe.stages) + 2)]}))
     model = FourM.from_pretrained(weights)
     info = {"recipe": load_recipe_text(recipe_path), "train_scenes": len(data.names), "timings": timings,
-            "device": pick_device(recipe.fourm.train.device).type}  # where this sitting trained: the card says
+            "device": pick_device(recipe.fourm.train.device).type}  # the device the card names for the training
     spec = replace(spec, caption_order=recipe.stage_caption_order(len(recipe.stages) + 1))  # what the model last read
     bundle = save_bundle(out / "model", spec, model, tokenizers, text_tok, info)
     log.info("world recipe: bundle written to %s", bundle)

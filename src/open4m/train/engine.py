@@ -355,7 +355,7 @@ class _Run:
         step, tokens, seconds_before, resumed = self._resume()
         started, first_step = time.perf_counter(), step
 
-        def train_seconds() -> float | None:
+        def seconds_so_far() -> float | None:
             """The run's seconds so far: the loop's since this start (none when it trains no step: a rerun of a
             finished run adds nothing) on top of the checkpoint's count."""
             if seconds_before is None:
@@ -413,8 +413,8 @@ class _Run:
                 if t.eval_every and step % t.eval_every == 0 and step < self.total_steps:
                     validate()
                 if step % t.save_every == 0 and step < self.total_steps:
-                    save_checkpoint(train_seconds())
-            seconds = train_seconds()  # the clock stops with the last step: the final checkpoint and result agree
+                    save_checkpoint(seconds_so_far())
+            seconds = seconds_so_far()  # the clock stops with the last step: the final checkpoint and result agree
             validate()
             save_checkpoint(seconds)
             distributed.check_in_sync(self.wrapped, info)
