@@ -2,6 +2,7 @@
 
     python benchmarks/world_diagnosis.py --model RUN/model [--run RUN] [--scenes 64] [--curves curves.png]
     python benchmarks/world_diagnosis.py --guidance-only test --scenes 256   # caption -> RGB guidance alone
+    python benchmarks/world_diagnosis.py --bound-only val --scenes 128       # depth + caption -> RGB: bound, colours
 
 Prints, for a world model bundle (default: the shipped one):
 - vocabulary: text tokens per caption and the world's words the WordPiece vocabulary splits into pieces;
@@ -14,6 +15,10 @@ Prints, for a world model bundle (default: the shipped one):
   caption names (where the model's knowledge of shapes is lost on the way to text);
 - generation: depth + caption -> RGB's PSNR (mean of 8 samples) split into object pixels and the rest, each
   swapped for the truth or for the set's mean floor / wall / background colour (what each part costs);
+- bound: the best depth + caption -> RGB any estimator can reach (renders of each scene's exact objects and camera
+  averaged over what depth and caption leave open: floor and wall colour, light; in pixels and through the
+  model's RGB tokenizer), and what the model draws: each visible object's colour name read from one sample,
+  with the scene's caption and with another scene's, and the floor / wall colours against the true ones;
 - sampling: semseg mIoU and box mAP@50 for several MaskGIT step counts and temperatures, and caption -> RGB
   read back under classifier-free guidance.
 With `--run RUN` (an `open4m demo --train --out RUN` folder) it also draws the per-modality training loss
@@ -125,6 +130,72 @@ def generation(model, samples, draws: int = 8) -> None:
           f"mean image {psnr(mean_image, mean_image):.2f}")
 
 
+def _colour_name(rgb: np.ndarray) -> str:
+    """The world colour whose chromaticity is nearest (shading scales a colour, so compare proportions)."""
+    from open4m.data.synthetic.scene import COLORS
+
+    names = list(COLORS)
+    palette = np.array([COLORS[c] for c in names], np.float64)
+    palette /= palette.sum(1, keepdims=True)
+    return names[int(np.argmin(((palette - rgb / max(float(rgb.sum()), 1.0)) ** 2).sum(1)))]
+
+
+def bound(model, samples, split: str, draws: int = 8) -> None:
+    """What depth + caption -> RGB could reach and what the model misses; the samples must be the first of `split`."""
+    from open4m.data.synthetic import seed_for
+    from open4m.data.synthetic.render import render
+    from open4m.data.synthetic.scene import sample_scene
+    from open4m.eval.runner import _rgb_from
+    from open4m.metrics import reconstruction_metrics
+
+    truth = np.stack([np.asarray(s["rgb"], np.float64) for s in samples])
+    size = truth.shape[1:3]
+
+    def psnr(estimate, inflation: float = 1.0) -> float:
+        mse = reconstruction_metrics(np.asarray(estimate, np.float64), truth, 255.0)["mse"] / inflation
+        return float(10 * np.log10(255.0**2 / mse))
+
+    pixels, tokens = [], []
+    for i, s in enumerate(samples):  # the nuisances of `draws` other scenes: draws from their prior
+        scene = sample_scene(seed_for(split, i))
+        others = [sample_scene(10_000_000 + i * draws + k) for k in range(draws)]
+        renders = [render(replace(scene, floor_color=o.floor_color, wall_color=o.wall_color, light_dir=o.light_dir),
+                          size).rgb for o in others]
+        pixels.append(np.mean(renders, 0))
+        tokens.append(model.round_trip("rgb", renders).astype(np.float64).mean(0))
+    print(f"bound ({split}, depth + caption -> RGB, {len(samples)} scenes; the floor is the mean image + 2 dB): "
+          f"mean image {psnr(np.broadcast_to(truth.mean(0), truth.shape)):.2f} dB; the best estimate from the "
+          f"scene's objects and camera, mean of {draws} renders {psnr(pixels):.2f} (of infinitely many "
+          f"{psnr(pixels, 1 + 1 / draws):.2f}); the same through the model's RGB tokenizer {psnr(tokens):.2f}; the "
+          f"tokenizer's round trip of the photo {psnr(model.round_trip('rgb', [s['rgb'] for s in samples])):.2f}")
+
+    captions, depths = [s["caption"] for s in samples], [s["depth"] for s in samples]
+    draws_of = {"the scene's caption": np.stack([_rgb_from(model, captions, depths, seed=k) for k in range(draws)], 1),
+                "another scene's caption": _rgb_from(model, captions[1:] + captions[:1], depths, seed=0)[:, None]}
+    for label, stack in draws_of.items():
+        first = stack[:, 0].astype(np.float64)
+        right, total = 0, 0
+        for s, image in zip(samples, first):
+            instance, objects = np.asarray(s["instance"]), s["scene_graph"]["objects"]
+            for k in np.unique(instance[instance > 0]):
+                mask = instance == k
+                if mask.sum() >= 20:  # a few pixels carry no colour through an 8 px token
+                    right += _colour_name(image[mask].mean(0)) == objects[k - 1]["color"]
+                    total += 1
+        print(f"  with {label}: one sample {psnr(first):.2f} dB; objects drawn in their captioned colour "
+              f"{right}/{total} = {right / max(total, 1):.3f} (chance 0.1)")
+    stack = draws_of["the scene's caption"].astype(np.float64)
+    for name, cls in (("floor", 1), ("wall", 2)):
+        rows = [(t[m].mean(0), np.stack([d[m].mean(0) for d in st]))
+                for t, st, m in ((t, st, np.asarray(s["semseg"]) == cls) for t, st, s in zip(truth, stack, samples))
+                if m.sum() >= 50]
+        true, drawn = np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows])
+        corr = [np.corrcoef(drawn.mean(1)[:, c], true[:, c])[0, 1] for c in range(3)]
+        print(f"  {name} colour ({len(rows)} scenes): correlation of the mean of {draws} with the truth R/G/B "
+              f"{', '.join(f'{c:.2f}' for c in corr)}; spread of the {draws} draws of a scene "
+              f"{drawn.std(1).mean():.1f}, of the true colours {true.std(0).mean():.1f} (0-255)")
+
+
 def sampling(model, samples) -> None:
     from open4m.eval.runner import _at, _fitted, _rgb_from, read_back_shapes
     from open4m.eval.scoring import score
@@ -206,6 +277,8 @@ def main() -> None:
     ap.add_argument("--scenes", type=int, default=64, help="scenes per split")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-sampling", action="store_true", help="skip the sampling sweep (the slowest part)")
+    ap.add_argument("--bound-only", default=None, metavar="SPLIT",
+                    help="only depth + caption -> RGB's bound and what the model draws, on --scenes scenes of SPLIT")
     ap.add_argument("--guidance-only", default=None, metavar="SPLIT",
                     help="only the caption -> RGB guidance sweep, on --scenes scenes of SPLIT (val, test, train)")
     args = ap.parse_args()
@@ -221,6 +294,14 @@ def main() -> None:
         caption_guidance(model, load_samples(limit=args.scenes, split=args.guidance_only,
                                              image_size=model.image_size, caption_order=model.caption_order))
         return
+    if args.bound_only:
+        print(f"config: model={args.model or 'shipped'} scenes={args.scenes} of {args.bound_only} "
+              f"threads={args.threads} torch={torch.__version__}")
+        samples = load_samples(limit=args.scenes, split=args.bound_only, image_size=model.image_size,
+                               caption_order=model.caption_order)
+        generation(model, samples)
+        bound(model, samples, args.bound_only)
+        return
     # the scenes at the model's own size, as `open4m eval` renders them (not resized from 128 px)
     val = load_samples(limit=args.scenes, split="val", image_size=model.image_size, caption_order=model.caption_order)
     train = load_samples(limit=args.scenes, split="train", image_size=model.image_size,
@@ -233,6 +314,7 @@ def main() -> None:
         objects(model, samples, split)
     shapes(model, val)
     generation(model, val)
+    bound(model, val, "val")
     if not args.no_sampling:
         sampling(model, val)
     if args.run:

@@ -173,8 +173,32 @@ def test_biased_shares_add_samples_whose_input_is_the_whole_caption():
     assert caption_led(biased) > caption_led(plain) + 40  # 0.4 of 200 samples against a few by chance
 
 
+def test_a_joined_biased_share_leads_with_both_modalities_together():
+    names = ["rgb@224", "tok_rgb@224", "tok_depth@224", "tok_semseg@224", "caption"]
+    source = SyntheticTokens(names, 200, seed=0)
+
+    def led_by_depth_and_caption(masker):  # the whole caption and depth shown, nothing else, neither a target
+        count = 0
+        for i in range(200):
+            sample = masker(source[i], np.random.default_rng(i))
+            shown = {m: int((~d["input_mask"]).sum()) for m, d in sample.items()}
+            targets = {m: int((~d["target_mask"]).sum()) for m, d in sample.items()}
+            count += bool(shown["caption"] >= len(source[i]["caption"]) and shown["tok_depth@224"] > 0
+                          and shown["caption"] + shown["tok_depth@224"] >= 0.9 * sum(shown.values())
+                          and targets["caption"] == targets["tok_depth@224"] == 0 and targets["tok_rgb@224"] > 0)
+        return count
+
+    plain = build_masker("rgb-to-all", names, input_tokens=48, target_tokens=32)
+    biased = build_masker("rgb-to-all", names, input_tokens=48, target_tokens=32, rgb_share=0.4,
+                          biased_shares={"tok_depth@224+caption": 0.4})
+    assert led_by_depth_and_caption(biased) > led_by_depth_and_caption(plain) + 40
+
+
 @pytest.mark.parametrize("mixture, options, match", [
     ("rgb-to-all", {"biased_shares": {"tok_depth@224": 0.2}}, "lack"),
+    ("rgb-to-all", {"biased_shares": {"caption+tok_depth@224": 0.2}}, "lack"),
+    ("rgb-to-all", {"biased_shares": {"caption+caption": 0.2}}, "twice"),
+    ("rgb-to-all", {"biased_shares": {"tok_rgb@224+rgb@224": 0.2}}, "raw-pixel"),
     ("rgb-to-all", {"biased_shares": {"rgb@224": 0.2}}, "raw-pixel"),
     ("rgb-to-all", {"rgb_share": 0.7, "biased_shares": {"caption": 0.3}}, "no all-to-all"),
     ("rgb-to-all", {"biased_shares": {"caption": 0.0}}, "strictly between"),

@@ -323,6 +323,9 @@ def test_card_states_the_masking_the_model_was_trained_with():
     recipe["fourm"]["data"]["biased_shares"] = {"world_caption": 0.15}
     (line,) = _training(recipe)
     assert "1.5; a share 0.15 whose input is `world_caption` alone (4M's caption-biased part))" in line
+    recipe["fourm"]["data"]["biased_shares"] = {"tok_depth@64+world_caption": 0.1}
+    (line,) = _training(recipe)
+    assert "a share 0.1 whose input is `tok_depth@64` and `world_caption` together)" in line
     del recipe["fourm"]["data"]["biased_shares"]
     del recipe["fourm"]["data"]["rgb_share"], recipe["fourm"]["data"]["target_alphas"]
     (line,) = _training(recipe)  # a bundle from before the option: the official half, nothing dangling

@@ -49,7 +49,8 @@ def build_masker(mixture: str, modality_names: Sequence[str], *, alpha: float = 
     modality's expected share of the target budget grows with its alpha, so a task that learns slowly can
     get more of the budget without changing the others' relative shares. `rgb_share` is the rgb-to-all
     mixture's share of samples whose only input is the raw-pixel modality (official: one half);
-    `biased_shares` its shares of samples whose input one modality dominates (4M's caption-biased part).
+    `biased_shares` its shares of samples whose input one modality (or a `+`-joined set) dominates (4M's
+    caption-biased part).
     """
     weights = dict(target_alphas or {})
     unknown = sorted(set(weights) - set(modality_names))
@@ -68,7 +69,7 @@ def build_masker(mixture: str, modality_names: Sequence[str], *, alpha: float = 
     if biased_shares and mixture != "rgb-to-all":
         raise ConfigError(f"data.biased_shares adds parts to the rgb-to-all mixture; mixture {mixture!r} has its own "
                           "(use mixture: rgb-to-all, or leave biased_shares empty)")
-    never_input = sorted(set(biased_shares or {}) & set(target_only))
+    never_input = sorted({m for key in biased_shares or {} for m in str(key).split("+")} & set(target_only))
     if never_input:
         raise ConfigError(f"data.biased_shares names {never_input}, which data.target_only keeps from the input; "
                           "a biased part needs its modality as the input")

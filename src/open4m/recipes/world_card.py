@@ -23,6 +23,13 @@ _MIXTURES = {
 }
 
 
+def _biased_part(key: str, share: float) -> str:
+    led = key.split("+")
+    if len(led) == 1:
+        return f"a share {share:g} whose input is `{key}` alone (4M's caption-biased part)"
+    return f"a share {share:g} whose input is {' and '.join(f'`{m}`' for m in led)} together"
+
+
 def card_info(spec: WorldSpec, model: Any, tokenizers: Mapping[str, Any], text_tok: Any,
               info: Mapping[str, Any]) -> dict[str, Any]:
     """Description, training data, metrics and notes of a world model, for `FourM.save_pretrained(card=...)`."""
@@ -137,8 +144,7 @@ def _training(recipe: Mapping[str, Any]) -> list[str]:
     weights = data.get("target_alphas") or {}
     parts = [_MIXTURES.get(mixture, "").format(alpha=data.get("alpha"), share=float(data.get("rgb_share", 0.5))),
              "target alphas " + ", ".join(f"`{m}` {a}" for m, a in weights.items()) if weights else "",
-             *(f"a share {float(v):g} whose input is `{m}` alone (4M's caption-biased part)"
-               for m, v in (data.get("biased_shares") or {}).items())]
+             *(_biased_part(str(m), float(v)) for m, v in (data.get("biased_shares") or {}).items())]
     masking = "; ".join(p for p in parts if p)
     return [f"Training (`open4m demo --train`): tokenizers {tok['steps']} steps, batch {tok['batch_size']}, AdamW "
             f"lr {tok['lr']}, EMA {tok.get('ema_decay')}. FourM: `open4m train` with `data.mixture: {mixture}`"

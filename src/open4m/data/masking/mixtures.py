@@ -221,7 +221,9 @@ def rgb_to_all_mixture(modality_names: Sequence[str], alpha: float = 0.5,
     `biased_shares` ({modality: share}) adds 4M's caption-biased parts: in that share of the samples the
     modality dominates the input (alpha 5, a sequence kept whole; the others 0.05) and is no target. It
     is what trains generation *from* that modality (caption -> RGB): in all-to-all a caption-only
-    condition is rare.
+    condition is rare. A key of several modalities joined by `+` (`tok_depth@64+world_caption`) makes them
+    dominate together: generation from that combination, which a symmetric Dirichlet over many modalities
+    almost never shows whole.
     """
     if not 0.0 < rgb_share < 1.0:
         raise ConfigError(f"rgb_share must lie strictly between 0 and 1 (the official 4M-7 recipe uses 0.5), "
@@ -238,9 +240,11 @@ def rgb_to_all_mixture(modality_names: Sequence[str], alpha: float = 0.5,
         raise ConfigError(f"rgb_share {rgb_share} plus the biased_shares {biased} leave no all-to-all samples "
                           f"({rest:g}); keep their sum below 1")
     parts = [_biased("rgb-to-all", names, {pixels[0]: 1000.0}, targets, 0.0, alpha, {})]
-    for mod in biased:
-        keep = {mod: "all"} if modalities.get(mod).kind is Kind.SEQUENCE else {}
-        parts.append(_biased(f"{mod}-biased", names, {mod: 5.0}, {**targets, mod: 0.0}, 0.05, alpha, keep))
+    for key in biased:
+        led = key.split("+")
+        keep = {m: "all" for m in led if modalities.get(m).kind is Kind.SEQUENCE}
+        parts.append(_biased(f"{key}-biased", names, dict.fromkeys(led, 5.0), {**targets, **dict.fromkeys(led, 0.0)},
+                             0.05, alpha, keep))
     parts.append(_biased("all-to-all", names, {}, targets, alpha, alpha, {}))
     return AlphaMixture(tuple(parts), weights=(rgb_share, *biased.values(), rest))
 
@@ -248,14 +252,19 @@ def rgb_to_all_mixture(modality_names: Sequence[str], alpha: float = 0.5,
 def _checked_biased_shares(shares: Mapping[str, float], names: Sequence[str], pixels: str) -> dict[str, float]:
     if not isinstance(shares, Mapping):
         raise ConfigError(f"biased_shares must map a modality to its share, e.g. {{caption: 0.15}}; got {shares!r}")
-    for mod, share in shares.items():
-        if mod not in names:
-            raise ConfigError(f"biased_shares names {mod!r}, which the modalities lack; choose from {list(names)}")
-        if mod == pixels:
-            raise ConfigError(f"biased_shares names the raw-pixel modality {mod!r}, whose part is rgb_share; "
-                              "name another modality")
+    for key, share in shares.items():
+        led = str(key).split("+")
+        if len(set(led)) != len(led):
+            raise ConfigError(f"biased_shares key {key!r} names a modality twice; name each once")
+        for mod in led:
+            if mod not in names:
+                raise ConfigError(f"biased_shares names {mod!r}, which the modalities lack; choose from "
+                                  f"{list(names)} (join several with '+')")
+            if mod == pixels:
+                raise ConfigError(f"biased_shares names the raw-pixel modality {mod!r}, whose part is rgb_share; "
+                                  "name another modality")
         if not isinstance(share, (int, float)) or not 0.0 < float(share) < 1.0:
-            raise ConfigError(f"biased_shares[{mod!r}] must be a number strictly between 0 and 1, got {share!r}")
+            raise ConfigError(f"biased_shares[{key!r}] must be a number strictly between 0 and 1, got {share!r}")
     return {m: float(s) for m, s in shares.items()}
 
 

@@ -79,7 +79,8 @@ class DataSection:
                                    "from the other modalities.")
     biased_shares: dict = option({}, "`rgb-to-all` only: {modality: share} of samples whose input that modality "
                                      "dominates (kept whole, the others rare) and which is no target there, as 4M's "
-                                     "caption-biased part, e.g. {world_caption: 0.15}: trains generation from it; the "
+                                     "caption-biased part, e.g. {world_caption: 0.15}: trains generation from it; a key "
+                                     "joined by '+' (tok_depth@64+world_caption) makes several lead together; the "
                                      "all-to-all part keeps 1 - rgb_share - their sum.")
     input_tokens: int = option(128, "Encoder tokens per sample (official: 128 at 224 px).")
     target_tokens: int = option(128, "Decoder target tokens per sample (official: 128).")
