@@ -105,7 +105,8 @@ def shapes(model, samples) -> None:
           f"caption shape F1 {said_scores['shape_f1']:.3f}, count {said_scores['count_acc']:.3f}")
 
 
-def generation(model, samples, draws: int = 8) -> None:
+def generation(model, samples, draws: int = 8) -> np.ndarray:
+    """Prints the split below; returns the draws, (scenes, draws, H, W, 3) at the model's size, for `bound`."""
     from open4m.eval.runner import _fitted, _rgb_from
     from open4m.metrics import reconstruction_metrics
 
@@ -129,11 +130,13 @@ def generation(model, samples, draws: int = 8) -> None:
           f"model objects + class-mean rest {psnr(pred, class_mean):.2f}; true objects + class-mean rest "
           f"{psnr(truth, class_mean):.2f}; true objects + mean image {psnr(truth, mean_image):.2f}; "
           f"mean image {psnr(mean_image, mean_image):.2f}")
+    return stacks
 
 
-def bound(model, samples, split: str, draws: int = 8) -> None:
+def bound(model, samples, split: str, draws: int = 8, drawn: np.ndarray | None = None) -> None:
     """What depth + caption -> RGB could reach and where the model falls short; the samples must be the first
-    of `split` (their scenes are re-rendered from their seeds)."""
+    of `split` (their scenes are re-rendered from their seeds). `drawn`: the model's draws from the scenes' own
+    captions where `generation` made them already (seeds 0 .. draws-1)."""
     from open4m.data.synthetic import seed_for
     from open4m.data.synthetic.render import render
     from open4m.data.synthetic.scene import sample_scene
@@ -167,7 +170,9 @@ def bound(model, samples, split: str, draws: int = 8) -> None:
           f"renders {psnr(pixels)} (of infinitely many {psnr(pixels, 1 + 1 / draws)}); the same through the model's "
           f"RGB tokenizer {psnr(tokens)}; the tokenizer's round trip of the photo {psnr(round_trip)}")
     captions, depths = [s["caption"] for s in samples], [s["depth"] for s in samples]
-    stacks = {"the scene's caption": np.stack([_rgb_from(model, captions, depths, seed=k) for k in range(draws)], 1),
+    if drawn is None:
+        drawn = np.stack([_rgb_from(model, captions, depths, seed=k) for k in range(draws)], 1)
+    stacks = {"the scene's caption": drawn,
               "another scene's caption": np.stack([_rgb_from(model, captions[1:] + captions[:1], depths, seed=k)
                                                    for k in range(draws)], 1)}
     print("  squared error by true region (shares of the image's mean; sky, floor, wall, objects):")
@@ -175,16 +180,17 @@ def bound(model, samples, split: str, draws: int = 8) -> None:
                             *((f"model with {c}, mean of {draws}", st.astype(np.float64).mean(1))
                               for c, st in stacks.items())):
         print(f"    {label}: {psnr(estimate)} dB = {regions(estimate)}")
-    stack = stacks["the scene's caption"].astype(np.float64)
     for name, cls in (("floor", 1), ("wall", 2)):
-        rows = [(t[m].mean(0), np.stack([d[m].mean(0) for d in st]))
-                for t, st, m in ((t, st, np.asarray(s["semseg"]) == cls) for t, st, s in zip(truth, stack, samples))
-                if m.sum() >= 50]
-        true, drawn = np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows])
-        corr = [np.corrcoef(drawn.mean(1)[:, c], true[:, c])[0, 1] for c in range(3)]
-        print(f"  {name} colour ({len(rows)} scenes): correlation of the mean of {draws} with the truth R/G/B "
+        true, colours = [], []  # per scene with enough of the region: its true colour, each draw's
+        for image, draws_of_scene, mask in zip(truth, drawn.astype(np.float64), seg == cls):
+            if mask.sum() >= 50:
+                true.append(image[mask].mean(0))
+                colours.append(draws_of_scene[:, mask].mean(1))
+        scenes, true, drawn_colours = len(true), np.stack(true), np.stack(colours)
+        corr = [np.corrcoef(drawn_colours.mean(1)[:, c], true[:, c])[0, 1] for c in range(3)]
+        print(f"  {name} colour ({scenes} scenes): correlation of the mean of {draws} with the truth R/G/B "
               f"{', '.join(f'{c:.2f}' for c in corr)}; spread of the {draws} draws of a scene "
-              f"{drawn.std(1).mean():.1f}, of the true colours {true.std(0).mean():.1f} (0-255)")
+              f"{drawn_colours.std(1).mean():.1f}, of the true colours {true.std(0).mean():.1f} (0-255)")
 
 
 def sampling(model, samples) -> None:
@@ -290,8 +296,7 @@ def main() -> None:
               f"threads={args.threads} torch={torch.__version__}")
         samples = load_samples(limit=args.scenes, split=args.bound_only, image_size=model.image_size,
                                caption_order=model.caption_order)
-        generation(model, samples)
-        bound(model, samples, args.bound_only)
+        bound(model, samples, args.bound_only, drawn=generation(model, samples))
         return
     # the scenes at the model's own size, as `open4m eval` renders them (not resized from 128 px)
     val = load_samples(limit=args.scenes, split="val", image_size=model.image_size, caption_order=model.caption_order)
@@ -304,8 +309,7 @@ def main() -> None:
         token_accuracy(model, samples, split)
         objects(model, samples, split)
     shapes(model, val)
-    generation(model, val)
-    bound(model, val, "val")
+    bound(model, val, "val", drawn=generation(model, val))
     if not args.no_sampling:
         sampling(model, val)
     if args.run:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError
-from .masking import OFFICIAL_MIXTURES, AlphaMixture, DirichletMasking, collate, rgb_to_all_mixture
+from .masking import OFFICIAL_MIXTURES, AlphaMixture, DirichletMasking, collate, led_modalities, rgb_to_all_mixture
 
 __all__ = ["is_map_style", "build_masker", "MaskedBatches", "StreamBatches", "batch_loader", "sample_batches",
            "ordered_batches"]
@@ -69,7 +69,7 @@ def build_masker(mixture: str, modality_names: Sequence[str], *, alpha: float = 
     if biased_shares and mixture != "rgb-to-all":
         raise ConfigError(f"data.biased_shares adds parts to the rgb-to-all mixture; mixture {mixture!r} has its own "
                           "(use mixture: rgb-to-all, or leave biased_shares empty)")
-    never_input = sorted({m for key in biased_shares or {} for m in str(key).split("+")} & set(target_only))
+    never_input = sorted({m for key in biased_shares or {} for m in led_modalities(key)} & set(target_only))
     if never_input:
         raise ConfigError(f"data.biased_shares names {never_input}, which data.target_only keeps from the input; "
                           "a biased part needs its modality as the input")

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import yaml
 
 from ..config import merged
+from ..data.masking import led_modalities
 from ..data.synthetic.world import IMAGE_MODALITIES, WorldSpec
 
 # What each `fourm.data.mixture` of the recipe means, for readers of the card.
@@ -24,7 +25,7 @@ _MIXTURES = {
 
 
 def _biased_part(key: str, share: float) -> str:
-    led = key.split("+")
+    led = led_modalities(key)
     if len(led) == 1:
         return f"a share {share:g} whose input is `{key}` alone (4M's caption-biased part)"
     return f"a share {share:g} whose input is {' and '.join(f'`{m}`' for m in led)} together"

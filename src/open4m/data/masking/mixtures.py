@@ -241,7 +241,7 @@ def rgb_to_all_mixture(modality_names: Sequence[str], alpha: float = 0.5,
                           f"({rest:g}); keep their sum below 1")
     parts = [_biased("rgb-to-all", names, {pixels[0]: 1000.0}, targets, 0.0, alpha, {})]
     for key in biased:
-        led = key.split("+")
+        led = led_modalities(key)
         keep = {m: "all" for m in led if modalities.get(m).kind is Kind.SEQUENCE}
         parts.append(_biased(f"{key}-biased", names, dict.fromkeys(led, 5.0), {**targets, **dict.fromkeys(led, 0.0)},
                              0.05, alpha, keep))
@@ -249,11 +249,16 @@ def rgb_to_all_mixture(modality_names: Sequence[str], alpha: float = 0.5,
     return AlphaMixture(tuple(parts), weights=(rgb_share, *biased.values(), rest))
 
 
+def led_modalities(key: str) -> list[str]:
+    """The modalities a `biased_shares` key makes lead the input: one name, or several joined by `+`."""
+    return str(key).split("+")
+
+
 def _checked_biased_shares(shares: Mapping[str, float], names: Sequence[str], pixels: str) -> dict[str, float]:
     if not isinstance(shares, Mapping):
         raise ConfigError(f"biased_shares must map a modality to its share, e.g. {{caption: 0.15}}; got {shares!r}")
     for key, share in shares.items():
-        led = str(key).split("+")
+        led = led_modalities(key)
         if len(set(led)) != len(led):
             raise ConfigError(f"biased_shares key {key!r} names a modality twice; name each once")
         for mod in led:
@@ -277,5 +282,5 @@ OFFICIAL_MIXTURES: dict[str, AlphaMixture] = {
 
 __all__ = [
     "AlphaComponent", "AlphaMixture", "FOURM_7_MIXTURE", "FOURM_7_CAPBIAS_MIXTURE", "FOURM_21_MIXTURE",
-    "OFFICIAL_MIXTURES", "rgb_to_all_mixture",
+    "OFFICIAL_MIXTURES", "led_modalities", "rgb_to_all_mixture",
 ]
