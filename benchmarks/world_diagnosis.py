@@ -17,9 +17,9 @@ Prints, for a world model bundle (default: the shipped one):
   swapped for the truth or for the set's mean floor / wall / background colour (what each part costs);
 - bound: the best depth + caption -> RGB any estimator can reach (renders of each scene's exact objects and camera
   averaged over what depth and caption leave open: floor and wall colour, light; in pixels and through the
-  model's RGB tokenizer), the squared error by region (sky, floor, wall, objects) of those and of the model's
-  mean of 8 samples with the scene's caption and with another scene's, and the floor / wall colours the model
-  draws against the true ones;
+  model's RGB tokenizer), the squared error by region (sky, floor, wall, objects) of those, of the model's
+  mean of 8 MaskGIT samples and of its posterior mean (the eval's estimate), each with the scene's caption and
+  with another scene's, and the floor / wall colours the model draws against the true ones;
 - sampling: semseg mIoU and box mAP@50 for several MaskGIT step counts and temperatures, and caption -> RGB
   read back under classifier-free guidance.
 With `--run RUN` (an `open4m demo --train --out RUN` folder) it also draws the per-modality training loss
@@ -112,7 +112,8 @@ def generation(model, samples, draws: int = 8) -> np.ndarray:
 
     captions, depths = [s["caption"] for s in samples], [s["depth"] for s in samples]
     stacks = np.stack([_rgb_from(model, captions, depths, seed=k) for k in range(draws)], 1)
-    pred = np.stack([p.astype(np.float64).mean(0) for p in _fitted("depthcaption2rgb", list(stacks), samples)])
+    fitted = _fitted("depthcaption2rgb", [{"samples": st} for st in stacks], samples)
+    pred = np.stack([p["samples"].astype(np.float64).mean(0) for p in fitted])
     truth = np.stack([np.asarray(s["rgb"], np.float64) for s in samples])
     seg = np.stack([np.asarray(s["semseg"]) for s in samples])
     objects = seg >= 3  # classes 0-2: background, floor, wall
@@ -140,7 +141,7 @@ def bound(model, samples, split: str, draws: int = 8, drawn: np.ndarray | None =
     from open4m.data.synthetic import seed_for
     from open4m.data.synthetic.render import render
     from open4m.data.synthetic.scene import sample_scene
-    from open4m.eval.runner import _rgb_from
+    from open4m.eval.runner import RGB_ESTIMATE_DRAWS, _rgb_from, _rgb_inputs
 
     truth = np.stack([np.asarray(s["rgb"], np.float64) for s in samples])
     seg = np.stack([np.asarray(s["semseg"]) for s in samples])
@@ -172,13 +173,17 @@ def bound(model, samples, split: str, draws: int = 8, drawn: np.ndarray | None =
     captions, depths = [s["caption"] for s in samples], [s["depth"] for s in samples]
     if drawn is None:
         drawn = np.stack([_rgb_from(model, captions, depths, seed=k) for k in range(draws)], 1)
+    other = captions[1:] + captions[:1]
     stacks = {"the scene's caption": drawn,
-              "another scene's caption": np.stack([_rgb_from(model, captions[1:] + captions[:1], depths, seed=k)
-                                                   for k in range(draws)], 1)}
+              "another scene's caption": np.stack([_rgb_from(model, other, depths, seed=k) for k in range(draws)], 1)}
+    estimates = {c: model.image_estimate("rgb", _rgb_inputs(model, caps, depths), draws=RGB_ESTIMATE_DRAWS)
+                 for c, caps in (("the scene's caption", captions), ("another scene's caption", other))}
     print("  squared error by true region (shares of the image's mean; sky, floor, wall, objects):")
     for label, estimate in (("mean image", mean_image), ("best estimate", pixels), ("photo's round trip", round_trip),
-                            *((f"model with {c}, mean of {draws}", st.astype(np.float64).mean(1))
-                              for c, st in stacks.items())):
+                            *((f"model with {c}, mean of {draws} MaskGIT samples", st.astype(np.float64).mean(1))
+                              for c, st in stacks.items()),
+                            *((f"model with {c}, its posterior mean ({RGB_ESTIMATE_DRAWS} draws, the eval's)", e)
+                              for c, e in estimates.items())):
         print(f"    {label}: {psnr(estimate)} dB = {regions(estimate)}")
     for name, cls in (("floor", 1), ("wall", 2)):
         true, colours = [], []  # per scene with enough of the region: its true colour, each draw's
@@ -209,7 +214,7 @@ def sampling(model, samples) -> None:
     captions, depths = [s["caption"] for s in samples], [s["depth"] for s in samples]
     for steps, temp in ((8, 0.0), (8, 0.5), (8, 1.0), (16, 0.5)):
         draws = np.stack([_rgb_from(model, captions, depths, steps=steps, temperature=temp, seed=k) for k in range(4)], 1)
-        psnr = score("depthcaption2rgb", _fitted("depthcaption2rgb", list(draws), samples), samples, 9)[0]
+        psnr = score("depthcaption2rgb", [{"samples": d} for d in draws], samples, 9)[0]
         f1 = read_back_shapes(model, _rgb_from(model, captions, steps=steps, temperature=temp), samples)[0]["shape_f1"]
         print(f"  {steps:2d} {temp:.1f} -> {psnr['psnr_sample']:.2f} / {psnr['psnr']:.2f} dB, shape F1 {f1:.3f}")
     caption_guidance(model, samples)

@@ -1,4 +1,4 @@
-"""benchmarks/world_diagnosis.py's caption -> RGB guidance sweep at toy scale."""
+"""benchmarks/world_diagnosis.py's caption -> RGB guidance sweep and depth + caption -> RGB bound at toy scale."""
 
 from __future__ import annotations
 
@@ -38,6 +38,9 @@ def test_bound_prints_the_best_estimate_and_what_the_model_draws(bench, capsys):
     assert infinite > best > 10  # fewer renders in the mean: a noisier estimate
     rows = re.findall(r"^    (.+): [\d.]+ dB = sky ([\d.]+), floor ([\d.]+), wall ([\d.]+), objects ([\d.]+)$", out, re.M)
     assert [r[0] for r in rows] == ["mean image", "best estimate", "photo's round trip",
-                                    "model with the scene's caption, mean of 2", "model with another scene's caption, mean of 2"]
+                                    "model with the scene's caption, mean of 2 MaskGIT samples",
+                                    "model with another scene's caption, mean of 2 MaskGIT samples",
+                                    "model with the scene's caption, its posterior mean (64 draws, the eval's)",
+                                    "model with another scene's caption, its posterior mean (64 draws, the eval's)"]
     assert all(float(x) >= 0 for r in rows for x in r[1:])
     assert re.search(r"floor colour \(\d scenes\): correlation", out)

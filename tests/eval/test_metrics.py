@@ -222,3 +222,20 @@ def test_depth_caption_to_rgb_scores_the_pixel_mean_of_its_samples():
     assert scores["psnr_sample"] == pytest.approx(single["psnr"]) == pytest.approx(single["psnr_sample"])
     assert scores["psnr"] > single["psnr"] + 10  # clipping aside, the mean is the truth
     assert set(baselines["mean image"]) == {"mse", "l1", "psnr"}
+
+
+def test_depth_caption_to_rgb_scores_a_given_estimate_and_its_samples_beside_it():
+    from open4m.eval.scoring import score
+
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 256, (3, 8, 8, 3)).astype(np.uint8)
+    samples = [{"rgb": t} for t in truth]
+    draws = [rng.integers(0, 256, (4, 8, 8, 3)).astype(np.uint8) for _ in truth]
+    near = [np.clip(t.astype(np.float64) + rng.normal(0, 5, t.shape), 0, 255) for t in truth]  # float estimates
+    scores, baselines = score("depthcaption2rgb", [{"estimate": e, "samples": d} for e, d in zip(near, draws)],
+                              samples, 0)
+    alone, _ = score("depthcaption2rgb", near, samples, 0)
+    stacked, _ = score("depthcaption2rgb", draws, samples, 0)
+    assert scores["psnr"] == pytest.approx(alone["psnr"]) and scores["psnr"] > 30
+    assert scores["psnr_samples"] == pytest.approx(stacked["psnr"]) == pytest.approx(stacked["psnr_samples"])
+    assert scores["psnr_sample"] == pytest.approx(stacked["psnr_sample"]) and scores["psnr_samples"] < 15

@@ -230,3 +230,46 @@ def test_a_generated_box_with_swapped_corners_is_drawn_not_refused():
     drawn = draw_boxes(canvas, [Box(0.8, 0.7, 0.2, 0.1, "cube"), Box(0.1, 0.1, 0.1, 0.1, "cone")])
     pixels = np.asarray(drawn)
     assert (pixels[4:28, 8] == (255, 0, 0)).all()  # the left edge of the swapped box, at x = 0.2 * 40
+
+
+def test_estimate_is_the_mean_of_grids_drawn_from_the_per_token_distributions(setup):
+    from open4m.generation.sampling import draw_tokens
+
+    model, toks, cap = setup
+    pipe = pipeline(f"rgb,{cap}->depth", model=model, tokenizers=toks, steps=1, temps=0.0)
+    inputs = {"rgb@224": np.asarray(photo(224)), cap: "a dog on a beach"}
+    greedy = pipe.estimate(inputs, draws=1, temperature=0.0)  # one-hot distributions: the one-step greedy sample
+    torch.testing.assert_close(greedy.decoded["tok_depth@224"], pipe(inputs, seed=0).decoded["tok_depth@224"])
+    est = pipe.estimate(inputs, draws=3, seed=5)
+    conditions, _ = pipe.tokenize(inputs)
+    probs = pipe.sampler.marginals(conditions, pipe.schedule)["tok_depth@224"]
+    generator = torch.Generator().manual_seed(5)
+    grids = [draw_tokens(probs, generator)[0] for _ in range(3)]
+    expected = torch.stack([toks["depth"].decode(g) for g in grids]).mean(0)
+    torch.testing.assert_close(est.decoded["tok_depth@224"], expected)
+    assert est.arrays["tok_depth@224"].shape[0] == 1 and est.images["tok_depth@224"][0].size == (224, 224)
+    assert set(est.tokens) == {"rgb@224", cap} and len(est.inputs["rgb@224"]) == 1
+    torch.testing.assert_close(pipe.estimate(inputs, draws=3, seed=5).decoded["tok_depth@224"], expected)
+    assert not torch.equal(pipe.estimate(inputs, draws=3, seed=6).decoded["tok_depth@224"], expected)
+    with pytest.raises(ValueError, match="draws=0"):
+        pipe.estimate(inputs, draws=0)
+    with pytest.raises(ValueError, match="not an image target"):
+        pipe.with_spec(f"rgb->{cap}").estimate(photo(224))
+
+
+def test_cli_generate_estimate(setup, tmp_path, capsys):
+    model, toks, cap = setup
+    model.save_file(tmp_path / "model.safetensors")
+    toks["depth"].save_pretrained(tmp_path / "toks" / "tok_depth")
+    toks["text"].save_pretrained(tmp_path / "toks" / "text.json")
+    photo(224).save(tmp_path / "photo.png")
+    base = ["generate", "--model", str(tmp_path / "model.safetensors"), "--tokenizers", str(tmp_path / "toks"),
+            "--input", f"rgb={tmp_path / 'photo.png'}", "--estimate", "4"]
+    assert cli_main([*base, "--target", "depth", "--out", str(tmp_path / "out")]) == 0
+    written = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {"grid.png", "tok_depth_224_0.png"} <= written and "tokens.safetensors" not in written  # no tokens of its own
+    capsys.readouterr()
+    assert cli_main([*base, "--target", cap, "--out", str(tmp_path / "text")]) == 2
+    assert "not an image target" in capsys.readouterr().err
+    assert cli_main([*base, "--target", "depth", "--sr", "x", "--out", str(tmp_path / "sr")]) == 2
+    assert "--estimate with --sr" in capsys.readouterr().err

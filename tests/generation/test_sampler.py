@@ -269,3 +269,41 @@ def _unconditional():
 def test_unconditional_generation(model):
     out = Sampler(model).generate({}, _unconditional(), batch_size=3, generator=torch.Generator().manual_seed(0))
     assert out["tok_depth@224"]["tensor"].shape == (3, 196)
+
+
+# ------------------------------------------------------------------------------------------
+# Per-token distributions (the estimate's input)
+# ------------------------------------------------------------------------------------------
+def test_marginals_are_the_first_full_mask_predictions(model, rgb):
+    """At temperature 0 the distributions are one-hot on what a one-step greedy MaskGIT commits; at 1 they are
+    proper distributions over the vocabulary, and the same for every target whatever the others are."""
+    sampler = Sampler(model)
+    conds = {"rgb@224": rgb}
+    greedy = build_schedule("rgb@224->tok_depth@224", steps=1, temps=0.0)
+    probs = sampler.marginals(conds, greedy, temperature=0.0)["tok_depth@224"]
+    committed = sampler.generate(conds, greedy)["tok_depth@224"]["tensor"]
+    assert probs.shape == (2, 196, model.modality_info["tok_depth@224"].vocab_size)
+    assert torch.equal(probs.argmax(-1), committed) and torch.equal(probs.max(-1).values, torch.ones(2, 196))
+    both = sampler.marginals(conds, build_schedule("rgb@224->tok_depth@224,tok_normal@224", steps=4))
+    alone = sampler.marginals(conds, build_schedule("rgb@224->tok_depth@224", steps=8))
+    assert set(both) == {"tok_depth@224", "tok_normal@224"}
+    torch.testing.assert_close(both["tok_depth@224"], alone["tok_depth@224"])  # targets do not condition each other
+    torch.testing.assert_close(alone["tok_depth@224"].sum(-1), torch.ones(2, 196))
+    assert float(alone["tok_depth@224"].max(-1).values.mean()) < 1.0  # not collapsed
+
+
+def test_guided_marginals_use_the_guided_logits(model, rgb):
+    conds = {"rgb@224": rgb, "caption": torch.tensor([[101, 2023, 2003, 3]] * 2)}
+    step = ScheduleStep("tok_depth@224", "maskgit", 196, 0.0, cfg_scale=3.0, cfg_conditions=("caption",))
+    schedule = GenerationSchedule(tuple(conds), (step,))
+    sampler = Sampler(model)
+    probs = sampler.marginals(conds, schedule, temperature=0.0)["tok_depth@224"]
+    assert torch.equal(probs.argmax(-1), sampler.generate(conds, schedule)["tok_depth@224"]["tensor"])
+
+
+def test_marginals_refuse_sequences_and_negative_temperatures(model, rgb):
+    sampler = Sampler(model)
+    with pytest.raises(ValueError, match="decoded autoregressively"):
+        sampler.marginals({"rgb@224": rgb}, build_schedule("rgb@224->tok_depth@224,caption", steps=[1, None]))
+    with pytest.raises(ValueError, match="temperature=-1"):
+        sampler.marginals({"rgb@224": rgb}, build_schedule("rgb@224->tok_depth@224", steps=1), temperature=-1)

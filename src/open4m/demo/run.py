@@ -117,10 +117,9 @@ def task_columns(samples: Sequence[Mapping[str, Any]], result: EvalResult) -> di
     if "depthcaption2rgb" in p:
         cols["depthcaption2rgb"] = [("depth input", [_tile("depth", s["depth"]) for s in samples]),
                                     ("RGB truth", [_tile("rgb", r) for r in rgb]),
-                                    ("depth+caption->RGB", [_tile("rgb", g[0]) for g in p["depthcaption2rgb"]]),
-                                    (f"mean of {len(p['depthcaption2rgb'][0])} samples",
-                                     [_tile("rgb", g.astype(np.float64).mean(0).round().astype(np.uint8))
-                                      for g in p["depthcaption2rgb"]])]
+                                    ("depth+caption->RGB", [_tile("rgb", g["samples"][0]) for g in p["depthcaption2rgb"]]),
+                                    ("least-squares estimate", [_tile("rgb", g["estimate"])
+                                                                for g in p["depthcaption2rgb"]])]
     return cols
 
 

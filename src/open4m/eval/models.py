@@ -227,6 +227,13 @@ class EvalModel:
         out = self.generate(inputs, target, **options)
         return self.forms.from_model(base, out.decoded[target], self.tokenizer(target))
 
+    def image_estimate(self, base: str, inputs: dict[str, Any], *, draws: int = 64, seed: int = 0) -> np.ndarray:
+        """The least-squares estimate of image modality ``base`` from ``inputs`` (`Pipeline.estimate`: the mean
+        of `draws` grids drawn from the model's per-token distributions), as the data's arrays."""
+        target = self.image_modality(base)
+        out = self.pipeline(list(inputs), target, steps=8, temperature=1.0).estimate(inputs, draws=draws, seed=seed)
+        return self.forms.from_model(base, out.decoded[target], self.tokenizer(target))
+
     def boxes(self, inputs: dict[str, Any], **options: Any) -> list[list[Box] | None]:
         """Detections generated from ``inputs``, with the model's `confidence` and runner-up classes
         (`open4m.generation.confidence`); None for a generation that does not parse as boxes."""

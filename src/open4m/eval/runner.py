@@ -57,11 +57,15 @@ TABLE_METRICS: dict[str, tuple[str, ...]] = {
     "depth": ("abs_rel", "scaled_abs_rel", "scaled_delta1"), "normal": ("mean_deg", "within_11.25"),
     "semseg": ("miou",), "edges": ("f1",), "det": ("map_50_95", "map_50"), "caption": ("bleu4", "cider_d", "count_acc"),
     "palette": ("distance",), "metadata": ("mae",), "caption2rgb": ("shape_f1",),
-    "depthcaption2rgb": ("psnr", "psnr_sample"),
+    "depthcaption2rgb": ("psnr", "psnr_samples", "psnr_sample"),
 }
-#: depth + caption -> RGB draws this many samples per scene (seeds 0..N-1); its PSNR scores their pixel mean,
-#: the least-squares estimate (a single sample must commit to a floor colour the caption never states).
+#: depth + caption -> RGB is scored by PSNR, which rewards the least-squares estimate (a single sample must commit
+#: to a floor colour the caption never states): `psnr` scores the model's posterior mean, the mean of
+#: `RGB_ESTIMATE_DRAWS` grids drawn from its per-token distributions (`Pipeline.estimate`, seed 0);
+#: `psnr_samples` the pixel mean of `RGB_SAMPLES` MaskGIT samples (seeds 0..N-1; the headline before 2026-12-06,
+#: biased by MaskGIT's most-confident-first commitment, docs/results.md), `psnr_sample` the first sample alone.
 RGB_SAMPLES = 8
+RGB_ESTIMATE_DRAWS = 64
 # RGB -> an image modality (task -> the data's key, also the tokenizer's image modality) and RGB -> a text.
 IMAGE_TASKS: dict[str, str] = {"depth": "depth", "normal": "normal", "semseg": "semseg", "edges": "canny_edge"}
 TEXT_TASKS: dict[str, str] = {"det": "det", "caption": "caption", "palette": "color_palette", "metadata": "metadata"}
@@ -296,8 +300,9 @@ def evaluate(model: Any, samples: Sequence[Mapping[str, Any]], tasks: Sequence[s
     Each task is scored on the samples holding its ground truth. Samples may have any size: the RGB is
     resized to the model's input and dense predictions back to their ground truth. Predictions are
     greedy (MaskGIT, 4 steps for image targets); the generated RGB of caption -> RGB and depth + caption
-    -> RGB is sampled at temperature 1 in 8 steps, seed 0 (depth + caption -> RGB: `RGB_SAMPLES` seeds, scored
-    by their pixel mean, `psnr`, and by the first alone, `psnr_sample`).
+    -> RGB is sampled at temperature 1 in 8 steps, seed 0 (depth + caption -> RGB: `psnr` scores the model's
+    posterior mean, `RGB_ESTIMATE_DRAWS` draws from its per-token distributions; `psnr_samples` the pixel mean of
+    `RGB_SAMPLES` MaskGIT samples, seeds 0..N-1; `psnr_sample` the first alone).
 
     With `resamples` > 0 each task's headline metric gets a 95% confidence interval over the samples: the
     percentile bootstrap of that many draws of the scored samples with replacement (seeded). A difference
@@ -450,10 +455,11 @@ def _predict(task: str, model: Any, chunk: Sequence[Mapping[str, Any]]) -> list[
         return [{b: rec[b][i] for b in bases} for i in range(len(chunk))]
     if task == "caption2rgb":
         return _with_boxes_read(model, _rgb_from(model, [s["caption"] for s in chunk]))
-    if task == "depthcaption2rgb":  # (RGB_SAMPLES, H, W, 3) per scene
-        draws = [_rgb_from(model, [s["caption"] for s in chunk], [s["depth"] for s in chunk], seed=k)
-                 for k in range(RGB_SAMPLES)]
-        return list(np.stack(draws, axis=1))
+    if task == "depthcaption2rgb":  # per scene: the estimate (H, W, 3) and the samples (RGB_SAMPLES, H, W, 3)
+        captions, depths = [s["caption"] for s in chunk], [s["depth"] for s in chunk]
+        draws = np.stack([_rgb_from(model, captions, depths, seed=k) for k in range(RGB_SAMPLES)], axis=1)
+        estimate = model.image_estimate("rgb", _rgb_inputs(model, captions, depths), draws=RGB_ESTIMATE_DRAWS)
+        return [{"estimate": e, "samples": d} for e, d in zip(estimate, draws)]
     rgb = {model.rgb: np.stack(_at(model, "rgb", [s["rgb"] for s in chunk], model.rgb))}
     if task in IMAGE_TASKS:
         return list(model.image(IMAGE_TASKS[task], rgb))
@@ -465,17 +471,25 @@ def _predict(task: str, model: Any, chunk: Sequence[Mapping[str, Any]]) -> list[
 def _rgb_from(model: Any, captions: Sequence[str], depth: Sequence[np.ndarray] | None = None, *, steps: int = 8,
               temperature: float = 1.0, seed: int = 0) -> np.ndarray:
     """RGB generated from captions (and depth maps): MaskGIT, 8 steps, temperature 1, seed 0 by default."""
+    return model.image("rgb", _rgb_inputs(model, captions, depth), steps=steps, temperature=temperature, seed=seed)
+
+
+def _rgb_inputs(model: Any, captions: Sequence[str], depth: Sequence[np.ndarray] | None = None) -> dict[str, Any]:
+    """The conditions of caption (+ depth) -> RGB: the captions as the model reads them, the depth maps as tokens."""
     inputs: dict[str, Any] = {model.sequence_modality("caption", output=False): model.text_condition("caption", captions)}
     if depth is not None:
         name = model.image_modality("depth", output=False)
         inputs[name] = model.image_tokens("depth", _at(model, "depth", depth, name), name)
-    return model.image("rgb", inputs, steps=steps, temperature=temperature, seed=seed)
+    return inputs
 
 
 def _fitted(task: str, preds: list[Any], samples: Sequence[Mapping[str, Any]]) -> list[Any]:
     """Dense predictions resized to their ground truth's size where the model works at another size."""
-    if task == "depthcaption2rgb":
-        return [np.stack([resize(d, np.shape(s["rgb"])[:2], "rgb") for d in p]) for p, s in zip(preds, samples)]
+    if task == "depthcaption2rgb":  # {"estimate": image, "samples": stack}, each resized to its truth
+        def fit(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+            return np.stack([resize(d, shape, "rgb") for d in a]) if np.ndim(a) == 4 else resize(a, shape, "rgb")
+
+        return [{k: fit(v, np.shape(s["rgb"])[:2]) for k, v in p.items()} for p, s in zip(preds, samples)]
     key = IMAGE_TASKS.get(task)
     if key is None:
         return preds

@@ -299,14 +299,18 @@ def _pixels(maps: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def _depthcaption2rgb(preds, samples, num_classes) -> tuple[dict, list]:
-    """Each prediction is one image (H, W, 3) or a stack of samples (K, H, W, 3): `psnr` (and mse, l1) score
-    the stack's pixel mean, the least-squares estimate; `psnr_sample` the first sample alone."""
+    """Each prediction is one image (H, W, 3), a stack of samples (K, H, W, 3), or {"estimate": image,
+    "samples": stack}: `psnr` (and mse, l1) score the estimate, else the stack's pixel mean (the least-squares
+    estimate of K samples); `psnr_samples` that mean, `psnr_sample` the first sample alone."""
     gts = [s["rgb"] for s in samples]
-    stacks = [np.asarray(p)[None] if np.ndim(p) == 3 else np.asarray(p) for p in preds]
-    mean = _mean_map(gts, "rgb")
-    scores = reconstruction_metrics(_pixels([p.astype(np.float64).mean(0) for p in stacks]), _pixels(gts))
-    scores["psnr_sample"] = reconstruction_metrics(_pixels([p[0] for p in stacks]), _pixels(gts))["psnr"]
-    return scores, [reconstruction_metrics(_pixels(mean), _pixels(gts))]
+    given = [p if isinstance(p, Mapping) else {"samples": p} for p in preds]
+    stacks = [np.asarray(p["samples"])[None] if np.ndim(p["samples"]) == 3 else np.asarray(p["samples"]) for p in given]
+    means = [st.astype(np.float64).mean(0) for st in stacks]
+    estimates = [np.asarray(p["estimate"], np.float64) if "estimate" in p else m for p, m in zip(given, means)]
+    scores = reconstruction_metrics(_pixels(estimates), _pixels(gts))
+    scores["psnr_samples"] = reconstruction_metrics(_pixels(means), _pixels(gts))["psnr"]
+    scores["psnr_sample"] = reconstruction_metrics(_pixels([st[0] for st in stacks]), _pixels(gts))["psnr"]
+    return scores, [reconstruction_metrics(_pixels(_mean_map(gts, "rgb")), _pixels(gts))]
 
 
 def _recon(preds, samples, num_classes) -> tuple[dict, list]:

@@ -27,6 +27,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..data.codecs import open_image, rgb_image
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -43,6 +44,7 @@ from .dense import colorize_instances, generate_dense, merge_sam_instances, sam_
 from .render import render
 from .confidence import scored_boxes
 from .sampler import Sampler, TokenScores
+from .sampling import draw_tokens
 from .schedules import GenerationSchedule, build_schedule
 
 
@@ -444,6 +446,17 @@ class Pipeline:
                     out.images[name] = pictures
         return out
 
+    def _inputs(self, inputs: Any, named: Mapping[str, Any]) -> dict[str, Any]:
+        """A call's inputs as {condition: value}: a bare value for a one-condition spec, a dict, keywords."""
+        if not isinstance(inputs, Mapping):
+            if inputs is None:
+                inputs = {}
+            elif len(self.schedule.conditions) == 1:
+                inputs = {self.schedule.conditions[0]: inputs}
+            else:
+                raise ConfigError(f"the spec has conditions {self.schedule.conditions}: pass a dict of them")
+        return {**inputs, **named}
+
     # -- the call -------------------------------------------------------------------------------
     def __call__(self, inputs: Any = None, *, generator: torch.Generator | None = None, seed: int | None = None,
                  progress: bool = False, **named: Any) -> GenerationOutput:
@@ -452,14 +465,7 @@ class Pipeline:
         A list of values (or a stacked array) per condition generates a batch: `pipe([img1, img2])`,
         `pipe({"rgb@224": [img1, img2], "caption": ["a dog", "a cat"]})`.
         """
-        if not isinstance(inputs, Mapping):
-            if inputs is None:
-                inputs = {}
-            elif len(self.schedule.conditions) == 1:
-                inputs = {self.schedule.conditions[0]: inputs}
-            else:
-                raise ConfigError(f"the spec has conditions {self.schedule.conditions}: pass a dict of them")
-        inputs = {**inputs, **named}
+        inputs = self._inputs(inputs, named)
         if generator is None and seed is not None:
             generator = torch.Generator(device=self.model.mask_token.device).manual_seed(seed)
         targets = list(self.schedule.targets) + list(self.sr_schedule.targets if self.sr_schedule else ())
@@ -480,6 +486,54 @@ class Pipeline:
         out = self.detokenize(tokens, shown, targets, seed=seed, progress=progress, scores=scores)
         if SAM in out.texts:
             self._sam_outputs(out, extra_passes)
+        return out
+
+    def estimate(self, inputs: Any = None, *, draws: int = 64, seed: int | None = 0, temperature: float = 1.0,
+                 progress: bool = False, **named: Any) -> GenerationOutput:
+        """The least-squares estimate of every image target from the inputs: its posterior mean under the model.
+
+        A sample has to commit to what the inputs leave open (the colour of a floor no caption names); scored
+        by squared error (PSNR) it loses to the mean of everything the model thinks possible. One pass per
+        target gives the model's distribution of each token given the inputs (`Sampler.marginals`); `draws`
+        token grids are drawn from them independently (seeded), each is decoded, and the decoder outputs are
+        averaged (`decoded`, `arrays`, `images` as from a call; `tokens` holds the inputs only). Blurry where
+        the inputs leave things open, by design: it is the estimate to score, not a picture to show. Inputs are
+        given as to a call; sequence targets are refused (generate them with a call). Targets do not
+        condition each other here: each is estimated from the inputs alone.
+        """
+        if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+            raise ConfigError(f"draws={draws!r}: give the number of token grids to average (>= 1; 64 is plenty)")
+        inputs = self._inputs(inputs, named)
+        targets = list(self.schedule.targets)
+        for name in targets:
+            if modalities.get(name).kind is not Kind.IMAGE_TOKENS:
+                raise ConfigError(f"{name!r} is not an image target: an estimate averages decoded images; generate "
+                                  "sequences with a call instead")
+            self.tokenizer(name)  # a missing decoder fails before the pass
+        conditions, shown = self.tokenize(inputs)
+        probs = self.sampler.marginals(conditions, self.schedule, temperature=temperature,
+                                       batch_size=None if conditions else 1)
+        generator = torch.Generator(device=self.model.mask_token.device)
+        if seed is not None:
+            generator.manual_seed(seed)
+        out = GenerationOutput(tokens={n: dict(e) if isinstance(e, Mapping) else {"tensor": e}
+                                       for n, e in conditions.items()}, inputs=dict(shown))
+        for name in targets:
+            tok = self.tokenizer(name)
+            total = None
+            for k in tqdm(range(draws), desc=f"estimating {name}", unit="draw", disable=not progress):
+                ids = draw_tokens(probs[name], generator)[0]
+                options = dict(self.decode_options, seed=None if seed is None else seed + k) \
+                    if isinstance(tok, DiVAE) else {}
+                decoded = tok.decode(ids, **options).float()
+                total = decoded if total is None else total + decoded
+            mean = total / draws
+            out.decoded[name] = mean
+            if tok.preprocessor.input == "vector":
+                out.vectors[name] = torch.from_numpy(tok.to_numpy(mean))
+            else:
+                out.arrays[name] = tok.to_numpy(mean)
+                out.images[name] = render(tok, mean)
         return out
 
     # -- SAM instances ------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from ..model.fourm import Context, EncoderTokens, FourM
 from ..model.layers import rewind_cache
 from ..ops import additive_mask
 from .placeholders import blank, empty_target, from_token_lists, full_input
-from .sampling import guide, sample_tokens
+from .sampling import GREEDY_TEMPERATURE, guide, sample_tokens, token_probabilities
 from .schedules import GenerationSchedule, ScheduleStep
 from .static_step import CompiledStep, gather_rows
 from .speculative import DraftLength, causal_block_mask, drafts_tensor, lookup_draft, verify
@@ -240,7 +240,53 @@ class Sampler:
             logits = guide(logits, weights)
         return sample_tokens(logits, step.temperature, step.top_k, step.top_p, generator)
 
+    def _logits(self, passes: list[ModDict], name: str, order: torch.Tensor) -> torch.Tensor:
+        """Logits of image target `name` at positions `order` (B, n), every pass stacked along the batch."""
+        context = self._encode(passes)
+        emb = self.model.decoder_embeddings[name].embed(passes[0][name])[1]
+        queries = self.model.mask_token + gather_rows(emb, order)
+        hidden = self.model.decode(queries.repeat(len(passes), 1, 1), context, None)
+        return self.model.logits(name, hidden)
+
     # -- image targets ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def marginals(self, conditions: Mapping[str, Condition], schedule: GenerationSchedule, *,
+                  temperature: float = 1.0, batch_size: int | None = None) -> dict[str, torch.Tensor]:
+        """Each image target's per-token distributions given the conditions alone: {target: (B, N, vocab)}.
+
+        One pass per target with all of its tokens masked, which is what the model is trained to predict
+        at full masking. Squared error over pixels is minimised by each pixel's posterior mean, which
+        depends only on these per-position distributions (for a decoder that maps each token to its own
+        patch), so `Pipeline.estimate` draws independent grids from them. The mean of MaskGIT samples
+        aims at the same mean but is biased: MaskGIT commits its most confident tokens first and the rest
+        follow them, so its samples spread less than the model's own distributions. Guidance and top-k /
+        top-p come from each target's first step; `temperature` 1 is the model's own distribution (0:
+        the argmax, a one-hot distribution). Targets do not condition each other here.
+        """
+        if temperature < 0:
+            raise ConfigError(f"temperature={temperature} < 0; use 1 for the model's own distribution, 0 for its argmax")
+        sequences = [t for t in schedule.targets if schedule.steps_for(t)[0].scheme == "autoregressive"]
+        if sequences:
+            raise ConfigError(f"{sequences} are decoded autoregressively: their tokens have no distributions "
+                              "independent of each other; estimate image targets only (generate sequences instead)")
+        mod_dict = self.prepare(conditions, schedule, batch_size)
+        given = {n: e for n, e in mod_dict.items() if n not in schedule.targets}
+        out = {}
+        for name in schedule.targets:
+            step = schedule.steps_for(name)[0]
+            order, _ = _remaining(mod_dict[name], name)
+            passes, weights = self._passes({**given, name: mod_dict[name]}, step)
+            logits = self._logits(passes, name, order)
+            if weights is not None:
+                logits = guide(logits, weights)
+            if temperature < GREEDY_TEMPERATURE:
+                probs = torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).float()
+            else:
+                probs = token_probabilities(logits, temperature, step.top_k, step.top_p)
+            full = torch.zeros((*mod_dict[name]["tensor"].shape[:2], probs.shape[-1]), device=probs.device)
+            out[name] = full.scatter(1, order[..., None].expand_as(probs), probs)
+        return out
+
     def _parallel(self, mod_dict: ModDict, step: ScheduleStep, generator: torch.Generator | None) -> None:
         """One MaskGIT or ROAR step: predict masked positions, commit `num_tokens` of them."""
         name, entry = step.target, mod_dict[step.target]
@@ -256,11 +302,7 @@ class Sampler:
         if self.compiled is not None and self.compiled.covers(passes):
             sampled = self.compiled(passes, weights, step, order, generator)
         if sampled is None:
-            context = self._encode(passes)
-            emb = self.model.decoder_embeddings[name].embed(entry)[1]
-            queries = self.model.mask_token + gather_rows(emb, order)
-            hidden = self.model.decode(queries.repeat(len(passes), 1, 1), context, None)
-            sampled = self._sample(self.model.logits(name, hidden), weights, step, generator)
+            sampled = self._sample(self._logits(passes, name, order), weights, step, generator)
         ids, confidence = sampled
         if step.scheme == "maskgit":
             best = torch.topk(confidence, step.num_tokens, dim=-1).indices

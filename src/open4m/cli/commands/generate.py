@@ -12,6 +12,8 @@ of tokenizers named by modality (`tok_depth@224`, `tok_depth` or `depth`, as a f
 `sam_mask` for the SAM instance masks, drawn with `--dense`), or `NAME=PATH_OR_ID` for one modality
 (`NAME=none` keeps that modality's tokens undecoded).
 Decoding options left unset follow the official demo for official modalities (`--preset auto`).
+`--estimate DRAWS` writes each image target's least-squares estimate (the model's posterior mean) instead of
+a sample: what a squared-error score such as PSNR rewards.
 """
 
 from __future__ import annotations
@@ -49,6 +51,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", help="top-k filtering (0 = off)")
     p.add_argument("--top-p", help="nucleus filtering (0 = off; demo preset: 0.8)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--estimate", type=at_least(1), metavar="DRAWS",
+                   help="write each image target's least-squares estimate instead of a sample: the mean of DRAWS "
+                        "token grids drawn from the model's per-token distributions given the inputs (one pass per "
+                        "target; 64 is plenty). Blurry where the inputs leave things open; the estimate PSNR "
+                        "rewards (docs/generation.md). Image targets only")
     p.add_argument("--draft-tokens", type=at_least(0), default=8, metavar="N",
                    help="most guessed tokens one autoregressive pass verifies (speculative decoding; exact at "
                         "temperature 0; 0 = off; default 8)")
@@ -146,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
     from open4m.model import FourM
 
     raw_inputs = parse_inputs(args.input)  # option errors before the (slow) model load
+    if args.estimate is not None and args.sr:
+        raise ConfigError("--estimate with --sr: an estimate is not refined by super-resolution; drop one of them")
     check_output(args.out, args, folder=True)
     folder, named = tokenizer_overrides(args.tokenizers)
     model = FourM.from_pretrained(args.model, revision=args.revision, dtype=None)
@@ -161,14 +170,15 @@ def run(args: argparse.Namespace) -> int:
                     draft_tokens=args.draft_tokens, compile=args.compile, dense=args.dense, dtype=args.dtype,
                     **request.options, **extra)
     print(pipe.schedule)
-    out = request.run(pipe, progress=True, label="--input {name}=")
+    out = request.run(pipe, progress=True, label="--input {name}=", estimate=args.estimate)
     targets = request.targets
     all_targets = [*targets, *(pipe.sr_schedule.targets if pipe.sr_schedule else ())]
     tokens = {f"{n}.tensor": e["tensor"].contiguous() for n, e in out.tokens.items() if n in all_targets}
     with path_errors("--out"):
         written = out.save(args.out)
-        written.append(atomic_write(args.out / "tokens.safetensors", lambda tmp: save_file(
-            tokens, str(tmp), metadata={"spec": request.spec, "seed": str(args.seed)})))
+        if tokens:  # an estimate has no tokens of its own
+            written.append(atomic_write(args.out / "tokens.safetensors", lambda tmp: save_file(
+                tokens, str(tmp), metadata={"spec": request.spec, "seed": str(args.seed)})))
     undecoded = [t for t in all_targets if t not in out.images and t not in out.texts and t not in out.vectors]
     for name, texts in out.texts.items():
         for i, text in enumerate(texts):
