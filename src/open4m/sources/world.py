@@ -83,7 +83,7 @@ def load_tokenizers(path: str | Path | None = None) -> tuple[WorldSpec, dict[str
     if missing:
         where = "no world model is shipped in this installation" if path == SHIPPED else f"{path} is not a world model"
         raise MissingModelError(f"{where} (missing {', '.join(missing)}). Train one from scratch with "
-                                f"`open4m demo --train --out DIR` (about 6 hours 30 minutes on 2 CPU cores), then run "
+                                f"`open4m demo --train --out DIR` (about 8 hours 30 minutes on 2 CPU cores), then run "
                                 f"`open4m demo --model DIR/model`.")
     meta, spec = read_world_json(path)
     register_modalities(spec)
