@@ -415,13 +415,7 @@ class Pipeline:
                 if tok is None:
                     continue
                 options = dict(self.decode_options, seed=seed, progress=progress) if isinstance(tok, DiVAE) else {}
-                decoded = tok.decode(entry["tensor"], **options)
-                out.decoded[name] = decoded
-                if tok.preprocessor.input == "vector":
-                    out.vectors[name] = torch.from_numpy(tok.to_numpy(decoded))
-                else:
-                    out.arrays[name] = tok.to_numpy(decoded)
-                    out.images[name] = render(tok, decoded)
+                _put_decoded(out, name, tok, tok.decode(entry["tensor"], **options))
                 continue
             if tok is None:
                 continue
@@ -527,13 +521,7 @@ class Pipeline:
                     if isinstance(tok, DiVAE) else {}
                 decoded = tok.decode(ids, **options).float()
                 total = decoded if total is None else total + decoded
-            mean = total / draws
-            out.decoded[name] = mean
-            if tok.preprocessor.input == "vector":
-                out.vectors[name] = torch.from_numpy(tok.to_numpy(mean))
-            else:
-                out.arrays[name] = tok.to_numpy(mean)
-                out.images[name] = render(tok, mean)
+            _put_decoded(out, name, tok, total / draws)
         return out
 
     # -- SAM instances ------------------------------------------------------------------------------
@@ -557,6 +545,16 @@ class Pipeline:
         if mask_tok is not None:
             out.images[SAM] = [colorize_instances(sam_instance_map(texts, mask_tok, self.image_size))
                                for texts in per_image]
+
+
+def _put_decoded(out: GenerationOutput, name: str, tok: Any, decoded: torch.Tensor) -> None:
+    """An image-token target's decoder output into `out`: raw, and as vectors or as arrays and pictures."""
+    out.decoded[name] = decoded
+    if tok.preprocessor.input == "vector":
+        out.vectors[name] = torch.from_numpy(tok.to_numpy(decoded))
+    else:
+        out.arrays[name] = tok.to_numpy(decoded)
+        out.images[name] = render(tok, decoded)
 
 
 def _stacked(value: Any) -> Any:
