@@ -180,6 +180,8 @@ def test_super_resolution_chains_224_outputs_to_448(setup):
     assert pipe.sr_schedule.targets == ("tok_depth@448",) and len(pipe.sr_schedule) == 2
     out = pipe(torch.randn(1, 3, 224, 224), seed=0)
     assert out.tokens["tok_depth@448"]["tensor"].shape == (1, 784)
+    with pytest.raises(ValueError, match="not refined by super-resolution"):
+        pipe.estimate(torch.randn(1, 3, 224, 224))
     assert not out.tokens["tok_depth@448"]["input_mask"].any()
     with pytest.raises(ValueError, match="predicts none of the @448 versions"):
         pipeline(f"rgb->{cap}", model=model, sr_model=sr)

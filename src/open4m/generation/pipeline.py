@@ -497,6 +497,9 @@ class Pipeline:
         """
         if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
             raise ConfigError(f"draws={draws!r}: give the number of token grids to average (>= 1; 64 is plenty)")
+        if self.sr_schedule is not None:
+            raise ConfigError("an estimate is not refined by super-resolution: build the pipeline without sr_model "
+                              "to estimate its targets")
         inputs = self._inputs(inputs, named)
         targets = list(self.schedule.targets)
         for name in targets:
