@@ -107,11 +107,11 @@ def shapes(model, samples) -> None:
 
 def generation(model, samples, draws: int = 8) -> np.ndarray:
     """Prints the split below; returns the draws, (scenes, draws, H, W, 3) at the model's size, for `bound`."""
-    from open4m.eval.runner import _fitted, _rgb_from
+    from open4m.eval.runner import _fitted, _rgb_draws, _rgb_inputs
     from open4m.metrics import reconstruction_metrics
 
-    captions, depths = [s["caption"] for s in samples], [s["depth"] for s in samples]
-    stacks = np.stack([_rgb_from(model, captions, depths, seed=k) for k in range(draws)], 1)
+    stacks = _rgb_draws(model, _rgb_inputs(model, [s["caption"] for s in samples], [s["depth"] for s in samples]),
+                        draws)
     fitted = _fitted("depthcaption2rgb", [{"samples": st} for st in stacks], samples)
     pred = np.stack([p["samples"].astype(np.float64).mean(0) for p in fitted])
     truth = np.stack([np.asarray(s["rgb"], np.float64) for s in samples])
@@ -141,7 +141,7 @@ def bound(model, samples, split: str, draws: int = 8, drawn: np.ndarray | None =
     from open4m.data.synthetic import seed_for
     from open4m.data.synthetic.render import render
     from open4m.data.synthetic.scene import sample_scene
-    from open4m.eval.runner import RGB_ESTIMATE_DRAWS, _rgb_from, _rgb_inputs
+    from open4m.eval.runner import RGB_ESTIMATE_DRAWS, _rgb_draws, _rgb_inputs
 
     truth = np.stack([np.asarray(s["rgb"], np.float64) for s in samples])
     seg = np.stack([np.asarray(s["semseg"]) for s in samples])
@@ -171,13 +171,13 @@ def bound(model, samples, split: str, draws: int = 8, drawn: np.ndarray | None =
           f"renders {psnr(pixels)} (of infinitely many {psnr(pixels, 1 + 1 / draws)}); the same through the model's "
           f"RGB tokenizer {psnr(tokens)}; the tokenizer's round trip of the photo {psnr(round_trip)}")
     captions, depths = [s["caption"] for s in samples], [s["depth"] for s in samples]
+    inputs = {"the scene's caption": _rgb_inputs(model, captions, depths),
+              "another scene's caption": _rgb_inputs(model, captions[1:] + captions[:1], depths)}
     if drawn is None:
-        drawn = np.stack([_rgb_from(model, captions, depths, seed=k) for k in range(draws)], 1)
-    other = captions[1:] + captions[:1]
+        drawn = _rgb_draws(model, inputs["the scene's caption"], draws)
     stacks = {"the scene's caption": drawn,
-              "another scene's caption": np.stack([_rgb_from(model, other, depths, seed=k) for k in range(draws)], 1)}
-    estimates = {c: model.image_estimate("rgb", _rgb_inputs(model, caps, depths), draws=RGB_ESTIMATE_DRAWS)
-                 for c, caps in (("the scene's caption", captions), ("another scene's caption", other))}
+              "another scene's caption": _rgb_draws(model, inputs["another scene's caption"], draws)}
+    estimates = {c: model.image_estimate("rgb", given, draws=RGB_ESTIMATE_DRAWS) for c, given in inputs.items()}
     print("  squared error by true region (shares of the image's mean; sky, floor, wall, objects):")
     for label, estimate in (("mean image", mean_image), ("best estimate", pixels), ("photo's round trip", round_trip),
                             *((f"model with {c}, mean of {draws} MaskGIT samples", st.astype(np.float64).mean(1))
@@ -199,7 +199,7 @@ def bound(model, samples, split: str, draws: int = 8, drawn: np.ndarray | None =
 
 
 def sampling(model, samples) -> None:
-    from open4m.eval.runner import _at, _fitted, _rgb_from, read_back_shapes
+    from open4m.eval.runner import _at, _fitted, _rgb_draws, _rgb_from, _rgb_inputs, read_back_shapes
     from open4m.eval.scoring import score
 
     rgb = {model.rgb: np.stack(_at(model, "rgb", [s["rgb"] for s in samples], model.rgb))}
@@ -211,9 +211,10 @@ def sampling(model, samples) -> None:
     mean_image = next(iter(score("depthcaption2rgb", truth, samples, 9)[1].values()))["psnr"]
     print(f"sampling (val): RGB generation steps temperature -> depth+caption->RGB PSNR of one sample / of the mean "
           f"of 4 (mean image {mean_image:.2f} dB), caption->RGB shape F1")
-    captions, depths = [s["caption"] for s in samples], [s["depth"] for s in samples]
+    captions = [s["caption"] for s in samples]
+    inputs = _rgb_inputs(model, captions, [s["depth"] for s in samples])
     for steps, temp in ((8, 0.0), (8, 0.5), (8, 1.0), (16, 0.5)):
-        draws = np.stack([_rgb_from(model, captions, depths, steps=steps, temperature=temp, seed=k) for k in range(4)], 1)
+        draws = _rgb_draws(model, inputs, 4, steps=steps, temperature=temp)
         psnr = score("depthcaption2rgb", [{"samples": d} for d in draws], samples, 9)[0]
         f1 = read_back_shapes(model, _rgb_from(model, captions, steps=steps, temperature=temp), samples)[0]["shape_f1"]
         print(f"  {steps:2d} {temp:.1f} -> {psnr['psnr_sample']:.2f} / {psnr['psnr']:.2f} dB, shape F1 {f1:.3f}")

@@ -456,9 +456,9 @@ def _predict(task: str, model: Any, chunk: Sequence[Mapping[str, Any]]) -> list[
     if task == "caption2rgb":
         return _with_boxes_read(model, _rgb_from(model, [s["caption"] for s in chunk]))
     if task == "depthcaption2rgb":  # per scene: the estimate (H, W, 3) and the samples (RGB_SAMPLES, H, W, 3)
-        captions, depths = [s["caption"] for s in chunk], [s["depth"] for s in chunk]
-        draws = np.stack([_rgb_from(model, captions, depths, seed=k) for k in range(RGB_SAMPLES)], axis=1)
-        estimate = model.image_estimate("rgb", _rgb_inputs(model, captions, depths), draws=RGB_ESTIMATE_DRAWS)
+        inputs = _rgb_inputs(model, [s["caption"] for s in chunk], [s["depth"] for s in chunk])
+        draws = _rgb_draws(model, inputs, RGB_SAMPLES)
+        estimate = model.image_estimate("rgb", inputs, draws=RGB_ESTIMATE_DRAWS)
         return [{"estimate": e, "samples": d} for e, d in zip(estimate, draws)]
     rgb = {model.rgb: np.stack(_at(model, "rgb", [s["rgb"] for s in chunk], model.rgb))}
     if task in IMAGE_TASKS:
@@ -468,10 +468,18 @@ def _predict(task: str, model: Any, chunk: Sequence[Mapping[str, Any]]) -> list[
     return model.texts(TEXT_TASKS[task], rgb)
 
 
-def _rgb_from(model: Any, captions: Sequence[str], depth: Sequence[np.ndarray] | None = None, *, steps: int = 8,
-              temperature: float = 1.0, seed: int = 0) -> np.ndarray:
-    """RGB generated from captions (and depth maps): MaskGIT, 8 steps, temperature 1, seed 0 by default."""
-    return model.image("rgb", _rgb_inputs(model, captions, depth), steps=steps, temperature=temperature, seed=seed)
+def _rgb_from(model: Any, captions: Sequence[str], depth: Sequence[np.ndarray] | None = None,
+              **options: Any) -> np.ndarray:
+    """One RGB sample per scene from captions (and depth maps), seed 0 (`_rgb_draws`' `options`)."""
+    return _rgb_draws(model, _rgb_inputs(model, captions, depth), 1, **options)[:, 0]
+
+
+def _rgb_draws(model: Any, inputs: Mapping[str, Any], count: int, *, steps: int = 8,
+               temperature: float = 1.0) -> np.ndarray:
+    """`count` RGB samples per scene from `_rgb_inputs` conditions (tokenized once), seeds 0..count-1: MaskGIT,
+    8 steps, temperature 1 by default -> (B, count, H, W, 3)."""
+    return np.stack([model.image("rgb", inputs, steps=steps, temperature=temperature, seed=k)
+                     for k in range(count)], axis=1)
 
 
 def _rgb_inputs(model: Any, captions: Sequence[str], depth: Sequence[np.ndarray] | None = None) -> dict[str, Any]:
