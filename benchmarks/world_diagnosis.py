@@ -3,6 +3,7 @@
     python benchmarks/world_diagnosis.py --model RUN/model [--run RUN] [--scenes 64] [--curves curves.png]
     python benchmarks/world_diagnosis.py --guidance-only test --scenes 256   # caption -> RGB guidance alone
     python benchmarks/world_diagnosis.py --bound-only val --scenes 128       # depth + caption -> RGB: bound, colours
+    python benchmarks/world_diagnosis.py --conditions-only val --scenes 128  # caption -> RGB given more than a caption
 
 Prints, for a world model bundle (default: the shipped one):
 - vocabulary: text tokens per caption and the world's words the WordPiece vocabulary splits into pieces;
@@ -20,6 +21,8 @@ Prints, for a world model bundle (default: the shipped one):
   model's RGB tokenizer), the squared error by region (sky, floor, wall, objects) of those, of the model's
   mean of 8 MaskGIT samples and of its posterior mean (the eval's estimate), each with the scene's caption and
   with another scene's, and the floor / wall colours the model draws against the true ones;
+- conditions: caption -> RGB read back given the true segmentation, depth or boxes besides the caption, and
+  chained through segmentation or boxes drawn from the caption (which step from a caption to a picture fails);
 - sampling: semseg mIoU and box mAP@50 for several MaskGIT step counts and temperatures, and caption -> RGB
   read back under classifier-free guidance.
 With `--run RUN` (an `open4m demo --train --out RUN` folder) it also draws the per-modality training loss
@@ -270,6 +273,61 @@ def caption_guidance(model, samples, scales=(1.0, 2.0, 3.0, 4.0), temperatures=(
                   f"(margin {scores['shape_f1'] - other:+.3f})")
 
 
+def caption_conditions(model, samples, batch: int = 32) -> None:
+    """Caption -> RGB read back when the model is given more than the caption (the truth of segmentation, depth
+    or boxes) or draws an intermediate from it first (chained generation): whether its RGB tokens can carry the
+    floor's margin at all, and which step from a caption to a picture loses it. Seed 0, 8 steps at temperature
+    1 for every image target, boxes autoregressive; `batch` scenes per call, as the measurements in
+    docs/results.md were drawn. Each row's margin is over the same recipe applied to another scene."""
+    from open4m.data.synthetic.world import sequence_text
+    from open4m.eval.runner import _at, read_back_shapes
+
+    cap, rgb = model.sequence_modality("caption", output=False), model.image_modality("rgb")
+    det = model.sequence_modality("det", output=False)
+
+    def tokens(base: str, maps) -> tuple[str, torch.Tensor]:
+        name = model.image_modality(base, output=False)
+        return name, model.image_tokens(base, _at(model, base, list(maps), name), name)
+
+    def drawn(chunk, given: tuple[str, ...], chain: str | None, scheme: str) -> np.ndarray:
+        caption = {cap: model.text_condition("caption", [s["caption"] for s in chunk])}
+        inputs = dict(caption) if "caption" in given else {}
+        for base in ("semseg", "depth"):
+            if base in given:
+                name, ids = tokens(base, [s[base] for s in chunk])
+                inputs[name] = ids
+        if "det" in given:
+            inputs[det] = model.text_condition("det", [sequence_text("det", s) for s in chunk])
+        if chain == "semseg":
+            name, ids = tokens("semseg", model.image("semseg", dict(caption), steps=8, temperature=1.0, seed=0))
+            inputs[name] = ids
+        elif chain == "det":
+            inputs[det] = model.text_condition("det", model.texts("det", dict(caption), temperature=1.0, seed=0))
+        out = model.base.with_spec(f"{','.join(inputs)}->{rgb}", schemes=scheme, steps=8, temps=1.0)(inputs, seed=0)
+        return model.forms.from_model("rgb", out.decoded[rgb], model.tokenizer(rgb))
+
+    rows = [("the photo's round trip (the tokens' cap)", None)]
+    rows += [(label, (given, chain, scheme)) for label, given, chain, scheme in (
+        ("caption (the eval's task)", ("caption",), None, "maskgit"),
+        ("caption, random order (ROAR)", ("caption",), None, "roar"),
+        ("caption + true segmentation", ("caption", "semseg"), None, "maskgit"),
+        ("true segmentation alone", ("semseg",), None, "maskgit"),
+        ("caption + true depth", ("caption", "depth"), None, "maskgit"),
+        ("caption + true boxes", ("caption", "det"), None, "maskgit"),
+        ("caption -> segmentation -> RGB", ("caption",), "semseg", "maskgit"),
+        ("caption -> boxes -> RGB", ("caption",), "det", "maskgit"))]
+    print("caption -> RGB given more than the caption -> shape F1, count accuracy, another scene's F1 (margin)")
+    for label, how in rows:
+        if how is None:
+            images = model.round_trip("rgb", [s["rgb"] for s in samples])
+        else:
+            images = np.concatenate([drawn(samples[i:i + batch], *how) for i in range(0, len(samples), batch)])
+        scores, base = read_back_shapes(model, images, samples)
+        other = base["shape_f1"]
+        print(f"  {label:42s} -> {scores['shape_f1']:.3f}, {scores['count_acc']:.3f}, {other:.3f} "
+              f"(margin {scores['shape_f1'] - other:+.3f})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="a world model bundle (default: the shipped one)")
@@ -282,6 +340,8 @@ def main() -> None:
     ap.add_argument("--no-sampling", action="store_true", help="skip the sampling sweep (the slowest part)")
     ap.add_argument("--bound-only", default=None, metavar="SPLIT",
                     help="only depth + caption -> RGB's bound and what the model draws, on --scenes scenes of SPLIT")
+    ap.add_argument("--conditions-only", default=None, metavar="SPLIT",
+                    help="only caption -> RGB given more than the caption, on --scenes scenes of SPLIT")
     ap.add_argument("--guidance-only", default=None, metavar="SPLIT",
                     help="only the caption -> RGB guidance sweep, on --scenes scenes of SPLIT (val, test, train)")
     args = ap.parse_args()
@@ -291,6 +351,12 @@ def main() -> None:
     from open4m.eval.runner import load_samples
 
     model = EvalModel.load(args.model)
+    if args.conditions_only:
+        print(f"config: model={args.model or 'shipped'} scenes={args.scenes} of {args.conditions_only} "
+              f"threads={args.threads} torch={torch.__version__}")
+        caption_conditions(model, load_samples(limit=args.scenes, split=args.conditions_only,
+                                               image_size=model.image_size, caption_order=model.caption_order))
+        return
     if args.guidance_only:
         print(f"config: model={args.model or 'shipped'} scenes={args.scenes} of {args.guidance_only} "
               f"threads={args.threads} torch={torch.__version__}")
@@ -316,6 +382,7 @@ def main() -> None:
         objects(model, samples, split)
     shapes(model, val)
     bound(model, val, "val", drawn=generation(model, val))
+    caption_conditions(model, val)
     if not args.no_sampling:
         sampling(model, val)
     if args.run:

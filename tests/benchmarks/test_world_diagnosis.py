@@ -44,3 +44,26 @@ def test_bound_prints_the_best_estimate_and_what_the_model_draws(bench, capsys):
                                     "model with another scene's caption, its posterior mean (64 draws, the eval's)"]
     assert all(float(x) >= 0 for r in rows for x in r[1:])
     assert re.search(r"floor colour \(\d scenes\): correlation", out)
+
+
+def test_caption_conditions_prints_every_condition_with_its_margin(bench, capsys):
+    from open4m.eval.models import EvalModel
+    from open4m.eval.runner import _rgb_from, load_samples, read_back_shapes
+
+    torch.set_num_threads(1)
+    model = EvalModel.load(None)
+    val = load_samples(limit=3, split="val", image_size=model.image_size, caption_order=model.caption_order)
+    bench.caption_conditions(model, val, batch=3)
+    rows = re.findall(r"^  (.+?) +-> ([\d.]+), ([\d.]+), ([\d.]+) \(margin ([+-][\d.]+)\)$",
+                      capsys.readouterr().out, re.M)
+    assert [r[0] for r in rows] == [
+        "the photo's round trip (the tokens' cap)", "caption (the eval's task)", "caption, random order (ROAR)",
+        "caption + true segmentation", "true segmentation alone", "caption + true depth", "caption + true boxes",
+        "caption -> segmentation -> RGB", "caption -> boxes -> RGB"]
+    for _, f1, count, other, margin in rows:
+        assert 0 <= float(f1) <= 1 and 0 <= float(count) <= 1 and 0 <= float(other) <= 1
+        assert abs(float(margin) - (float(f1) - float(other))) < 2e-3
+
+    eval_task = read_back_shapes(model, _rgb_from(model, [s["caption"] for s in val]), val)  # one batch, seed 0
+    assert rows[1][1:4] == tuple(f"{v:.3f}" for v in (eval_task[0]["shape_f1"], eval_task[0]["count_acc"],
+                                                      eval_task[1]["shape_f1"]))
