@@ -194,6 +194,33 @@ def test_a_joined_biased_share_leads_with_both_modalities_together():
     assert led_by_depth_and_caption(biased) > led_by_depth_and_caption(plain) + 40
 
 
+def test_biased_input_alphas_show_part_of_a_modality_beside_the_leading_caption():
+    names = ["rgb@224", "tok_rgb@224", "tok_depth@224", "caption"]
+    source = SyntheticTokens(names, 200, seed=0)
+
+    def rgb_in_caption_led(masker):  # per caption-led sample: RGB tokens shown, RGB tokens asked for
+        rows = []
+        for i in range(200):
+            sample = masker(source[i], np.random.default_rng(i))
+            shown = {m: int((~d["input_mask"]).sum()) for m, d in sample.items()}
+            if shown["caption"] >= len(source[i]["caption"]) and shown["rgb@224"] == 0 \
+                    and (~sample["caption"]["target_mask"]).sum() == 0:
+                rows.append((shown["tok_rgb@224"], int((~sample["tok_rgb@224"]["target_mask"]).sum())))
+        return np.array(rows)
+
+    options = dict(input_tokens=64, target_tokens=64, rgb_share=0.3, biased_shares={"caption": 0.5})
+    plain = rgb_in_caption_led(build_masker("rgb-to-all", names, **options))
+    shown = rgb_in_caption_led(build_masker("rgb-to-all", names, biased_input_alphas={"tok_rgb@224": 2.0}, **options))
+    assert len(plain) > 60 and len(shown) > 60
+    assert (plain[:, 0] == 0).mean() > 0.7  # the caption alone, as 4M's caption-biased part
+    assert (shown[:, 0] > 0).mean() > 0.9 and np.median(shown[:, 0]) > 10  # a part of the RGB grid shown
+    assert (shown[:, 1] > 0).mean() > 0.9  # and the rest still asked for
+    seen_and_asked = [(~sample["tok_rgb@224"]["input_mask"] & ~sample["tok_rgb@224"]["target_mask"]).sum()
+                      for sample in (build_masker("rgb-to-all", names, biased_input_alphas={"tok_rgb@224": 2.0},
+                                                  **options)(source[i], np.random.default_rng(i)) for i in range(50))]
+    assert sum(int(x) for x in seen_and_asked) == 0  # no token is both shown and a target
+
+
 @pytest.mark.parametrize("mixture, options, match", [
     ("rgb-to-all", {"biased_shares": {"tok_depth@224": 0.2}}, "lack"),
     ("rgb-to-all", {"biased_shares": {"caption+tok_depth@224": 0.2}}, "lack"),
@@ -206,6 +233,15 @@ def test_a_joined_biased_share_leads_with_both_modalities_together():
     ("rgb-to-all", {"biased_shares": ["caption"]}, "map a modality"),
     ("rgb-to-all", {"biased_shares": {"caption": 0.2}, "target_only": ["caption"]}, "target_only"),
     ("symmetric", {"biased_shares": {"caption": 0.2}}, "has its own"),
+    ("rgb-to-all", {"biased_input_alphas": {"tok_rgb@224": 1.0}}, "adds none"),
+    ("rgb-to-all", {"biased_shares": {"caption": 0.2}, "biased_input_alphas": {"tok_depth@224": 1.0}}, "lack"),
+    ("rgb-to-all", {"biased_shares": {"caption": 0.2}, "biased_input_alphas": {"rgb@224": 1.0}}, "raw-pixel"),
+    ("rgb-to-all", {"biased_shares": {"caption": 0.2}, "biased_input_alphas": {"caption": 1.0}}, "already leads"),
+    ("rgb-to-all", {"biased_shares": {"caption": 0.2}, "biased_input_alphas": {"tok_rgb@224": 0}}, "> 0"),
+    ("rgb-to-all", {"biased_shares": {"caption": 0.2}, "biased_input_alphas": ["tok_rgb@224"]}, "map a modality"),
+    ("rgb-to-all", {"biased_shares": {"caption": 0.2}, "biased_input_alphas": {"tok_rgb@224": 1.0},
+                    "target_only": ["tok_rgb@224"]}, "target_only"),
+    ("symmetric", {"biased_input_alphas": {"tok_rgb@224": 1.0}}, "has none"),
 ])
 def test_biased_shares_are_checked(mixture, options, match):
     with pytest.raises(ValueError, match=match):

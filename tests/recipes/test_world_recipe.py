@@ -326,6 +326,10 @@ def test_card_states_the_masking_the_model_was_trained_with():
     recipe["fourm"]["data"]["biased_shares"] = {"tok_depth@64+world_caption": 0.1}
     (line,) = _training(recipe)
     assert "a share 0.1 whose input is `tok_depth@64` and `world_caption` together)" in line
+    recipe["fourm"]["data"]["biased_input_alphas"] = {"tok_rgb@64": 2.0}
+    (line,) = _training(recipe)
+    assert ("together; `tok_rgb@64` shown in part beside them (input alpha 2, the rest a target))") in line
+    del recipe["fourm"]["data"]["biased_input_alphas"]
     del recipe["fourm"]["data"]["biased_shares"]
     del recipe["fourm"]["data"]["rgb_share"], recipe["fourm"]["data"]["target_alphas"]
     (line,) = _training(recipe)  # a bundle from before the option: the official half, nothing dangling

@@ -42,7 +42,8 @@ def build_masker(mixture: str, modality_names: Sequence[str], *, alpha: float = 
                  target_tokens: int = 128, image_size: int = 224, input_only: Sequence[str] = (),
                  target_only: Sequence[str] = (), allow_missing: bool = False,
                  target_alphas: Mapping[str, float] | None = None, rgb_share: float = 0.5,
-                 biased_shares: Mapping[str, float] | None = None) -> DirichletMasking:
+                 biased_shares: Mapping[str, float] | None = None,
+                 biased_input_alphas: Mapping[str, float] | None = None) -> DirichletMasking:
     """The 4M masking of `mixture` over `modality_names`.
 
     `target_alphas` overrides `alpha` for some targets of the symmetric and rgb-to-all mixtures: a
@@ -50,7 +51,7 @@ def build_masker(mixture: str, modality_names: Sequence[str], *, alpha: float = 
     get more of the budget without changing the others' relative shares. `rgb_share` is the rgb-to-all
     mixture's share of samples whose only input is the raw-pixel modality (official: one half);
     `biased_shares` its shares of samples whose input one modality (or a `+`-joined set) dominates (4M's
-    caption-biased part).
+    caption-biased part), `biased_input_alphas` the input alphas of modalities those parts show in part.
     """
     weights = dict(target_alphas or {})
     unknown = sorted(set(weights) - set(modality_names))
@@ -73,11 +74,18 @@ def build_masker(mixture: str, modality_names: Sequence[str], *, alpha: float = 
     if never_input:
         raise ConfigError(f"data.biased_shares names {never_input}, which data.target_only keeps from the input; "
                           "a biased part needs its modality as the input")
+    if biased_input_alphas and mixture != "rgb-to-all":
+        raise ConfigError(f"data.biased_input_alphas sets inputs of the rgb-to-all mixture's biased parts; mixture "
+                          f"{mixture!r} has none (use mixture: rgb-to-all with biased_shares)")
+    hidden = sorted(set(biased_input_alphas or {}) & set(target_only))
+    if hidden:
+        raise ConfigError(f"data.biased_input_alphas names {hidden}, which data.target_only keeps from the input; "
+                          "drop one of the two")
     if mixture == "symmetric":
         names = list(modality_names)
         mix = AlphaMixture.single(names, alpha, [float(weights.get(m, alpha)) for m in names])
     elif mixture == "rgb-to-all":
-        mix = rgb_to_all_mixture(modality_names, alpha, weights, rgb_share, biased_shares)
+        mix = rgb_to_all_mixture(modality_names, alpha, weights, rgb_share, biased_shares, biased_input_alphas)
     elif mixture in OFFICIAL_MIXTURES:
         mix = OFFICIAL_MIXTURES[mixture]
         absent = [m for m in mix.modalities if m not in modality_names]

@@ -145,7 +145,9 @@ def _training(recipe: Mapping[str, Any]) -> list[str]:
     weights = data.get("target_alphas") or {}
     parts = [_MIXTURES.get(mixture, "").format(alpha=data.get("alpha"), share=float(data.get("rgb_share", 0.5))),
              "target alphas " + ", ".join(f"`{m}` {a}" for m, a in weights.items()) if weights else "",
-             *(_biased_part(str(m), float(v)) for m, v in (data.get("biased_shares") or {}).items())]
+             *(_biased_part(str(m), float(v)) for m, v in (data.get("biased_shares") or {}).items()),
+             *(f"`{m}` shown in part beside them (input alpha {a:g}, the rest a target)"
+               for m, a in (data.get("biased_input_alphas") or {}).items())]
     masking = "; ".join(p for p in parts if p)
     return [f"Training (`open4m demo --train`): tokenizers {tok['steps']} steps, batch {tok['batch_size']}, AdamW "
             f"lr {tok['lr']}, EMA {tok.get('ema_decay')}. FourM: `open4m train` with `data.mixture: {mixture}`"

@@ -209,7 +209,8 @@ FOURM_21_MIXTURE = AlphaMixture(
 
 def rgb_to_all_mixture(modality_names: Sequence[str], alpha: float = 0.5,
                        target_alphas: Mapping[str, float] | None = None, rgb_share: float = 0.5,
-                       biased_shares: Mapping[str, float] | None = None) -> AlphaMixture:
+                       biased_shares: Mapping[str, float] | None = None,
+                       biased_input_alphas: Mapping[str, float] | None = None) -> AlphaMixture:
     """The 4M-7 main recipe on any modality set: a share `rgb_share` of the samples (the official
     half) take their inputs from the raw-pixel modality alone (RGB-to-all), the rest from all
     modalities (all-to-all), alpha `alpha` (`target_alphas` overrides it per target modality in all parts).
@@ -224,6 +225,11 @@ def rgb_to_all_mixture(modality_names: Sequence[str], alpha: float = 0.5,
     condition is rare. A key of several modalities joined by `+` (`tok_depth@64+world_caption`) makes them
     dominate together: generation from that combination, which a symmetric Dirichlet over many modalities
     almost never shows whole.
+
+    `biased_input_alphas` ({modality: alpha}) raises some of the rare modalities' input alpha in every biased
+    part; they stay targets, so a sample shows a random part of one (`tok_rgb@64`) beside the leading caption
+    and asks for the rest. That is the condition of every MaskGIT step after the first (the caption and the
+    tokens committed so far), which a part whose only input is the caption never trains.
     """
     if not 0.0 < rgb_share < 1.0:
         raise ConfigError(f"rgb_share must lie strictly between 0 and 1 (the official 4M-7 recipe uses 0.5), "
@@ -235,6 +241,7 @@ def rgb_to_all_mixture(modality_names: Sequence[str], alpha: float = 0.5,
                           f"{names}, found {pixels}; list exactly one")
     targets = dict(target_alphas or {})
     biased = _checked_biased_shares(biased_shares or {}, names, pixels[0])
+    shown = _checked_biased_inputs(biased_input_alphas or {}, biased, names, pixels[0])
     rest = 1.0 - rgb_share - sum(biased.values())
     if rest < 1e-6:  # float sums: 0.7 + 0.3 leaves 5e-17
         raise ConfigError(f"rgb_share {rgb_share} plus the biased_shares {biased} leave no all-to-all samples "
@@ -243,8 +250,8 @@ def rgb_to_all_mixture(modality_names: Sequence[str], alpha: float = 0.5,
     for key in biased:
         led = led_modalities(key)
         keep = {m: "all" for m in led if modalities.get(m).kind is Kind.SEQUENCE}
-        parts.append(_biased(f"{key}-biased", names, dict.fromkeys(led, 5.0), {**targets, **dict.fromkeys(led, 0.0)},
-                             0.05, alpha, keep))
+        parts.append(_biased(f"{key}-biased", names, {**shown, **dict.fromkeys(led, 5.0)},
+                             {**targets, **dict.fromkeys(led, 0.0)}, 0.05, alpha, keep))
     parts.append(_biased("all-to-all", names, {}, targets, alpha, alpha, {}))
     return AlphaMixture(tuple(parts), weights=(rgb_share, *biased.values(), rest))
 
@@ -271,6 +278,29 @@ def _checked_biased_shares(shares: Mapping[str, float], names: Sequence[str], pi
         if not isinstance(share, (int, float)) or not 0.0 < float(share) < 1.0:
             raise ConfigError(f"biased_shares[{key!r}] must be a number strictly between 0 and 1, got {share!r}")
     return {m: float(s) for m, s in shares.items()}
+
+
+def _checked_biased_inputs(alphas: Mapping[str, float], biased: Mapping[str, float], names: Sequence[str],
+                           pixels: str) -> dict[str, float]:
+    if not isinstance(alphas, Mapping):
+        raise ConfigError(f"biased_input_alphas must map a modality to its input alpha, e.g. {{tok_rgb@64: 1.0}}; "
+                          f"got {alphas!r}")
+    if alphas and not biased:
+        raise ConfigError("biased_input_alphas sets input alphas in the biased parts, and biased_shares adds none; "
+                          "add biased_shares or drop biased_input_alphas")
+    leading = {m for key in biased for m in led_modalities(key)}
+    for mod, value in alphas.items():
+        if mod not in names:
+            raise ConfigError(f"biased_input_alphas names {mod!r}, which the modalities lack; choose from {list(names)}")
+        if mod == pixels:
+            raise ConfigError(f"biased_input_alphas names the raw-pixel modality {mod!r}, whose part is rgb_share; "
+                              "name a token modality (tok_rgb@64)")
+        if mod in leading:
+            raise ConfigError(f"biased_input_alphas names {mod!r}, which already leads a biased part (alpha 5, kept "
+                              "whole); name a modality the parts show in part")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value) > 0:
+            raise ConfigError(f"biased_input_alphas[{mod!r}] must be a number > 0 (the others' is 0.05), got {value!r}")
+    return {m: float(a) for m, a in alphas.items()}
 
 
 OFFICIAL_MIXTURES: dict[str, AlphaMixture] = {

@@ -82,6 +82,11 @@ class DataSection:
                                      "caption-biased part, e.g. {world_caption: 0.15}: trains generation from it; a key "
                                      "joined by '+' (tok_depth@64+world_caption) makes several lead together; the "
                                      "all-to-all part keeps 1 - rgb_share - their sum.")
+    biased_input_alphas: dict = option({}, "`rgb-to-all` with `biased_shares` only: {modality: input alpha} of "
+                                           "modalities the biased parts show in part (the others' alpha is 0.05), "
+                                           "e.g. {tok_rgb@64: 1.0}: a random part of the RGB tokens beside the "
+                                           "leading caption, the rest targets; trains the condition of MaskGIT's "
+                                           "later steps (the caption and the tokens committed so far).")
     input_tokens: int = option(128, "Encoder tokens per sample (official: 128 at 224 px).")
     target_tokens: int = option(128, "Decoder target tokens per sample (official: 128).")
     input_only: list = option([], "Modalities never used as targets.")
@@ -232,7 +237,7 @@ class FourMTask(Task):
                                    target_tokens=d.target_tokens, image_size=d.image_size, input_only=d.input_only,
                                    target_only=d.target_only, allow_missing=bool(d.sources),
                                    target_alphas=d.target_alphas, rgb_share=d.rgb_share,
-                                   biased_shares=d.biased_shares)
+                                   biased_shares=d.biased_shares, biased_input_alphas=d.biased_input_alphas)
         self.model, report = build_model(r.model, d.modalities, d.image_size, d.input_only, d.target_only)
         check_training_device(r.model.attention, info.device)
         if r.model.lora_rank is not None and r.train.distributed == "fsdp" and info.enabled:
