@@ -351,25 +351,17 @@ def main() -> None:
     from open4m.eval.runner import load_samples
 
     model = EvalModel.load(args.model)
-    if args.conditions_only:
-        print(f"config: model={args.model or 'shipped'} scenes={args.scenes} of {args.conditions_only} "
-              f"threads={args.threads} torch={torch.__version__}")
-        caption_conditions(model, load_samples(limit=args.scenes, split=args.conditions_only,
-                                               image_size=model.image_size, caption_order=model.caption_order))
-        return
-    if args.guidance_only:
-        print(f"config: model={args.model or 'shipped'} scenes={args.scenes} of {args.guidance_only} "
-              f"threads={args.threads} torch={torch.__version__}")
-        caption_guidance(model, load_samples(limit=args.scenes, split=args.guidance_only,
-                                             image_size=model.image_size, caption_order=model.caption_order))
-        return
-    if args.bound_only:
-        print(f"config: model={args.model or 'shipped'} scenes={args.scenes} of {args.bound_only} "
-              f"threads={args.threads} torch={torch.__version__}")
-        samples = load_samples(limit=args.scenes, split=args.bound_only, image_size=model.image_size,
-                               caption_order=model.caption_order)
-        bound(model, samples, args.bound_only, drawn=generation(model, samples))
-        return
+    sections = {"conditions_only": lambda samples, split: caption_conditions(model, samples),
+                "guidance_only": lambda samples, split: caption_guidance(model, samples),
+                "bound_only": lambda samples, split: bound(model, samples, split, drawn=generation(model, samples))}
+    for flag, section in sections.items():  # one section alone, on --scenes scenes of the split it names
+        split = getattr(args, flag)
+        if split:
+            print(f"config: model={args.model or 'shipped'} scenes={args.scenes} of {split} "
+                  f"threads={args.threads} torch={torch.__version__}")
+            section(load_samples(limit=args.scenes, split=split, image_size=model.image_size,
+                                 caption_order=model.caption_order), split)
+            return
     # the scenes at the model's own size, as `open4m eval` renders them (not resized from 128 px)
     val = load_samples(limit=args.scenes, split="val", image_size=model.image_size, caption_order=model.caption_order)
     train = load_samples(limit=args.scenes, split="train", image_size=model.image_size,
