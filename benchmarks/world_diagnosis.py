@@ -280,27 +280,22 @@ def caption_conditions(model, samples, batch: int = 32) -> None:
     1 for every image target, boxes autoregressive; `batch` scenes per call, as the measurements in
     docs/results.md were drawn. Each row's margin is over the same recipe applied to another scene."""
     from open4m.data.synthetic.world import sequence_text
-    from open4m.eval.runner import _at, read_back_shapes
+    from open4m.eval.runner import input_tokens, read_back_shapes
 
     cap, rgb = model.sequence_modality("caption", output=False), model.image_modality("rgb")
     det = model.sequence_modality("det", output=False)
-
-    def tokens(base: str, maps) -> tuple[str, torch.Tensor]:
-        name = model.image_modality(base, output=False)
-        return name, model.image_tokens(base, _at(model, base, list(maps), name), name)
 
     def drawn(chunk, given: tuple[str, ...], chain: str | None, scheme: str) -> np.ndarray:
         caption = {cap: model.text_condition("caption", [s["caption"] for s in chunk])}
         inputs = dict(caption) if "caption" in given else {}
         for base in ("semseg", "depth"):
             if base in given:
-                name, ids = tokens(base, [s[base] for s in chunk])
-                inputs[name] = ids
+                name, inputs[name] = input_tokens(model, base, [s[base] for s in chunk])
         if "det" in given:
             inputs[det] = model.text_condition("det", [sequence_text("det", s) for s in chunk])
         if chain == "semseg":
-            name, ids = tokens("semseg", model.image("semseg", dict(caption), steps=8, temperature=1.0, seed=0))
-            inputs[name] = ids
+            name, inputs[name] = input_tokens(model, "semseg",
+                                              model.image("semseg", dict(caption), steps=8, temperature=1.0, seed=0))
         elif chain == "det":
             inputs[det] = model.text_condition("det", model.texts("det", dict(caption), temperature=1.0, seed=0))
         out = model.base.with_spec(f"{','.join(inputs)}->{rgb}", schemes=scheme, steps=8, temps=1.0)(inputs, seed=0)

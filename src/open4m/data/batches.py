@@ -70,17 +70,15 @@ def build_masker(mixture: str, modality_names: Sequence[str], *, alpha: float = 
     if biased_shares and mixture != "rgb-to-all":
         raise ConfigError(f"data.biased_shares adds parts to the rgb-to-all mixture; mixture {mixture!r} has its own "
                           "(use mixture: rgb-to-all, or leave biased_shares empty)")
-    never_input = sorted({m for key in biased_shares or {} for m in led_modalities(key)} & set(target_only))
-    if never_input:
-        raise ConfigError(f"data.biased_shares names {never_input}, which data.target_only keeps from the input; "
-                          "a biased part needs its modality as the input")
     if biased_input_alphas and mixture != "rgb-to-all":
         raise ConfigError(f"data.biased_input_alphas sets inputs of the rgb-to-all mixture's biased parts; mixture "
                           f"{mixture!r} has none (use mixture: rgb-to-all with biased_shares)")
-    hidden = sorted(set(biased_input_alphas or {}) & set(target_only))
-    if hidden:
-        raise ConfigError(f"data.biased_input_alphas names {hidden}, which data.target_only keeps from the input; "
-                          "drop one of the two")
+    for option, shown in (("biased_shares", {m for key in biased_shares or {} for m in led_modalities(key)}),
+                          ("biased_input_alphas", set(biased_input_alphas or {}))):
+        never_input = sorted(shown & set(target_only))
+        if never_input:
+            raise ConfigError(f"data.{option} names {never_input}, which data.target_only keeps from the input; "
+                              "a biased part shows them as input: drop one of the two")
     if mixture == "symmetric":
         names = list(modality_names)
         mix = AlphaMixture.single(names, alpha, [float(weights.get(m, alpha)) for m in names])

@@ -40,7 +40,8 @@ from ..atomic import write_text_atomic
 from ..errors import ConfigError, DataError, NotFound
 
 __all__ = ["TASKS", "HEADLINE", "TABLE_METRICS", "EvalResult", "evaluate", "bootstrap_interval", "load_samples",
-           "load_folder", "parse_tasks", "unscorable", "write_json", "edge_f1", "metadata_error", "read_back_shapes"]
+           "load_folder", "parse_tasks", "unscorable", "write_json", "edge_f1", "metadata_error", "read_back_shapes",
+           "input_tokens"]
 
 log = logging.getLogger(__name__)
 
@@ -486,9 +487,14 @@ def _rgb_inputs(model: Any, captions: Sequence[str], depth: Sequence[np.ndarray]
     """The conditions of caption (+ depth) -> RGB: the captions as the model reads them, the depth maps as tokens."""
     inputs: dict[str, Any] = {model.sequence_modality("caption", output=False): model.text_condition("caption", captions)}
     if depth is not None:
-        name = model.image_modality("depth", output=False)
-        inputs[name] = model.image_tokens("depth", _at(model, "depth", depth, name), name)
+        name, inputs[name] = input_tokens(model, "depth", depth)
     return inputs
+
+
+def input_tokens(model: Any, base: str, maps: Sequence[np.ndarray]) -> tuple[str, Any]:
+    """The data's maps of image modality `base` as a condition: the model's input modality and its token ids."""
+    name = model.image_modality(base, output=False)
+    return name, model.image_tokens(base, _at(model, base, list(maps), name), name)
 
 
 def _fitted(task: str, preds: list[Any], samples: Sequence[Mapping[str, Any]]) -> list[Any]:

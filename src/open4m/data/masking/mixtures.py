@@ -269,15 +269,20 @@ def _checked_biased_shares(shares: Mapping[str, float], names: Sequence[str], pi
         if len(set(led)) != len(led):
             raise ConfigError(f"biased_shares key {key!r} names a modality twice; name each once")
         for mod in led:
-            if mod not in names:
-                raise ConfigError(f"biased_shares names {mod!r}, which the modalities lack; choose from "
-                                  f"{list(names)} (join several with '+')")
-            if mod == pixels:
-                raise ConfigError(f"biased_shares names the raw-pixel modality {mod!r}, whose part is rgb_share; "
-                                  "name another modality")
+            _check_biased_modality("biased_shares", mod, names, pixels)
         if not isinstance(share, (int, float)) or not 0.0 < float(share) < 1.0:
             raise ConfigError(f"biased_shares[{key!r}] must be a number strictly between 0 and 1, got {share!r}")
     return {m: float(s) for m, s in shares.items()}
+
+
+def _check_biased_modality(option: str, mod: str, names: Sequence[str], pixels: str) -> None:
+    """A modality a biased part names: one of the modalities, and not the raw pixels (their part is rgb_share)."""
+    if mod not in names:
+        raise ConfigError(f"{option} names {mod!r}, which the modalities lack; choose from {list(names)}"
+                          + (" (join several with '+')" if option == "biased_shares" else ""))
+    if mod == pixels:
+        raise ConfigError(f"{option} names the raw-pixel modality {mod!r}, whose part is rgb_share; name another "
+                          "modality")
 
 
 def _checked_biased_inputs(alphas: Mapping[str, float], biased: Mapping[str, float], names: Sequence[str],
@@ -290,11 +295,7 @@ def _checked_biased_inputs(alphas: Mapping[str, float], biased: Mapping[str, flo
                           "add biased_shares or drop biased_input_alphas")
     leading = {m for key in biased for m in led_modalities(key)}
     for mod, value in alphas.items():
-        if mod not in names:
-            raise ConfigError(f"biased_input_alphas names {mod!r}, which the modalities lack; choose from {list(names)}")
-        if mod == pixels:
-            raise ConfigError(f"biased_input_alphas names the raw-pixel modality {mod!r}, whose part is rgb_share; "
-                              "name a token modality (tok_rgb@64)")
+        _check_biased_modality("biased_input_alphas", mod, names, pixels)
         if mod in leading:
             raise ConfigError(f"biased_input_alphas names {mod!r}, which already leads a biased part (alpha 5, kept "
                               "whole); name a modality the parts show in part")
