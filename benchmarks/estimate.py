@@ -28,13 +28,11 @@ ESTIMATORS = (("mean of 8 MaskGIT samples", "maskgit", 8), ("mean of 8 ROAR samp
 
 def estimate(model, inputs: dict, kind: str, count: int) -> np.ndarray:
     """(B, H, W, 3) float estimate of the photos from depth + caption `inputs`, by `kind` with `count` samples."""
-    target = model.image_modality("rgb")
-    tok = model.tokenizer(target)
+    from open4m.eval.runner import _rgb_draws
+
     if kind == "estimate":
         return model.image_estimate("rgb", inputs, draws=count).astype(np.float64)
-    pipe = model.base.with_spec(f"{','.join(inputs)}->{target}", schemes=kind, steps=8, temps=1.0)
-    draws = [model.forms.from_model("rgb", pipe(inputs, seed=k).decoded[target], tok) for k in range(count)]
-    return np.mean(np.stack(draws).astype(np.float64), axis=0)
+    return _rgb_draws(model, inputs, count, scheme=kind).astype(np.float64).mean(axis=1)
 
 
 def run(model, samples, estimators=ESTIMATORS) -> list[tuple[str, float, float, float]]:

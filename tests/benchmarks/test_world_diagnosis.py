@@ -59,7 +59,9 @@ def test_caption_conditions_prints_every_condition_with_its_margin(bench, capsys
     assert [r[0] for r in rows] == [
         "the photo's round trip (the tokens' cap)", "caption (the eval's task)", "caption, random order (ROAR)",
         "caption + true segmentation", "true segmentation alone", "caption + true depth", "caption + true boxes",
-        "caption -> segmentation -> RGB", "caption -> boxes -> RGB"]
+        "true boxes alone", "true boxes -> segmentation -> RGB", "caption -> segmentation -> RGB",
+        "caption -> boxes -> RGB", "caption -> boxes -> segmentation -> RGB",
+        "(the boxes drawn from the caption, as text)"]
     for _, f1, count, other, margin in rows:
         assert 0 <= float(f1) <= 1 and 0 <= float(count) <= 1 and 0 <= float(other) <= 1
         assert abs(float(margin) - (float(f1) - float(other))) < 2e-3

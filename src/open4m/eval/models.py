@@ -203,23 +203,28 @@ class EvalModel:
         return self.forms.unsupported(base, tok)
 
     # -- generation -------------------------------------------------------------------------------------
-    def pipeline(self, conditions: Sequence[str], target: str, *, steps: int = 4, temperature: float = 0.0) -> Pipeline:
+    def pipeline(self, conditions: Sequence[str], target: str, *, steps: int = 4, temperature: float = 0.0,
+                 scheme: str | None = None) -> Pipeline:
         """The pipeline of `conditions -> target` (built once): `steps` MaskGIT steps for image targets
-        (at most one per token of the grid), autoregressive for sequences; greedy at temperature 0."""
-        key = (tuple(conditions), target, steps, temperature)
+        (at most one per token of the grid; `scheme="roar"` decodes them in random order instead),
+        autoregressive for sequences; greedy at temperature 0."""
+        key = (tuple(conditions), target, steps, temperature, scheme)
         if key not in self._pipes:
             options: dict[str, Any] = {"temps": temperature}
             mod = self.model.modality_info[target]
             if mod.kind is Kind.IMAGE_TOKENS:
                 grid = ((mod.image_size or self.model.config.image_size) // (mod.patch_size or 16)) ** 2
                 options["steps"] = max(1, min(steps, grid))  # a step commits at least one token
+                if scheme is not None:
+                    options["schemes"] = scheme
             self._pipes[key] = self.base.with_spec(f"{','.join(conditions)}->{target}", **options)
         return self._pipes[key]
 
     def generate(self, inputs: dict[str, Any], target: str, *, steps: int = 4, temperature: float = 0.0,
-                 seed: int = 0) -> GenerationOutput:
+                 seed: int = 0, scheme: str | None = None) -> GenerationOutput:
         """`inputs` (a batch per condition, in the order of the spec) -> the decoded `target`."""
-        return self.pipeline(list(inputs), target, steps=steps, temperature=temperature)(inputs, seed=seed)
+        return self.pipeline(list(inputs), target, steps=steps, temperature=temperature, scheme=scheme)(inputs,
+                                                                                                        seed=seed)
 
     def image(self, base: str, inputs: dict[str, Any], **options: Any) -> np.ndarray:
         """Image modality ``base`` generated from ``inputs``, as the data's arrays."""

@@ -476,10 +476,10 @@ def _rgb_from(model: Any, captions: Sequence[str], depth: Sequence[np.ndarray] |
 
 
 def _rgb_draws(model: Any, inputs: Mapping[str, Any], count: int, *, steps: int = 8,
-               temperature: float = 1.0) -> np.ndarray:
-    """`count` RGB samples per scene from `_rgb_inputs` conditions (tokenized once), seeds 0..count-1: MaskGIT,
-    8 steps, temperature 1 by default -> (B, count, H, W, 3)."""
-    return np.stack([model.image("rgb", inputs, steps=steps, temperature=temperature, seed=k)
+               temperature: float = 1.0, scheme: str | None = None) -> np.ndarray:
+    """`count` RGB samples per scene from `_rgb_inputs` conditions (tokenized once), seeds 0..count-1: MaskGIT
+    (or `scheme`), 8 steps, temperature 1 by default -> (B, count, H, W, 3)."""
+    return np.stack([model.image("rgb", inputs, steps=steps, temperature=temperature, seed=k, scheme=scheme)
                      for k in range(count)], axis=1)
 
 
