@@ -21,8 +21,9 @@ Prints, for a world model bundle (default: the shipped one):
   model's RGB tokenizer), the squared error by region (sky, floor, wall, objects) of those, of the model's
   mean of 8 MaskGIT samples and of its posterior mean (the eval's estimate), each with the scene's caption and
   with another scene's, and the floor / wall colours the model draws against the true ones;
-- conditions: caption -> RGB read back given the true segmentation, depth or boxes besides the caption, and
-  chained through segmentation or boxes drawn from the caption (which step from a caption to a picture fails);
+- conditions: caption -> RGB read back given the true segmentation, depth or boxes besides the caption (or the
+  boxes alone), and chained through segmentation, boxes or boxes then segmentation drawn from the caption, with
+  the boxes a caption gives scored as text (which step from a caption to a picture fails);
 - sampling: semseg mIoU and box mAP@50 for several MaskGIT step counts and temperatures, and caption -> RGB
   read back under classifier-free guidance.
 With `--run RUN` (an `open4m demo --train --out RUN` folder) it also draws the per-modality training loss
