@@ -295,7 +295,7 @@ def caption_conditions(model, samples, batch: int = 32) -> None:
                 name, inputs[name] = input_tokens(model, base, [s[base] for s in chunk])
         if "det" in given:
             inputs[det] = model.text_condition("det", [sequence_text("det", s) for s in chunk])
-        for base in chain:  # each intermediate drawn from every condition so far, then one more of them
+        for base in chain:  # each intermediate is drawn from every condition so far and joins them
             if base == "det":
                 inputs[det] = model.text_condition("det", model.texts("det", dict(inputs), temperature=1.0, seed=0))
             else:
