@@ -287,20 +287,27 @@ def caption_conditions(model, samples, batch: int = 32) -> None:
     cap = model.sequence_modality("caption", output=False)
     det = model.sequence_modality("det", output=False)
 
-    def drawn(chunk, given: tuple[str, ...], chain: tuple[str, ...], scheme: str) -> np.ndarray:
-        caption = {cap: model.text_condition("caption", [s["caption"] for s in chunk])}
-        inputs = dict(caption) if "caption" in given else {}
+    # An intermediate is fixed by its chunk, the true conditions and the chain up to it (seed 0): rows that share
+    # a chain's start (caption -> boxes -> ...) and the boxes-as-text row draw it once.
+    intermediates: dict[tuple, list[str] | np.ndarray] = {}
+
+    def drawn(start: int, given: tuple[str, ...], chain: tuple[str, ...], scheme: str) -> np.ndarray:
+        chunk = samples[start:start + batch]
+        inputs = {cap: model.text_condition("caption", [s["caption"] for s in chunk])} if "caption" in given else {}
         for base in ("semseg", "depth"):
             if base in given:
                 name, inputs[name] = input_tokens(model, base, [s[base] for s in chunk])
         if "det" in given:
             inputs[det] = model.text_condition("det", [sequence_text("det", s) for s in chunk])
-        for base in chain:  # each intermediate is drawn from every condition so far and joins them
+        for k, base in enumerate(chain):  # each intermediate is drawn from every condition so far and joins them
+            key = (start, given, chain[:k + 1])
+            if key not in intermediates:
+                intermediates[key] = (model.texts("det", dict(inputs), temperature=1.0, seed=0) if base == "det" else
+                                      model.image(base, dict(inputs), steps=8, temperature=1.0, seed=0))
             if base == "det":
-                inputs[det] = model.text_condition("det", model.texts("det", dict(inputs), temperature=1.0, seed=0))
+                inputs[det] = model.text_condition("det", intermediates[key])
             else:
-                name, inputs[name] = input_tokens(model, base,
-                                                  model.image(base, dict(inputs), steps=8, temperature=1.0, seed=0))
+                name, inputs[name] = input_tokens(model, base, intermediates[key])
         return model.image("rgb", inputs, steps=8, temperature=1.0, seed=0, scheme=scheme)
 
     rows = [("the photo's round trip (the tokens' cap)", None)]
@@ -321,15 +328,13 @@ def caption_conditions(model, samples, batch: int = 32) -> None:
         if how is None:
             images = model.round_trip("rgb", [s["rgb"] for s in samples])
         else:
-            images = np.concatenate([drawn(samples[i:i + batch], *how) for i in range(0, len(samples), batch)])
+            images = np.concatenate([drawn(i, *how) for i in range(0, len(samples), batch)])
         scores, base = read_back_shapes(model, images, samples)
         other = base["shape_f1"]
         print(f"  {label:42s} -> {scores['shape_f1']:.3f}, {scores['count_acc']:.3f}, {other:.3f} "
               f"(margin {scores['shape_f1'] - other:+.3f})")
     # the chains' first step on its own: the shapes the boxes drawn from the caption name, read as text
-    boxes = [t for i in range(0, len(samples), batch) for t in model.texts(
-        "det", {cap: model.text_condition("caption", [s["caption"] for s in samples[i:i + batch]])},
-        temperature=1.0, seed=0)]
+    boxes = [t for i in range(0, len(samples), batch) for t in intermediates[(i, ("caption",), ("det",))]]
     said, base = score("caption2rgb", [(None, t) for t in boxes], samples, 0)
     other = next(iter(base.values()))["shape_f1"]
     print(f"  {'(the boxes drawn from the caption, as text)':42s} -> {said['shape_f1']:.3f}, {said['count_acc']:.3f}, "

@@ -223,8 +223,8 @@ class EvalModel:
     def generate(self, inputs: dict[str, Any], target: str, *, steps: int = 4, temperature: float = 0.0,
                  seed: int = 0, scheme: str | None = None) -> GenerationOutput:
         """`inputs` (a batch per condition, in the order of the spec) -> the decoded `target`."""
-        return self.pipeline(list(inputs), target, steps=steps, temperature=temperature, scheme=scheme)(inputs,
-                                                                                                        seed=seed)
+        pipe = self.pipeline(list(inputs), target, steps=steps, temperature=temperature, scheme=scheme)
+        return pipe(inputs, seed=seed)
 
     def image(self, base: str, inputs: dict[str, Any], **options: Any) -> np.ndarray:
         """Image modality ``base`` generated from ``inputs``, as the data's arrays."""
