@@ -184,19 +184,23 @@ class CosineVQ(nn.Module):
 
     def indices_to_embedding(self, indices: torch.Tensor) -> torch.Tensor:
         """Token ids in the official layout -> quantized latent ``(B, dim, h, w)``."""
-        if self.heads == 1:
-            if indices.ndim != 3:
-                raise DataError(f"CosineVQ expects token ids of shape (B, h, w), got {tuple(indices.shape)}; "
-                                "reshape the ids to their token grid (or pass flat (B, N) ids to tokenizer.decode)")
-            indices = indices[:, None]
-        elif indices.ndim != 4 or indices.shape[1] != self.heads:
-            raise DataError(f"CosineVQ expects token ids of shape (B, {self.heads}, h, w), got "
-                            f"{tuple(indices.shape)}; reshape the ids to their token grid (or pass flat (B, N) ids "
-                            "to tokenizer.decode)")
-        _check_ids(indices, self.codebook_size)
+        indices = _grid_ids(indices, self.heads, self.codebook_size, "CosineVQ")
         b, _, h, w = indices.shape
         flat = F.embedding(indices.reshape(-1), self.codebook)
         return self._unflatten(flat, b, h, w)
+
+
+def _grid_ids(indices: torch.Tensor, heads: int, codebook_size: int, who: str) -> torch.Tensor:
+    """Ids as ``(B, heads, h, w)``, checked: a quantizer is handed ids from outside (a file, another tokenizer), and
+    ids of another shape or codebook would otherwise index out of range deep in an embedding lookup."""
+    if indices.ndim == 3 and heads == 1:
+        indices = indices[:, None]
+    if indices.ndim != 4 or indices.shape[1] != heads:
+        wanted = "(B, h, w)" if heads == 1 else f"(B, {heads}, h, w)"
+        raise DataError(f"{who} expects token ids of shape {wanted}, got {tuple(indices.shape)}; reshape the ids "
+                        "to their token grid (or pass flat (B, N) ids to tokenizer.decode)")
+    _check_ids(indices, codebook_size)
+    return indices
 
 
 def _check_ids(indices: torch.Tensor, codebook_size: int) -> None:
@@ -262,13 +266,7 @@ class Memcodes(nn.Module):
 
     def indices_to_embedding(self, indices: torch.Tensor) -> torch.Tensor:
         """Token ids ``(B, heads, h, w)`` (or ``(B, h, w)`` for one head) -> latent ``(B, dim, h, w)``."""
-        if indices.ndim == 3 and self.heads == 1:
-            indices = indices[:, None]
-        if indices.ndim != 4 or indices.shape[1] != self.heads:
-            raise DataError(f"Memcodes expects token ids of shape (B, {self.heads}, h, w), got "
-                            f"{tuple(indices.shape)}; reshape the ids to their token grid (or pass flat (B, N) ids "
-                            "to tokenizer.decode)")
-        _check_ids(indices, self.codebook_size)
+        indices = _grid_ids(indices, self.heads, self.codebook_size, "Memcodes")
         b, _, h, w = indices.shape
         values = self.to_v(self.codes)  # (heads, K, d)
         flat = indices.reshape(b, self.heads, h * w)
