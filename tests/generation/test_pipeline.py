@@ -90,6 +90,20 @@ def test_a_batch_gives_what_each_sample_gives_alone(setup):
     np.testing.assert_array_equal(batch.arrays["tok_depth@224"], tok.to_numpy(decoded))  # its natural form
 
 
+def test_a_call_takes_the_short_names_its_spec_took(setup):
+    """pipeline("rgb->depth") takes {"rgb": photo} (it refused it: "inputs ['rgb'] are not conditions of ('rgb@224',)")."""
+    model, toks, cap = setup
+    pipe = pipeline(f"rgb,{cap}->depth", model=model, tokenizers=toks, steps=1, temps=0.0)
+    image = np.asarray(photo(224))
+    short = pipe({"rgb": image, cap: "a dog"}, seed=0)
+    full = pipe({"rgb@224": image, cap: "a dog"}, seed=0)
+    assert torch.equal(short.tokens["tok_depth@224"]["tensor"], full.tokens["tok_depth@224"]["tensor"])
+    with pytest.raises(ValueError, match=r"'rgb' and 'rgb@224' both give the condition rgb@224; give each condition once"):
+        pipe({"rgb": image, cap: "a dog"}, **{"rgb@224": image})
+    with pytest.raises(ValueError, match=r"inputs \['depth'\] are not conditions"):
+        pipe({"rgb": image, cap: "a dog", "depth": image})
+
+
 def test_with_spec_shares_the_model_and_tokenizers(setup):
     model, toks, cap = setup
     pipe = pipeline("rgb->depth", model=model, tokenizers=toks, steps=2, temps=0.0)

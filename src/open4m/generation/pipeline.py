@@ -34,7 +34,7 @@ from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..data.visualize import box_label
 from .. import modalities
 from ..atomic import atomic_write, save_image, write_text_atomic
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, Open4mError
 from ..modalities import Kind, Modality
 from ..model.fourm import FourM
 from ..tokenizers.sequences import Box, BoxCodec, MetadataCodec, PaletteCodec, SamInstance
@@ -45,7 +45,7 @@ from .render import render
 from .confidence import scored_boxes
 from .sampler import Sampler, TokenScores
 from .sampling import draw_tokens
-from .schedules import GenerationSchedule, build_schedule
+from .schedules import GenerationSchedule, build_schedule, resolve_modality
 
 
 # ------------------------------------------------------------------------------------------
@@ -441,7 +441,11 @@ class Pipeline:
         return out
 
     def _inputs(self, inputs: Any, named: Mapping[str, Any]) -> dict[str, Any]:
-        """A call's inputs as {condition: value}: a bare value for a one-condition spec, a dict, keywords."""
+        """A call's inputs as {condition: value}: a bare value for a one-condition spec, a dict, keywords.
+
+        Keys may be the short names the spec itself accepts (`rgb` for `rgb@224`, `depth` for `tok_depth@224`):
+        a pipeline built from ``"rgb->depth"`` must take ``{"rgb": photo}``, not only its registry name.
+        """
         if not isinstance(inputs, Mapping):
             if inputs is None:
                 inputs = {}
@@ -449,7 +453,21 @@ class Pipeline:
                 inputs = {self.schedule.conditions[0]: inputs}
             else:
                 raise ConfigError(f"the spec has conditions {self.schedule.conditions}: pass a dict of them")
-        return {**inputs, **named}
+        resolved: dict[str, Any] = {}
+        given: dict[str, str] = {}
+        for key, value in {**inputs, **named}.items():
+            name = key
+            if key not in self.schedule.conditions and isinstance(key, str):
+                try:
+                    name = resolve_modality(key.strip(), self.image_size, target=False).name
+                except Open4mError:  # not a modality at all: `tokenize` names it among the unknown inputs
+                    pass
+                if name not in self.schedule.conditions:  # the error names the key as the caller wrote it
+                    name = key
+            if name in resolved:
+                raise ConfigError(f"{given[name]!r} and {key!r} both give the condition {name}; give each condition once")
+            resolved[name], given[name] = value, key
+        return resolved
 
     # -- the call -------------------------------------------------------------------------------
     def __call__(self, inputs: Any = None, *, generator: torch.Generator | None = None, seed: int | None = None,
