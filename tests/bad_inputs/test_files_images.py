@@ -61,6 +61,42 @@ def tiny_tokenizer_training(data, out="run"):
     return args
 
 
+def _pipeline(world):
+    import open4m
+
+    return open4m.pipeline("rgb->depth", model=world.model, steps=1)
+
+
+def float_array_photo(world, user):
+    """pipeline("rgb->depth", model=MODEL)(np.asarray(PIL.Image.open(PHOTO)) / 255.0)"""
+    _pipeline(world)(np.asarray(Image.open(world.photo)) / 255.0)
+
+
+def channels_first_array_photo(world, user):
+    """pipeline("rgb->depth", model=MODEL)(np.asarray(PIL.Image.open(PHOTO)).transpose(2, 0, 1))"""
+    _pipeline(world)(np.asarray(Image.open(world.photo)).transpose(2, 0, 1))
+
+
+def nan_pixels(world, user):
+    """pipeline("rgb->depth", model=MODEL)(torch.full((3, 64, 64), float("nan")))"""
+    _pipeline(world)(torch.full((3, 64, 64), float("nan")))
+
+
+def uint8_tensor_pixels(world, user):
+    """pipeline("rgb->depth", model=MODEL)(torch.from_numpy(np.asarray(PIL.Image.open(PHOTO))).permute(2, 0, 1))"""
+    _pipeline(world)(torch.from_numpy(np.asarray(Image.open(world.photo)).copy()).permute(2, 0, 1))
+
+
+def channels_last_tensor_pixels(world, user):
+    """pipeline("rgb->depth", model=MODEL)(torch.zeros(1, 64, 64, 3))"""
+    _pipeline(world)(torch.zeros(1, 64, 64, 3))
+
+
+def grey_tensor_pixels(world, user):
+    """pipeline("rgb->depth", model=MODEL)(torch.zeros(1, 1, 64, 64))"""
+    _pipeline(world)(torch.zeros(1, 1, 64, 64))
+
+
 CASES = [
     Case("image-text-named-jpg", AREA, "a text file named photo.jpg (generate --input rgb=)",
          r"--input rgb@64=photo\.jpg: not an image file PIL can read \(png, jpg, webp, \.\.\.\)",
@@ -106,6 +142,21 @@ CASES = [
          r"none of the 2 sample\(s\) under photos can be read \(e\.g\. photos/a\.jpg \(.*\)\); replace the damaged",
          setup=user_files(**{"photos/a.jpg": "text", "photos/b.png": _png_prefix}),
          argv=lambda w, u: ["label", "--data", "photos", "-m", "canny_edge"]),
+    Case("image-array-float", AREA, "a float array of 0..1 values as the RGB condition (library)",
+         r"rgb@64: a float64 array of shape \(64, 64, 3\) is not a uint8 \(H, W, 3\) image; convert it to uint8 pixels "
+         r"in 0\.\.255 first", call=float_array_photo),
+    Case("image-array-channels-first", AREA, "a channels-first (3, H, W) array as the RGB condition (library)",
+         r"rgb@64: a uint8 array of shape \(3, 64, 64\) .* it looks channels-first: pass arr\.transpose\(1, 2, 0\)",
+         call=channels_first_array_photo),
+    Case("image-tensor-nan", AREA, "RGB pixels holding NaN (library)",
+         r"rgb@64: the pixels hold NaN or infinite values; give finite normalised pixels", call=nan_pixels),
+    Case("image-tensor-uint8", AREA, "a uint8 tensor of 0..255 pixels as the RGB condition (library)",
+         r"rgb@64: a torch\.uint8 tensor is not normalised pixels; pass the image itself", call=uint8_tensor_pixels),
+    Case("image-tensor-channels-last", AREA, "a channels-last (1, 64, 64, 3) pixel tensor (library)",
+         r"expected pixels \(B, 3, 64, 64\), got \(1, 64, 64, 3\); it looks channels-last: pass "
+         r"tensor\.permute\(0, 3, 1, 2\)", call=channels_last_tensor_pixels),
+    Case("image-tensor-grey", AREA, "a 1-channel pixel tensor for the RGB condition (library)",
+         r"expected pixels \(B, 3, 64, 64\), got \(1, 1, 64, 64\); give 3 channels", call=grey_tensor_pixels),
     Case("image-label-data-is-photo", AREA, "label --data naming one photo instead of a folder",
          r"--data photo\.png is a file; give the dataset folder \(DIR/rgb/\.\.\.\) or a folder of photos",
          setup=lambda w, u: shutil.copy(w.photo, u / "photo.png"),

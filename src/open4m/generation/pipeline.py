@@ -296,6 +296,10 @@ class Pipeline:
         A tensor is taken as already normalised ((3, S, S) or (B, 3, S, S)) and shows nothing.
         """
         if isinstance(value, torch.Tensor):
+            if not value.is_floating_point():  # 0..255 read as normalised pixels would be a picture of noise
+                raise DataError(f"{mod.name}: a {value.dtype} tensor is not normalised pixels; pass the image itself "
+                                "(a file, a PIL image or a uint8 (H, W, 3) array), or float pixels normalised as the "
+                                "model's input")
             t = value if value.dim() == 4 else value[None]
             return t.float(), []
         if isinstance(value, np.ndarray) and value.ndim == 4:
@@ -317,7 +321,7 @@ class Pipeline:
 
         if isinstance(value, (str, os.PathLike)):
             value = open_image(value, f"{mod.name}:")
-        img = Image.fromarray(value) if isinstance(value, np.ndarray) else value
+        img = Image.fromarray(_image_array(mod.name, value)) if isinstance(value, np.ndarray) else value
         if not isinstance(img, Image.Image):
             raise DataError(f"{mod.name}: cannot read a {type(value).__name__} as an image; pass a file path, a PIL "
                             "image, a uint8 (H, W, 3) array, a list of them, or a normalised tensor")
@@ -585,6 +589,29 @@ def _stacked(value: Any) -> Any:
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, torch.Tensor) for v in value):
         return torch.stack(value)
     return value
+
+
+def _image_array(label: str, arr: np.ndarray) -> np.ndarray:
+    """A uint8 (H, W), (H, W, 3) or (H, W, 4) array (or 16-bit grey) as it is; anything else is refused with the fix.
+
+    Pillow cannot read float or channels-first arrays (a `TypeError` about "(1, 1, 3), <f4"), and a float array's
+    range (0..1 or 0..255) cannot be guessed: converting one silently would condition on the wrong picture.
+    """
+    shape = tuple(arr.shape)
+    channels_first = arr.ndim == 3 and shape[0] in (1, 3, 4) and shape[-1] not in (1, 3, 4)
+    if arr.ndim == 3 and shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.dtype == np.uint8 and not channels_first and (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] in (3, 4))):
+        return arr
+    if arr.dtype == np.uint16 and arr.ndim == 2:  # 16-bit grey: `rgb_image` scales it by its range, as for a file
+        return arr
+    if channels_first:
+        fix = f"it looks channels-first: pass arr.transpose(1, 2, 0), of shape ({shape[1]}, {shape[2]}, {shape[0]})"
+    elif arr.dtype != np.uint8 and arr.ndim in (2, 3):
+        fix = "convert it to uint8 pixels in 0..255 first (e.g. (arr * 255).round().astype(np.uint8) for 0..1 values)"
+    else:
+        fix = "pass an (H, W, 3) array, one image at a time or a list of them"
+    raise DataError(f"{label}: a {arr.dtype} array of shape {shape} is not a uint8 (H, W, 3) image; {fix}")
 
 
 def _sequence_role(name: str) -> str:

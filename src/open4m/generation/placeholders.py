@@ -30,10 +30,16 @@ def _entry(tensor: torch.Tensor, input_mask: torch.Tensor, target_mask: torch.Te
 
 def _positions(mod: Modality, tensor: torch.Tensor, image_size: int) -> int:
     if mod.kind is Kind.PIXELS:
-        size = mod.image_size or image_size
-        if tensor.dim() != 4 or tuple(tensor.shape[-2:]) != (size, size):
-            raise DataError(f"{mod.name}: expected pixels (B, {mod.num_channels or 3}, {size}, {size}), got "
-                             f"{tuple(tensor.shape)}; resize the image to {size}x{size} first")
+        size, channels = mod.image_size or image_size, mod.num_channels or 3
+        if tensor.dim() != 4 or tuple(tensor.shape[1:]) != (channels, size, size):
+            shape = tuple(tensor.shape)
+            fix = (f"it looks channels-last: pass tensor.permute(0, 3, 1, 2)" if shape[1:] == (size, size, channels)
+                   else f"give {channels} channels" if tensor.dim() == 4 and shape[-2:] == (size, size)
+                   else f"resize the image to {size}x{size} first")
+            raise DataError(f"{mod.name}: expected pixels (B, {channels}, {size}, {size}), got {shape}; {fix}")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):  # else NaN logits, deep in sampling
+            raise DataError(f"{mod.name}: the pixels hold NaN or infinite values; give finite normalised pixels "
+                            "(or the image itself, which is normalised for you)")
         return mod.num_tokens(image_size)
     n = mod.num_tokens(image_size)
     if tensor[0].numel() != n:
