@@ -74,6 +74,14 @@ def _tok(out_name):
                          w.model / "tokenizers" / "tok_rgb.safetensors", "--out-name", out_name]
 
 
+def _save_onto_a_file(world, user):
+    """pipeline("rgb->depth", model=MODEL)(PHOTO).save("notes.txt") with notes.txt a file"""
+    import open4m
+
+    out = open4m.pipeline("rgb->depth", model=world.model, steps=1)(str(world.photo))
+    out.save(user / "notes.txt")
+
+
 HOLDS = r"already holds files; choose a new or empty folder, or pass --overwrite"
 FILE_AS_FOLDER = r"is a file where a folder is expected; choose another"
 BELOW_FILE = r"notes\.txt is a file, not a folder; choose an output path in a folder"
@@ -168,6 +176,9 @@ CASES = [
          r"--out-name 'rgb': name a new folder under --data .*not the modality's own folder",
          setup=_data_copy(), argv=_tok("rgb")),
     # label writes into --data
+    Case("out-library-save-file", AREA, "GenerationOutput.save: a regular file where the folder should be",
+         r"notes\.txt is a file where the output folder should be; save to another folder \(the file is left as it is\)",
+         setup=_file(), call=_save_onto_a_file),
     Case("out-label-read-only", AREA, "label --data: a read-only dataset folder", READ_ONLY,
          setup=_read_only(), argv=lambda w, u: ["label", "--data", "locked", "-m", "canny_edge"]),
 ]

@@ -34,7 +34,7 @@ from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..data.visualize import box_label
 from .. import modalities
 from ..atomic import atomic_write, save_image, write_text_atomic
-from ..errors import ConfigError, DataError, Open4mError
+from ..errors import ConfigError, DataError, Open4mError, OutputExists
 from ..modalities import Kind, Modality
 from ..model.fourm import FourM
 from ..tokenizers.sequences import Box, BoxCodec, MetadataCodec, PaletteCodec, SamInstance
@@ -126,6 +126,9 @@ class GenerationOutput:
         """One PNG per image output and sample, a side-by-side grid, `texts.json`, and `vectors.safetensors`
         for decoded global embeddings."""
         out = Path(out_dir)
+        if out.exists() and not out.is_dir():  # mkdir would say only "[Errno 17] File exists"
+            raise OutputExists(f"{out} is a file where the output folder should be; save to another folder "
+                               "(the file is left as it is)")
         out.mkdir(parents=True, exist_ok=True)
         written: list[Path] = []
         panels = {**self.inputs, **self.images}
