@@ -104,6 +104,17 @@ def test_a_call_takes_the_short_names_its_spec_took(setup):
         pipe({"rgb": image, cap: "a dog", "depth": image})
 
 
+def test_a_caption_word_outside_the_vocabulary_is_warned_about(setup, recwarn):
+    """A caption word the tokenizer reads as [UNK] is named in a warning (the model conditioned on it without a word)."""
+    model, toks, cap = setup
+    pipe = pipeline(f"{cap}->depth", model=model, tokenizers=toks, steps=1, temps=0.0)
+    pipe("a dog on a beach")
+    assert not [w for w in recwarn if "vocabulary" in str(w.message)]
+    with pytest.warns(UserWarning, match=rf"{cap}: '日', '本' not in the text tokenizer's vocabulary; the model sees "
+                                         r"\[UNK\] in their place"):
+        pipe(["a dog 日本", "a cat 日"])
+
+
 def test_with_spec_shares_the_model_and_tokenizers(setup):
     model, toks, cap = setup
     pipe = pipeline("rgb->depth", model=model, tokenizers=toks, steps=2, temps=0.0)

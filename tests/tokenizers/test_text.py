@@ -37,6 +37,12 @@ def test_batch_encode_pads_and_decode_stops_at_eos(tok):
     assert tok.decode(batch) == ["a dog", "a man riding a horse"]
 
 
+def test_unknown_words_are_the_pieces_read_as_unk(tok):
+    assert tok.unknown_words("a dog on a horse") == []
+    assert tok.unknown_words("a Dog 日本 on a horse 日") == ["日", "本"]  # as written, each once
+    assert (tok.encode("日") == tok.unk_id).all()
+
+
 def test_save_and_reload(tmp_path, tok):
     path = tok.save_pretrained(tmp_path)
     again = TextTokenizer.from_pretrained(tmp_path)

@@ -376,7 +376,13 @@ class Pipeline:
         batch = isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, (str, *STRUCTURED)) for v in value)
         texts = [self._text(name, v) for v in (value if batch else [value])]
         if all(isinstance(t, str) for t in texts):
-            ids = self.tokenizer(name).encode(texts if batch else texts[0], add_eos=True)
+            tok = self.tokenizer(name)
+            unknown = [w for t in texts for w in (tok.unknown_words(t) if hasattr(tok, "unknown_words") else [])]
+            if unknown:  # else a word the model never saw is conditioned on as [UNK], without a word said
+                shown = ", ".join(repr(w) for w in dict.fromkeys(unknown))
+                warnings.warn(f"{name}: {shown} not in the text tokenizer's vocabulary; the model sees [UNK] in "
+                              "their place (use words from its training captions)", stacklevel=4)
+            ids = tok.encode(texts if batch else texts[0], add_eos=True)
         else:
             ids = torch.as_tensor(value, dtype=torch.long)
         return ids if ids.dim() == 2 else ids[None]

@@ -129,6 +129,15 @@ class TextTokenizer:
         """The token strings of ``text`` (handy for checking how something is split)."""
         return self.backend.encode(text).tokens
 
+    def unknown_words(self, text: str) -> list[str]:
+        """The pieces of ``text`` this vocabulary encodes as [UNK] (as written), in order, each once.
+
+        A model conditioned on them sees [UNK] in their place, not the word: callers warn with this list.
+        """
+        enc = self.backend.encode(text)
+        words = [text[a:b] for i, (a, b) in zip(enc.ids, enc.offsets) if i == self.unk_id]
+        return list(dict.fromkeys(w for w in words if w.strip()))
+
     def decode(self, ids: torch.Tensor | Sequence[int], *, stop_at_eos: bool = True) -> str | list[str]:
         """Ids -> text. [PAD] is dropped, decoding stops at [EOS]; value tokens and sentinels are kept."""
         t = torch.as_tensor(ids)
