@@ -225,6 +225,13 @@ def _int_vectors():
 FIX = r"delete \S*run/checkpoints/step-00000002 to resume from the checkpoint before it, or set train\.resume=false"
 YAML_BAD = r"recipe\.yaml is not valid YAML at line \d+, column \d+: "
 
+def _plain_photos(world, user):
+    """Two photos lying directly in photos/ (one with an upper-case suffix), no modality folders."""
+    (user / "photos").mkdir()
+    shutil.copy(world.photo, user / "photos" / "a.png")
+    shutil.copy(world.photo, user / "photos" / "B.PNG")
+
+
 CASES = [
     # -- resuming from a damaged checkpoint -----------------------------------------------------------
     Case("ckpt-model-empty", CKPT, "resume: the checkpoint's model.safetensors is 0 bytes",
@@ -351,6 +358,16 @@ CASES = [
     Case("dataset-root-is-file", SHARDS, "a --data path that is a file, not a dataset folder (show)",
          r"dataset root data is a file; give the folder holding <modality>/<sample>\.<ext>",
          setup=_recipe("rgb,depth", name="data"), argv=lambda w, u: ["show", "--data", "data", "--out", "sheet.png"]),
+    Case("dataset-plain-photos-show", SHARDS, "a plain folder of photos given as a dataset (show)",
+         r"photos holds no modality folders \(expected root/<modality>/<sample>\.<ext>\); its 2 image\(s\) lie "
+         r"directly in it: move them into photos/rgb/ to make it a dataset of one modality",
+         setup=lambda w, u: _plain_photos(w, u), argv=lambda w, u: ["show", "--data", "photos", "--out", "sheet.png"]),
+    Case("dataset-plain-photos-tokenize", SHARDS, "a plain folder of photos given as a dataset (tokenize)",
+         r"photos: no folder for modalities \['rgb'\]; found \[\] .*; its 2 image\(s\) lie directly in it: move "
+         r"them into photos/rgb/",
+         setup=lambda w, u: _plain_photos(w, u),
+         argv=lambda w, u: ["tokenize", "--data", "photos", "--modality", "rgb", "--tokenizer",
+                            w.model / "tokenizers" / "tok_rgb.safetensors"]),
     # -- gallery indexes ---------------------------------------------------------------------------------
     Case("gallery-empty-file", GALLERY, "a gallery index of 0 bytes",
          r"gallery\.index is not a readable gallery index \(damaged, truncated or another kind of file\); rebuild it "

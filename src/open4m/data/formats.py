@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import torch
 
 from ..atomic import staged_file, write_atomic
-from .codecs import EXTS, decode
+from .codecs import EXTS, IMAGE_EXTS, decode
 from ..errors import ConfigError, DataError, NotFound
 
 INDEX_FILE = "index.json"
@@ -84,14 +84,17 @@ class FolderDataset(torch.utils.data.Dataset):
             raise NotFound(f"dataset root {self.root} does not exist")
         found = sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
         self.modalities = list(modalities) if modalities is not None else found
+        loose = [p for p in self.root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS] if not found else []
+        move = (f"; its {len(loose)} image(s) lie directly in it: move them into {self.root / 'rgb'}/ to make it a "
+                "dataset of one modality") if loose else ""  # a plain photo folder: say the one move that fixes it
         absent = [m for m in self.modalities if m not in found]
         if absent:
             close = [c for m in absent for c in difflib.get_close_matches(m, found, n=1, cutoff=0.5)]
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise DataError(f"{self.root}: no folder for modalities {absent}{hint}; found {found} (a dataset holds "
-                            "root/<modality>/<sample>.<ext>)")
+                            f"root/<modality>/<sample>.<ext>){move}")
         if not self.modalities:
-            raise DataError(f"{self.root} holds no modality folders (expected root/<modality>/<sample>.<ext>)")
+            raise DataError(f"{self.root} holds no modality folders (expected root/<modality>/<sample>.<ext>){move}")
         self.required = list(required)
         unknown = set(self.required) - set(self.modalities)
         if unknown:
