@@ -145,6 +145,25 @@ def test_nothing_readable_is_an_error_and_writes_no_record(tmp_path):
     assert read_provenance(tmp_path) == {}
 
 
+def test_photos_of_a_type_not_read_are_named_not_passed_over(photos, tmp_path_factory, caplog):
+    """.bmp/.gif/.tiff photos were left out without a word (a folder of only those said to keep plain images there)."""
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(photos / "trip" / "scan.BMP")
+    (photos / ".thumbs" / "hidden.gif").write_bytes(b"GIF89a")  # hidden folders stay ignored
+    with caplog.at_level(logging.WARNING, logger="open4m.data.labelers.run"):
+        stats = label_folder(photos, CannyEdges(), progress=False)
+    assert stats["labeled"] == 3
+    assert "1 image(s) under" in caplog.text and ".bmp files, which are not read (e.g. " in caplog.text
+    assert "scan.BMP); convert them to .png or .jpg" in caplog.text and "hidden" not in caplog.text
+    only = tmp_path_factory.mktemp("only_bmp")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(only / "a.bmp")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(only / "b.tif")
+    with pytest.raises(DataError, match=r"no photo to label: 2 image\(s\) under .* are \.bmp, \.tif files, which are "
+                                        r"not read .*; convert them to \.png or \.jpg"):
+        label_folder(only, CannyEdges(), progress=False)
+
+
 class NeedsCaption(Labeler):
     name, ext, requires = "caption_len", ".json", ("caption",)
 
