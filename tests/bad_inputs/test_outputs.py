@@ -104,6 +104,13 @@ CASES = [
          setup=_folder(), argv=lambda w, u: ["convert", "--src", w.data, "--dst", "mine"]),
     Case("out-convert-file", AREA, "convert --dst: a regular file", r"--dst notes\.txt " + FILE_AS_FOLDER + " --dst",
          setup=_file(), argv=lambda w, u: ["convert", "--src", w.data, "--dst", "notes.txt"]),
+    Case("out-convert-into-src", AREA, "convert --dst: a folder inside --src (the dataset itself would hold the copy)",
+         r"--dst data/shards is inside --src data: the converted copy would become part of the dataset it converts; "
+         r"choose a --dst outside --src",
+         setup=_data_copy(), argv=lambda w, u: ["convert", "--src", "data", "--dst", "data/shards"]),
+    Case("out-convert-src-itself", AREA, "convert --dst: --src itself, with --overwrite",
+         r"--dst data is --src itself: the converted copy would become part of the dataset",
+         setup=_data_copy(), argv=lambda w, u: ["convert", "--src", "data", "--dst", "data", "--overwrite"]),
     # generate
     Case("out-generate-user-folder", AREA, "generate --out: a folder holding the user's files", HOLDS,
          setup=_folder(), argv=lambda w, u: _gen(w, "mine")),

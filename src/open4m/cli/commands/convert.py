@@ -21,6 +21,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
+def check_nesting(src: str, dst: str) -> None:
+    """--dst must lie outside --src: a copy written into the dataset is read back as part of it (a folder of shards
+    becomes a modality named like --dst; shards beside the folder layout make --src both forms at once)."""
+    from pathlib import Path
+
+    source, target = Path(src).resolve(), Path(dst).resolve()
+    if target == source or source in target.parents:
+        raise ConfigError(f"--dst {dst} is {'--src itself' if target == source else 'inside --src ' + src}: the converted "
+                          "copy would become part of the dataset it converts; choose a --dst outside --src")
+
+
 def run(args: argparse.Namespace) -> int:
     from open4m.data.formats import folder_to_shards, is_shard_root, shards_to_folder
 
@@ -28,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     to = args.to if args.to != "auto" else ("folder" if src_is_shards else "shards")
     if (to == "shards") == src_is_shards:
         raise ConfigError(f"{args.src} is already in {'shard' if src_is_shards else 'folder'} form; choose --to accordingly")
+    check_nesting(args.src, args.dst)
     check_output(args.dst, args, folder=True, flag="--dst")
     skipped: list[str] = []
     with path_errors("--src/--dst"):
