@@ -149,6 +149,25 @@ def test_sam_masks_are_cut_to_their_box_not_to_the_photo_crop(tmp_path):
         pretokenize(tmp_path, "sam_mask", tok, out_name="x", n_crops=2, progress=False)
 
 
+def test_normal_files_tokenized_by_a_feature_tokenizer_match_the_world_model_form(tmp_path):
+    """The world model's normal tokenizer takes unit normals (3, H, W): normal PNGs (decoded (H, W, 3)) were handed
+    to it channels-last, an error after the whole progress bar ("expects input (B, 3, H, W), got (3, 64, 64, 3)")."""
+    from open4m.data.codecs import decode
+    from open4m.data.synthetic.world import to_model_form
+    from open4m.sources.world import SHIPPED
+    from open4m.tokenizers import load_tokenizer
+
+    assert main(["-q", "synth", "--out", str(tmp_path / "w"), "--n", "2", "--size", "64"]) == 0
+    tok = load_tokenizer(SHIPPED / "tokenizers" / "tok_normal.safetensors")
+    assert tok.preprocessor.input == "features"
+    assert pretokenize(tmp_path / "w", "normal", tok, progress=False).written == 2
+    for key in ("scene_00000000", "scene_00000001"):
+        normal = decode((tmp_path / "w" / "normal" / f"{key}.png").read_bytes(), ".png", "normal")
+        with torch.no_grad():
+            expected = tok.encode(to_model_form("normal", normal)[None]).reshape(-1).numpy()
+        np.testing.assert_array_equal(np.load(tmp_path / "w" / "tok_normal" / f"{key}.npy").reshape(-1), expected)
+
+
 def test_tokenize_cli_encodes_sequences(tmp_path, capsys):
     make_dataset(tmp_path, n=2)
     for i in range(2):

@@ -94,9 +94,12 @@ def _crop(arr: np.ndarray, row: np.ndarray, is_normal: bool) -> np.ndarray:
 
 
 def _as_natural(value: np.ndarray, modality: str, input_kind: str) -> np.ndarray:
-    """Decoded file -> what the tokenizer's preprocessing expects (normals [-1, 1] -> [0, 1])."""
+    """Decoded file -> what the tokenizer's preprocessing expects (normals [-1, 1] -> [0, 1] for an image tokenizer,
+    channels first for a feature tokenizer such as the world model's, which takes unit normals (3, H, W))."""
     if input_kind == "image" and modality.split("@")[0] == "normal" and value.dtype != np.uint8:
         return (value.astype(np.float32) + 1.0) / 2.0
+    if input_kind == "features" and modality.split("@")[0] == "normal" and value.ndim == 3 and value.shape[-1] == 3:
+        return np.ascontiguousarray(value.transpose(2, 0, 1))
     return value
 
 
