@@ -96,6 +96,12 @@ CASES = [
          setup=lambda w, u: shutil.copytree(w.data, u / "data"),
          argv=lambda w, u: ["tokenize", "--data", "data", "--modality", "depth", "--tokenizer",
                             w.model / "tokenizers" / "tok_depth.safetensors"]),
+    Case("mismatch-features-tokenizer-on-a-depth-png", AREA,
+         "a depth PNG as the condition of a model whose depth tokenizer takes model-form depth (the world model's)",
+         r"this tokenizer takes float feature maps \(C, H, W\) in its model's form, not image pixels \(got a uint16 "
+         r"\(64, 64\) array, as an image file reads\); give it its input as a \.npy array",
+         argv=lambda w, u: ["generate", "--model", w.model, "--input",
+                            f"tok_depth={w.data / 'depth' / 'scene_00000000.png'}", "--target", "rgb", "--out", "out"]),
     Case("mismatch-vocab", AREA, "a tokenizer with another vocabulary size",
          r"tok_rgb\.safetensors has 512 tokens but the model's tok_depth@64 vocabulary has 256; use the tokenizer",
          argv=lambda w, u: _generate(w, "--tokenizers", f"depth={w.model / 'tokenizers' / 'tok_rgb.safetensors'}")),

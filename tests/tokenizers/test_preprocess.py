@@ -29,3 +29,15 @@ def test_one_channel_images_take_grey_maps_and_batches_of_them():
     assert pre.to_model(edge[..., None]).shape == (1, 1, 8, 8)
     mask = Preprocessor(input="image", mean=[0.0], std=[1.0]).to_model(edge > 0)  # a bool mask stays in [0, 1]
     assert mask.dtype == torch.float32 and set(mask.unique().tolist()) == {0.0, 1.0}
+
+
+def test_feature_tokenizers_refuse_image_pixels_with_the_fix():
+    """A depth PNG given to the world model's depth tokenizer (feature maps) failed deep in the encoder
+    ("expects input (B, 1, H, W), got (64, 64)"); image pixels are never feature maps, so it is said so."""
+    pre = Preprocessor(input="features")
+    for pixels in (np.zeros((8, 8), np.uint16), np.zeros((8, 8, 3), np.uint8)):
+        with pytest.raises(ValueError, match=r"takes float feature maps \(C, H, W\) in its model's form, not image "
+                                             r"pixels \(got a uint\d+ .* array, as an image file reads\); give it its "
+                                             r"input as a \.npy array"):
+            pre.to_model(pixels)
+    assert pre.to_model(np.zeros((3, 8, 8), np.float32)).shape == (1, 3, 8, 8)

@@ -136,6 +136,11 @@ class Preprocessor:
                 raise DataError(f"a depth map must be (H, W) or (B, H, W) in metres, got shape {tuple(t.shape)}")
             return robust_standardize(self._resize(t[:, None]))
         if self.input == "features":
+            if not np.issubdtype(arr.dtype, np.floating):  # pixels of an image file: no feature map, whatever the shape
+                raise DataError(f"this tokenizer takes float feature maps (C, H, W) in its model's form, not image "
+                                f"pixels (got a {arr.dtype} {tuple(arr.shape)} array, as an image file reads); give "
+                                "it its input as a .npy array (the world model's: "
+                                "open4m.data.synthetic.world.to_model_form)")
             t = torch.from_numpy(arr.astype(np.float32))
             return self._resize(t[None] if t.ndim == 3 else t)
         t = torch.from_numpy(arr.astype(np.float32))  # vector
