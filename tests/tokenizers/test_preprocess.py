@@ -41,3 +41,20 @@ def test_feature_tokenizers_refuse_image_pixels_with_the_fix():
                                              r"input as a \.npy array"):
             pre.to_model(pixels)
     assert pre.to_model(np.zeros((3, 8, 8), np.float32)).shape == (1, 3, 8, 8)
+
+
+def test_read_only_arrays_and_pil_images_convert_without_a_torch_warning():
+    """`np.asarray(pil_image)` is read-only: `torch.from_numpy` on it printed PyTorch's "not writable" UserWarning
+    (with a source line) into `open4m generate --input tok_canny_edge=edges.png`."""
+    import warnings
+
+    from PIL import Image
+
+    pre = Preprocessor(input="image", mean=[0.5], std=[0.5])
+    edge = np.zeros((8, 8), np.uint8)
+    edge.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert pre.to_model(edge).shape == (1, 1, 8, 8)
+        assert pre.to_model(Image.fromarray(np.zeros((8, 8), np.uint8))).shape == (1, 1, 8, 8)
+    assert not edge.flags.writeable  # the caller's array is left as it was

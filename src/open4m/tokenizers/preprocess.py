@@ -196,15 +196,17 @@ def _stretch(a: np.ndarray) -> np.ndarray:
 
 
 def _as_array(x: Any) -> np.ndarray:
+    """A writable array of ``x``: `torch.from_numpy` warns (once, in the user's face) on a read-only one, such as
+    ``np.asarray(pil_image)``."""
     try:
         from PIL import Image
 
         if isinstance(x, Image.Image):
-            return np.asarray(x)
+            return np.array(x)
         if isinstance(x, (list, tuple)) and x and isinstance(x[0], Image.Image):
             return np.stack([np.asarray(im) for im in x])
     except ImportError:  # Pillow is optional for tensor/NumPy users
         pass
     if isinstance(x, np.ndarray):
-        return x
+        return x if x.flags.writeable else x.copy()
     raise DataError(f"cannot tokenize a {type(x).__name__}: pass a torch.Tensor, a NumPy array or a PIL image")
