@@ -22,6 +22,7 @@ import copy
 import dataclasses
 import difflib
 import logging
+import math
 import os
 import types
 import typing
@@ -152,6 +153,8 @@ def _check_type(key: str, value: Any, annotation: Any) -> Any:
         return tuple(value)
     if not isinstance(value, base) or (base in (int, float) and isinstance(value, bool)):
         raise ConfigError(f"config key {key!r} expects {base.__name__}, got {value!r} ({type(value).__name__})")
+    if base is float and not math.isfinite(value):  # a NaN rate passes every `<= 0` check and trains on NaN
+        raise ConfigError(f"config key {key!r} is {value!r}; give a finite number (null turns an optional setting off)")
     return value
 
 

@@ -182,6 +182,13 @@ CASES = [
     Case("value-train-lr", AREA, "a negative learning rate (train optim.blr=-1)",
          r"optim\.blr / optim\.lr must be positive",
          argv=lambda w, u: ["train", "optim.blr=-1"]),
+    Case("value-train-lr-nan", AREA, "a learning rate of NaN (train optim.lr=.nan), which passes every > 0 check",
+         r"config key 'optim\.lr' is nan; give a finite number",
+         argv=lambda w, u: ["train", "optim.lr=.nan"]),
+    Case("value-tokenizer-inf", AREA, "an infinite tokenizer learning rate (train-tokenizer --set optim.lr=inf)",
+         r"is inf; give a finite number",
+         argv=lambda w, u: ["train-tokenizer", "--kind", "vqvae", "--data", w.data / "depth", "--out", "out",
+                            "--steps", "1", "--set", "optim.lr=inf"]),
 ]
 
 
