@@ -73,6 +73,9 @@ def config_of(weights: Path, config: Mapping[str, Any] | None, metadata: Mapping
         modalities.register_specs(specs, source=str(weights))
     if config is not None:
         return FourMConfig.from_dict(config)
+    if "domains_in" not in metadata and ("codebook_size" in metadata or "tokenizer_class" in metadata):
+        raise CheckpointError(f"{weights} is a tokenizer, not a FourM model; load it with open4m.load_tokenizer (or "
+                              "--tokenizers on the command line), and give the model's own file or folder as the model")
     if "domains_in" not in metadata:
         raise CheckpointError(f"{weights} has no FourM config (neither safetensors metadata nor {CONFIG_NAME} beside it)")
     return FourMConfig.from_metadata(metadata)

@@ -40,6 +40,7 @@ def load_tokenizer(name_or_path: str | os.PathLike, *, encoder_only: bool = Fals
     """
     from dataclasses import replace
 
+    from ..errors import CheckpointError
     from ..hub import HubOptions
     from ..pretrained import find
     from .checkpoint import read_checkpoint, resolve_checkpoint
@@ -50,6 +51,9 @@ def load_tokenizer(name_or_path: str | os.PathLike, *, encoder_only: bool = Fals
     if _is_text(path):
         return TextTokenizer.from_pretrained(path)
     state, raw = read_checkpoint(path)
+    if "domains_in" in raw and "codebook_size" not in raw:  # else "unknown vqvae config keys" and FourM's every key
+        raise CheckpointError(f"{path} is a FourM model, not a tokenizer; load it with open4m.load_model, or give one "
+                              "of its tokenizers (the files in its tokenizers/ folder)")
     config = config_from_dict(raw)
     entry = find(str(name_or_path))
     if entry is not None and entry.preprocess and not config.preprocess:
