@@ -244,7 +244,9 @@ CASES = [
          STEP + r"/model\.safetensors is missing \(no such file\): the checkpoint is incomplete; " + FIX,
          setup=_resume(_remove("model.safetensors")), argv=_train),
     Case("ckpt-model-other", CKPT, "resume: the checkpoint holds another model's weights",
-         r"checkpoint does not match the model: shape or value mismatches",
+         STEP + r" holds the weights of another model than this recipe builds \(shape or value mismatches: .*\): "
+         r"the run folder was made with another recipe \(its config\.yaml\); resume with that recipe, or choose "
+         r"another train\.out_dir \(or set train\.resume=false\) to start a new run",
          setup=_resume(_other_weights), argv=_train),
     Case("ckpt-optimizer-empty", CKPT, "resume: the checkpoint's optimizer.safetensors is 0 bytes",
          STEP + r"/optimizer\.safetensors is damaged \(.*\); " + FIX,

@@ -55,6 +55,19 @@ def test_resume_with_another_global_batch_is_refused(micro):
         train(micro("a", data={"batch_size": 2}, train={"steps": 4, "save_every": 2, "eval_every": 0}))
 
 
+
+def test_resume_with_another_architecture_names_the_recipe_not_strict_loading(micro):
+    """A run folder made by another recipe (other sizes, LoRA): the fix is that recipe or another folder; the
+    loader's advice for Python callers (strict=False) would resume nothing."""
+    from open4m.errors import CheckpointError
+
+    quiet = {"save_every": 2, "eval_every": 0}
+    train(micro("a", optim={"warmup": 0}, train={"steps": 2, **quiet}))
+    for other in ({"arch": {"dim": 16, "encoder_depth": 1, "decoder_depth": 1, "num_heads": 2}}, {"lora_rank": 2}):
+        with pytest.raises(CheckpointError, match="another model than this recipe builds") as err:
+            train(micro("a", model=other, optim={"warmup": 0}, train={"steps": 4, **quiet}))
+        assert "config.yaml" in str(err.value) and "strict" not in str(err.value)
+
 def test_training_time_adds_up_over_resumes_and_an_old_checkpoints_is_unknown(micro):
     import json
 

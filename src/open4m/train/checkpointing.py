@@ -130,10 +130,35 @@ def _load_model(model: nn.Module, path: Path, load_weights: WeightsFromFile) -> 
     state, _ = _read_file(path.parent, path.name)
     inner = unwrap(model)
     if not is_sharded(inner):
-        load_weights(inner, state)
+        try:
+            load_weights(inner, state)
+        except (CheckpointError, RuntimeError) as err:  # torch's load_state_dict says a mismatch as RuntimeError
+            raise CheckpointError(_another_model(path.parent, inner, state, err)) from None
         return
     own = inner.state_dict()
     set_model_state_dict(inner, {k: state[k] for k in own}, options=StateDictOptions(full_state_dict=True))
+
+
+def _another_model(checkpoint: Path, model: nn.Module, state: Mapping[str, torch.Tensor], err: Exception) -> str:
+    """The message for weights that do not fit the model the recipe builds: the run folder was made by another
+    recipe (other sizes, modalities, LoRA), which no older checkpoint of it mends, so the fix is the recipe or the
+    folder (the loader's own advice, load with strict=False, is for Python callers and does not apply here)."""
+    if isinstance(err, CheckpointError):  # load_state_dict_into has named the mismatch already
+        detail = str(err).split(". Was it saved", 1)[0].removeprefix("checkpoint does not match the model: ")
+    else:  # torch's load_state_dict lists every key on its own line: say it in a few words instead
+        own = model.state_dict()
+        shapes = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+                  for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        parts = shapes[:3] + ([f"{len(shapes)} shape mismatches in all"] if len(shapes) > 3 else [])
+        if missing:
+            parts.append(f"{len(missing)} weights missing, e.g. {missing[:2]}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected weights, e.g. {unexpected[:2]}")
+        detail = "; ".join(parts)
+    return (f"{checkpoint} holds the weights of another model than this recipe builds ({detail}): the run folder "
+            "was made with another recipe (its config.yaml); resume with that recipe, or choose another "
+            "train.out_dir (or set train.resume=false) to start a new run")
 
 
 def _default_to_file(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
