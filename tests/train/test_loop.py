@@ -55,7 +55,6 @@ def test_resume_with_another_global_batch_is_refused(micro):
         train(micro("a", data={"batch_size": 2}, train={"steps": 4, "save_every": 2, "eval_every": 0}))
 
 
-
 def test_resume_with_another_architecture_names_the_recipe_not_strict_loading(micro):
     """A run folder made by another recipe (other sizes, LoRA): the fix is that recipe or another folder; the
     loader's advice for Python callers (strict=False) would resume nothing."""
@@ -67,6 +66,7 @@ def test_resume_with_another_architecture_names_the_recipe_not_strict_loading(mi
         with pytest.raises(CheckpointError, match="another model than this recipe builds") as err:
             train(micro("a", model=other, optim={"warmup": 0}, train={"steps": 4, **quiet}))
         assert "config.yaml" in str(err.value) and "strict" not in str(err.value)
+
 
 def test_training_time_adds_up_over_resumes_and_an_old_checkpoints_is_unknown(micro):
     import json

@@ -79,7 +79,6 @@ def test_resume_is_exact(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-
 def test_resume_with_another_architecture_is_one_error(tmp_path):
     """torch's load_state_dict says a mismatch as a RuntimeError listing every key: one line naming the recipe."""
     from open4m.errors import CheckpointError
@@ -88,6 +87,7 @@ def test_resume_with_another_architecture_is_one_error(tmp_path):
     with pytest.raises(CheckpointError, match="another model than this recipe builds") as err:
         train_tokenizer(recipe(tmp_path, steps=4, model=dict(TINY, enc_dim=32, dec_dim=32)), dataset=Tensors(blobs(8)))
     assert "shape mismatches" in str(err.value) and "\n" not in str(err.value)
+
 
 def test_a_legacy_checkpoint_resumes(tmp_path):
     """`OUT/checkpoint.safetensors` of the trainer before the single engine becomes an engine checkpoint."""
