@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from .config import DiVAEConfig, VQVAEConfig
 
-__all__ = ["TokenizerSpec", "OFFICIAL_TOKENIZERS", "official_config", "EDGE_PREPROCESS", "MASK_PREPROCESS",
-           "EDGE_MODALITIES"]
+__all__ = ["TokenizerSpec", "OFFICIAL_TOKENIZERS", "official_config", "tiny_config", "EDGE_PREPROCESS",
+           "MASK_PREPROCESS", "EDGE_MODALITIES"]
 
 
 @dataclass(frozen=True)
@@ -97,9 +98,18 @@ def official_config(name: str, size: str = "official") -> tuple[str, dict[str, A
     spec = OFFICIAL_TOKENIZERS[name]
     cfg = copy.deepcopy(dict(spec.config, modality=name))  # callers may edit it; the table stays as released
     if size == "tiny":
-        cfg = {k: _TINY.get(v, v) if isinstance(v, str) else v for k, v in cfg.items()}
+        cfg = tiny_config(spec.kind, cfg)
         if spec.kind == "mlp":
             cfg["latent_dim"] = 4 * cfg["num_codebooks"]
         if cfg.get("latent_dim", 32) > 64:
             cfg["latent_dim"] = 32
     return spec.kind, cfg
+
+
+def tiny_config(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` of a ``kind`` tokenizer config with its networks shrunk: each preset encoder / decoder name, given
+    or the kind's default (a ViT-B: 171 M parameters for a VQ-VAE), swapped for its tiny version. For the tiny
+    size of a tokenizer that is not a modality's official one (``train-tokenizer --kind vqvae --size tiny``)."""
+    defaults = DiVAEConfig() if kind == "divae" else VQVAEConfig()
+    cfg = {"enc_type": defaults.enc_type, "dec_type": defaults.dec_type, **fields}
+    return {k: _TINY.get(v, v) if isinstance(v, str) else v for k, v in cfg.items()}

@@ -182,3 +182,20 @@ def test_cli_modality_preset_sets_kind_and_architecture(tmp_path):
                  "--out", str(out), "--steps", "1", "--batch-size", "2"]) == 0
     tok = load_tokenizer(out / "tokenizer")
     assert tok.config.quant_type == "memcodes" and tok.num_tokens() == 16
+
+
+@pytest.mark.parametrize("flags", [["--kind", "vqvae"], ["--kind", "vqvae", "--modality", "rgb"]])
+def test_cli_size_tiny_shrinks_the_kinds_own_networks(tmp_path, flags):
+    """`--size tiny` where no official architecture applies (no --modality, or a --kind other than its preset's,
+    rgb's being a DiVAE): the kind's default ViT-B was trained unsaid (171 M parameters for a tiny run)."""
+    from PIL import Image
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    for i in range(2):
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    assert main(["-q", "train-tokenizer", *flags, "--size", "tiny", "--data", str(data), "--out", str(tmp_path / "run"),
+                 "--steps", "1", "--batch-size", "2", "--image-size", "32", "--set", "model.codebook_size=32"]) == 0
+    tok = load_tokenizer(tmp_path / "run" / "tokenizer")
+    assert (tok.config.enc_type, tok.config.dec_type) == ("vit_t_enc", "vit_t_dec")
+    assert sum(p.numel() for p in tok.parameters()) < 1_000_000

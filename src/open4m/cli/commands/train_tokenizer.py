@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--modality", help="registry name (e.g. depth, rgb, semseg_coco): starts from that modality's "
                    "official tokenizer architecture (see open4m.tokenizers.presets), or fills n_channels/n_labels")
     p.add_argument("--size", choices=["official", "tiny"], default="official",
-                   help="network size of the --modality preset (tiny: a quick CPU run)")
+                   help="network size of the --modality preset, or of the --kind's own networks where no preset "
+                        "applies (tiny: a quick CPU run)")
     p.add_argument("--steps", type=at_least(1))
     p.add_argument("--batch-size", type=at_least(1))
     p.add_argument("--lr", type=float)
@@ -88,20 +89,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _with_modality(recipe, args: argparse.Namespace):
-    """``--modality``: start from its official tokenizer architecture, fill channels / labels from the registry."""
+    """``--modality``: start from its official tokenizer architecture, fill channels / labels from the registry;
+    ``--size tiny`` shrinks that architecture, or the kind's own networks where no official one applies."""
     from dataclasses import replace
 
     from open4m import modalities
-    from open4m.tokenizers.presets import OFFICIAL_TOKENIZERS, official_config
+    from open4m.tokenizers.presets import OFFICIAL_TOKENIZERS, official_config, tiny_config
 
-    if not args.modality:
-        return recipe
     model, kind = dict(recipe.model), recipe.kind
+    preset_kind = None
     if args.modality in OFFICIAL_TOKENIZERS:
         preset_kind, preset = official_config(args.modality, args.size)
         kind = kind or preset_kind
         if kind == preset_kind:
             model = {**preset, **model}
+    if args.size == "tiny" and kind is not None and kind != preset_kind:
+        # no official architecture applies (no --modality preset, or --kind differs from it): shrink the kind's own
+        # default networks (what the recipe sets wins, as over a preset), or --size tiny would train a ViT-B unsaid
+        model = {**tiny_config(kind, {}), **model}
+    if not args.modality:
+        return replace(recipe, model=model)
     mod = modalities.get(args.modality)
     model.setdefault("modality", mod.name)
     if mod.num_channels:
