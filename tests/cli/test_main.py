@@ -149,3 +149,17 @@ def test_cli_imports_no_private_library_names():
             if isinstance(node, ast.ImportFrom) and node.level > 2:  # `from ...x` reaches out of the cli package
                 private.append(f"{path.name}: relative import of the library")
     assert private == []
+
+
+@pytest.mark.parametrize("verb", ["train", "finetune"])
+def test_overrides_after_an_option_are_overrides_too(monkeypatch, verb):
+    """`open4m train RECIPE a=b -q c=d`: argparse fills the overrides from one run of words, so the words after
+    `-q` (or `--overwrite`) were refused as 'unrecognized arguments' although -q may stand after the verb."""
+    import importlib
+
+    module = importlib.import_module(f"open4m.cli.commands.{verb}")
+    seen = {}
+    monkeypatch.setattr(module, "run", lambda args: seen.update(vars(args)) or 0)
+    assert main([verb, "recipe.yaml", "train.steps=2", "-q", "optim.lr=1e-3", "--overwrite", "log.every=1"]) == 0
+    assert seen["recipe"] == "recipe.yaml" and seen["overwrite"] and seen["log_level"] == logging.WARNING
+    assert seen["overrides"] == ["train.steps=2", "optim.lr=1e-3", "log.every=1"]

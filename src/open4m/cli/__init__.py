@@ -151,6 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one `open4m` verb; returns the exit code (see the module docstring)."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    if extra and isinstance(getattr(args, "overrides", None), list) and not any(w.startswith("-") for w in extra):
+        # `train RECIPE a=b -q c=d`: argparse fills a `nargs="*"` positional from one run of words only, so the
+        # overrides after an option came back unrecognised; they are overrides all the same
+        args.overrides += extra
+        extra = []
     if extra:  # said by the verb's parser, which knows the verb's options (and suggests the closest)
         verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
         verbs.get(getattr(args, "command", None) or "", parser).error(f"unrecognized arguments: {' '.join(extra)}")
