@@ -34,3 +34,31 @@ def test_a_run_on_world_modalities_carries_the_world_spec(tmp_path):
     meta = json.loads(out.read_text())
     assert meta["spec"] == json.loads((SHIPPED / "world.json").read_text())["spec"]
     assert "metrics" not in meta and meta["derived_from"] == str(SHIPPED.resolve())  # the bundle's card is not ours
+
+
+def test_own_tokens_of_the_bundles_modalities_train_without_the_world_source(tmp_path, monkeypatch):
+    """`init_from` a world bundle on a token folder of its modalities, with no world source beside it: the checkpoint's
+    modalities are registered before the folders are matched to names (was 'unknown modality tok_rgb@64', with the
+    advice to call open4m.modalities.register, in a fresh process)."""
+    import numpy as np
+
+    from open4m import modalities
+    from open4m.config import from_dict
+    from open4m.train.tasks.fourm import FourMRecipe, train
+
+    fresh = {k: v for k, v in modalities._REGISTRY.items() if not k.endswith("@64")}  # as in a new process
+    monkeypatch.setattr(modalities, "_REGISTRY", fresh)
+    data = tmp_path / "photos"
+    for folder in ("tok_rgb", "tok_canny_edge"):
+        (data / folder).mkdir(parents=True)
+        for i in range(4):
+            np.save(data / folder / f"p{i}.npy", np.random.default_rng(i).integers(0, 16, (2, 64)).astype(np.int16))
+    recipe = from_dict(FourMRecipe, {
+        "model": {"preset": None, "init_from": str(SHIPPED)},
+        "data": {"source": str(data), "modalities": ["tok_rgb@64", "tok_canny_edge@64"], "image_size": 64,
+                 "input_tokens": 16, "target_tokens": 16, "batch_size": 2},
+        "optim": {"lr": 1e-4, "warmup": 0},
+        "train": {"steps": 2, "out_dir": str(tmp_path / "run"), "threads": 1, "save_every": 2, "eval_every": 0},
+        "log": {"progress": False}}, command="train")
+    result = train(recipe)
+    assert result.steps == 2 and (tmp_path / "run" / "tokenizers" / "tok_rgb.safetensors").is_file()

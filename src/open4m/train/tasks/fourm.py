@@ -231,7 +231,13 @@ class FourMTask(Task):
         from ...sources import build_masker, build_recipe_sources
 
         r, d = self.recipe, self.recipe.data
-        # the source first: the world source registers its modalities, which the masker then looks up
+        if r.model.init_from:
+            # a checkpoint describes its own modalities (a world model's rgb@64, tok_rgb@64, ...): registered before
+            # the data folders are matched to names, so own data trains on them without the world source beside it
+            from ...model import load_config
+
+            load_config(r.model.init_from)
+        # then the source: the world source registers its modalities, which the masker then looks up
         self.source, self.val_source = build_recipe_sources(d, seed=r.train.seed)
         self.masker = build_masker(d.mixture, d.modalities, alpha=d.alpha, input_tokens=d.input_tokens,
                                    target_tokens=d.target_tokens, image_size=d.image_size, input_only=d.input_only,
