@@ -96,6 +96,22 @@ def test_labelled_sources_for_fine_tuning(tmp_path):
         build_source("world", family="labelled", task="captioning")
 
 
+
+def test_a_paired_target_of_another_size_names_both_files(tmp_path):
+    """One crop cuts the image and its map, so their sizes must agree; the error came from the crop without a
+    file name ('image-like modalities of one sample must share a size'), in the middle of a fine-tuning run."""
+    from open4m.errors import DataError
+
+    rng = np.random.default_rng(0)
+    _write(tmp_path / "rgb" / "ok.png", rng.integers(0, 255, (8, 8, 3), dtype=np.uint8), "rgb")
+    _write(tmp_path / "semseg" / "ok.png", rng.integers(0, 9, (8, 8), dtype=np.uint8), "semseg")
+    _write(tmp_path / "rgb" / "small.png", rng.integers(0, 255, (8, 8, 3), dtype=np.uint8), "rgb")
+    _write(tmp_path / "semseg" / "small.png", rng.integers(0, 9, (4, 6), dtype=np.uint8), "semseg")
+    pairs = build_source(str(tmp_path), family="labelled", task="segmentation")
+    assert pairs[0]["semseg"].shape == (8, 8)
+    with pytest.raises(DataError, match=r"rgb/small\.png is 8x8 but \S+semseg/small\.png is 6x4 \(width x height\)"):
+        pairs[1]
+
 class _Tokenizer:
     """What ImageFiles reads of a tokenizer: its preprocessing and image size."""
 

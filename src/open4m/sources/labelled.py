@@ -120,7 +120,13 @@ class PairedFolderSource:
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         sample = self.dataset[i]
-        return {"rgb": sample["rgb"], self.target: sample[self.target]}
+        image, target = sample["rgb"], sample[self.target]
+        if image.shape[:2] != target.shape[:2]:  # one crop cuts both: named here, where the two files are known
+            key, files = sample["__key__"], self.dataset.files
+            raise DataError(f"{files['rgb'][key]} is {image.shape[1]}x{image.shape[0]} but "
+                            f"{files[self.target][key]} is {target.shape[1]}x{target.shape[0]} (width x height); a "
+                            f"{self.target} map must have its image's size: resize it (nearest) or remove the pair")
+        return {"rgb": image, self.target: target}
 
 
 class Subset:
