@@ -168,6 +168,21 @@ def test_normal_files_tokenized_by_a_feature_tokenizer_match_the_world_model_for
         np.testing.assert_array_equal(np.load(tmp_path / "w" / "tok_normal" / f"{key}.npy").reshape(-1), expected)
 
 
+
+def test_depth_files_with_several_crops_through_a_feature_tokenizer_get_the_real_refusal(tmp_path):
+    """`--n-crops 2` with the world model's depth tokenizer (model-form depth, not depth files) said 'use n_crops=1',
+    which only led to the refusal of the files themselves: that refusal comes first."""
+    from open4m.sources.world import SHIPPED
+    from open4m.tokenizers import load_tokenizer
+
+    (tmp_path / "depth").mkdir()
+    Image.fromarray(np.full((32, 32), 2000, np.uint16)).save(tmp_path / "depth" / "a.png")
+    tok = load_tokenizer(SHIPPED / "tokenizers" / "tok_depth.safetensors")
+    for n_crops in (1, 2):
+        with pytest.raises(ValueError, match="already in its model's form") as err:
+            pretokenize(tmp_path, "depth", tok, n_crops=n_crops, progress=False)
+        assert "n_crops" not in str(err.value)
+
 def test_tokenize_cli_encodes_sequences(tmp_path, capsys):
     make_dataset(tmp_path, n=2)
     for i in range(2):

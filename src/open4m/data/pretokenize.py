@@ -140,15 +140,16 @@ class _BatchEncoder:
         images = pre.input in ("image", "class_map", "depth")
         self.instance_mask = image_role(modality) == "mask"  # a SAM mask has its own frame, not the image's
         self.croppable = images and not self.instance_mask
-        if not self.croppable and n_crops != 1:
-            what = "instance masks are cut to their own box" if self.instance_mask else f"{pre.input} inputs are not images"
-            raise ConfigError(f"{what}: they cannot be cropped with the image, use n_crops=1")
+        # before the n_crops check below: its advice (n_crops=1) would only lead to this refusal
         if pre.input == "features" and image_role(modality) in ("depth", "edge", "unit"):
             # e.g. the world model's tokenizers: they take the procedural world's own encoding, made in memory
             raise ConfigError(
                 f"this tokenizer reads {modality} already in its model's form (its preprocess input is 'features'), "
                 f"not {modality} image files; tokenize them with a tokenizer that reads such files (a released 4M "
                 f"tokenizer, or one trained by `open4m train-tokenizer --modality {modality.split('@')[0]}`)")
+        if not self.croppable and n_crops != 1:
+            what = "instance masks are cut to their own box" if self.instance_mask else f"{pre.input} inputs are not images"
+            raise ConfigError(f"{what}: they cannot be cropped with the image, use n_crops=1")
         size = image_size or tokenizer.config.image_size
         self.pre = dataclasses.replace(pre, size=size if images else None)
         self.tokenizer, self.modality, self.n_crops, self.batch_size = tokenizer, modality, n_crops, batch_size
