@@ -44,6 +44,15 @@ def test_patch_sizes_that_do_not_divide_the_image_are_refused_when_the_recipe_is
     ("tokenizers: {per_modality: {rgb: {codebook_size: 8}}}", r"per_modality.rgb must be a mapping of arch, train"),
     ("tokenizers: {per_modality: {depth: {train: {stepz: 3}}}}",
      r"per_modality.depth: unknown config key 'train.stepz'; did you mean 'train.steps'"),
+    # a KeyError traceback once the world was rendered, with the first tokenizer folder left behind
+    ("tokenizers: {codebook_size: {rgbb: 64, depth: 32, normal: 32, semseg: 32, canny_edge: 32}}",
+     r"tokenizers.codebook_size needs one size per image modality .*; missing rgb; unknown 'rgbb' \(did you mean "
+     r"'rgb'\?\)"),
+    ("tokenizers: {codebook_size: {rgb: 64}}", r"codebook_size .*; missing depth, normal, semseg, canny_edge$"),
+    ("tokenizers: {codebook_size: {rgb: 0, depth: 32, normal: 32, semseg: 32, canny_edge: 32}}",
+     r"codebook_size: \{'rgb': 0\} must be whole numbers >= 1"),
+    ("tokenizers: {arch: {dim: 32, depht: 1, heads: 2}}",
+     r"tokenizers.arch needs the ViT width, depth and heads .*; missing depth; unknown 'depht' \(did you mean"),
 ])
 def test_a_wrong_stage_or_tokenizer_setting_is_refused_when_the_recipe_is_read(tmp_path, recipe, error):
     bad = tmp_path / "bad.yaml"

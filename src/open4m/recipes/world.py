@@ -86,6 +86,26 @@ class TokenizerTraining:
     ema_decay: float = option(0.98, "EMA of the weights (the EMA is what the bundle ships).")
 
 
+def _check_names(key: str, value: Mapping[str, Any], names: tuple[str, ...], what: str) -> None:
+    """A recipe mapping whose keys must be exactly `names`, each a whole number >= 1: a missing or misspelt key
+    is named (with the closest name) rather than failing with a KeyError once the world is rendered."""
+    import difflib
+
+    unknown = [k for k in value if k not in names]
+    missing = [n for n in names if n not in value]
+    if unknown or missing:
+        named = []
+        for k in unknown:
+            close = difflib.get_close_matches(str(k), names, n=1)
+            named.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigError(f"{key} needs {what} ({', '.join(names)})"
+                          + (f"; missing {', '.join(missing)}" if missing else "")
+                          + (f"; unknown {', '.join(named)}" if named else ""))
+    bad = {k: v for k, v in value.items() if isinstance(v, bool) or not isinstance(v, int) or v < 1}
+    if bad:
+        raise ConfigError(f"{key}: {bad} must be whole numbers >= 1")
+
+
 @dataclass
 class WorldTokenizers:
     codebook_size: dict = option({"rgb": 512, "depth": 256, "normal": 256, "semseg": 256, "canny_edge": 256},
@@ -102,6 +122,9 @@ class WorldTokenizers:
     _PER_MODALITY_KEYS: ClassVar[tuple[str, ...]] = ("arch", "train", "latent_dim")
 
     def __post_init__(self) -> None:
+        # checked when the recipe is read, not as a KeyError after the world is rendered
+        _check_names("tokenizers.codebook_size", self.codebook_size, IMAGE_MODALITIES, "one size per image modality")
+        _check_names("tokenizers.arch", self.arch, ("dim", "depth", "heads"), "the ViT width, depth and heads")
         for base in self.per_modality:
             self.for_modality(base)  # a misspelt modality or key is an error when the recipe is read
 
