@@ -343,3 +343,16 @@ def test_card_states_the_masking_the_model_was_trained_with():
     del recipe["fourm"]["data"]["rgb_share"], recipe["fourm"]["data"]["target_alphas"]
     (line,) = _training(recipe)  # a bundle from before the option: the official half, nothing dangling
     assert "a share 0.5 of the samples" in line and "Dirichlet(0.5) over everything)" in line
+
+
+def test_demo_keys_lists_the_recipe_a_misspelt_key_points_to(tmp_path, capsys):
+    """A misspelt key of a --train recipe says '`open4m demo --keys` lists them all': demo had no --keys."""
+    from open4m.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("world: {train_scens: 48}\n")
+    assert main(["demo", "--train", "--config", str(bad), "--out", str(tmp_path / "out")]) == 2
+    assert "`open4m demo --keys` lists them all" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    assert main(["demo", "--keys"]) == 0
+    listed = capsys.readouterr().out
+    assert "  train_scenes: 3000  # " in listed and "codebook_size:" in listed and "stages: []" in listed

@@ -24,12 +24,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tasks", default="all", help="comma-separated tasks of `open4m eval` (default all)")
     p.add_argument("--workers", type=at_least(1), default=2, help="--train: processes rendering the world (default 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--keys", action="store_true",
+                   help="list every key of a --train recipe with its default and meaning, then exit")
     add_overwrite_argument(p, "into --out", "a folder holding only an earlier demo's results is rewritten "
                                             "without it, and --train resumes its own unfinished folder")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.keys:  # what a misspelt recipe key's error points to, as for train, finetune and train-tokenizer
+        from open4m.config import describe
+        from open4m.recipes.world import WorldRecipe
+
+        print(describe(WorldRecipe))
+        return 0
     if args.train:
         from open4m.recipes.world import is_recipe_folder, run_recipe
 
