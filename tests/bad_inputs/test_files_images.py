@@ -215,6 +215,21 @@ def test_a_16_bit_photo_is_scaled_by_its_range_not_read_as_white(tmp_path):
     assert (flat == 128).all()  # one flat value keeps its level within 16 bits
 
 
+def test_a_float_photo_is_scaled_by_its_range_not_clipped_to_black(tmp_path):
+    """A 32-bit float TIFF in 0..1 (mode F): Pillow's own conversion clips it to 0 and 1, a black picture."""
+    from open4m.data.codecs import rgb_image
+
+    values = (PHOTO[..., 0] / 255.0).astype(np.float32)
+    values[0, 0] = np.nan  # a hole in the file reads as its darkest value, not as garbage
+    Image.fromarray(values).save(tmp_path / "float.tif")  # mode F
+    rgb = np.asarray(rgb_image(Image.open(tmp_path / "float.tif")))
+    assert rgb.shape == (*values.shape, 3) and rgb.dtype == np.uint8
+    finite = values[np.isfinite(values)]
+    expected = np.round((values - finite.min()) * 255.0 / (finite.max() - finite.min()))
+    np.testing.assert_array_equal(rgb[1:, :, 0], expected[1:].astype(np.uint8))
+    assert rgb[0, 0, 0] == 0 and rgb.max() == 255
+
+
 @pytest.mark.parametrize("mode", ["rgba", "grey", "palette", "grey16"])
 def test_generate_reads_rgba_grey_palette_and_16_bit_photos_as_their_rgb_pixels(world, tmp_path, mode):
     """A photo in any of these modes conditions generation exactly as its 8-bit RGB pixels do."""

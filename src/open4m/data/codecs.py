@@ -89,24 +89,27 @@ def open_image(path: str | os.PathLike, label: str) -> Any:
     return image
 
 
-#: Pillow modes of one-channel images with more than 8 bits (16-bit PNGs, 32-bit integer files).
-WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I")
+#: Pillow modes of one-channel images with more than 8 bits (16-bit PNGs, 32-bit integer and float files).
+WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
 
 
 def rgb_image(im: Any) -> Any:
     """Any PIL image as an 8-bit RGB PIL image, the way a person sees the photo.
 
-    Grey, palette and RGBA files convert as Pillow does (alpha dropped). A 16-bit (or 32-bit) grey
-    file is scaled to 8 bits by its real range, the lowest and highest value it holds, because
-    Pillow's own conversion clips every value above 255 (a 16-bit photo would read as white) and the
-    high byte alone leaves a 12-bit camera file nearly black.
+    Grey, palette and RGBA files convert as Pillow does (alpha dropped). A 16-bit or 32-bit grey
+    file (integer or float) is scaled to 8 bits by its real range, the lowest and highest value it holds, because
+    Pillow's own conversion clips every value above 255 (a 16-bit photo would read as white, a float one in 0..1
+    black) and the high byte alone leaves a 12-bit camera file nearly black. Non-finite float pixels read as the
+    lowest value.
     """
     from PIL import Image
 
     if im.mode not in WIDE_GREY_MODES:
         return im.convert("RGB")
     values = np.asarray(im, np.float64)
-    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    finite = np.isfinite(values)
+    lo, hi = (float(values[finite].min()), float(values[finite].max())) if finite.any() else (0.0, 0.0)
+    values = np.where(finite, values, lo)
     if hi > lo:
         grey = (values - lo) * (255.0 / (hi - lo))
     else:  # one flat value: its level within the 16-bit range
