@@ -393,7 +393,9 @@ def folder_to_shards(src: str | Path, dst: str | Path, samples_per_shard: int = 
         return sample
 
     samples = (checked(k) for k in tqdm(ds.keys, desc="folder -> shards", disable=not progress, unit="sample"))
-    return write_shards(samples, dst, ds.modalities, samples_per_shard)
+    # a sample whose every file was corrupt holds nothing: counted, it made index.json (and the report) one
+    # sample more than the shards hold
+    return write_shards((s for s in samples if len(s) > 1), dst, ds.modalities, samples_per_shard)
 
 
 def shards_to_folder(src: str | Path, dst: str | Path, modalities: Sequence[str] | None = None,

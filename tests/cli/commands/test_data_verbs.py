@@ -80,3 +80,19 @@ def test_synth_writes_captions_in_the_order_a_world_model_reads(tmp_path):
     synth.register(sub)
     choices = next(a.choices for a in sub.choices["synth"]._actions if a.dest == "caption_order")
     assert tuple(choices) == CAPTION_ORDERS  # the flag offers every order the world knows
+
+
+def test_convert_leaves_out_a_sample_whose_only_file_is_corrupt(tmp_path, capsys):
+    """A photo folder sample with one corrupt file (nothing else) was counted: 'wrote 3 samples', index.json
+    num_samples 3, while the shards held 2 (and converting back wrote 2)."""
+    import json
+
+    for i in range(2):
+        (tmp_path / "d" / "rgb").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "d" / "rgb" / f"{i}.png").write_bytes(
+            codecs.encode(np.full((8, 8, 3), 40 * i, np.uint8), ".png", "rgb"))
+    (tmp_path / "d" / "rgb" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    assert main(["-q", "convert", "--src", str(tmp_path / "d"), "--dst", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr()
+    assert "wrote 2 samples" in out.out and "broken.png" in out.err
+    assert json.loads((tmp_path / "s" / "index.json").read_text())["num_samples"] == 2
