@@ -68,6 +68,20 @@ def test_resume_with_another_architecture_names_the_recipe_not_strict_loading(mi
         assert "config.yaml" in str(err.value) and "strict" not in str(err.value)
 
 
+def test_a_rerun_of_a_finished_run_logs_nothing_twice(micro):
+    """The rerun validates its last step again (for TrainResult.final); that record was appended to metrics.jsonl
+    once more per rerun, so the log no longer described one run."""
+    from open4m.train.monitor import read_metrics
+
+    recipe = micro("done", optim={"warmup": 0}, train={"steps": 2, "save_every": 2, "eval_every": 0})
+    first = train(recipe)
+    log = (first.run_dir / "metrics.jsonl").read_text()
+    assert any("val/loss" in r for r in read_metrics(first.run_dir))
+    for _ in range(2):
+        again = train(recipe)
+        assert (again.run_dir / "metrics.jsonl").read_text() == log and again.final == first.final
+
+
 def test_training_time_adds_up_over_resumes_and_an_old_checkpoints_is_unknown(micro):
     import json
 

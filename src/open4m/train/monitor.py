@@ -95,6 +95,7 @@ class Monitor:
             return
         kept = [m for m in read_metrics(run_dir) if m["step"] <= start_step]
         write_text_atomic(run_dir / METRICS, "".join(json.dumps(m) + "\n" for m in kept))
+        self._start_step, self._kept = start_step, kept
         self._file = open(run_dir / METRICS, "a", encoding="utf-8")  # append-only: a kill tears at most the last line
         if tensorboard:
             self.tb = _writer_class()(str(run_dir / "tb"), purge_step=start_step + 1 if start_step else None)
@@ -109,6 +110,8 @@ class Monitor:
         """Record scalars of `step`; train/loss and throughput also go to the progress bar."""
         if not self.enabled:
             return
+        if step <= self._start_step and any(m["step"] == step and scalars.keys() <= m.keys() for m in self._kept):
+            return  # a rerun of a finished run validates its last step again: that record is in the log already
         now = time.perf_counter()
         rate = None
         if self._time_at is not None and now > self._time_at:
