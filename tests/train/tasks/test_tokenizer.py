@@ -158,6 +158,10 @@ def test_cli_reports_bad_settings(tmp_path, capsys):
     code = main(["train-tokenizer", "--kind", "vqvae", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
                  "--set", "model.codebok_size=3"])
     assert code == 2 and "codebok_size" in capsys.readouterr().err
+    # one image given as --data: it was 'data folder x.npy does not exist', of a file that is there
+    assert main(["train-tokenizer", "--kind", "vqvae", "--data", str(tmp_path / "x.npy"), "--out", str(tmp_path / "o")]) == 2
+    assert "x.npy is a file; give the folder that holds the training files" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.slow

@@ -79,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
         recipe = from_dict(TokenizerRecipe, merged, command="train-tokenizer")
     if recipe.data.path is None:
         raise ConfigError("give the training files with --data DIR (or data.path in the recipe)")
+    if Path(recipe.data.path).is_file():  # "does not exist" would send the user looking for a file that is there
+        raise ConfigError(f"data path {recipe.data.path} is a file; give the folder that holds the training files "
+                          "(--data DIR, searched recursively)")
     if not Path(recipe.data.path).is_dir():
         raise NotFound(f"data folder {recipe.data.path} does not exist")
     check_run_folder(recipe.train, args)
