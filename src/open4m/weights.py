@@ -24,6 +24,15 @@ CONFIG_NAME = "config.json"
 
 def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and metadata of a safetensors file, with a readable error for corrupt files."""
+    return _read(path, tensors=True)
+
+
+def read_safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata of a safetensors file without its tensors (a config lookup), with the same errors."""
+    return _read(path, tensors=False)[1]
+
+
+def _read(path: str | os.PathLike, *, tensors: bool) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     path = Path(path)
     if path.is_dir():
         raise NotFound(f"{path} is a folder, not a safetensors file; restore the file (download or save it again)")
@@ -32,13 +41,14 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], 
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            state = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
     except (SafetensorError, OSError, RuntimeError, ValueError) as err:
         raise CheckpointError(
             f"{path} is not a readable safetensors file ({err}); it may be truncated or corrupt — "
             "download or save it again"
         ) from None
-    return tensors, metadata
+    return state, metadata
+
 
 def weights_and_config(path: Path) -> tuple[Path, dict[str, Any] | None]:
     """A weights file -> (it, None); a Hub-layout directory -> (its one .safetensors file, its config.json)."""

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file as _st_save_file
 
 from .. import modalities
 from ..atomic import atomic_write
 from ..hub import HubOptions, Origin, locate
-from ..weights import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, read_safetensors, unshared, weights_and_config
+from ..weights import (CONFIG_NAME, WEIGHTS_NAME, CheckpointError, read_safetensors, read_safetensors_metadata, unshared,
+                       weights_and_config)
 from .config import FourMConfig
 
 __all__ = ["CheckpointError", "read_safetensors", "weights_and_config", "resolve_checkpoint", "locate_model",
@@ -54,9 +54,7 @@ MODALITIES_KEY = "open4m_modalities"
 def load_config(source: str | os.PathLike, **kwargs: Any) -> FourMConfig:
     """The FourM config of a checkpoint, without reading its weights."""
     weights, config = resolve_checkpoint(source, **kwargs)
-    with safe_open(str(weights), framework="pt") as f:
-        metadata = f.metadata() or {}
-    return config_of(weights, config, metadata)
+    return config_of(weights, config, read_safetensors_metadata(weights))
 
 
 def config_of(weights: Path, config: Mapping[str, Any] | None, metadata: Mapping[str, str]) -> FourMConfig:
