@@ -97,14 +97,6 @@ def grey_tensor_pixels(world, user):
     _pipeline(world)(torch.zeros(1, 1, 64, 64))
 
 
-def _bmp_and_gif(folder):
-    folder.mkdir()
-    Image.fromarray(PHOTO_8).save(folder / "a.bmp")
-    Image.fromarray(PHOTO_8).save(folder / "b.gif")
-
-
-PHOTO_8 = np.random.default_rng(1).integers(0, 256, (8, 8, 3), dtype=np.uint8)
-
 CASES = [
     Case("image-text-named-jpg", AREA, "a text file named photo.jpg (generate --input rgb=)",
          r"--input rgb@64=photo\.jpg: not an image file PIL can read \(png, jpg, webp, \.\.\.\)",
@@ -165,10 +157,6 @@ CASES = [
          r"tensor\.permute\(0, 3, 1, 2\)", call=channels_last_tensor_pixels),
     Case("image-tensor-grey", AREA, "a 1-channel pixel tensor for the RGB condition (library)",
          r"expected pixels \(B, 3, 64, 64\), got \(1, 1, 64, 64\); give 3 channels", call=grey_tensor_pixels),
-    Case("image-label-only-bmp", AREA, "a photo folder holding only .bmp and .gif photos (label)",
-         r"photos: no photo to label: 2 image\(s\) under photos are \.bmp, \.gif files, which are not read \(e\.g\. "
-         r"photos/a\.bmp\); convert them to \.png or \.jpg",
-         setup=lambda w, u: _bmp_and_gif(u / "photos"), argv=lambda w, u: ["label", "--data", "photos", "-m", "canny_edge"]),
     Case("image-label-data-is-photo", AREA, "label --data naming one photo instead of a folder",
          r"--data photo\.png is a file; give the dataset folder \(DIR/rgb/\.\.\.\) or a folder of photos",
          setup=lambda w, u: shutil.copy(w.photo, u / "photo.png"),

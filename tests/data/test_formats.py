@@ -49,7 +49,7 @@ def test_codecs_round_trip_every_form():
     assert codecs.decode(codecs.encode({"a": [1, 2]}, ".json", "det"), ".json", "det") == {"a": [1, 2]}
     assert codecs.decode(b" a cat \n", ".txt", "caption") == "a cat"
     with pytest.raises(ValueError, match="unsupported file type"):
-        codecs.decode(b"", ".bmp", "rgb")
+        codecs.decode(b"", ".heic", "rgb")
     with pytest.raises(ValueError, match="16-bit"):
         codecs.decode(codecs.encode(seg, ".png", "semseg"), ".png", "depth")
 

@@ -18,7 +18,8 @@ import numpy as np
 from ..errors import ConfigError, DataError
 
 DEPTH_PNG_SCALE = 1000.0  # 16-bit depth PNGs hold millimetres: 0..65.535 m at 1 mm resolution
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
+#: Every image type open4m reads, wherever it takes images (datasets, photo folders, galleries, generate).
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 EXTS = IMAGE_EXTS + (".npy", ".json", ".txt")
 
 # What an image file of a modality holds (keyed by the name without '@resolution').
@@ -193,6 +194,7 @@ def _encode_image(arr: np.ndarray, ext: str, modality: str) -> bytes:
             raise DataError(f"{modality}: images are written from uint8 arrays, got {arr.dtype}")
         im = Image.fromarray(arr)
     buf = io.BytesIO()
-    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}[ext]
+    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
+           ".tiff": "TIFF", ".gif": "GIF"}[ext]
     im.save(buf, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
     return buf.getvalue()

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.codecs import image_role, open_image, rgb_image
+from ..data.codecs import IMAGE_EXTS, image_role, open_image, rgb_image
 from ..data.transforms import instance_box_crop
 from ..errors import DataError, NotFound
 
@@ -18,7 +18,7 @@ __all__ = ["ImageFiles", "IMAGE_FILE_EXTS", "build"]
 
 logger = logging.getLogger(__name__)
 
-IMAGE_FILE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
+IMAGE_FILE_EXTS = frozenset(IMAGE_EXTS)
 
 
 class ImageFiles(torch.utils.data.Dataset):

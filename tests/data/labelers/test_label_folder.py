@@ -138,30 +138,27 @@ def test_corrupt_photos_are_skipped_and_counted(photos, caplog):
     assert read_provenance(photos)["canny_edge"]["count"] == 3
 
 
+def test_bmp_tiff_and_gif_photos_are_labelled_like_png_and_jpeg(photos, tmp_path_factory):
+    """Every image type open4m reads elsewhere (gallery, tokenizer training, generate) is a photo here too."""
+    from PIL import Image
+
+    pixels = np.full((16, 16, 3), 120, np.uint8)
+    pixels[4:12, 4:12] = 250  # a square: edges to find
+    Image.fromarray(pixels).save(photos / "trip" / "scan.BMP")
+    Image.fromarray(pixels).save(photos / "scan2.tif")
+    (photos / ".thumbs" / "hidden.gif").write_bytes(b"GIF89a")  # hidden folders stay ignored
+    assert label_folder(photos, CannyEdges(), progress=False)["labeled"] == 5
+    assert codecs.decode((photos / "canny_edge" / "trip" / "scan.png").read_bytes(), ".png", "canny_edge").any()
+    only = tmp_path_factory.mktemp("only_gif")
+    Image.fromarray(pixels).save(only / "a.gif")
+    assert label_folder(only, CannyEdges(), progress=False)["labeled"] == 1
+
+
 def test_nothing_readable_is_an_error_and_writes_no_record(tmp_path):
     (tmp_path / "broken.jpg").write_bytes(b"garbage")
     with pytest.raises(DataError, match=r"none of the 1 sample\(s\) under .* can be read \(e\.g\. .*broken\.jpg"):
         label_folder(tmp_path, CannyEdges(), progress=False)
     assert read_provenance(tmp_path) == {}
-
-
-def test_photos_of_a_type_not_read_are_named_not_passed_over(photos, tmp_path_factory, caplog):
-    """.bmp/.gif/.tiff photos were left out without a word (a folder of only those said to keep plain images there)."""
-    from PIL import Image
-
-    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(photos / "trip" / "scan.BMP")
-    (photos / ".thumbs" / "hidden.gif").write_bytes(b"GIF89a")  # hidden folders stay ignored
-    with caplog.at_level(logging.WARNING, logger="open4m.data.labelers.run"):
-        stats = label_folder(photos, CannyEdges(), progress=False)
-    assert stats["labeled"] == 3
-    assert "1 image(s) under" in caplog.text and ".bmp files, which are not read (e.g. " in caplog.text
-    assert "scan.BMP); convert them to .png or .jpg" in caplog.text and "hidden" not in caplog.text
-    only = tmp_path_factory.mktemp("only_bmp")
-    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(only / "a.bmp")
-    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(only / "b.tif")
-    with pytest.raises(DataError, match=r"no photo to label: 2 image\(s\) under .* are \.bmp, \.tif files, which are "
-                                        r"not read .*; convert them to \.png or \.jpg"):
-        label_folder(only, CannyEdges(), progress=False)
 
 
 class NeedsCaption(Labeler):

@@ -24,7 +24,6 @@ from .generate import add_tokenizer_option
 logger = logging.getLogger(__name__)
 
 KINDS = ("ivf", "hnsw")  # open4m.generation.ann.KINDS (not imported here: the parser stays import-light)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 def add_embedding_options(p: argparse.ArgumentParser) -> None:
@@ -77,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from open4m.data.codecs import open_image
+    from open4m.data.codecs import IMAGE_EXTS
     from open4m.generation.ann import check_settings, require_faiss
     from open4m.generation.retrieval import GalleryIndex, predict_embeddings
     from open4m.modalities import Kind
@@ -84,9 +84,9 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, args, folder=False)
     if not args.images.is_dir():
         raise NotFound(f"--images {args.images} is not a folder")
-    files = sorted(p for p in args.images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in args.images.iterdir() if p.suffix.lower() in IMAGE_EXTS)
     if not files:
-        raise DataError(f"--images {args.images} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise DataError(f"--images {args.images} holds no images ({', '.join(IMAGE_EXTS)})")
     if args.approximate:  # a missing extra or a bad count fails before the gallery is embedded
         check_settings(args.approximate, lists=args.lists, links=args.links, probe=args.probe)
         require_faiss(f"--approximate {args.approximate}")

@@ -28,9 +28,6 @@ from ...errors import ConfigError, DataError, NotFound
 logger = logging.getLogger(__name__)
 
 PROVENANCE_FILE = "labels.json"
-#: Image types Pillow opens but the dataset codecs do not read: a photo folder's files of these types are not
-#: labelled, so a run names them instead of labelling fewer photos (or none) without a word.
-UNREAD_IMAGE_EXTS = (".bmp", ".gif", ".tif", ".tiff")
 
 
 def read_provenance(root: str | Path) -> dict[str, Any]:
@@ -92,20 +89,6 @@ def scan_photos(root: Path) -> dict[str, Path]:
     return scan_modality(root, exts=IMAGE_EXTS, skip=_output_folders(root), what="photo")
 
 
-def unread_photos(root: Path) -> list[Path]:
-    """Images of a plain photo folder (subfolders included, label folders not) of a type labelling does not read."""
-    skip = _output_folders(root)
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in UNREAD_IMAGE_EXTS and p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(root).parts)
-                  and p.relative_to(root).parts[0] not in skip)
-
-
-def _unread_note(root: Path, unread: list[Path]) -> str:
-    types = ", ".join(sorted({p.suffix.lower() for p in unread}))
-    return (f"{len(unread)} image(s) under {root} are {types} files, which are not read (e.g. {unread[0]}); "
-            f"convert them to .png or .jpg ({', '.join(IMAGE_EXTS)} are read)")
-
-
 def _input_files(root: Path, labeler: Labeler) -> dict[str, dict[str, Path]]:
     """Files of every input modality the labeler can use.
 
@@ -116,15 +99,10 @@ def _input_files(root: Path, labeler: Labeler) -> dict[str, dict[str, Path]]:
 
     files = {}
     for m in labeler.requires + labeler.optional:
-        unread = unread_photos(root) if m == "rgb" and not (root / m).is_dir() else []
         if (root / m).is_dir():
             files[m] = scan_modality(root / m)
         elif m == "rgb" and (photos := scan_photos(root)):
             files[m] = photos
-            if unread:
-                logger.warning("%s; they are not labelled", _unread_note(root, unread))
-        elif m in labeler.requires and unread:
-            raise DataError(f"{root}: no photo to label: {_unread_note(root, unread)}")
         elif m in labeler.requires:
             raise DataError(f"{root}: labeler {labeler.name!r} needs the {m!r} modality, which has no folder "
                             f"{root / m}/; {labeler.input_hint(m)}")
