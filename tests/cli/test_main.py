@@ -163,3 +163,25 @@ def test_overrides_after_an_option_are_overrides_too(monkeypatch, verb):
     assert main([verb, "recipe.yaml", "train.steps=2", "-q", "optim.lr=1e-3", "--overwrite", "log.every=1"]) == 0
     assert seen["recipe"] == "recipe.yaml" and seen["overwrite"] and seen["log_level"] == logging.WARNING
     assert seen["overrides"] == ["train.steps=2", "optim.lr=1e-3", "log.every=1"]
+
+
+def test_library_warnings_print_as_one_line_naming_the_verb(tmp_path):
+    """A photo resized for the model is a `warnings.warn` in the library; the command line shows its message as
+    `open4m VERB: warning: ...`, not Python's `file.py:LINE: UserWarning:` and the source line."""
+    from PIL import Image
+
+    Image.new("RGB", (1, 1)).save(tmp_path / "one.png")
+    model = Path(open4m.__file__).parent / "assets" / "world64"
+    run = _run("-q", "generate", "--model", str(model), "--input", f"rgb={tmp_path / 'one.png'}", "--target", "depth",
+               "--steps", "1", "--out", str(tmp_path / "out"))
+    assert run.returncode == 0, run.stderr
+    assert "open4m generate: warning: rgb input of 1x1 resized to 64x64" in run.stderr
+    assert "UserWarning" not in run.stderr and ".py:" not in run.stderr
+
+
+def test_main_leaves_the_callers_warning_format_as_it_was():
+    import warnings
+
+    before = warnings.formatwarning
+    assert main(["info"]) == 0
+    assert warnings.formatwarning is before

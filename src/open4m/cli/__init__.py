@@ -14,7 +14,9 @@ arguments included, as argparse does, with the closest verb, option or choice su
 
 Logging: `main` sends the library's `logging` records (the ``open4m`` logger tree) to stderr as plain
 messages: INFO and above by default, WARNING and above with ``-q/--quiet``, DEBUG with ``-v/--verbose``.
-The library itself never configures logging.
+The library itself never configures logging. Python warnings the library raises (`warnings.warn`: a photo
+resized, a corrupt file skipped) print as ``open4m VERB: warning: <message>``, one line each, not as Python's
+``file.py:LINE: Category: ...`` and the source line.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import logging
 import os
 import re
 import sys
+import warnings
 from typing import NoReturn, Sequence
 
 from open4m.errors import Open4mError
@@ -147,6 +150,16 @@ def _configure_logging(level: int) -> tuple[logging.Logger, logging.Handler, int
     return logger, handler, previous
 
 
+def _warning_line(command: str):
+    """`warnings.formatwarning` for a verb: a user reads the message, not the library's file and source line."""
+
+    def format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ARG001 (its signature)
+        text = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+        return f"open4m {command}: warning: {text}\n"
+
+    return format_warning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `open4m` verb; returns the exit code (see the module docstring)."""
     parser = build_parser()
@@ -163,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 1
     logger, handler, previous = _configure_logging(args.log_level)
+    formatwarning, warnings.formatwarning = warnings.formatwarning, _warning_line(args.command)
     try:
         return int(args.handler(args) or 0)
     except Open4mError as err:  # a user error: one line, no traceback
@@ -175,9 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `open4m info | head`: the reader left; silence the flush at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    finally:  # leave the caller's logging as it was (tests call main() many times in one process)
+    finally:  # leave the caller's logging and warnings as they were (tests call main() many times in one process)
         logger.removeHandler(handler)
         logger.setLevel(previous)
+        warnings.formatwarning = formatwarning
 
 
 if __name__ == "__main__":
