@@ -15,6 +15,10 @@ def test_contact_sheet_draws_every_modality(tmp_path):
     assert all(t.std() > 0 for t in tiles[: len(pictured)])  # no blank tile for a real modality
     path = save_contact_sheet(s, tmp_path / "sheet.png", tile=48)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert save_contact_sheet(s, tmp_path / "sheet.JPG", tile=48).read_bytes()[:3] == b"\xff\xd8\xff"  # as named
+    with pytest.raises(ValueError, match=r"no image format for the suffix '\.txt'; use \.png or \.jpg"):
+        save_contact_sheet(s, tmp_path / "sheet.txt", tile=48)
+    assert not (tmp_path / "sheet.txt").exists()
     with pytest.raises(ValueError, match="nothing to draw"):
         contact_sheet({"scene_graph": {}})
 

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..atomic import write_atomic
+from ..atomic import save_image
 from ..errors import DataError
 from .codecs import image_role
 
@@ -190,9 +190,8 @@ def contact_sheet(sample: Mapping[str, Any], tile: int = 192, columns: int = 4) 
 
 
 def save_contact_sheet(sample: Mapping[str, Any], path: str | Path, tile: int = 192) -> Path:
-    """Write :func:`contact_sheet` as a PNG."""
-    from .codecs import encode
+    """Write :func:`contact_sheet` in the image format `path`'s suffix names (`.png`, `.jpg`, ...): PNG bytes under
+    another suffix would open wrongly elsewhere, and an unknown suffix is refused before anything is written."""
+    from PIL import Image
 
-    path = Path(path)
-    write_atomic(path, encode(contact_sheet(sample, tile), ".png", "rgb"))
-    return path
+    return save_image(Image.fromarray(contact_sheet(sample, tile)), path)

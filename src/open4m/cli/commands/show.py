@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--index", type=int, default=0, help="sample index (samples sorted by key)")
     p.add_argument("--key", help="sample key instead of an index (relative path without extension)")
     p.add_argument("--out", type=Path, required=True,
-                   help="PNG file to write (required: show never writes into the current folder by surprise)")
+                   help="image file to write, in the format its suffix names: .png, .jpg, ... (required: show never writes "
+                        "into the current folder by surprise)")
     add_overwrite_argument(p, "--out")
     p.add_argument("--tile", type=at_least(16), default=192, help="size of one modality's tile in pixels")
     p.set_defaults(handler=run)
