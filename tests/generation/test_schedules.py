@@ -147,6 +147,16 @@ def test_guidance_schedules_fade_or_rise_over_the_steps():
         ("rgb", {}, "conditions->target1"),
         ("rgb->", {}, "conditions->target1"),
         ("rgb->depth", {"model_modalities": ["rgb@224", "caption"]}, "does not know"),
+        # each of these ran (or failed inside torch.multinomial) instead of being refused
+        ("rgb->depth", {"steps": 2.7}, r"steps=2.7 is not understood; give a whole number"),
+        ("rgb->depth", {"tokens": 10.5}, r"tokens=10.5 is not understood; give a whole number"),
+        ("rgb->depth", {"cfg": "rgb=inf"}, "guidance weight inf is not finite"),
+        ("rgb->depth", {"cfg": {"rgb": float("nan")}}, "guidance weight nan is not finite"),
+        ("rgb->depth", {"cfg": "rgb=3,rgb=2"}, "rgb weighted more than once"),
+        ("rgb->depth", {"cfg": {"rgb": 3, "rgb@224": 2}}, "'rgb' and 'rgb@224' both weight the condition rgb@224"),
+        ("rgb->depth", {"temp_schedules": "onex:nan:0.5"}, "min_t must be a finite number >= 0"),
+        ("rgb->depth", {"temp_schedules": "onex:inf:0.5"}, "min_t must be a finite number >= 0"),
+        ("rgb->depth", {"temp_schedules": "onex:-1:0.5"}, "min_t must be a finite number >= 0"),
     ],
 )
 def test_invalid_schedules_say_why(spec, options, message):

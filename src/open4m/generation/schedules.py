@@ -95,6 +95,11 @@ def temperature_schedule(kind: str, temperature: float, counts: Sequence[int]) -
             min_t, power = float(m.group(1)), float(m.group(2))
         except ValueError:
             raise ConfigError(f"temperature schedule {kind!r}: write onex:{{min_t}}:{{power}} with numbers, e.g. onex:0.5:0.5") from None
+        # A NaN or infinite number makes every temperature NaN (torch.multinomial fails mid-generation), and a
+        # negative floor was clipped to 1e-9 without a word, turning the schedule greedy: refuse both here.
+        if not (math.isfinite(min_t) and math.isfinite(power)) or min_t < 0:
+            raise ConfigError(f"temperature schedule {kind!r}: min_t must be a finite number >= 0 and power a finite "
+                              "number, e.g. onex:0.5:0.5")
         y = np.linspace(1, 100, total) ** -power
         y = (y - y.min()) / (y.max() - y.min()) if y.max() > y.min() else np.ones_like(y)
         temps = min_t + (temperature - min_t) * (1 - done) * y[: len(counts)]
@@ -349,8 +354,8 @@ def build_schedule(
         return [g if g is not None else _default(defaults[i], name, cast) for i, g in enumerate(given)]
 
     opt_schemes = option(schemes, "schemes", str)
-    opt_tokens = _per_target(tokens, n, "tokens", int)
-    opt_steps = option(steps, "steps", int)
+    opt_tokens = _per_target(tokens, n, "tokens", _whole)
+    opt_steps = option(steps, "steps", _whole)
     opt_tok_sched = option(token_schedules, "token_schedules", str)
     opt_temps = option(temps, "temps", float)
     opt_temp_sched = option(temp_schedules, "temp_schedules", str)
@@ -426,12 +431,15 @@ def _default(settings: dict[str, Any] | None, name: str, cast) -> Any:
 
 def _condition_weights(weights: dict[str, float], conditions: list[str], image_size: int, where: str) -> tuple[float, ...]:
     """Per-condition guidance weights by name -> one weight per guidance condition, in order (unnamed: 1)."""
-    resolved = {}
+    resolved, given = {}, {}
     for key, w in weights.items():
         name = key if key in conditions else resolve_modality(key, image_size, target=False).name
         if name not in conditions:
             raise ConfigError(f"{where}: cfg names {key!r}, which is not a condition; the conditions are {conditions}")
-        resolved[name] = w
+        if name in resolved:  # `rgb=3,rgb@224=2`: the later weight silently replaced the earlier one
+            raise ConfigError(f"{where}: cfg weights {given[name]!r} and {key!r} both weight the condition {name}; "
+                              "give each condition one weight")
+        resolved[name], given[name] = w, key
     return tuple(float(resolved.get(c, 1.0)) for c in conditions)
 
 
@@ -458,21 +466,45 @@ def _top_k_value(v) -> int | float:
     return value
 
 
+def _whole(v) -> int:
+    """A whole number of tokens or steps (8, "8", 8.0): 2.7 is refused rather than truncated to 2 by `int`."""
+    if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
+        raise ValueError(f"not a whole number: {v!r}")
+    return int(v)
+
+
+def _finite(weights: Sequence[float], v) -> None:
+    """Per-condition weights must be finite: inf or NaN logits fail deep inside torch.multinomial."""
+    bad = [w for w in weights if not math.isfinite(w)]
+    if bad:
+        raise ConfigError(f"cfg {v!r}: guidance weight {bad[0]} is not finite; give finite numbers (caption=3,rgb=1)")
+
+
 def _cfg_value(v) -> float | tuple[float, ...] | dict[str, float]:
     if isinstance(v, Mapping):
-        return {str(k): float(w) for k, w in v.items()}
+        weights = {str(k): float(w) for k, w in v.items()}
+        _finite(list(weights.values()), v)
+        return weights
     if isinstance(v, str) and "=" in v:
         pairs = [p.partition("=") for p in v.split(",") if p.strip()]
         if any(not sep or not k.strip() for k, sep, _ in pairs):
             raise ConfigError(f"cfg {v!r}: write one scale (2.0) or weights per condition (caption=3,rgb=1)")
+        names = [k.strip() for k, _, _ in pairs]
+        twice = sorted({k for k in names if names.count(k) > 1})
+        if twice:  # a dict would keep the last weight of each name without a word
+            raise ConfigError(f"cfg {v!r}: {', '.join(twice)} weighted more than once; give each condition one weight")
         try:
-            return {k.strip(): float(w) for k, _, w in pairs}
+            weights = {k.strip(): float(w) for k, _, w in pairs}
         except ValueError:
             raise ConfigError(f"cfg {v!r}: each weight must be a number (caption=3,rgb=1)") from None
+        _finite(list(weights.values()), v)
+        return weights
     if isinstance(v, (list, tuple)):
         if not v:
             raise ConfigError("cfg: an empty list of guidance weights; give one weight per condition")
-        return tuple(float(x) for x in v)
+        weights = tuple(float(x) for x in v)
+        _finite(weights, v)
+        return weights
     return float(v)
 
 
