@@ -192,6 +192,27 @@ def test_cli_generate(setup, tmp_path, capsys):
     assert rc == 2 and "does not know" in capsys.readouterr().err
 
 
+def test_a_seed_torch_cannot_take_is_refused_before_generating(setup, tmp_path, capsys):
+    """seed=2**70 raised torch's 'Overflow when unpacking long long' (seed=1.5: 'manual_seed expected a long')."""
+    model, toks, cap = setup
+    pipe = pipeline(f"{cap}->depth", model=model, tokenizers=toks, steps=1, temps=0.0)
+    for seed, message in [(2**70, "seed=1180591620717411303424 is out of range"), (-2**63 - 1, "out of range"),
+                          (1.5, "seed=1.5 is not a whole number"), ("1", "not a whole number")]:
+        with pytest.raises(ValueError, match=message):
+            pipe("a dog", seed=seed)
+        with pytest.raises(ValueError, match=message):
+            pipe.estimate("a dog", draws=1, seed=seed)
+    edge = pipe("a dog", seed=2**63 - 1).tokens["tok_depth@224"]["tensor"]  # the range's ends still run
+    assert edge.shape == (1, 196) and pipe("a dog", seed=-2**63).tokens["tok_depth@224"]["tensor"].shape == (1, 196)
+    model.save_file(tmp_path / "model.safetensors")
+    toks["text"].save_pretrained(tmp_path / "toks" / "text.json")
+    toks["depth"].save_pretrained(tmp_path / "toks" / "tok_depth")
+    rc = cli_main(["generate", "--model", str(tmp_path / "model.safetensors"), "--tokenizers", str(tmp_path / "toks"),
+                   "--input", f"{cap}=a dog", "--target", "depth", "--steps", "1", "--seed", str(10**23),
+                   "--out", str(tmp_path / "out")])
+    assert rc == 2 and "is out of range; give a whole number from -2**63" in capsys.readouterr().err
+
+
 def test_super_resolution_chains_224_outputs_to_448(setup):
     model, toks, cap = setup
     torch.manual_seed(1)
@@ -300,3 +321,14 @@ def test_cli_generate_estimate(setup, tmp_path, capsys):
     assert "not an image target" in capsys.readouterr().err
     assert cli_main([*base, "--target", "depth", "--sr", "x", "--out", str(tmp_path / "sr")]) == 2
     assert "--estimate with --sr" in capsys.readouterr().err
+    # --temps was ignored (always temperature 1) and step options passed in silence under a schedule it did not follow
+    assert cli_main([*base, "--target", "depth", "--temps", "0", "--out", str(tmp_path / "greedy")]) == 0
+    greedy = np.asarray(Image.open(tmp_path / "greedy" / "tok_depth_224_0.png"))
+    argmax = pipeline("rgb->depth", model=model, tokenizers=toks).estimate(photo(224), draws=1, temperature=0.0)
+    np.testing.assert_array_equal(greedy, np.asarray(argmax.images["tok_depth@224"][0]))
+    for extra, message in [(["--steps", "2"], "so --steps would change nothing"),
+                           (["--schemes", "roar", "--temp-schedules", "linear"], "--schemes, --temp-schedules would"),
+                           (["--temps", "3.0-0.5"], "--temps 3.0-0.5 with --estimate: give one temperature >= 0")]:
+        assert cli_main([*base, "--target", "depth", *extra, "--out", str(tmp_path / "refused")]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()

@@ -490,6 +490,7 @@ class Pipeline:
         A list of values (or a stacked array) per condition generates a batch: `pipe([img1, img2])`,
         `pipe({"rgb@224": [img1, img2], "caption": ["a dog", "a cat"]})`.
         """
+        _check_seed(seed)
         inputs = self._inputs(inputs, named)
         if generator is None and seed is not None:
             generator = torch.Generator(device=self.model.mask_token.device).manual_seed(seed)
@@ -528,6 +529,7 @@ class Pipeline:
         """
         if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
             raise ConfigError(f"draws={draws!r}: give the number of token grids to average (>= 1; 64 is plenty)")
+        _check_seed(seed)
         if self.sr_schedule is not None:
             raise ConfigError("an estimate is not refined by super-resolution: build the pipeline without sr_model "
                               "to estimate its targets")
@@ -579,6 +581,20 @@ class Pipeline:
         if mask_tok is not None:
             out.images[SAM] = [colorize_instances(sam_instance_map(texts, mask_tok, self.image_size))
                                for texts in per_image]
+
+
+def _check_seed(seed: Any) -> None:
+    """A seed must be a whole number torch's generators take (signed 64 bits; `estimate` adds the draw index).
+
+    Checked before anything runs: torch answered a float with 'manual_seed expected a long' and 2**70 with
+    'Overflow when unpacking long long', from deep inside the call.
+    """
+    if seed is None:
+        return
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ConfigError(f"seed={seed!r} is not a whole number; give an int such as 0 (or None for a fresh draw)")
+    if not -2**63 <= seed < 2**63:
+        raise ConfigError(f"seed={seed} is out of range; give a whole number from -2**63 to 2**63 - 1, e.g. 0")
 
 
 def _put_decoded(out: GenerationOutput, name: str, tok: Any, decoded: torch.Tensor) -> None:

@@ -41,16 +41,17 @@ class GenerationRequest:
         """The pipeline spec: conditions, then each target conditioned on everything before it."""
         return ",".join(self.inputs) + "->" + "->".join(self.targets)
 
-    def run(self, pipe, *, progress: bool = False, label: str = "{name}", estimate: int | None = None):
+    def run(self, pipe, *, progress: bool = False, label: str = "{name}", estimate: int | None = None,
+            temperature: float = 1.0):
         """Run ``pipe`` (a `Pipeline` built for :attr:`spec`) on the converted inputs with the request's seed;
         with ``estimate`` the least-squares estimate of each image target from that many draws
-        (`Pipeline.estimate`) instead of a sample.
+        (`Pipeline.estimate`, its distributions at ``temperature``) instead of a sample.
 
         ``label`` names a condition in error messages (`"--input {name}="` on the command line).
         """
         values = {n: condition_value(n, v, pipe.model, label.format(name=n)) for n, v in self.inputs.items()}
         if estimate is not None:
-            return pipe.estimate(values, draws=estimate, seed=self.seed, progress=progress)
+            return pipe.estimate(values, draws=estimate, seed=self.seed, temperature=temperature, progress=progress)
         return pipe(values, seed=self.seed, progress=progress)
 
 

@@ -19,6 +19,7 @@ a sample: what a squared-error score such as PSNR rewards.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from open4m.errors import ConfigError, NotFound
@@ -55,7 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write each image target's least-squares estimate instead of a sample: the mean of DRAWS "
                         "token grids drawn from the model's per-token distributions given the inputs (one pass per "
                         "target; 64 is plenty). Blurry where the inputs leave things open; the estimate PSNR "
-                        "rewards (docs/generation.md). Image targets only")
+                        "rewards (docs/generation.md). Image targets only; --temps sets the distributions' "
+                        "temperature (default 1)")
     p.add_argument("--draft-tokens", type=at_least(0), default=8, metavar="N",
                    help="most guessed tokens one autoregressive pass verifies (speculative decoding; exact at "
                         "temperature 0; 0 = off; default 8)")
@@ -144,6 +146,33 @@ def input_value(name: str, raw: str, model):
     return condition_value(name, raw, model, f"--input {name}=")
 
 
+# Options that shape the steps of a sample. An estimate is one pass per target with all of its tokens masked
+# (`Pipeline.estimate`), so it ran without them and printed a schedule it did not follow.
+_STEP_OPTIONS = ("schemes", "tokens", "steps", "token_schedules", "temp_schedules", "cfg_schedules", "compile")
+
+
+def estimate_temperature(args: argparse.Namespace) -> float:
+    """The temperature of `--estimate`'s per-token distributions: `--temps` (one number; default 1, the model's own).
+
+    `--temps` was ignored by the estimate without a word (it always drew at temperature 1), and so were the options that
+    shape a sample's steps; these are refused here, before the model loads.
+    """
+    given = [f"--{k.replace('_', '-')}" for k in _STEP_OPTIONS if getattr(args, k) not in (None, False)]
+    if given:
+        raise ConfigError(f"--estimate makes one pass per target (every token at once), so {', '.join(given)} would "
+                          "change nothing; drop them (--temps, --cfg, --top-k and --top-p apply to the estimate)")
+    if args.temps is None:
+        return 1.0
+    try:
+        temperature = float(args.temps)
+    except ValueError:
+        temperature = math.nan
+    if not math.isfinite(temperature) or temperature < 0:
+        raise ConfigError(f"--temps {args.temps} with --estimate: give one temperature >= 0 (1: the model's own "
+                          "distribution, 0: its argmax)")
+    return temperature
+
+
 def run(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
 
@@ -155,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
     raw_inputs = parse_inputs(args.input)  # option errors before the (slow) model load
     if args.estimate is not None and args.sr:
         raise ConfigError("--estimate with --sr: an estimate is not refined by super-resolution; drop one of them")
+    temperature = estimate_temperature(args) if args.estimate is not None else 1.0
     check_output(args.out, args, folder=True)
     folder, named = tokenizer_overrides(args.tokenizers)
     model = FourM.from_pretrained(args.model, revision=args.revision, dtype=None)
@@ -170,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
                     draft_tokens=args.draft_tokens, compile=args.compile, dense=args.dense, dtype=args.dtype,
                     **request.options, **extra)
     print(pipe.schedule)
-    out = request.run(pipe, progress=True, label="--input {name}=", estimate=args.estimate)
+    out = request.run(pipe, progress=True, label="--input {name}=", estimate=args.estimate, temperature=temperature)
     targets = request.targets
     all_targets = [*targets, *(pipe.sr_schedule.targets if pipe.sr_schedule else ())]
     tokens = {f"{n}.tensor": e["tensor"].contiguous() for n, e in out.tokens.items() if n in all_targets}
