@@ -59,6 +59,23 @@ def test_lora_with_ema_is_refused(micro):
         micro(model={"lora_rank": 2}, train={"ema_decay": 0.9})
 
 
+@pytest.mark.parametrize("model,message", [
+    ({"lora_alpha": 4.0}, "model.lora_alpha=4.0 is set but model.lora_rank is not"),  # trained without LoRA in silence
+    ({"lora_rank": 2, "lora_alpha": 0.0}, "model.lora_alpha must be > 0"),  # scaled every update to nothing
+    ({"lora_rank": 2, "lora_alpha": -1.0}, "model.lora_alpha must be > 0"),
+])
+def test_lora_alpha_that_trains_no_lora_is_refused(micro, model, message):
+    with pytest.raises(ValueError, match=message):
+        micro(model=model)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63])
+def test_a_seed_numpy_or_torch_cannot_take_is_refused(micro, seed):
+    """train.seed=-1 failed in numpy's SeedSequence at the first batch; 10**23 in torch.manual_seed."""
+    with pytest.raises(ValueError, match=rf"train.seed={seed}: give a whole number from 0 to 2\*\*63 - 1"):
+        micro(train={"seed": seed})
+
+
 def test_continue_an_official_checkpoint_with_a_new_modality(micro, reference_dir):
     official = reference_dir / "fm7_tiny.safetensors"
     mods = ["rgb@224", "tok_rgb@224", "tok_depth@224", "tok_canny_edge@224", "caption"]

@@ -121,6 +121,9 @@ class RunSection:
             (self.save_every >= 1, "train.save_every must be >= 1"),
             (self.ema_decay is None or 0 < self.ema_decay < 1, "train.ema_decay must be in (0, 1) or null"),
             (self.tokens is None or self.tokens >= 1, "train.tokens must be >= 1 or null"),
+            # numpy's seed sequences (data order, masking) take no negative seed and torch none past 64 bits: both
+            # failed with a traceback at the first batch
+            (0 <= self.seed < 2**63, f"train.seed={self.seed}: give a whole number from 0 to 2**63 - 1, e.g. 0"),
         ]
         for ok, msg in checks:
             if not ok:

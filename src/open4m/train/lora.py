@@ -33,6 +33,23 @@ class _LowRankUpdate(nn.Module):
         return weight + self.scale * (self.lora_b @ self.lora_a).to(weight.dtype)
 
 
+def check_lora_options(rank: int | None, alpha: float | None) -> None:
+    """Refuse LoRA settings that would train something other than what they say, when a recipe is read.
+
+    `lora_alpha` without `lora_rank` added no adapters and trained as if it were not there; `lora_alpha: 0`
+    scaled every update to nothing (the run trained only what LoRA leaves unfrozen) and a negative one flips it.
+    """
+    if rank is not None and rank < 1:
+        raise ConfigError(f"model.lora_rank must be >= 1, got {rank}; set a rank such as 8 "
+                          "(or leave it unset for no LoRA)")
+    if alpha is not None and rank is None:
+        raise ConfigError(f"model.lora_alpha={alpha} is set but model.lora_rank is not, so no LoRA would be added; "
+                          "set model.lora_rank (e.g. 8) or drop model.lora_alpha")
+    if alpha is not None and alpha <= 0:
+        raise ConfigError(f"model.lora_alpha must be > 0 (updates are scaled by alpha / rank), got {alpha}; "
+                          "leave it unset for alpha = rank")
+
+
 def add_lora(blocks: Iterable[nn.Module], rank: int, alpha: float | None = None,
              targets: Sequence[str] = DEFAULT_TARGETS) -> int:
     """Adapt every linear layer inside `blocks` (e.g. `[model.encoder, model.decoder]`) named in `targets`.
@@ -40,9 +57,7 @@ def add_lora(blocks: Iterable[nn.Module], rank: int, alpha: float | None = None,
     Takes the block stacks rather than a model so that any trunk (a FourM, a FourMEncoder) can be
     adapted; returns how many layers were.
     """
-    if rank < 1:
-        raise ConfigError(f"model.lora_rank must be >= 1, got {rank}; set a rank such as 8 "
-                          "(or leave it unset for no LoRA)")
+    check_lora_options(rank, alpha)
     scale = (alpha if alpha is not None else rank) / rank
     count = 0
     for stack in blocks:

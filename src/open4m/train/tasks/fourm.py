@@ -19,7 +19,7 @@ from ... import modalities
 from ...config import load, option, resolve_checkpoint_path, section
 from ...errors import ConfigError
 from ..engine import LogSection, OptimSection, RunSection, StepOutput, Task, TrainResult, run
-from ..lora import add_lora, is_lora_parameter, merge_lora
+from ..lora import add_lora, check_lora_options, is_lora_parameter, merge_lora
 
 __all__ = ["FourMRecipe", "FourMTask", "train", "load_recipe", "build_model", "loss_scalars"]
 
@@ -132,6 +132,7 @@ class FourMRecipe:
     log: LogSection = section(LogSection, "Progress, TensorBoard, W&B.")
 
     def __post_init__(self) -> None:
+        check_lora_options(self.model.lora_rank, self.model.lora_alpha)
         if self.train.ema_decay is not None and self.model.lora_rank is not None:
             raise ConfigError("train.ema_decay with model.lora_rank is not supported; drop one of them")
 

@@ -25,6 +25,15 @@ def test_invalid_values_are_explained():
         load_recipe(None, ["model.init_from=x", "task.name=detection"])
     with pytest.raises(ValueError, match="exclude each other"):
         load_recipe(None, ["model.init_from=x", "model.freeze_encoder=true", "model.lora_rank=4"])
+    # each of these ran: LoRA alpha without a rank trained no adapters, alpha 0 scaled them to nothing, a drop path
+    # rate of 1.5 failed in torch's bernoulli_ at the first step, a negative seed in numpy at the first batch
+    for overrides, message in [(["model.lora_alpha=4"], "model.lora_alpha=4.0 is set but model.lora_rank is not"),
+                               (["model.lora_rank=4", "model.lora_alpha=0"], "model.lora_alpha must be > 0"),
+                               (["model.drop_path=1.5"], r"model.drop_path=1.5: a stochastic depth rate in \[0, 1\)"),
+                               (["model.drop_path=-0.1"], "model.drop_path=-0.1"),
+                               (["train.seed=-1"], "train.seed=-1: give a whole number from 0")]:
+        with pytest.raises(ValueError, match=message):
+            load_recipe(None, ["model.init_from=x", *overrides])
     assert "layer_decay" in describe() and "depth_loss" in describe()
 
 

@@ -15,7 +15,7 @@ from ....config import describe as describe_config
 from ....config import load, option, resolve_checkpoint_path, section
 from ....errors import ConfigError
 from ...engine import LogSection, OptimSection, RunSection
-from ...lora import DEFAULT_TARGETS
+from ...lora import DEFAULT_TARGETS, check_lora_options
 
 TASKS = ("classification", "segmentation", "depth")
 
@@ -114,6 +114,7 @@ class FinetuneRecipe:
 
     def __post_init__(self) -> None:
         m, t, d = self.model, self.task, self.data
+        check_lora_options(m.lora_rank, m.lora_alpha)
         checks = [
             (t.name in TASKS, f"task.name={t.name!r}: use one of {', '.join(TASKS)}"),
             (t.depth_loss in ("silog", "l1"), f"task.depth_loss={t.depth_loss!r}: use silog or l1"),
@@ -121,6 +122,8 @@ class FinetuneRecipe:
              "set model.init_from (a FourM checkpoint) or, for a from-scratch baseline, model.preset"),
             (not (m.freeze_encoder and m.lora_rank is not None),
              "model.freeze_encoder and model.lora_rank exclude each other; pick one"),
+            # a rate of 1 or more failed inside torch's bernoulli_ at the first training step
+            (0 <= m.drop_path < 1, f"model.drop_path={m.drop_path}: a stochastic depth rate in [0, 1), e.g. 0.1"),
             (d.pixel_norm in ("imagenet", "symmetric"), f"data.pixel_norm={d.pixel_norm!r}: use imagenet or symmetric"),
             (len(d.crop_scale) == 2 and 0 < d.crop_scale[0] <= d.crop_scale[1] <= 1,
              f"data.crop_scale={d.crop_scale}: two fractions 0 < min <= max <= 1"),
