@@ -52,6 +52,31 @@ def test_hub_layout_and_nested_config(model, tmp_path):
     assert _loss(FourM.from_pretrained(d)) == pytest.approx(_loss(model), abs=1e-6)
 
 
+def test_save_pretrained_refuses_before_writing_anything(model, tmp_path):
+    # A user's README.md was replaced by the generated card, a tokenizers.json deleted, and a folder with a
+    # config.json refused only after model.safetensors was written into it.
+    for name, text in (("README.md", "my notes\n"), ("tokenizers.json", '{"tokenizers": {}}'), ("config.json", "{}")):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / name).write_text(text)
+        with pytest.raises(FileExistsError, match=f"already holds {name}.*overwrite=True"):
+            model.save_pretrained(folder)
+        assert [p.name for p in folder.iterdir()] == [name] and (folder / name).read_text() == text
+    saved = model.save_pretrained(tmp_path / "README.md", overwrite=True)  # asked: replaced
+    assert (saved / "model.safetensors").is_file() and "my notes" not in (saved / "README.md").read_text()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_saves_load_back(model, tmp_path, dtype):
+    # The sincos tables, rounded to 16 bits on saving, were refused as 'differs from the sincos table'.
+    import copy
+
+    saved = copy.deepcopy(model).to(dtype).save_pretrained(tmp_path / "half")
+    loaded = FourM.from_pretrained(saved)
+    assert next(loaded.parameters()).dtype == torch.float32
+    assert _loss(loaded) == pytest.approx(_loss(model), abs=0.05)
+
+
 def test_hub_ids_and_released_names_load_from_an_offline_cache(model, tmp_path):
     from hub_cache import add_repo
 

@@ -113,10 +113,12 @@ def load_state_dict_into(model: torch.nn.Module, state: Mapping[str, torch.Tenso
             continue
         target = own[key]
         if key in buffers and key.endswith("pos_emb"):
-            # Fixed sincos tables are recomputed; the file's copy must agree where it overlaps.
+            # Fixed sincos tables are recomputed; the file's copy must agree where it overlaps, to the precision
+            # it was stored in (a model saved after .half() or .to(torch.bfloat16) rounds them; values are in [-1, 1]).
             n = min(value.shape[1], target.shape[1])
+            atol = max(1e-4, torch.finfo(value.dtype).eps) if value.is_floating_point() else 1e-4
             if value.shape[0] != 1 or value.shape[2] != target.shape[2] or not torch.allclose(
-                    value[:, :n].float(), target[:, :n].float(), atol=1e-4):
+                    value[:, :n].float(), target[:, :n].float(), atol=atol):
                 mismatched.append(f"{key}: positional table differs from the sincos table this model builds")
             continue
         if tuple(value.shape) != tuple(target.shape):

@@ -44,7 +44,7 @@ from .embeddings import (
 )
 from .layers import DecoderBlock, EncoderBlock, LayerNorm, Linear, _BlockOptions
 from .linear_cross_entropy import linear_cross_entropy
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, OutputExists
 
 
 @dataclass
@@ -477,11 +477,19 @@ class FourM(nn.Module):
         each however many modalities share one) or to released names / Hub ids (kept as references);
         `tokenizers.json` records the map, so `open4m.pipeline(..., model=folder_or_repo)` needs no
         tokenizer arguments. ``card`` adds to the card: description, data, metrics, license, tags.
+        Without ``overwrite``, a folder that already holds any of these files is refused before anything is written.
         """
         from ..card import fourm_card
         from ..tokenizers.resolver import MANIFEST_NAME, write_manifest
 
         directory = Path(directory)
+        if not overwrite:  # checked before writing anything: a refusal leaves no half-saved model behind
+            ours = [checkpoint.WEIGHTS_NAME, checkpoint.CONFIG_NAME, "README.md", MANIFEST_NAME]
+            ours += ["tokenizers"] if tokenizers else []
+            there = [name for name in ours if (directory / name).exists()]
+            if there:
+                raise OutputExists(f"{directory} already holds {', '.join(there)}; save into a new or empty folder, "
+                                   "or pass overwrite=True to replace them")
         directory.mkdir(parents=True, exist_ok=True)
         self.save_file(directory / checkpoint.WEIGHTS_NAME, overwrite=overwrite)
         write_text_atomic(directory / checkpoint.CONFIG_NAME, self.config.to_json(), overwrite=overwrite)
