@@ -98,6 +98,13 @@ def _tokenize(tokenizer, modality="rgb"):
     return lambda w, u: ["tokenize", "--data", "data", "--modality", modality, "--tokenizer", tokenizer]
 
 
+def _finetuned_encoder(world, user):
+    """Setup: ./encoder, an encoder with a classification head as `open4m finetune` exports one."""
+    from open4m.model import FourMEncoder
+
+    FourMEncoder.from_pretrained(world.model, head="classification", num_classes=3).save_pretrained(user / "encoder")
+
+
 def _with_data(*more):
     """Setup: the world's rgb and det folders as ./data (tokenize writes beside them), then `more` setups."""
 
@@ -120,6 +127,10 @@ CASES = [
          r"model/tokenizers/tok_depth\.safetensors is a tokenizer, not a FourM model; load it with "
          r"open4m\.load_tokenizer \(or --tokenizers on the command line\)",
          argv=_generate(lambda w: w.model / "tokenizers" / "tok_depth.safetensors")),
+    Case("model-is-a-finetuned-encoder", AREA, "a fine-tuned encoder (what open4m finetune exports) given as --model",
+         r"encoder/model\.safetensors is a fine-tuned FourM encoder \(open4m finetune\), not a FourM model: it has no "
+         r"decoder to generate with; load it with open4m\.model\.FourMEncoder\.from_pretrained",
+         setup=_finetuned_encoder, argv=_generate("encoder")),
     Case("tokenizer-is-a-model", TOKS, "a FourM model folder given as the tokenizer (tokenize --tokenizer MODEL)",
          r"model is a FourM model, not a tokenizer; load it with open4m\.load_model, or give one of its tokenizers",
          argv=lambda w, u: ["tokenize", "--data", w.data, "--modality", "rgb", "--tokenizer", w.model,

@@ -74,6 +74,10 @@ def config_of(weights: Path, config: Mapping[str, Any] | None, metadata: Mapping
     if "domains_in" not in metadata and ("codebook_size" in metadata or "tokenizer_class" in metadata):
         raise CheckpointError(f"{weights} is a tokenizer, not a FourM model; load it with open4m.load_tokenizer (or "
                               "--tokenizers on the command line), and give the model's own file or folder as the model")
+    if "domains_in" not in metadata and "fourm_encoder" in metadata:  # encoder.METADATA_KEY (that module imports this one)
+        raise CheckpointError(f"{weights} is a fine-tuned FourM encoder (open4m finetune), not a FourM model: it has no "
+                              "decoder to generate with; load it with open4m.model.FourMEncoder.from_pretrained, and give "
+                              "a FourM model's file or folder as the model")
     if "domains_in" not in metadata:
         raise CheckpointError(f"{weights} has no FourM config (neither safetensors metadata nor {CONFIG_NAME} beside it)")
     return FourMConfig.from_metadata(metadata)
