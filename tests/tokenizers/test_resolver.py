@@ -85,3 +85,31 @@ def test_released_tokenizers_get_their_input_convention(tmp_path):
              {"model.safetensors": saved / "model.safetensors"})
     tok = load_tokenizer("4M_tokenizers_edge_8k_224-512", cache_dir=tmp_path / "cache", local_files_only=True)
     assert tok.preprocessor.input == "image" and list(tok.preprocessor.mean) == [0.5]  # not standardised like depth
+
+
+def test_a_model_folder_without_its_manifest_finds_its_tokenizers_folder(tmp_path):
+    # A folder whose tokenizers.json was lost went to the registry, which names none for own modalities.
+    write_manifest(tmp_path, {"tok_depth@224": _depth()})
+    (tmp_path / "tokenizers.json").unlink()
+    toks = TokenizerSet(origin=Origin(tmp_path), registry=False)
+    assert torch.equal(toks.get("tok_depth@224").quantize.codebook, _depth().quantize.codebook)
+    assert toks.get("tok_normal@224", required=False) is None
+
+
+def test_a_bare_registry_entry_is_not_read_as_a_path_in_the_working_folder(tmp_path, monkeypatch):
+    # A world model's checkpoint records `depth` as its tokenizer: it was loaded from ./depth (a data folder),
+    # else answered 'no tokenizer at 'depth'', a file the model never had.
+    from open4m import modalities
+    from open4m.modalities import Kind, Modality
+
+    modalities.register(Modality("tok_bare@32", Kind.IMAGE_TOKENS, vocab_size=64, image_size=32, patch_size=8,
+                                 encoder=True, decoder=True, tokenizer="bare"))
+    try:
+        (tmp_path / "bare").mkdir()
+        (tmp_path / "bare" / "scene.png").write_bytes(b"")
+        monkeypatch.chdir(tmp_path)
+        with pytest.raises(ValueError, match="registry entry 'bare' is not a released tokenizer.*"
+                                             r"tokenizers=\{'tok_bare@32': PATH_OR_ID\}"):
+            TokenizerSet(origin=Origin(tmp_path / "model")).get("tok_bare@32", required=False)
+    finally:
+        modalities.unregister("tok_bare@32")

@@ -8,7 +8,8 @@ For a modality name (``tok_depth@224``, ``caption``, ``sam_mask`` ...) the first
 2. a folder of tokenizers (``--tokenizers DIR``): files named like those keys;
 3. the model's own folder (local or on the Hub): its ``tokenizers.json`` manifest, which
    ``FourM.save_pretrained(..., tokenizers=...)`` writes, maps modalities to files in the folder or
-   to released ids;
+   to released ids; for a modality it does not list (or a folder without one), the files of its
+   ``tokenizers/`` sub-folder named like those keys, as in 2;
 4. the registry: :attr:`open4m.modalities.Modality.tokenizer` names the released tokenizer (a Hub id,
    or ``text`` for the WordPiece vocabulary), fetched through ``huggingface_hub``.
 
@@ -27,7 +28,7 @@ from typing import Any, Mapping, Sequence
 from .. import modalities
 from ..atomic import write_text_atomic
 from ..errors import CheckpointError, ConfigError, NotFound
-from ..hub import HubOptions, Origin
+from ..hub import HubOptions, Origin, is_hub_id
 from ..modalities import Kind
 from ..pretrained import find
 
@@ -82,6 +83,15 @@ def data_mismatch(tok: Any, data: str, rivals: Sequence[str] = ()) -> str | None
     if bool(config.n_labels) != bool(raw.num_labels) or (not raw.num_labels and config.n_channels != raw.num_channels):
         return f"it tokenizes {takes} and {data} data are {needs}"
     return None
+
+
+def _fetchable(entry: str) -> bool:
+    """Whether a registry entry names a place to get a tokenizer: a released name, a Hub id or an absolute path.
+
+    Why: a world model's checkpoint records bare words (``depth``) there; read as a path, that is whatever
+    the working folder holds (a ``depth/`` data folder was loaded as a tokenizer, else 'no tokenizer at
+    'depth'' sent the user looking for a file the model never had)."""
+    return find(entry) is not None or is_hub_id(entry) or Path(entry).expanduser().is_absolute()
 
 
 def read_manifest(origin: Origin) -> dict[str, str]:
@@ -160,18 +170,30 @@ class TokenizerSet:
             for key in keys:
                 if key in manifest:
                     return self._manifest_source(manifest[key])
+            # a folder that lost (or never had) its manifest: its tokenizers/ named as --tokenizers DIR names them
+            own = self.origin.folder / "tokenizers" if self.origin.folder is not None else None
+            found = self._in_folder(name, keys, own) if own is not None and own.is_dir() else None
+            if found is not None:
+                return found
         if self.registry:
             mod = modalities.all_modalities().get(name)
-            if mod is not None and mod.tokenizer:
+            if mod is not None and mod.tokenizer and _fetchable(mod.tokenizer):
                 return mod.tokenizer
+            if mod is not None and mod.tokenizer:  # it has one, but nothing says where: an error even when optional
+                keys = tokenizer_keys(name)
+                raise ConfigError(f"no tokenizer for {name!r}: the model's folder lists none (no tokenizers.json entry, no "
+                                  f"file in its tokenizers/) and its registry entry {mod.tokenizer!r} is not a released "
+                                  f"tokenizer, a Hub id or an absolute path; pass tokenizers={{{keys[0]!r}: PATH_OR_ID}} "
+                                  f"(or --tokenizers {keys[0]}=PATH), or restore the model folder's tokenizers")
         return None
 
-    def _in_folder(self, name: str, keys: list[str]) -> Path | None:
-        assert self.folder is not None
+    def _in_folder(self, name: str, keys: list[str], folder: Path | None = None) -> Path | None:
+        folder = folder if folder is not None else self.folder
+        assert folder is not None
         names = [f for k in keys for f in (k, f"{k}.safetensors", f"{k}.json")]
         if keys[-1] in _TEXT_KEYS:
             names += list(_TEXT_FILES)
-        return next((self.folder / f for f in names if (self.folder / f).exists()), None)
+        return next((folder / f for f in names if (folder / f).exists()), None)
 
     def _read_manifest(self) -> dict[str, str]:
         if self._manifest is None:
@@ -195,7 +217,8 @@ class TokenizerSet:
             if not required:
                 return None
             keys = tokenizer_keys(name)
-            raise ConfigError(f"no tokenizer for {name!r}: the model's folder lists none and the registry names none; "
+            raise ConfigError(f"no tokenizer for {name!r}: the model's folder lists none (no tokenizers.json entry, no file "
+                              f"in its tokenizers/) and the registry names no released one; "
                              f"pass tokenizers={{{keys[0]!r}: PATH_OR_ID}} (or --tokenizers {keys[0]}=PATH)")
         tok = self._load(src)
         self._check_vocab(name, tok, src)
