@@ -42,6 +42,10 @@ def test_hub_files_come_from_the_cache(tmp_path):
         hub_file("someone/model", "weights.bin", opts)
     with pytest.raises(HubFileMissing, match="other/repo"):
         hub_file("other/repo", "model.safetensors", opts, required=False)  # nothing cached at all: still an error
+    # a revision that is not cached: named, and the command fetches that revision (it fetched main, in vain)
+    with pytest.raises(HubFileMissing, match="model.safetensors at revision 'v2' is not in the local Hugging Face cache.*"
+                                             "huggingface-cli download someone/model model.safetensors --revision v2`"):
+        hub_file("someone/model", "model.safetensors", HubOptions(revision="v2", cache_dir=tmp_path, local_files_only=True))
 
 
 def test_pinned_url_files_offline(tmp_path):

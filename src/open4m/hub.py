@@ -55,8 +55,9 @@ def offline(options: HubOptions | None = None) -> bool:
     return bool(env or constants.HF_HUB_OFFLINE or (options and options.local_files_only))
 
 
-def _how_to_get(repo_id: str, filenames: list[str]) -> str:
-    return (f"on a connected machine run `huggingface-cli download {repo_id} {' '.join(filenames)}` (it fills the "
+def _how_to_get(repo_id: str, filenames: list[str], revision: str | None = None) -> str:
+    flag = f" --revision {revision}" if revision else ""  # without it the command fetches main, still not what is asked
+    return (f"on a connected machine run `huggingface-cli download {repo_id} {' '.join(filenames)}{flag}` (it fills the "
             "Hugging Face cache; copy that cache here or point HF_HUB_CACHE at it), or pass a local path instead")
 
 
@@ -78,8 +79,9 @@ def hub_file(repo_id: str, filename: str, options: HubOptions | None = None, *, 
         if not required and _cached_snapshot_exists(repo_id, opts):
             return None
         where = "downloads are off (HF_HUB_OFFLINE=1 or local_files_only)" if offline(opts) else "the download failed"
-        raise HubFileMissing(f"{what} {repo_id}: {filename} is not in the local Hugging Face cache and {where}; "
-                             + _how_to_get(repo_id, [filename])) from None
+        at = f" at revision {opts.revision!r}" if opts.revision else ""
+        raise HubFileMissing(f"{what} {repo_id}: {filename}{at} is not in the local Hugging Face cache and {where}; "
+                             + _how_to_get(repo_id, [filename], opts.revision)) from None
     except GatedRepoError:
         raise HubFileMissing(f"{what} {repo_id} is gated: accept its terms on huggingface.co and log in "
                              "(`huggingface-cli login` or token=...)") from None
