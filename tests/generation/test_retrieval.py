@@ -48,6 +48,31 @@ def test_predicted_embeddings_are_vectors_and_reproduce(setup):
         predict_embeddings(pipeline(f"rgb->{GLOBAL}", model=model, tokenizers={GLOBAL: None}, steps=1), image)
 
 
+
+def test_index_records_how_it_was_embedded(tmp_path):
+    settings = {"model": "me/model", "target": GLOBAL, "temps": "0.1", "top_p": "0.8", "seed": 0}
+    index = GalleryIndex.build(torch.eye(2), ["a", "b"], settings)
+    loaded = GalleryIndex.load(index.save(tmp_path / "g.index"))
+    assert loaded.settings == settings and loaded.differences(settings) == []
+    assert loaded.differences({**settings, "seed": 5}) == ["seed 0 (the query: 5)"]
+    assert GalleryIndex.build(torch.eye(2), ["a", "b"]).differences(settings) == []  # older files recorded none
+
+
+def test_cli_retrieve_warns_when_the_query_is_embedded_otherwise(setup, tmp_path, capsys, caplog):
+    # A query predicted with another seed (or model, target, sampling) was ranked against the gallery in silence.
+    model, tok = setup
+    model.save_file(tmp_path / "model.safetensors")
+    tok.save_pretrained(tmp_path / "toks" / GLOBAL)
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    Image.fromarray(np.zeros((224, 224, 3), dtype=np.uint8)).save(gallery / "img0.png")
+    common = ["--model", str(tmp_path / "model.safetensors"), "--tokenizers", str(tmp_path / "toks")]
+    assert cli_main(["-q", "index", *common, "--images", str(gallery), "--out", str(tmp_path / "g.index")]) == 0
+    query = ["retrieve", *common, "--index", str(tmp_path / "g.index"), "--input", f"rgb={gallery / 'img0.png'}"]
+    assert cli_main(query) == 0 and "was embedded with" not in caplog.text
+    assert cli_main([*query, "--seed", "5"]) == 0
+    assert "was embedded with seed 0 (the query: 5)" in caplog.text
+
 def test_cli_index_and_retrieve(setup, tmp_path, capsys):
     model, tok = setup
     model.save_file(tmp_path / "model.safetensors")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -44,11 +44,13 @@ _EMPTY = ("a gallery index of no images: there is nothing to rank; build it with
 @dataclass
 class GalleryIndex:
     """L2-normalised gallery vectors (N, D) and a key (file name, id) per row; `approximate`, when built,
-    answers searches through FAISS instead of the exact matrix product."""
+    answers searches through FAISS instead of the exact matrix product; `settings` records how the vectors
+    were predicted (model, target, sampling, seed), so a query predicted otherwise can be told apart."""
 
     vectors: torch.Tensor
     keys: list[str]
     approximate: ApproximateIndex | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.vectors.dim() != 2 or self.vectors.shape[0] != len(self.keys):
@@ -59,11 +61,18 @@ class GalleryIndex:
         self.vectors = F.normalize(self.vectors.float(), dim=-1)
 
     @classmethod
-    def build(cls, vectors: Sequence[torch.Tensor] | torch.Tensor, keys: Sequence[str]) -> "GalleryIndex":
+    def build(cls, vectors: Sequence[torch.Tensor] | torch.Tensor, keys: Sequence[str],
+              settings: Mapping[str, Any] | None = None) -> "GalleryIndex":
         if not isinstance(vectors, torch.Tensor) and not len(vectors):
             raise DataError(_EMPTY)
         stacked = vectors if isinstance(vectors, torch.Tensor) else torch.cat([v.reshape(-1, v.shape[-1]) for v in vectors])
-        return cls(stacked, list(keys))
+        return cls(stacked, list(keys), settings=dict(settings or {}))
+
+    def differences(self, settings: Mapping[str, Any]) -> list[str]:
+        """How ``settings`` (a query's) differ from those the gallery was embedded with, one phrase each
+        (empty when they agree, or when the index recorded none: files written before it did)."""
+        return [f"{key} {self.settings[key]!r} (the query: {settings[key]!r})" for key in self.settings
+                if key in settings and settings[key] != self.settings[key]]
 
     def with_approximate(self, kind: str = "ivf", **options: Any) -> "GalleryIndex":
         """This gallery with an approximate FAISS index of `kind` (`ivf`, `hnsw`; options: `lists`, `links`,
@@ -97,6 +106,8 @@ class GalleryIndex:
         from safetensors.torch import save_file
 
         tensors, metadata = {"vectors": self.vectors.contiguous()}, {"keys": json.dumps(self.keys)}
+        if self.settings:
+            metadata["settings"] = json.dumps(self.settings)
         if self.approximate is not None:
             tensors["faiss"], metadata["faiss"] = self.approximate.to_file()
         return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
@@ -132,7 +143,12 @@ class GalleryIndex:
             raise DataError(f"{path} holds vectors that are not finite numbers; the index is damaged, {rebuild}")
         approximate = ApproximateIndex.from_file(tensors["faiss"], meta.get("faiss", ""), str(path)) \
             if "faiss" in tensors else None
-        return cls(vectors, keys, approximate)
+        try:
+            settings = json.loads(meta.get("settings", "{}"))
+        except json.JSONDecodeError:
+            settings = None
+        settings = settings if isinstance(settings, dict) else {}  # only a hint for retrieve: unreadable is none
+        return cls(vectors, keys, approximate, settings)
 
 
 def _faiss_search(gallery: torch.Tensor, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -71,6 +71,18 @@ def embedding_pipeline(args: argparse.Namespace, conditions: list[str]):
                     top_p=args.top_p), conds
 
 
+def embedding_settings(args: argparse.Namespace, pipe) -> dict[str, object]:
+    """How `pipe` predicts embeddings, as `index` records it and `retrieve` compares it: vectors predicted by
+    another model, target, sampling or seed are not comparable, and ranking by them is noise."""
+    from open4m.pretrained import find
+
+    given = Path(args.model).expanduser()
+    entry = find(str(args.model))
+    model = str(given.resolve()) if given.exists() else entry.repo_id if entry is not None else str(args.model)
+    return {"model": model, "target": pipe.schedule.targets[-1], "temps": str(args.temps), "top_p": str(args.top_p),
+            "seed": int(args.seed)}
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm.auto import tqdm
@@ -105,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     if not vectors:
         raise DataError(f"--images {args.images}: none of its {len(files)} images can be read (e.g. {skipped[0]}); "
                         "replace them, or point --images at a folder of good ones")
-    index = GalleryIndex.build(vectors, names)
+    index = GalleryIndex.build(vectors, names, embedding_settings(args, pipe))
     if args.approximate:
         index = index.with_approximate(args.approximate, lists=args.lists, links=args.links, probe=args.probe)
     with path_errors("--out"):

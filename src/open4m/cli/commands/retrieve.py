@@ -3,8 +3,9 @@
     open4m retrieve --index gallery.index --model EPFL-VILAB/4M-21_B \
         --input caption="a dog on a beach" --k 5
 
-The query's global embedding is predicted exactly as the gallery's was (same target, sampling and
-seed), then the gallery is ranked by cosine similarity: exactly, or through the approximate FAISS
+The query's global embedding is predicted exactly as the gallery's was (same model, target, sampling
+and seed: give the options `open4m index` was given; the index records them and a query predicted
+otherwise is warned about), then the gallery is ranked by cosine similarity: exactly, or through the approximate FAISS
 index `open4m index --approximate` stored in the file (`--exact` ignores it; `--probe` trades speed
 for recall). `--faiss` runs the exact search with FAISS.
 """
@@ -13,12 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 from open4m.errors import ConfigError, NotFound
 
 from . import at_least
-from .index import add_embedding_options, embedding_pipeline
+from .index import add_embedding_options, embedding_pipeline, embedding_settings
+
+logger = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,6 +52,10 @@ def run(args: argparse.Namespace) -> int:
     index = GalleryIndex.load(args.index)
     raw = parse_inputs(args.input)
     pipe, conds = embedding_pipeline(args, list(raw))
+    differ = index.differences(embedding_settings(args, pipe))
+    if differ:  # the scores would compare vectors predicted two ways: say so instead of ranking in silence
+        logger.warning("retrieve: --index %s was embedded with %s; the scores compare embeddings predicted differently: "
+                       "give retrieve the options the index was built with", args.index, "; ".join(differ))
     values = {c: input_value(c, v, pipe.model) for c, v in zip(conds, raw.values())}
     query = predict_embeddings(pipe, values, seed=args.seed)
     results = index.search(query, args.k, use_faiss=args.faiss, exact=args.exact, probe=args.probe)[0]
