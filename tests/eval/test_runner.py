@@ -208,6 +208,21 @@ def test_captions_in_another_order_than_the_model_read_are_named_in_a_warning(ti
     assert "--caption-order left_to_right" in caplog.text
 
 
+
+def test_labels_of_another_aspect_ratio_than_their_photo_are_named_in_a_warning(tiny_bundle, samples, caplog):
+    # A depth map cut to 4:3 beside a square photo was scored against a stretched prediction without a word.
+    from PIL import Image
+
+    halved = [{**s, "depth": np.asarray(Image.fromarray(s["depth"]).resize((16, 16)))} for s in samples[:1]]
+    with caplog.at_level("WARNING", logger="open4m.eval.runner"):
+        evaluate(tiny_bundle, halved, ["depth"], progress=False)  # another size, the same shape: fine
+    assert "aspect ratio" not in caplog.text
+    cut = [{**s, "depth": s["depth"][:24]} for s in samples[:1]]
+    with caplog.at_level("WARNING", logger="open4m.eval.runner"):
+        evaluate(tiny_bundle, cut, ["depth"], progress=False)
+    assert "1 label(s) have another aspect ratio than their photo (depth of" in caplog.text
+    assert "is 32x24, its photo 32x32" in caplog.text
+
 def test_bootstrap_intervals_bracket_the_headline_metric(samples):
     from open4m.errors import ConfigError
     from open4m.eval.runner import bootstrap_interval
