@@ -203,6 +203,19 @@ def test_a_folder_that_is_no_bundle_says_how_to_train_one(tmp_path):
         EvalModel.load(tmp_path)
 
 
+def test_a_world_model_with_a_file_lost_says_to_restore_it_not_to_retrain(tmp_path):
+    """A copy that left out its weights is a world model still: eight hours of training is not the fix."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(SHIPPED, copy)
+    (copy / "model.safetensors").rename(copy / "weights.safetensors")
+    with pytest.raises(MissingModelError, match=r"is a world model with files missing \(model\.safetensors\); "
+                                                r"restore them") as err:
+        EvalModel.load(copy)
+    assert "demo --train" not in str(err.value)
+
+
 def _write_old_layout(bundle, out):
     """A bundle as open4m wrote them before the standard layout (metadata without pixel normalisation)."""
     out.mkdir()

@@ -80,6 +80,10 @@ def load_tokenizers(path: str | Path | None = None) -> tuple[WorldSpec, dict[str
     """A world model's spec (its modalities registered), image tokenizers, text tokenizer and world.json: all but the FourM."""
     path = Path(path) if path else SHIPPED
     missing = bundle_missing(path)
+    if missing and path != SHIPPED and (path / "world.json").is_file():  # a world model with files lost: no retrain
+        raise MissingModelError(f"{path} is a world model with files missing ({', '.join(missing)}); restore them from "
+                                "where the folder came from (a copy or download that left them out), or give a "
+                                "complete model folder")
     if missing:
         where = "no world model is shipped in this installation" if path == SHIPPED else f"{path} is not a world model"
         raise MissingModelError(f"{where} (missing {', '.join(missing)}). Train one from scratch with "
