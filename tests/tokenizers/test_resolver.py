@@ -113,3 +113,21 @@ def test_a_bare_registry_entry_is_not_read_as_a_path_in_the_working_folder(tmp_p
             TokenizerSet(origin=Origin(tmp_path / "model")).get("tok_bare@32", required=False)
     finally:
         modalities.unregister("tok_bare@32")
+
+
+def test_a_registry_entry_naming_a_relative_tokenizer_file_still_loads(tmp_path, monkeypatch):
+    # A user's own registration may name its tokenizer by a path relative to where they work: that is a place to
+    # get one (a file, or a folder holding model.safetensors), unlike a bare word beside a data folder.
+    from open4m import modalities
+    from open4m.modalities import Kind, Modality
+
+    (tmp_path / "toks" / "mine").mkdir(parents=True)
+    _depth().save_pretrained(tmp_path / "toks" / "mine" / "depth")  # three parts: no Hub id
+    monkeypatch.chdir(tmp_path)
+    modalities.register(Modality("tok_rel@224", Kind.IMAGE_TOKENS, vocab_size=_depth().vocab_size, image_size=224,
+                                 patch_size=16, encoder=True, decoder=True, tokenizer="toks/mine/depth"))
+    try:
+        tok = TokenizerSet(origin=Origin(tmp_path / "model")).get("tok_rel@224")
+        assert torch.equal(tok.quantize.codebook, _depth().quantize.codebook)
+    finally:
+        modalities.unregister("tok_rel@224")

@@ -86,12 +86,17 @@ def data_mismatch(tok: Any, data: str, rivals: Sequence[str] = ()) -> str | None
 
 
 def _fetchable(entry: str) -> bool:
-    """Whether a registry entry names a place to get a tokenizer: a released name, a Hub id or an absolute path.
+    """Whether a registry entry names a place to get a tokenizer: a released name, a Hub id, an absolute path, or a
+    relative path to a tokenizer file or to a folder holding one (a user's own registration).
 
-    Why: a world model's checkpoint records bare words (``depth``) there; read as a path, that is whatever
+    Why: a world model's checkpoint records bare words (``depth``) there; read as any path, that is whatever
     the working folder holds (a ``depth/`` data folder was loaded as a tokenizer, else 'no tokenizer at
     'depth'' sent the user looking for a file the model never had)."""
-    return find(entry) is not None or is_hub_id(entry) or Path(entry).expanduser().is_absolute()
+    if find(entry) is not None or is_hub_id(entry):
+        return True
+    path = Path(entry).expanduser()
+    return path.is_absolute() or path.is_file() or any((path / f).is_file() for f in ("model.safetensors",
+                                                                                       *_TEXT_FILES))
 
 
 def read_manifest(origin: Origin) -> dict[str, str]:
