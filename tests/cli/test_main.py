@@ -185,3 +185,19 @@ def test_main_leaves_the_callers_warning_format_as_it_was():
     before = warnings.formatwarning
     assert main(["info"]) == 0
     assert warnings.formatwarning is before
+
+
+def test_quiet_generate_prints_its_results_only(tmp_path, capsys):
+    """-q means results only: the files written (and texts generated), not the decoding schedule or a progress bar."""
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), (90, 120, 150)).save(tmp_path / "scene.png")
+    model = Path(open4m.__file__).parent / "assets" / "world64"
+    argv = ["generate", "--model", str(model), "--input", f"rgb={tmp_path / 'scene.png'}", "--target", "depth",
+            "--steps", "1"]
+    assert main(["-q", *argv, "--out", str(tmp_path / "quiet")]) == 0
+    quiet = capsys.readouterr()
+    assert quiet.out.strip().splitlines() == [f"wrote 3 files to {tmp_path / 'quiet'}"]
+    assert "generating" not in quiet.err
+    assert main([*argv, "--out", str(tmp_path / "loud")]) == 0
+    assert "maskgit, 1 step(s)" in capsys.readouterr().out

@@ -19,6 +19,7 @@ a sample: what a squared-error score such as PSNR rewards.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 from pathlib import Path
 
@@ -199,8 +200,10 @@ def run(args: argparse.Namespace) -> int:
     pipe = Pipeline(request.spec, model, named, tokenizer_folder=folder, preset=args.preset,
                     draft_tokens=args.draft_tokens, compile=args.compile, dense=args.dense, dtype=args.dtype,
                     **request.options, **extra)
-    print(pipe.schedule)
-    out = request.run(pipe, progress=True, label="--input {name}=", estimate=args.estimate, temperature=temperature)
+    chatty = args.log_level <= logging.INFO  # -q: the results only (texts, files written), no schedule or progress
+    if chatty:
+        print(pipe.schedule)
+    out = request.run(pipe, progress=chatty, label="--input {name}=", estimate=args.estimate, temperature=temperature)
     targets = request.targets
     all_targets = [*targets, *(pipe.sr_schedule.targets if pipe.sr_schedule else ())]
     tokens = {f"{n}.tensor": e["tensor"].contiguous() for n, e in out.tokens.items() if n in all_targets}
