@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import logging
 import subprocess
 import sys
@@ -201,3 +202,12 @@ def test_quiet_generate_prints_its_results_only(tmp_path, capsys):
     assert "generating" not in quiet.err
     assert main([*argv, "--out", str(tmp_path / "loud")]) == 0
     assert "maskgit, 1 step(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("verb", ["eval", "demo"])
+def test_quiet_turns_progress_bars_off(monkeypatch, verb):
+    module = importlib.import_module(f"open4m.cli.commands.{verb}")
+    seen = []
+    monkeypatch.setattr(module, "run", lambda args: seen.append(args.no_progress) or 0)
+    assert main(["-q", verb]) == 0 and main([verb]) == 0 and main([verb, "--no-progress"]) == 0
+    assert seen == [True, False, True]

@@ -104,7 +104,7 @@ def _with_hint(message: str, parser: argparse.ArgumentParser) -> str:
 def _add_verbosity(parser: argparse.ArgumentParser, default: object) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("-q", "--quiet", action="store_const", dest="log_level", const=logging.WARNING,
-                       default=default, help="only warnings and errors")
+                       default=default, help="only warnings, errors and results (no schedules or progress bars)")
     group.add_argument("-v", "--verbose", action="store_const", dest="log_level", const=logging.DEBUG,
                        default=default, help="debug messages too")
 
@@ -175,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 1
+    if args.log_level > logging.INFO and hasattr(args, "no_progress"):  # -q: no progress bars either
+        args.no_progress = True
     logger, handler, previous = _configure_logging(args.log_level)
     formatwarning, warnings.formatwarning = warnings.formatwarning, _warning_line(args.command)
     try:
