@@ -208,6 +208,18 @@ def test_captions_in_another_order_than_the_model_read_are_named_in_a_warning(ti
     assert "--caption-order left_to_right" in caplog.text
 
 
+def test_the_caption_order_is_not_named_for_tasks_that_read_no_caption(tiny_bundle, caplog):
+    # `open4m eval --data val64 --tasks depth,normal,semseg` warned that caption -> RGB was scored on
+    # captions unlike the model's, though no task read a caption.
+    random = [generate_sample(seed_for("val", i), 32) for i in range(6)]
+    with caplog.at_level("WARNING", logger="open4m.eval.runner"):
+        evaluate(tiny_bundle, random, ["depth"], batch_size=6, resamples=0, progress=False)
+    assert "left to right" not in caplog.text
+    with caplog.at_level("WARNING", logger="open4m.eval.runner"):
+        evaluate(tiny_bundle, random, ["depth", "caption"], batch_size=6, resamples=0, progress=False)
+    assert "left to right" in caplog.text and "; caption: scored on captions" in caplog.text
+
+
 
 def test_labels_of_another_aspect_ratio_than_their_photo_are_named_in_a_warning(tiny_bundle, samples, caplog):
     # A depth map cut to 4:3 beside a square photo was scored against a stretched prediction without a word.

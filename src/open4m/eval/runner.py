@@ -339,7 +339,7 @@ def evaluate(model: Any, samples: Sequence[Mapping[str, Any]], tasks: Sequence[s
     tasks = parse_tasks(list(tasks))
     if not samples:
         raise DataError("no samples to evaluate")
-    _check_caption_order(model, samples)
+    _check_caption_order(model, samples, tasks)
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     if resamples < 0:
@@ -445,13 +445,19 @@ def _at(model: Any, base: str, values: Sequence[np.ndarray], name: str) -> list[
     return [resize(v, (side, side), base) for v in values]
 
 
-def _check_caption_order(model: Any, samples: Sequence[Mapping[str, Any]]) -> None:
+# The tasks that read the data's captions (as references or as conditions): the others ignore their order.
+CAPTION_TASKS = ("caption", "caption2rgb", "depthcaption2rgb")
+
+
+def _check_caption_order(model: Any, samples: Sequence[Mapping[str, Any]], tasks: Sequence[str]) -> None:
     """Warn when a model trained on left-to-right captions is given captions in another order (a folder written
-    by `open4m synth` without `--caption-order`): its generation from them is then scored on captions unlike
-    the ones it learnt from. Only samples with a scene graph can be checked."""
+    by `open4m synth` without `--caption-order`) by a task that reads them: its captions and its generation
+    from them are then scored on captions unlike the ones it learnt from. Only samples with a scene graph can
+    be checked."""
     from ..data.synthetic.captions import lists_left_to_right
 
-    if model.caption_order != "left_to_right":
+    reading = [t for t in tasks if t in CAPTION_TASKS]
+    if model.caption_order != "left_to_right" or not reading:
         return
     verdicts = []
     for s in samples:
@@ -462,9 +468,9 @@ def _check_caption_order(model: Any, samples: Sequence[Mapping[str, Any]]) -> No
     other = verdicts.count(False)
     if other:
         log.warning("eval: %d of %d captions do not list their objects left to right, the order %s was trained on; "
-                    "caption -> RGB is scored on captions unlike its training ones. Write the data with "
+                    "%s: scored on captions unlike its training ones. Write the data with "
                     "`open4m synth --caption-order left_to_right` (or `load_samples(..., caption_order=model."
-                    "caption_order)`)", other, len(verdicts), model.name)
+                    "caption_order)`)", other, len(verdicts), model.name, ", ".join(reading))
 
 
 def _predict(task: str, model: Any, chunk: Sequence[Mapping[str, Any]]) -> list[Any]:
