@@ -66,8 +66,8 @@ PARSE_ONLY_COMMANDS = {
         "needs the faiss extra; tests/generation/test_retrieval_faiss.py runs index/retrieve with an approximate index",
     ("docs/generation.md", "open4m retrieve --model 4M-21_B --index gallery-ivf.index"):
         "reads the approximate index the command before it builds (the faiss extra)",
-    ("docs/demo.md", "open4m demo --train"): "the whole world recipe from scratch: about 6 hours 30 minutes",
-    ("docs/results.md", "open4m demo --train"): "the whole world recipe from scratch: about 6 hours 30 minutes",
+    ("docs/demo.md", "open4m demo --train"): "the whole world recipe from scratch: about 8 hours 30 minutes",
+    ("docs/results.md", "open4m demo --train"): "the whole world recipe from scratch: about 8 hours 30 minutes",
     ("docs/demo.md", "open4m demo --model world/model"): "runs the bundle `open4m demo --train --out world` trains",
     ("docs/demo.md", "open4m eval --model world/model"): "runs the bundle `open4m demo --train --out world` trains",
     ("docs/demo.md", "open4m eval --tasks all --limit 64"):

@@ -314,6 +314,8 @@ def test_cli_generate_estimate(setup, tmp_path, capsys):
     base = ["generate", "--model", str(tmp_path / "model.safetensors"), "--tokenizers", str(tmp_path / "toks"),
             "--input", f"rgb={tmp_path / 'photo.png'}", "--estimate", "4"]
     assert cli_main([*base, "--target", "depth", "--out", str(tmp_path / "out")]) == 0
+    said = capsys.readouterr().out  # what it does, not a MaskGIT schedule it does not follow
+    assert "tok_depth@224: least-squares estimate, the mean of 4 token grids" in said and "maskgit" not in said
     written = {p.name for p in (tmp_path / "out").iterdir()}
     assert {"grid.png", "tok_depth_224_0.png"} <= written and "tokens.safetensors" not in written  # no tokens of its own
     capsys.readouterr()

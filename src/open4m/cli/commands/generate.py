@@ -201,8 +201,11 @@ def run(args: argparse.Namespace) -> int:
                     draft_tokens=args.draft_tokens, compile=args.compile, dense=args.dense, dtype=args.dtype,
                     **request.options, **extra)
     chatty = args.log_level <= logging.INFO  # -q: the results only (texts, files written), no schedule or progress
-    if chatty:
-        print(pipe.schedule)
+    if chatty:  # an estimate is one pass per target, not the schedule's steps: it says what it does instead
+        print(pipe.schedule if args.estimate is None else
+              f"conditions: {', '.join(pipe.schedule.conditions) or 'none'}\n"
+              f"{', '.join(request.targets)}: least-squares estimate, the mean of {args.estimate} token grids drawn "
+              f"in one pass from the model's per-token distributions at temperature {temperature:g}")
     out = request.run(pipe, progress=chatty, label="--input {name}=", estimate=args.estimate, temperature=temperature)
     targets = request.targets
     all_targets = [*targets, *(pipe.sr_schedule.targets if pipe.sr_schedule else ())]
