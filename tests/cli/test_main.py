@@ -192,9 +192,11 @@ def test_quiet_generate_prints_its_results_only(tmp_path, capsys):
     """-q means results only: the files written (and texts generated), not the decoding schedule or a progress bar."""
     from PIL import Image
 
+    from open4m.sources.world import SHIPPED, load_tokenizers
+
+    load_tokenizers(SHIPPED)  # registers its modalities (another world model of the session may have other ones)
     Image.new("RGB", (64, 64), (90, 120, 150)).save(tmp_path / "scene.png")
-    model = Path(open4m.__file__).parent / "assets" / "world64"
-    argv = ["generate", "--model", str(model), "--input", f"rgb={tmp_path / 'scene.png'}", "--target", "depth",
+    argv = ["generate", "--model", str(SHIPPED), "--input", f"rgb={tmp_path / 'scene.png'}", "--target", "depth",
             "--steps", "1"]
     assert main(["-q", *argv, "--out", str(tmp_path / "quiet")]) == 0
     quiet = capsys.readouterr()
