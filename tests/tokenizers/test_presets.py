@@ -67,3 +67,12 @@ def test_edges_and_sam_masks_carry_their_input_convention():
     assert mask["preprocess"] == MASK_PREPROCESS and mask["image_size"] == 64
     mask["preprocess"]["mean"] = [9.0]  # callers get a copy: the table stays as released
     assert official_config("sam_mask")[1]["preprocess"]["mean"] == [0.0]
+
+
+def test_tiny_config_shrinks_the_kinds_own_networks():
+    from open4m.tokenizers.presets import tiny_config
+
+    assert tiny_config("vqvae", {}) == {"enc_type": "vit_t_enc", "dec_type": "vit_t_dec"}  # the default is a ViT-B
+    assert tiny_config("vqvae", {"enc_type": "vit_s_enc"})["enc_type"] == "vit_s_enc"  # what the user set stays
+    assert tiny_config("mlp", {}) == {}  # no default network (a VQ-VAE's ViT names would be wrong for it)
+    assert tiny_config("mlp", {"enc_type": "BottleneckMLP/B_6-Wi_1024"}) == {"enc_type": "BottleneckMLP/B_1-Wi_64"}

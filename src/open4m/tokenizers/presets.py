@@ -110,6 +110,8 @@ def tiny_config(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
     """``fields`` of a ``kind`` tokenizer config with its networks shrunk: each preset encoder / decoder name, given
     or the kind's default (a ViT-B: 171 M parameters for a VQ-VAE), swapped for its tiny version. For the tiny
     size of a tokenizer that is not a modality's official one (``train-tokenizer --kind vqvae --size tiny``)."""
-    defaults = DiVAEConfig() if kind == "divae" else VQVAEConfig()
-    cfg = {"enc_type": defaults.enc_type, "dec_type": defaults.dec_type, **fields}
+    if kind in ("vqvae", "divae"):  # an MLP tokenizer has no default network to shrink: its preset names one
+        defaults = DiVAEConfig() if kind == "divae" else VQVAEConfig()
+        fields = {"enc_type": defaults.enc_type, "dec_type": defaults.dec_type, **fields}
+    cfg = dict(fields)
     return {k: _TINY.get(v, v) if isinstance(v, str) else v for k, v in cfg.items()}
