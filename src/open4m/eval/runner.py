@@ -129,9 +129,6 @@ def load_folder(root: str | Path, limit: int | None = None) -> list[dict[str, An
     return load_samples(f"folder:{root}", limit=limit or 2**31)
 
 
-_DENSE_KEYS = {"depth", "normal", "semseg", "canny_edge"}
-
-
 def _warn_stretched_labels(samples: Sequence[Mapping[str, Any]], keys: set[str]) -> None:
     """Warn about dense labels whose shape is not their photo's: predictions are resized to the label, so a
     label cut or padded to another aspect ratio is scored against a stretched prediction, without a word."""
@@ -363,7 +360,7 @@ def evaluate(model: Any, samples: Sequence[Mapping[str, Any]], tasks: Sequence[s
     if model.rgb and sizes - {(model.image_size, model.image_size)}:
         log.info("eval: rgb of %d size(s) resized to %dx%d (the model's input); dense predictions resized back to "
                  "each ground truth's size", len(sizes), model.image_size, model.image_size)
-    _warn_stretched_labels(samples, {k for t in runnable for k in DATA_KEYS[t]} & _DENSE_KEYS)
+    _warn_stretched_labels(samples, {k for t in runnable for k in DATA_KEYS[t]} & set(IMAGE_TASKS.values()))
     bar = tqdm(total=sum(math.ceil(len(s) / batch_size) for s in subsets.values()), desc="eval", unit="batch",
                disable=not progress)
     for task in runnable:

@@ -473,18 +473,20 @@ def _whole(v) -> int:
     return int(v)
 
 
-def _finite(weights: Sequence[float], v) -> None:
-    """Per-condition weights must be finite: inf or NaN logits fail deep inside torch.multinomial."""
-    bad = [w for w in weights if not math.isfinite(w)]
+def _cfg_value(v) -> float | tuple[float, ...] | dict[str, float]:
+    weights = _cfg_weights(v)
+    if isinstance(weights, float):
+        return weights
+    # per-condition weights must be finite: inf or NaN logits fail deep inside torch.multinomial
+    bad = [w for w in (weights.values() if isinstance(weights, dict) else weights) if not math.isfinite(w)]
     if bad:
         raise ConfigError(f"cfg {v!r}: guidance weight {bad[0]} is not finite; give finite numbers (caption=3,rgb=1)")
+    return weights
 
 
-def _cfg_value(v) -> float | tuple[float, ...] | dict[str, float]:
+def _cfg_weights(v) -> float | tuple[float, ...] | dict[str, float]:
     if isinstance(v, Mapping):
-        weights = {str(k): float(w) for k, w in v.items()}
-        _finite(list(weights.values()), v)
-        return weights
+        return {str(k): float(w) for k, w in v.items()}
     if isinstance(v, str) and "=" in v:
         pairs = [p.partition("=") for p in v.split(",") if p.strip()]
         if any(not sep or not k.strip() for k, sep, _ in pairs):
@@ -494,17 +496,13 @@ def _cfg_value(v) -> float | tuple[float, ...] | dict[str, float]:
         if twice:  # a dict would keep the last weight of each name without a word
             raise ConfigError(f"cfg {v!r}: {', '.join(twice)} weighted more than once; give each condition one weight")
         try:
-            weights = {k.strip(): float(w) for k, _, w in pairs}
+            return {k.strip(): float(w) for k, _, w in pairs}
         except ValueError:
             raise ConfigError(f"cfg {v!r}: each weight must be a number (caption=3,rgb=1)") from None
-        _finite(list(weights.values()), v)
-        return weights
     if isinstance(v, (list, tuple)):
         if not v:
             raise ConfigError("cfg: an empty list of guidance weights; give one weight per condition")
-        weights = tuple(float(x) for x in v)
-        _finite(weights, v)
-        return weights
+        return tuple(float(x) for x in v)
     return float(v)
 
 

@@ -113,5 +113,4 @@ def tiny_config(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
     if kind in ("vqvae", "divae"):  # an MLP tokenizer has no default network to shrink: its preset names one
         defaults = DiVAEConfig() if kind == "divae" else VQVAEConfig()
         fields = {"enc_type": defaults.enc_type, "dec_type": defaults.dec_type, **fields}
-    cfg = dict(fields)
-    return {k: _TINY.get(v, v) if isinstance(v, str) else v for k, v in cfg.items()}
+    return {k: _TINY.get(v, v) if isinstance(v, str) else v for k, v in fields.items()}

@@ -31,6 +31,7 @@ from ..errors import CheckpointError, ConfigError, NotFound
 from ..hub import HubOptions, Origin, is_hub_id
 from ..modalities import Kind
 from ..pretrained import find
+from ..weights import WEIGHTS_NAME
 
 __all__ = ["TokenizerSet", "tokenizer_keys", "data_name", "data_mismatch", "SAM_MASK_KEYS", "write_manifest", "read_manifest", "MANIFEST_NAME"]
 
@@ -95,8 +96,7 @@ def _fetchable(entry: str) -> bool:
     if find(entry) is not None or is_hub_id(entry):
         return True
     path = Path(entry).expanduser()
-    return path.is_absolute() or path.is_file() or any((path / f).is_file() for f in ("model.safetensors",
-                                                                                       *_TEXT_FILES))
+    return path.is_absolute() or path.is_file() or any((path / f).is_file() for f in (WEIGHTS_NAME, *_TEXT_FILES))
 
 
 def read_manifest(origin: Origin) -> dict[str, str]:
@@ -188,7 +188,7 @@ class TokenizerSet:
                 keys = tokenizer_keys(name)
                 raise ConfigError(f"no tokenizer for {name!r}: the model's folder lists none (no tokenizers.json entry, no "
                                   f"file in its tokenizers/) and its registry entry {mod.tokenizer!r} is not a released "
-                                  f"tokenizer, a Hub id or an absolute path; pass tokenizers={{{keys[0]!r}: PATH_OR_ID}} "
+                                  f"tokenizer, a Hub id or the path of a tokenizer; pass tokenizers={{{keys[0]!r}: PATH_OR_ID}} "
                                   f"(or --tokenizers {keys[0]}=PATH), or restore the model folder's tokenizers")
         return None
 

@@ -87,8 +87,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm.auto import tqdm
 
-    from open4m.data.codecs import open_image
-    from open4m.data.codecs import IMAGE_EXTS
+    from open4m.data.codecs import IMAGE_EXTS, open_image
     from open4m.generation.ann import check_settings, require_faiss
     from open4m.generation.retrieval import GalleryIndex, predict_embeddings
     from open4m.modalities import Kind
