@@ -107,6 +107,9 @@ def test_cli_builds_and_searches_an_approximate_index(tmp_path, monkeypatch, cap
         class model:
             modality_info = {"rgb@224": type("Info", (), {"kind": Kind.PIXELS})()}
 
+        class schedule:  # index records the target it predicts (6edb949)
+            targets = ("clip_feat",)
+
     monkeypatch.setattr(index_cmd, "embedding_pipeline", lambda args, conds: (Pipe(), ["rgb@224"]))
     monkeypatch.setattr(retrieve_cmd, "embedding_pipeline", lambda args, conds: (Pipe(), ["rgb@224"]))
     import open4m.data.codecs as codecs
