@@ -369,3 +369,41 @@ def test_demo_keys_lists_the_recipe_a_misspelt_key_points_to(tmp_path, capsys):
     assert main(["demo", "--keys"]) == 0
     listed = capsys.readouterr().out
     assert "  train_scenes: 3000  # " in listed and "codebook_size:" in listed and "stages: []" in listed
+
+
+def test_a_run_from_a_bundle_takes_its_vocabulary_and_tokenizers_and_retrains_only_those_it_names(tiny_bundle,
+                                                                                                   tmp_path):
+    """`tokenizers.from_bundle` + `fourm.model.init_from`: a model taught one new tokenizer reads every other id as
+    the bundle's model did (the tokenizers and vocabulary are the bundle's, not retrained ones)."""
+    from safetensors.torch import load_file
+
+    from open4m.errors import ConfigError
+    from open4m.recipes.world import run_recipe
+    from open4m.tokenizers import TextTokenizer
+
+    recipe = yaml.safe_load(json.loads((tiny_bundle / "world.json").read_text())["recipe"])
+    recipe["tokenizers"]["from_bundle"] = str(tiny_bundle)
+    recipe["tokenizers"]["per_modality"] = {"rgb": {"arch": {"dim": 40}, "train": {"steps": 2}}}
+    recipe["fourm"]["model"]["init_from"] = str(tiny_bundle)
+    recipe["fourm"]["train"]["steps"] = 2
+    recipe["stages"] = []
+    path = tmp_path / "from_bundle.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    bundle = run_recipe(path, tmp_path / "run", workers=1, progress=False)
+
+    old, new = tiny_bundle / "tokenizers", bundle / "tokenizers"
+    for base in ("depth", "normal", "semseg", "canny_edge"):
+        before, after = load_file(old / f"tok_{base}.safetensors"), load_file(new / f"tok_{base}.safetensors")
+        assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert (TextTokenizer.from_pretrained(old / "text.json").backend.get_vocab()
+            == TextTokenizer.from_pretrained(new / "text.json").backend.get_vocab())
+    rgb = yaml.safe_load((tmp_path / "run" / "tokenizers" / "runs" / "rgb" / "config.yaml").read_text())
+    assert rgb["model"]["enc_dim"] == 40 and not (tmp_path / "run" / "tokenizers" / "runs" / "depth").exists()
+    assert yaml.safe_load((tmp_path / "run" / "fourm" / "config.yaml").read_text())["model"]["init_from"] == str(
+        tiny_bundle)
+
+    recipe["world"]["image_size"] = 64  # the bundle's tokenizers read 32 px images: refused before anything renders
+    path.write_text(yaml.safe_dump(recipe))
+    with pytest.raises(ConfigError, match=r"from_bundle: .* tokenizes 32 px images .* this recipe's world 64 px"):
+        run_recipe(path, tmp_path / "other", workers=1, progress=False)
+    assert not (tmp_path / "other" / "tokens").exists()

@@ -119,6 +119,12 @@ class WorldTokenizers:
                                 "decoded by it, so it caps how legible a generated scene can be "
                                 "(benchmarks/rgb_tokenizer_probe.py), while the maps read well from small ones.")
 
+    from_bundle: str | None = option(None, "A world model folder (the shipped one: src/open4m/assets/world64) whose text "
+                                     "vocabulary and image tokenizers the run takes instead of training its own, "
+                                     "except the modalities per_modality names (those train): a FourM started from "
+                                     "that model (fourm.model.init_from) then reads the ids it was trained on, and "
+                                     "only the retrained modality's tokens are new to it.", path=True)
+
     _PER_MODALITY_KEYS: ClassVar[tuple[str, ...]] = ("arch", "train", "latent_dim")
 
     def __post_init__(self) -> None:
@@ -284,6 +290,26 @@ def train_image_tokenizer(base: str, data: WorldData, section: WorldTokenizers, 
     return final
 
 
+def take_bundle_tokenizers(bundle: Path, tok_dir: Path, section: WorldTokenizers, size: int, patch: int) -> None:
+    """Write `bundle`'s text vocabulary and the image tokenizers `section` does not retrain into `tok_dir`, where
+    the recipe reuses what it finds (a resumed run keeps what it took the first time)."""
+    from ..sources.world import load_tokenizers
+
+    spec, image_toks, text_tok, _ = load_tokenizers(bundle)
+    if (spec.image_size, spec.patch_size) != (size, patch):
+        raise ConfigError(f"tokenizers.from_bundle: {bundle} tokenizes {spec.image_size} px images in "
+                          f"{spec.patch_size} px patches, this recipe's world {size} px in {patch} px patches; "
+                          f"set world.image_size and world.patch_size to the bundle's")
+    tok_dir.mkdir(parents=True, exist_ok=True)
+    if not (tok_dir / "text.json").is_file():
+        text_tok.save_pretrained(tok_dir / "text.json")
+    for base, tok in image_toks.items():
+        final = tok_dir / f"tok_{base}.safetensors"
+        if base not in section.per_modality and not final.exists():
+            tok.save_pretrained(final)
+            log.info("world recipe: %s tokenizer taken from %s", base, bundle)
+
+
 def text_vocab(texts: Mapping[str, list[str]], extra_words: int) -> Any:
     from ..tokenizers import TextTokenizer
     from ..tokenizers.text import special_token_layout
@@ -395,6 +421,9 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
     torch.set_num_threads(int(recipe.fourm.train.threads or torch.get_num_threads()))
     w = recipe.world
     size, patch = w.image_size, w.patch_size
+    tok_dir, token_root = out / "tokenizers", out / "tokens"
+    if recipe.tokenizers.from_bundle:  # before the world renders: a bundle that does not fit is refused at once
+        take_bundle_tokenizers(Path(recipe.tokenizers.from_bundle), tok_dir, recipe.tokenizers, size, patch)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     log.info("world recipe: rendering %d train scenes at %d px", w.train_scenes, size)
@@ -403,7 +432,6 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
     timings["render_s"] = time.perf_counter() - t0
 
     log.info("world recipe: text vocabulary and one VQ-VAE per image modality (%s)", ", ".join(IMAGE_MODALITIES))
-    tok_dir, token_root = out / "tokenizers", out / "tokens"
     text_tok = run_text_vocab(data, recipe.text.extra_words, tok_dir, token_root)
     tokenizers = {b: VQVAE.from_pretrained(train_image_tokenizer(b, data, recipe.tokenizers, size, patch, tok_dir,
                                                                  progress))
@@ -437,7 +465,8 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
         root = token_folder(recipe.stage_scenes(n), recipe.stage_caption_order(n))
         log.info("world recipe: training the FourM on %s (stage %d of %d)", root, n, len(recipe.stages) + 1)
         weights = train_fourm(stage, spec, root, out / stage_folder(n), progress=progress)
-    timings.update(_training_times({"tokenizers_s": [tok_dir / "runs" / b for b in IMAGE_MODALITIES],
+    trained = [b for b in IMAGE_MODALITIES if not recipe.tokenizers.from_bundle or b in recipe.tokenizers.per_modality]
+    timings.update(_training_times({"tokenizers_s": [tok_dir / "runs" / b for b in trained],
                                     "fourm_s": [out / stage_folder(n) for n in range(1, len(recipe.stages) + 2)]}))
     model = FourM.from_pretrained(weights)
     info = {"recipe": load_recipe_text(recipe_path), "train_scenes": len(data.names), "timings": timings,
@@ -470,8 +499,9 @@ def _stages_fingerprint(recipe: WorldRecipe) -> dict[str, Any]:
         d["world"].pop("rgb_patch_size", None)
     if d["world"].get("caption_order") == "random":  # likewise
         d["world"].pop("caption_order", None)
-    if not d["tokenizers"].get("per_modality"):  # likewise
-        d["tokenizers"].pop("per_modality", None)
+    for key in ("per_modality", "from_bundle"):  # likewise
+        if not d["tokenizers"].get(key):
+            d["tokenizers"].pop(key, None)
     return {k: d[k] for k in ("world", "tokenizers", "text")}
 
 
