@@ -281,11 +281,8 @@ def caption_conditions(model, samples, batch: int = 32) -> None:
     1 for every image target, boxes autoregressive; `batch` scenes per call, as the measurements in
     docs/results.md were drawn. Each row's margin is over the same recipe applied to another scene."""
     from open4m.data.synthetic.world import sequence_text
-    from open4m.eval.runner import input_tokens, read_back_shapes
+    from open4m.eval.runner import add_condition, draw_link, read_back_shapes
     from open4m.eval.scoring import score
-
-    cap = model.sequence_modality("caption", output=False)
-    det = model.sequence_modality("det", output=False)
 
     # An intermediate is fixed by its chunk, the true conditions and the chain up to it (seed 0): rows that share
     # a chain's start (caption -> boxes -> ...) and the boxes-as-text row draw it once.
@@ -293,26 +290,19 @@ def caption_conditions(model, samples, batch: int = 32) -> None:
 
     def drawn(start: int, given: tuple[str, ...], chain: tuple[str, ...], scheme: str) -> np.ndarray:
         chunk = samples[start:start + batch]
-        inputs = {cap: model.text_condition("caption", [s["caption"] for s in chunk])} if "caption" in given else {}
-        for base in ("semseg", "depth"):
-            if base in given:
-                name, inputs[name] = input_tokens(model, base, [s[base] for s in chunk])
-        if "det" in given:
-            inputs[det] = model.text_condition("det", [sequence_text("det", s) for s in chunk])
+        inputs: dict = {}
+        for key in given:  # the truth of each given condition
+            add_condition(model, key, [sequence_text("det", s) if key == "det" else s[key] for s in chunk], inputs)
         for k, base in enumerate(chain):  # each intermediate is drawn from every condition so far and joins them
             key = (start, given, chain[:k + 1])
             if key not in intermediates:
-                intermediates[key] = (model.texts("det", dict(inputs), temperature=1.0, seed=0) if base == "det" else
-                                      model.image(base, dict(inputs), steps=8, temperature=1.0, seed=0))
-            if base == "det":
-                inputs[det] = model.text_condition("det", intermediates[key])
-            else:
-                name, inputs[name] = input_tokens(model, base, intermediates[key])
+                intermediates[key] = draw_link(model, base, inputs)
+            add_condition(model, base, intermediates[key], inputs)
         return model.image("rgb", inputs, steps=8, temperature=1.0, seed=0, scheme=scheme)
 
     rows = [("the photo's round trip (the tokens' cap)", None)]
     rows += [(label, (given, chain, scheme)) for label, given, chain, scheme in (
-        ("caption (the eval's task)", ("caption",), (), "maskgit"),
+        ("caption alone", ("caption",), (), "maskgit"),
         ("caption, random order (ROAR)", ("caption",), (), "roar"),
         ("caption + true segmentation", ("caption", "semseg"), (), "maskgit"),
         ("true segmentation alone", ("semseg",), (), "maskgit"),

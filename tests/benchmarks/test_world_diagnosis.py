@@ -57,7 +57,7 @@ def test_caption_conditions_prints_every_condition_with_its_margin(bench, capsys
     rows = re.findall(r"^  (.+?) +-> ([\d.]+), ([\d.]+), ([\d.]+) \(margin ([+-][\d.]+)\)$",
                       capsys.readouterr().out, re.M)
     assert [r[0] for r in rows] == [
-        "the photo's round trip (the tokens' cap)", "caption (the eval's task)", "caption, random order (ROAR)",
+        "the photo's round trip (the tokens' cap)", "caption alone", "caption, random order (ROAR)",
         "caption + true segmentation", "true segmentation alone", "caption + true depth", "caption + true boxes",
         "true boxes alone", "true boxes -> segmentation -> RGB", "caption -> segmentation -> RGB",
         "caption -> boxes -> RGB", "caption -> boxes -> segmentation -> RGB",
@@ -66,6 +66,7 @@ def test_caption_conditions_prints_every_condition_with_its_margin(bench, capsys
         assert 0 <= float(f1) <= 1 and 0 <= float(count) <= 1 and 0 <= float(other) <= 1
         assert abs(float(margin) - (float(f1) - float(other))) < 2e-3
 
+    assert model.caption_rgb_chain == ()  # the shipped model's eval task is the caption alone
     eval_task = read_back_shapes(model, _rgb_from(model, [s["caption"] for s in val]), val)  # one batch, seed 0
     assert rows[1][1:4] == tuple(f"{v:.3f}" for v in (eval_task[0]["shape_f1"], eval_task[0]["count_acc"],
                                                       eval_task[1]["shape_f1"]))

@@ -265,3 +265,21 @@ def test_read_back_shapes_scores_what_an_image_shows_at_any_size():
     grey = [np.full_like(p, 128) for p in photos]  # an empty room reads back no shapes
     assert read_back_shapes(model, larger, val)[0]["shape_f1"] > read_back_shapes(model, grey, val)[0]["shape_f1"]
     assert seen["shape_f1"] > 0.3 and set(other) == {"shape_f1", "count_acc"}
+
+
+def test_caption_to_rgb_draws_through_the_chain_the_world_model_declares(tiny_bundle, samples, monkeypatch):
+    """A bundle whose spec names a chain (`generation.caption_rgb_chain`) is scored, and shown, through it: each
+    link drawn from the caption and the links before it, then RGB from all of them."""
+    from open4m.eval import runner
+
+    model = EvalModel.load(tiny_bundle)
+    model.forms.spec = replace(model.spec, caption_rgb_chain=("det", "semseg"))
+    asked = []
+    real_generate = model.generate
+    monkeypatch.setattr(model, "generate", lambda inputs, target, **kw: asked.append((tuple(inputs), target))
+                        or real_generate(inputs, target, **kw))
+    runner._rgb_from(model, [s["caption"] for s in samples[:2]])
+    assert asked == [(("world_caption",), "world_det"), (("world_caption", "world_det"), "tok_semseg@32"),
+                     (("world_caption", "world_det", "tok_semseg@32"), "tok_rgb@32")]
+    result = evaluate(model, samples[:2], ["caption2rgb"], batch_size=2, progress=False)
+    assert set(result.metrics) == {"caption2rgb"} and not result.skipped

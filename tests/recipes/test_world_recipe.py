@@ -53,6 +53,8 @@ def test_patch_sizes_that_do_not_divide_the_image_are_refused_when_the_recipe_is
      r"codebook_size: \{'rgb': 0\} must be whole numbers >= 1"),
     ("tokenizers: {arch: {dim: 32, depht: 1, heads: 2}}",
      r"tokenizers.arch needs the ViT width, depth and heads .*; missing depth; unknown 'depht' \(did you mean"),
+    ("generation: {caption_rgb_chain: [boxes]}", r"generation.caption_rgb_chain=\['boxes'\]: "
+                                                r"'boxes' cannot be drawn .* from depth, normal, semseg, canny_edge, det"),
 ])
 def test_a_wrong_stage_or_tokenizer_setting_is_refused_when_the_recipe_is_read(tmp_path, recipe, error):
     bad = tmp_path / "bad.yaml"
@@ -387,6 +389,7 @@ def test_a_run_from_a_bundle_takes_its_vocabulary_and_tokenizers_and_retrains_on
     recipe["fourm"]["model"]["init_from"] = str(tiny_bundle)
     recipe["fourm"]["train"]["steps"] = 2
     recipe["stages"] = []
+    recipe["generation"] = {"caption_rgb_chain": ["det", "semseg"]}
     path = tmp_path / "from_bundle.yaml"
     path.write_text(yaml.safe_dump(recipe))
     bundle = run_recipe(path, tmp_path / "run", workers=1, progress=False)
@@ -401,6 +404,16 @@ def test_a_run_from_a_bundle_takes_its_vocabulary_and_tokenizers_and_retrains_on
     assert rgb["model"]["enc_dim"] == 40 and not (tmp_path / "run" / "tokenizers" / "runs" / "depth").exists()
     assert yaml.safe_load((tmp_path / "run" / "fourm" / "config.yaml").read_text())["model"]["init_from"] == str(
         tiny_bundle)
+    assert EvalModel.load(bundle).caption_rgb_chain == ("det", "semseg")  # the bundle records how it draws
+    card = (bundle / "README.md").read_text()
+    assert f"Its first FourM stage starts from the weights of `{tiny_bundle}`" in card
+    assert ("through det, then semseg (chained generation" in card
+            and 'open4m.pipeline("world_caption->world_det->tok_semseg@32->tok_rgb@32", model=FOLDER)' in card)
+    import open4m  # the card's line runs as written
+
+    out = open4m.pipeline("world_caption->world_det->tok_semseg@32->tok_rgb@32", model=str(bundle))(
+        "a small red metal cube.", seed=0)
+    assert out.images["tok_rgb@32"][0].size == (32, 32)
 
     recipe["world"]["image_size"] = 64  # the bundle's tokenizers read 32 px images: refused before anything renders
     path.write_text(yaml.safe_dump(recipe))

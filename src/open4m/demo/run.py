@@ -84,8 +84,10 @@ def labelled(columns: Sequence[tuple[str, list[np.ndarray]]]) -> np.ndarray:
     return np.asarray(canvas)
 
 
-def task_columns(samples: Sequence[Mapping[str, Any]], result: EvalResult) -> dict[str, list[tuple[str, list[np.ndarray]]]]:
-    """Per task: its labelled columns (input, ground truth, prediction)."""
+def task_columns(samples: Sequence[Mapping[str, Any]], result: EvalResult,
+                 chain: Sequence[str] = ()) -> dict[str, list[tuple[str, list[np.ndarray]]]]:
+    """Per task: its labelled columns (input, ground truth, prediction); `chain` is what caption -> RGB drew first
+    (the model's `caption_rgb_chain`), named in its column."""
     p = result.predictions
     rgb = [s["rgb"] for s in samples]
     inp = ("input RGB", [_tile("rgb", r) for r in rgb])
@@ -111,7 +113,7 @@ def task_columns(samples: Sequence[Mapping[str, Any]], result: EvalResult) -> di
                                                for t in p["metadata"]])]
     if "caption2rgb" in p:
         cols["caption2rgb"] = [(CAPTION_INPUT, [_caption_tile(s["caption"]) for s in samples]),
-                               ("caption->RGB", [_tile("rgb", g) for g, _ in p["caption2rgb"]]),
+                               ("->".join(("caption", *chain, "RGB")), [_tile("rgb", g) for g, _ in p["caption2rgb"]]),
                                ("its boxes", [_tile("det", _boxes_value(_safe_parse("det", d)), g)
                                               for g, d in p["caption2rgb"]])]
     if "depthcaption2rgb" in p:
@@ -130,7 +132,7 @@ def save_pictures(out: Path, samples: Sequence[Mapping[str, Any]], result: EvalR
 
     from .controls import can_control, control_columns
 
-    cols = task_columns(samples, result)
+    cols = task_columns(samples, result, getattr(model, "caption_rgb_chain", ()))
     written = []
     for task, c in cols.items():
         path = save_image(Image.fromarray(labelled(c)), out / f"{task}.png")

@@ -141,6 +141,11 @@ class EvalModel:
         """How the captions this model was trained on list their objects (`random` for models not of the world)."""
         return self.spec.caption_order if self.spec else "random"
 
+    @property
+    def caption_rgb_chain(self) -> tuple[str, ...]:
+        """What caption -> RGB draws first, as the world model's spec declares (empty: RGB from the caption alone)."""
+        return self.spec.caption_rgb_chain if self.spec else ()
+
     @classmethod
     def load(cls, model: Any = None, *, tokenizers: str | os.PathLike | None = None) -> "EvalModel":
         """Load a model to evaluate; ``tokenizers`` is a (world) model folder whose tokenizers serve it instead of its own."""

@@ -248,6 +248,10 @@ def unscorable(task: str, model: Any, samples: Sequence[Mapping[str, Any]]) -> s
         need += [("a caption input", model.sequence_modality("caption", output=False)),
                  ("a tok_rgb output", model.image_modality("rgb")), ("rgb pixels", model.rgb),
                  ("a det text output", model.sequence_modality("det"))]
+        for key in model.caption_rgb_chain:  # each link is drawn, then read as a condition
+            finds = (model.image_modality, "tok_") if key in IMAGE_MODALITIES else (model.sequence_modality, "")
+            need += [(f"a {finds[1]}{key} output", finds[0](key)),
+                     (f"a {finds[1]}{key} input", finds[0](key, output=False))]
     elif task == "depthcaption2rgb":
         need = [("a caption input", model.sequence_modality("caption", output=False)),
                 ("a tok_depth input", model.image_modality("depth", output=False)),
@@ -494,10 +498,11 @@ def _predict(task: str, model: Any, chunk: Sequence[Mapping[str, Any]]) -> list[
     return model.texts(TEXT_TASKS[task], rgb)
 
 
-def _rgb_from(model: Any, captions: Sequence[str], depth: Sequence[np.ndarray] | None = None,
-              **options: Any) -> np.ndarray:
-    """One RGB sample per scene from captions (and depth maps), seed 0 (`_rgb_draws`' `options`)."""
-    return _rgb_draws(model, _rgb_inputs(model, captions, depth), 1, **options)[:, 0]
+def _rgb_from(model: Any, captions: Sequence[str], **options: Any) -> np.ndarray:
+    """One RGB sample per scene from captions, through the model's caption -> RGB chain (its links drawn at
+    temperature 1, seed 0), seed 0 (`_rgb_draws`' `options`)."""
+    inputs = chained(model, _rgb_inputs(model, captions), model.caption_rgb_chain)
+    return _rgb_draws(model, inputs, 1, **options)[:, 0]
 
 
 def _rgb_draws(model: Any, inputs: Mapping[str, Any], count: int, *, steps: int = 8,
@@ -513,6 +518,30 @@ def _rgb_inputs(model: Any, captions: Sequence[str], depth: Sequence[np.ndarray]
     inputs: dict[str, Any] = {model.sequence_modality("caption", output=False): model.text_condition("caption", captions)}
     if depth is not None:
         name, inputs[name] = input_tokens(model, "depth", depth)
+    return inputs
+
+
+def draw_link(model: Any, key: str, inputs: Mapping[str, Any]) -> list[str] | np.ndarray:
+    """One link of a chain: world key `key` drawn from `inputs` at temperature 1, seed 0 (maps in 8 MaskGIT steps,
+    sequences autoregressive), as the data's values (arrays, texts)."""
+    if key in IMAGE_MODALITIES:
+        return model.image(key, dict(inputs), steps=8, temperature=1.0, seed=0)
+    return model.texts(key, dict(inputs), temperature=1.0, seed=0)
+
+
+def add_condition(model: Any, key: str, values: list[str] | np.ndarray, inputs: dict[str, Any]) -> None:
+    """Add the data's `values` of world key `key` (maps or texts, one per scene) to `inputs` as a condition."""
+    if key in IMAGE_MODALITIES:
+        name, inputs[name] = input_tokens(model, key, values)
+    else:
+        inputs[model.sequence_modality(key, output=False)] = model.text_condition(key, values)
+
+
+def chained(model: Any, inputs: Mapping[str, Any], chain: Sequence[str]) -> dict[str, Any]:
+    """`inputs` with each key of `chain` drawn in turn from all before it and added (chained generation)."""
+    inputs = dict(inputs)
+    for key in chain:
+        add_condition(model, key, draw_link(model, key, inputs), inputs)
     return inputs
 
 

@@ -40,8 +40,9 @@ from ..train.distributed import pick_device
 from ..train.tasks.fourm import FourMRecipe
 
 from ..data.synthetic import check_caption_order, world
-from ..data.synthetic.world import (IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldData, WorldSpec, encode_images,
-                                    render_world, sequence_ids, token_samples)
+from ..data.synthetic.world import (IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldData, WorldSpec,
+                                    check_caption_rgb_chain, encode_images, render_world, sequence_ids,
+                                    token_samples)
 
 __all__ = ["DEFAULT_RECIPE", "WorldRecipe", "load_recipe", "load_recipe_text", "run_recipe", "stage_folder",
            "train_image_tokenizer",
@@ -155,6 +156,20 @@ class WorldTokenizers:
 
 
 @dataclass
+class GenerationSection:
+    caption_rgb_chain: list = option([], "What caption -> RGB draws first, in order (world keys: det, semseg, depth, "
+                                         "normal, canny_edge, color_palette, metadata), each from the caption and "
+                                         "those drawn before it; the bundle records it, and the eval, demo and studio "
+                                         "draw a caption's picture that way. Empty: RGB straight from the caption.")
+
+    def __post_init__(self) -> None:
+        try:
+            check_caption_rgb_chain(self.caption_rgb_chain)
+        except ConfigError as err:
+            raise ConfigError(f"generation.{err}") from None
+
+
+@dataclass
 class TextSection:
     extra_words: int = option(120, "Learned word pieces beyond the 4M fixed ids (values, sentinels, COCO classes).")
 
@@ -169,6 +184,7 @@ class WorldRecipe:
     tokenizers: WorldTokenizers = section(WorldTokenizers, "One VQ-VAE per image modality.")
     text: TextSection = section(TextSection, "The WordPiece vocabulary of the sequences.")
     fourm: FourMRecipe = section(FourMRecipe, "The FourM (data.source, modalities and out_dir are filled in).")
+    generation: GenerationSection = section(GenerationSection, "How the bundle generates (recorded in its spec).")
     stages: list = option([], "Further FourM stages after `fourm`, each a warm restart from the previous stage's EMA "
                               "weights with a fresh optimizer and LR schedule: a list of `fourm` settings to change, "
                               "e.g. [{optim: {lr: 6.0e-4, warmup: 200}, train: {steps: 12000, seed: 1}}]; `scenes: "
@@ -471,7 +487,8 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
     model = FourM.from_pretrained(weights)
     info = {"recipe": load_recipe_text(recipe_path), "train_scenes": len(data.names), "timings": timings,
             "device": pick_device(recipe.fourm.train.device).type}  # the device the card names for the training
-    spec = replace(spec, caption_order=recipe.stage_caption_order(len(recipe.stages) + 1))  # what the model last read
+    spec = replace(spec, caption_order=recipe.stage_caption_order(len(recipe.stages) + 1),  # what it last read
+                   caption_rgb_chain=tuple(recipe.generation.caption_rgb_chain))
     bundle = save_bundle(out / "model", spec, model, tokenizers, text_tok, info)
     log.info("world recipe: bundle written to %s", bundle)
     return bundle

@@ -14,7 +14,7 @@ import yaml
 
 from ..config import merged
 from ..data.masking import led_modalities
-from ..data.synthetic.world import IMAGE_MODALITIES, WorldSpec
+from ..data.synthetic.world import IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldSpec
 
 # What each `fourm.data.mixture` of the recipe means, for readers of the card.
 _MIXTURES = {
@@ -100,13 +100,24 @@ def _description(spec: WorldSpec, model: Any, tokenizers: Mapping[str, Any], tex
          + f" ({text_tok.vocab_size} ids), one tokenizer for every sequence modality", ""],
     ]
     table = "\n".join(["| part | what | size |", "| --- | --- | --- |"] + ["| " + " | ".join(r) + " |" for r in rows])
+    start = ((recipe.get("fourm") or {}).get("model") or {}).get("init_from")
+    taken = (recipe.get("tokenizers") or {}).get("from_bundle")
+    origin = (f" Its first FourM stage starts from the weights of `{start}` (`fourm.model.init_from`)"
+              + (f", with the text vocabulary and the tokenizers of `{taken}` but those the recipe retrains"
+                 if taken else "") + "." if start else "")
+    chain = spec.caption_rgb_chain
+    route = ("`" + "->".join(["world_caption", *(spec.tok(k) if k in IMAGE_MODALITIES else SEQUENCE_MODALITIES[k]
+                                                  for k in chain), spec.tok("rgb")]) + "`")
+    chained = (f" A picture is drawn from a caption through {', then '.join(chain)} (chained generation, each from the "
+               f"caption and what was drawn before it), as the eval and `open4m demo` draw it: "
+               f"`open4m.pipeline(\"{route.strip('`')}\", model=FOLDER)`." if chain else "")
     return (f"A small 4M (FourM encoder-decoder over discrete tokens) trained from scratch by open4m's own pipeline "
             f"on the procedural world (`open4m.data.synthetic`). It exists so that `open4m demo` shows any-to-any "
             f"prediction end to end on a laptop CPU without downloads. It is a toy: {s} px scenes, "
-            f"{_params(model):.1f} M parameters{minutes}. It is not a model of real images.\n\n"
+            f"{_params(model):.1f} M parameters{minutes}.{origin} It is not a model of real images.\n\n"
             f"On world scenes: `open4m demo --model FOLDER` (every task, with metrics), "
             f"`open4m generate --model FOLDER --input rgb=scene.png --target depth,world_caption --out out/`, or "
-            f"`open4m.pipeline(\"rgb->depth\", model=FOLDER)` in Python.\n\n{table}\n\n"
+            f"`open4m.pipeline(\"rgb->depth\", model=FOLDER)` in Python.{chained}\n\n{table}\n\n"
             f"Weights: float16 safetensors (sincos tables float32), loaded as float32. `model.safetensors` describes "
             f"the model's own modalities (the pixel normalisation included), so a fresh process loads the folder "
             f"without the world code; `world.json` keeps the world spec, the recipe (`open4m demo --train`), the "

@@ -1,5 +1,7 @@
 """The world in model form (`open4m.data.synthetic.world`): registry entries, conversions, sequence texts."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -84,3 +86,15 @@ def test_the_caption_order_is_part_of_the_spec_and_checked():
     assert WorldSpec.from_dict(spec.to_dict()) == spec and spec.to_dict()["caption_order"] == "left_to_right"
     with pytest.raises(ValueError, match="unknown caption order 'sideways'"):
         WorldSpec(32, 8, {b: 16 for b in IMAGE_MODALITIES}, 4400, caption_order="sideways")
+
+
+def test_the_caption_rgb_chain_is_part_of_the_spec_and_checked():
+    sizes = {b: 16 for b in IMAGE_MODALITIES}
+    spec = WorldSpec(32, 8, sizes, 4400, caption_rgb_chain=["det", "semseg"])
+    assert spec.caption_rgb_chain == ("det", "semseg") and WorldSpec.from_dict(spec.to_dict()) == spec
+    assert "caption_rgb_chain" not in WorldSpec(32, 8, sizes, 4400).to_dict()  # as bundles before it read
+    for chain, error in ((["rgb"], "'rgb' cannot be drawn on the way from a caption to RGB; choose each at most "
+                                   "once from depth, normal, semseg, canny_edge, det, color_palette, metadata"),
+                         (["det", "det"], "a key is named twice"), ("det", "give a list of world keys")):
+        with pytest.raises(ValueError, match=re.escape(error)):
+            WorldSpec(32, 8, sizes, 4400, caption_rgb_chain=chain)

@@ -20,7 +20,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -63,11 +63,16 @@ class WorldSpec:
     #: how captions list their objects (`open4m.data.synthetic.CAPTION_ORDERS`): the model reads and writes
     #: captions in this order, so its scenes are rendered with it everywhere (training, eval, demo)
     caption_order: str = "random"
+    #: what a caption -> RGB generation draws first, in order (world keys: `det`, `semseg`, ...), each from the
+    #: caption and all drawn before it (chained generation): the route its trainers found draws the scene a
+    #: caption describes best; empty: RGB straight from the caption
+    caption_rgb_chain: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.rgb_patch_size is None:
             object.__setattr__(self, "rgb_patch_size", self.patch_size)
         check_caption_order(self.caption_order)
+        object.__setattr__(self, "caption_rgb_chain", check_caption_rgb_chain(self.caption_rgb_chain))
 
     @property
     def rgb_pixels(self) -> str:
@@ -90,15 +95,37 @@ class WorldSpec:
         return [self.rgb_pixels, *self.token_modalities, *self.sequence_modalities]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"image_size": self.image_size, "patch_size": self.patch_size, "rgb_patch_size": self.rgb_patch_size,
-                "codebook_sizes": dict(self.codebook_sizes), "text_vocab_size": self.text_vocab_size,
-                "caption_order": self.caption_order}
+        d = {"image_size": self.image_size, "patch_size": self.patch_size, "rgb_patch_size": self.rgb_patch_size,
+             "codebook_sizes": dict(self.codebook_sizes), "text_vocab_size": self.text_vocab_size,
+             "caption_order": self.caption_order}
+        if self.caption_rgb_chain:  # absent when empty: bundles written before it read the same
+            d["caption_rgb_chain"] = list(self.caption_rgb_chain)
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "WorldSpec":
         rgb_patch = d.get("rgb_patch_size")  # absent in bundles made before it existed: the token grids' patch
         return cls(int(d["image_size"]), int(d["patch_size"]), dict(d["codebook_sizes"]), int(d["text_vocab_size"]),
-                   int(rgb_patch) if rgb_patch else None, str(d.get("caption_order", "random")))
+                   int(rgb_patch) if rgb_patch else None, str(d.get("caption_order", "random")),
+                   tuple(d.get("caption_rgb_chain") or ()))
+
+
+#: what a caption -> RGB chain may draw on the way: every world modality but the two ends
+CHAIN_KEYS: tuple[str, ...] = (*(b for b in IMAGE_MODALITIES if b != "rgb"),
+                               *(k for k in SEQUENCE_MODALITIES if k != "caption"))
+
+
+def check_caption_rgb_chain(chain: Sequence[str]) -> tuple[str, ...]:
+    """`chain` as a tuple, refused (a `ConfigError` naming the keys allowed) if it names anything but the world's
+    modalities between a caption and RGB, or one of them twice."""
+    if isinstance(chain, str) or not all(isinstance(k, str) for k in chain):
+        raise ConfigError(f"caption_rgb_chain={chain!r}: give a list of world keys, e.g. [det, semseg]")
+    bad = [k for k in chain if k not in CHAIN_KEYS]
+    if bad or len(set(chain)) < len(chain):
+        raise ConfigError(f"caption_rgb_chain={list(chain)!r}: " + (f"{', '.join(map(repr, bad))} cannot be drawn on the "
+                          f"way from a caption to RGB" if bad else "a key is named twice")
+                          + f"; choose each at most once from {', '.join(CHAIN_KEYS)}")
+    return tuple(chain)
 
 
 def read_world_json(folder: str | os.PathLike) -> tuple[dict[str, Any], WorldSpec]:
