@@ -239,3 +239,21 @@ def test_depth_caption_to_rgb_scores_a_given_estimate_and_its_samples_beside_it(
     assert scores["psnr"] == pytest.approx(alone["psnr"]) and scores["psnr"] > 30
     assert scores["psnr_samples"] == pytest.approx(stacked["psnr"]) == pytest.approx(stacked["psnr_samples"])
     assert scores["psnr_sample"] == pytest.approx(stacked["psnr_sample"]) and scores["psnr_samples"] < 15
+
+
+def test_caption_to_rgb_scores_each_scene_by_the_mean_of_its_draws():
+    """Several draws of a scene: its read-back is their mean (one draw swings with the seed); `shape_f1_one` keeps
+    the first draw's, the figure of one draw per scene."""
+    from open4m.data.synthetic import generate_sample, seed_for
+    from open4m.data.synthetic.world import sequence_text
+    from open4m.eval.scoring import score
+
+    samples = [generate_sample(seed_for("val", i), 32) for i in range(3)]
+    truth = [sequence_text("det", s) for s in samples]
+    one, base_one = score("caption2rgb", [(None, t) for t in truth], samples, 0)
+    assert one["shape_f1"] == one["shape_f1_one"] == pytest.approx(1.0) and one["count_acc"] == 1.0
+    two, base_two = score("caption2rgb", [[(None, t), (None, "")] for t in truth], samples, 0)
+    assert two["shape_f1"] == pytest.approx(0.5) and two["count_acc"] == pytest.approx(0.5)
+    assert two["shape_f1_one"] == pytest.approx(1.0)
+    other_one, other_two = (base["another scene's image"]["shape_f1"] for base in (base_one, base_two))
+    assert other_two == pytest.approx(other_one / 2)  # another scene's draws, averaged the same way

@@ -264,7 +264,7 @@ def test_read_back_shapes_scores_what_an_image_shows_at_any_size():
     larger = [resize(p, (96, 96), "rgb") for p in photos]  # resized to the model's side first
     grey = [np.full_like(p, 128) for p in photos]  # an empty room reads back no shapes
     assert read_back_shapes(model, larger, val)[0]["shape_f1"] > read_back_shapes(model, grey, val)[0]["shape_f1"]
-    assert seen["shape_f1"] > 0.3 and set(other) == {"shape_f1", "count_acc"}
+    assert seen["shape_f1"] > 0.3 and set(other) == {"shape_f1", "count_acc", "shape_f1_one"}
 
 
 def test_caption_to_rgb_draws_through_the_chain_the_world_model_declares(tiny_bundle, samples, monkeypatch):

@@ -113,9 +113,10 @@ def task_columns(samples: Sequence[Mapping[str, Any]], result: EvalResult,
                                                for t in p["metadata"]])]
     if "caption2rgb" in p:
         cols["caption2rgb"] = [(CAPTION_INPUT, [_caption_tile(s["caption"]) for s in samples]),
-                               ("->".join(("caption", *chain, "RGB")), [_tile("rgb", g) for g, _ in p["caption2rgb"]]),
-                               ("its boxes", [_tile("det", _boxes_value(_safe_parse("det", d)), g)
-                                              for g, d in p["caption2rgb"]])]
+                               ("->".join(("caption", *chain, "RGB")),
+                                [_tile("rgb", draws[0][0]) for draws in p["caption2rgb"]]),  # each scene's first draw
+                               ("its boxes", [_tile("det", _boxes_value(_safe_parse("det", draws[0][1])), draws[0][0])
+                                              for draws in p["caption2rgb"]])]
     if "depthcaption2rgb" in p:
         cols["depthcaption2rgb"] = [("depth input", [_tile("depth", s["depth"]) for s in samples]),
                                     ("RGB truth", [_tile("rgb", r) for r in rgb]),

@@ -8,6 +8,7 @@ The result is the ``card`` argument of `FourM.save_pretrained` (:mod:`open4m.car
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
@@ -27,7 +28,8 @@ _MIXTURES = {
 def _biased_part(key: str, share: float) -> str:
     led = led_modalities(key)
     if len(led) == 1:
-        return f"a share {share:g} whose input is `{key}` alone (4M's caption-biased part)"
+        part = " (4M's caption-biased part)" if "caption" in key else ""
+        return f"a share {share:g} whose input is `{key}` alone{part}"
     return f"a share {share:g} whose input is {' and '.join(f'`{m}`' for m in led)} together"
 
 
@@ -81,7 +83,9 @@ def _description(spec: WorldSpec, model: Any, tokenizers: Mapping[str, Any], tex
                  recipe: Mapping[str, Any], timings: Mapping[str, float], device: str | None) -> str:
     s, p, c = spec.image_size, spec.patch_size, model.config
     on = f" on {_DEVICES.get(device, device)}" if device else ""
-    minutes = f", {timings['fourm_s'] / 60:.0f} minutes of FourM training{on}" if "fourm_s" in timings else ""
+    start = ((recipe.get("fourm") or {}).get("model") or {}).get("init_from")
+    minutes = (f", {timings['fourm_s'] / 60:.0f} minutes of FourM training{on}{' after its start' if start else ''}"
+               if "fourm_s" in timings else "")
     preset = ((recipe.get("fourm") or {}).get("model") or {}).get("preset")
     codebooks = " / ".join(f"{spec.codebook_sizes[b]} ({b})" for b in IMAGE_MODALITIES)
     extra = (recipe.get("text") or {}).get("extra_words")
@@ -100,18 +104,19 @@ def _description(spec: WorldSpec, model: Any, tokenizers: Mapping[str, Any], tex
          + f" ({text_tok.vocab_size} ids), one tokenizer for every sequence modality", ""],
     ]
     table = "\n".join(["| part | what | size |", "| --- | --- | --- |"] + ["| " + " | ".join(r) + " |" for r in rows])
-    start = ((recipe.get("fourm") or {}).get("model") or {}).get("init_from")
     taken = (recipe.get("tokenizers") or {}).get("from_bundle")
-    origin = (f" Its first FourM stage starts from the weights of `{start}` (`fourm.model.init_from`)"
-              + (f", with the text vocabulary and the tokenizers of `{taken}` but those the recipe retrains"
-                 if taken else "") + "." if start else "")
+    origin = (f" Its first FourM stage starts from the weights of `{_shown(start)}` (`fourm.model.init_from`), so "
+              f"its training adds to that model's" + (f", with the text vocabulary and the tokenizers of "
+                                                     f"`{_shown(taken)}` but those the recipe retrains" if taken else "")
+              + "." if start else "")
     chain = spec.caption_rgb_chain
     route = ("`" + "->".join(["world_caption", *(spec.tok(k) if k in IMAGE_MODALITIES else SEQUENCE_MODALITIES[k]
                                                   for k in chain), spec.tok("rgb")]) + "`")
     chained = (f" A picture is drawn from a caption through {', then '.join(chain)} (chained generation, each from the "
                f"caption and what was drawn before it), as the eval and `open4m demo` draw it: "
                f"`open4m.pipeline(\"{route.strip('`')}\", model=FOLDER)`." if chain else "")
-    return (f"A small 4M (FourM encoder-decoder over discrete tokens) trained from scratch by open4m's own pipeline "
+    return (f"A small 4M (FourM encoder-decoder over discrete tokens) trained {'' if start else 'from scratch '}by "
+            f"open4m's own pipeline "
             f"on the procedural world (`open4m.data.synthetic`). It exists so that `open4m demo` shows any-to-any "
             f"prediction end to end on a laptop CPU without downloads. It is a toy: {s} px scenes, "
             f"{_params(model):.1f} M parameters{minutes}.{origin} It is not a model of real images.\n\n"
@@ -126,6 +131,11 @@ def _description(spec: WorldSpec, model: Any, tokenizers: Mapping[str, Any], tex
 
 #: How the card says the captions list their objects (nothing for the random order every world began with).
 _CAPTION_ORDER_TEXT = {"left_to_right": " (objects listed left to right in the image)"}
+
+
+def _shown(path: str) -> str:
+    """A recipe's path as the card names it: a folder on the training machine by its name, anything else as given."""
+    return Path(path).resolve().name if Path(path).is_absolute() else path
 
 
 def _data(spec: WorldSpec, scenes: int, recipe: Mapping[str, Any]) -> str:
@@ -160,7 +170,10 @@ def _training(recipe: Mapping[str, Any]) -> list[str]:
              *(f"`{m}` shown in part beside them (input alpha {a:g}, the rest a target)"
                for m, a in (data.get("biased_input_alphas") or {}).items())]
     masking = "; ".join(p for p in parts if p)
-    return [f"Training (`open4m demo --train`): tokenizers {tok['steps']} steps, batch {tok['batch_size']}, AdamW "
+    own = {b: (c.get("train") or {}).get("steps") for b, c in
+           ((recipe.get("tokenizers") or {}).get("per_modality") or {}).items() if isinstance(c, Mapping)}
+    steps = f"{tok['steps']} steps" + "".join(f" ({b}: {n})" for b, n in own.items() if n)
+    return [f"Training (`open4m demo --train`): tokenizers {steps}, batch {tok['batch_size']}, AdamW "
             f"lr {tok['lr']}, EMA {tok.get('ema_decay')}. FourM: `open4m train` with `data.mixture: {mixture}`"
             f"{f' ({masking})' if masking else ''}, {data['input_tokens']} input + {data['target_tokens']} target "
             f"tokens per sample, batch {data['batch_size']}, {train['steps']} steps ({tokens / 1e6:.1f} M tokens), "
