@@ -18,7 +18,8 @@ def test_shipped_weights_fit_the_size_budget():
 def test_shipped_card_carries_the_description_metrics_and_notes():
     card = (SHIPPED / "README.md").read_text()
     metrics = json.loads((SHIPPED / "world.json").read_text())["eval"]["metrics"]
-    assert "It is a toy" in card and "3000 scenes of the `train` split" in card
+    scenes = json.loads((SHIPPED / "world.json").read_text())["train_scenes"]
+    assert "It is a toy" in card and f"{scenes} scenes of the `train` split" in card
     interval = json.loads((SHIPPED / "world.json").read_text())["eval"]["intervals"]["depth"]
     assert (f"| depth | abs_rel | {metrics['depth']['model']['abs_rel']:.4g} "
             f"[{interval['low']:.4g}, {interval['high']:.4g}] (baseline") in card
