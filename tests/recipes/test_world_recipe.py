@@ -405,6 +405,8 @@ def test_a_run_from_a_bundle_takes_its_vocabulary_and_tokenizers_and_retrains_on
     assert yaml.safe_load((tmp_path / "run" / "fourm" / "config.yaml").read_text())["model"]["init_from"] == str(
         tiny_bundle)
     assert EvalModel.load(bundle).caption_rgb_chain == ("det", "semseg")  # the bundle records how it draws
+    began = json.loads((tiny_bundle / "world.json").read_text())["recipe"]  # how the model it went on from began
+    assert json.loads((bundle / "world.json").read_text())["scratch_recipe"] == began
     card = (bundle / "README.md").read_text()
     assert f"Its first FourM stage starts from the weights of `{tiny_bundle.name}`" in card  # no machine's path
     assert ("through det, then semseg (chained generation" in card
@@ -420,3 +422,21 @@ def test_a_run_from_a_bundle_takes_its_vocabulary_and_tokenizers_and_retrains_on
     with pytest.raises(ConfigError, match=r"from_bundle: .* tokenizes 32 px images .* this recipe's world 64 px"):
         run_recipe(path, tmp_path / "other", workers=1, progress=False)
     assert not (tmp_path / "other" / "tokens").exists()
+
+
+def test_an_installed_wheel_trains_from_scratch_even_when_the_shipped_model_went_on_from_another(tmp_path, monkeypatch):
+    """Without configs/, `open4m demo --train` takes the recipe the shipped bundle keeps: the one from scratch, not a
+    continuation whose start (another model) a wheel does not have."""
+    import open4m.recipes.world as recipes
+    import open4m.sources.world as sources
+
+    shipped = tmp_path / "world64"
+    shipped.mkdir()
+    scratch = yaml.safe_dump({"world": {"train_scenes": 77}})
+    onward = yaml.safe_dump({"world": {"train_scenes": 99}, "fourm": {"model": {"init_from": "elsewhere"}}})
+    monkeypatch.setattr(recipes, "DEFAULT_RECIPE", tmp_path / "no-configs" / "world64.yaml")
+    monkeypatch.setattr(sources, "SHIPPED", shipped)
+    (shipped / "world.json").write_text(json.dumps({"recipe": scratch}))
+    assert load_recipe().world.train_scenes == 77
+    (shipped / "world.json").write_text(json.dumps({"recipe": onward, "scratch_recipe": scratch}))
+    assert load_recipe().world.train_scenes == 77

@@ -42,7 +42,7 @@ from ..train.tasks.fourm import FourMRecipe
 from ..data.synthetic import check_caption_order, world
 from ..data.synthetic.world import (IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldData, WorldSpec,
                                     check_caption_rgb_chain, encode_images, render_world, sequence_ids,
-                                    token_samples)
+                                    read_world_json, token_samples)
 
 __all__ = ["DEFAULT_RECIPE", "WorldRecipe", "load_recipe", "load_recipe_text", "run_recipe", "stage_folder",
            "train_image_tokenizer",
@@ -239,8 +239,9 @@ def load_recipe(path: str | Path | None = None) -> WorldRecipe:
         from ..sources.world import SHIPPED
 
         shipped = SHIPPED / "world.json"
-        if shipped.is_file():
-            return from_dict(WorldRecipe, yaml.safe_load(json.loads(shipped.read_text())["recipe"]), command="demo")
+        if shipped.is_file():  # the recipe from scratch: a model that went on from another keeps its start's
+            meta = json.loads(shipped.read_text())
+            return from_dict(WorldRecipe, yaml.safe_load(meta.get("scratch_recipe", meta["recipe"])), command="demo")
     path = Path(path) if path else DEFAULT_RECIPE
     if not path.is_file():
         raise NotFound(f"demo recipe {path} not found; pass --config PATH to a recipe like configs/demo/world64.yaml")
@@ -487,6 +488,10 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
     model = FourM.from_pretrained(weights)
     info = {"recipe": load_recipe_text(recipe_path), "train_scenes": len(data.names), "timings": timings,
             "device": pick_device(recipe.fourm.train.device).type}  # the device the card names for the training
+    start = recipe.fourm.model.init_from
+    if start and (Path(start) / "world.json").is_file():  # went on from a world model: keep how that one began
+        before, _ = read_world_json(start)
+        info["scratch_recipe"] = before.get("scratch_recipe", before["recipe"])
     spec = replace(spec, caption_order=recipe.stage_caption_order(len(recipe.stages) + 1),  # what it last read
                    caption_rgb_chain=tuple(recipe.generation.caption_rgb_chain))
     bundle = save_bundle(out / "model", spec, model, tokenizers, text_tok, info)
