@@ -135,6 +135,10 @@ class WorldTokenizers:
         for base in self.per_modality:
             self.for_modality(base)  # a misspelt modality or key is an error when the recipe is read
 
+    def trains(self, base: str) -> bool:
+        """Whether the run trains `base`'s tokenizer (else it takes `from_bundle`'s)."""
+        return not self.from_bundle or base in self.per_modality
+
     def for_modality(self, base: str) -> "WorldTokenizers":
         """The settings `base`'s tokenizer trains with: these, with `per_modality[base]` written over them."""
         changes = self.per_modality.get(base)
@@ -322,7 +326,7 @@ def take_bundle_tokenizers(bundle: Path, tok_dir: Path, section: WorldTokenizers
         text_tok.save_pretrained(tok_dir / "text.json")
     for base, tok in image_toks.items():
         final = tok_dir / f"tok_{base}.safetensors"
-        if base not in section.per_modality and not final.exists():
+        if not section.trains(base) and not final.exists():
             tok.save_pretrained(final)
             log.info("world recipe: %s tokenizer taken from %s", base, bundle)
 
@@ -482,7 +486,7 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
         root = token_folder(recipe.stage_scenes(n), recipe.stage_caption_order(n))
         log.info("world recipe: training the FourM on %s (stage %d of %d)", root, n, len(recipe.stages) + 1)
         weights = train_fourm(stage, spec, root, out / stage_folder(n), progress=progress)
-    trained = [b for b in IMAGE_MODALITIES if not recipe.tokenizers.from_bundle or b in recipe.tokenizers.per_modality]
+    trained = [b for b in IMAGE_MODALITIES if recipe.tokenizers.trains(b)]
     timings.update(_training_times({"tokenizers_s": [tok_dir / "runs" / b for b in trained],
                                     "fourm_s": [out / stage_folder(n) for n in range(1, len(recipe.stages) + 2)]}))
     model = FourM.from_pretrained(weights)
