@@ -9,8 +9,9 @@ read against the scene's visible shapes; baseline: another scene's image read ba
     python benchmarks/rgb_tokenizer_probe.py                       # the shipped model reads; 3 tokenizers
     python benchmarks/rgb_tokenizer_probe.py --configs 64x1:600,128x2:4000 --train-scenes 3000
 
-A config is `DIMxDEPTH:STEPS` (ViT encoder and decoder width and depth, optimizer steps at the recipe's batch and
-learning rate; heads: DIM / 32). `64x1:600` is the recipe's (`tokenizers` in configs/demo/world64.yaml).
+A config is `DIMxDEPTH[/PATCH]:STEPS` (ViT encoder and decoder width and depth, pixels per token side (default: the
+model's token grid's), optimizer steps at the recipe's batch and learning rate; heads: DIM / 32). `64x1:600` is the
+recipe's (`tokenizers` in configs/demo/world64.yaml); `128x2/4:3000` tokenizes a 64 px image in 16x16 tokens.
 
 `--refit DIMxDEPTH:STEPS,...` trains only a new decoder of that size for the model's own RGB tokenizer (its
 encoder and codebook frozen, so its tokens, and the FourM trained on them, stay as they are). For the model's
@@ -31,10 +32,12 @@ import numpy as np
 import torch
 
 
-def parse_config(text: str) -> tuple[int, int, int]:
+def parse_config(text: str) -> tuple[int, int, int | None, int]:
+    """`DIMxDEPTH[/PATCH]:STEPS` -> (dim, depth, patch or None, steps)."""
     arch, _, steps = text.partition(":")
+    arch, _, patch = arch.partition("/")
     dim, _, depth = arch.partition("x")
-    return int(dim), int(depth), int(steps)
+    return int(dim), int(depth), int(patch) if patch else None, int(steps)
 
 
 def round_trip(tokenizer, photos: np.ndarray) -> np.ndarray:
@@ -118,16 +121,17 @@ def measure(model, val, train, base, configs: list[str], refits: list[str] = ())
     rows.append(row("the model's tokenizer", own, "-", same_tokens=True))
     with tempfile.TemporaryDirectory() as tmp:
         for text in configs:
-            dim, depth, steps = parse_config(text)
+            dim, depth, own_patch, steps = parse_config(text)
             section = replace(base, arch={"dim": dim, "depth": depth, "heads": max(dim // 32, 1)},
                               train=replace(base.train, steps=steps))
             start = time.perf_counter()
-            path = train_image_tokenizer("rgb", train, section, size, patch, Path(tmp) / text.replace(":", "_"),
-                                         progress=False)
+            path = train_image_tokenizer("rgb", train, section, size, own_patch or patch,
+                                         Path(tmp) / text.replace(":", "_").replace("/", "p"), progress=False)
             seconds = time.perf_counter() - start
-            rows.append(row(f"{dim}x{depth}, {steps} steps", VQVAE.from_pretrained(path).eval(), f"{seconds:.0f}"))
+            grid = f", {size // own_patch}x{size // own_patch} tokens" if own_patch else ""
+            rows.append(row(f"{dim}x{depth}{grid}, {steps} steps", VQVAE.from_pretrained(path).eval(), f"{seconds:.0f}"))
         for text in refits:
-            dim, depth, steps = parse_config(text)
+            dim, depth, _, steps = parse_config(text)
             start = time.perf_counter()
             refit = refit_decoder(own, train, base, dim, depth, steps, Path(tmp) / f"refit_{text.replace(':', '_')}")
             seconds = time.perf_counter() - start

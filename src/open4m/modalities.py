@@ -277,11 +277,13 @@ def is_builtin(name: str) -> bool:
     return name in _BUILTIN
 
 
-def register_specs(specs: Iterable[Mapping], *, source: str = "checkpoint") -> list[str]:
+def register_specs(specs: Iterable[Mapping], *, source: str = "checkpoint", keep_registered: bool = False) -> list[str]:
     """Register the modalities a checkpoint describes, so it loads in a fresh process.
 
     An identical entry already registered is fine; a different one under the same name is an
-    error, because the checkpoint's embedding tables were built for its own definition.
+    error, because the checkpoint's embedding tables were built for its own definition, unless
+    `keep_registered`: a checkpoint that only starts a model (`init_from`, weights copied where
+    they fit) leaves the definitions a recipe registered, e.g. a finer token grid, as they are.
     """
     if not isinstance(specs, (list, tuple)):
         raise ConfigError(f"{source}: the modality descriptions must be a JSON list of specs, got {specs!r:.60}")
@@ -290,6 +292,9 @@ def register_specs(specs: Iterable[Mapping], *, source: str = "checkpoint") -> l
         if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str):
             raise ConfigError(f"{source}: a modality spec must be a JSON object with a 'name', got {spec!r:.60}")
         existing = _REGISTRY.get(spec.get("name"))
+        if existing is not None and keep_registered:
+            names.append(existing.name)
+            continue
         if existing is not None:  # fields a checkpoint predates take the registered value
             spec = {**{f: getattr(existing, f) for f in _ADDED_FIELDS if f not in spec}, **spec}
         mod = from_spec(spec)

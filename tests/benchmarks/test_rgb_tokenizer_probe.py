@@ -12,7 +12,8 @@ BENCHMARK = "rgb_tokenizer_probe"  # the `bench` fixture (tests/benchmarks/conft
 
 
 def test_parse_config(bench):
-    assert bench.parse_config("128x2:3000") == (128, 2, 3000)
+    assert bench.parse_config("128x2:3000") == (128, 2, None, 3000)
+    assert bench.parse_config("128x2/4:3000") == (128, 2, 4, 3000)
     with pytest.raises(ValueError):
         bench.parse_config("128:3000")
 
@@ -27,16 +28,17 @@ def test_measure_reads_back_the_photo_and_each_round_trip(bench):
     model = EvalModel.load(None)
     val = load_samples(limit=3, split="val", image_size=model.image_size, caption_order=model.caption_order)
     train = render_world("train", 8, model.image_size, progress=False)
-    rows = bench.measure(model, val, train, load_recipe().tokenizers, ["16x1:24"], ["32x1:6"])
+    rows = bench.measure(model, val, train, load_recipe().tokenizers, ["16x1:24", "16x1/16:24"],
+                         ["32x1:6"])
     assert [r[0] for r in rows] == ["photo itself", "the model's tokenizer", "16x1, 24 steps",
-                                    "its decoder 32x1, 6 steps"]
+                                    "16x1, 4x4 tokens, 24 steps", "its decoder 32x1, 6 steps"]
     assert math.isinf(rows[0][2]) and all(math.isfinite(r[2]) for r in rows[1:])
     for _, _, _, scores, other, _ in rows:
         assert 0 <= scores["shape_f1"] <= 1 and 0 <= scores["count_acc"] <= 1 and 0 <= other["shape_f1"] <= 1
     # the shipped tokenizer round-trips far better than 24 steps of a 16-wide one
     assert rows[1][2] > rows[2][2]
     # the model's caption -> RGB grids are read for the tokenizers that share its tokens, and only for those
-    assert [r[5] is not None for r in rows] == [False, True, False, True]
+    assert [r[5] is not None for r in rows] == [False, True, False, False, True]
     for drawn, other in (r[5] for r in rows if r[5]):
         assert 0 <= drawn["shape_f1"] <= 1 and 0 <= other["shape_f1"] <= 1
 

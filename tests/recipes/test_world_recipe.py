@@ -419,9 +419,58 @@ def test_a_run_from_a_bundle_takes_its_vocabulary_and_tokenizers_and_retrains_on
 
     recipe["world"]["image_size"] = 64  # the bundle's tokenizers read 32 px images: refused before anything renders
     path.write_text(yaml.safe_dump(recipe))
-    with pytest.raises(ConfigError, match=r"from_bundle: .* tokenizes 32 px images .* this recipe's world 64 px"):
+    with pytest.raises(ConfigError, match=r"from_bundle: .* tokenizes depth at 32 px .* this recipe's world at 64 px"):
         run_recipe(path, tmp_path / "other", workers=1, progress=False)
     assert not (tmp_path / "other" / "tokens").exists()
+
+
+def test_a_finer_rgb_token_grid_trains_its_tokenizer_there_and_a_model_started_from_another_grid_draws_on_it(
+        tiny_bundle, tmp_path):
+    """`world.token_patch_sizes: {rgb: 4}` from a bundle whose grids are all 8 px: the RGB tokenizer retrains at 4 px,
+    the FourM keeps every weight of the bundle's model and gets the RGB grid's new positions, and it draws 8x8-token
+    RGB that decodes at the world's size; a modality taken from the bundle cannot change its grid."""
+    from safetensors.torch import load_file
+
+    from open4m.errors import ConfigError
+    from open4m.recipes.world import run_recipe
+
+    recipe = yaml.safe_load(json.loads((tiny_bundle / "world.json").read_text())["recipe"])
+    recipe["world"]["token_patch_sizes"] = {"rgb": 4}
+    recipe["tokenizers"]["from_bundle"] = str(tiny_bundle)
+    recipe["tokenizers"]["per_modality"] = {"rgb": {"train": {"steps": 2}}}
+    recipe["fourm"]["model"]["init_from"] = str(tiny_bundle)
+    recipe["fourm"]["train"]["steps"] = 2
+    recipe["stages"] = []
+    path = tmp_path / "finer.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    bundle = run_recipe(path, tmp_path / "run", workers=1, progress=False)
+
+    model = EvalModel.load(bundle)
+    rgb, depth = model.image_modality("rgb"), model.image_modality("depth")
+    assert model.spec.token_patch("rgb") == 4 and model.spec.token_patch("depth") == 8
+    assert model.model.modality_info[rgb].num_tokens() == 64 and model.model.modality_info[depth].num_tokens() == 16
+    start, now = load_file(tiny_bundle / "model.safetensors"), load_file(bundle / "model.safetensors")
+    key = f"encoder_embeddings.{rgb}.token_emb.weight"  # started from the bundle's (two steps of training since)
+    assert now[key].shape == start[key].shape and torch.allclose(now[key], start[key], atol=0.05)
+    caption = {model.sequence_modality("caption", output=False): model.text_condition("caption", ["a red cube."])}
+    assert model.generate(caption, rgb, steps=2, seed=0).tokens[rgb]["tensor"].shape == (1, 64)
+    assert model.image("rgb", caption, steps=2).shape == (1, 32, 32, 3)
+    card = (bundle / "README.md").read_text()
+    assert "4x4 tokens; rgb 8x8" in card and "8 px patches (rgb 4 px)" in card
+
+    recipe["tokenizers"]["per_modality"] = {}  # the bundle's RGB tokenizer is 4x4: not a tokenizer for an 8x8 grid
+    path.write_text(yaml.safe_dump(recipe))
+    with pytest.raises(ConfigError, match=r"tokenizes rgb at 32 px in 8 px patches.*in 4 px patches.*per_modality.rgb"):
+        run_recipe(path, tmp_path / "other", workers=1, progress=False)
+
+
+@pytest.mark.parametrize("patches, error", [({"rbg": 4}, "'rbg' is not an image modality"),
+                                            ({"rgb": 6}, r"\{'rgb': 6\} must divide the image size 64")])
+def test_a_token_patch_size_that_names_no_modality_or_does_not_divide_the_image_is_refused(tmp_path, patches, error):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"world": {"image_size": 64, "token_patch_sizes": patches}}))
+    with pytest.raises(ValueError, match=error):
+        load_recipe(bad)
 
 
 def test_an_installed_wheel_trains_from_scratch_even_when_the_shipped_model_went_on_from_another(tmp_path, monkeypatch):

@@ -51,24 +51,26 @@ def locate_model(source: str | os.PathLike, options: HubOptions | None = None) -
 MODALITIES_KEY = "open4m_modalities"
 
 
-def load_config(source: str | os.PathLike, **kwargs: Any) -> FourMConfig:
-    """The FourM config of a checkpoint, without reading its weights."""
+def load_config(source: str | os.PathLike, *, keep_registered: bool = False, **kwargs: Any) -> FourMConfig:
+    """The FourM config of a checkpoint, without reading its weights (`keep_registered`: `config_of`'s)."""
     weights, config = resolve_checkpoint(source, **kwargs)
-    return config_of(weights, config, read_safetensors_metadata(weights))
+    return config_of(weights, config, read_safetensors_metadata(weights), keep_registered=keep_registered)
 
 
-def config_of(weights: Path, config: Mapping[str, Any] | None, metadata: Mapping[str, str]) -> FourMConfig:
+def config_of(weights: Path, config: Mapping[str, Any] | None, metadata: Mapping[str, str], *,
+              keep_registered: bool = False) -> FourMConfig:
     """The config of a checkpoint (`config.json` first, else its metadata), its own modalities registered.
 
     Checkpoints we write describe their non-official modalities in the metadata, so a model
     trained on user-registered modalities loads in a fresh process without the user's code.
+    `keep_registered`: names already registered keep their entries (a checkpoint a training run only starts from).
     """
     if MODALITIES_KEY in metadata:
         try:
             specs = json.loads(metadata[MODALITIES_KEY])
         except json.JSONDecodeError as err:
             raise CheckpointError(f"{weights}: corrupt {MODALITIES_KEY} metadata ({err})") from None
-        modalities.register_specs(specs, source=str(weights))
+        modalities.register_specs(specs, source=str(weights), keep_registered=keep_registered)
     if config is not None:
         return FourMConfig.from_dict(config)
     if "domains_in" not in metadata and ("codebook_size" in metadata or "tokenizer_class" in metadata):
@@ -119,6 +121,8 @@ def load_state_dict_into(model: torch.nn.Module, state: Mapping[str, torch.Tenso
         if key in buffers and key.endswith("pos_emb"):
             # Fixed sincos tables are recomputed; the file's copy must agree where it overlaps, to the precision
             # it was stored in (a model saved after .half() or .to(torch.bfloat16) rounds them; values are in [-1, 1]).
+            if not strict and value.shape[1] != target.shape[1] and value.shape[2:] == target.shape[2:]:
+                continue  # a partial load (init_from) onto another token grid: the model's own table is its positions
             n = min(value.shape[1], target.shape[1])
             atol = max(1e-4, torch.finfo(value.dtype).eps) if value.is_floating_point() else 1e-4
             if value.shape[0] != 1 or value.shape[2] != target.shape[2] or not torch.allclose(

@@ -41,7 +41,7 @@ from ..train.tasks.fourm import FourMRecipe
 
 from ..data.synthetic import check_caption_order, world
 from ..data.synthetic.world import (IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldData, WorldSpec,
-                                    check_caption_rgb_chain, encode_images, render_world, sequence_ids,
+                                    check_caption_rgb_chain, check_token_patch_sizes, encode_images, render_world, sequence_ids,
                                     read_world_json, token_samples)
 
 __all__ = ["DEFAULT_RECIPE", "WorldRecipe", "load_recipe", "load_recipe_text", "run_recipe", "stage_folder",
@@ -63,6 +63,13 @@ class WorldSection:
     rgb_patch_size: int | None = option(None, "Pixels per side of the RGB input's patches (null: patch_size). Finer "
                                         "patches give the encoder more tokens per object, which is what recognition "
                                         "needs; the token grids of the other modalities keep patch_size.")
+    token_patch_sizes: dict = option({}, "Pixels per token side of the image modalities whose token grid differs "
+                                     "from patch_size's, e.g. {rgb: 4} (a 64 px image in 16x16 tokens). Every image "
+                                     "the FourM generates is a grid of its tokenizer's tokens, decoded: a finer RGB "
+                                     "grid carries the shapes 8 px tokens lose (benchmarks/rgb_tokenizer_probe.py), "
+                                     "at 4x the tokens to generate. The tokenizer trains at that grid and the FourM "
+                                     "gets that modality's grid; a FourM started from one on another grid "
+                                     "(fourm.model.init_from) keeps its weights and gets the new positions.")
     train_scenes: int = option(3000, "Scenes rendered for training the tokenizers and the FourM.")
     caption_order: str = option("random", "How captions list their objects: random (an order drawn from each scene's "
                                 "seed) or left_to_right (by the centre of each object's box in the image). A stage "
@@ -76,6 +83,12 @@ class WorldSection:
             if patch is not None and (patch < 1 or self.image_size % patch):
                 raise ConfigError(f"world.{key}={patch} does not divide world.image_size={self.image_size}; choose a "
                                   f"patch size whose ratio to the image size is whole (e.g. 4 or 8 for 64 px)")
+        self.token_patch_sizes = check_token_patch_sizes(self.token_patch_sizes, self.image_size,
+                                                         "world.token_patch_sizes")
+
+    def token_patch(self, base: str) -> int:
+        """Pixels per token side of image modality `base`'s token grid."""
+        return int(self.token_patch_sizes.get(base, self.patch_size))
 
 
 @dataclass
@@ -311,16 +324,21 @@ def train_image_tokenizer(base: str, data: WorldData, section: WorldTokenizers, 
     return final
 
 
-def take_bundle_tokenizers(bundle: Path, tok_dir: Path, section: WorldTokenizers, size: int, patch: int) -> None:
+def take_bundle_tokenizers(bundle: Path, tok_dir: Path, section: WorldTokenizers, world_section: WorldSection) -> None:
     """Write `bundle`'s text vocabulary and the image tokenizers `section` does not retrain into `tok_dir`, where
     the recipe reuses what it finds (a resumed run keeps what it took the first time)."""
     from ..sources.world import load_tokenizers
 
     spec, image_toks, text_tok, _ = load_tokenizers(bundle)
-    if (spec.image_size, spec.patch_size) != (size, patch):
-        raise ConfigError(f"tokenizers.from_bundle: {bundle} tokenizes {spec.image_size} px images in "
-                          f"{spec.patch_size} px patches, this recipe's world {size} px in {patch} px patches; "
-                          f"set world.image_size and world.patch_size to the bundle's")
+    size = world_section.image_size
+    taken = [b for b in image_toks if not section.trains(b)]
+    other = [b for b in taken if (spec.image_size, spec.token_patch(b)) != (size, world_section.token_patch(b))]
+    if other:
+        b = other[0]
+        raise ConfigError(f"tokenizers.from_bundle: {bundle} tokenizes {b} at {spec.image_size} px in "
+                          f"{spec.token_patch(b)} px patches, this recipe's world at {size} px in "
+                          f"{world_section.token_patch(b)} px patches; set world.image_size, world.patch_size and "
+                          f"world.token_patch_sizes to the bundle's, or retrain {b} (tokenizers.per_modality.{b})")
     tok_dir.mkdir(parents=True, exist_ok=True)
     if not (tok_dir / "text.json").is_file():
         text_tok.save_pretrained(tok_dir / "text.json")
@@ -444,7 +462,7 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
     size, patch = w.image_size, w.patch_size
     tok_dir, token_root = out / "tokenizers", out / "tokens"
     if recipe.tokenizers.from_bundle:  # before the world renders: a bundle that does not fit is refused at once
-        take_bundle_tokenizers(Path(recipe.tokenizers.from_bundle), tok_dir, recipe.tokenizers, size, patch)
+        take_bundle_tokenizers(Path(recipe.tokenizers.from_bundle), tok_dir, recipe.tokenizers, w)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     log.info("world recipe: rendering %d train scenes at %d px", w.train_scenes, size)
@@ -454,12 +472,12 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
 
     log.info("world recipe: text vocabulary and one VQ-VAE per image modality (%s)", ", ".join(IMAGE_MODALITIES))
     text_tok = run_text_vocab(data, recipe.text.extra_words, tok_dir, token_root)
-    tokenizers = {b: VQVAE.from_pretrained(train_image_tokenizer(b, data, recipe.tokenizers, size, patch, tok_dir,
-                                                                 progress))
+    tokenizers = {b: VQVAE.from_pretrained(train_image_tokenizer(b, data, recipe.tokenizers, size, w.token_patch(b),
+                                                                 tok_dir, progress))
                   for b in IMAGE_MODALITIES}
 
     spec = WorldSpec(size, patch, {b: t.config.codebook_size for b, t in tokenizers.items()}, text_tok.vocab_size,
-                     w.rgb_patch_size, w.caption_order)
+                     w.rgb_patch_size, w.caption_order, token_patch_sizes=w.token_patch_sizes)
     world.register_modalities(spec)
 
     def token_folder(scenes: int, order: str) -> Path:
@@ -525,6 +543,8 @@ def _stages_fingerprint(recipe: WorldRecipe) -> dict[str, Any]:
         d["world"].pop("rgb_patch_size", None)
     if d["world"].get("caption_order") == "random":  # likewise
         d["world"].pop("caption_order", None)
+    if not d["world"].get("token_patch_sizes"):  # likewise
+        d["world"].pop("token_patch_sizes", None)
     for key in ("per_modality", "from_bundle"):  # likewise
         if not d["tokenizers"].get(key):
             d["tokenizers"].pop(key, None)

@@ -79,6 +79,18 @@ def _tokenizer_sizes(tokenizers: Mapping[str, Any]) -> str:
     return "; ".join(out)
 
 
+def _grids(spec: WorldSpec) -> str:
+    """The token grids of the image modalities: one phrase when they share patch_size, else each that differs."""
+    s, p = spec.image_size, spec.patch_size
+    own = "; ".join(f"{b} {s // q}x{s // q}" for b, q in spec.token_patch_sizes.items())
+    return f"{s // p}x{s // p} tokens" + (f"; {own}" if own else "")
+
+
+def _patches(spec: WorldSpec) -> str:
+    own = ", ".join(f"{b} {q} px" for b, q in spec.token_patch_sizes.items())
+    return f"{spec.patch_size} px patches" + (f" ({own})" if own else "")
+
+
 def _description(spec: WorldSpec, model: Any, tokenizers: Mapping[str, Any], text_tok: Any,
                  recipe: Mapping[str, Any], timings: Mapping[str, float], device: str | None) -> str:
     s, p, c = spec.image_size, spec.patch_size, model.config
@@ -95,9 +107,9 @@ def _description(spec: WorldSpec, model: Any, tokenizers: Mapping[str, Any], tex
          f"{_params(model):.2f} M params"],
         ["modalities", f"`{spec.rgb_pixels}` (pixels in [-1, 1], input only, {spec.rgb_patch_size} px patches: "
                        f"{s // spec.rgb_patch_size}x{s // spec.rgb_patch_size} tokens), "
-                       f"`tok_{{{','.join(IMAGE_MODALITIES)}}}@{s}` ({s // p}x{s // p} tokens), "
+                       f"`tok_{{{','.join(IMAGE_MODALITIES)}}}@{s}` ({_grids(spec)}), "
                        f"`{{{','.join(spec.sequence_modalities)}}}` (text)", ""],
-        ["image tokenizers", f"VQ-VAE per modality, {p} px patches, codebooks {codebooks}; "
+        ["image tokenizers", f"VQ-VAE per modality, {_patches(spec)}, codebooks {codebooks}; "
                              + _tokenizer_sizes(tokenizers),
          f"{sum(_params(tokenizers[b]) for b in IMAGE_MODALITIES):.2f} M params in all"],
         ["text", "WordPiece in the 4M id layout" + (f" + {extra} world words" if extra else "")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -67,12 +67,21 @@ class WorldSpec:
     #: caption and all drawn before it (chained generation): the route its trainers found draws the scene a
     #: caption describes best; empty: RGB straight from the caption
     caption_rgb_chain: tuple[str, ...] = ()
+    #: pixels per token side of the image modalities whose token grid is finer (or coarser) than patch_size's,
+    #: e.g. {"rgb": 4}: a generated image is a grid of its tokenizer's tokens, so RGB is the grid worth refining
+    token_patch_sizes: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.rgb_patch_size is None:
             object.__setattr__(self, "rgb_patch_size", self.patch_size)
         check_caption_order(self.caption_order)
         object.__setattr__(self, "caption_rgb_chain", check_caption_rgb_chain(self.caption_rgb_chain))
+        patches = check_token_patch_sizes(self.token_patch_sizes, self.image_size, "token_patch_sizes")
+        object.__setattr__(self, "token_patch_sizes", {b: p for b, p in patches.items() if p != self.patch_size})
+
+    def token_patch(self, base: str) -> int:
+        """Pixels per token side of image modality `base`'s token grid."""
+        return int(self.token_patch_sizes.get(base, self.patch_size))
 
     @property
     def rgb_pixels(self) -> str:
@@ -100,6 +109,8 @@ class WorldSpec:
              "caption_order": self.caption_order}
         if self.caption_rgb_chain:  # absent when empty: bundles written before it read the same
             d["caption_rgb_chain"] = list(self.caption_rgb_chain)
+        if self.token_patch_sizes:  # likewise
+            d["token_patch_sizes"] = dict(self.token_patch_sizes)
         return d
 
     @classmethod
@@ -107,7 +118,23 @@ class WorldSpec:
         rgb_patch = d.get("rgb_patch_size")  # absent in bundles made before it existed: the token grids' patch
         return cls(int(d["image_size"]), int(d["patch_size"]), dict(d["codebook_sizes"]), int(d["text_vocab_size"]),
                    int(rgb_patch) if rgb_patch else None, str(d.get("caption_order", "random")),
-                   tuple(d.get("caption_rgb_chain") or ()))
+                   tuple(d.get("caption_rgb_chain") or ()), dict(d.get("token_patch_sizes") or {}))
+
+
+def check_token_patch_sizes(patches: Any, image_size: int, key: str) -> dict[str, int]:
+    """`patches` (image modality -> pixels per token side) as a dict, refused (a `ConfigError` naming the fix) if
+    it names anything but the world's image modalities or a size that does not divide `image_size`."""
+    if not isinstance(patches, Mapping):
+        raise ConfigError(f"{key}={patches!r}: give a mapping of image modality to pixels per token side, e.g. {{rgb: 4}}")
+    bad = [k for k in patches if k not in IMAGE_MODALITIES]
+    if bad:
+        raise ConfigError(f"{key}: {', '.join(map(repr, bad))} is not an image modality of the world; choose from "
+                          f"{', '.join(IMAGE_MODALITIES)}")
+    uneven = {k: v for k, v in patches.items()
+              if isinstance(v, bool) or not isinstance(v, int) or v < 1 or image_size % v}
+    if uneven:
+        raise ConfigError(f"{key}: {uneven} must divide the image size {image_size} (e.g. 4 or 8 for 64 px)")
+    return {str(k): int(v) for k, v in patches.items()}
 
 
 #: what a caption -> RGB chain may draw on the way: every world modality but the two ends
@@ -145,14 +172,14 @@ def read_world_json(folder: str | os.PathLike) -> tuple[dict[str, Any], WorldSpe
 
 def register_modalities(spec: WorldSpec) -> list[str]:
     """Add the world model's modalities to the registry (idempotent); returns their names."""
-    s, p = spec.image_size, spec.patch_size
+    s = spec.image_size
     entries = [Modality(spec.rgb_pixels, Kind.PIXELS, image_size=s, patch_size=spec.rgb_patch_size, num_channels=3,
                         encoder=True, path="rgb", description=f"RGB pixels at {s}px" + _TAG, pixel_mean=(0.5,) * 3,
                         pixel_std=(0.5,) * 3)]  # to_model_form("rgb") maps pixels to [-1, 1]
     for base in IMAGE_MODALITIES:
         entries.append(Modality(spec.tok(base), Kind.IMAGE_TOKENS, vocab_size=int(spec.codebook_sizes[base]),
-                                image_size=s, patch_size=p, encoder=True, decoder=True, path=f"tok_{base}",
-                                tokenizer=base, description=f"{base} VQ tokens at {s}px" + _TAG))
+                                image_size=s, patch_size=spec.token_patch(base), encoder=True, decoder=True,
+                                path=f"tok_{base}", tokenizer=base, description=f"{base} VQ tokens at {s}px" + _TAG))
     for key, name in SEQUENCE_MODALITIES.items():
         entries.append(Modality(name, Kind.SEQUENCE, vocab_size=spec.text_vocab_size,
                                 max_tokens=SEQUENCE_MAX_TOKENS[key], encoder=True, decoder=True, path=name,

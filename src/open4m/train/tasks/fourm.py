@@ -234,10 +234,12 @@ class FourMTask(Task):
         r, d = self.recipe, self.recipe.data
         if r.model.init_from:
             # a checkpoint describes its own modalities (a world model's rgb@64, tok_rgb@64, ...): registered before
-            # the data folders are matched to names, so own data trains on them without the world source beside it
+            # the data folders are matched to names, so own data trains on them without the world source beside it;
+            # names registered already keep their entries (a world recipe's finer RGB grid: the start's weights are
+            # copied where they fit, its positions are the new grid's)
             from ...model import load_config
 
-            load_config(r.model.init_from)
+            load_config(r.model.init_from, keep_registered=True)
         # then the source: the world source registers its modalities, which the masker then looks up
         self.source, self.val_source = build_recipe_sources(d, seed=r.train.seed)
         self.masker = build_masker(d.mixture, d.modalities, alpha=d.alpha, input_tokens=d.input_tokens,
