@@ -53,6 +53,12 @@ def test_patch_sizes_that_do_not_divide_the_image_are_refused_when_the_recipe_is
      r"codebook_size: \{'rgb': 0\} must be whole numbers >= 1"),
     ("tokenizers: {arch: {dim: 32, depht: 1, heads: 2}}",
      r"tokenizers.arch needs the ViT width, depth and heads .*; missing depth; unknown 'depht' \(did you mean"),
+    # a warmup as long as its run: once refused by the trainer, after the world was rendered and tokenized
+    ("fourm: {optim: {warmup: 200}, train: {steps: 100}}", r"fourm.optim.warmup=200.* its run of 100 steps"),
+    ("fourm: {optim: {warmup: 20}, train: {steps: 100}}\nstages: [{train: {steps: 10}}]",
+     r"stages\[0\].optim.warmup=20.* its run of 10 steps"),
+    ("tokenizers: {per_modality: {depth: {train: {steps: 10}}}}",
+     r"tokenizers.train.warmup \(depth's tokenizer\)=20.* its run of 10 steps"),
     ("generation: {caption_rgb_chain: [boxes]}", r"generation.caption_rgb_chain=\['boxes'\]: "
                                                 r"'boxes' cannot be drawn .* from depth, normal, semseg, canny_edge, det"),
 ])

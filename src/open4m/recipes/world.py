@@ -211,10 +211,17 @@ class WorldRecipe:
                               "(OUT/tokens-N-ORDER). Stage n trains in OUT/fourm-n; the bundle is the last stage's.")
 
     def __post_init__(self) -> None:
-        for n in range(2, len(self.stages) + 2):
-            self.stage(n)  # a misspelt key is an error when the recipe is read, not hours later
+        for n in range(1, len(self.stages) + 2):
+            # a misspelt key or a warmup longer than its run is an error when the recipe is read, not hours later
+            where = "fourm" if n == 1 else f"stages[{n - 2}]"
+            stage = self.stage(n)
+            if stage.train.tokens is None:  # a run counted in tokens is checked by the engine, which knows a step's
+                _check_schedule(stage.optim.warmup, stage.train.steps, f"{where}.optim.warmup")
             self.stage_scenes(n)
             self.stage_caption_order(n)
+        for base in IMAGE_MODALITIES:
+            t = self.tokenizers.for_modality(base).train
+            _check_schedule(t.warmup, t.steps, f"tokenizers.train.warmup ({base}'s tokenizer)")
 
     def stage_scenes(self, n: int) -> int:
         """How many train scenes stage `n` trains on (`scenes` of its entry, else world.train_scenes)."""
@@ -248,6 +255,13 @@ class WorldRecipe:
             return from_dict(FourMRecipe, merged(to_dict(self.fourm), changes), command="demo")
         except ConfigError as err:
             raise ConfigError(f"stages[{n - 2}]: {err}") from None
+
+
+def _check_schedule(warmup: float, steps: int, key: str) -> None:
+    """The trainers' rule for a schedule (warmup inside the run), applied when the recipe is read."""
+    if not 0 <= warmup < steps:
+        raise ConfigError(f"{key}={warmup} must be >= 0 and shorter than its run of {steps} steps; lower it or "
+                          f"train longer")
 
 
 def load_recipe(path: str | Path | None = None) -> WorldRecipe:
