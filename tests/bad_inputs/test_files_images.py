@@ -370,6 +370,16 @@ def test_tokenizer_training_skips_counts_and_names_a_corrupt_image(world, tmp_pa
     assert (tmp_path / "run" / "tokenizer").is_dir()
 
 
+def test_tokenizer_training_on_a_folder_of_damaged_files_writes_nothing(tmp_path, capsys):
+    """Refused before the run folder is made: no config.yaml or metrics.jsonl of a run that never trained."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_text("text")
+    (photos / "b.npy").write_bytes(b"")
+    assert main(["-q", *tiny_tokenizer_training(str(photos), str(tmp_path / "run"))]) != 0
+    assert "no file under" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
 def test_index_leaves_out_and_names_an_unreadable_image(world, tmp_path, capsys):
     gallery = tmp_path / "gallery"
     gallery.mkdir()

@@ -200,6 +200,7 @@ class TokenizerTask(Task):
             if r.data.path is None:
                 raise ConfigError("data.path is not set: give the folder of files to train on (--data DIR)")
             self.dataset = ImageFiles(r.data.path, self.model, r.data.image_size)
+            self.dataset[0]  # a folder none of whose files can be read (or fit the tokenizer) fails before any write
         self.loss_kind = r.objective.loss or _default_loss(self.model)
         kind = type(self.model).__name__
         return f"{kind} tokenizer ({sum(p.numel() for p in self.model.parameters()) / 1e6:.2f} M parameters) on " \
