@@ -42,9 +42,16 @@ def test_token_budget_bf16_checkpointing_and_logs(micro):
     assert depth.reshape(2, -1).shape == (2, 196) and int(depth.max()) < 8192
 
 
-def test_bad_setups_fail_before_training(micro):
-    with pytest.raises(ValueError, match="warmup"):
-        train(micro(train={"steps": 3}, optim={"warmup": 5}))
+def test_bad_setups_fail_before_training(micro, monkeypatch):
+    import open4m.sources
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data was built (a world source renders) before the schedule was checked")
+
+    with monkeypatch.context() as m:
+        m.setattr(open4m.sources, "build_recipe_sources", no_data)
+        with pytest.raises(ValueError, match="warmup"):
+            train(micro(train={"steps": 3}, optim={"warmup": 5}))
     with pytest.raises(ValueError, match="lacks"):
         train(micro(data={"mixture": "4m-7"}))
 

@@ -299,6 +299,13 @@ class _Run:
         self.task, self.o, self.t, self.log, self.config, self.info = task, optim, train, log, config, info
 
     # -- set-up: everything that can fail, before anything is written ------------------------------
+    def _check_schedule(self, total: float) -> None:
+        """A bad schedule (a warmup not shorter than the run) fails before any work."""
+        try:
+            lr_at(0, total, 1.0, self.o.warmup, self.o.min_lr)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+
     def _build(self) -> str:
         t, info, task = self.t, self.info, self.task
         if t.threads:
@@ -310,6 +317,8 @@ class _Run:
                               "gradients and fp16 must check them all for overflow before any update; turn it off "
                               "(or train in one process with train.precision: bf16)")
         check_backends(self.log.tensorboard, self.log.wandb)
+        if t.tokens is None:  # a schedule in steps fails before the task builds its data (a world source renders)
+            self._check_schedule(t.steps)
         torch.manual_seed(t.seed)
         report = task.setup(info)
         self.global_batch = task.global_batch(info, t.accum_steps)
@@ -317,10 +326,7 @@ class _Run:
         self.tokens_per_step = task.tokens_per_step(info, t.accum_steps)
         self.total = t.tokens if t.tokens is not None else t.steps
         self.total_steps = math.ceil(t.tokens / self.tokens_per_step) if t.tokens is not None else t.steps
-        try:
-            lr_at(0, self.total, self.peak, self.o.warmup, self.o.min_lr)  # a bad schedule fails before any work
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
+        self._check_schedule(self.total)
         model = task.model
         model.to(info.device).train()
         self.ema = EMA(model, t.ema_decay) if t.ema_decay is not None else None
