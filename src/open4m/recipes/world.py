@@ -41,8 +41,8 @@ from ..train.tasks.fourm import FourMRecipe
 
 from ..data.synthetic import check_caption_order, world
 from ..data.synthetic.world import (IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldData, WorldSpec,
-                                    check_caption_rgb_chain, check_token_patch_sizes, encode_images, render_world, sequence_ids,
-                                    read_world_json, token_samples)
+                                    check_caption_rgb_chain, check_token_patch_sizes, encode_images, render_world,
+                                    sequence_ids, read_world_json, token_samples)
 
 __all__ = ["DEFAULT_RECIPE", "WorldRecipe", "load_recipe", "load_recipe_text", "run_recipe", "stage_folder",
            "train_image_tokenizer",
