@@ -86,10 +86,10 @@ def test_one_modalitys_tokenizer_trains_with_its_own_settings_and_the_rest_with_
 
 def test_a_stage_changes_only_the_settings_it_names(tmp_path):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("fourm: {optim: {lr: 2.0e-3, warmup: 100}, train: {steps: 50}}\n"
+    recipe.write_text("fourm: {optim: {lr: 2.0e-3, warmup: 10}, train: {steps: 50}}\n"
                       "stages: [{optim: {lr: 6.0e-4}, train: {steps: 20, seed: 1}}]\n")
     stage = load_recipe(recipe).stage(2)
-    assert (stage.optim.lr, stage.optim.warmup, stage.train.steps, stage.train.seed) == (6e-4, 100, 20, 1)
+    assert (stage.optim.lr, stage.optim.warmup, stage.train.steps, stage.train.seed) == (6e-4, 10, 20, 1)
     assert load_recipe(recipe).stage(1).optim.lr == 2e-3
 
 
