@@ -48,11 +48,15 @@ def test_own_tokens_of_the_bundles_modalities_train_without_the_world_source(tmp
 
     fresh = {k: v for k, v in modalities._REGISTRY.items() if not k.endswith("@64")}  # as in a new process
     monkeypatch.setattr(modalities, "_REGISTRY", fresh)
+    from open4m.data.synthetic.world import read_world_json
+
+    _, spec = read_world_json(SHIPPED)  # the spec alone (nothing registered): each grid's token count
     data = tmp_path / "photos"
     for folder in ("tok_rgb", "tok_canny_edge"):
         (data / folder).mkdir(parents=True)
+        tokens = (64 // spec.token_patch(folder[len("tok_"):])) ** 2
         for i in range(4):
-            np.save(data / folder / f"p{i}.npy", np.random.default_rng(i).integers(0, 16, (2, 64)).astype(np.int16))
+            np.save(data / folder / f"p{i}.npy", np.random.default_rng(i).integers(0, 16, (2, tokens)).astype(np.int16))
     recipe = from_dict(FourMRecipe, {
         "model": {"preset": None, "init_from": str(SHIPPED)},
         "data": {"source": str(data), "modalities": ["tok_rgb@64", "tok_canny_edge@64"], "image_size": 64,
