@@ -326,7 +326,8 @@ class _Run:
         self.tokens_per_step = task.tokens_per_step(info, t.accum_steps)
         self.total = t.tokens if t.tokens is not None else t.steps
         self.total_steps = math.ceil(t.tokens / self.tokens_per_step) if t.tokens is not None else t.steps
-        self._check_schedule(self.total)
+        if t.tokens is not None:  # a schedule in steps was checked before the task's set-up
+            self._check_schedule(self.total)
         model = task.model
         model.to(info.device).train()
         self.ema = EMA(model, t.ema_decay) if t.ema_decay is not None else None
