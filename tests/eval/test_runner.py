@@ -267,6 +267,30 @@ def test_read_back_shapes_scores_what_an_image_shows_at_any_size():
     assert seen["shape_f1"] > 0.3 and set(other) == {"shape_f1", "count_acc", "shape_f1_one"}
 
 
+def test_caption_to_rgb_draws_the_rgb_with_the_guidance_the_world_model_declares(tiny_bundle, samples, monkeypatch):
+    """`generation.caption_rgb_guidance` weights the RGB step's conditions (the chain's links are drawn unguided),
+    and the weights reach the sampler: the same seed draws another picture than without them."""
+    from open4m.eval import runner
+
+    model = EvalModel.load(tiny_bundle)
+    captions = [s["caption"] for s in samples[:2]]
+    model.forms.spec = replace(model.spec, caption_rgb_chain=("det",))
+    plain = runner._rgb_from(model, captions)
+    model.forms.spec = replace(model.spec, caption_rgb_guidance={"det": 2.0, "caption": 0.5})
+    asked = []
+    real_generate = model.generate
+    monkeypatch.setattr(model, "generate", lambda inputs, target, **kw: asked.append((target, kw.get("cfg")))
+                        or real_generate(inputs, target, **kw))
+    guided = runner._rgb_from(model, captions)
+    assert asked == [("world_det", None), ("tok_rgb@32", {"world_caption": 0.5, "world_det": 2.0})]
+    steps = model.pipeline(["world_caption", "world_det"], "tok_rgb@32", steps=8, temperature=1.0,
+                           cfg=asked[1][1]).schedule.steps
+    assert {(s.guided, s.cfg_scale, s.cfg_conditions) for s in steps} == {
+        (True, (0.5, 2.0), ("world_caption", "world_det"))}
+    assert not np.array_equal(plain, guided)
+    assert model.caption_rgb_cfg({"world_det": None}) == {"world_det": 2.0}  # boxes alone (the demo's controls)
+
+
 def test_caption_to_rgb_draws_through_the_chain_the_world_model_declares(tiny_bundle, samples, monkeypatch):
     """A bundle whose spec names a chain (`generation.caption_rgb_chain`) is scored, and shown, through it: each
     link drawn from the caption and the links before it, then RGB from all of them."""

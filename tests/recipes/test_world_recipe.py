@@ -59,6 +59,11 @@ def test_patch_sizes_that_do_not_divide_the_image_are_refused_when_the_recipe_is
      r"stages\[0\].optim.warmup=20.* its run of 10 steps"),
     ("tokenizers: {per_modality: {depth: {train: {steps: 10}}}}",
      r"tokenizers.train.warmup \(depth's tokenizer\)=20.* its run of 10 steps"),
+    # shares that leave no all-to-all part: once refused when that stage began, after the earlier stages trained
+    ("fourm: {data: {mixture: rgb-to-all, rgb_share: 0.3}}\nstages: [{data: {biased_shares: {world_det: 0.75}}}]",
+     r"stages\[0\]: data: rgb_share 0.3 plus the biased_shares \{'world_det': 0.75\} leave no all-to-all"),
+    ("generation: {caption_rgb_guidance: {det: 2.0}}", r"generation.caption_rgb_guidance: 'det' is no condition of "
+                                                      r"caption -> RGB; weight one of caption \(a key drawn"),
     ("generation: {caption_rgb_chain: [boxes]}", r"generation.caption_rgb_chain=\['boxes'\]: "
                                                 r"'boxes' cannot be drawn .* from depth, normal, semseg, canny_edge, det"),
 ])
@@ -395,7 +400,7 @@ def test_a_run_from_a_bundle_takes_its_vocabulary_and_tokenizers_and_retrains_on
     recipe["fourm"]["model"]["init_from"] = str(tiny_bundle)
     recipe["fourm"]["train"]["steps"] = 2
     recipe["stages"] = []
-    recipe["generation"] = {"caption_rgb_chain": ["det", "semseg"]}
+    recipe["generation"] = {"caption_rgb_chain": ["det", "semseg"], "caption_rgb_guidance": {"det": 2.0}}
     path = tmp_path / "from_bundle.yaml"
     path.write_text(yaml.safe_dump(recipe))
     bundle = run_recipe(path, tmp_path / "run", workers=1, progress=False)
@@ -411,10 +416,13 @@ def test_a_run_from_a_bundle_takes_its_vocabulary_and_tokenizers_and_retrains_on
     assert yaml.safe_load((tmp_path / "run" / "fourm" / "config.yaml").read_text())["model"]["init_from"] == str(
         tiny_bundle)
     assert EvalModel.load(bundle).caption_rgb_chain == ("det", "semseg")  # the bundle records how it draws
+    assert EvalModel.load(bundle).spec.caption_rgb_guidance == {"det": 2.0}
     began = json.loads((tiny_bundle / "world.json").read_text())["recipe"]  # how the model it went on from began
     assert json.loads((bundle / "world.json").read_text())["scratch_recipe"] == began
     card = (bundle / "README.md").read_text()
     assert f"Its first FourM stage starts from the weights of `{tiny_bundle.name}`" in card  # no machine's path
+    assert ('open4m.pipeline("world_caption,world_det,tok_semseg@32->tok_rgb@32", model=FOLDER, '
+            'cfg="world_det=2")' in card)  # how to draw the RGB as the eval does
     assert ("through det, then semseg (chained generation" in card
             and 'open4m.pipeline("world_caption->world_det->tok_semseg@32->tok_rgb@32", model=FOLDER)' in card)
     import open4m  # the card's line runs as written

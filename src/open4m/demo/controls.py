@@ -97,10 +97,10 @@ def _det_text(det: Mapping[str, Any]) -> str:
 
 def _generate(model: Any, key: str, texts: Sequence[str], steps: int, seed: int) -> np.ndarray:
     """RGB from captions or boxes, through the links of the model's caption -> RGB chain that follow `key` (all of
-    them after a caption), so the picture is drawn as the eval draws it."""
+    them after a caption) and with its guidance, so the picture is drawn as the eval draws it."""
     from ..eval.runner import chained
 
     chain = model.caption_rgb_chain
     links = chain[chain.index(key) + 1:] if key in chain else chain if key == "caption" else ()
     inputs = chained(model, {model.sequence_modality(key, output=False): model.text_condition(key, texts)}, links)
-    return model.image("rgb", inputs, steps=steps, temperature=1.0, seed=seed)
+    return model.image("rgb", inputs, steps=steps, temperature=1.0, seed=seed, cfg=model.caption_rgb_cfg(inputs))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -146,6 +146,14 @@ class EvalModel:
         """What caption -> RGB draws first, as the world model's spec declares (empty: RGB from the caption alone)."""
         return self.spec.caption_rgb_chain if self.spec else ()
 
+    def caption_rgb_cfg(self, inputs: Mapping[str, Any]) -> dict[str, float] | None:
+        """The guidance weights the world model's spec gives caption -> RGB (`caption_rgb_guidance`), keyed by the
+        condition modalities of `inputs` they weight (None: no guidance)."""
+        weights = self.spec.caption_rgb_guidance if self.spec else {}
+        named = {(self.image_modality(k, output=False) if k in world.IMAGE_MODALITIES
+                  else self.sequence_modality(k, output=False)): w for k, w in weights.items()}
+        return {name: w for name, w in named.items() if name in inputs} or None
+
     @classmethod
     def load(cls, model: Any = None, *, tokenizers: str | os.PathLike | None = None) -> "EvalModel":
         """Load a model to evaluate; ``tokenizers`` is a (world) model folder whose tokenizers serve it instead of its own."""
@@ -209,13 +217,16 @@ class EvalModel:
 
     # -- generation -------------------------------------------------------------------------------------
     def pipeline(self, conditions: Sequence[str], target: str, *, steps: int = 4, temperature: float = 0.0,
-                 scheme: str | None = None) -> Pipeline:
+                 scheme: str | None = None, cfg: Mapping[str, float] | None = None) -> Pipeline:
         """The pipeline of `conditions -> target` (built once): `steps` MaskGIT steps for image targets
         (at most one per token of the grid; `scheme="roar"` decodes them in random order instead),
-        autoregressive for sequences; greedy at temperature 0."""
-        key = (tuple(conditions), target, steps, temperature, scheme)
+        autoregressive for sequences; greedy at temperature 0; `cfg` weights conditions for classifier-free
+        guidance ({condition: weight}, unnamed ones 1; None: no guidance)."""
+        key = (tuple(conditions), target, steps, temperature, scheme, tuple(sorted((cfg or {}).items())))
         if key not in self._pipes:
             options: dict[str, Any] = {"temps": temperature}
+            if cfg:
+                options["cfg"] = dict(cfg)
             mod = self.model.modality_info[target]
             if mod.kind is Kind.IMAGE_TOKENS:
                 grid = ((mod.image_size or self.model.config.image_size) // (mod.patch_size or 16)) ** 2
@@ -226,9 +237,9 @@ class EvalModel:
         return self._pipes[key]
 
     def generate(self, inputs: dict[str, Any], target: str, *, steps: int = 4, temperature: float = 0.0,
-                 seed: int = 0, scheme: str | None = None) -> GenerationOutput:
+                 seed: int = 0, scheme: str | None = None, cfg: Mapping[str, float] | None = None) -> GenerationOutput:
         """`inputs` (a batch per condition, in the order of the spec) -> the decoded `target`."""
-        pipe = self.pipeline(list(inputs), target, steps=steps, temperature=temperature, scheme=scheme)
+        pipe = self.pipeline(list(inputs), target, steps=steps, temperature=temperature, scheme=scheme, cfg=cfg)
         return pipe(inputs, seed=seed)
 
     def image(self, base: str, inputs: dict[str, Any], **options: Any) -> np.ndarray:

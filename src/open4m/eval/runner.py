@@ -506,9 +506,10 @@ def _predict(task: str, model: Any, chunk: Sequence[Mapping[str, Any]]) -> list[
 def _rgb_from(model: Any, captions: Sequence[str], *, seed: int = 0, steps: int = 8, temperature: float = 1.0,
               scheme: str | None = None) -> np.ndarray:
     """One RGB draw per scene from captions, through the model's caption -> RGB chain (its links and the RGB drawn
-    from `seed`): MaskGIT (or `scheme`), 8 steps, temperature 1 by default."""
+    from `seed`, with the guidance its spec gives): MaskGIT (or `scheme`), 8 steps, temperature 1 by default."""
     inputs = chained(model, _rgb_inputs(model, captions), model.caption_rgb_chain, seed=seed)
-    return model.image("rgb", inputs, steps=steps, temperature=temperature, seed=seed, scheme=scheme)
+    return model.image("rgb", inputs, steps=steps, temperature=temperature, seed=seed, scheme=scheme,
+                       cfg=model.caption_rgb_cfg(inputs))
 
 
 def _rgb_draws(model: Any, inputs: Mapping[str, Any], count: int, *, steps: int = 8,

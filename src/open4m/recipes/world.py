@@ -41,8 +41,8 @@ from ..train.tasks.fourm import FourMRecipe
 
 from ..data.synthetic import check_caption_order, world
 from ..data.synthetic.world import (IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldData, WorldSpec,
-                                    check_caption_rgb_chain, check_token_patch_sizes, encode_images, render_world,
-                                    sequence_ids, read_world_json, token_samples)
+                                    check_caption_rgb_chain, check_caption_rgb_guidance, check_token_patch_sizes,
+                                    encode_images, render_world, sequence_ids, read_world_json, token_samples)
 
 __all__ = ["DEFAULT_RECIPE", "WorldRecipe", "load_recipe", "load_recipe_text", "run_recipe", "stage_folder",
            "train_image_tokenizer",
@@ -176,12 +176,17 @@ class WorldTokenizers:
 class GenerationSection:
     caption_rgb_chain: list = option([], "What caption -> RGB draws first, in order (world keys: det, semseg, depth, "
                                          "normal, canny_edge, color_palette, metadata), each from the caption and "
-                                         "those drawn before it; the bundle records it, and the eval, demo and studio "
-                                         "draw a caption's picture that way. Empty: RGB straight from the caption.")
+                                         "those drawn before it; the bundle records it, and the eval and the demo draw "
+                                         "a caption's picture that way. Empty: RGB straight from the caption.")
+    caption_rgb_guidance: dict = option({}, "Classifier-free guidance weights of the conditions caption -> RGB "
+                                            "draws the RGB from (caption and the chain's keys), e.g. {det: 2.0, "
+                                            "caption: 0.5}: one pass per condition, a weight above 1 follows it "
+                                            "more, below 1 less, unnamed ones 1; the bundle records it like the "
+                                            "chain. Empty: no guidance.")
 
     def __post_init__(self) -> None:
         try:
-            check_caption_rgb_chain(self.caption_rgb_chain)
+            check_caption_rgb_guidance(self.caption_rgb_guidance, check_caption_rgb_chain(self.caption_rgb_chain))
         except ConfigError as err:
             raise ConfigError(f"generation.{err}") from None
 
@@ -529,7 +534,8 @@ def run_recipe(recipe_path: str | Path | None, out: str | Path, *, workers: int 
         before, _ = read_world_json(start)
         info["scratch_recipe"] = before.get("scratch_recipe", before["recipe"])
     spec = replace(spec, caption_order=recipe.stage_caption_order(len(recipe.stages) + 1),  # what it last read
-                   caption_rgb_chain=tuple(recipe.generation.caption_rgb_chain))
+                   caption_rgb_chain=tuple(recipe.generation.caption_rgb_chain),
+                   caption_rgb_guidance=dict(recipe.generation.caption_rgb_guidance))
     bundle = save_bundle(out / "model", spec, model, tokenizers, text_tok, info)
     log.info("world recipe: bundle written to %s", bundle)
     return bundle

@@ -127,6 +127,15 @@ def _description(spec: WorldSpec, model: Any, tokenizers: Mapping[str, Any], tex
     chained = (f" A picture is drawn from a caption through {', then '.join(chain)} (chained generation, each from the "
                f"caption and what was drawn before it), as the eval and `open4m demo` draw it: "
                f"`open4m.pipeline(\"{route.strip('`')}\", model=FOLDER)`." if chain else "")
+    weights = spec.caption_rgb_guidance
+    if weights:
+        named = {(spec.tok(k) if k in IMAGE_MODALITIES else SEQUENCE_MODALITIES[k]): w for k, w in weights.items()}
+        given = route.strip("`").split("->")[:-1]
+        chained += (" The RGB is drawn with classifier-free guidance on each condition (one pass per condition, "
+                    "uncond + sum_k w_k (cond_k - uncond)), weights " + ", ".join(f"`{n}` {w:g}" for n, w in named.items())
+                    + " (the others 1): draw the links first, then `open4m.pipeline(\"" + ",".join(given) + "->"
+                    + spec.tok("rgb") + "\", model=FOLDER, cfg=\"" + ",".join(f"{n}={w:g}" for n, w in named.items())
+                    + "\")`.")
     return (f"A small 4M (FourM encoder-decoder over discrete tokens) trained {'' if start else 'from scratch '}by "
             f"open4m's own pipeline "
             f"on the procedural world (`open4m.data.synthetic`). It exists so that `open4m demo` shows any-to-any "

@@ -98,3 +98,15 @@ def test_the_caption_rgb_chain_is_part_of_the_spec_and_checked():
                          (["det", "det"], "a key is named twice"), ("det", "give a list of world keys")):
         with pytest.raises(ValueError, match=re.escape(error)):
             WorldSpec(32, 8, sizes, 4400, caption_rgb_chain=chain)
+
+
+def test_caption_rgb_guidance_is_part_of_the_spec_and_weights_only_its_conditions():
+    sizes = {b: 16 for b in IMAGE_MODALITIES}
+    spec = WorldSpec(32, 8, sizes, 4400, caption_rgb_chain=["det"], caption_rgb_guidance={"det": 2, "caption": 0.5})
+    assert spec.caption_rgb_guidance == {"det": 2.0, "caption": 0.5} and WorldSpec.from_dict(spec.to_dict()) == spec
+    assert "caption_rgb_guidance" not in WorldSpec(32, 8, sizes, 4400).to_dict()  # as bundles before it read
+    for weights, error in (({"semseg": 2.0}, "'semseg' is no condition of caption -> RGB; weight one of caption, det"),
+                           ({"det": -1.0}, "{'det': -1.0} must be numbers >= 0"),
+                           ({"det": "2"}, "must be numbers >= 0"), ([2.0], "give a mapping of condition")):
+        with pytest.raises(ValueError, match=re.escape(error)):
+            WorldSpec(32, 8, sizes, 4400, caption_rgb_chain=["det"], caption_rgb_guidance=weights)

@@ -39,6 +39,7 @@ from .mixtures import (
     OFFICIAL_MIXTURES,
     AlphaComponent,
     AlphaMixture,
+    all_to_all_share,
     led_modalities,
     rgb_to_all_mixture,
 )
@@ -47,5 +48,5 @@ from .transfer import TransferMasking
 
 __all__ = [
     "SpecialTokens", "AlphaComponent", "AlphaMixture", "FOURM_7_MIXTURE", "FOURM_7_CAPBIAS_MIXTURE", "FOURM_21_MIXTURE",
-    "OFFICIAL_MIXTURES", "led_modalities", "rgb_to_all_mixture", "DirichletMasking", "TransferMasking", "merge_spans", "split_sequence", "collate", "KEEP_SCHEMES",
+    "OFFICIAL_MIXTURES", "all_to_all_share", "led_modalities", "rgb_to_all_mixture", "DirichletMasking", "TransferMasking", "merge_spans", "split_sequence", "collate", "KEEP_SCHEMES",
 ]

@@ -231,9 +231,7 @@ def rgb_to_all_mixture(modality_names: Sequence[str], alpha: float = 0.5,
     and asks for the rest. That is the condition of every MaskGIT step after the first (the caption and the
     tokens committed so far), which a part whose only input is the caption never trains.
     """
-    if not 0.0 < rgb_share < 1.0:
-        raise ConfigError(f"rgb_share must lie strictly between 0 and 1 (the official 4M-7 recipe uses 0.5), "
-                          f"got {rgb_share}")
+    rest = all_to_all_share(rgb_share, biased_shares or {})
     names = list(modality_names)
     pixels = [m for m in names if modalities.get(m).kind is Kind.PIXELS]
     if len(pixels) != 1:
@@ -242,10 +240,6 @@ def rgb_to_all_mixture(modality_names: Sequence[str], alpha: float = 0.5,
     targets = dict(target_alphas or {})
     biased = _checked_biased_shares(biased_shares or {}, names, pixels[0])
     shown = _checked_biased_inputs(biased_input_alphas or {}, biased, names, pixels[0])
-    rest = 1.0 - rgb_share - sum(biased.values())
-    if rest < 1e-6:  # float sums: 0.7 + 0.3 leaves 5e-17
-        raise ConfigError(f"rgb_share {rgb_share} plus the biased_shares {biased} leave no all-to-all samples "
-                          f"({rest:g}); keep their sum below 1")
     parts = [_biased("rgb-to-all", names, {pixels[0]: 1000.0}, targets, 0.0, alpha, {})]
     for key in biased:
         led = led_modalities(key)
@@ -261,17 +255,33 @@ def led_modalities(key: str) -> list[str]:
     return str(key).split("+")
 
 
+def all_to_all_share(rgb_share: float, biased_shares: Mapping[str, float]) -> float:
+    """The share of samples `rgb_to_all_mixture` leaves to its all-to-all part, once `rgb_share` and the
+    `biased_shares` are checked. Recipes call it when they are read, so that shares which leave no all-to-all part
+    are refused at once, not when a later training stage starts."""
+    if isinstance(rgb_share, bool) or not isinstance(rgb_share, (int, float)) or not 0.0 < rgb_share < 1.0:
+        raise ConfigError(f"rgb_share must lie strictly between 0 and 1 (the official 4M-7 recipe uses 0.5), "
+                          f"got {rgb_share!r}")
+    if not isinstance(biased_shares, Mapping):
+        raise ConfigError(f"biased_shares must map a modality to its share, e.g. {{caption: 0.15}}; "
+                          f"got {biased_shares!r}")
+    for key, share in biased_shares.items():
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 < float(share) < 1.0:
+            raise ConfigError(f"biased_shares[{key!r}] must be a number strictly between 0 and 1, got {share!r}")
+    rest = 1.0 - rgb_share - sum(float(s) for s in biased_shares.values())
+    if rest < 1e-6:  # float sums: 0.7 + 0.3 leaves 5e-17
+        raise ConfigError(f"rgb_share {rgb_share} plus the biased_shares {dict(biased_shares)} leave no all-to-all "
+                          f"samples ({rest:g}); keep their sum below 1")
+    return rest
+
+
 def _checked_biased_shares(shares: Mapping[str, float], names: Sequence[str], pixels: str) -> dict[str, float]:
-    if not isinstance(shares, Mapping):
-        raise ConfigError(f"biased_shares must map a modality to its share, e.g. {{caption: 0.15}}; got {shares!r}")
-    for key, share in shares.items():
+    for key in shares:
         led = led_modalities(key)
         if len(set(led)) != len(led):
             raise ConfigError(f"biased_shares key {key!r} names a modality twice; name each once")
         for mod in led:
             _check_biased_modality("biased_shares", mod, names, pixels)
-        if not isinstance(share, (int, float)) or not 0.0 < float(share) < 1.0:
-            raise ConfigError(f"biased_shares[{key!r}] must be a number strictly between 0 and 1, got {share!r}")
     return {m: float(s) for m, s in shares.items()}
 
 
@@ -313,5 +323,5 @@ OFFICIAL_MIXTURES: dict[str, AlphaMixture] = {
 
 __all__ = [
     "AlphaComponent", "AlphaMixture", "FOURM_7_MIXTURE", "FOURM_7_CAPBIAS_MIXTURE", "FOURM_21_MIXTURE",
-    "OFFICIAL_MIXTURES", "led_modalities", "rgb_to_all_mixture",
+    "OFFICIAL_MIXTURES", "all_to_all_share", "led_modalities", "rgb_to_all_mixture",
 ]

@@ -17,6 +17,7 @@ world source (`open4m.sources.world`) and the world recipe (`open4m.recipes.worl
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,12 +71,19 @@ class WorldSpec:
     #: pixels per token side of the image modalities whose token grid is finer (or coarser) than patch_size's,
     #: e.g. {"rgb": 4}: a generated image is a grid of its tokenizer's tokens, so RGB is the grid worth refining
     token_patch_sizes: Mapping[str, int] = field(default_factory=dict)
+    #: classifier-free guidance weights of the conditions RGB is drawn from in caption -> RGB (world keys:
+    #: `caption` and the chain's), {} for none: RGB drawn as uncond + sum_k w_k (cond_k - uncond), one pass per
+    #: condition, so a weight above 1 makes the picture follow that condition more (the boxes' shapes) and one
+    #: below 1 less; a condition without a weight counts 1
+    caption_rgb_guidance: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.rgb_patch_size is None:
             object.__setattr__(self, "rgb_patch_size", self.patch_size)
         check_caption_order(self.caption_order)
         object.__setattr__(self, "caption_rgb_chain", check_caption_rgb_chain(self.caption_rgb_chain))
+        object.__setattr__(self, "caption_rgb_guidance",
+                           check_caption_rgb_guidance(self.caption_rgb_guidance, self.caption_rgb_chain))
         patches = check_token_patch_sizes(self.token_patch_sizes, self.image_size, "token_patch_sizes")
         object.__setattr__(self, "token_patch_sizes", {b: p for b, p in patches.items() if p != self.patch_size})
 
@@ -111,6 +119,8 @@ class WorldSpec:
             d["caption_rgb_chain"] = list(self.caption_rgb_chain)
         if self.token_patch_sizes:  # likewise
             d["token_patch_sizes"] = dict(self.token_patch_sizes)
+        if self.caption_rgb_guidance:  # likewise
+            d["caption_rgb_guidance"] = dict(self.caption_rgb_guidance)
         return d
 
     @classmethod
@@ -118,7 +128,8 @@ class WorldSpec:
         rgb_patch = d.get("rgb_patch_size")  # absent in bundles made before it existed: the token grids' patch
         return cls(int(d["image_size"]), int(d["patch_size"]), dict(d["codebook_sizes"]), int(d["text_vocab_size"]),
                    int(rgb_patch) if rgb_patch else None, str(d.get("caption_order", "random")),
-                   tuple(d.get("caption_rgb_chain") or ()), dict(d.get("token_patch_sizes") or {}))
+                   tuple(d.get("caption_rgb_chain") or ()), dict(d.get("token_patch_sizes") or {}),
+                   dict(d.get("caption_rgb_guidance") or {}))
 
 
 def check_token_patch_sizes(patches: Any, image_size: int, key: str) -> dict[str, int]:
@@ -153,6 +164,25 @@ def check_caption_rgb_chain(chain: Sequence[str]) -> tuple[str, ...]:
                           f"way from a caption to RGB" if bad else "a key is named twice")
                           + f"; choose each at most once from {', '.join(CHAIN_KEYS)}")
     return tuple(chain)
+
+
+def check_caption_rgb_guidance(weights: Any, chain: Sequence[str]) -> dict[str, float]:
+    """`weights` (world key -> guidance weight) as a dict, refused (a `ConfigError` naming the fix) unless each key
+    is a condition caption -> RGB draws from (`caption` or a key of `chain`) and each weight a number >= 0."""
+    if not isinstance(weights, Mapping):
+        raise ConfigError(f"caption_rgb_guidance={weights!r}: give a mapping of condition to guidance weight, e.g. "
+                          f"{{det: 2.0, caption: 0.5}}")
+    allowed = ("caption", *chain)
+    bad = [k for k in weights if k not in allowed]
+    if bad:
+        raise ConfigError(f"caption_rgb_guidance: {', '.join(map(repr, bad))} is no condition of caption -> RGB; "
+                          f"weight one of {', '.join(allowed)} (a key drawn on the way is listed in "
+                          f"caption_rgb_chain first)")
+    wrong = {k: w for k, w in weights.items()
+             if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0}
+    if wrong:
+        raise ConfigError(f"caption_rgb_guidance: {wrong} must be numbers >= 0 (1: no guidance on that condition)")
+    return {str(k): float(w) for k, w in weights.items()}
 
 
 def read_world_json(folder: str | os.PathLike) -> tuple[dict[str, Any], WorldSpec]:

@@ -102,6 +102,13 @@ class DataSection:
             raise ConfigError("data.modalities is empty: list the modalities to train on")
         if self.sources and self.source != "synthetic":
             raise ConfigError("set data.source or data.sources, not both (data.sources mixes several datasets)")
+        if self.mixture == "rgb-to-all":  # shares that leave no all-to-all part: refused when the recipe is read
+            from ...data.masking import all_to_all_share
+
+            try:
+                all_to_all_share(self.rgb_share, self.biased_shares)
+            except ConfigError as err:
+                raise ConfigError(f"data: {err}") from None
 
 
 @dataclass
