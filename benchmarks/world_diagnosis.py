@@ -278,8 +278,10 @@ def caption_conditions(model, samples, batch: int = 32) -> None:
     """Caption -> RGB read back when the model is given more than the caption (the truth of segmentation, depth
     or boxes) or draws an intermediate from it first (chained generation): whether its RGB tokens can carry the
     floor's margin at all, and which step from a caption to a picture loses it. Seed 0, 8 steps at temperature
-    1 for every image target, boxes autoregressive; `batch` scenes per call, as the measurements in
-    docs/results.md were drawn. Each row's margin is over the same recipe applied to another scene."""
+    1 for every image target, boxes autoregressive; the RGB with the guidance the model's spec gives caption ->
+    RGB on the conditions it weights (`caption_rgb_guidance`), as the eval draws it; `batch` scenes per call, as
+    the measurements in docs/results.md were drawn. Each row's margin is over the same recipe applied to another
+    scene."""
     from open4m.data.synthetic.world import sequence_text
     from open4m.eval.runner import add_condition, draw_link, read_back_shapes
     from open4m.eval.scoring import score
@@ -298,7 +300,8 @@ def caption_conditions(model, samples, batch: int = 32) -> None:
             if key not in intermediates:
                 intermediates[key] = draw_link(model, base, inputs)
             add_condition(model, base, intermediates[key], inputs)
-        return model.image("rgb", inputs, steps=8, temperature=1.0, seed=0, scheme=scheme)
+        return model.image("rgb", inputs, steps=8, temperature=1.0, seed=0, scheme=scheme,
+                           cfg=model.caption_rgb_cfg(inputs))
 
     rows = [("the photo's round trip (the tokens' cap)", None)]
     rows += [(label, (given, chain, scheme)) for label, given, chain, scheme in (
