@@ -121,20 +121,21 @@ def _description(spec: WorldSpec, model: Any, tokenizers: Mapping[str, Any], tex
               f"its training adds to that model's" + (f", with the text vocabulary and the tokenizers of "
                                                      f"`{_shown(taken)}` but those the recipe retrains" if taken else "")
               + "." if start else "")
+
+    def modality(key: str) -> str:  # a world key's modality in the bundle
+        return spec.tok(key) if key in IMAGE_MODALITIES else SEQUENCE_MODALITIES[key]
+
     chain = spec.caption_rgb_chain
-    route = ("`" + "->".join(["world_caption", *(spec.tok(k) if k in IMAGE_MODALITIES else SEQUENCE_MODALITIES[k]
-                                                  for k in chain), spec.tok("rgb")]) + "`")
+    given = [modality(k) for k in ("caption", *chain)]  # what the RGB of caption -> RGB is drawn from
     chained = (f" A picture is drawn from a caption through {', then '.join(chain)} (chained generation, each from the "
                f"caption and what was drawn before it), as the eval and `open4m demo` draw it: "
-               f"`open4m.pipeline(\"{route.strip('`')}\", model=FOLDER)`." if chain else "")
-    weights = spec.caption_rgb_guidance
+               f"`open4m.pipeline(\"{'->'.join([*given, spec.tok('rgb')])}\", model=FOLDER)`." if chain else "")
+    weights = {modality(k): w for k, w in spec.caption_rgb_guidance.items()}
     if weights:
-        named = {(spec.tok(k) if k in IMAGE_MODALITIES else SEQUENCE_MODALITIES[k]): w for k, w in weights.items()}
-        given = route.strip("`").split("->")[:-1]
         chained += (" The RGB is drawn with classifier-free guidance on each condition (one pass per condition, "
-                    "uncond + sum_k w_k (cond_k - uncond)), weights " + ", ".join(f"`{n}` {w:g}" for n, w in named.items())
+                    "uncond + sum_k w_k (cond_k - uncond)), weights " + ", ".join(f"`{n}` {w:g}" for n, w in weights.items())
                     + " (the others 1): draw the links first, then `open4m.pipeline(\"" + ",".join(given) + "->"
-                    + spec.tok("rgb") + "\", model=FOLDER, cfg=\"" + ",".join(f"{n}={w:g}" for n, w in named.items())
+                    + spec.tok("rgb") + "\", model=FOLDER, cfg=\"" + ",".join(f"{n}={w:g}" for n, w in weights.items())
                     + "\")`.")
     return (f"A small 4M (FourM encoder-decoder over discrete tokens) trained {'' if start else 'from scratch '}by "
             f"open4m's own pipeline "
