@@ -52,6 +52,17 @@ def test_hub_layout_and_nested_config(model, tmp_path):
     assert _loss(FourM.from_pretrained(d)) == pytest.approx(_loss(model), abs=1e-6)
 
 
+def test_a_weights_file_named_in_upper_case_loads(model, tmp_path):
+    """Tools on case-insensitive file systems write `Model.SAFETENSORS`; a folder holding one, or the file, loads."""
+    import open4m
+
+    folder = tmp_path / "upper"
+    folder.mkdir()
+    model.save_file(tmp_path / "m.safetensors").rename(folder / "Model.SAFETENSORS")
+    assert _loss(open4m.load_model(str(folder))) == pytest.approx(_loss(model), abs=1e-6)
+    assert _loss(open4m.load_model(str(folder / "Model.SAFETENSORS"))) == pytest.approx(_loss(model), abs=1e-6)
+
+
 def test_save_pretrained_refuses_before_writing_anything(model, tmp_path):
     # A user's README.md was replaced by the generated card, a tokenizers.json deleted, and a folder with a
     # config.json refused only after model.safetensors was written into it.
@@ -200,3 +211,25 @@ def test_official_checkpoints_carry_no_modality_descriptions(model, tmp_path):
     from safetensors import safe_open
     with safe_open(str(model.save_file(tmp_path / "m.safetensors")), "pt") as f:
         assert checkpoint.MODALITIES_KEY not in f.metadata()
+
+
+def test_blocks_the_checkpoint_lacks_start_as_identity(model, tmp_path):
+    """A deeper model started from a shallower checkpoint computes what the checkpoint did, and its new blocks learn."""
+    from open4m.train.tasks.fourm import build_model, load_recipe
+
+    state = load_file(str(model.save_file(tmp_path / "m.safetensors")))
+    deeper = FourM(FourMConfig.from_dict({**model.config.to_dict(), "encoder_depth": 2, "decoder_depth": 3}))
+    checkpoint.load_state_dict_into(deeper, state, strict=False)
+    assert abs(_loss(deeper.eval()) - _loss(model)) > 1e-4  # random new blocks change what the model computes
+    assert checkpoint.start_grown_blocks_as_identity(deeper, state) == {"encoder": 1, "decoder": 2}
+    assert _loss(deeper) == pytest.approx(_loss(model), abs=1e-6)
+    assert torch.equal(deeper.decoder[0].mlp.fc2.weight, model.decoder[0].mlp.fc2.weight)  # loaded blocks untouched
+    deeper.train()(random_batch(MODS), 48, 32)[0].backward()
+    assert deeper.decoder[2].mlp.fc2.weight.grad.abs().sum() > 0  # the zeroed layers get gradients: the block grows
+    assert checkpoint.start_grown_blocks_as_identity(model, state) == {}  # nothing new, nothing zeroed
+
+    recipe = load_recipe(None, ["model.preset=null", f"model.init_from={tmp_path / 'm.safetensors'}",
+                                "model.arch={decoder_depth: 2}", f"data.modalities=[{','.join(MODS)}]"])
+    built, report = build_model(recipe.model, recipe.data.modalities, 224)
+    assert "1 new decoder block starting as identity" in report and len(built.decoder) == 2
+    assert _loss(built.eval()) == pytest.approx(_loss(model), abs=1e-6)

@@ -33,7 +33,7 @@ from .config import FourMConfig
 
 __all__ = ["CheckpointError", "read_safetensors", "weights_and_config", "resolve_checkpoint", "locate_model",
            "load_config", "config_of", "metadata_of", "load_state_dict_into", "official_state_dict",
-           "atomic_save_file", "WEIGHTS_NAME", "CONFIG_NAME", "MODALITIES_KEY"]
+           "atomic_save_file", "start_grown_blocks_as_identity", "WEIGHTS_NAME", "CONFIG_NAME", "MODALITIES_KEY"]
 
 
 def resolve_checkpoint(source: str | os.PathLike, *, revision: str | None = None,
@@ -155,6 +155,29 @@ def load_state_dict_into(model: torch.nn.Module, state: Mapping[str, torch.Tenso
             + ". Was it saved from a model with another config (modalities, sizes)? "
             "Load it with its own config, or pass strict=False to load the matching part only."
         )
+
+
+# The layers of a transformer block that write into the residual stream: zeroed, the block adds nothing.
+_RESIDUAL_WRITERS = re.compile(r"(^|\.)(attn|self_attn|cross_attn)\.proj\.(weight|bias)$|(^|\.)mlp\.fc2\.(weight|bias)$")
+
+
+def start_grown_blocks_as_identity(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """Zero the residual-writing layers of every encoder or decoder block of `model` that `state` has no weight of,
+    so a model deeper than the checkpoint it starts from computes exactly what the checkpoint did (each new block
+    adds zero to the residual stream) and training grows the new blocks from there, instead of starting from
+    random blocks that scramble what the checkpoint had learnt. Returns the number of new blocks per stack."""
+    grown: dict[str, int] = {}
+    for stack in ("encoder", "decoder"):
+        for index, block in enumerate(getattr(model, stack, None) or ()):
+            prefix = f"{stack}.{index}."
+            if any(k.startswith(prefix) for k in state):
+                continue
+            with torch.no_grad():
+                for name, param in block.named_parameters():
+                    if _RESIDUAL_WRITERS.search(name):
+                        param.zero_()
+            grown[stack] = grown.get(stack, 0) + 1
+    return grown
 
 
 def _aliases(model: torch.nn.Module) -> dict[str, tuple[str, ...]]:

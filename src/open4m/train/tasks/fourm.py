@@ -39,7 +39,8 @@ class ModelSection:
     domains_in: list | None = option(None, "Encoder modalities; default: every data modality the encoder can take.")
     domains_out: list | None = option(None, "Decoder modalities; default: every data modality the decoder can predict.")
     init_from: str | None = option(None, "Checkpoint (file, Hub dir or id, released name) whose overlapping weights "
-                                         "start the run; modalities it lacks get fresh embeddings.", path=resolve_checkpoint_path)
+                                         "start the run; modalities it lacks get fresh embeddings, blocks it lacks (a deeper "
+                                         "arch) start as identity.", path=resolve_checkpoint_path)
     freeze: list = option([], "Parameter-name prefixes kept frozen, e.g. [encoder, encoder_norm] for a frozen trunk.")
     lora_rank: int | None = option(None, "LoRA fine-tuning: rank of the low-rank updates of the blocks' linear layers "
                                          "(their weights freeze; merged into the exported model).")
@@ -156,7 +157,7 @@ def build_model(section: ModelSection, data_modalities: list[str], image_size: i
                 input_only: list[str] = (), target_only: list[str] = ()) -> tuple[nn.Module, str]:
     """The FourM of a recipe, with `init_from` weights, LoRA and frozen prefixes applied; plus a report line."""
     from ...model import FourM, FourMConfig, load_config, preset
-    from ...model.checkpoint import load_state_dict_into, resolve_checkpoint
+    from ...model.checkpoint import load_state_dict_into, resolve_checkpoint, start_grown_blocks_as_identity
     from ...weights import read_safetensors
 
     if "domains_in" in section.arch or "domains_out" in section.arch:
@@ -177,9 +178,11 @@ def build_model(section: ModelSection, data_modalities: list[str], image_size: i
         weights, _ = resolve_checkpoint(section.init_from)
         state, _ = read_safetensors(weights)
         load_state_dict_into(model, state, strict=False)
+        grown = start_grown_blocks_as_identity(model, state)
         fresh = [k for k in model.state_dict() if k not in state and not k.endswith("pos_emb")]
         new_mods = sorted({k.split(".")[1] for k in fresh if k.startswith(("encoder_embeddings.", "decoder_embeddings."))})
         report += f"; started from {section.init_from}" + (f", new embeddings for {new_mods}" if new_mods else "")
+        report += "".join(f", {n} new {stack} block{'s' * (n > 1)} starting as identity" for stack, n in grown.items())
     if section.lora_rank is not None:
         adapted = add_lora([model.encoder, model.decoder], section.lora_rank, section.lora_alpha, section.lora_targets)
         report += f"; LoRA rank {section.lora_rank} on {adapted} layers"
