@@ -44,7 +44,7 @@ class HubOptions:
 
 def is_hub_id(name: str) -> bool:
     """``owner/name`` (and not a file that happens to contain one slash)."""
-    return bool(_HUB_ID.match(str(name))) and not str(name).endswith((".safetensors", ".json", ".yaml"))
+    return bool(_HUB_ID.match(str(name))) and not str(name).lower().endswith((".safetensors", ".json", ".yaml"))
 
 
 def offline(options: HubOptions | None = None) -> bool:

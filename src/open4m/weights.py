@@ -16,7 +16,7 @@ from safetensors import SafetensorError, safe_open
 
 from .errors import CheckpointError, NotFound
 
-__all__ = ["CheckpointError", "read_safetensors", "weights_and_config", "unshared", "WEIGHTS_NAME", "CONFIG_NAME"]
+__all__ = ["CheckpointError", "read_safetensors", "weights_and_config", "safetensors_files", "unshared", "WEIGHTS_NAME", "CONFIG_NAME"]
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -50,13 +50,19 @@ def _read(path: str | os.PathLike, *, tensors: bool) -> tuple[dict[str, torch.Te
     return state, metadata
 
 
+def safetensors_files(folder: Path) -> list[Path]:
+    """The safetensors files in `folder`, by name; the suffix in any case (`Model.SAFETENSORS` too, as written by
+    tools on case-insensitive file systems)."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() == ".safetensors" and p.is_file())
+
+
 def weights_and_config(path: Path) -> tuple[Path, dict[str, Any] | None]:
     """A weights file -> (it, None); a Hub-layout directory -> (its one .safetensors file, its config.json)."""
     if path.is_file():
         return path, None
     weights = path / WEIGHTS_NAME
     if not weights.is_file():
-        candidates = sorted(path.glob("*.safetensors"))
+        candidates = safetensors_files(path)
         if len(candidates) != 1:
             raise NotFound(
                 f"{path} has no {WEIGHTS_NAME}" + (f" (found {[c.name for c in candidates]})" if candidates else "")

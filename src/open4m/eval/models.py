@@ -30,6 +30,7 @@ from ..generation.pipeline import GenerationOutput, Pipeline
 from ..modalities import Kind
 from ..model import FourM
 from ..tokenizers.sequences import Box
+from ..weights import safetensors_files
 
 __all__ = ["EvalModel", "WorldForms", "TokenizerForms", "SEQUENCE_ROLES"]
 
@@ -293,7 +294,7 @@ def _world_folder(path: Any) -> Path | None:
     if isinstance(path, (str, os.PathLike)) and (Path(path) / "world.json").is_file():
         return Path(path)
     if isinstance(path, (str, os.PathLike)) and Path(path).is_dir() and not (Path(path) / "config.json").is_file() \
-            and not any(Path(path).glob("*.safetensors")):
+            and not safetensors_files(Path(path)):
         return Path(path)  # an empty or broken folder: the world loader says what is missing and how to make one
     return None
 
