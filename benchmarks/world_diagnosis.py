@@ -3,6 +3,7 @@
     python benchmarks/world_diagnosis.py --model RUN/model [--run RUN] [--scenes 64] [--curves curves.png]
     python benchmarks/world_diagnosis.py --guidance-only test --scenes 256   # caption -> RGB guidance alone
     python benchmarks/world_diagnosis.py --bound-only val --scenes 128       # depth + caption -> RGB: bound, colours
+    python benchmarks/world_diagnosis.py --caption-bound-only val --scenes 128  # caption -> RGB's PSNR: bound
     python benchmarks/world_diagnosis.py --conditions-only val --scenes 128  # caption -> RGB given more than a caption
 
 Prints, for a world model bundle (default: the shipped one):
@@ -21,6 +22,11 @@ Prints, for a world model bundle (default: the shipped one):
   model's RGB tokenizer), the squared error by region (sky, floor, wall, objects) of those, of the model's
   mean of 8 MaskGIT samples and of its posterior mean (the eval's estimate), each with the scene's caption and
   with another scene's, and the floor / wall colours the model draws against the true ones;
+- caption bound: the best PSNR any caption -> RGB estimator can reach, approximately: each scene's captioned
+  objects placed in layouts drawn from the world's prior (cameras, positions, floor and wall colours, light) that
+  list them in the caption's left-to-right order and keep every relation it states, rendered and averaged (a
+  draw from the posterior given the caption, to the extent the caption's words constrain it), against the model's
+  posterior mean from the caption alone;
 - conditions: caption -> RGB read back given the true segmentation, depth or boxes besides the caption (or the
   boxes alone), and chained through segmentation, boxes or boxes then segmentation drawn from the caption, with
   the boxes a caption gives scored as text (which step from a caption to a picture fails);
@@ -202,6 +208,79 @@ def bound(model, samples, split: str, draws: int = 8, drawn: np.ndarray | None =
               f"{drawn_colours.std(1).mean():.1f}, of the true colours {true.std(0).mean():.1f} (0-255)")
 
 
+def caption_layouts(sample, draws: int, seed: int, tries: int = 400) -> list:
+    """`draws` scenes the caption of `sample` describes as well as its own: layouts from the world's prior (object
+    count = the caption's), the caption's objects assigned to them left to right (in the camera's view), kept only
+    where every relation the caption states holds. Fewer when `tries` prior layouts do not give enough."""
+    from open4m.data.synthetic.captions import parse_caption, relations
+    from open4m.data.synthetic.scene import SceneObject, sample_scene
+
+    graph = sample["scene_graph"]
+    said = parse_caption(sample["caption"])
+    objects = [SceneObject(**{**o, "x": 0.0, "z": 0.0}) for o in said["objects"]]
+    phrase = [o.phrase for o in objects]
+    stated = {(phrase.index(" ".join(r["subject"][k] for k in ("size", "color", "material", "shape"))), r["relation"],
+               phrase.index(" ".join(r["object"][k] for k in ("size", "color", "material", "shape"))))
+              for r in said["relations"]}
+    if len(objects) != len(graph["visible"]):
+        raise ValueError(f"scene {graph['seed']}: its caption names {len(objects)} objects, {len(graph['visible'])} "
+                         f"are visible")
+    kept = []
+    for k in range(tries):
+        layout = sample_scene(seed + k, num_objects=len(objects)) if objects else sample_scene(seed + k)
+        if len(layout.objects) != len(objects):
+            continue
+        where = layout.camera.to_camera(np.stack([o.centre for o in layout.objects])) if objects else np.zeros((0, 3))
+        slots = sorted(range(len(objects)), key=lambda i: where[i, 0] / where[i, 2])  # left to right in the image
+        placed = [None] * len(objects)
+        for obj, slot in zip(objects, slots):
+            placed[slot] = replace(obj, x=layout.objects[slot].x, z=layout.objects[slot].z, yaw=layout.objects[slot].yaw)
+        scene = replace(layout, objects=tuple(placed))
+        if objects:  # the caption's objects are of other heights than the prior's: a near tie may swap
+            where = scene.camera.to_camera(np.stack([o.centre for o in scene.objects]))
+            if sorted(range(len(objects)), key=lambda i: where[i, 0] / where[i, 2]) != slots:
+                continue
+        order = {slot: n for n, slot in enumerate(slots)}  # layout index -> the caption's object
+        facts = {(order[i], rel, order[j]) for i, rel, j in relations(scene, list(range(len(objects))))}
+        if stated <= facts:
+            kept.append(scene)
+            if len(kept) == draws:
+                break
+    return kept
+
+
+def caption_bound(model, samples, split: str, draws: int = 32) -> None:
+    """Caption -> RGB scored by PSNR, as depth + caption -> RGB is: the mean image, the model's posterior mean from
+    the caption alone (the eval's estimate), and the best any estimator can approximately reach (the mean of
+    `draws` renders of scenes the caption describes, `caption_layouts`)."""
+    from open4m.data.synthetic.render import render
+    from open4m.eval.runner import RGB_ESTIMATE_DRAWS, _rgb_inputs
+
+    truth = np.stack([np.asarray(s["rgb"], np.float64) for s in samples])
+    size = truth.shape[1:3]
+
+    def psnr(estimate, inflation: float = 1.0) -> float:
+        mse = float(np.mean((np.asarray(estimate, np.float64) - truth) ** 2)) / inflation
+        return 10 * np.log10(255.0**2 / mse)
+
+    best, counts = [], []
+    for i, sample in enumerate(samples):
+        scenes = caption_layouts(sample, draws, seed=20_000_000 + i * 1000)
+        counts.append(len(scenes))
+        best.append(np.mean([render(scene, size).rgb for scene in scenes], 0))
+    estimate = model.image_estimate("rgb", _rgb_inputs(model, [s["caption"] for s in samples]),
+                                    draws=RGB_ESTIMATE_DRAWS)
+    mean_image = np.broadcast_to(truth.mean(0), truth.shape)
+    print(f"caption bound ({split}, caption -> RGB by PSNR, {len(samples)} scenes; renders per scene: mean "
+          f"{np.mean(counts):.1f}, min {min(counts)} of {draws})")
+    print("| estimate of the photo from its caption | PSNR (dB) |\n| --- | --- |")
+    print(f"| the mean image / + 2 dB | {psnr(mean_image):.2f} / {psnr(mean_image) + 2:.2f} |")
+    print(f"| the model's posterior mean ({RGB_ESTIMATE_DRAWS} draws, as the eval scores depth + caption -> RGB) | "
+          f"{psnr(estimate):.2f} |")
+    print(f"| best estimate, mean of {draws} renders of scenes the caption describes / of infinitely many | "
+          f"{psnr(best):.2f} / {psnr(best, 1 + 1 / draws):.2f} |")
+
+
 def sampling(model, samples) -> None:
     from open4m.eval.runner import _at, _fitted, _rgb_draws, _rgb_from, _rgb_inputs, read_back_shapes
     from open4m.eval.scoring import score
@@ -346,6 +425,8 @@ def main() -> None:
     ap.add_argument("--no-sampling", action="store_true", help="skip the sampling sweep (the slowest part)")
     ap.add_argument("--bound-only", default=None, metavar="SPLIT",
                     help="only depth + caption -> RGB's bound and what the model draws, on --scenes scenes of SPLIT")
+    ap.add_argument("--caption-bound-only", default=None, metavar="SPLIT",
+                    help="only caption -> RGB's PSNR against the best any estimator reaches, on --scenes scenes of SPLIT")
     ap.add_argument("--conditions-only", default=None, metavar="SPLIT",
                     help="only caption -> RGB given more than the caption, on --scenes scenes of SPLIT")
     ap.add_argument("--guidance-only", default=None, metavar="SPLIT",
@@ -359,7 +440,8 @@ def main() -> None:
     model = EvalModel.load(args.model)
     sections = {"conditions_only": lambda samples, split: caption_conditions(model, samples),
                 "guidance_only": lambda samples, split: caption_guidance(model, samples),
-                "bound_only": lambda samples, split: bound(model, samples, split, drawn=generation(model, samples))}
+                "bound_only": lambda samples, split: bound(model, samples, split, drawn=generation(model, samples)),
+                "caption_bound_only": lambda samples, split: caption_bound(model, samples, split)}
     for flag, section in sections.items():  # one section alone, on --scenes scenes of the split it names
         split = getattr(args, flag)
         if split:

@@ -72,3 +72,40 @@ def test_caption_conditions_prints_every_condition_with_its_margin(bench, capsys
     row = next(r for r in rows if r[0] == route)  # the row of the route the eval draws the shipped model's way
     assert row[1:4] == tuple(f"{v:.3f}" for v in (eval_task[0]["shape_f1"], eval_task[0]["count_acc"],
                                                       eval_task[1]["shape_f1"]))
+
+
+def test_caption_layouts_are_scenes_the_caption_describes(bench):
+    """Each layout holds the caption's objects, lists them left to right as the caption does and keeps its relations:
+    its own caption, written left to right, names the same objects in the same order."""
+    from open4m.data.synthetic import generate_sample, seed_for
+    from open4m.data.synthetic.captions import parse_caption, relations
+
+    for index in range(4):
+        sample = generate_sample(seed_for("val", index), 64, caption_order="left_to_right")
+        said = parse_caption(sample["caption"])
+        scenes = bench.caption_layouts(sample, draws=3, seed=5_000 + index * 100)
+        assert len(scenes) == 3 and len({s.seed for s in scenes}) == 3  # three different layouts
+        for scene in scenes:
+            phrases = [o.phrase for o in scene.objects]
+            where = scene.camera.to_camera([[o.x, o.height / 2, o.z] for o in scene.objects])
+            left_to_right = [phrases[i] for i in sorted(range(len(phrases)), key=lambda i: where[i, 0] / where[i, 2])]
+            assert left_to_right == [" ".join(o.values()) for o in said["objects"]]
+            facts = {(phrases[i], rel, phrases[j]) for i, rel, j in relations(scene, list(range(len(phrases))))}
+            for r in said["relations"]:
+                assert (" ".join(r["subject"].values()), r["relation"], " ".join(r["object"].values())) in facts
+
+
+def test_caption_bound_prints_the_mean_image_the_model_and_the_best_estimate(bench, capsys):
+    from open4m.eval.models import EvalModel
+    from open4m.eval.runner import load_samples
+
+    torch.set_num_threads(1)
+    model = EvalModel.load(None)
+    val = load_samples(limit=3, split="val", image_size=model.image_size, caption_order=model.caption_order)
+    bench.caption_bound(model, val, "val", draws=2)
+    out = capsys.readouterr().out
+    mean, floor = map(float, re.search(r"\| the mean image / \+ 2 dB \| ([\d.]+) / ([\d.]+) \|", out).groups())
+    assert floor == mean + 2
+    assert re.search(r"\| the model's posterior mean \(64 draws.*\| [\d.]+ \|", out)
+    best, infinite = map(float, re.search(r"mean of 2 renders .* \| ([\d.]+) / ([\d.]+) \|", out).groups())
+    assert infinite > best > 10
