@@ -51,9 +51,10 @@ def _read(path: str | os.PathLike, *, tensors: bool) -> tuple[dict[str, torch.Te
 
 
 def safetensors_files(folder: Path) -> list[Path]:
-    """The safetensors files in `folder`, by name; the suffix in any case (`Model.SAFETENSORS` too, as written by
-    tools on case-insensitive file systems)."""
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() == ".safetensors" and p.is_file())
+    """The entries of `folder` named like safetensors files, by name; the suffix in any case (`Model.SAFETENSORS`
+    too, as tools on case-insensitive file systems write it). A folder so named is kept: reading it then says what
+    is wrong with it."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() == ".safetensors")
 
 
 def weights_and_config(path: Path) -> tuple[Path, dict[str, Any] | None]:
