@@ -51,6 +51,12 @@ stages: [{optim: {lr: 1.0e-3}, train: {steps: 2, seed: 1}, scenes: 30, caption_o
 
 
 @pytest.fixture(scope="session")
+def tiny_recipe() -> str:
+    """The text of the tiny world recipe `tiny_bundle` trains, for a test that trains a variant of it."""
+    return TINY_RECIPE
+
+
+@pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from open4m.recipes.world import run_recipe
 

@@ -167,6 +167,25 @@ def test_a_stage_restarts_from_the_previous_stages_ema_weights_and_the_bundle_is
     assert "24 scenes of the `train` split (seeds 0..23; later FourM stages: 30 (seeds 0..29))" in card
 
 
+def test_a_stage_may_deepen_the_model_and_its_new_block_starts_as_identity(tiny_recipe, tmp_path):
+    from safetensors.torch import load_file
+
+    from open4m.recipes.world import run_recipe
+
+    stages = "stages: [{optim: {lr: 1.0e-3}, train: {steps: 2, seed: 1}, scenes: 30, caption_order: left_to_right}]"
+    assert stages in tiny_recipe
+    recipe = tmp_path / "deeper.yaml"
+    recipe.write_text(tiny_recipe.replace(stages, "stages: [{model: {arch: {decoder_depth: 2}}, train: {steps: 2}}]"))
+    bundle = run_recipe(recipe, tmp_path / "run", workers=1, progress=False)
+    config = json.loads((bundle / "config.json").read_text())
+    assert (config["encoder_depth"], config["decoder_depth"]) == (1, 2)
+    assert "1 encoder + 2 decoder blocks" in (bundle / "README.md").read_text()
+    first, second = (load_file(tmp_path / "run" / stage / "model.safetensors") for stage in ("fourm", "fourm-2"))
+    assert "decoder.1.mlp.fc2.weight" not in first
+    # two AdamW steps from zero move a weight by about the rate each; a randomly initialised block starts at ~0.02
+    assert second["decoder.1.mlp.fc2.weight"].abs().max() < 5e-3 < second["decoder.1.mlp.fc1.weight"].abs().max()
+
+
 def test_a_rerun_of_a_finished_run_with_stages_trains_nothing_and_keeps_its_training_times(tiny_bundle, tmp_path):
     from open4m.recipes.world import is_recipe_folder, run_recipe
 
