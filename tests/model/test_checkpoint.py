@@ -227,6 +227,10 @@ def test_blocks_the_checkpoint_lacks_start_as_identity(model, tmp_path):
     deeper.train()(random_batch(MODS), 48, 32)[0].backward()
     assert deeper.decoder[2].mlp.fc2.weight.grad.abs().sum() > 0  # the zeroed layers get gradients: the block grows
     assert checkpoint.start_grown_blocks_as_identity(model, state) == {}  # nothing new, nothing zeroed
+    encoder_only = {k: v for k, v in state.items() if not k.startswith("decoder.")}
+    fresh = FourM(FourMConfig.from_dict({**model.config.to_dict(), "decoder_depth": 2}))
+    assert checkpoint.start_grown_blocks_as_identity(fresh, encoder_only) == {}  # a new decoder keeps its random start
+    assert fresh.decoder[1].mlp.fc2.weight.abs().sum() > 0
 
     recipe = load_recipe(None, ["model.preset=null", f"model.init_from={tmp_path / 'm.safetensors'}",
                                 "model.arch={decoder_depth: 2}", f"data.modalities=[{','.join(MODS)}]"])

@@ -165,9 +165,13 @@ def start_grown_blocks_as_identity(model: torch.nn.Module, state: Mapping[str, t
     """Zero the residual-writing layers of every encoder or decoder block of `model` that `state` has no weight of,
     so a model deeper than the checkpoint it starts from computes exactly what the checkpoint did (each new block
     adds zero to the residual stream) and training grows the new blocks from there, instead of starting from
-    random blocks that scramble what the checkpoint had learnt. Returns the number of new blocks per stack."""
+    random blocks that scramble what the checkpoint had learnt. A stack the checkpoint has no block of at all (an
+    encoder-only checkpoint's decoder) is new, not grown, and keeps its random start. Returns the number of new
+    blocks per grown stack."""
     grown: dict[str, int] = {}
     for stack in ("encoder", "decoder"):
+        if not any(k.startswith(f"{stack}.") for k in state):
+            continue
         for index, block in enumerate(getattr(model, stack, None) or ()):
             prefix = f"{stack}.{index}."
             if any(k.startswith(prefix) for k in state):
