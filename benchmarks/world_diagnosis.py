@@ -144,6 +144,13 @@ def generation(model, samples, draws: int = 8) -> np.ndarray:
     return stacks
 
 
+def psnr_db(estimate, truth: np.ndarray, inflation: float = 1.0) -> float:
+    """PSNR of 0-255 images, the squared error divided by `inflation` first: 1 + 1/K extrapolates the mean of K
+    renders to infinitely many, taking the renders' spread around their mean to be as large as the error left."""
+    mse = float(np.mean((np.asarray(estimate, np.float64) - truth) ** 2)) / inflation
+    return 10 * np.log10(255.0**2 / mse)
+
+
 def bound(model, samples, split: str, draws: int = 8, drawn: np.ndarray | None = None) -> None:
     """What depth + caption -> RGB could reach and where the model falls short; the samples must be the first
     of `split` (their scenes are re-rendered from their seeds). `drawn`: the model's draws from the scenes' own
@@ -158,8 +165,7 @@ def bound(model, samples, split: str, draws: int = 8, drawn: np.ndarray | None =
     size = truth.shape[1:3]
 
     def psnr(estimate, inflation: float = 1.0) -> str:
-        mse = float(np.mean((np.asarray(estimate, np.float64) - truth) ** 2)) / inflation
-        return f"{10 * np.log10(255.0**2 / mse):.2f}"
+        return f"{psnr_db(estimate, truth, inflation):.2f}"
 
     def regions(estimate) -> str:  # squared error per true region, as a share of the whole image's, [-1, 1] units
         err = ((np.asarray(estimate, np.float64) - truth) / 127.5) ** 2
@@ -211,41 +217,47 @@ def bound(model, samples, split: str, draws: int = 8, drawn: np.ndarray | None =
 def caption_layouts(sample, draws: int, seed: int, tries: int = 400) -> list:
     """`draws` scenes the caption of `sample` describes as well as its own: layouts from the world's prior (object
     count = the caption's), the caption's objects assigned to them left to right (in the camera's view), kept only
-    where every relation the caption states holds. Fewer when `tries` prior layouts do not give enough."""
+    where every relation the caption states holds; for an empty room, prior rooms emptied. Fewer when `tries` prior
+    layouts do not give enough."""
     from open4m.data.synthetic.captions import parse_caption, relations
     from open4m.data.synthetic.scene import SceneObject, sample_scene
 
+    def placed_at(said_object: dict, x: float = 0.0, z: float = 0.0, yaw: float = 0.0) -> SceneObject:
+        return SceneObject(**said_object, x=x, z=z, yaw=yaw)
+
+    def left_to_right(scene) -> list[int]:  # object indices by the image column of their centres
+        where = scene.camera.to_camera(np.stack([o.centre for o in scene.objects]))
+        return sorted(range(len(scene.objects)), key=lambda i: where[i, 0] / where[i, 2])
+
     graph = sample["scene_graph"]
     said = parse_caption(sample["caption"])
-    objects = [SceneObject(**{**o, "x": 0.0, "z": 0.0}) for o in said["objects"]]
-    phrase = [o.phrase for o in objects]
-    stated = {(phrase.index(" ".join(r["subject"][k] for k in ("size", "color", "material", "shape"))), r["relation"],
-               phrase.index(" ".join(r["object"][k] for k in ("size", "color", "material", "shape"))))
+    phrase = [placed_at(o).phrase for o in said["objects"]]
+    stated = {(phrase.index(placed_at(r["subject"]).phrase), r["relation"], phrase.index(placed_at(r["object"]).phrase))
               for r in said["relations"]}
-    if len(objects) != len(graph["visible"]):
-        raise ValueError(f"scene {graph['seed']}: its caption names {len(objects)} objects, {len(graph['visible'])} "
+    if len(phrase) != len(graph["visible"]):
+        raise ValueError(f"scene {graph['seed']}: its caption names {len(phrase)} objects, {len(graph['visible'])} "
                          f"are visible")
     kept = []
     for k in range(tries):
-        layout = sample_scene(seed + k, num_objects=len(objects)) if objects else sample_scene(seed + k)
-        if len(layout.objects) != len(objects):
+        if len(kept) == draws:
+            break
+        layout = sample_scene(seed + k, num_objects=max(len(phrase), 1))
+        if not phrase:  # "The room is empty."
+            kept.append(replace(layout, objects=()))
             continue
-        where = layout.camera.to_camera(np.stack([o.centre for o in layout.objects])) if objects else np.zeros((0, 3))
-        slots = sorted(range(len(objects)), key=lambda i: where[i, 0] / where[i, 2])  # left to right in the image
-        placed = [None] * len(objects)
-        for obj, slot in zip(objects, slots):
-            placed[slot] = replace(obj, x=layout.objects[slot].x, z=layout.objects[slot].z, yaw=layout.objects[slot].yaw)
-        scene = replace(layout, objects=tuple(placed))
-        if objects:  # the caption's objects are of other heights than the prior's: a near tie may swap
-            where = scene.camera.to_camera(np.stack([o.centre for o in scene.objects]))
-            if sorted(range(len(objects)), key=lambda i: where[i, 0] / where[i, 2]) != slots:
-                continue
+        if len(layout.objects) != len(phrase):
+            continue
+        slots = left_to_right(layout)
+        objects = [None] * len(phrase)
+        for said_object, slot in zip(said["objects"], slots):
+            prior = layout.objects[slot]
+            objects[slot] = placed_at(said_object, prior.x, prior.z, prior.yaw)
+        scene = replace(layout, objects=tuple(objects))
+        if left_to_right(scene) != slots:  # the caption's objects are of other heights: a near tie may swap
+            continue
         order = {slot: n for n, slot in enumerate(slots)}  # layout index -> the caption's object
-        facts = {(order[i], rel, order[j]) for i, rel, j in relations(scene, list(range(len(objects))))}
-        if stated <= facts:
+        if stated <= {(order[i], rel, order[j]) for i, rel, j in relations(scene, list(range(len(phrase))))}:
             kept.append(scene)
-            if len(kept) == draws:
-                break
     return kept
 
 
@@ -260,8 +272,7 @@ def caption_bound(model, samples, split: str, draws: int = 32) -> None:
     size = truth.shape[1:3]
 
     def psnr(estimate, inflation: float = 1.0) -> float:
-        mse = float(np.mean((np.asarray(estimate, np.float64) - truth) ** 2)) / inflation
-        return 10 * np.log10(255.0**2 / mse)
+        return psnr_db(estimate, truth, inflation)
 
     best, counts = [], []
     for i, sample in enumerate(samples):

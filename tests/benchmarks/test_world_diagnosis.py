@@ -93,6 +93,9 @@ def test_caption_layouts_are_scenes_the_caption_describes(bench):
             facts = {(phrases[i], rel, phrases[j]) for i, rel, j in relations(scene, list(range(len(phrases))))}
             for r in said["relations"]:
                 assert (" ".join(r["subject"].values()), r["relation"], " ".join(r["object"].values())) in facts
+    empty = {"caption": "The room is empty.", "scene_graph": {"seed": 0, "visible": []}}
+    rooms = bench.caption_layouts(empty, draws=2, seed=7)
+    assert len(rooms) == 2 and all(room.objects == () for room in rooms)
 
 
 def test_caption_bound_prints_the_mean_image_the_model_and_the_best_estimate(bench, shipped, capsys):
