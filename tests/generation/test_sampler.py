@@ -171,6 +171,26 @@ def test_multi_condition_guidance(model, rgb):
     assert torch.equal(one["tok_depth@224"]["tensor"], plain["tok_depth@224"]["tensor"])
 
 
+def test_weighting_an_earlier_target_is_drawing_it_first_then_guiding_on_it(model, rgb):
+    """One chained call that weights a link of its chain draws what two calls draw on one random stream: the
+    link, then the last target guided on the link given as a condition."""
+    sampler = Sampler(model)
+    weights = "rgb@224=0.5,tok_depth@224=2"
+
+    def chained(last_weights: str) -> torch.Tensor:
+        schedule = build_schedule("rgb@224->tok_depth@224->tok_normal@224", steps=2, cfg=[None, last_weights])
+        out = sampler.generate({"rgb@224": rgb}, schedule, generator=torch.Generator().manual_seed(3))
+        return out["tok_normal@224"]["tensor"]
+
+    stream = torch.Generator().manual_seed(3)
+    link = sampler.generate({"rgb@224": rgb}, build_schedule("rgb@224->tok_depth@224", steps=2), generator=stream)
+    second = sampler.generate({"rgb@224": rgb, "tok_depth@224": link["tok_depth@224"]},
+                              build_schedule("rgb@224,tok_depth@224->tok_normal@224", steps=2, cfg=weights),
+                              generator=stream)
+    assert torch.equal(chained(weights), second["tok_normal@224"]["tensor"])
+    assert not torch.equal(chained("rgb@224=0.5"), second["tok_normal@224"]["tensor"])
+
+
 # ------------------------------------------------------------------------------------------
 # Schemes, seeds, chaining, batching
 # ------------------------------------------------------------------------------------------

@@ -103,6 +103,21 @@ def test_per_target_options_and_guidance_weights():
     assert unconditional.conditions == () and not unconditional.steps[0].guided
 
 
+def test_a_weight_may_name_a_target_drawn_before():
+    """`caption->det->rgb` with the boxes weighted on the RGB step: the boxes join that step's guidance."""
+    s = build_schedule("rgb,caption->depth->normal", cfg=[None, "depth=2,caption=0.5"], steps=[2, 2])
+    depth, normal = s.steps_for("tok_depth@224"), s.steps_for("tok_normal@224")
+    assert all(st.cfg_conditions == ("rgb@224", "caption") and not st.guided for st in depth)
+    assert all(st.cfg_conditions == ("rgb@224", "caption", "tok_depth@224") for st in normal)
+    assert all(st.cfg_scale == (1.0, 0.5, 2.0) for st in normal)
+    # an earlier target no weight names stays out of the guidance (visible to every pass)
+    plain = build_schedule("rgb->depth->normal", cfg=[None, "rgb=2"]).steps_for("tok_normal@224")
+    assert plain[0].cfg_conditions == ("rgb@224",) and plain[0].cfg_scale == (2.0,)
+    # weights per target on the command line's form; the demo preset does not switch on growing conditions
+    cli = build_schedule("rgb->depth->normal", cfg="1-depth=3", preset="demo").steps_for("tok_normal@224")
+    assert cli[0].cfg_conditions == ("rgb@224", "tok_depth@224") and cli[0].cfg_scale == (1.0, 3.0)
+
+
 def test_guidance_schedules_fade_or_rise_over_the_steps():
     counts = [30, 85, 127, 150, 150, 127, 85, 30]
     assert guidance_schedule("constant", 3.0, counts) == [3.0] * 8
@@ -140,6 +155,8 @@ def test_guidance_schedules_fade_or_rise_over_the_steps():
         ("rgb->depth", {"cfg_schedules": "exponential"}, "unknown guidance schedule"),
         ("rgb,caption->depth", {"cfg": [(2.0, 0.5)], "cfg_schedules": "linear"}, "only take the 'constant'"),
         ("rgb->depth", {"cfg": [(1.0, 2.0)]}, "one weight per condition"),
+        ("rgb->depth->normal", {"cfg": "normal=2"}, r"neither a condition nor a target drawn before it.*--cfg 1-normal=2"),
+        ("rgb->depth->normal", {"cfg": [None, "caption=2"]}, r"the targets drawn before it are \['tok_depth@224'\]"),
         ("rgb->depth->normal", {"cfg": [(1.0,), (2.0,)], "cfg_grow_conditioning": True}, "cfg_grow_conditioning"),
         ("rgb->depth->normal", {"temps": "1.0-2.0-3.0"}, "3 values for 2 targets"),
         ("rgb->t5_caption", {}, "cannot be generated"),

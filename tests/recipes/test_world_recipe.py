@@ -440,14 +440,15 @@ def test_a_run_from_a_bundle_takes_its_vocabulary_and_tokenizers_and_retrains_on
     assert json.loads((bundle / "world.json").read_text())["scratch_recipe"] == began
     card = (bundle / "README.md").read_text()
     assert f"Its first FourM stage starts from the weights of `{tiny_bundle.name}`" in card  # no machine's path
-    assert ('open4m.pipeline("world_caption,world_det,tok_semseg@32->tok_rgb@32", model=FOLDER, '
-            'cfg="world_det=2")' in card)  # how to draw the RGB as the eval does
-    assert ("through det, then semseg (chained generation" in card
-            and 'open4m.pipeline("world_caption->world_det->tok_semseg@32->tok_rgb@32", model=FOLDER)' in card)
+    line = ('open4m.pipeline("world_caption->world_det->tok_semseg@32->tok_rgb@32", model=FOLDER, '
+            'cfg=[1, 1, "world_det=2"])')  # how to draw the RGB as the eval does: the links unguided, RGB guided
+    assert "through det, then semseg (chained generation" in card and line in card
     import open4m  # the card's line runs as written
 
-    out = open4m.pipeline("world_caption->world_det->tok_semseg@32->tok_rgb@32", model=str(bundle))(
-        "a small red metal cube.", seed=0)
+    pipe = open4m.pipeline("world_caption->world_det->tok_semseg@32->tok_rgb@32", model=str(bundle),
+                           cfg=[1, 1, "world_det=2"])
+    assert pipe.schedule.steps_for("tok_rgb@32")[0].cfg_conditions == ("world_caption", "world_det")
+    out = pipe("a small red metal cube.", seed=0)
     assert out.images["tok_rgb@32"][0].size == (32, 32)
 
     recipe["world"]["image_size"] = 64  # the bundle's tokenizers read 32 px images: refused before anything renders

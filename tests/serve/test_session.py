@@ -69,7 +69,7 @@ def test_chain_runs_one_spec(studio):
     (dict(conditions=["rgb"], targets=["depth"], image=None), "no image"),
     (dict(conditions=["depth"], targets=["rgb"]), "example scene"),
     (dict(conditions=["caption"], targets=["rgb"], caption="  "), "caption condition is empty"),
-    (dict(conditions=["rgb"], targets=["depth"], guidance="depth=3"), "not a condition"),
+    (dict(conditions=["rgb"], targets=["depth"], guidance="depth=3"), "neither a condition nor a target drawn before it"),
     (dict(conditions=["rgb"], targets=["bogus"]), "cannot take"),
 ])
 def test_bad_requests_are_one_line_errors(studio, kwargs, message):

@@ -326,7 +326,9 @@ def build_schedule(
     guidance scale). Guidance schedules (`constant`, `linear`, `cosine`, `rising`; see
     `guidance_schedule`) set the scale per step of image-like targets. `cfg` may weight each
     condition (`{"caption": 3, "rgb": 1}` or `"caption=3,rgb=1"`, unnamed conditions 1): the
-    guided logits are then uncond + sum_i w_i (cond_i - uncond). With `cfg_grow_conditioning`,
+    guided logits are then uncond + sum_i w_i (cond_i - uncond); a weight may also name a target drawn
+    before (`"caption->det->tok_rgb@224"` with `cfg=[1, "det=2,caption=0.5"]`), which then joins that
+    target's guidance conditions. With `cfg_grow_conditioning`,
     every finished target joins the guidance conditions of the later ones. `model_modalities`,
     when given, is checked so a schedule never asks a model for a modality it does not know.
     """
@@ -346,7 +348,8 @@ def build_schedule(
         if d is not None:
             d.setdefault("top_p", DEMO_TOP_P)
     if cfg_grow_conditioning is None:
-        weighted = isinstance(cfg, Mapping) or (isinstance(cfg, str) and "=" in cfg)
+        per_target = cfg if isinstance(cfg, list) else [cfg]
+        weighted = any(isinstance(v, (Mapping, tuple)) or (isinstance(v, str) and "=" in v) for v in per_target)
         cfg_grow_conditioning = preset == "demo" and not weighted and any(d is not None for d in defaults)
 
     def option(value, name: str, cast) -> list:
@@ -384,16 +387,18 @@ def build_schedule(
             raise ConfigError(f"{where}: temperature {temperature} < 0; use 0 for greedy decoding")
         if not 0.0 <= top_p_i <= 1.0:
             raise ConfigError(f"{where}: top_p={top_p_i} must lie in [0, 1] (0 disables nucleus filtering)")
+        step_conditions = cfg_conditions
         if isinstance(scale, dict):
-            scale = _condition_weights(scale, cfg_conditions, image_size, where)
+            step_conditions, scale = _condition_weights(scale, cfg_conditions, [t.name for t in targets], i,
+                                                        image_size, where)
         if isinstance(scale, tuple):
             if cfg_grow_conditioning:
                 raise ConfigError(f"{where}: per-condition guidance weights cannot be combined with cfg_grow_conditioning "
                                  "(the condition set changes between targets); give one scale")
-            if len(scale) != len(cfg_conditions):
-                raise ConfigError(f"{where}: {len(scale)} guidance weights for {len(cfg_conditions)} conditions "
-                                 f"{cfg_conditions}; give one weight per condition")
-        common = dict(target=mod.name, scheme=scheme, top_k=top_k_i, top_p=top_p_i, cfg_conditions=tuple(cfg_conditions))
+            if len(scale) != len(step_conditions):
+                raise ConfigError(f"{where}: {len(scale)} guidance weights for {len(step_conditions)} conditions "
+                                 f"{step_conditions}; give one weight per condition")
+        common = dict(target=mod.name, scheme=scheme, top_k=top_k_i, top_p=top_p_i, cfg_conditions=tuple(step_conditions))
         if scheme == "autoregressive":
             counts, step_temps = [n_tokens], [temperature]
         else:
@@ -429,18 +434,32 @@ def _default(settings: dict[str, Any] | None, name: str, cast) -> Any:
     return None if value is None else cast(value)
 
 
-def _condition_weights(weights: dict[str, float], conditions: list[str], image_size: int, where: str) -> tuple[float, ...]:
-    """Per-condition guidance weights by name -> one weight per guidance condition, in order (unnamed: 1)."""
+def _condition_weights(weights: dict[str, float], conditions: list[str], targets: list[str], index: int,
+                       image_size: int, where: str) -> tuple[list[str], tuple[float, ...]]:
+    """Per-condition guidance weights by name -> (the step's guidance conditions, one weight each; unnamed: 1).
+
+    A weight may name a target drawn before this one (`caption->det->rgb` with `det=2` on the RGB target): that
+    target then joins this step's guidance conditions, hidden in the unconditional pass and given a pass of its
+    own, so a picture can be made to follow a link of its chain harder in one call. Unnamed earlier targets stay
+    visible to every pass, as without guidance.
+    """
+    earlier = targets[:index]
+    allowed = conditions + [t for t in earlier if t not in conditions]
     resolved, given = {}, {}
     for key, w in weights.items():
-        name = key if key in conditions else resolve_modality(key, image_size, target=False).name
-        if name not in conditions:
-            raise ConfigError(f"{where}: cfg names {key!r}, which is not a condition; the conditions are {conditions}")
+        name = key if key in allowed or key in targets else resolve_modality(key, image_size, target=False).name
+        if name not in allowed:
+            drawn = f"; the targets drawn before it are {earlier}" if earlier else ""
+            later = (f" ({name} is drawn at or after this target: weight it on a later target alone with one value "
+                     f"per target, e.g. cfg=[1, '{key}=2'] or --cfg 1-{key}=2)" if name in targets else "")
+            raise ConfigError(f"{where}: cfg names {key!r}, which is neither a condition nor a target drawn before "
+                              f"it; the conditions are {conditions}{drawn}{later}")
         if name in resolved:  # `rgb=3,rgb@224=2`: the later weight silently replaced the earlier one
             raise ConfigError(f"{where}: cfg weights {given[name]!r} and {key!r} both weight the condition {name}; "
                               "give each condition one weight")
         resolved[name], given[name] = w, key
-    return tuple(float(resolved.get(c, 1.0)) for c in conditions)
+    guided = conditions + [t for t in allowed[len(conditions):] if t in resolved]
+    return guided, tuple(float(resolved.get(c, 1.0)) for c in guided)
 
 
 def _default_steps(kind: str, tokens: int, most: int = 8) -> int:

@@ -127,16 +127,18 @@ def _description(spec: WorldSpec, model: Any, tokenizers: Mapping[str, Any], tex
 
     chain = spec.caption_rgb_chain
     given = [modality(k) for k in ("caption", *chain)]  # what the RGB of caption -> RGB is drawn from
-    chained = (f" A picture is drawn from a caption through {', then '.join(chain)} (chained generation, each from the "
-               f"caption and what was drawn before it), as the eval and `open4m demo` draw it: "
-               f"`open4m.pipeline(\"{'->'.join([*given, spec.tok('rgb')])}\", model=FOLDER)`." if chain else "")
     weights = {modality(k): w for k, w in spec.caption_rgb_guidance.items()}
+    rgb_weights = ",".join(f"{n}={w:g}" for n, w in weights.items())
+    # one guidance value per target: the links unguided (1), the RGB with the weights, which may name the links
+    cfg = (", cfg=" + (f"[{', '.join(['1'] * len(chain))}, \"{rgb_weights}\"]" if chain else f"\"{rgb_weights}\"")
+           if weights else "")
+    call = f"`open4m.pipeline(\"{'->'.join([*given, spec.tok('rgb')])}\", model=FOLDER{cfg})`"
+    chained = (f" A picture is drawn from a caption through {', then '.join(chain)} (chained generation, each from the "
+               f"caption and what was drawn before it), as the eval and `open4m demo` draw it: {call}." if chain else "")
     if weights:
         chained += (" The RGB is drawn with classifier-free guidance on each condition (one pass per condition, "
                     "uncond + sum_k w_k (cond_k - uncond)), weights " + ", ".join(f"`{n}` {w:g}" for n, w in weights.items())
-                    + " (the others 1): draw the links first, then `open4m.pipeline(\"" + ",".join(given) + "->"
-                    + spec.tok("rgb") + "\", model=FOLDER, cfg=\"" + ",".join(f"{n}={w:g}" for n, w in weights.items())
-                    + "\")`.")
+                    + " (the others 1" + ("; the links unguided)" if chain else f"): {call}") + ".")
     return (f"A small 4M (FourM encoder-decoder over discrete tokens) trained {'' if start else 'from scratch '}by "
             f"open4m's own pipeline "
             f"on the procedural world (`open4m.data.synthetic`). It exists so that `open4m demo` shows any-to-any "

@@ -46,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temps", help="temperature(s), e.g. 1.0 or 3.0-0.5")
     p.add_argument("--temp-schedules", help="constant, linear or onex:MIN:POWER")
     p.add_argument("--cfg", help="classifier-free guidance: one scale (1 = none) or weights per condition, "
-                                 "e.g. caption=3,rgb=1")
+                                 "e.g. caption=3,rgb=1; one value per target joined by '-', where a weight may "
+                                 "name an earlier target, e.g. 1-det=2,caption=0.5 for caption->det->rgb")
     p.add_argument("--cfg-schedules", help="guidance scale over the steps: constant, linear or cosine (fade to 1), rising")
     p.add_argument("--cfg-grow-conditioning", action=argparse.BooleanOptionalAction, default=None,
                    help="each finished target joins the guidance conditions of the later ones (demo preset: on)")
