@@ -5,6 +5,7 @@
     python benchmarks/world_diagnosis.py --bound-only val --scenes 128       # depth + caption -> RGB: bound, colours
     python benchmarks/world_diagnosis.py --caption-bound-only val --scenes 128  # caption -> RGB's PSNR: bound
     python benchmarks/world_diagnosis.py --conditions-only val --scenes 128  # caption -> RGB given more than a caption
+    python benchmarks/world_diagnosis.py --context-only val --scenes 64     # RGB loss vs RGB tokens shown
 
 Prints, for a world model bundle (default: the shipped one):
 - vocabulary: text tokens per caption and the world's words the WordPiece vocabulary splits into pieces;
@@ -30,6 +31,9 @@ Prints, for a world model bundle (default: the shipped one):
 - conditions: caption -> RGB read back given the true segmentation, depth or boxes besides the caption (or the
   boxes alone), and chained through segmentation, boxes or boxes then segmentation drawn from the caption, with
   the boxes a caption gives scored as text (which step from a caption to a picture fails);
+- context: the RGB tokens' loss given the caption (and the true boxes) and k of the photo's own RGB tokens, for k
+  from none to nearly all: the condition of MaskGIT's later steps, whose loss should keep falling as k grows;
+  where it stops, the model has not learnt to use that many (its training input budget);
 - sampling: semseg mIoU and box mAP@50 for several MaskGIT step counts and temperatures, and caption -> RGB
   read back under classifier-free guidance.
 With `--run RUN` (an `open4m demo --train --out RUN` folder) it also draws the per-modality training loss
@@ -424,6 +428,52 @@ def caption_conditions(model, samples, batch: int = 32) -> None:
           f"{other:.3f} (margin {said['shape_f1'] - other:+.3f})")
 
 
+def rgb_context(model, samples, shown=(0, 32, 64, 96, 128, 160, 192, 224, 248), batch: int = 16) -> None:
+    """The RGB tokens' loss given the caption (and the true boxes) and `k` of the photo's own RGB tokens at random
+    places, on the tokens left: what each MaskGIT step after the first asks, with ever more of the grid drawn. With
+    more tokens shown, each left has more known neighbours, so a model that uses them has its loss fall to the
+    last step. The sequences and the k tokens all go through the encoder: a model trained with N input tokens has
+    seen few samples where they add up to more than N, and past that its loss stops falling (docs/results.md)."""
+    from open4m.data.synthetic.world import sequence_text
+    from open4m.eval.runner import add_condition
+
+    name = model.image_modality("rgb")
+    truth = model.image_tokens("rgb", [s["rgb"] for s in samples])
+    n_scenes, grid = truth.shape
+    shown = [k for k in shown if k < grid]
+    columns = {}
+    for given in (("caption", "det"), ("caption",)):
+        inputs: dict = {}
+        for key in given:
+            add_condition(model, key, [sequence_text("det", s) if key == "det" else s[key] for s in samples], inputs)
+        pipe = model.pipeline(list(inputs), name, steps=8, temperature=1.0)
+        conditions, _ = pipe.tokenize(inputs)
+        rows = []
+        for k in shown:
+            places = torch.rand(n_scenes, grid, generator=torch.Generator().manual_seed(k)).argsort(dim=1)
+            total, count, encoder = 0.0, 0, []
+            for i in range(0, n_scenes, batch):
+                mod_dict = pipe.sampler.prepare({c: v[i:i + batch] for c, v in conditions.items()}, pipe.schedule)
+                hidden = torch.ones_like(truth[i:i + batch], dtype=torch.bool).scatter(1, places[i:i + batch, :k], False)
+                # the targets attend to each other as in training and in MaskGIT: their count at the first target
+                attend = torch.zeros_like(truth[i:i + batch], dtype=torch.int32)
+                attend.scatter_(1, hidden.int().argmax(dim=1, keepdim=True), grid - k)
+                mod_dict[name] = {**mod_dict[name], "tensor": truth[i:i + batch], "input_mask": hidden,
+                                  "target_mask": ~hidden, "decoder_attention_mask": attend}
+                visible = sum((~e["input_mask"]).sum(dim=1) for e in mod_dict.values())
+                encoder.append(visible.float())
+                with torch.no_grad():
+                    loss, _ = model.model(mod_dict, int(visible.max()), grid - k)
+                total, count = total + float(loss) * len(hidden), count + len(hidden)
+            rows.append((float(torch.cat(encoder).mean()), total / count))
+        columns["+".join(given)] = rows
+    print("RGB token loss (nats) on the tokens left, given the caption (+ true boxes) and k RGB tokens at random places")
+    print(f"{'k shown':>8s}  " + "  ".join(f"{c + ' (encoder tokens)':>30s}" for c in columns))
+    for j, k in enumerate(shown):
+        print(f"{k:8d}  " + "  ".join(f"{rows[j][1]:17.3f} ({rows[j][0]:5.0f} tokens)" + " " * 5
+                                      for rows in columns.values()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="a world model bundle (default: the shipped one)")
@@ -440,6 +490,8 @@ def main() -> None:
                     help="only caption -> RGB's PSNR against the best any estimator reaches, on --scenes scenes of SPLIT")
     ap.add_argument("--conditions-only", default=None, metavar="SPLIT",
                     help="only caption -> RGB given more than the caption, on --scenes scenes of SPLIT")
+    ap.add_argument("--context-only", default=None, metavar="SPLIT",
+                    help="only the RGB tokens' loss against how many of them are shown, on --scenes scenes of SPLIT")
     ap.add_argument("--guidance-only", default=None, metavar="SPLIT",
                     help="only the caption -> RGB guidance sweep, on --scenes scenes of SPLIT (val, test, train)")
     args = ap.parse_args()
@@ -452,7 +504,8 @@ def main() -> None:
     sections = {"conditions_only": lambda samples, split: caption_conditions(model, samples),
                 "guidance_only": lambda samples, split: caption_guidance(model, samples),
                 "bound_only": lambda samples, split: bound(model, samples, split, drawn=generation(model, samples)),
-                "caption_bound_only": lambda samples, split: caption_bound(model, samples, split)}
+                "caption_bound_only": lambda samples, split: caption_bound(model, samples, split),
+                "context_only": lambda samples, split: rgb_context(model, samples)}
     for flag, section in sections.items():  # one section alone, on --scenes scenes of the split it names
         split = getattr(args, flag)
         if split:

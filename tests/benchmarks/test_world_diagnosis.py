@@ -107,3 +107,14 @@ def test_caption_bound_prints_the_mean_image_the_model_and_the_best_estimate(ben
     assert re.search(r"\| the model's posterior mean \(64 draws.*\| [\d.]+ \|", out)
     best, infinite = map(float, re.search(r"mean of 2 renders .* \| ([\d.]+) / ([\d.]+) \|", out).groups())
     assert infinite > best > 10
+
+
+def test_rgb_context_prints_the_loss_for_each_number_of_tokens_shown(bench, shipped, capsys):
+    model, val = shipped
+    bench.rgb_context(model, val, shown=(0, 128, 256))
+    rows = re.findall(r"^ +(\d+) +([\d.]+) \( *(\d+) tokens\) +([\d.]+) \( *(\d+) tokens\)", capsys.readouterr().out, re.M)
+    assert [int(r[0]) for r in rows] == [0, 128]  # a count that leaves no token to score is dropped
+    (_, none, boxes_none, caption_none, cap_none), (_, half, boxes_half, caption_half, cap_half) = rows
+    assert int(boxes_half) - int(boxes_none) == 128 == int(cap_half) - int(cap_none)  # the k tokens join the input
+    assert int(boxes_none) > int(cap_none)  # the boxes' tokens too
+    assert float(none) > float(half) > 0 and float(caption_none) > float(caption_half) > 0  # context helps

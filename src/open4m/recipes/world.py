@@ -42,7 +42,8 @@ from ..train.tasks.fourm import FourMRecipe
 from ..data.synthetic import check_caption_order, world
 from ..data.synthetic.world import (IMAGE_MODALITIES, SEQUENCE_MODALITIES, WorldData, WorldSpec,
                                     check_caption_rgb_chain, check_caption_rgb_guidance, check_token_patch_sizes,
-                                    encode_images, render_world, sequence_ids, read_world_json, token_samples)
+                                    encode_images, render_world, sequence_ids, read_world_json, token_patch,
+                                    token_samples)
 
 __all__ = ["DEFAULT_RECIPE", "WorldRecipe", "load_recipe", "load_recipe_text", "run_recipe", "stage_folder",
            "train_image_tokenizer",
@@ -88,7 +89,7 @@ class WorldSection:
 
     def token_patch(self, base: str) -> int:
         """Pixels per token side of image modality `base`'s token grid."""
-        return int(self.token_patch_sizes.get(base, self.patch_size))
+        return token_patch(self.token_patch_sizes, self.patch_size, base)
 
 
 @dataclass

@@ -89,7 +89,7 @@ class WorldSpec:
 
     def token_patch(self, base: str) -> int:
         """Pixels per token side of image modality `base`'s token grid."""
-        return int(self.token_patch_sizes.get(base, self.patch_size))
+        return token_patch(self.token_patch_sizes, self.patch_size, base)
 
     @property
     def rgb_pixels(self) -> str:
@@ -130,6 +130,12 @@ class WorldSpec:
                    int(rgb_patch) if rgb_patch else None, str(d.get("caption_order", "random")),
                    tuple(d.get("caption_rgb_chain") or ()), dict(d.get("token_patch_sizes") or {}),
                    dict(d.get("caption_rgb_guidance") or {}))
+
+
+def token_patch(token_patch_sizes: Mapping[str, int], patch_size: int, base: str) -> int:
+    """Pixels per token side of image modality `base`'s grid: its own size where `token_patch_sizes` names one, else
+    the world's `patch_size` (what a spec and a recipe's world section both answer)."""
+    return int(token_patch_sizes.get(base, patch_size))
 
 
 def check_token_patch_sizes(patches: Any, image_size: int, key: str) -> dict[str, int]:
