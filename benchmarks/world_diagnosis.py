@@ -434,6 +434,8 @@ def rgb_context(model, samples, shown=(0, 32, 64, 96, 128, 160, 192, 224, 248), 
     more tokens shown, each left has more known neighbours, so a model that uses them has its loss fall to the
     last step. The sequences and the k tokens all go through the encoder: a model trained with N input tokens has
     seen few samples where they add up to more than N, and past that its loss stops falling (docs/results.md)."""
+    from open4m.data.masking import collate
+    from open4m.data.masking.assembly import _image_entry
     from open4m.data.synthetic.world import sequence_text
     from open4m.eval.runner import add_condition
 
@@ -454,17 +456,15 @@ def rgb_context(model, samples, shown=(0, 32, 64, 96, 128, 160, 192, 224, 248), 
             total, count, encoder = 0.0, 0, []
             for i in range(0, n_scenes, batch):
                 mod_dict = pipe.sampler.prepare({c: v[i:i + batch] for c, v in conditions.items()}, pipe.schedule)
-                hidden = torch.ones_like(truth[i:i + batch], dtype=torch.bool).scatter(1, places[i:i + batch, :k], False)
-                # the targets attend to each other as in training and in MaskGIT: their count at the first target
-                attend = torch.zeros_like(truth[i:i + batch], dtype=torch.int32)
-                attend.scatter_(1, hidden.int().argmax(dim=1, keepdim=True), grid - k)
-                mod_dict[name] = {**mod_dict[name], "tensor": truth[i:i + batch], "input_mask": hidden,
-                                  "target_mask": ~hidden, "decoder_attention_mask": attend}
+                # the RGB laid out as the masker lays out training samples: k shown, the rest targets that attend
+                # to each other (as MaskGIT's queries do)
+                mod_dict[name] = collate([{name: _image_entry(t, grid, p[:k].numpy(), p[k:].numpy())}
+                                          for t, p in zip(truth[i:i + batch], places[i:i + batch])])[name]
                 visible = sum((~e["input_mask"]).sum(dim=1) for e in mod_dict.values())
                 encoder.append(visible.float())
                 with torch.no_grad():
                     loss, _ = model.model(mod_dict, int(visible.max()), grid - k)
-                total, count = total + float(loss) * len(hidden), count + len(hidden)
+                total, count = total + float(loss) * len(visible), count + len(visible)
             rows.append((float(torch.cat(encoder).mean()), total / count))
         columns["+".join(given)] = rows
     print("RGB token loss (nats) on the tokens left, given the caption (+ true boxes) and k RGB tokens at random places")

@@ -443,8 +443,8 @@ def _condition_weights(weights: dict[str, float], conditions: list[str], targets
     own, so a picture can be made to follow a link of its chain harder in one call. Unnamed earlier targets stay
     visible to every pass, as without guidance.
     """
-    earlier = targets[:index]
-    allowed = conditions + [t for t in earlier if t not in conditions]
+    earlier = targets[:index]  # never conditions too: a spec names each modality once
+    allowed = conditions + earlier
     resolved, given = {}, {}
     for key, w in weights.items():
         name = key if key in allowed or key in targets else resolve_modality(key, image_size, target=False).name
@@ -458,7 +458,7 @@ def _condition_weights(weights: dict[str, float], conditions: list[str], targets
             raise ConfigError(f"{where}: cfg weights {given[name]!r} and {key!r} both weight the condition {name}; "
                               "give each condition one weight")
         resolved[name], given[name] = w, key
-    guided = conditions + [t for t in allowed[len(conditions):] if t in resolved]
+    guided = conditions + [t for t in earlier if t in resolved]
     return guided, tuple(float(resolved.get(c, 1.0)) for c in guided)
 
 
