@@ -37,6 +37,7 @@ from ..data.codecs import decode, encode
 from ..errors import ConfigError, DataError, NotFound
 from ..train.checkpointing import run_train_seconds
 from ..train.distributed import pick_device
+from ..train.schedule import check_schedule
 from ..train.tasks.fourm import FourMRecipe
 
 from ..data.synthetic import check_caption_order, world
@@ -222,12 +223,12 @@ class WorldRecipe:
             where = "fourm" if n == 1 else f"stages[{n - 2}]"
             stage = self.stage(n)
             if stage.train.tokens is None:  # a run counted in tokens is checked by the engine, which knows a step's
-                _check_schedule(stage.optim.warmup, stage.train.steps, f"{where}.optim.warmup")
+                check_schedule(stage.train.steps, stage.optim.warmup, f"{where}.optim.warmup", "steps")
             self.stage_scenes(n)
             self.stage_caption_order(n)
         for base in IMAGE_MODALITIES:
             t = self.tokenizers.for_modality(base).train
-            _check_schedule(t.warmup, t.steps, f"tokenizers.train.warmup ({base}'s tokenizer)")
+            check_schedule(t.steps, t.warmup, f"tokenizers.train.warmup ({base}'s tokenizer)", "steps")
 
     def stage_scenes(self, n: int) -> int:
         """How many train scenes stage `n` trains on (`scenes` of its entry, else world.train_scenes)."""
@@ -261,13 +262,6 @@ class WorldRecipe:
             return from_dict(FourMRecipe, merged(to_dict(self.fourm), changes), command="demo")
         except ConfigError as err:
             raise ConfigError(f"stages[{n - 2}]: {err}") from None
-
-
-def _check_schedule(warmup: float, steps: int, key: str) -> None:
-    """The trainers' rule for a schedule (warmup inside the run), applied when the recipe is read."""
-    if not 0 <= warmup < steps:
-        raise ConfigError(f"{key}={warmup} must be >= 0 and shorter than its run of {steps} steps; lower it or "
-                          f"train longer")
 
 
 def load_recipe(path: str | Path | None = None) -> WorldRecipe:
