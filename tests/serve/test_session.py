@@ -71,11 +71,28 @@ def test_chain_runs_one_spec(studio):
     (dict(conditions=["caption"], targets=["rgb"], caption="  "), "caption condition is empty"),
     (dict(conditions=["rgb"], targets=["depth"], guidance="depth=3"), "neither a condition nor a target drawn before it"),
     (dict(conditions=["rgb"], targets=["bogus"]), "cannot take"),
+    # what a raw API call may send instead of the page's widgets
+    (dict(conditions=["rgb"], targets=["depth"], image=123), "a int, not an image"),
+    (dict(conditions=["rgb"], targets=["depth"], image={"path": "/no/such/photo.png"}), "cannot read it"),
+    (dict(conditions=["rgb"], targets=["depth"], steps="many"), "steps: 'many' is not a number"),
+    (dict(conditions=["rgb"], targets=["depth"], steps=2.5), "steps: 2.5 is not a whole number"),
+    (dict(conditions=["rgb"], targets=["depth"], seed="x"), "seed: 'x' is not a number"),
+    (dict(conditions=["rgb"], targets=["depth"], image_temperature="hot"), "image temperature: 'hot' is not a number"),
 ])
 def test_bad_requests_are_one_line_errors(studio, kwargs, message):
     kwargs.setdefault("image", studio.example(0).rgb)
     with pytest.raises((ConfigError, DataError), match=message):
         studio.generate(kwargs.pop("conditions"), kwargs.pop("targets"), **kwargs)
+
+
+def test_rgb_condition_as_a_gradio_file_record(studio, tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "grey.png"
+    Image.fromarray(np.full((80, 80), 90, np.uint8)).save(path)  # grey, and not the model's size
+    result = studio.generate(["rgb"], ["depth"], image={"path": str(path)}, steps=2.0, seed=1.0)
+    (image, label), = result.gallery
+    assert label == "depth" and image.size == (256, 256)
 
 
 def test_boxes():

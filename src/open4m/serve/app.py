@@ -100,9 +100,9 @@ def build_app(studio: Studio):
             scene = scene_of(int(scene_index)) if scene_index is not None else None
             result: Result = studio.generate(
                 conditions or [], targets or [], image=image, scene=scene, caption=caption, boxes=boxes,
-                palette=[palette_1, palette_2, palette_3, palette_4], metadata=metadata, steps=int(steps),
-                image_temperature=float(image_temperature), text_temperature=float(text_temperature),
-                guidance=guidance, seed=int(seed or 0), chain=bool(chain), progress=True)
+                palette=[palette_1, palette_2, palette_3, palette_4], metadata=metadata, steps=steps,
+                image_temperature=image_temperature, text_temperature=text_temperature,
+                guidance=guidance, seed=0 if seed is None else seed, chain=bool(chain), progress=True)
         except Open4mError as err:
             raise gr.Error(str(err)) from None
         status = f"Generated {result.summary()}."

@@ -14,6 +14,7 @@ an `open4m.errors.Open4mError` with a one-line message; the page shows it and ke
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -136,11 +137,14 @@ class Studio:
         names = [self.outputs[r] for r in ROLES if r in targets]  # in the page's order
         image_target = {n: self.model.model.modality_info[n].kind is Kind.IMAGE_TOKENS for n in names}
         cfg = parse_guidance(guidance, self.inputs)
+        steps, seed = _whole(steps, "steps"), _whole(seed, "seed")
+        image_temperature = _number(image_temperature, "image temperature")
+        text_temperature = _number(text_temperature, "text temperature")
         gallery, texts, specs = [], {}, []
         for group in [names] if chain else [[n] for n in names]:
-            request = build_request(self.model.model, values, group, seed=int(seed),
-                                    steps=[int(steps) if image_target[n] else None for n in group],
-                                    temps=[float(image_temperature if image_target[n] else text_temperature)
+            request = build_request(self.model.model, values, group, seed=seed,
+                                    steps=[steps if image_target[n] else None for n in group],
+                                    temps=[image_temperature if image_target[n] else text_temperature
                                            for n in group], cfg=cfg)
             pipe = self.model.base.with_spec(request.spec, **request.options)
             out = request.run(pipe, progress=progress, label="the {name} condition:")
@@ -163,10 +167,7 @@ class Studio:
         if role == "rgb":
             if image is None:
                 raise DataError("the RGB condition has no image: pick an example scene or upload a photo")
-            image = load_image(image) if isinstance(image, str) else image
-            if isinstance(image, np.ndarray):
-                return image
-            return to_model_size(image.convert("RGB"), self.size)
+            return self._rgb(image)
         if role in IMAGE_ROLES:
             if scene is None:
                 raise DataError(f"a {ROLES[role]} condition comes from an example scene's ground truth; pick an "
@@ -181,6 +182,22 @@ class Studio:
         if role == "color_palette":
             return parse_palette(palette)
         return parse_metadata(metadata)
+
+    def _rgb(self, image: Any) -> Any:
+        """The RGB condition from what the page, a script or a raw API call sends: a PIL image, a uint8 array (the
+        pipeline checks its shape), a file path, or Gradio's file record ({"path": ...})."""
+        from PIL import Image
+
+        if isinstance(image, Mapping) and isinstance(image.get("path"), str):
+            image = image["path"]
+        if isinstance(image, (str, os.PathLike)):
+            image = load_image(image)
+        if isinstance(image, np.ndarray):
+            return image
+        if not isinstance(image, Image.Image):
+            raise DataError(f"the RGB condition is a {type(image).__name__}, not an image: give a PIL image, a uint8 "
+                            "(H, W, 3) array or the path of an image file")
+        return to_model_size(image.convert("RGB"), self.size)
 
     def _present(self, out: GenerationOutput, names: Sequence[str]) -> tuple[list[tuple[Any, str]], dict[str, str]]:
         """Every target as a labelled picture (boxes drawn on the input or generated RGB) and its text."""
@@ -267,6 +284,14 @@ def load_image(path: str):
     """An uploaded file -> an 8-bit RGB PIL image (grey, palette, RGBA and 16-bit files as the photo looks); a
     file that is no image, a truncated or a hostile one is a one-line `DataError`."""
     return rgb_image(open_image(path, "the uploaded file"))
+
+
+def _whole(value: Any, what: str) -> int:
+    """A whole number from the page (Gradio sends 8.0 for 8), else a one-line `DataError`."""
+    number = _number(value, what)
+    if number != int(number):
+        raise DataError(f"{what}: {value!r} is not a whole number")
+    return int(number)
 
 
 def _number(value: Any, what: str) -> float:
