@@ -280,7 +280,7 @@ def to_model_size(image, size: int):
     return image if image.size == (size, size) else image.resize((size, size), Image.BOX)
 
 
-def load_image(path: str):
+def load_image(path: str | os.PathLike):
     """An uploaded file -> an 8-bit RGB PIL image (grey, palette, RGBA and 16-bit files as the photo looks); a
     file that is no image, a truncated or a hostile one is a one-line `DataError`."""
     return rgb_image(open_image(path, "the uploaded file"))
